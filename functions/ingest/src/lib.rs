@@ -1,0 +1,187 @@
+//! The ingest function: `POST /v1/events`. Parses and validates each event on its own, prices it,
+//! and hands the valid ones to the store, which counts each exactly once and updates rollups.
+
+use axum::Json;
+use axum::body::Body;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use llmtrack_shared::ApiError;
+use llmtrack_shared::auth;
+use llmtrack_shared::domain::apikey::Scope;
+use llmtrack_shared::domain::event::{self, Context, MAX_BODY_BYTES, Redaction, Rejection};
+use llmtrack_shared::domain::pricing::PriceTable;
+use llmtrack_shared::domain::time::{month_of, next_month_start};
+use llmtrack_shared::error::ErrorDetail;
+use llmtrack_shared::ports::{DynClock, DynStore, IngestOutcome, Quota, Stored};
+use serde::Serialize;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+#[derive(Clone)]
+pub struct IngestState {
+    pub store: DynStore,
+    pub clock: DynClock,
+    pub prices: &'static PriceTable,
+}
+
+fn routes() -> OpenApiRouter<IngestState> {
+    OpenApiRouter::new().routes(routes!(post_events))
+}
+
+/// The ingest routes.
+pub fn router(state: IngestState) -> OpenApiRouter {
+    // The body limit is enforced in the handler so the 413 has our JSON error shape.
+    routes().layer(DefaultBodyLimit::disable()).with_state(state)
+}
+
+/// The ingest part of the OpenAPI document.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    routes().into_openapi()
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum EventStatus {
+    /// Stored and counted.
+    Accepted,
+    /// Already stored by an earlier request with the same `id`: not counted again.
+    Duplicate,
+    /// Not stored; `error` says why. Fix and resend this event only.
+    Rejected,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EventResult {
+    /// Position of the event in the request (0 for a single event).
+    pub index: usize,
+    pub status: EventStatus,
+    /// The event's id: the one sent, or the one LLMtrack assigned.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<Rejection>,
+    /// Metadata fields that were not stored because they looked like secrets or card numbers.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub redacted: Vec<Redaction>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct IngestResponse {
+    pub accepted: usize,
+    pub duplicates: usize,
+    pub rejected: usize,
+    /// One entry per event, in request order.
+    pub results: Vec<EventResult>,
+    /// Present when every event was rejected.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<ErrorDetail>,
+}
+
+/// Send one usage event, or a batch as `{"events": [...]}`.
+///
+/// Every event gets its own result. 200: all stored (or duplicates). 207: some rejected, the others
+/// stored; resend only the rejected ones. 400: none stored. 429: the plan's monthly quota is used up.
+#[utoipa::path(
+    post,
+    path = "/v1/events",
+    tag = "ingest",
+    request_body(content = serde_json::Value, description = "One event object, or {\"events\": [event, ...]} with at most 1000 events; body at most 5 MiB", content_type = "application/json"),
+    responses(
+        (status = 200, description = "Every event stored or recognised as a duplicate", body = IngestResponse),
+        (status = 207, description = "Some events rejected; the others stored", body = IngestResponse),
+        (status = 400, description = "Malformed body, or every event rejected", body = IngestResponse),
+        (status = 401, description = "Missing, malformed, unknown or deactivated API key", body = llmtrack_shared::error::ErrorBody),
+        (status = 403, description = "The key's scope is not `ingest`", body = llmtrack_shared::error::ErrorBody),
+        (status = 413, description = "Body larger than 5 MiB", body = llmtrack_shared::error::ErrorBody),
+        (status = 415, description = "Content-Type is not application/json", body = llmtrack_shared::error::ErrorBody),
+        (status = 429, description = "Monthly event quota used up", body = llmtrack_shared::error::ErrorBody),
+    ),
+    security(("api_key" = []))
+)]
+async fn post_events(State(s): State<IngestState>, headers: HeaderMap, body: Body) -> Result<Response, ApiError> {
+    let (key, workspace) = auth::api_key(&s.store, &s.clock, &headers, Scope::Ingest).await?;
+    require_json(&headers)?;
+    let bytes = axum::body::to_bytes(body, MAX_BODY_BYTES)
+        .await
+        .map_err(|_| ApiError::PayloadTooLarge(format!("the body is larger than {MAX_BODY_BYTES} bytes; split the batch")))?;
+    let raw = event::split_body(&bytes).map_err(|e| ApiError::bad_request("invalid_body", e.to_string()))?;
+
+    let now = s.clock.now_ms();
+    let ctx = Context { now_ms: now, source: &key.source, plan: workspace.plan, prices: s.prices };
+    let mut results = Vec::with_capacity(raw.len());
+    let mut valid = Vec::with_capacity(raw.len());
+    for (index, r) in raw.iter().enumerate() {
+        match event::validate(r, &ctx) {
+            Ok((e, redacted)) => {
+                results.push(EventResult { index, status: EventStatus::Accepted, id: Some(e.id.clone()), error: None, redacted });
+                valid.push(e);
+            }
+            Err(rejection) => {
+                results.push(EventResult { index, status: EventStatus::Rejected, id: None, error: Some(rejection), redacted: Vec::new() })
+            }
+        }
+    }
+
+    if !valid.is_empty() {
+        if let Err(e) = s.store.recover(&workspace.id).await {
+            // Recovery is housekeeping for earlier batches; this batch does not depend on it.
+            tracing::warn!(workspace = %workspace.id, error = %e, "recovery of stale batches failed");
+        }
+        let limit = workspace.plan.limits().events_per_month;
+        let quota = Quota { month: month_of(now), limit };
+        match s.store.ingest(&workspace.id, &valid, &quota).await? {
+            IngestOutcome::QuotaExceeded { used } => {
+                let reset = next_month_start(now);
+                return Err(ApiError::QuotaExceeded {
+                    message: format!(
+                        "the {} plan's limit of {limit} events per month is used up ({used} counted this month); it resets at {}. Upgrade the plan to send more.",
+                        workspace.plan.as_str(),
+                        reset.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                    ),
+                    retry_after_s: (reset.timestamp_millis() - now) / 1000,
+                });
+            }
+            IngestOutcome::Stored(outcomes) => {
+                let mut outcomes = outcomes.into_iter();
+                for r in results.iter_mut().filter(|r| r.status == EventStatus::Accepted) {
+                    if outcomes.next() == Some(Stored::Duplicate) {
+                        r.status = EventStatus::Duplicate;
+                    }
+                }
+            }
+        }
+    }
+
+    let count = |st: EventStatus| results.iter().filter(|r| r.status == st).count();
+    let (accepted, duplicates, rejected) = (count(EventStatus::Accepted), count(EventStatus::Duplicate), count(EventStatus::Rejected));
+    tracing::info!(workspace = %workspace.id, accepted, duplicates, rejected, "events ingested");
+    let (status, error) = if rejected == 0 {
+        (StatusCode::OK, None)
+    } else if rejected < results.len() {
+        (StatusCode::MULTI_STATUS, None)
+    } else {
+        let message = match results.as_slice() {
+            [only] => {
+                let e = only.error.as_ref().map(|e| (e.field.as_str(), e.message.as_str())).unwrap_or_default();
+                if e.0.is_empty() { format!("the event was rejected: {}", e.1) } else { format!("the event was rejected: {}: {}", e.0, e.1) }
+            }
+            _ => format!("all {} events were rejected; `results` says why for each", results.len()),
+        };
+        (StatusCode::BAD_REQUEST, Some(ErrorDetail { code: "invalid_event".into(), message }))
+    };
+    Ok((status, Json(IngestResponse { accepted, duplicates, rejected, results, error })).into_response())
+}
+
+fn require_json(headers: &HeaderMap) -> Result<(), ApiError> {
+    let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let essence = content_type.split(';').next().unwrap_or("").trim();
+    if essence.eq_ignore_ascii_case("application/json") {
+        Ok(())
+    } else if content_type.is_empty() {
+        Err(ApiError::UnsupportedMediaType("missing Content-Type: send `Content-Type: application/json`".into()))
+    } else {
+        Err(ApiError::UnsupportedMediaType(format!("Content-Type `{content_type}` is not accepted: send `application/json`")))
+    }
+}

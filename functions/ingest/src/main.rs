@@ -1,0 +1,19 @@
+//! The ingest Lambda: `POST /v1/events` behind API Gateway, storing in DynamoDB.
+
+use std::sync::Arc;
+
+use llmtrack_ingest::{IngestState, router};
+use llmtrack_shared::adapters::dynamodb::DynamoStore;
+use llmtrack_shared::config::LambdaConfig;
+use llmtrack_shared::domain::pricing::PriceTable;
+use llmtrack_shared::ports::SystemClock;
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_http::Error> {
+    llmtrack_shared::telemetry::init();
+    let config = LambdaConfig::from_env()?;
+    let store = DynamoStore::from_env(&config.table_name).await;
+    let state = IngestState { store: Arc::new(store), clock: Arc::new(SystemClock), prices: PriceTable::bundled() };
+    let (app, _api) = router(state).split_for_parts();
+    lambda_http::run(app).await
+}

@@ -1,0 +1,182 @@
+//! The query function: analytics read from rollups. This first slice answers
+//! `GET /v1/stats/summary` for a `read` key; the full query function grows here.
+
+use axum::Json;
+use axum::extract::{Query, State};
+use axum::http::HeaderMap;
+use llmtrack_shared::ApiError;
+use llmtrack_shared::auth;
+use llmtrack_shared::domain::apikey::Scope;
+use llmtrack_shared::domain::rollup::{Dimension, Rollup};
+use llmtrack_shared::domain::time::{HOUR_MS, hour_of, rfc3339};
+use llmtrack_shared::ports::{DynClock, DynStore};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+#[derive(Clone)]
+pub struct QueryState {
+    pub store: DynStore,
+    pub clock: DynClock,
+}
+
+fn routes() -> OpenApiRouter<QueryState> {
+    OpenApiRouter::new().routes(routes!(summary))
+}
+
+/// The analytics routes.
+pub fn router(state: QueryState) -> OpenApiRouter {
+    routes().with_state(state)
+}
+
+/// The whole public API's OpenAPI document: every function's routes, generated from the handlers'
+/// annotations (utoipa), so the document cannot drift from the code. The query function serves it.
+pub fn openapi_document() -> utoipa::openapi::OpenApi {
+    llmtrack_shared::openapi::document([
+        llmtrack_shared::openapi::health().into_openapi(),
+        llmtrack_ingest::openapi(),
+        routes().into_openapi(),
+        openapi_routes().into_openapi(),
+    ])
+}
+
+fn openapi_routes() -> OpenApiRouter {
+    OpenApiRouter::new().routes(routes!(openapi_json))
+}
+
+/// `GET /v1/openapi.json` and `GET /healthz`, stateless.
+pub fn openapi_route() -> axum::Router {
+    let (docs, _) = openapi_routes().split_for_parts();
+    let (health, _) = llmtrack_shared::openapi::health().split_for_parts();
+    docs.merge(health)
+}
+
+/// This document: the OpenAPI 3.1 description of the LLMtrack API.
+#[utoipa::path(get, path = "/v1/openapi.json", tag = "meta", responses((status = 200, description = "The OpenAPI document", content_type = "application/json")))]
+async fn openapi_json() -> Json<utoipa::openapi::OpenApi> {
+    Json(openapi_document())
+}
+
+/// Longest range one summary may cover (the longest plan history).
+const MAX_RANGE_MS: i64 = 366 * 24 * HOUR_MS;
+
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct RangeParams {
+    /// Start (RFC 3339, or `last_24h`, `last_7d`, `last_30d`). Default: 24 hours before `to`.
+    pub from: Option<String>,
+    /// End (RFC 3339). Default: now.
+    pub to: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Tokens {
+    pub input: u64,
+    pub output: u64,
+    pub cached_input: u64,
+    pub cache_write: u64,
+    pub reasoning: u64,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Latency {
+    /// Milliseconds, within 1% of the exact percentile; null when no event carried a latency.
+    pub p50: Option<f64>,
+    pub p95: Option<f64>,
+    pub p99: Option<f64>,
+    /// How many events carried a latency.
+    pub count: u64,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Summary {
+    /// The range actually covered: whole UTC hours, clamped to the plan's history window.
+    pub from: String,
+    pub to: String,
+    /// True when `from` was moved forward to the start of the plan's history window.
+    pub clamped: bool,
+    pub requests: u64,
+    pub errors: u64,
+    pub error_rate: f64,
+    pub tokens: Tokens,
+    /// Cost of the priced events, in USD.
+    pub cost_usd: f64,
+    /// Events whose cost is unknown (no `cost_usd` sent and no price for the model).
+    pub unpriced: u64,
+    pub latency_ms: Latency,
+}
+
+/// Totals for a time range, read from hourly rollups.
+#[utoipa::path(
+    get,
+    path = "/v1/stats/summary",
+    tag = "analytics",
+    params(RangeParams),
+    responses(
+        (status = 200, description = "Totals for the range", body = Summary),
+        (status = 400, description = "Invalid range", body = llmtrack_shared::error::ErrorBody),
+        (status = 401, description = "Missing, unknown or deactivated key", body = llmtrack_shared::error::ErrorBody),
+        (status = 403, description = "The key's scope is not `read`", body = llmtrack_shared::error::ErrorBody),
+    ),
+    security(("api_key" = []))
+)]
+async fn summary(State(s): State<QueryState>, headers: HeaderMap, Query(p): Query<RangeParams>) -> Result<Json<Summary>, ApiError> {
+    let (_, workspace) = auth::api_key(&s.store, &s.clock, &headers, Scope::Read).await?;
+    let now = s.clock.now_ms();
+    let to = match p.to.as_deref() {
+        Some(t) => parse_time("to", t)?,
+        None => now,
+    };
+    let from = match p.from.as_deref() {
+        None => to - 24 * HOUR_MS,
+        Some("last_24h") => now - 24 * HOUR_MS,
+        Some("last_7d") => now - 7 * 24 * HOUR_MS,
+        Some("last_30d") => now - 30 * 24 * HOUR_MS,
+        Some(f) => parse_time("from", f)?,
+    };
+    if from >= to {
+        return Err(ApiError::bad_request("invalid_range", "`from` must be before `to`"));
+    }
+    if to - from > MAX_RANGE_MS {
+        return Err(ApiError::bad_request("invalid_range", "the range is longer than 366 days"));
+    }
+    // Nothing older than the plan's history window is shown, even if the store still holds it.
+    let window_start = now - workspace.plan.history_ms();
+    let clamped = from < window_start;
+    let from = from.max(window_start);
+    let (from_hour, to_hour) = (hour_of(from), hour_of(to - 1) + 1);
+    let rows = s.store.rollups(&workspace.id, Dimension::Total, from_hour, to_hour).await?;
+    let mut total = Rollup::default();
+    for (_, r) in &rows {
+        total.merge(r);
+    }
+    Ok(Json(Summary {
+        from: rfc3339(from_hour * HOUR_MS),
+        to: rfc3339(to_hour * HOUR_MS),
+        clamped,
+        requests: total.requests,
+        errors: total.errors,
+        error_rate: if total.requests == 0 { 0.0 } else { total.errors as f64 / total.requests as f64 },
+        tokens: Tokens {
+            input: total.input_tokens,
+            output: total.output_tokens,
+            cached_input: total.cached_input_tokens,
+            cache_write: total.cache_write_tokens,
+            reasoning: total.reasoning_tokens,
+        },
+        cost_usd: total.cost_pico as f64 / 1e12,
+        unpriced: total.unpriced,
+        latency_ms: Latency {
+            p50: total.latency.quantile(0.50),
+            p95: total.latency.quantile(0.95),
+            p99: total.latency.quantile(0.99),
+            count: total.latency.count(),
+        },
+    }))
+}
+
+fn parse_time(field: &str, value: &str) -> Result<i64, ApiError> {
+    chrono::DateTime::parse_from_rfc3339(value)
+        .map(|t| t.timestamp_millis())
+        .map_err(|_| ApiError::bad_request("invalid_time", format!("`{field}` must be an RFC 3339 time such as 2026-11-27T00:00:00Z, got `{value}`")))
+}

@@ -1,0 +1,124 @@
+//! `llmtrack`: the local and self-hosted server (`serve`) and operator commands (`admin`).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::anyhow;
+use clap::{Parser, Subcommand};
+use llmtrack::admin;
+use llmtrack_shared::domain::apikey::Scope;
+use llmtrack_shared::domain::plan::Plan;
+use llmtrack_shared::domain::time::rfc3339;
+use serde_json::json;
+
+#[derive(Parser)]
+#[command(name = "llmtrack", version, about = "LLM usage and cost tracking, on one machine")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the API (every function) over the embedded SQLite store.
+    Serve {
+        #[arg(long, default_value = "127.0.0.1:8080", env = "LLMTRACK_ADDR")]
+        addr: SocketAddr,
+        #[arg(long, default_value = ".llmtrack", env = "LLMTRACK_DATA_DIR")]
+        data_dir: PathBuf,
+    },
+    /// Operator commands on the store.
+    Admin {
+        #[arg(long, default_value = ".llmtrack", env = "LLMTRACK_DATA_DIR", global = true)]
+        data_dir: PathBuf,
+        /// Print machine-readable JSON.
+        #[arg(long, global = true)]
+        json: bool,
+        #[command(subcommand)]
+        command: AdminCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum AdminCommand {
+    /// Create a workspace.
+    CreateWorkspace {
+        #[arg(long)]
+        name: String,
+        #[arg(long, default_value = "free", value_parser = parse_plan)]
+        plan: Plan,
+    },
+    /// Create an API key; the raw key is printed this once and never again.
+    CreateKey {
+        #[arg(long)]
+        workspace: String,
+        #[arg(long)]
+        name: String,
+        /// Source label attached to every event the key sends (production, staging, ...).
+        #[arg(long)]
+        source: String,
+        #[arg(long, default_value = "ingest", value_parser = parse_scope)]
+        scope: Scope,
+    },
+    /// Set a workspace's plan (self-hosters; on AWS, billing sets it).
+    SetPlan {
+        #[arg(long)]
+        workspace: String,
+        #[arg(long, value_parser = parse_plan)]
+        plan: Plan,
+    },
+}
+
+fn parse_plan(s: &str) -> Result<Plan, String> {
+    Plan::parse(s).ok_or_else(|| format!("unknown plan `{s}`: use free, pro or team"))
+}
+
+fn parse_scope(s: &str) -> Result<Scope, String> {
+    Scope::parse(s).ok_or_else(|| format!("unknown scope `{s}`: use ingest or read"))
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    llmtrack_shared::telemetry::init();
+    match Cli::parse().command {
+        Command::Serve { addr, data_dir } => llmtrack::serve(addr, &data_dir).await,
+        Command::Admin { data_dir, json, command } => {
+            let store = llmtrack::open_store(&data_dir)?;
+            let now = chrono::Utc::now().timestamp_millis();
+            match command {
+                AdminCommand::CreateWorkspace { name, plan } => {
+                    let ws = admin::create_workspace(&store, &name, plan, now).await?;
+                    if json {
+                        println!("{}", json!({"id": ws.id, "name": ws.name, "plan": ws.plan, "created_at": rfc3339(ws.created_ms)}));
+                    } else {
+                        println!("created workspace {} ({}, {} plan)", ws.id, ws.name, ws.plan.as_str());
+                    }
+                }
+                AdminCommand::CreateKey { workspace, name, source, scope } => {
+                    let (key, raw) = admin::create_key(&store, &workspace, &name, &source, scope, now).await?;
+                    if json {
+                        println!(
+                            "{}",
+                            json!({"id": key.id, "workspace": key.workspace_id, "name": key.name, "source": key.source,
+                                   "scope": key.scope, "prefix": key.prefix, "key": raw.expose()})
+                        );
+                    } else {
+                        println!("created key {} ({}, source {}, scope {})", key.id, key.name, key.source, key.scope.as_str());
+                        println!("key: {}", raw.expose());
+                        println!("This is the only time the key is shown: store it now.");
+                    }
+                }
+                AdminCommand::SetPlan { workspace, plan } => {
+                    admin::set_plan(&store, &workspace, plan).await?;
+                    if json {
+                        println!("{}", json!({"workspace": workspace, "plan": plan}));
+                    } else {
+                        println!("workspace {workspace} is now on the {} plan", plan.as_str());
+                    }
+                }
+            }
+            Ok(())
+        }
+    }
+    .map_err(|e| anyhow!("{e:#}"))
+}

@@ -1,0 +1,356 @@
+//! The embedded SQLite store: the local and self-hosted default.
+//!
+//! One writer connection (SQLite allows one writer at a time anyway) and a few readers, WAL mode so
+//! readers never wait on the writer. A batch is one transaction: events, rollups and the quota
+//! counter commit together or not at all, which is what makes a crash mid-batch harmless here.
+
+use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+use anyhow::{Context as _, anyhow};
+use async_trait::async_trait;
+use rusqlite::{Connection, OptionalExtension as _, TransactionBehavior, params};
+
+use crate::domain::apikey::{ApiKey, KeyHash, KeyState, Scope};
+use crate::domain::event::Event;
+use crate::domain::ids::{KeyId, WorkspaceId};
+use crate::domain::plan::Plan;
+use crate::domain::rollup::{self, Dimension, Rollup, RollupKey};
+use crate::ports::{IngestOutcome, Quota, Store, StoreError, StoreResult, Stored, Workspace};
+
+const SCHEMA: &str = r#"
+CREATE TABLE IF NOT EXISTS workspaces (
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    plan TEXT NOT NULL,
+    created_ms INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS api_keys (
+    hash TEXT PRIMARY KEY,
+    id TEXT NOT NULL UNIQUE,
+    workspace_id TEXT NOT NULL,
+    name TEXT NOT NULL,
+    source TEXT NOT NULL,
+    scope TEXT NOT NULL,
+    state TEXT NOT NULL,
+    prefix TEXT NOT NULL,
+    created_ms INTEGER NOT NULL,
+    last_used_ms INTEGER
+);
+CREATE INDEX IF NOT EXISTS api_keys_by_workspace ON api_keys (workspace_id, id);
+CREATE TABLE IF NOT EXISTS events (
+    workspace_id TEXT NOT NULL,
+    ts_ms INTEGER NOT NULL,
+    id TEXT NOT NULL,
+    idempotency_key TEXT,
+    expires_ms INTEGER NOT NULL,
+    body TEXT NOT NULL,
+    PRIMARY KEY (workspace_id, ts_ms, id)
+) WITHOUT ROWID;
+CREATE UNIQUE INDEX IF NOT EXISTS events_by_idempotency_key
+    ON events (workspace_id, idempotency_key) WHERE idempotency_key IS NOT NULL;
+CREATE INDEX IF NOT EXISTS events_by_expiry ON events (expires_ms);
+CREATE TABLE IF NOT EXISTS rollups (
+    workspace_id TEXT NOT NULL,
+    dimension TEXT NOT NULL,
+    hour INTEGER NOT NULL,
+    value TEXT NOT NULL,
+    data BLOB NOT NULL,
+    PRIMARY KEY (workspace_id, dimension, hour, value)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS usage (
+    workspace_id TEXT NOT NULL,
+    month TEXT NOT NULL,
+    events INTEGER NOT NULL,
+    PRIMARY KEY (workspace_id, month)
+) WITHOUT ROWID;
+"#;
+
+const READERS: usize = 4;
+
+#[derive(Clone)]
+pub struct SqliteStore {
+    writer: Arc<Mutex<Connection>>,
+    readers: Arc<Vec<Mutex<Connection>>>,
+    next_reader: Arc<AtomicUsize>,
+}
+
+fn open(path: &Path) -> anyhow::Result<Connection> {
+    let conn = Connection::open(path).with_context(|| format!("opening {}", path.display()))?;
+    conn.busy_timeout(std::time::Duration::from_secs(10))?;
+    // WAL: readers do not block the writer; NORMAL sync is durable across process crashes (the
+    // failure this store guards against) and fast; a power loss may drop the last transactions.
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(None, "synchronous", "NORMAL")?;
+    Ok(conn)
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the store at `path`.
+    pub fn open(path: &Path) -> anyhow::Result<SqliteStore> {
+        let writer = open(path)?;
+        writer.execute_batch(SCHEMA).context("creating the schema")?;
+        let readers = (0..READERS).map(|_| open(path).map(Mutex::new)).collect::<anyhow::Result<Vec<_>>>()?;
+        Ok(SqliteStore { writer: Arc::new(Mutex::new(writer)), readers: Arc::new(readers), next_reader: Arc::new(AtomicUsize::new(0)) })
+    }
+
+    async fn write<T: Send + 'static>(&self, f: impl FnOnce(&mut Connection) -> anyhow::Result<T> + Send + 'static) -> StoreResult<T> {
+        let writer = self.writer.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut conn = writer.lock().map_err(|_| anyhow!("sqlite writer lock poisoned"))?;
+            f(&mut conn)
+        })
+        .await
+        .map_err(|e| anyhow!("sqlite task failed: {e}"))?
+        .map_err(classify)
+    }
+
+    async fn read<T: Send + 'static>(&self, f: impl FnOnce(&Connection) -> anyhow::Result<T> + Send + 'static) -> StoreResult<T> {
+        let readers = self.readers.clone();
+        let i = self.next_reader.fetch_add(1, Ordering::Relaxed) % readers.len();
+        tokio::task::spawn_blocking(move || {
+            let conn = readers[i].lock().map_err(|_| anyhow!("sqlite reader lock poisoned"))?;
+            f(&conn)
+        })
+        .await
+        .map_err(|e| anyhow!("sqlite task failed: {e}"))?
+        .map_err(StoreError::Unexpected)
+    }
+}
+
+fn classify(e: anyhow::Error) -> StoreError {
+    match e.downcast_ref::<rusqlite::Error>() {
+        Some(rusqlite::Error::SqliteFailure(f, _)) if f.code == rusqlite::ErrorCode::ConstraintViolation => {
+            StoreError::Conflict("a record with that id".into())
+        }
+        _ => StoreError::Unexpected(e),
+    }
+}
+
+fn key_from_row(row: &rusqlite::Row) -> rusqlite::Result<ApiKey> {
+    let parse_err = |what: &str| rusqlite::Error::InvalidColumnName(what.to_owned());
+    Ok(ApiKey {
+        hash: KeyHash(row.get("hash")?),
+        id: KeyId::parse(&row.get::<_, String>("id")?).ok_or_else(|| parse_err("id"))?,
+        workspace_id: WorkspaceId::parse(&row.get::<_, String>("workspace_id")?).ok_or_else(|| parse_err("workspace_id"))?,
+        name: row.get("name")?,
+        source: row.get("source")?,
+        scope: Scope::parse(&row.get::<_, String>("scope")?).ok_or_else(|| parse_err("scope"))?,
+        state: KeyState::parse(&row.get::<_, String>("state")?).ok_or_else(|| parse_err("state"))?,
+        prefix: row.get("prefix")?,
+        created_ms: row.get("created_ms")?,
+        last_used_ms: row.get("last_used_ms")?,
+    })
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn create_workspace(&self, ws: &Workspace) -> StoreResult<()> {
+        let ws = ws.clone();
+        self.write(move |c| {
+            c.execute(
+                "INSERT INTO workspaces (id, name, plan, created_ms) VALUES (?1, ?2, ?3, ?4)",
+                params![ws.id.as_str(), ws.name, ws.plan.as_str(), ws.created_ms],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn workspace(&self, id: &WorkspaceId) -> StoreResult<Option<Workspace>> {
+        let id = id.clone();
+        self.read(move |c| {
+            let row = c
+                .query_row("SELECT name, plan, created_ms FROM workspaces WHERE id = ?1", [id.as_str()], |r| {
+                    Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, i64>(2)?))
+                })
+                .optional()?;
+            row.map(|(name, plan, created_ms)| {
+                let plan = Plan::parse(&plan).ok_or_else(|| anyhow!("workspace {id} has unknown plan {plan}"))?;
+                Ok(Workspace { id, name, plan, created_ms })
+            })
+            .transpose()
+        })
+        .await
+    }
+
+    async fn set_plan(&self, id: &WorkspaceId, plan: Plan) -> StoreResult<bool> {
+        let id = id.clone();
+        self.write(move |c| Ok(c.execute("UPDATE workspaces SET plan = ?1 WHERE id = ?2", params![plan.as_str(), id.as_str()])? == 1))
+            .await
+    }
+
+    async fn create_key(&self, key: &ApiKey) -> StoreResult<()> {
+        let k = key.clone();
+        self.write(move |c| {
+            c.execute(
+                "INSERT INTO api_keys (hash, id, workspace_id, name, source, scope, state, prefix, created_ms, last_used_ms)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                params![
+                    k.hash.0,
+                    k.id.as_str(),
+                    k.workspace_id.as_str(),
+                    k.name,
+                    k.source,
+                    k.scope.as_str(),
+                    k.state.as_str(),
+                    k.prefix,
+                    k.created_ms,
+                    k.last_used_ms
+                ],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn key_by_hash(&self, hash: &KeyHash) -> StoreResult<Option<ApiKey>> {
+        let hash = hash.0.clone();
+        self.read(move |c| Ok(c.query_row("SELECT * FROM api_keys WHERE hash = ?1", [hash], key_from_row).optional()?)).await
+    }
+
+    async fn keys(&self, ws: &WorkspaceId) -> StoreResult<Vec<ApiKey>> {
+        let ws = ws.clone();
+        self.read(move |c| {
+            let mut stmt = c.prepare("SELECT * FROM api_keys WHERE workspace_id = ?1 ORDER BY id")?;
+            let keys = stmt.query_map([ws.as_str()], key_from_row)?.collect::<Result<Vec<_>, _>>()?;
+            Ok(keys)
+        })
+        .await
+    }
+
+    async fn set_key_state(&self, ws: &WorkspaceId, key: &KeyId, state: KeyState) -> StoreResult<bool> {
+        let (ws, key) = (ws.clone(), key.clone());
+        self.write(move |c| {
+            Ok(c.execute(
+                "UPDATE api_keys SET state = ?1 WHERE workspace_id = ?2 AND id = ?3",
+                params![state.as_str(), ws.as_str(), key.as_str()],
+            )? == 1)
+        })
+        .await
+    }
+
+    async fn delete_key(&self, ws: &WorkspaceId, key: &KeyId) -> StoreResult<bool> {
+        let (ws, key) = (ws.clone(), key.clone());
+        self.write(move |c| Ok(c.execute("DELETE FROM api_keys WHERE workspace_id = ?1 AND id = ?2", params![ws.as_str(), key.as_str()])? == 1))
+            .await
+    }
+
+    async fn touch_key(&self, key: &ApiKey, at_ms: i64) -> StoreResult<()> {
+        let hash = key.hash.0.clone();
+        self.write(move |c| {
+            c.execute("UPDATE api_keys SET last_used_ms = max(coalesce(last_used_ms, 0), ?1) WHERE hash = ?2", params![at_ms, hash])?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn ingest(&self, ws: &WorkspaceId, events: &[Event], quota: &Quota) -> StoreResult<IngestOutcome> {
+        // Serialise outside the writer lock: the lock is the throughput bottleneck.
+        let bodies = events.iter().map(serde_json::to_string).collect::<Result<Vec<_>, _>>().map_err(|e| anyhow!(e))?;
+        let events = events.to_vec();
+        let (ws, quota) = (ws.clone(), quota.clone());
+        self.write(move |c| {
+            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let used: i64 = tx
+                .query_row("SELECT events FROM usage WHERE workspace_id = ?1 AND month = ?2", params![ws.as_str(), quota.month], |r| r.get(0))
+                .optional()?
+                .unwrap_or(0);
+            let used = used.max(0) as u64;
+            if used >= quota.limit {
+                return Ok(IngestOutcome::QuotaExceeded { used });
+            }
+            let mut outcomes = Vec::with_capacity(events.len());
+            {
+                let mut insert = tx.prepare_cached(
+                    "INSERT INTO events (workspace_id, ts_ms, id, idempotency_key, expires_ms, body) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                     ON CONFLICT DO NOTHING",
+                )?;
+                for (e, body) in events.iter().zip(&bodies) {
+                    let n = insert.execute(params![ws.as_str(), e.ts_ms, e.id, e.idempotency_key, e.expires_ms, body])?;
+                    outcomes.push(if n == 1 { Stored::Accepted } else { Stored::Duplicate });
+                }
+            }
+            let accepted = events.iter().zip(&outcomes).filter(|(_, o)| **o == Stored::Accepted).map(|(e, _)| e);
+            let deltas = rollup::fold(accepted);
+            {
+                let mut get = tx.prepare_cached("SELECT data FROM rollups WHERE workspace_id = ?1 AND dimension = ?2 AND hour = ?3 AND value = ?4")?;
+                let mut put = tx.prepare_cached(
+                    "INSERT INTO rollups (workspace_id, dimension, hour, value, data) VALUES (?1, ?2, ?3, ?4, ?5)
+                     ON CONFLICT (workspace_id, dimension, hour, value) DO UPDATE SET data = excluded.data",
+                )?;
+                for (k, delta) in &deltas {
+                    let dim = k.dimension.as_str();
+                    let existing: Option<Vec<u8>> = get.query_row(params![ws.as_str(), dim, k.hour, k.value], |r| r.get(0)).optional()?;
+                    let mut merged = match existing {
+                        Some(bytes) => Rollup::decode(&bytes).ok_or_else(|| anyhow!("corrupt rollup {ws} {dim} {} {}", k.hour, k.value))?,
+                        None => Rollup::default(),
+                    };
+                    merged.merge(delta);
+                    put.execute(params![ws.as_str(), dim, k.hour, k.value, merged.encode()])?;
+                }
+            }
+            let accepted_count = outcomes.iter().filter(|o| **o == Stored::Accepted).count() as i64;
+            tx.execute(
+                "INSERT INTO usage (workspace_id, month, events) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (workspace_id, month) DO UPDATE SET events = events + excluded.events",
+                params![ws.as_str(), quota.month, accepted_count],
+            )?;
+            tx.commit()?;
+            Ok(IngestOutcome::Stored(outcomes))
+        })
+        .await
+    }
+
+    async fn usage(&self, ws: &WorkspaceId, month: &str) -> StoreResult<u64> {
+        let (ws, month) = (ws.clone(), month.to_owned());
+        self.read(move |c| {
+            let used: i64 = c
+                .query_row("SELECT events FROM usage WHERE workspace_id = ?1 AND month = ?2", params![ws.as_str(), month], |r| r.get(0))
+                .optional()?
+                .unwrap_or(0);
+            Ok(used.max(0) as u64)
+        })
+        .await
+    }
+
+    async fn rollups(&self, ws: &WorkspaceId, dimension: Dimension, from_hour: i64, to_hour: i64) -> StoreResult<Vec<(RollupKey, Rollup)>> {
+        let ws = ws.clone();
+        self.read(move |c| {
+            let mut stmt = c.prepare_cached(
+                "SELECT hour, value, data FROM rollups WHERE workspace_id = ?1 AND dimension = ?2 AND hour >= ?3 AND hour < ?4 ORDER BY hour, value",
+            )?;
+            let rows = stmt.query_map(params![ws.as_str(), dimension.as_str(), from_hour, to_hour], |r| {
+                Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?, r.get::<_, Vec<u8>>(2)?))
+            })?;
+            let mut out = Vec::new();
+            for row in rows {
+                let (hour, value, data) = row?;
+                let r = Rollup::decode(&data).ok_or_else(|| anyhow!("corrupt rollup {ws} {} {hour} {value}", dimension.as_str()))?;
+                out.push((RollupKey { hour, dimension, value }, r));
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn events(&self, ws: &WorkspaceId, from_ms: i64, to_ms: i64, after: Option<(i64, String)>, limit: usize) -> StoreResult<Vec<Event>> {
+        let ws = ws.clone();
+        self.read(move |c| {
+            let (after_ts, after_id) = after.unwrap_or((i64::MIN, String::new()));
+            let mut stmt = c.prepare_cached(
+                "SELECT body FROM events WHERE workspace_id = ?1 AND ts_ms >= ?2 AND ts_ms < ?3 AND (ts_ms, id) > (?4, ?5)
+                 ORDER BY ts_ms, id LIMIT ?6",
+            )?;
+            let rows = stmt.query_map(params![ws.as_str(), from_ms, to_ms, after_ts, after_id, limit as i64], |r| r.get::<_, String>(0))?;
+            rows.map(|body| Ok(serde_json::from_str(&body?)?)).collect()
+        })
+        .await
+    }
+
+    async fn recover(&self, _ws: &WorkspaceId) -> StoreResult<usize> {
+        // Each batch is one transaction: there is never a half-applied batch to finish.
+        Ok(0)
+    }
+}

@@ -1,0 +1,12 @@
+//! Pure domain logic: no I/O, no clocks read directly (time comes in as arguments).
+
+pub mod apikey;
+pub mod event;
+pub mod ids;
+pub mod names;
+pub mod plan;
+pub mod pricing;
+pub mod privacy;
+pub mod rollup;
+pub mod sketch;
+pub mod time;
