@@ -1,1 +1,55 @@
-fn main() {}
+//! Ingest CPU per event: parse, validate, price and fold into rollup deltas, for a batch of 100
+//! realistic events (budget: 2 µs per event on one core). Run with `make bench`.
+
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use llmtrack_shared::domain::event::{self, Context};
+use llmtrack_shared::domain::plan::Plan;
+use llmtrack_shared::domain::pricing::PriceTable;
+use llmtrack_shared::domain::rollup;
+use serde_json::json;
+
+const FEATURES: [&str; 3] = ["chat", "search", "summarize"];
+
+fn body(now: i64) -> Vec<u8> {
+    let models = ["gpt-4o", "gpt-4o-mini", "claude-sonnet-4-20250514", "gemini-2.5-flash", "in-house-7b"];
+    let events: Vec<_> = (0..100)
+        .map(|i| {
+            json!({
+                "id": format!("0f8c2b1e-4a7d-4c1b-9e3f-{i:012}"),
+                "timestamp": now - i * 1000,
+                "provider": "openai",
+                "model": models[i as usize % models.len()],
+                "feature": FEATURES[i as usize % 3],
+                "user_id": format!("user-{}", i % 7),
+                "input_tokens": 1200 + i,
+                "cached_input_tokens": 400,
+                "output_tokens": 300,
+                "reasoning_tokens": 50,
+                "latency_ms": 850.0 + i as f64,
+                "status": if i % 20 == 0 { "error" } else { "success" },
+                "metadata": {"region": "eu-west-1", "attempt": 1, "streamed": true}
+            })
+        })
+        .collect();
+    serde_json::to_vec(&json!({ "events": events })).unwrap()
+}
+
+fn ingest_cpu(c: &mut Criterion) {
+    let now = chrono::Utc::now().timestamp_millis();
+    let body = body(now);
+    let prices = PriceTable::bundled();
+    let mut group = c.benchmark_group("ingest");
+    group.throughput(Throughput::Elements(100));
+    group.bench_function("parse+validate+price+rollup, batch of 100", |b| {
+        b.iter(|| {
+            let ctx = Context { now_ms: now, source: "production", plan: Plan::Pro, prices };
+            let raw = event::split_body(&body).unwrap();
+            let events: Vec<_> = raw.iter().map(|r| event::validate(r, &ctx).unwrap().0).collect();
+            std::hint::black_box(rollup::fold(&events))
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, ingest_cpu);
+criterion_main!(benches);

@@ -1,1 +1,12 @@
-fn main() {}
+//! Black-box HTTP tests: the real app on a random port over its own SQLite store.
+
+#[path = "../support/mod.rs"]
+mod support;
+
+mod auth;
+mod crash;
+mod docs;
+mod ingest;
+mod quota;
+mod secrets;
+mod summary;

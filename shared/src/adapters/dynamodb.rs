@@ -32,6 +32,7 @@ use anyhow::{Context as _, anyhow};
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::primitives::Blob;
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, AttributeValue as Av, BillingMode, ConsumedCapacity, KeySchemaElement, KeyType, KeysAndAttributes,
@@ -443,7 +444,10 @@ impl DynamoStore {
                 self.capacity.record(None, size);
                 // The id was claimed before. If the claimant died before writing the event, write it
                 // under the claimed key now; the conditional put lets only one retry do so.
-                let old = ctx.err().item().cloned().unwrap_or_default();
+                let old = match ctx.err() {
+                    PutItemError::ConditionalCheckFailedException(c) => c.item().cloned().unwrap_or_default(),
+                    _ => Item::new(),
+                };
                 (get_s(&old, "epk")?.to_owned(), get_s(&old, "esk")?.to_owned())
             }
             Err(e) => return Err(err(e)),
@@ -525,7 +529,7 @@ impl DynamoStore {
                             .table_name(&self.table)
                             .set_item(Some(item))
                             .condition_expression(condition)
-                            .set_expression_attribute_values(expected.map(|v| HashMap::from([(":v".to_owned(), v)])))
+                            .set_expression_attribute_values(expected)
                             .return_consumed_capacity(ReturnConsumedCapacity::Total)
                             .send()
                             .await;
@@ -776,10 +780,11 @@ impl Store for DynamoStore {
         self.put(marker, None).await?;
 
         // 3. The events, each exactly once.
-        let outcomes: Vec<Stored> = stream::iter(events.iter().zip(&first))
-            .map(|(e, first)| {
-                let batch = batch.as_str();
-                async move { if *first { self.write_event(ws, e, batch).await } else { Ok(Stored::Duplicate) } }
+        let batch_ref = batch.as_str();
+        let first_ref = &first;
+        let outcomes: Vec<Stored> = stream::iter(0..events.len())
+            .map(|i| async move {
+                if first_ref[i] { self.write_event(ws, &events[i], batch_ref).await } else { Ok(Stored::Duplicate) }
             })
             .buffered(CONCURRENCY)
             .try_collect()
@@ -826,7 +831,7 @@ impl Store for DynamoStore {
         for hour in hour_of(start)..=hour_of(to_ms - 1) {
             let items = self.query_all(event_pk(ws, hour), None, None).await?;
             for item in items {
-                let e: Event = serde_json::from_str(get_s(&item, "d")?)?;
+                let e: Event = serde_json::from_str(get_s(&item, "d")?).context("decoding a stored event")?;
                 let past_cursor = after.as_ref().is_none_or(|(ts, id)| (e.ts_ms, &e.id) > (*ts, id));
                 if e.ts_ms >= from_ms && e.ts_ms < to_ms && past_cursor {
                     out.push(e);

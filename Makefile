@@ -1,0 +1,46 @@
+# LLMtrack: `make dev` runs it locally, `make test` runs every test. See README.md.
+SHELL := /bin/bash
+VENV := .venv
+PY_STAMP := $(VENV)/.installed
+CARGO ?= cargo
+
+.PHONY: dev test lint bench sizes deploy clean
+
+## Python tools for the tests (moto's server mode, cfn-lint) in a git-ignored virtualenv.
+$(PY_STAMP): infra/requirements-test.txt
+	python3 -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --upgrade pip
+	$(VENV)/bin/pip install --quiet -r infra/requirements-test.txt
+	touch $(PY_STAMP)
+
+## Serve LLMtrack on http://127.0.0.1:8080 with the SQLite store in .llmtrack/.
+dev:
+	$(CARGO) run --bin llmtrack -- serve --addr 127.0.0.1:8080 --data-dir .llmtrack
+
+## Every test: template lint, unit tests, the conformance suite on SQLite and DynamoDB (moto), API tests.
+test: $(PY_STAMP) lint
+	infra/scripts/with-moto $(CARGO) test --workspace
+
+lint: $(PY_STAMP)
+	$(VENV)/bin/cfn-lint template.yaml
+
+## Benchmarks; results are recorded in docs/PERFORMANCE.md.
+bench: $(PY_STAMP)
+	$(CARGO) bench -p llmtrack-shared --bench ingest_cpu
+	$(CARGO) bench -p llmtrack --bench http_ingest
+	infra/scripts/with-moto $(CARGO) bench -p llmtrack --bench dynamodb_wcu
+	$(MAKE) sizes
+
+## Release size of each Lambda binary and of the local binary.
+sizes:
+	$(CARGO) build --release -p llmtrack-ingest -p llmtrack-query -p llmtrack
+	@ls -l target/release/ingest target/release/query target/release/llmtrack | awk '{printf "%-28s %6.1f MiB\n", $$9, $$5/1048576}'
+
+## Deploy to AWS (needs the AWS SAM CLI and cargo-lambda; see docs/DEPLOYMENT.md).
+deploy:
+	sam build --beta-features
+	sam deploy --guided
+
+clean:
+	$(CARGO) clean
+	rm -rf $(VENV)

@@ -1,0 +1,74 @@
+//! DynamoDB write units per event at batch size 100 (budget: 1.3; the floor is 1.0, one small item
+//! per event). Runs the DynamoDB adapter against the DynamoDB-compatible server `make bench` starts
+//! (moto) and reports two figures: the units the server reported in ConsumedCapacity, and the
+//! units DynamoDB would charge by its sizing rule (one per started KiB of each item written),
+//! computed from the items the adapter actually sent. moto reports a flat unit per write request,
+//! so the sized figure is the one to compare with the budget.
+
+use aws_sdk_dynamodb::config::{BehaviorVersion, Credentials, Region};
+use llmtrack_shared::adapters::dynamodb::DynamoStore;
+use llmtrack_shared::domain::event::{self, Context};
+use llmtrack_shared::domain::ids::WorkspaceId;
+use llmtrack_shared::domain::plan::Plan;
+use llmtrack_shared::domain::pricing::PriceTable;
+use llmtrack_shared::domain::time::month_of;
+use llmtrack_shared::ports::{Quota, Store, Workspace};
+use serde_json::json;
+
+const FEATURES: [&str; 3] = ["chat", "search", "summarize"];
+
+const BATCH: usize = 100;
+const BATCHES: usize = 10;
+
+#[tokio::main]
+async fn main() {
+    let endpoint = std::env::var("MOTO_ENDPOINT").expect("MOTO_ENDPOINT: run with `make bench`");
+    let config = aws_sdk_dynamodb::Config::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .endpoint_url(endpoint)
+        .region(Region::new("us-east-1"))
+        .credentials_provider(Credentials::new("bench", "bench", None, None, "bench"))
+        .build();
+    let store = DynamoStore::new(aws_sdk_dynamodb::Client::from_conf(config), &format!("bench-{}", ulid::Ulid::new().to_string().to_lowercase()));
+    store.create_table().await.unwrap();
+    let now = chrono::Utc::now().timestamp_millis();
+    let ws = Workspace { id: WorkspaceId::generate(), name: "Bench".into(), plan: Plan::Team, created_ms: now };
+    store.create_workspace(&ws).await.unwrap();
+    store.capacity().reset();
+
+    let ctx = Context { now_ms: now, source: "production", plan: Plan::Team, prices: PriceTable::bundled() };
+    let models = ["gpt-4o", "gpt-4o-mini", "claude-sonnet-4-20250514", "gemini-2.5-flash", "in-house-7b"];
+    let quota = Quota { month: month_of(now), limit: 10_000_000 };
+    for b in 0..BATCHES {
+        let events: Vec<_> = (0..BATCH)
+            .map(|i| {
+                let n = b * BATCH + i;
+                let v = json!({
+                    "id": format!("0f8c2b1e-4a7d-4c1b-9e3f-{n:012}"),
+                    // A steady stream: each batch covers about a minute, so it touches one or two hours.
+                    "timestamp": now - 3_600_000 + (n as i64) * 600,
+                    "provider": "openai",
+                    "model": models[n % models.len()],
+                    "feature": FEATURES[n % 3],
+                    "user_id": format!("user-{}", n % 50),
+                    "input_tokens": 1200, "cached_input_tokens": 400, "output_tokens": 300,
+                    "latency_ms": 300.0 + ((n * 7919) % 4000) as f64,
+                    "status": if n % 20 == 0 { "error" } else { "success" },
+                    "metadata": {"region": "eu-west-1", "attempt": 1}
+                });
+                event::validate(&serde_json::value::to_raw_value(&v).unwrap(), &ctx).unwrap().0
+            })
+            .collect();
+        store.ingest(&ws.id, &events, &quota).await.unwrap();
+    }
+    let events = (BATCH * BATCHES) as f64;
+    let c = store.capacity();
+    println!(
+        "dynamodb_wcu: {events} events in batches of {BATCH}: {} write requests; reported {:.1} WCU ({:.3}/event); sized {} WCU ({:.3}/event)",
+        c.write_requests(),
+        c.reported_write_units(),
+        c.reported_write_units() / events,
+        c.sized_write_units(),
+        c.sized_write_units() as f64 / events
+    );
+}

@@ -1,0 +1,199 @@
+//! Helpers shared by the test binaries: stores (SQLite in a temp dir, DynamoDB on moto), a running
+//! app on a random port (zero2prod's `spawn_app`), and recomputation of rollups from raw events.
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+
+use aws_sdk_dynamodb::config::{BehaviorVersion, Credentials, Region};
+use llmtrack_shared::adapters::dynamodb::DynamoStore;
+use llmtrack_shared::adapters::sqlite::SqliteStore;
+use llmtrack_shared::domain::apikey::Scope;
+use llmtrack_shared::domain::event::Event;
+use llmtrack_shared::domain::ids::WorkspaceId;
+use llmtrack_shared::domain::plan::Plan;
+use llmtrack_shared::domain::rollup::{self, Dimension, Rollup, RollupKey};
+use llmtrack_shared::ports::{Clock, DynClock, DynStore, Store, SystemClock};
+use serde_json::Value;
+
+/// A clock tests can set.
+pub struct TestClock(AtomicI64);
+
+impl TestClock {
+    pub fn at(ms: i64) -> Arc<TestClock> {
+        Arc::new(TestClock(AtomicI64::new(ms)))
+    }
+    pub fn set(&self, ms: i64) {
+        self.0.store(ms, Ordering::SeqCst);
+    }
+}
+
+impl Clock for TestClock {
+    fn now_ms(&self) -> i64 {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
+pub fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+pub fn sqlite_store() -> (SqliteStore, tempfile::TempDir) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = SqliteStore::open(&dir.path().join("test.sqlite3")).expect("open sqlite");
+    (store, dir)
+}
+
+/// The moto server `make test` started. moto's reset is global, so every test makes its own table.
+pub fn moto_endpoint() -> String {
+    std::env::var("MOTO_ENDPOINT").expect("MOTO_ENDPOINT is not set: run the tests with `make test`, which starts moto")
+}
+
+pub fn dynamo_client() -> aws_sdk_dynamodb::Client {
+    let config = aws_sdk_dynamodb::Config::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .endpoint_url(moto_endpoint())
+        .region(Region::new("us-east-1"))
+        .credentials_provider(Credentials::new("test", "test", None, None, "tests"))
+        .build();
+    aws_sdk_dynamodb::Client::from_conf(config)
+}
+
+pub async fn dynamo_store() -> DynamoStore {
+    let table = format!("llmtrack-test-{}", ulid::Ulid::new().to_string().to_lowercase());
+    let store = DynamoStore::new(dynamo_client(), &table);
+    store.create_table().await.expect("create table on moto");
+    store
+}
+
+/// Every rollup of every dimension, recomputed from the raw events the store holds.
+pub async fn recomputed(store: &dyn Store, ws: &WorkspaceId) -> BTreeMap<RollupKey, Rollup> {
+    let events = all_events(store, ws).await;
+    rollup::fold(&events)
+}
+
+pub async fn all_events(store: &dyn Store, ws: &WorkspaceId) -> Vec<Event> {
+    let mut out = Vec::new();
+    let mut after = None;
+    loop {
+        // Tests keep their events within the last two days (DynamoDB lists events hour by hour).
+        let page = store.events(ws, now_ms() - 2 * 86_400_000, now_ms() + 3_600_000, after.clone(), 500).await.expect("events");
+        let Some(last) = page.last() else { break };
+        after = Some((last.ts_ms, last.id.clone()));
+        out.extend(page);
+    }
+    out
+}
+
+pub async fn stored_rollups(store: &dyn Store, ws: &WorkspaceId) -> BTreeMap<RollupKey, Rollup> {
+    let mut out = BTreeMap::new();
+    for d in Dimension::ALL {
+        for (k, r) in store.rollups(ws, d, 0, i64::MAX / 2).await.expect("rollups") {
+            out.insert(k, r);
+        }
+    }
+    out
+}
+
+/// Asserts the stored rollups are exactly what the stored raw events give.
+pub async fn assert_rollups_match_events(store: &dyn Store, ws: &WorkspaceId) {
+    let expected = recomputed(store, ws).await;
+    let actual = stored_rollups(store, ws).await;
+    assert_eq!(actual.keys().collect::<Vec<_>>(), expected.keys().collect::<Vec<_>>(), "rollup keys differ from a recomputation");
+    for (k, r) in &expected {
+        assert!(actual[k].same_as(r), "rollup {k:?} differs from a recomputation:\nstored {:?}\nexpected {r:?}", actual[k]);
+    }
+}
+
+pub struct TestApp {
+    pub addr: SocketAddr,
+    pub http: reqwest::Client,
+    pub store: DynStore,
+    _dir: Option<tempfile::TempDir>,
+}
+
+/// Starts the real app (every function's router) on a random port over its own SQLite store.
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with_clock(Arc::new(SystemClock)).await
+}
+
+pub async fn spawn_app_with_clock(clock: DynClock) -> TestApp {
+    let (store, dir) = sqlite_store();
+    spawn_app_on(Arc::new(store), clock, Some(dir)).await
+}
+
+pub async fn spawn_app_on(store: DynStore, clock: DynClock, dir: Option<tempfile::TempDir>) -> TestApp {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let app = llmtrack::app(store.clone(), clock);
+    tokio::spawn(async move { axum::serve(listener, app).await.expect("serve") });
+    TestApp { addr, http: reqwest::Client::new(), store, _dir: dir }
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    pub async fn workspace(&self, plan: Plan) -> WorkspaceId {
+        llmtrack::admin::create_workspace(self.store.as_ref(), "Acme", plan, now_ms()).await.expect("workspace").id
+    }
+
+    /// A raw key of the given scope for the workspace.
+    pub async fn key(&self, ws: &WorkspaceId, scope: Scope, source: &str) -> String {
+        let (_, raw) = llmtrack::admin::create_key(self.store.as_ref(), ws.as_str(), "test key", source, scope, now_ms()).await.expect("key");
+        raw.expose().to_owned()
+    }
+
+    pub async fn post_events(&self, key: &str, body: &Value) -> (u16, Value) {
+        self.post_raw(key, "application/json", serde_json::to_vec(body).unwrap()).await
+    }
+
+    pub async fn post_raw(&self, key: &str, content_type: &str, body: Vec<u8>) -> (u16, Value) {
+        let resp = self
+            .http
+            .post(self.url("/v1/events"))
+            .bearer_auth(key)
+            .header("content-type", content_type)
+            .body(body)
+            .send()
+            .await
+            .expect("request");
+        let status = resp.status().as_u16();
+        (status, resp.json().await.unwrap_or(Value::Null))
+    }
+
+    pub async fn summary(&self, key: &str, query: &str) -> (u16, Value) {
+        let resp = self.http.get(self.url(&format!("/v1/stats/summary{query}"))).bearer_auth(key).send().await.expect("request");
+        let status = resp.status().as_u16();
+        (status, resp.json().await.unwrap_or(Value::Null))
+    }
+}
+
+/// A realistic event: mixed providers, models, features and statuses, decided by `i`.
+pub fn event(i: usize, ts_ms: i64) -> Value {
+    let models = [("openai", "gpt-4o"), ("openai", "gpt-4o-mini"), ("anthropic", "claude-sonnet-4-20250514"), ("google", "gemini-2.5-flash"), ("acme", "in-house-7b")];
+    let (provider, model) = models[i % models.len()];
+    let features = ["chat", "search", "summarize"];
+    let mut e = serde_json::json!({
+        "id": format!("evt-{i}"),
+        "timestamp": ts_ms,
+        "provider": provider,
+        "model": model,
+        "feature": features[i % features.len()],
+        "user_id": format!("user-{}", i % 7),
+        "input_tokens": 500 + (i % 13) * 100,
+        "cached_input_tokens": (i % 5) * 50,
+        "output_tokens": 100 + (i % 11) * 20,
+        "reasoning_tokens": (i % 3) * 10,
+        "latency_ms": 200.0 + ((i * 7919) % 3000) as f64,
+        "status": if i % 10 == 0 { "error" } else { "success" },
+        "metadata": {"region": "eu", "attempt": (i % 3) as i64, "cached": i % 2 == 0}
+    });
+    if i % 17 == 0 {
+        e["cost_usd"] = serde_json::json!(0.0125);
+    }
+    e
+}
