@@ -48,6 +48,15 @@ fn ingest_cpu(c: &mut Criterion) {
             std::hint::black_box(rollup::fold(&events))
         })
     });
+    // The parts, to see where the time goes.
+    let ctx = Context { now_ms: now, source: "production", plan: Plan::Pro, prices };
+    let raw = event::split_body(&body).unwrap();
+    let events: Vec<_> = raw.iter().map(|r| event::validate(r, &ctx).unwrap().0).collect();
+    group.bench_function("part: split body", |b| b.iter(|| std::hint::black_box(event::split_body(&body).unwrap())));
+    group.bench_function("part: validate+price", |b| {
+        b.iter(|| raw.iter().map(|r| event::validate(r, &ctx).unwrap().0).collect::<Vec<_>>())
+    });
+    group.bench_function("part: rollup fold", |b| b.iter(|| std::hint::black_box(rollup::fold(&events))));
     group.finish();
 }
 

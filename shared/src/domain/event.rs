@@ -145,25 +145,34 @@ pub enum BodyError {
 }
 
 /// Splits a body into its raw events without parsing them, so each can fail on its own.
+/// One pass over a batch: each event is only delimited here and parsed by [`validate`].
 pub fn split_body(body: &[u8]) -> Result<Vec<&RawValue>, BodyError> {
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Batch<'a> {
+        #[serde(borrow)]
+        events: Vec<&'a RawValue>,
+    }
+    if let Ok(batch) = serde_json::from_slice::<Batch>(body) {
+        return match batch.events.len() {
+            0 => Err(BodyError::EmptyBatch),
+            n if n > MAX_BATCH_EVENTS => Err(BodyError::TooManyEvents(n)),
+            _ => Ok(batch.events),
+        };
+    }
+    // Not a well-formed batch: either one event, or something to explain.
+    let whole: &RawValue = serde_json::from_slice(body).map_err(|e| BodyError::Malformed(e.to_string()))?;
+    if !whole.get().trim_start().starts_with('{') {
+        return Err(BodyError::WrongShape);
+    }
     #[derive(Deserialize)]
     struct Probe<'a> {
         #[serde(borrow)]
         events: Option<&'a RawValue>,
     }
-    let whole: &RawValue = serde_json::from_slice(body).map_err(|e| BodyError::Malformed(e.to_string()))?;
-    if !whole.get().trim_start().starts_with('{') {
-        return Err(BodyError::WrongShape);
-    }
-    let probe: Probe = serde_json::from_str(whole.get()).map_err(|e| BodyError::Malformed(e.to_string()))?;
-    let Some(events) = probe.events else {
-        return Ok(vec![whole]);
-    };
-    let list: Vec<&RawValue> = serde_json::from_str(events.get()).map_err(|_| BodyError::WrongShape)?;
-    match list.len() {
-        0 => Err(BodyError::EmptyBatch),
-        n if n > MAX_BATCH_EVENTS => Err(BodyError::TooManyEvents(n)),
-        _ => Ok(list),
+    match serde_json::from_str::<Probe>(whole.get()) {
+        Ok(Probe { events: Some(_) }) => Err(BodyError::WrongShape),
+        _ => Ok(vec![whole]),
     }
 }
 
@@ -243,19 +252,11 @@ fn timestamp<'de, D: Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
 
 /// Parses, validates and prices one raw event. Redactions are reported, never fatal.
 pub fn validate(raw: &RawValue, ctx: &Context) -> Result<(Event, Vec<Redaction>), Rejection> {
-    let mut de = serde_json::Deserializer::from_str(raw.get());
-    let input: EventIn = serde_path_to_error::deserialize(&mut de).map_err(|e| {
-        let field = e.path().to_string();
-        let message = e.into_inner().to_string();
-        // serde reports a missing field at the parent path; name the field itself.
-        let field = match message.strip_prefix("missing field `").and_then(|m| m.split('`').next()) {
-            Some(missing) => missing.to_owned(),
-            None if field == "." => String::new(),
-            None => field,
-        };
-        let message = strip_position(&message);
-        Rejection::new(field, "invalid_field", message)
-    })?;
+    // The fast path parses plainly; only a failure is parsed again to find the field's path.
+    let input: EventIn = match serde_json::from_str(raw.get()) {
+        Ok(input) => input,
+        Err(_) => return Err(explain_parse_error(raw)),
+    };
 
     let id = match input.id {
         Some(id) => {
@@ -351,6 +352,22 @@ pub fn validate(raw: &RawValue, ctx: &Context) -> Result<(Event, Vec<Redaction>)
         },
         redactions,
     ))
+}
+
+fn explain_parse_error(raw: &RawValue) -> Rejection {
+    let mut de = serde_json::Deserializer::from_str(raw.get());
+    let Err(e) = serde_path_to_error::deserialize::<_, EventIn>(&mut de) else {
+        return Rejection::new("", "invalid_event", "the event could not be parsed");
+    };
+    let field = e.path().to_string();
+    let message = e.into_inner().to_string();
+    // serde reports a missing field at the parent path; name the field itself.
+    let field = match message.strip_prefix("missing field `").and_then(|m| m.split('`').next()) {
+        Some(missing) => missing.to_owned(),
+        None if field == "." => String::new(),
+        None => field,
+    };
+    Rejection::new(field, "invalid_field", strip_position(&message))
 }
 
 /// serde_json appends " at line 1 column 42": positions inside one event only confuse.
