@@ -29,16 +29,38 @@ async fn main() {
         .region(Region::new("us-east-1"))
         .credentials_provider(Credentials::new("bench", "bench", None, None, "bench"))
         .build();
-    let store = DynamoStore::new(aws_sdk_dynamodb::Client::from_conf(config), &format!("bench-{}", ulid::Ulid::new().to_string().to_lowercase()));
+    let store = DynamoStore::new(
+        aws_sdk_dynamodb::Client::from_conf(config),
+        &format!("bench-{}", ulid::Ulid::new().to_string().to_lowercase()),
+    );
     store.create_table().await.unwrap();
     let now = chrono::Utc::now().timestamp_millis();
-    let ws = Workspace { id: WorkspaceId::generate(), name: "Bench".into(), plan: Plan::Team, created_ms: now };
+    let ws = Workspace {
+        id: WorkspaceId::generate(),
+        name: "Bench".into(),
+        plan: Plan::Team,
+        created_ms: now,
+    };
     store.create_workspace(&ws).await.unwrap();
     store.capacity().reset();
 
-    let ctx = Context { now_ms: now, source: "production", plan: Plan::Team, prices: PriceTable::bundled() };
-    let models = ["gpt-4o", "gpt-4o-mini", "claude-sonnet-4-20250514", "gemini-2.5-flash", "in-house-7b"];
-    let quota = Quota { month: month_of(now), limit: 10_000_000 };
+    let ctx = Context {
+        now_ms: now,
+        source: "production",
+        plan: Plan::Team,
+        prices: PriceTable::bundled(),
+    };
+    let models = [
+        "gpt-4o",
+        "gpt-4o-mini",
+        "claude-sonnet-4-20250514",
+        "gemini-2.5-flash",
+        "in-house-7b",
+    ];
+    let quota = Quota {
+        month: month_of(now),
+        limit: 10_000_000,
+    };
     for b in 0..BATCHES {
         let events: Vec<_> = (0..BATCH)
             .map(|i| {
@@ -53,10 +75,12 @@ async fn main() {
                     "user_id": format!("user-{}", n % 50),
                     "input_tokens": 1200, "cached_input_tokens": 400, "output_tokens": 300,
                     "latency_ms": 300.0 + ((n * 7919) % 4000) as f64,
-                    "status": if n % 20 == 0 { "error" } else { "success" },
+                    "status": if n.is_multiple_of(20) { "error" } else { "success" },
                     "metadata": {"region": "eu-west-1", "attempt": 1}
                 });
-                event::validate(&serde_json::value::to_raw_value(&v).unwrap(), &ctx).unwrap().0
+                event::validate(&serde_json::value::to_raw_value(&v).unwrap(), &ctx)
+                    .unwrap()
+                    .0
             })
             .collect();
         store.ingest(&ws.id, &events, &quota).await.unwrap();

@@ -22,8 +22,19 @@ async fn main() {
     let dir = tempfile::tempdir().unwrap();
     let store: DynStore = Arc::new(SqliteStore::open(&dir.path().join("bench.sqlite3")).unwrap());
     let now = chrono::Utc::now().timestamp_millis();
-    let ws = llmtrack::admin::create_workspace(store.as_ref(), "Bench", Plan::Team, now).await.unwrap();
-    let (_, key) = llmtrack::admin::create_key(store.as_ref(), ws.id.as_str(), "bench", "production", Scope::Ingest, now).await.unwrap();
+    let ws = llmtrack::admin::create_workspace(store.as_ref(), "Bench", Plan::Team, now)
+        .await
+        .unwrap();
+    let (_, key) = llmtrack::admin::create_key(
+        store.as_ref(),
+        ws.id.as_str(),
+        "bench",
+        "production",
+        Scope::Ingest,
+        now,
+    )
+    .await
+    .unwrap();
     let key = key.expose().to_owned();
 
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -31,7 +42,13 @@ async fn main() {
     let app = llmtrack::app(store.clone(), Arc::new(SystemClock));
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
 
-    let models = ["gpt-4o", "gpt-4o-mini", "claude-sonnet-4-20250514", "gemini-2.5-flash", "in-house-7b"];
+    let models = [
+        "gpt-4o",
+        "gpt-4o-mini",
+        "claude-sonnet-4-20250514",
+        "gemini-2.5-flash",
+        "in-house-7b",
+    ];
     let bodies: Vec<Vec<Vec<u8>>> = (0..CLIENTS)
         .map(|c| {
             (0..BATCHES_PER_CLIENT)
@@ -50,7 +67,7 @@ async fn main() {
                                 "cached_input_tokens": 400,
                                 "output_tokens": 300,
                                 "latency_ms": 200.0 + (n % 2000) as f64,
-                                "status": if n % 20 == 0 { "error" } else { "success" },
+                                "status": if n.is_multiple_of(20) { "error" } else { "success" },
                                 "metadata": {"region": "eu-west-1"}
                             })
                         })
@@ -61,7 +78,10 @@ async fn main() {
         })
         .collect();
 
-    let http = reqwest::Client::builder().pool_max_idle_per_host(CLIENTS).build().unwrap();
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(CLIENTS)
+        .build()
+        .unwrap();
     let url = format!("http://{addr}/v1/events");
     let start = Instant::now();
     let tasks: Vec<_> = bodies
@@ -70,7 +90,14 @@ async fn main() {
             let (http, url, key) = (http.clone(), url.clone(), key.clone());
             tokio::spawn(async move {
                 for body in batches {
-                    let resp = http.post(&url).bearer_auth(&key).header("content-type", "application/json").body(body).send().await.unwrap();
+                    let resp = http
+                        .post(&url)
+                        .bearer_auth(&key)
+                        .header("content-type", "application/json")
+                        .body(body)
+                        .send()
+                        .await
+                        .unwrap();
                     assert_eq!(resp.status(), 200);
                 }
             })

@@ -18,26 +18,41 @@ pub mod admin;
 
 /// Every function's routes on one router.
 pub fn app(store: DynStore, clock: DynClock) -> axum::Router {
-    let (ingest, _) = llmtrack_ingest::router(IngestState { store: store.clone(), clock: clock.clone(), prices: PriceTable::bundled() })
-        .split_for_parts();
+    let (ingest, _) = llmtrack_ingest::router(IngestState {
+        store: store.clone(),
+        clock: clock.clone(),
+        prices: PriceTable::bundled(),
+    })
+    .split_for_parts();
     let (query, _) = llmtrack_query::router(QueryState { store, clock }).split_for_parts();
-    ingest.merge(query).merge(llmtrack_query::openapi_route()).fallback(not_found)
+    ingest
+        .merge(query)
+        .merge(llmtrack_query::openapi_route())
+        .fallback(not_found)
 }
 
 async fn not_found() -> (StatusCode, Json<serde_json::Value>) {
-    (StatusCode::NOT_FOUND, Json(serde_json::json!({"error": {"code": "not_found", "message": "no such endpoint; see /v1/openapi.json"}})))
+    (
+        StatusCode::NOT_FOUND,
+        Json(
+            serde_json::json!({"error": {"code": "not_found", "message": "no such endpoint; see /v1/openapi.json"}}),
+        ),
+    )
 }
 
 /// Opens (or creates) the store inside a data directory.
 pub fn open_store(data_dir: &Path) -> anyhow::Result<SqliteStore> {
-    std::fs::create_dir_all(data_dir).with_context(|| format!("creating {}", data_dir.display()))?;
+    std::fs::create_dir_all(data_dir)
+        .with_context(|| format!("creating {}", data_dir.display()))?;
     SqliteStore::open(&data_dir.join("llmtrack.sqlite3"))
 }
 
 /// `llmtrack serve`: runs until Ctrl-C or SIGTERM.
 pub async fn serve(addr: SocketAddr, data_dir: &Path) -> anyhow::Result<()> {
     let store = open_store(data_dir)?;
-    let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("binding {addr}"))?;
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("binding {addr}"))?;
     tracing::info!(%addr, data_dir = %data_dir.display(), "llmtrack serving on http://{addr}");
     axum::serve(listener, app(Arc::new(store), Arc::new(SystemClock)))
         .with_graceful_shutdown(shutdown_signal())
@@ -51,7 +66,8 @@ async fn shutdown_signal() {
     };
     #[cfg(unix)]
     let term = async {
-        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        {
             s.recv().await;
         }
     };

@@ -12,7 +12,11 @@ use llmtrack_shared::domain::time::rfc3339;
 use serde_json::json;
 
 #[derive(Parser)]
-#[command(name = "llmtrack", version, about = "LLM usage and cost tracking, on one machine")]
+#[command(
+    name = "llmtrack",
+    version,
+    about = "LLM usage and cost tracking, on one machine"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -29,7 +33,12 @@ enum Command {
     },
     /// Operator commands on the store.
     Admin {
-        #[arg(long, default_value = ".llmtrack", env = "LLMTRACK_DATA_DIR", global = true)]
+        #[arg(
+            long,
+            default_value = ".llmtrack",
+            env = "LLMTRACK_DATA_DIR",
+            global = true
+        )]
         data_dir: PathBuf,
         /// Print machine-readable JSON.
         #[arg(long, global = true)]

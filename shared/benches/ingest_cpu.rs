@@ -11,7 +11,13 @@ use serde_json::json;
 const FEATURES: [&str; 3] = ["chat", "search", "summarize"];
 
 fn body(now: i64) -> Vec<u8> {
-    let models = ["gpt-4o", "gpt-4o-mini", "claude-sonnet-4-20250514", "gemini-2.5-flash", "in-house-7b"];
+    let models = [
+        "gpt-4o",
+        "gpt-4o-mini",
+        "claude-sonnet-4-20250514",
+        "gemini-2.5-flash",
+        "in-house-7b",
+    ];
     let events: Vec<_> = (0..100)
         .map(|i| {
             json!({
@@ -42,21 +48,45 @@ fn ingest_cpu(c: &mut Criterion) {
     group.throughput(Throughput::Elements(100));
     group.bench_function("parse+validate+price+rollup, batch of 100", |b| {
         b.iter(|| {
-            let ctx = Context { now_ms: now, source: "production", plan: Plan::Pro, prices };
+            let ctx = Context {
+                now_ms: now,
+                source: "production",
+                plan: Plan::Pro,
+                prices,
+            };
             let raw = event::split_body(&body).unwrap();
-            let events: Vec<_> = raw.iter().map(|r| event::validate(r, &ctx).unwrap().0).collect();
+            let events: Vec<_> = raw
+                .iter()
+                .map(|r| event::validate(r, &ctx).unwrap().0)
+                .collect();
             std::hint::black_box(rollup::fold(&events))
         })
     });
     // The parts, to see where the time goes.
-    let ctx = Context { now_ms: now, source: "production", plan: Plan::Pro, prices };
+    let ctx = Context {
+        now_ms: now,
+        source: "production",
+        plan: Plan::Pro,
+        prices,
+    };
     let raw = event::split_body(&body).unwrap();
-    let events: Vec<_> = raw.iter().map(|r| event::validate(r, &ctx).unwrap().0).collect();
-    group.bench_function("part: split body", |b| b.iter(|| std::hint::black_box(event::split_body(&body).unwrap())));
-    group.bench_function("part: validate+price", |b| {
-        b.iter(|| raw.iter().map(|r| event::validate(r, &ctx).unwrap().0).collect::<Vec<_>>())
+    let events: Vec<_> = raw
+        .iter()
+        .map(|r| event::validate(r, &ctx).unwrap().0)
+        .collect();
+    group.bench_function("part: split body", |b| {
+        b.iter(|| std::hint::black_box(event::split_body(&body).unwrap()))
     });
-    group.bench_function("part: rollup fold", |b| b.iter(|| std::hint::black_box(rollup::fold(&events))));
+    group.bench_function("part: validate+price", |b| {
+        b.iter(|| {
+            raw.iter()
+                .map(|r| event::validate(r, &ctx).unwrap().0)
+                .collect::<Vec<_>>()
+        })
+    });
+    group.bench_function("part: rollup fold", |b| {
+        b.iter(|| std::hint::black_box(rollup::fold(&events)))
+    });
     group.finish();
 }
 

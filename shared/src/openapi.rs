@@ -23,7 +23,13 @@ pub fn document(parts: impl IntoIterator<Item = OpenApi>) -> OpenApi {
     let components = doc.components.get_or_insert_with(Default::default);
     components.add_security_scheme(
         "api_key",
-        SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).bearer_format("llmt_…").description(Some("An LLMtrack API key")).build()),
+        SecurityScheme::Http(
+            HttpBuilder::new()
+                .scheme(HttpAuthScheme::Bearer)
+                .bearer_format("llmt_…")
+                .description(Some("An LLMtrack API key"))
+                .build(),
+        ),
     );
     doc
 }

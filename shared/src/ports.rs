@@ -66,21 +66,44 @@ pub trait Store: Send + Sync + 'static {
     async fn key_by_hash(&self, hash: &KeyHash) -> StoreResult<Option<ApiKey>>;
     async fn keys(&self, ws: &WorkspaceId) -> StoreResult<Vec<ApiKey>>;
     /// Returns false when the key is not in that workspace.
-    async fn set_key_state(&self, ws: &WorkspaceId, key: &KeyId, state: KeyState) -> StoreResult<bool>;
+    async fn set_key_state(
+        &self,
+        ws: &WorkspaceId,
+        key: &KeyId,
+        state: KeyState,
+    ) -> StoreResult<bool>;
     async fn delete_key(&self, ws: &WorkspaceId, key: &KeyId) -> StoreResult<bool>;
     async fn touch_key(&self, key: &ApiKey, at_ms: i64) -> StoreResult<()>;
 
     /// Stores a batch of validated events exactly once each and folds the new ones into the
     /// rollups. If the month's quota is used up, stores nothing.
-    async fn ingest(&self, ws: &WorkspaceId, events: &[Event], quota: &Quota) -> StoreResult<IngestOutcome>;
+    async fn ingest(
+        &self,
+        ws: &WorkspaceId,
+        events: &[Event],
+        quota: &Quota,
+    ) -> StoreResult<IngestOutcome>;
     /// Events counted against the month's quota.
     async fn usage(&self, ws: &WorkspaceId, month: &str) -> StoreResult<u64>;
 
     /// Rollups of one dimension for hours in `[from_hour, to_hour)`.
-    async fn rollups(&self, ws: &WorkspaceId, dimension: Dimension, from_hour: i64, to_hour: i64) -> StoreResult<Vec<(RollupKey, Rollup)>>;
+    async fn rollups(
+        &self,
+        ws: &WorkspaceId,
+        dimension: Dimension,
+        from_hour: i64,
+        to_hour: i64,
+    ) -> StoreResult<Vec<(RollupKey, Rollup)>>;
     /// Raw events with `from_ms <= ts < to_ms`, oldest first, at most `limit` after `after`
     /// (the last `(ts_ms, id)` of the previous page).
-    async fn events(&self, ws: &WorkspaceId, from_ms: i64, to_ms: i64, after: Option<(i64, String)>, limit: usize) -> StoreResult<Vec<Event>>;
+    async fn events(
+        &self,
+        ws: &WorkspaceId,
+        from_ms: i64,
+        to_ms: i64,
+        after: Option<(i64, String)>,
+        limit: usize,
+    ) -> StoreResult<Vec<Event>>;
 
     /// Finishes any batch a crashed writer left half-applied. Returns how many it finished.
     async fn recover(&self, ws: &WorkspaceId) -> StoreResult<usize>;

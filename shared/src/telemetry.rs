@@ -7,7 +7,12 @@ pub fn init() {
     let builder = tracing_subscriber::fmt().with_env_filter(filter);
     let result = if std::env::var_os("AWS_LAMBDA_FUNCTION_NAME").is_some() {
         // CloudWatch adds its own timestamps; ANSI colours would be noise there.
-        builder.json().with_ansi(false).without_time().with_current_span(false).try_init()
+        builder
+            .json()
+            .with_ansi(false)
+            .without_time()
+            .with_current_span(false)
+            .try_init()
     } else {
         builder.compact().try_init()
     };

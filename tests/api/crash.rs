@@ -15,12 +15,21 @@ use crate::support::*;
 const BIN: &str = env!("CARGO_BIN_EXE_llmtrack");
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 async fn start(dir: &std::path::Path, port: u16) -> Child {
-    let child = Command::new(BIN)
-        .args(["serve", "--addr", &format!("127.0.0.1:{port}"), "--data-dir"])
+    let mut child = Command::new(BIN)
+        .args([
+            "serve",
+            "--addr",
+            &format!("127.0.0.1:{port}"),
+            "--data-dir",
+        ])
         .arg(dir)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -28,26 +37,58 @@ async fn start(dir: &std::path::Path, port: u16) -> Child {
         .expect("start llmtrack serve");
     let http = reqwest::Client::new();
     for _ in 0..200 {
-        if http.get(format!("http://127.0.0.1:{port}/healthz")).send().await.is_ok_and(|r| r.status() == 200) {
+        if http
+            .get(format!("http://127.0.0.1:{port}/healthz"))
+            .send()
+            .await
+            .is_ok_and(|r| r.status() == 200)
+        {
             return child;
         }
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
+    child.kill().ok();
+    child.wait().ok();
     panic!("llmtrack serve did not become ready");
 }
 
 fn admin(dir: &std::path::Path, args: &[&str]) -> Value {
-    let out = Command::new(BIN).arg("admin").arg("--data-dir").arg(dir).arg("--json").args(args).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = Command::new(BIN)
+        .arg("admin")
+        .arg("--data-dir")
+        .arg(dir)
+        .arg("--json")
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     serde_json::from_slice(&out.stdout).unwrap()
 }
 
 #[tokio::test]
 async fn a_killed_server_and_client_retries_converge_to_exact_rollups() {
     let dir = tempfile::tempdir().unwrap();
-    let ws = admin(dir.path(), &["create-workspace", "--name", "Crashy", "--plan", "pro"]);
+    let ws = admin(
+        dir.path(),
+        &["create-workspace", "--name", "Crashy", "--plan", "pro"],
+    );
     let ws_id = ws["id"].as_str().unwrap().to_owned();
-    let key = admin(dir.path(), &["create-key", "--workspace", &ws_id, "--name", "app", "--source", "production"]);
+    let key = admin(
+        dir.path(),
+        &[
+            "create-key",
+            "--workspace",
+            &ws_id,
+            "--name",
+            "app",
+            "--source",
+            "production",
+        ],
+    );
     let key = key["key"].as_str().unwrap().to_owned();
 
     let now = now_ms();
@@ -64,7 +105,13 @@ async fn a_killed_server_and_client_retries_converge_to_exact_rollups() {
     let senders: Vec<_> = batches
         .chunks(batches.len() / 4)
         .map(|chunk| {
-            let (http, url, key, chunk, acknowledged) = (http.clone(), url.clone(), key.clone(), chunk.to_vec(), acknowledged.clone());
+            let (http, url, key, chunk, acknowledged) = (
+                http.clone(),
+                url.clone(),
+                key.clone(),
+                chunk.to_vec(),
+                acknowledged.clone(),
+            );
             tokio::spawn(async move {
                 for b in chunk {
                     match http.post(&url).bearer_auth(&key).json(&b).send().await {
@@ -85,13 +132,22 @@ async fn a_killed_server_and_client_retries_converge_to_exact_rollups() {
     for s in senders {
         cut_short += usize::from(!s.await.unwrap());
     }
-    assert!(cut_short > 0, "the kill came after every batch was acknowledged: the test proved nothing");
+    assert!(
+        cut_short > 0,
+        "the kill came after every batch was acknowledged: the test proved nothing"
+    );
     assert!(acknowledged.load(Ordering::SeqCst) < batches.len());
 
     // Restart and retry every batch, as a client that saw errors would.
     let mut server = start(dir.path(), port).await;
     for b in &batches {
-        let resp = http.post(&url).bearer_auth(&key).json(b).send().await.unwrap();
+        let resp = http
+            .post(&url)
+            .bearer_auth(&key)
+            .json(b)
+            .send()
+            .await
+            .unwrap();
         assert_eq!(resp.status(), 200);
     }
     server.kill().unwrap();

@@ -4,7 +4,12 @@ use crate::support::spawn_app;
 
 /// Every route the app serves, by method and path. A route added without its OpenAPI annotation
 /// (utoipa-axum registers both at once) would be missing from the document and fail here.
-const ROUTES: &[(&str, &str)] = &[("post", "/v1/events"), ("get", "/v1/stats/summary"), ("get", "/v1/openapi.json"), ("get", "/healthz")];
+const ROUTES: &[(&str, &str)] = &[
+    ("post", "/v1/events"),
+    ("get", "/v1/stats/summary"),
+    ("get", "/v1/openapi.json"),
+    ("get", "/healthz"),
+];
 
 #[tokio::test]
 async fn healthz_answers_200() {
@@ -16,7 +21,15 @@ async fn healthz_answers_200() {
 #[tokio::test]
 async fn openapi_document_lists_every_route_and_nothing_else() {
     let app = spawn_app().await;
-    let doc: Value = app.http.get(app.url("/v1/openapi.json")).send().await.unwrap().json().await.unwrap();
+    let doc: Value = app
+        .http
+        .get(app.url("/v1/openapi.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(doc["openapi"].as_str().unwrap().get(..3), Some("3.1"));
     let mut documented: Vec<(String, String)> = Vec::new();
     for (path, ops) in doc["paths"].as_object().unwrap() {
@@ -25,13 +38,24 @@ async fn openapi_document_lists_every_route_and_nothing_else() {
         }
     }
     documented.sort();
-    let mut expected: Vec<(String, String)> = ROUTES.iter().map(|(m, p)| (m.to_string(), p.to_string())).collect();
+    let mut expected: Vec<(String, String)> = ROUTES
+        .iter()
+        .map(|(m, p)| (m.to_string(), p.to_string()))
+        .collect();
     expected.sort();
     assert_eq!(documented, expected);
     // Every documented route is served (401 without a key is still "served"; 404/405 is not).
     for (method, path) in &documented {
-        let resp = app.http.request(method.to_uppercase().parse().unwrap(), app.url(path)).send().await.unwrap();
-        assert!(resp.status() != 404 && resp.status() != 405, "{method} {path} is documented but not served");
+        let resp = app
+            .http
+            .request(method.to_uppercase().parse().unwrap(), app.url(path))
+            .send()
+            .await
+            .unwrap();
+        assert!(
+            resp.status() != 404 && resp.status() != 405,
+            "{method} {path} is documented but not served"
+        );
     }
 }
 

@@ -12,7 +12,9 @@ async fn the_free_plan_stops_at_its_monthly_limit_with_a_clear_429() {
     let key = app.key(&ws, Scope::Ingest, "production").await;
     let now = now_ms();
     for b in 0..10 {
-        let events: Vec<_> = (b * 1000..(b + 1) * 1000).map(|i| event(i, now - (i as i64 % 3600) * 1000)).collect();
+        let events: Vec<_> = (b * 1000..(b + 1) * 1000)
+            .map(|i| event(i, now - (i as i64 % 3600) * 1000))
+            .collect();
         let (status, body) = app.post_events(&key, &json!({"events": events})).await;
         assert_eq!(status, 200, "batch {b}: {}", body["error"]);
     }
@@ -26,14 +28,26 @@ async fn the_free_plan_stops_at_its_monthly_limit_with_a_clear_429() {
         .await
         .unwrap();
     assert_eq!(resp.status(), 429);
-    let retry_after: i64 = resp.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+    let retry_after: i64 = resp.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
     assert!(retry_after > 0 && retry_after <= 31 * 86_400);
     let body: serde_json::Value = resp.json().await.unwrap();
     let message = body["error"]["message"].as_str().unwrap();
-    assert!(message.contains("10000 events per month") && message.contains("resets at"), "{message}");
+    assert!(
+        message.contains("10000 events per month") && message.contains("resets at"),
+        "{message}"
+    );
     assert_eq!(all_events(app.store.as_ref(), &ws).await.len(), 10_000);
 
     // A plan change lifts the limit at once.
     app.store.set_plan(&ws, Plan::Pro).await.unwrap();
-    assert_eq!(app.post_events(&key, &json!({"provider": "openai", "model": "gpt-4o"})).await.0, 200);
+    assert_eq!(
+        app.post_events(&key, &json!({"provider": "openai", "model": "gpt-4o"}))
+            .await
+            .0,
+        200
+    );
 }

@@ -9,8 +9,16 @@ use crate::support::*;
 #[tokio::test]
 async fn no_raw_api_key_is_stored() {
     let dir = tempfile::tempdir().unwrap();
-    let store = std::sync::Arc::new(llmtrack_shared::adapters::sqlite::SqliteStore::open(&dir.path().join("db.sqlite3")).unwrap());
-    let app = spawn_app_on(store, std::sync::Arc::new(llmtrack_shared::ports::SystemClock), None).await;
+    let store = std::sync::Arc::new(
+        llmtrack_shared::adapters::sqlite::SqliteStore::open(&dir.path().join("db.sqlite3"))
+            .unwrap(),
+    );
+    let app = spawn_app_on(
+        store,
+        std::sync::Arc::new(llmtrack_shared::ports::SystemClock),
+        None,
+    )
+    .await;
     let ws = app.workspace(Plan::Free).await;
     let ingest = app.key(&ws, Scope::Ingest, "production").await;
     let read = app.key(&ws, Scope::Read, "scripts").await;
@@ -25,7 +33,10 @@ async fn no_raw_api_key_is_stored() {
     let haystack = String::from_utf8_lossy(&bytes);
     for raw in [&ingest, &read] {
         assert!(!haystack.contains(raw.as_str()), "a raw key is stored");
-        assert!(!haystack.contains(&raw[..20]), "a long part of a raw key is stored");
+        assert!(
+            !haystack.contains(&raw[..20]),
+            "a long part of a raw key is stored"
+        );
         assert!(haystack.contains(&raw[..11]), "the display prefix is kept");
     }
 }

@@ -6,29 +6,41 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use llmtrack_shared::adapters::dynamodb::{CrashPoint, DynamoStore};
+use llmtrack_shared::domain::ids::WorkspaceId;
 use llmtrack_shared::domain::plan::Plan;
 use llmtrack_shared::domain::time::month_of;
 use llmtrack_shared::ports::{DynStore, Store, Stored, Workspace};
-use llmtrack_shared::domain::ids::WorkspaceId;
 
 use super::support::*;
 use super::{quota, validated};
 
 async fn setup() -> (DynamoStore, WorkspaceId) {
     let store = dynamo_store().await.with_recovery_lease(Duration::ZERO);
-    let ws = Workspace { id: WorkspaceId::generate(), name: "Acme".into(), plan: Plan::Pro, created_ms: now_ms() };
+    let ws = Workspace {
+        id: WorkspaceId::generate(),
+        name: "Acme".into(),
+        plan: Plan::Pro,
+        created_ms: now_ms(),
+    };
     store.create_workspace(&ws).await.unwrap();
     (store, ws.id)
 }
 
 fn crashing(store: &DynamoStore, at: CrashPoint) -> DynamoStore {
-    DynamoStore::new(store.client().clone(), store.table()).with_crash_at(Some(at)).with_recovery_lease(Duration::ZERO)
+    DynamoStore::new(store.client().clone(), store.table())
+        .with_crash_at(Some(at))
+        .with_recovery_lease(Duration::ZERO)
 }
 
 async fn crash_then_retry(at: CrashPoint) {
     let (store, ws) = setup().await;
     let now = now_ms();
-    let batch = validated(&(0..20).map(|i| event(i, now - (i as i64) * 900_000)).collect::<Vec<_>>(), "production");
+    let batch = validated(
+        &(0..20)
+            .map(|i| event(i, now - (i as i64) * 900_000))
+            .collect::<Vec<_>>(),
+        "production",
+    );
 
     // A batch sent twice: the second is all duplicates.
     let first = &batch[..10];
@@ -36,7 +48,12 @@ async fn crash_then_retry(at: CrashPoint) {
     store.ingest(&ws, first, &quota(1_000)).await.unwrap();
 
     // Then a batch whose writer dies midway; the client saw an error and sends it again.
-    assert!(crashing(&store, at).ingest(&ws, &batch, &quota(1_000)).await.is_err());
+    assert!(
+        crashing(&store, at)
+            .ingest(&ws, &batch, &quota(1_000))
+            .await
+            .is_err()
+    );
     let retry = match store.ingest(&ws, &batch, &quota(1_000)).await.unwrap() {
         llmtrack_shared::ports::IngestOutcome::Stored(s) => s,
         other => panic!("{other:?}"),
@@ -65,10 +82,19 @@ async fn crash_after_first_rollup_then_retry_converges() {
 #[tokio::test]
 async fn a_live_batch_is_not_recovered_before_its_lease_ends() {
     let (store, ws) = setup().await;
-    let patient = DynamoStore::new(store.client().clone(), store.table()).with_recovery_lease(Duration::from_secs(3600));
+    let patient = DynamoStore::new(store.client().clone(), store.table())
+        .with_recovery_lease(Duration::from_secs(3600));
     let now = now_ms();
-    let batch = validated(&(0..5).map(|i| event(i, now)).collect::<Vec<_>>(), "production");
-    assert!(crashing(&store, CrashPoint::AfterEvents).ingest(&ws, &batch, &quota(100)).await.is_err());
+    let batch = validated(
+        &(0..5).map(|i| event(i, now)).collect::<Vec<_>>(),
+        "production",
+    );
+    assert!(
+        crashing(&store, CrashPoint::AfterEvents)
+            .ingest(&ws, &batch, &quota(100))
+            .await
+            .is_err()
+    );
     // Within the lease its writer may still be working: nothing is touched.
     assert_eq!(patient.recover(&ws).await.unwrap(), 0);
     assert!(stored_rollups(&store, &ws).await.is_empty());

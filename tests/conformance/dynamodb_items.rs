@@ -9,29 +9,57 @@ use llmtrack_shared::ports::{Store, Workspace};
 use super::support::*;
 use super::{quota, validated};
 
-async fn scan(store: &llmtrack_shared::adapters::dynamodb::DynamoStore) -> Vec<std::collections::HashMap<String, AttributeValue>> {
-    store.client().scan().table_name(store.table()).into_paginator().items().send().try_collect().await.unwrap()
+async fn scan(
+    store: &llmtrack_shared::adapters::dynamodb::DynamoStore,
+) -> Vec<std::collections::HashMap<String, AttributeValue>> {
+    store
+        .client()
+        .scan()
+        .table_name(store.table())
+        .into_paginator()
+        .items()
+        .send()
+        .try_collect()
+        .await
+        .unwrap()
 }
 
 #[tokio::test]
 async fn events_carry_their_plan_expiry_as_ttl() {
     let store = dynamo_store().await;
-    let ws = Workspace { id: WorkspaceId::generate(), name: "Acme".into(), plan: Plan::Pro, created_ms: now_ms() };
+    let ws = Workspace {
+        id: WorkspaceId::generate(),
+        name: "Acme".into(),
+        plan: Plan::Pro,
+        created_ms: now_ms(),
+    };
     store.create_workspace(&ws).await.unwrap();
     let ts = now_ms() - 3_600_000;
     let events = validated(&[event(1, ts)], "production");
     store.ingest(&ws.id, &events, &quota(100)).await.unwrap();
     let items = scan(&store).await;
-    let event_items: Vec<_> = items.iter().filter(|i| i["pk"].as_s().unwrap().contains("#E#")).collect();
+    let event_items: Vec<_> = items
+        .iter()
+        .filter(|i| i["pk"].as_s().unwrap().contains("#E#"))
+        .collect();
     assert_eq!(event_items.len(), 1);
-    let ttl: i64 = event_items[0]["expires_at"].as_n().unwrap().parse().unwrap();
+    let ttl: i64 = event_items[0]["expires_at"]
+        .as_n()
+        .unwrap()
+        .parse()
+        .unwrap();
     assert_eq!(ttl, (ts + Plan::Pro.history_ms()) / 1000);
 }
 
 #[tokio::test]
 async fn no_raw_key_is_stored() {
     let store = dynamo_store().await;
-    let ws = Workspace { id: WorkspaceId::generate(), name: "Acme".into(), plan: Plan::Free, created_ms: now_ms() };
+    let ws = Workspace {
+        id: WorkspaceId::generate(),
+        name: "Acme".into(),
+        plan: Plan::Free,
+        created_ms: now_ms(),
+    };
     store.create_workspace(&ws).await.unwrap();
     let mut raws = Vec::new();
     for scope in [Scope::Ingest, Scope::Read] {
@@ -70,6 +98,9 @@ async fn no_raw_key_is_stored() {
     let dump = format!("{:?}", scan(&store).await);
     for raw in &raws {
         assert!(!dump.contains(raw.expose()), "a raw key is in the table");
-        assert!(dump.contains(&raw.hash().0), "the key's hash should be stored");
+        assert!(
+            dump.contains(&raw.hash().0),
+            "the key's hash should be stored"
+        );
     }
 }

@@ -4,8 +4,6 @@
 #[path = "../support/mod.rs"]
 mod support;
 
-use std::sync::Arc;
-
 use llmtrack_shared::domain::apikey::{ApiKey, KeyState, RawKey, Scope};
 use llmtrack_shared::domain::event::{self, Context, Event};
 use llmtrack_shared::domain::ids::{KeyId, WorkspaceId};
@@ -56,13 +54,23 @@ suite!(
 );
 
 async fn new_workspace(store: &DynStore, plan: Plan) -> WorkspaceId {
-    let ws = Workspace { id: WorkspaceId::generate(), name: "Acme".into(), plan, created_ms: now_ms() };
+    let ws = Workspace {
+        id: WorkspaceId::generate(),
+        name: "Acme".into(),
+        plan,
+        created_ms: now_ms(),
+    };
     store.create_workspace(&ws).await.unwrap();
     ws.id
 }
 
 pub fn validated(raw: &[serde_json::Value], source: &str) -> Vec<Event> {
-    let ctx = Context { now_ms: now_ms(), source, plan: Plan::Pro, prices: PriceTable::bundled() };
+    let ctx = Context {
+        now_ms: now_ms(),
+        source,
+        plan: Plan::Pro,
+        prices: PriceTable::bundled(),
+    };
     raw.iter()
         .map(|v| {
             let raw = serde_json::value::to_raw_value(v).unwrap();
@@ -72,7 +80,10 @@ pub fn validated(raw: &[serde_json::Value], source: &str) -> Vec<Event> {
 }
 
 pub fn quota(limit: u64) -> Quota {
-    Quota { month: month_of(now_ms()), limit }
+    Quota {
+        month: month_of(now_ms()),
+        limit,
+    }
 }
 
 fn stored(outcome: IngestOutcome) -> Vec<Stored> {
@@ -83,12 +94,23 @@ fn stored(outcome: IngestOutcome) -> Vec<Stored> {
 }
 
 async fn workspaces_round_trip(store: DynStore) {
-    let ws = Workspace { id: WorkspaceId::generate(), name: "Acme".into(), plan: Plan::Free, created_ms: 1_700_000_000_000 };
+    let ws = Workspace {
+        id: WorkspaceId::generate(),
+        name: "Acme".into(),
+        plan: Plan::Free,
+        created_ms: 1_700_000_000_000,
+    };
     store.create_workspace(&ws).await.unwrap();
     assert_eq!(store.workspace(&ws.id).await.unwrap(), Some(ws.clone()));
-    assert!(matches!(store.create_workspace(&ws).await, Err(StoreError::Conflict(_))));
+    assert!(matches!(
+        store.create_workspace(&ws).await,
+        Err(StoreError::Conflict(_))
+    ));
     assert!(store.set_plan(&ws.id, Plan::Team).await.unwrap());
-    assert_eq!(store.workspace(&ws.id).await.unwrap().unwrap().plan, Plan::Team);
+    assert_eq!(
+        store.workspace(&ws.id).await.unwrap().unwrap().plan,
+        Plan::Team
+    );
     let missing = WorkspaceId::generate();
     assert_eq!(store.workspace(&missing).await.unwrap(), None);
     assert!(!store.set_plan(&missing, Plan::Pro).await.unwrap());
@@ -111,20 +133,47 @@ async fn keys_are_found_by_hash_only_and_scoped_to_their_workspace(store: DynSto
         last_used_ms: None,
     };
     store.create_key(&key).await.unwrap();
-    assert_eq!(store.key_by_hash(&raw.hash()).await.unwrap(), Some(key.clone()));
-    assert_eq!(store.key_by_hash(&RawKey::generate().hash()).await.unwrap(), None);
+    assert_eq!(
+        store.key_by_hash(&raw.hash()).await.unwrap(),
+        Some(key.clone())
+    );
+    assert_eq!(
+        store.key_by_hash(&RawKey::generate().hash()).await.unwrap(),
+        None
+    );
     assert_eq!(store.keys(&ws).await.unwrap(), vec![key.clone()]);
     assert!(store.keys(&other).await.unwrap().is_empty());
 
     store.touch_key(&key, 1_700_000_100_000).await.unwrap();
     store.touch_key(&key, 1_700_000_050_000).await.unwrap(); // older: ignored
-    assert_eq!(store.key_by_hash(&raw.hash()).await.unwrap().unwrap().last_used_ms, Some(1_700_000_100_000));
+    assert_eq!(
+        store
+            .key_by_hash(&raw.hash())
+            .await
+            .unwrap()
+            .unwrap()
+            .last_used_ms,
+        Some(1_700_000_100_000)
+    );
 
     // Another workspace cannot change or delete it.
-    assert!(!store.set_key_state(&other, &key.id, KeyState::Deactivated).await.unwrap());
+    assert!(
+        !store
+            .set_key_state(&other, &key.id, KeyState::Deactivated)
+            .await
+            .unwrap()
+    );
     assert!(!store.delete_key(&other, &key.id).await.unwrap());
-    assert!(store.set_key_state(&ws, &key.id, KeyState::Deactivated).await.unwrap());
-    assert_eq!(store.key_by_hash(&raw.hash()).await.unwrap().unwrap().state, KeyState::Deactivated);
+    assert!(
+        store
+            .set_key_state(&ws, &key.id, KeyState::Deactivated)
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        store.key_by_hash(&raw.hash()).await.unwrap().unwrap().state,
+        KeyState::Deactivated
+    );
     assert!(store.delete_key(&ws, &key.id).await.unwrap());
     assert_eq!(store.key_by_hash(&raw.hash()).await.unwrap(), None);
     assert!(store.keys(&ws).await.unwrap().is_empty());
@@ -133,7 +182,9 @@ async fn keys_are_found_by_hash_only_and_scoped_to_their_workspace(store: DynSto
 async fn each_event_is_stored_once_and_rollups_match(store: DynStore) {
     let ws = new_workspace(&store, Plan::Pro).await;
     let now = now_ms();
-    let raw: Vec<_> = (0..30).map(|i| event(i, now - (i as i64) * 1_800_000)).collect();
+    let raw: Vec<_> = (0..30)
+        .map(|i| event(i, now - (i as i64) * 1_800_000))
+        .collect();
     let events = validated(&raw, "production");
 
     let first = stored(store.ingest(&ws, &events, &quota(1_000)).await.unwrap());
@@ -142,22 +193,46 @@ async fn each_event_is_stored_once_and_rollups_match(store: DynStore) {
     let again = stored(store.ingest(&ws, &events, &quota(1_000)).await.unwrap());
     assert!(again.iter().all(|s| *s == Stored::Duplicate));
     let repeated = vec![events[3].clone(), events[3].clone()];
-    assert_eq!(stored(store.ingest(&ws, &repeated, &quota(1_000)).await.unwrap()), vec![Stored::Duplicate, Stored::Duplicate]);
+    assert_eq!(
+        stored(store.ingest(&ws, &repeated, &quota(1_000)).await.unwrap()),
+        vec![Stored::Duplicate, Stored::Duplicate]
+    );
     // Events without ids are always new.
-    let anonymous = validated(&[json!({"provider": "openai", "model": "gpt-4o", "input_tokens": 10, "timestamp": now})], "staging");
+    let anonymous = validated(
+        &[json!({"provider": "openai", "model": "gpt-4o", "input_tokens": 10, "timestamp": now})],
+        "staging",
+    );
     stored(store.ingest(&ws, &anonymous, &quota(1_000)).await.unwrap());
-    stored(store.ingest(&ws, &anonymous_again(&anonymous), &quota(1_000)).await.unwrap());
+    stored(
+        store
+            .ingest(&ws, &anonymous_again(&anonymous), &quota(1_000))
+            .await
+            .unwrap(),
+    );
 
     assert_eq!(all_events(store.as_ref(), &ws).await.len(), 32);
     assert_eq!(store.usage(&ws, &month_of(now)).await.unwrap(), 32);
     assert_rollups_match_events(store.as_ref(), &ws).await;
 
-    let totals = store.rollups(&ws, Dimension::Total, hour_of(now) - 48, hour_of(now) + 1).await.unwrap();
+    let totals = store
+        .rollups(&ws, Dimension::Total, hour_of(now) - 48, hour_of(now) + 1)
+        .await
+        .unwrap();
     assert_eq!(totals.iter().map(|(_, r)| r.requests).sum::<u64>(), 32);
     // The unknown model is unpriced, never $0; cost_usd sent by the client is kept.
-    let by_model = store.rollups(&ws, Dimension::Model, hour_of(now) - 48, hour_of(now) + 1).await.unwrap();
-    let unpriced: u64 = by_model.iter().filter(|(k, _)| k.value == "in-house-7b").map(|(_, r)| r.unpriced).sum();
-    let in_house = raw.iter().filter(|e| e["model"] == "in-house-7b" && e.get("cost_usd").is_none()).count() as u64;
+    let by_model = store
+        .rollups(&ws, Dimension::Model, hour_of(now) - 48, hour_of(now) + 1)
+        .await
+        .unwrap();
+    let unpriced: u64 = by_model
+        .iter()
+        .filter(|(k, _)| k.value == "in-house-7b")
+        .map(|(_, r)| r.unpriced)
+        .sum();
+    let in_house = raw
+        .iter()
+        .filter(|e| e["model"] == "in-house-7b" && e.get("cost_usd").is_none())
+        .count() as u64;
     assert_eq!(unpriced, in_house);
 }
 
@@ -171,12 +246,18 @@ fn anonymous_again(events: &[Event]) -> Vec<Event> {
 async fn ids_without_timestamps_are_idempotent(store: DynStore) {
     let ws = new_workspace(&store, Plan::Pro).await;
     let body = json!({"id": "retry-me", "provider": "openai", "model": "gpt-4o", "input_tokens": 100, "output_tokens": 10});
-    let first = validated(&[body.clone()], "production");
-    assert_eq!(stored(store.ingest(&ws, &first, &quota(100)).await.unwrap()), vec![Stored::Accepted]);
+    let first = validated(std::slice::from_ref(&body), "production");
+    assert_eq!(
+        stored(store.ingest(&ws, &first, &quota(100)).await.unwrap()),
+        vec![Stored::Accepted]
+    );
     // The retry arrives later, so its default timestamp differs; it is still the same event.
     let mut retry = validated(&[body], "production");
     retry[0].ts_ms += 1_500;
-    assert_eq!(stored(store.ingest(&ws, &retry, &quota(100)).await.unwrap()), vec![Stored::Duplicate]);
+    assert_eq!(
+        stored(store.ingest(&ws, &retry, &quota(100)).await.unwrap()),
+        vec![Stored::Duplicate]
+    );
     assert_eq!(all_events(store.as_ref(), &ws).await.len(), 1);
     assert_eq!(store.usage(&ws, &month_of(now_ms())).await.unwrap(), 1);
     assert_rollups_match_events(store.as_ref(), &ws).await;
@@ -185,7 +266,12 @@ async fn ids_without_timestamps_are_idempotent(store: DynStore) {
 async fn quota_stops_a_batch_once_used_up(store: DynStore) {
     let ws = new_workspace(&store, Plan::Free).await;
     let now = now_ms();
-    let batch = |from: usize| validated(&(from..from + 5).map(|i| event(i, now)).collect::<Vec<_>>(), "production");
+    let batch = |from: usize| {
+        validated(
+            &(from..from + 5).map(|i| event(i, now)).collect::<Vec<_>>(),
+            "production",
+        )
+    };
     stored(store.ingest(&ws, &batch(0), &quota(8)).await.unwrap());
     // 5 used, limit 8: the next batch is let through whole (overshoot of less than one batch).
     stored(store.ingest(&ws, &batch(5), &quota(8)).await.unwrap());
@@ -211,7 +297,12 @@ async fn concurrent_batches_overshoot_quota_by_at_most_one_batch(store: DynStore
         .map(|b| {
             let store = store.clone();
             let ws = ws.clone();
-            let events = validated(&(b * batch_size..(b + 1) * batch_size).map(|i| event(i, now)).collect::<Vec<_>>(), "production");
+            let events = validated(
+                &(b * batch_size..(b + 1) * batch_size)
+                    .map(|i| event(i, now))
+                    .collect::<Vec<_>>(),
+                "production",
+            );
             tokio::spawn(async move { store.ingest(&ws, &events, &quota(limit)).await.unwrap() })
         })
         .collect();
@@ -219,7 +310,10 @@ async fn concurrent_batches_overshoot_quota_by_at_most_one_batch(store: DynStore
         t.await.unwrap();
     }
     let used = store.usage(&ws, &month_of(now)).await.unwrap();
-    assert!(used >= limit && used < limit + batch_size as u64, "used {used} with limit {limit}");
+    assert!(
+        used >= limit && used < limit + batch_size as u64,
+        "used {used} with limit {limit}"
+    );
     assert_eq!(all_events(store.as_ref(), &ws).await.len() as u64, used);
     assert_rollups_match_events(store.as_ref(), &ws).await;
 }
@@ -227,30 +321,61 @@ async fn concurrent_batches_overshoot_quota_by_at_most_one_batch(store: DynStore
 async fn rollup_ranges_are_half_open(store: DynStore) {
     let ws = new_workspace(&store, Plan::Pro).await;
     let h = hour_of(now_ms()) - 5;
-    let raw: Vec<_> = (0..3).map(|i| event(i, (h + i as i64) * 3_600_000 + 60_000)).collect();
-    stored(store.ingest(&ws, &validated(&raw, "production"), &quota(100)).await.unwrap());
+    let raw: Vec<_> = (0..3)
+        .map(|i| event(i, (h + i as i64) * 3_600_000 + 60_000))
+        .collect();
+    stored(
+        store
+            .ingest(&ws, &validated(&raw, "production"), &quota(100))
+            .await
+            .unwrap(),
+    );
     let hours = |from, to| {
         let store = store.clone();
         let ws = ws.clone();
-        async move { store.rollups(&ws, Dimension::Total, from, to).await.unwrap().into_iter().map(|(k, _)| k.hour).collect::<Vec<_>>() }
+        async move {
+            store
+                .rollups(&ws, Dimension::Total, from, to)
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|(k, _)| k.hour)
+                .collect::<Vec<_>>()
+        }
     };
     assert_eq!(hours(h, h + 3).await, vec![h, h + 1, h + 2]);
     assert_eq!(hours(h + 1, h + 2).await, vec![h + 1]);
     assert!(hours(h + 3, h + 10).await.is_empty());
     // Other workspaces see nothing of it.
     let other = new_workspace(&store, Plan::Pro).await;
-    assert!(store.rollups(&other, Dimension::Total, h, h + 3).await.unwrap().is_empty());
+    assert!(
+        store
+            .rollups(&other, Dimension::Total, h, h + 3)
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }
 
 async fn events_page_in_time_order(store: DynStore) {
     let ws = new_workspace(&store, Plan::Pro).await;
     let now = now_ms();
-    let raw: Vec<_> = (0..12).map(|i| event(i, now - 7_200_000 + (i as i64) * 600_000)).collect();
-    stored(store.ingest(&ws, &validated(&raw, "production"), &quota(100)).await.unwrap());
+    let raw: Vec<_> = (0..12)
+        .map(|i| event(i, now - 7_200_000 + (i as i64) * 600_000))
+        .collect();
+    stored(
+        store
+            .ingest(&ws, &validated(&raw, "production"), &quota(100))
+            .await
+            .unwrap(),
+    );
     let mut seen = Vec::new();
     let mut after = None;
     loop {
-        let page = store.events(&ws, now - 7_200_000, now, after.clone(), 5).await.unwrap();
+        let page = store
+            .events(&ws, now - 7_200_000, now, after.clone(), 5)
+            .await
+            .unwrap();
         if page.is_empty() {
             break;
         }
@@ -260,5 +385,4 @@ async fn events_page_in_time_order(store: DynStore) {
     }
     assert_eq!(seen.len(), 12);
     assert!(seen.windows(2).all(|w| w[0] <= w[1]));
-    let _ = Arc::clone(&store);
 }

@@ -48,7 +48,8 @@ pub fn sqlite_store() -> (SqliteStore, tempfile::TempDir) {
 
 /// The moto server `make test` started. moto's reset is global, so every test makes its own table.
 pub fn moto_endpoint() -> String {
-    std::env::var("MOTO_ENDPOINT").expect("MOTO_ENDPOINT is not set: run the tests with `make test`, which starts moto")
+    std::env::var("MOTO_ENDPOINT")
+        .expect("MOTO_ENDPOINT is not set: run the tests with `make test`, which starts moto")
 }
 
 pub fn dynamo_client() -> aws_sdk_dynamodb::Client {
@@ -62,7 +63,10 @@ pub fn dynamo_client() -> aws_sdk_dynamodb::Client {
 }
 
 pub async fn dynamo_store() -> DynamoStore {
-    let table = format!("llmtrack-test-{}", ulid::Ulid::new().to_string().to_lowercase());
+    let table = format!(
+        "llmtrack-test-{}",
+        ulid::Ulid::new().to_string().to_lowercase()
+    );
     let store = DynamoStore::new(dynamo_client(), &table);
     store.create_table().await.expect("create table on moto");
     store
@@ -79,7 +83,16 @@ pub async fn all_events(store: &dyn Store, ws: &WorkspaceId) -> Vec<Event> {
     let mut after = None;
     loop {
         // Tests keep their events within the last two days (DynamoDB lists events hour by hour).
-        let page = store.events(ws, now_ms() - 2 * 86_400_000, now_ms() + 3_600_000, after.clone(), 500).await.expect("events");
+        let page = store
+            .events(
+                ws,
+                now_ms() - 2 * 86_400_000,
+                now_ms() + 3_600_000,
+                after.clone(),
+                500,
+            )
+            .await
+            .expect("events");
         let Some(last) = page.last() else { break };
         after = Some((last.ts_ms, last.id.clone()));
         out.extend(page);
@@ -90,7 +103,11 @@ pub async fn all_events(store: &dyn Store, ws: &WorkspaceId) -> Vec<Event> {
 pub async fn stored_rollups(store: &dyn Store, ws: &WorkspaceId) -> BTreeMap<RollupKey, Rollup> {
     let mut out = BTreeMap::new();
     for d in Dimension::ALL {
-        for (k, r) in store.rollups(ws, d, 0, i64::MAX / 2).await.expect("rollups") {
+        for (k, r) in store
+            .rollups(ws, d, 0, i64::MAX / 2)
+            .await
+            .expect("rollups")
+        {
             out.insert(k, r);
         }
     }
@@ -101,9 +118,17 @@ pub async fn stored_rollups(store: &dyn Store, ws: &WorkspaceId) -> BTreeMap<Rol
 pub async fn assert_rollups_match_events(store: &dyn Store, ws: &WorkspaceId) {
     let expected = recomputed(store, ws).await;
     let actual = stored_rollups(store, ws).await;
-    assert_eq!(actual.keys().collect::<Vec<_>>(), expected.keys().collect::<Vec<_>>(), "rollup keys differ from a recomputation");
+    assert_eq!(
+        actual.keys().collect::<Vec<_>>(),
+        expected.keys().collect::<Vec<_>>(),
+        "rollup keys differ from a recomputation"
+    );
     for (k, r) in &expected {
-        assert!(actual[k].same_as(r), "rollup {k:?} differs from a recomputation:\nstored {:?}\nexpected {r:?}", actual[k]);
+        assert!(
+            actual[k].same_as(r),
+            "rollup {k:?} differs from a recomputation:\nstored {:?}\nexpected {r:?}",
+            actual[k]
+        );
     }
 }
 
@@ -124,12 +149,23 @@ pub async fn spawn_app_with_clock(clock: DynClock) -> TestApp {
     spawn_app_on(Arc::new(store), clock, Some(dir)).await
 }
 
-pub async fn spawn_app_on(store: DynStore, clock: DynClock, dir: Option<tempfile::TempDir>) -> TestApp {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+pub async fn spawn_app_on(
+    store: DynStore,
+    clock: DynClock,
+    dir: Option<tempfile::TempDir>,
+) -> TestApp {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
     let addr = listener.local_addr().expect("addr");
     let app = llmtrack::app(store.clone(), clock);
     tokio::spawn(async move { axum::serve(listener, app).await.expect("serve") });
-    TestApp { addr, http: reqwest::Client::new(), store, _dir: dir }
+    TestApp {
+        addr,
+        http: reqwest::Client::new(),
+        store,
+        _dir: dir,
+    }
 }
 
 impl TestApp {
@@ -138,17 +174,30 @@ impl TestApp {
     }
 
     pub async fn workspace(&self, plan: Plan) -> WorkspaceId {
-        llmtrack::admin::create_workspace(self.store.as_ref(), "Acme", plan, now_ms()).await.expect("workspace").id
+        llmtrack::admin::create_workspace(self.store.as_ref(), "Acme", plan, now_ms())
+            .await
+            .expect("workspace")
+            .id
     }
 
     /// A raw key of the given scope for the workspace.
     pub async fn key(&self, ws: &WorkspaceId, scope: Scope, source: &str) -> String {
-        let (_, raw) = llmtrack::admin::create_key(self.store.as_ref(), ws.as_str(), "test key", source, scope, now_ms()).await.expect("key");
+        let (_, raw) = llmtrack::admin::create_key(
+            self.store.as_ref(),
+            ws.as_str(),
+            "test key",
+            source,
+            scope,
+            now_ms(),
+        )
+        .await
+        .expect("key");
         raw.expose().to_owned()
     }
 
     pub async fn post_events(&self, key: &str, body: &Value) -> (u16, Value) {
-        self.post_raw(key, "application/json", serde_json::to_vec(body).unwrap()).await
+        self.post_raw(key, "application/json", serde_json::to_vec(body).unwrap())
+            .await
     }
 
     pub async fn post_raw(&self, key: &str, content_type: &str, body: Vec<u8>) -> (u16, Value) {
@@ -166,7 +215,13 @@ impl TestApp {
     }
 
     pub async fn summary(&self, key: &str, query: &str) -> (u16, Value) {
-        let resp = self.http.get(self.url(&format!("/v1/stats/summary{query}"))).bearer_auth(key).send().await.expect("request");
+        let resp = self
+            .http
+            .get(self.url(&format!("/v1/stats/summary{query}")))
+            .bearer_auth(key)
+            .send()
+            .await
+            .expect("request");
         let status = resp.status().as_u16();
         (status, resp.json().await.unwrap_or(Value::Null))
     }
@@ -174,7 +229,13 @@ impl TestApp {
 
 /// A realistic event: mixed providers, models, features and statuses, decided by `i`.
 pub fn event(i: usize, ts_ms: i64) -> Value {
-    let models = [("openai", "gpt-4o"), ("openai", "gpt-4o-mini"), ("anthropic", "claude-sonnet-4-20250514"), ("google", "gemini-2.5-flash"), ("acme", "in-house-7b")];
+    let models = [
+        ("openai", "gpt-4o"),
+        ("openai", "gpt-4o-mini"),
+        ("anthropic", "claude-sonnet-4-20250514"),
+        ("google", "gemini-2.5-flash"),
+        ("acme", "in-house-7b"),
+    ];
     let (provider, model) = models[i % models.len()];
     let features = ["chat", "search", "summarize"];
     let mut e = serde_json::json!({
@@ -189,10 +250,10 @@ pub fn event(i: usize, ts_ms: i64) -> Value {
         "output_tokens": 100 + (i % 11) * 20,
         "reasoning_tokens": (i % 3) * 10,
         "latency_ms": 200.0 + ((i * 7919) % 3000) as f64,
-        "status": if i % 10 == 0 { "error" } else { "success" },
-        "metadata": {"region": "eu", "attempt": (i % 3) as i64, "cached": i % 2 == 0}
+        "status": if i.is_multiple_of(10) { "error" } else { "success" },
+        "metadata": {"region": "eu", "attempt": (i % 3) as i64, "cached": i.is_multiple_of(2)}
     });
-    if i % 17 == 0 {
+    if i.is_multiple_of(17) {
         e["cost_usd"] = serde_json::json!(0.0125);
     }
     e

@@ -33,7 +33,9 @@ fn routes() -> OpenApiRouter<IngestState> {
 /// The ingest routes.
 pub fn router(state: IngestState) -> OpenApiRouter {
     // The body limit is enforced in the handler so the 413 has our JSON error shape.
-    routes().layer(DefaultBodyLimit::disable()).with_state(state)
+    routes()
+        .layer(DefaultBodyLimit::disable())
+        .with_state(state)
 }
 
 /// The ingest part of the OpenAPI document.
@@ -100,27 +102,51 @@ pub struct IngestResponse {
     ),
     security(("api_key" = []))
 )]
-async fn post_events(State(s): State<IngestState>, headers: HeaderMap, body: Body) -> Result<Response, ApiError> {
+async fn post_events(
+    State(s): State<IngestState>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
     let (key, workspace) = auth::api_key(&s.store, &s.clock, &headers, Scope::Ingest).await?;
     require_json(&headers)?;
     let bytes = axum::body::to_bytes(body, MAX_BODY_BYTES)
         .await
-        .map_err(|_| ApiError::PayloadTooLarge(format!("the body is larger than {MAX_BODY_BYTES} bytes; split the batch")))?;
-    let raw = event::split_body(&bytes).map_err(|e| ApiError::bad_request("invalid_body", e.to_string()))?;
+        .map_err(|_| {
+            ApiError::PayloadTooLarge(format!(
+                "the body is larger than {MAX_BODY_BYTES} bytes; split the batch"
+            ))
+        })?;
+    let raw = event::split_body(&bytes)
+        .map_err(|e| ApiError::bad_request("invalid_body", e.to_string()))?;
 
     let now = s.clock.now_ms();
-    let ctx = Context { now_ms: now, source: &key.source, plan: workspace.plan, prices: s.prices };
+    let ctx = Context {
+        now_ms: now,
+        source: &key.source,
+        plan: workspace.plan,
+        prices: s.prices,
+    };
     let mut results = Vec::with_capacity(raw.len());
     let mut valid = Vec::with_capacity(raw.len());
     for (index, r) in raw.iter().enumerate() {
         match event::validate(r, &ctx) {
             Ok((e, redacted)) => {
-                results.push(EventResult { index, status: EventStatus::Accepted, id: Some(e.id.clone()), error: None, redacted });
+                results.push(EventResult {
+                    index,
+                    status: EventStatus::Accepted,
+                    id: Some(e.id.clone()),
+                    error: None,
+                    redacted,
+                });
                 valid.push(e);
             }
-            Err(rejection) => {
-                results.push(EventResult { index, status: EventStatus::Rejected, id: None, error: Some(rejection), redacted: Vec::new() })
-            }
+            Err(rejection) => results.push(EventResult {
+                index,
+                status: EventStatus::Rejected,
+                id: None,
+                error: Some(rejection),
+                redacted: Vec::new(),
+            }),
         }
     }
 
@@ -130,7 +156,10 @@ async fn post_events(State(s): State<IngestState>, headers: HeaderMap, body: Bod
             tracing::warn!(workspace = %workspace.id, error = %e, "recovery of stale batches failed");
         }
         let limit = workspace.plan.limits().events_per_month;
-        let quota = Quota { month: month_of(now), limit };
+        let quota = Quota {
+            month: month_of(now),
+            limit,
+        };
         match s.store.ingest(&workspace.id, &valid, &quota).await? {
             IngestOutcome::QuotaExceeded { used } => {
                 let reset = next_month_start(now);
@@ -145,7 +174,10 @@ async fn post_events(State(s): State<IngestState>, headers: HeaderMap, body: Bod
             }
             IngestOutcome::Stored(outcomes) => {
                 let mut outcomes = outcomes.into_iter();
-                for r in results.iter_mut().filter(|r| r.status == EventStatus::Accepted) {
+                for r in results
+                    .iter_mut()
+                    .filter(|r| r.status == EventStatus::Accepted)
+                {
                     if outcomes.next() == Some(Stored::Duplicate) {
                         r.status = EventStatus::Duplicate;
                     }
@@ -155,7 +187,11 @@ async fn post_events(State(s): State<IngestState>, headers: HeaderMap, body: Bod
     }
 
     let count = |st: EventStatus| results.iter().filter(|r| r.status == st).count();
-    let (accepted, duplicates, rejected) = (count(EventStatus::Accepted), count(EventStatus::Duplicate), count(EventStatus::Rejected));
+    let (accepted, duplicates, rejected) = (
+        count(EventStatus::Accepted),
+        count(EventStatus::Duplicate),
+        count(EventStatus::Rejected),
+    );
     tracing::info!(workspace = %workspace.id, accepted, duplicates, rejected, "events ingested");
     let (status, error) = if rejected == 0 {
         (StatusCode::OK, None)
@@ -164,24 +200,58 @@ async fn post_events(State(s): State<IngestState>, headers: HeaderMap, body: Bod
     } else {
         let message = match results.as_slice() {
             [only] => {
-                let e = only.error.as_ref().map(|e| (e.field.as_str(), e.message.as_str())).unwrap_or_default();
-                if e.0.is_empty() { format!("the event was rejected: {}", e.1) } else { format!("the event was rejected: {}: {}", e.0, e.1) }
+                let e = only
+                    .error
+                    .as_ref()
+                    .map(|e| (e.field.as_str(), e.message.as_str()))
+                    .unwrap_or_default();
+                if e.0.is_empty() {
+                    format!("the event was rejected: {}", e.1)
+                } else {
+                    format!("the event was rejected: {}: {}", e.0, e.1)
+                }
             }
-            _ => format!("all {} events were rejected; `results` says why for each", results.len()),
+            _ => format!(
+                "all {} events were rejected; `results` says why for each",
+                results.len()
+            ),
         };
-        (StatusCode::BAD_REQUEST, Some(ErrorDetail { code: "invalid_event".into(), message }))
+        (
+            StatusCode::BAD_REQUEST,
+            Some(ErrorDetail {
+                code: "invalid_event".into(),
+                message,
+            }),
+        )
     };
-    Ok((status, Json(IngestResponse { accepted, duplicates, rejected, results, error })).into_response())
+    Ok((
+        status,
+        Json(IngestResponse {
+            accepted,
+            duplicates,
+            rejected,
+            results,
+            error,
+        }),
+    )
+        .into_response())
 }
 
 fn require_json(headers: &HeaderMap) -> Result<(), ApiError> {
-    let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
     let essence = content_type.split(';').next().unwrap_or("").trim();
     if essence.eq_ignore_ascii_case("application/json") {
         Ok(())
     } else if content_type.is_empty() {
-        Err(ApiError::UnsupportedMediaType("missing Content-Type: send `Content-Type: application/json`".into()))
+        Err(ApiError::UnsupportedMediaType(
+            "missing Content-Type: send `Content-Type: application/json`".into(),
+        ))
     } else {
-        Err(ApiError::UnsupportedMediaType(format!("Content-Type `{content_type}` is not accepted: send `application/json`")))
+        Err(ApiError::UnsupportedMediaType(format!(
+            "Content-Type `{content_type}` is not accepted: send `application/json`"
+        )))
     }
 }

@@ -13,7 +13,11 @@ async fn main() -> Result<(), lambda_http::Error> {
     llmtrack_shared::telemetry::init();
     let config = LambdaConfig::from_env()?;
     let store = DynamoStore::from_env(&config.table_name).await;
-    let state = IngestState { store: Arc::new(store), clock: Arc::new(SystemClock), prices: PriceTable::bundled() };
+    let state = IngestState {
+        store: Arc::new(store),
+        clock: Arc::new(SystemClock),
+        prices: PriceTable::bundled(),
+    };
     let (app, _api) = router(state).split_for_parts();
     lambda_http::run(app).await
 }

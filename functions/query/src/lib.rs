@@ -120,7 +120,11 @@ pub struct Summary {
     ),
     security(("api_key" = []))
 )]
-async fn summary(State(s): State<QueryState>, headers: HeaderMap, Query(p): Query<RangeParams>) -> Result<Json<Summary>, ApiError> {
+async fn summary(
+    State(s): State<QueryState>,
+    headers: HeaderMap,
+    Query(p): Query<RangeParams>,
+) -> Result<Json<Summary>, ApiError> {
     let (_, workspace) = auth::api_key(&s.store, &s.clock, &headers, Scope::Read).await?;
     let now = s.clock.now_ms();
     let to = match p.to.as_deref() {
@@ -135,17 +139,26 @@ async fn summary(State(s): State<QueryState>, headers: HeaderMap, Query(p): Quer
         Some(f) => parse_time("from", f)?,
     };
     if from >= to {
-        return Err(ApiError::bad_request("invalid_range", "`from` must be before `to`"));
+        return Err(ApiError::bad_request(
+            "invalid_range",
+            "`from` must be before `to`",
+        ));
     }
     if to - from > MAX_RANGE_MS {
-        return Err(ApiError::bad_request("invalid_range", "the range is longer than 366 days"));
+        return Err(ApiError::bad_request(
+            "invalid_range",
+            "the range is longer than 366 days",
+        ));
     }
     // Nothing older than the plan's history window is shown, even if the store still holds it.
     let window_start = now - workspace.plan.history_ms();
     let clamped = from < window_start;
     let from = from.max(window_start);
     let (from_hour, to_hour) = (hour_of(from), hour_of(to - 1) + 1);
-    let rows = s.store.rollups(&workspace.id, Dimension::Total, from_hour, to_hour).await?;
+    let rows = s
+        .store
+        .rollups(&workspace.id, Dimension::Total, from_hour, to_hour)
+        .await?;
     let mut total = Rollup::default();
     for (_, r) in &rows {
         total.merge(r);
@@ -156,7 +169,11 @@ async fn summary(State(s): State<QueryState>, headers: HeaderMap, Query(p): Quer
         clamped,
         requests: total.requests,
         errors: total.errors,
-        error_rate: if total.requests == 0 { 0.0 } else { total.errors as f64 / total.requests as f64 },
+        error_rate: if total.requests == 0 {
+            0.0
+        } else {
+            total.errors as f64 / total.requests as f64
+        },
         tokens: Tokens {
             input: total.input_tokens,
             output: total.output_tokens,
@@ -178,5 +195,12 @@ async fn summary(State(s): State<QueryState>, headers: HeaderMap, Query(p): Quer
 fn parse_time(field: &str, value: &str) -> Result<i64, ApiError> {
     chrono::DateTime::parse_from_rfc3339(value)
         .map(|t| t.timestamp_millis())
-        .map_err(|_| ApiError::bad_request("invalid_time", format!("`{field}` must be an RFC 3339 time such as 2026-11-27T00:00:00Z, got `{value}`")))
+        .map_err(|_| {
+            ApiError::bad_request(
+                "invalid_time",
+                format!(
+                    "`{field}` must be an RFC 3339 time such as 2026-11-27T00:00:00Z, got `{value}`"
+                ),
+            )
+        })
 }

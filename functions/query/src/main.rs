@@ -12,7 +12,10 @@ async fn main() -> Result<(), lambda_http::Error> {
     llmtrack_shared::telemetry::init();
     let config = LambdaConfig::from_env()?;
     let store = DynamoStore::from_env(&config.table_name).await;
-    let state = QueryState { store: Arc::new(store), clock: Arc::new(SystemClock) };
+    let state = QueryState {
+        store: Arc::new(store),
+        clock: Arc::new(SystemClock),
+    };
     let (app, _) = router(state).split_for_parts();
     lambda_http::run(app.merge(openapi_route())).await
 }

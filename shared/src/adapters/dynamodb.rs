@@ -14,10 +14,14 @@
 //! | rollup | `W#{ws}#R#{dimension}` | `{hour:010}#{value}` |
 //!
 //! Exactly once without transactions (they cost double and conflict on hot rollup items):
-//! 1. reserve quota (one conditional ADD); 2. write a batch marker; 3. write each event with a
-//! conditional put keyed by its idempotency key, tagged with the batch id; 4. merge the batch's
-//! deltas into each rollup item by read-modify-write with a version check, recording the batch id
-//! in the item's pending set; 5. delete the marker and refund unused quota.
+//!
+//! 1. reserve quota (one conditional ADD);
+//! 2. write a batch marker;
+//! 3. write each event with a conditional put keyed by its idempotency key, tagged with the batch id;
+//! 4. merge the batch's deltas into each rollup item by read-modify-write with a version check,
+//!    recording the batch id in the item's pending set;
+//! 5. delete the marker and refund unused quota.
+//!
 //! A writer that dies leaves its marker. `recover` (run by ingest, at most once a minute per
 //! workspace and instance) finds markers older than the lease, rebuilds the batch's deltas from
 //! the events tagged with it, and applies them to exactly the rollup items that do not yet list
@@ -35,8 +39,9 @@ use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkErro
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::primitives::Blob;
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, AttributeValue as Av, BillingMode, ConsumedCapacity, KeySchemaElement, KeyType, KeysAndAttributes,
-    ReturnConsumedCapacity, ReturnValue, ReturnValuesOnConditionCheckFailure, ScalarAttributeType, TimeToLiveSpecification,
+    AttributeDefinition, AttributeValue as Av, BillingMode, ConsumedCapacity, KeySchemaElement,
+    KeyType, KeysAndAttributes, ReturnConsumedCapacity, ReturnValue,
+    ReturnValuesOnConditionCheckFailure, ScalarAttributeType, TimeToLiveSpecification,
 };
 use futures_util::{StreamExt as _, TryStreamExt as _, stream};
 
@@ -91,9 +96,11 @@ impl Capacity {
     }
     fn record(&self, consumed: Option<&ConsumedCapacity>, item_bytes: usize) {
         if let Some(units) = consumed.and_then(|c| c.capacity_units()) {
-            self.reported_write_tenths.fetch_add((units * 10.0).round() as u64, Ordering::Relaxed);
+            self.reported_write_tenths
+                .fetch_add((units * 10.0).round() as u64, Ordering::Relaxed);
         }
-        self.sized_write_units.fetch_add(item_bytes.div_ceil(1024).max(1) as u64, Ordering::Relaxed);
+        self.sized_write_units
+            .fetch_add(item_bytes.div_ceil(1024).max(1) as u64, Ordering::Relaxed);
         self.write_requests.fetch_add(1, Ordering::Relaxed);
     }
 }
@@ -132,7 +139,10 @@ fn n(v: impl ToString) -> Av {
 }
 
 fn get_s<'a>(item: &'a Item, name: &str) -> anyhow::Result<&'a str> {
-    item.get(name).and_then(|v| v.as_s().ok()).map(String::as_str).ok_or_else(|| anyhow!("item lacks string attribute {name}"))
+    item.get(name)
+        .and_then(|v| v.as_s().ok())
+        .map(String::as_str)
+        .ok_or_else(|| anyhow!("item lacks string attribute {name}"))
 }
 
 fn get_n<T: std::str::FromStr>(item: &Item, name: &str) -> anyhow::Result<T> {
@@ -157,7 +167,12 @@ fn value_size(v: &Av) -> usize {
         Av::Ns(xs) => xs.iter().map(|x| x.len().div_ceil(2) + 1).sum(),
         Av::Bool(_) | Av::Null(_) => 1,
         Av::L(xs) => 3 + xs.iter().map(|x| 1 + value_size(x)).sum::<usize>(),
-        Av::M(m) => 3 + m.iter().map(|(k, x)| 1 + k.len() + value_size(x)).sum::<usize>(),
+        Av::M(m) => {
+            3 + m
+                .iter()
+                .map(|(k, x)| 1 + k.len() + value_size(x))
+                .sum::<usize>()
+        }
         _ => 0,
     }
 }
@@ -235,8 +250,18 @@ impl DynamoStore {
 
     /// Creates the table as `template.yaml` defines it (for local runs and tests).
     pub async fn create_table(&self) -> anyhow::Result<()> {
-        let attr = |name: &str| AttributeDefinition::builder().attribute_name(name).attribute_type(ScalarAttributeType::S).build();
-        let key = |name: &str, t| KeySchemaElement::builder().attribute_name(name).key_type(t).build();
+        let attr = |name: &str| {
+            AttributeDefinition::builder()
+                .attribute_name(name)
+                .attribute_type(ScalarAttributeType::S)
+                .build()
+        };
+        let key = |name: &str, t| {
+            KeySchemaElement::builder()
+                .attribute_name(name)
+                .key_type(t)
+                .build()
+        };
         self.client
             .create_table()
             .table_name(&self.table)
@@ -251,7 +276,12 @@ impl DynamoStore {
         self.client
             .update_time_to_live()
             .table_name(&self.table)
-            .time_to_live_specification(TimeToLiveSpecification::builder().enabled(true).attribute_name(TTL_ATTRIBUTE).build()?)
+            .time_to_live_specification(
+                TimeToLiveSpecification::builder()
+                    .enabled(true)
+                    .attribute_name(TTL_ATTRIBUTE)
+                    .build()?,
+            )
             .send()
             .await
             .map_err(err)?;
@@ -297,7 +327,12 @@ impl DynamoStore {
         Ok(out.item)
     }
 
-    async fn delete(&self, pk: String, sk: String, condition: Option<&str>) -> anyhow::Result<bool> {
+    async fn delete(
+        &self,
+        pk: String,
+        sk: String,
+        condition: Option<&str>,
+    ) -> anyhow::Result<bool> {
         let result = self
             .client
             .delete_item()
@@ -319,8 +354,18 @@ impl DynamoStore {
     }
 
     /// Every item of a partition (optionally a sort-key range and a filter), all pages.
-    async fn query_all(&self, pk: String, range: Option<(String, String)>, filter: Option<(&str, Av)>) -> anyhow::Result<Vec<Item>> {
-        let mut q = self.client.query().table_name(&self.table).consistent_read(true).expression_attribute_values(":pk", s(pk));
+    async fn query_all(
+        &self,
+        pk: String,
+        range: Option<(String, String)>,
+        filter: Option<(&str, Av)>,
+    ) -> anyhow::Result<Vec<Item>> {
+        let mut q = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .consistent_read(true)
+            .expression_attribute_values(":pk", s(pk));
         q = match range {
             Some((lo, hi)) => q
                 .key_condition_expression("pk = :pk AND sk BETWEEN :lo AND :hi")
@@ -329,9 +374,16 @@ impl DynamoStore {
             None => q.key_condition_expression("pk = :pk"),
         };
         if let Some((expr, value)) = filter {
-            q = q.filter_expression(expr).expression_attribute_values(":f", value);
+            q = q
+                .filter_expression(expr)
+                .expression_attribute_values(":f", value);
         }
-        q.into_paginator().items().send().try_collect().await.map_err(err)
+        q.into_paginator()
+            .items()
+            .send()
+            .try_collect()
+            .await
+            .map_err(err)
     }
 
     /// Consistent batch read of many keys, following UnprocessedKeys.
@@ -340,16 +392,28 @@ impl DynamoStore {
         for chunk in keys.chunks(100) {
             let mut request = KeysAndAttributes::builder().consistent_read(true);
             for (pk, sk) in chunk {
-                request = request.keys(HashMap::from([("pk".to_owned(), s(pk.clone())), ("sk".to_owned(), s(sk.clone()))]));
+                request = request.keys(HashMap::from([
+                    ("pk".to_owned(), s(pk.clone())),
+                    ("sk".to_owned(), s(sk.clone())),
+                ]));
             }
             let mut pending = Some(request.build()?);
             let mut attempt = 0u32;
             while let Some(req) = pending.take() {
-                let resp = self.client.batch_get_item().request_items(&self.table, req).send().await.map_err(err)?;
+                let resp = self
+                    .client
+                    .batch_get_item()
+                    .request_items(&self.table, req)
+                    .send()
+                    .await
+                    .map_err(err)?;
                 if let Some(items) = resp.responses.and_then(|mut r| r.remove(&self.table)) {
                     out.extend(items);
                 }
-                pending = resp.unprocessed_keys.and_then(|mut u| u.remove(&self.table)).filter(|k| !k.keys().is_empty());
+                pending = resp
+                    .unprocessed_keys
+                    .and_then(|mut u| u.remove(&self.table))
+                    .filter(|k| !k.keys().is_empty());
                 if pending.is_some() {
                     attempt += 1;
                     tokio::time::sleep(Duration::from_millis(10 << attempt.min(6))).await;
@@ -381,9 +445,14 @@ impl DynamoStore {
     fn key_from_item(item: &Item) -> anyhow::Result<ApiKey> {
         let pk = get_s(item, "pk")?;
         Ok(ApiKey {
-            hash: KeyHash(pk.strip_prefix("KEY#").ok_or_else(|| anyhow!("bad key item {pk}"))?.to_owned()),
+            hash: KeyHash(
+                pk.strip_prefix("KEY#")
+                    .ok_or_else(|| anyhow!("bad key item {pk}"))?
+                    .to_owned(),
+            ),
             id: KeyId::parse(get_s(item, "id")?).ok_or_else(|| anyhow!("bad key id"))?,
-            workspace_id: WorkspaceId::parse(get_s(item, "ws")?).ok_or_else(|| anyhow!("bad workspace id"))?,
+            workspace_id: WorkspaceId::parse(get_s(item, "ws")?)
+                .ok_or_else(|| anyhow!("bad workspace id"))?,
             name: get_s(item, "name")?.to_owned(),
             source: get_s(item, "src")?.to_owned(),
             scope: Scope::parse(get_s(item, "scope")?).ok_or_else(|| anyhow!("bad scope"))?,
@@ -406,7 +475,12 @@ impl DynamoStore {
 
     /// Writes one event once. For an id sent without a timestamp, a guard item keyed by the id
     /// alone makes retries (which get a new receive time) recognisable.
-    async fn write_event(&self, ws: &WorkspaceId, e: &Event, batch: &str) -> anyhow::Result<Stored> {
+    async fn write_event(
+        &self,
+        ws: &WorkspaceId,
+        e: &Event,
+        batch: &str,
+    ) -> anyhow::Result<Stored> {
         let item = Self::event_item(ws, e, batch)?;
         if e.idempotency_key.is_none() {
             self.put(item, None).await?;
@@ -414,7 +488,11 @@ impl DynamoStore {
         }
         if !e.idempotent_without_timestamp() {
             let written = self.put(item, Some("attribute_not_exists(pk)")).await?;
-            return Ok(if written { Stored::Accepted } else { Stored::Duplicate });
+            return Ok(if written {
+                Stored::Accepted
+            } else {
+                Stored::Duplicate
+            });
         }
         let guard_pk = format!("W#{ws}#ID#{}", e.id);
         let guard = HashMap::from([
@@ -438,17 +516,27 @@ impl DynamoStore {
         let (epk, esk) = match claimed {
             Ok(out) => {
                 self.capacity.record(out.consumed_capacity(), size);
-                (get_s(&item, "pk")?.to_owned(), get_s(&item, "sk")?.to_owned())
+                (
+                    get_s(&item, "pk")?.to_owned(),
+                    get_s(&item, "sk")?.to_owned(),
+                )
             }
-            Err(SdkError::ServiceError(ctx)) if ctx.err().is_conditional_check_failed_exception() => {
+            Err(SdkError::ServiceError(ctx))
+                if ctx.err().is_conditional_check_failed_exception() =>
+            {
                 self.capacity.record(None, size);
                 // The id was claimed before. If the claimant died before writing the event, write it
                 // under the claimed key now; the conditional put lets only one retry do so.
                 let old = match ctx.err() {
-                    PutItemError::ConditionalCheckFailedException(c) => c.item().cloned().unwrap_or_default(),
+                    PutItemError::ConditionalCheckFailedException(c) => {
+                        c.item().cloned().unwrap_or_default()
+                    }
                     _ => Item::new(),
                 };
-                (get_s(&old, "epk")?.to_owned(), get_s(&old, "esk")?.to_owned())
+                (
+                    get_s(&old, "epk")?.to_owned(),
+                    get_s(&old, "esk")?.to_owned(),
+                )
             }
             Err(e) => return Err(err(e)),
         };
@@ -456,34 +544,70 @@ impl DynamoStore {
             return Ok(Stored::Duplicate);
         }
         let mut item = item;
-        let ts: i64 = esk.split('#').next().and_then(|t| t.parse().ok()).ok_or_else(|| anyhow!("bad guarded key {esk}"))?;
+        let ts: i64 = esk
+            .split('#')
+            .next()
+            .and_then(|t| t.parse().ok())
+            .ok_or_else(|| anyhow!("bad guarded key {esk}"))?;
         let mut claimed_event = e.clone();
         claimed_event.ts_ms = ts;
         item.insert("pk".to_owned(), s(epk));
         item.insert("sk".to_owned(), s(esk));
         item.insert("d".to_owned(), s(serde_json::to_string(&claimed_event)?));
         let written = self.put(item, Some("attribute_not_exists(pk)")).await?;
-        Ok(if written { Stored::Accepted } else { Stored::Duplicate })
+        Ok(if written {
+            Stored::Accepted
+        } else {
+            Stored::Duplicate
+        })
     }
 
     /// Merges deltas into rollup items, each at most once per batch (see the module comment).
-    async fn apply_rollups(&self, ws: &WorkspaceId, batch: &str, deltas: BTreeMap<RollupKey, Rollup>) -> anyhow::Result<()> {
+    async fn apply_rollups(
+        &self,
+        ws: &WorkspaceId,
+        batch: &str,
+        deltas: BTreeMap<RollupKey, Rollup>,
+    ) -> anyhow::Result<()> {
         let mut todo: Vec<(RollupKey, Rollup)> = deltas.into_iter().collect();
         let mut attempt = 0u32;
         while !todo.is_empty() {
-            let keys = todo.iter().map(|(k, _)| (rollup_pk(ws, k.dimension), rollup_sk(k.hour, &k.value))).collect::<Vec<_>>();
+            let keys = todo
+                .iter()
+                .map(|(k, _)| (rollup_pk(ws, k.dimension), rollup_sk(k.hour, &k.value)))
+                .collect::<Vec<_>>();
             let mut current: HashMap<(String, String), Current> = HashMap::new();
             for item in self.batch_get(keys).await? {
-                let key = (get_s(&item, "pk")?.to_owned(), get_s(&item, "sk")?.to_owned());
+                let key = (
+                    get_s(&item, "pk")?.to_owned(),
+                    get_s(&item, "sk")?.to_owned(),
+                );
                 let rollup = match item.get("d") {
-                    Some(Av::B(b)) => Rollup::decode(b.as_ref()).ok_or_else(|| anyhow!("corrupt rollup {key:?}"))?,
+                    Some(Av::B(b)) => Rollup::decode(b.as_ref())
+                        .ok_or_else(|| anyhow!("corrupt rollup {key:?}"))?,
                     _ => Rollup::default(),
                 };
-                let pending = item.get("p").and_then(|p| p.as_ss().ok()).cloned().unwrap_or_default();
-                current.insert(key, Current { version: Some(get_n(&item, "v")?), rollup, pending });
+                let pending = item
+                    .get("p")
+                    .and_then(|p| p.as_ss().ok())
+                    .cloned()
+                    .unwrap_or_default();
+                current.insert(
+                    key,
+                    Current {
+                        version: Some(get_n(&item, "v")?),
+                        rollup,
+                        pending,
+                    },
+                );
             }
             // Which batch ids in the items' pending sets still have a live marker.
-            let others: HashSet<String> = current.values().flat_map(|c| c.pending.iter()).filter(|b| *b != batch).cloned().collect();
+            let others: HashSet<String> = current
+                .values()
+                .flat_map(|c| c.pending.iter())
+                .filter(|b| *b != batch)
+                .cloned()
+                .collect();
             let live: HashSet<String> = self
                 .batch_get(others.into_iter().map(|b| (marker_pk(ws), b)).collect())
                 .await?
@@ -492,63 +616,74 @@ impl DynamoStore {
                 .collect();
 
             let crash_after_first = self.crash_at == Some(CrashPoint::AfterFirstRollup);
-            let results: Vec<Option<(RollupKey, Rollup)>> = stream::iter(todo.drain(..).enumerate())
-                .map(|(i, (key, delta))| {
-                    let pk = rollup_pk(ws, key.dimension);
-                    let sk = rollup_sk(key.hour, &key.value);
-                    let cur = current.remove(&(pk.clone(), sk.clone()));
-                    let live = &live;
-                    async move {
-                        if crash_after_first && i > 0 {
-                            return Ok::<_, anyhow::Error>(None);
-                        }
-                        let cur = cur.unwrap_or(Current { version: None, rollup: Rollup::default(), pending: Vec::new() });
-                        if cur.pending.iter().any(|b| b == batch) {
-                            return Ok(None); // applied already (by the writer that crashed, or a racing recovery)
-                        }
-                        let mut merged = cur.rollup;
-                        merged.merge(&delta);
-                        let mut pending: Vec<String> = cur.pending.into_iter().filter(|b| live.contains(b)).collect();
-                        pending.push(batch.to_owned());
-                        let item = HashMap::from([
-                            ("pk".to_owned(), s(pk)),
-                            ("sk".to_owned(), s(sk)),
-                            ("v".to_owned(), n(cur.version.map_or(1, |v| v + 1))),
-                            ("d".to_owned(), Av::B(Blob::new(merged.encode()))),
-                            ("p".to_owned(), Av::Ss(pending)),
-                        ]);
-                        // Optimistic concurrency: the write lands only on the version we read.
-                        let (condition, expected) = match cur.version {
-                            Some(v) => ("v = :v", Some(HashMap::from([(":v".to_owned(), n(v))]))),
-                            None => ("attribute_not_exists(pk)", None),
-                        };
-                        let size = item_size(&item);
-                        let out = self
-                            .client
-                            .put_item()
-                            .table_name(&self.table)
-                            .set_item(Some(item))
-                            .condition_expression(condition)
-                            .set_expression_attribute_values(expected)
-                            .return_consumed_capacity(ReturnConsumedCapacity::Total)
-                            .send()
-                            .await;
-                        match out {
-                            Ok(o) => {
-                                self.capacity.record(o.consumed_capacity(), size);
-                                Ok(None)
+            let results: Vec<Option<(RollupKey, Rollup)>> =
+                stream::iter(todo.drain(..).enumerate())
+                    .map(|(i, (key, delta))| {
+                        let pk = rollup_pk(ws, key.dimension);
+                        let sk = rollup_sk(key.hour, &key.value);
+                        let cur = current.remove(&(pk.clone(), sk.clone()));
+                        let live = &live;
+                        async move {
+                            if crash_after_first && i > 0 {
+                                return Ok::<_, anyhow::Error>(None);
                             }
-                            Err(e) if is_condition_failed(&e) => {
-                                self.capacity.record(None, size);
-                                Ok(Some((key, delta))) // someone else wrote it first: read again
+                            let cur = cur.unwrap_or(Current {
+                                version: None,
+                                rollup: Rollup::default(),
+                                pending: Vec::new(),
+                            });
+                            if cur.pending.iter().any(|b| b == batch) {
+                                return Ok(None); // applied already (by the writer that crashed, or a racing recovery)
                             }
-                            Err(e) => Err(err(e)),
+                            let mut merged = cur.rollup;
+                            merged.merge(&delta);
+                            let mut pending: Vec<String> = cur
+                                .pending
+                                .into_iter()
+                                .filter(|b| live.contains(b))
+                                .collect();
+                            pending.push(batch.to_owned());
+                            let item = HashMap::from([
+                                ("pk".to_owned(), s(pk)),
+                                ("sk".to_owned(), s(sk)),
+                                ("v".to_owned(), n(cur.version.map_or(1, |v| v + 1))),
+                                ("d".to_owned(), Av::B(Blob::new(merged.encode()))),
+                                ("p".to_owned(), Av::Ss(pending)),
+                            ]);
+                            // Optimistic concurrency: the write lands only on the version we read.
+                            let (condition, expected) = match cur.version {
+                                Some(v) => {
+                                    ("v = :v", Some(HashMap::from([(":v".to_owned(), n(v))])))
+                                }
+                                None => ("attribute_not_exists(pk)", None),
+                            };
+                            let size = item_size(&item);
+                            let out = self
+                                .client
+                                .put_item()
+                                .table_name(&self.table)
+                                .set_item(Some(item))
+                                .condition_expression(condition)
+                                .set_expression_attribute_values(expected)
+                                .return_consumed_capacity(ReturnConsumedCapacity::Total)
+                                .send()
+                                .await;
+                            match out {
+                                Ok(o) => {
+                                    self.capacity.record(o.consumed_capacity(), size);
+                                    Ok(None)
+                                }
+                                Err(e) if is_condition_failed(&e) => {
+                                    self.capacity.record(None, size);
+                                    Ok(Some((key, delta))) // someone else wrote it first: read again
+                                }
+                                Err(e) => Err(err(e)),
+                            }
                         }
-                    }
-                })
-                .buffer_unordered(CONCURRENCY)
-                .try_collect()
-                .await?;
+                    })
+                    .buffer_unordered(CONCURRENCY)
+                    .try_collect()
+                    .await?;
             if crash_after_first {
                 anyhow::bail!("simulated crash after the first rollup write");
             }
@@ -558,7 +693,10 @@ impl DynamoStore {
                 if attempt > 50 {
                     anyhow::bail!("rollup items stayed contended after {attempt} attempts");
                 }
-                tokio::time::sleep(Duration::from_millis(rand::random_range(1..(5u64 << attempt.min(5))))).await;
+                tokio::time::sleep(Duration::from_millis(rand::random_range(
+                    1..(5u64 << attempt.min(5)),
+                )))
+                .await;
             }
         }
         Ok(())
@@ -566,8 +704,20 @@ impl DynamoStore {
 
     /// Deletes a finished batch's marker and refunds the quota it reserved but did not use.
     /// Only the caller whose delete succeeds refunds, so racing recoveries refund once.
-    async fn finish_batch(&self, ws: &WorkspaceId, batch: &str, month: &str, unused: u64) -> anyhow::Result<()> {
-        let deleted = self.delete(marker_pk(ws), batch.to_owned(), Some("attribute_exists(pk)")).await?;
+    async fn finish_batch(
+        &self,
+        ws: &WorkspaceId,
+        batch: &str,
+        month: &str,
+        unused: u64,
+    ) -> anyhow::Result<()> {
+        let deleted = self
+            .delete(
+                marker_pk(ws),
+                batch.to_owned(),
+                Some("attribute_exists(pk)"),
+            )
+            .await?;
         if deleted && unused > 0 {
             let out = self
                 .client
@@ -597,16 +747,30 @@ impl DynamoStore {
             let batch = get_s(&marker, "sk")?.to_owned();
             let month = get_s(&marker, "month")?.to_owned();
             let reserved: u64 = get_n(&marker, "reserved")?;
-            let hours: Vec<i64> = marker.get("hours").and_then(|h| h.as_ns().ok()).map(|h| h.iter().filter_map(|x| x.parse().ok()).collect()).unwrap_or_default();
+            let hours: Vec<i64> = marker
+                .get("hours")
+                .and_then(|h| h.as_ns().ok())
+                .map(|h| h.iter().filter_map(|x| x.parse().ok()).collect())
+                .unwrap_or_default();
             let mut events = Vec::new();
             for hour in hours {
-                for item in self.query_all(event_pk(ws, hour), None, Some(("b = :f", s(batch.clone())))).await? {
+                for item in self
+                    .query_all(event_pk(ws, hour), None, Some(("b = :f", s(batch.clone()))))
+                    .await?
+                {
                     events.push(serde_json::from_str::<Event>(get_s(&item, "d")?)?);
                 }
             }
             tracing::warn!(workspace = %ws, batch, events = events.len(), "finishing a batch left by a crashed writer");
-            self.apply_rollups(ws, &batch, rollup::fold(&events)).await?;
-            self.finish_batch(ws, &batch, &month, reserved.saturating_sub(events.len() as u64)).await?;
+            self.apply_rollups(ws, &batch, rollup::fold(&events))
+                .await?;
+            self.finish_batch(
+                ws,
+                &batch,
+                &month,
+                reserved.saturating_sub(events.len() as u64),
+            )
+            .await?;
             finished += 1;
         }
         Ok(finished)
@@ -631,11 +795,14 @@ impl Store for DynamoStore {
     }
 
     async fn workspace(&self, id: &WorkspaceId) -> StoreResult<Option<Workspace>> {
-        let Some(item) = self.get(format!("WS#{id}"), "WS").await? else { return Ok(None) };
+        let Some(item) = self.get(format!("WS#{id}"), "WS").await? else {
+            return Ok(None);
+        };
         Ok(Some(Workspace {
             id: id.clone(),
             name: get_s(&item, "name")?.to_owned(),
-            plan: Plan::parse(get_s(&item, "plan")?).ok_or_else(|| anyhow!("workspace {id} has an unknown plan"))?,
+            plan: Plan::parse(get_s(&item, "plan")?)
+                .ok_or_else(|| anyhow!("workspace {id} has an unknown plan"))?,
             created_ms: get_n(&item, "created")?,
         }))
     }
@@ -661,7 +828,10 @@ impl Store for DynamoStore {
     }
 
     async fn create_key(&self, key: &ApiKey) -> StoreResult<()> {
-        if !self.put(Self::key_item(key), Some("attribute_not_exists(pk)")).await? {
+        if !self
+            .put(Self::key_item(key), Some("attribute_not_exists(pk)"))
+            .await?
+        {
             return Err(StoreError::Conflict(format!("key {}", key.id)));
         }
         let listing = HashMap::from([
@@ -674,19 +844,44 @@ impl Store for DynamoStore {
     }
 
     async fn key_by_hash(&self, hash: &KeyHash) -> StoreResult<Option<ApiKey>> {
-        Ok(self.get(format!("KEY#{}", hash.0), "KEY").await?.map(|i| Self::key_from_item(&i)).transpose()?)
+        Ok(self
+            .get(format!("KEY#{}", hash.0), "KEY")
+            .await?
+            .map(|i| Self::key_from_item(&i))
+            .transpose()?)
     }
 
     async fn keys(&self, ws: &WorkspaceId) -> StoreResult<Vec<ApiKey>> {
-        let listing = self.query_all(format!("WS#{ws}"), Some(("KEY#".into(), "KEY#~".into())), None).await?;
-        let hashes = listing.iter().map(|i| get_s(i, "hash").map(|h| (format!("KEY#{h}"), "KEY".to_owned()))).collect::<anyhow::Result<Vec<_>>>()?;
-        let mut keys = self.batch_get(hashes).await?.iter().map(Self::key_from_item).collect::<anyhow::Result<Vec<_>>>()?;
+        let listing = self
+            .query_all(
+                format!("WS#{ws}"),
+                Some(("KEY#".into(), "KEY#~".into())),
+                None,
+            )
+            .await?;
+        let hashes = listing
+            .iter()
+            .map(|i| get_s(i, "hash").map(|h| (format!("KEY#{h}"), "KEY".to_owned())))
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        let mut keys = self
+            .batch_get(hashes)
+            .await?
+            .iter()
+            .map(Self::key_from_item)
+            .collect::<anyhow::Result<Vec<_>>>()?;
         keys.sort_by(|a, b| a.id.cmp(&b.id));
         Ok(keys)
     }
 
-    async fn set_key_state(&self, ws: &WorkspaceId, key: &KeyId, state: KeyState) -> StoreResult<bool> {
-        let Some(listing) = self.get(format!("WS#{ws}"), &format!("KEY#{key}")).await? else { return Ok(false) };
+    async fn set_key_state(
+        &self,
+        ws: &WorkspaceId,
+        key: &KeyId,
+        state: KeyState,
+    ) -> StoreResult<bool> {
+        let Some(listing) = self.get(format!("WS#{ws}"), &format!("KEY#{key}")).await? else {
+            return Ok(false);
+        };
         let hash = get_s(&listing, "hash")?;
         let result = self
             .client
@@ -709,11 +904,15 @@ impl Store for DynamoStore {
     }
 
     async fn delete_key(&self, ws: &WorkspaceId, key: &KeyId) -> StoreResult<bool> {
-        let Some(listing) = self.get(format!("WS#{ws}"), &format!("KEY#{key}")).await? else { return Ok(false) };
+        let Some(listing) = self.get(format!("WS#{ws}"), &format!("KEY#{key}")).await? else {
+            return Ok(false);
+        };
         let hash = get_s(&listing, "hash")?.to_owned();
         // The auth item first: once it is gone the key is refused, whatever happens next.
-        self.delete(format!("KEY#{hash}"), "KEY".into(), None).await?;
-        self.delete(format!("WS#{ws}"), format!("KEY#{key}"), None).await?;
+        self.delete(format!("KEY#{hash}"), "KEY".into(), None)
+            .await?;
+        self.delete(format!("WS#{ws}"), format!("KEY#{key}"), None)
+            .await?;
         Ok(true)
     }
 
@@ -724,22 +923,42 @@ impl Store for DynamoStore {
             .key("pk", s(format!("KEY#{}", key.hash.0)))
             .key("sk", s("KEY"))
             .update_expression("SET used = :t")
-            .condition_expression("attribute_exists(pk) AND (attribute_not_exists(used) OR used < :t)")
+            .condition_expression(
+                "attribute_exists(pk) AND (attribute_not_exists(used) OR used < :t)",
+            )
             .expression_attribute_values(":t", n(at_ms))
             .send()
             .await
             .map(|_| ())
-            .or_else(|e| if is_condition_failed(&e) { Ok(()) } else { Err(err(e)) })?;
+            .or_else(|e| {
+                if is_condition_failed(&e) {
+                    Ok(())
+                } else {
+                    Err(err(e))
+                }
+            })?;
         Ok(())
     }
 
-    async fn ingest(&self, ws: &WorkspaceId, events: &[Event], quota: &Quota) -> StoreResult<IngestOutcome> {
+    async fn ingest(
+        &self,
+        ws: &WorkspaceId,
+        events: &[Event],
+        quota: &Quota,
+    ) -> StoreResult<IngestOutcome> {
         if events.is_empty() {
             return Ok(IngestOutcome::Stored(Vec::new()));
         }
         // Repeats inside one request are duplicates of their first occurrence: no second write.
         let mut seen = HashSet::new();
-        let first: Vec<bool> = events.iter().map(|e| e.idempotency_key.as_ref().is_none_or(|k| seen.insert(k.as_str()))).collect();
+        let first: Vec<bool> = events
+            .iter()
+            .map(|e| {
+                e.idempotency_key
+                    .as_ref()
+                    .is_none_or(|k| seen.insert(k.as_str()))
+            })
+            .collect();
         let reserve = first.iter().filter(|f| **f).count() as u64;
 
         // 1. Reserve quota atomically: concurrent batches can overshoot by at most one batch.
@@ -761,7 +980,9 @@ impl Store for DynamoStore {
         match reserved {
             Ok(out) => self.capacity.record(out.consumed_capacity(), 64),
             Err(e) if is_condition_failed(&e) => {
-                return Ok(IngestOutcome::QuotaExceeded { used: self.usage(ws, &quota.month).await? });
+                return Ok(IngestOutcome::QuotaExceeded {
+                    used: self.usage(ws, &quota.month).await?,
+                });
             }
             Err(e) => return Err(err(e).into()),
         }
@@ -772,10 +993,16 @@ impl Store for DynamoStore {
         let marker = HashMap::from([
             ("pk".to_owned(), s(marker_pk(ws))),
             ("sk".to_owned(), s(batch.clone())),
-            ("created".to_owned(), n(chrono::Utc::now().timestamp_millis())),
+            (
+                "created".to_owned(),
+                n(chrono::Utc::now().timestamp_millis()),
+            ),
             ("month".to_owned(), s(quota.month.clone())),
             ("reserved".to_owned(), n(reserve)),
-            ("hours".to_owned(), Av::Ns(hours.iter().map(i64::to_string).collect())),
+            (
+                "hours".to_owned(),
+                Av::Ns(hours.iter().map(i64::to_string).collect()),
+            ),
         ]);
         self.put(marker, None).await?;
 
@@ -784,7 +1011,11 @@ impl Store for DynamoStore {
         let first_ref = &first;
         let outcomes: Vec<Stored> = stream::iter(0..events.len())
             .map(|i| async move {
-                if first_ref[i] { self.write_event(ws, &events[i], batch_ref).await } else { Ok(Stored::Duplicate) }
+                if first_ref[i] {
+                    self.write_event(ws, &events[i], batch_ref).await
+                } else {
+                    Ok(Stored::Duplicate)
+                }
             })
             .buffered(CONCURRENCY)
             .try_collect()
@@ -794,35 +1025,77 @@ impl Store for DynamoStore {
         }
 
         // 4. Rollups, then 5. marker and refund.
-        let accepted = events.iter().zip(&outcomes).filter(|(_, o)| **o == Stored::Accepted).map(|(e, _)| e);
+        let accepted = events
+            .iter()
+            .zip(&outcomes)
+            .filter(|(_, o)| **o == Stored::Accepted)
+            .map(|(e, _)| e);
         let accepted_count = outcomes.iter().filter(|o| **o == Stored::Accepted).count() as u64;
-        self.apply_rollups(ws, &batch, rollup::fold(accepted)).await?;
-        self.finish_batch(ws, &batch, &quota.month, reserve - accepted_count).await?;
+        self.apply_rollups(ws, &batch, rollup::fold(accepted))
+            .await?;
+        self.finish_batch(ws, &batch, &quota.month, reserve - accepted_count)
+            .await?;
         Ok(IngestOutcome::Stored(outcomes))
     }
 
     async fn usage(&self, ws: &WorkspaceId, month: &str) -> StoreResult<u64> {
-        let item = self.get(format!("WS#{ws}"), &format!("USAGE#{month}")).await?;
-        Ok(item.map(|i| get_n::<i64>(&i, "n")).transpose()?.unwrap_or(0).max(0) as u64)
+        let item = self
+            .get(format!("WS#{ws}"), &format!("USAGE#{month}"))
+            .await?;
+        Ok(item
+            .map(|i| get_n::<i64>(&i, "n"))
+            .transpose()?
+            .unwrap_or(0)
+            .max(0) as u64)
     }
 
-    async fn rollups(&self, ws: &WorkspaceId, dimension: Dimension, from_hour: i64, to_hour: i64) -> StoreResult<Vec<(RollupKey, Rollup)>> {
+    async fn rollups(
+        &self,
+        ws: &WorkspaceId,
+        dimension: Dimension,
+        from_hour: i64,
+        to_hour: i64,
+    ) -> StoreResult<Vec<(RollupKey, Rollup)>> {
         // `{to:010}` sorts before every `{to:010}#value`, so hour `to` is excluded.
-        let items = self.query_all(rollup_pk(ws, dimension), Some((format!("{from_hour:010}"), format!("{to_hour:010}"))), None).await?;
+        let items = self
+            .query_all(
+                rollup_pk(ws, dimension),
+                Some((format!("{from_hour:010}"), format!("{to_hour:010}"))),
+                None,
+            )
+            .await?;
         let mut out = Vec::with_capacity(items.len());
         for item in items {
             let sk = get_s(&item, "sk")?;
-            let (hour, value) = sk.split_once('#').ok_or_else(|| anyhow!("bad rollup key {sk}"))?;
+            let (hour, value) = sk
+                .split_once('#')
+                .ok_or_else(|| anyhow!("bad rollup key {sk}"))?;
             let rollup = match item.get("d") {
-                Some(Av::B(b)) => Rollup::decode(b.as_ref()).ok_or_else(|| anyhow!("corrupt rollup {sk}"))?,
+                Some(Av::B(b)) => {
+                    Rollup::decode(b.as_ref()).ok_or_else(|| anyhow!("corrupt rollup {sk}"))?
+                }
                 _ => return Err(anyhow!("rollup {sk} has no data").into()),
             };
-            out.push((RollupKey { hour: hour.parse().context("rollup hour")?, dimension, value: value.to_owned() }, rollup));
+            out.push((
+                RollupKey {
+                    hour: hour.parse().context("rollup hour")?,
+                    dimension,
+                    value: value.to_owned(),
+                },
+                rollup,
+            ));
         }
         Ok(out)
     }
 
-    async fn events(&self, ws: &WorkspaceId, from_ms: i64, to_ms: i64, after: Option<(i64, String)>, limit: usize) -> StoreResult<Vec<Event>> {
+    async fn events(
+        &self,
+        ws: &WorkspaceId,
+        from_ms: i64,
+        to_ms: i64,
+        after: Option<(i64, String)>,
+        limit: usize,
+    ) -> StoreResult<Vec<Event>> {
         let mut out = Vec::new();
         if from_ms >= to_ms {
             return Ok(out);
@@ -831,8 +1104,11 @@ impl Store for DynamoStore {
         for hour in hour_of(start)..=hour_of(to_ms - 1) {
             let items = self.query_all(event_pk(ws, hour), None, None).await?;
             for item in items {
-                let e: Event = serde_json::from_str(get_s(&item, "d")?).context("decoding a stored event")?;
-                let past_cursor = after.as_ref().is_none_or(|(ts, id)| (e.ts_ms, &e.id) > (*ts, id));
+                let e: Event =
+                    serde_json::from_str(get_s(&item, "d")?).context("decoding a stored event")?;
+                let past_cursor = after
+                    .as_ref()
+                    .is_none_or(|(ts, id)| (e.ts_ms, &e.id) > (*ts, id));
                 if e.ts_ms >= from_ms && e.ts_ms < to_ms && past_cursor {
                     out.push(e);
                     if out.len() == limit {
@@ -847,8 +1123,14 @@ impl Store for DynamoStore {
     async fn recover(&self, ws: &WorkspaceId) -> StoreResult<usize> {
         let now = chrono::Utc::now().timestamp_millis();
         {
-            let mut last = self.last_recovery.lock().map_err(|_| anyhow!("recovery lock poisoned"))?;
-            if last.get(ws).is_some_and(|t| now - t < self.recovery_interval_ms) {
+            let mut last = self
+                .last_recovery
+                .lock()
+                .map_err(|_| anyhow!("recovery lock poisoned"))?;
+            if last
+                .get(ws)
+                .is_some_and(|t| now - t < self.recovery_interval_ms)
+            {
                 return Ok(0);
             }
             last.insert(ws.clone(), now);

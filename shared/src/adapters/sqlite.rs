@@ -90,15 +90,28 @@ impl SqliteStore {
     /// Opens (creating if needed) the store at `path`.
     pub fn open(path: &Path) -> anyhow::Result<SqliteStore> {
         let writer = open(path)?;
-        writer.execute_batch(SCHEMA).context("creating the schema")?;
-        let readers = (0..READERS).map(|_| open(path).map(Mutex::new)).collect::<anyhow::Result<Vec<_>>>()?;
-        Ok(SqliteStore { writer: Arc::new(Mutex::new(writer)), readers: Arc::new(readers), next_reader: Arc::new(AtomicUsize::new(0)) })
+        writer
+            .execute_batch(SCHEMA)
+            .context("creating the schema")?;
+        let readers = (0..READERS)
+            .map(|_| open(path).map(Mutex::new))
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        Ok(SqliteStore {
+            writer: Arc::new(Mutex::new(writer)),
+            readers: Arc::new(readers),
+            next_reader: Arc::new(AtomicUsize::new(0)),
+        })
     }
 
-    async fn write<T: Send + 'static>(&self, f: impl FnOnce(&mut Connection) -> anyhow::Result<T> + Send + 'static) -> StoreResult<T> {
+    async fn write<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Connection) -> anyhow::Result<T> + Send + 'static,
+    ) -> StoreResult<T> {
         let writer = self.writer.clone();
         tokio::task::spawn_blocking(move || {
-            let mut conn = writer.lock().map_err(|_| anyhow!("sqlite writer lock poisoned"))?;
+            let mut conn = writer
+                .lock()
+                .map_err(|_| anyhow!("sqlite writer lock poisoned"))?;
             f(&mut conn)
         })
         .await
@@ -106,11 +119,16 @@ impl SqliteStore {
         .map_err(classify)
     }
 
-    async fn read<T: Send + 'static>(&self, f: impl FnOnce(&Connection) -> anyhow::Result<T> + Send + 'static) -> StoreResult<T> {
+    async fn read<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Connection) -> anyhow::Result<T> + Send + 'static,
+    ) -> StoreResult<T> {
         let readers = self.readers.clone();
         let i = self.next_reader.fetch_add(1, Ordering::Relaxed) % readers.len();
         tokio::task::spawn_blocking(move || {
-            let conn = readers[i].lock().map_err(|_| anyhow!("sqlite reader lock poisoned"))?;
+            let conn = readers[i]
+                .lock()
+                .map_err(|_| anyhow!("sqlite reader lock poisoned"))?;
             f(&conn)
         })
         .await
@@ -121,7 +139,9 @@ impl SqliteStore {
 
 fn classify(e: anyhow::Error) -> StoreError {
     match e.downcast_ref::<rusqlite::Error>() {
-        Some(rusqlite::Error::SqliteFailure(f, _)) if f.code == rusqlite::ErrorCode::ConstraintViolation => {
+        Some(rusqlite::Error::SqliteFailure(f, _))
+            if f.code == rusqlite::ErrorCode::ConstraintViolation =>
+        {
             StoreError::Conflict("a record with that id".into())
         }
         _ => StoreError::Unexpected(e),
@@ -133,11 +153,13 @@ fn key_from_row(row: &rusqlite::Row) -> rusqlite::Result<ApiKey> {
     Ok(ApiKey {
         hash: KeyHash(row.get("hash")?),
         id: KeyId::parse(&row.get::<_, String>("id")?).ok_or_else(|| parse_err("id"))?,
-        workspace_id: WorkspaceId::parse(&row.get::<_, String>("workspace_id")?).ok_or_else(|| parse_err("workspace_id"))?,
+        workspace_id: WorkspaceId::parse(&row.get::<_, String>("workspace_id")?)
+            .ok_or_else(|| parse_err("workspace_id"))?,
         name: row.get("name")?,
         source: row.get("source")?,
         scope: Scope::parse(&row.get::<_, String>("scope")?).ok_or_else(|| parse_err("scope"))?,
-        state: KeyState::parse(&row.get::<_, String>("state")?).ok_or_else(|| parse_err("state"))?,
+        state: KeyState::parse(&row.get::<_, String>("state")?)
+            .ok_or_else(|| parse_err("state"))?,
         prefix: row.get("prefix")?,
         created_ms: row.get("created_ms")?,
         last_used_ms: row.get("last_used_ms")?,
@@ -162,13 +184,27 @@ impl Store for SqliteStore {
         let id = id.clone();
         self.read(move |c| {
             let row = c
-                .query_row("SELECT name, plan, created_ms FROM workspaces WHERE id = ?1", [id.as_str()], |r| {
-                    Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, i64>(2)?))
-                })
+                .query_row(
+                    "SELECT name, plan, created_ms FROM workspaces WHERE id = ?1",
+                    [id.as_str()],
+                    |r| {
+                        Ok((
+                            r.get::<_, String>(0)?,
+                            r.get::<_, String>(1)?,
+                            r.get::<_, i64>(2)?,
+                        ))
+                    },
+                )
                 .optional()?;
             row.map(|(name, plan, created_ms)| {
-                let plan = Plan::parse(&plan).ok_or_else(|| anyhow!("workspace {id} has unknown plan {plan}"))?;
-                Ok(Workspace { id, name, plan, created_ms })
+                let plan = Plan::parse(&plan)
+                    .ok_or_else(|| anyhow!("workspace {id} has unknown plan {plan}"))?;
+                Ok(Workspace {
+                    id,
+                    name,
+                    plan,
+                    created_ms,
+                })
             })
             .transpose()
         })
@@ -177,8 +213,13 @@ impl Store for SqliteStore {
 
     async fn set_plan(&self, id: &WorkspaceId, plan: Plan) -> StoreResult<bool> {
         let id = id.clone();
-        self.write(move |c| Ok(c.execute("UPDATE workspaces SET plan = ?1 WHERE id = ?2", params![plan.as_str(), id.as_str()])? == 1))
-            .await
+        self.write(move |c| {
+            Ok(c.execute(
+                "UPDATE workspaces SET plan = ?1 WHERE id = ?2",
+                params![plan.as_str(), id.as_str()],
+            )? == 1)
+        })
+        .await
     }
 
     async fn create_key(&self, key: &ApiKey) -> StoreResult<()> {
@@ -207,20 +248,36 @@ impl Store for SqliteStore {
 
     async fn key_by_hash(&self, hash: &KeyHash) -> StoreResult<Option<ApiKey>> {
         let hash = hash.0.clone();
-        self.read(move |c| Ok(c.query_row("SELECT * FROM api_keys WHERE hash = ?1", [hash], key_from_row).optional()?)).await
+        self.read(move |c| {
+            Ok(c.query_row(
+                "SELECT * FROM api_keys WHERE hash = ?1",
+                [hash],
+                key_from_row,
+            )
+            .optional()?)
+        })
+        .await
     }
 
     async fn keys(&self, ws: &WorkspaceId) -> StoreResult<Vec<ApiKey>> {
         let ws = ws.clone();
         self.read(move |c| {
-            let mut stmt = c.prepare("SELECT * FROM api_keys WHERE workspace_id = ?1 ORDER BY id")?;
-            let keys = stmt.query_map([ws.as_str()], key_from_row)?.collect::<Result<Vec<_>, _>>()?;
+            let mut stmt =
+                c.prepare("SELECT * FROM api_keys WHERE workspace_id = ?1 ORDER BY id")?;
+            let keys = stmt
+                .query_map([ws.as_str()], key_from_row)?
+                .collect::<Result<Vec<_>, _>>()?;
             Ok(keys)
         })
         .await
     }
 
-    async fn set_key_state(&self, ws: &WorkspaceId, key: &KeyId, state: KeyState) -> StoreResult<bool> {
+    async fn set_key_state(
+        &self,
+        ws: &WorkspaceId,
+        key: &KeyId,
+        state: KeyState,
+    ) -> StoreResult<bool> {
         let (ws, key) = (ws.clone(), key.clone());
         self.write(move |c| {
             Ok(c.execute(
@@ -233,8 +290,13 @@ impl Store for SqliteStore {
 
     async fn delete_key(&self, ws: &WorkspaceId, key: &KeyId) -> StoreResult<bool> {
         let (ws, key) = (ws.clone(), key.clone());
-        self.write(move |c| Ok(c.execute("DELETE FROM api_keys WHERE workspace_id = ?1 AND id = ?2", params![ws.as_str(), key.as_str()])? == 1))
-            .await
+        self.write(move |c| {
+            Ok(c.execute(
+                "DELETE FROM api_keys WHERE workspace_id = ?1 AND id = ?2",
+                params![ws.as_str(), key.as_str()],
+            )? == 1)
+        })
+        .await
     }
 
     async fn touch_key(&self, key: &ApiKey, at_ms: i64) -> StoreResult<()> {
@@ -246,9 +308,18 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn ingest(&self, ws: &WorkspaceId, events: &[Event], quota: &Quota) -> StoreResult<IngestOutcome> {
+    async fn ingest(
+        &self,
+        ws: &WorkspaceId,
+        events: &[Event],
+        quota: &Quota,
+    ) -> StoreResult<IngestOutcome> {
         // Serialise outside the writer lock: the lock is the throughput bottleneck.
-        let bodies = events.iter().map(serde_json::to_string).collect::<Result<Vec<_>, _>>().map_err(|e| anyhow!(e))?;
+        let bodies = events
+            .iter()
+            .map(serde_json::to_string)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| anyhow!(e))?;
         let events = events.to_vec();
         let (ws, quota) = (ws.clone(), quota.clone());
         self.write(move |c| {
@@ -307,7 +378,11 @@ impl Store for SqliteStore {
         let (ws, month) = (ws.clone(), month.to_owned());
         self.read(move |c| {
             let used: i64 = c
-                .query_row("SELECT events FROM usage WHERE workspace_id = ?1 AND month = ?2", params![ws.as_str(), month], |r| r.get(0))
+                .query_row(
+                    "SELECT events FROM usage WHERE workspace_id = ?1 AND month = ?2",
+                    params![ws.as_str(), month],
+                    |r| r.get(0),
+                )
                 .optional()?
                 .unwrap_or(0);
             Ok(used.max(0) as u64)
@@ -315,7 +390,13 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn rollups(&self, ws: &WorkspaceId, dimension: Dimension, from_hour: i64, to_hour: i64) -> StoreResult<Vec<(RollupKey, Rollup)>> {
+    async fn rollups(
+        &self,
+        ws: &WorkspaceId,
+        dimension: Dimension,
+        from_hour: i64,
+        to_hour: i64,
+    ) -> StoreResult<Vec<(RollupKey, Rollup)>> {
         let ws = ws.clone();
         self.read(move |c| {
             let mut stmt = c.prepare_cached(
@@ -335,7 +416,14 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn events(&self, ws: &WorkspaceId, from_ms: i64, to_ms: i64, after: Option<(i64, String)>, limit: usize) -> StoreResult<Vec<Event>> {
+    async fn events(
+        &self,
+        ws: &WorkspaceId,
+        from_ms: i64,
+        to_ms: i64,
+        after: Option<(i64, String)>,
+        limit: usize,
+    ) -> StoreResult<Vec<Event>> {
         let ws = ws.clone();
         self.read(move |c| {
             let (after_ts, after_id) = after.unwrap_or((i64::MIN, String::new()));

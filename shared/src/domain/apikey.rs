@@ -88,8 +88,11 @@ impl RawKey {
     /// Checks the shape of a presented key before any lookup, so garbage never reaches the store.
     pub fn parse(s: &str) -> Option<RawKey> {
         let body = s.strip_prefix(KEY_PREFIX)?;
-        (body.len() == ENCODED_LEN && body.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'))
-            .then(|| RawKey(s.to_owned()))
+        (body.len() == ENCODED_LEN
+            && body
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'))
+        .then(|| RawKey(s.to_owned()))
     }
 
     pub fn hash(&self) -> KeyHash {

@@ -127,7 +127,11 @@ pub struct Rejection {
 
 impl Rejection {
     fn new(field: impl Into<String>, code: &'static str, message: impl Into<String>) -> Rejection {
-        Rejection { field: field.into(), code, message: message.into() }
+        Rejection {
+            field: field.into(),
+            code,
+            message: message.into(),
+        }
     }
 }
 
@@ -161,7 +165,8 @@ pub fn split_body(body: &[u8]) -> Result<Vec<&RawValue>, BodyError> {
         };
     }
     // Not a well-formed batch: either one event, or something to explain.
-    let whole: &RawValue = serde_json::from_slice(body).map_err(|e| BodyError::Malformed(e.to_string()))?;
+    let whole: &RawValue =
+        serde_json::from_slice(body).map_err(|e| BodyError::Malformed(e.to_string()))?;
     if !whole.get().trim_start().starts_with('{') {
         return Err(BodyError::WrongShape);
     }
@@ -235,7 +240,9 @@ fn timestamp<'de, D: Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
                 .map_err(|e| E::custom(format!("`{s}` is not an RFC 3339 time ({e})")))
         }
         fn visit_u64<E: de::Error>(self, v: u64) -> Result<Self::Value, E> {
-            i64::try_from(v).map(Some).map_err(|_| E::custom("epoch milliseconds out of range"))
+            i64::try_from(v)
+                .map(Some)
+                .map_err(|_| E::custom("epoch milliseconds out of range"))
         }
         fn visit_i64<E: de::Error>(self, v: i64) -> Result<Self::Value, E> {
             Ok(Some(v))
@@ -301,7 +308,11 @@ pub fn validate(raw: &RawValue, ctx: &Context) -> Result<(Event, Vec<Redaction>)
 
     let ts_ms = input.timestamp.unwrap_or(ctx.now_ms);
     if ts_ms > ctx.now_ms + MAX_FUTURE_MS {
-        return Err(Rejection::new("timestamp", "timestamp_in_future", "timestamp is more than 5 minutes in the future"));
+        return Err(Rejection::new(
+            "timestamp",
+            "timestamp_in_future",
+            "timestamp is more than 5 minutes in the future",
+        ));
     }
     let history_ms = ctx.plan.history_ms();
     if ts_ms < ctx.now_ms - history_ms {
@@ -318,20 +329,33 @@ pub fn validate(raw: &RawValue, ctx: &Context) -> Result<(Event, Vec<Redaction>)
 
     let cost_pico = match input.cost_usd {
         Some(c) if !(0.0..=MAX_COST_USD).contains(&c) || !c.is_finite() => {
-            return Err(Rejection::new("cost_usd", "out_of_range", format!("cost_usd must be between 0 and {MAX_COST_USD}")));
+            return Err(Rejection::new(
+                "cost_usd",
+                "out_of_range",
+                format!("cost_usd must be between 0 and {MAX_COST_USD}"),
+            ));
         }
         Some(c) => Some((c * 1e12).round() as i64),
-        None => ctx.prices.lookup(&input.model).map(|p| p.cost_pico(&tokens)),
+        None => ctx
+            .prices
+            .lookup(&input.model)
+            .map(|p| p.cost_pico(&tokens)),
     };
     let latency_ms = match input.latency_ms {
         Some(l) if !(0.0..=MAX_LATENCY_MS).contains(&l) || !l.is_finite() => {
-            return Err(Rejection::new("latency_ms", "out_of_range", format!("latency_ms must be between 0 and {MAX_LATENCY_MS}")));
+            return Err(Rejection::new(
+                "latency_ms",
+                "out_of_range",
+                format!("latency_ms must be between 0 and {MAX_LATENCY_MS}"),
+            ));
         }
         other => other,
     };
 
     let (metadata, redactions) = metadata(input.metadata)?;
-    let idempotency_key = id.as_deref().map(|id| Event::idempotency_key_for(id, input.timestamp));
+    let idempotency_key = id
+        .as_deref()
+        .map(|id| Event::idempotency_key_for(id, input.timestamp));
     Ok((
         Event {
             id: id.unwrap_or_else(ids::event_id),
@@ -362,7 +386,10 @@ fn explain_parse_error(raw: &RawValue) -> Rejection {
     let field = e.path().to_string();
     let message = e.into_inner().to_string();
     // serde reports a missing field at the parent path; name the field itself.
-    let field = match message.strip_prefix("missing field `").and_then(|m| m.split('`').next()) {
+    let field = match message
+        .strip_prefix("missing field `")
+        .and_then(|m| m.split('`').next())
+    {
         Some(missing) => missing.to_owned(),
         None if field == "." => String::new(),
         None => field,
@@ -380,18 +407,34 @@ fn strip_position(message: &str) -> String {
 
 fn text(value: &str, field: &str, max: usize) -> Result<(), Rejection> {
     if value.trim().is_empty() {
-        return Err(Rejection::new(field, "empty", format!("{field} must not be empty")));
+        return Err(Rejection::new(
+            field,
+            "empty",
+            format!("{field} must not be empty"),
+        ));
     }
     if value.chars().count() > max {
-        return Err(Rejection::new(field, "too_long", format!("{field} is longer than {max} characters")));
+        return Err(Rejection::new(
+            field,
+            "too_long",
+            format!("{field} is longer than {max} characters"),
+        ));
     }
     if value.chars().any(char::is_control) {
-        return Err(Rejection::new(field, "invalid_characters", format!("{field} contains control characters")));
+        return Err(Rejection::new(
+            field,
+            "invalid_characters",
+            format!("{field} contains control characters"),
+        ));
     }
     Ok(())
 }
 
-fn optional_text(value: Option<String>, field: &str, max: usize) -> Result<Option<String>, Rejection> {
+fn optional_text(
+    value: Option<String>,
+    field: &str,
+    max: usize,
+) -> Result<Option<String>, Rejection> {
     match value {
         Some(v) => text(&v, field, max).map(|()| Some(v)),
         None => Ok(None),
@@ -401,47 +444,92 @@ fn optional_text(value: Option<String>, field: &str, max: usize) -> Result<Optio
 type Metadata = (Vec<(String, MetaValue)>, Vec<Redaction>);
 
 fn metadata(input: Option<HashMap<String, serde_json::Value>>) -> Result<Metadata, Rejection> {
-    let Some(map) = input else { return Ok((Vec::new(), Vec::new())) };
+    let Some(map) = input else {
+        return Ok((Vec::new(), Vec::new()));
+    };
     if map.len() > MAX_METADATA_KEYS {
-        return Err(Rejection::new("metadata", "too_many_keys", format!("metadata has {} keys; at most {MAX_METADATA_KEYS} are allowed", map.len())));
+        return Err(Rejection::new(
+            "metadata",
+            "too_many_keys",
+            format!(
+                "metadata has {} keys; at most {MAX_METADATA_KEYS} are allowed",
+                map.len()
+            ),
+        ));
     }
     let mut out = Vec::with_capacity(map.len());
     let mut redactions = Vec::new();
     let mut bytes = 0;
     for (key, value) in map {
         let field = format!("metadata.{key}");
-        if key.is_empty() || key.chars().count() > MAX_METADATA_KEY_CHARS || key.chars().any(char::is_control) {
-            return Err(Rejection::new(field, "invalid_key", format!("metadata keys must be 1 to {MAX_METADATA_KEY_CHARS} printable characters")));
+        if key.is_empty()
+            || key.chars().count() > MAX_METADATA_KEY_CHARS
+            || key.chars().any(char::is_control)
+        {
+            return Err(Rejection::new(
+                field,
+                "invalid_key",
+                format!("metadata keys must be 1 to {MAX_METADATA_KEY_CHARS} printable characters"),
+            ));
         }
         bytes += key.len();
         let value = match value {
             serde_json::Value::Bool(b) => MetaValue::Bool(b),
             serde_json::Value::Number(n) => match n.as_f64() {
                 Some(f) if f.is_finite() => MetaValue::Number(f),
-                _ => return Err(Rejection::new(field, "invalid_value", "metadata numbers must be finite")),
+                _ => {
+                    return Err(Rejection::new(
+                        field,
+                        "invalid_value",
+                        "metadata numbers must be finite",
+                    ));
+                }
             },
             serde_json::Value::String(s) => {
                 if s.chars().count() > MAX_METADATA_VALUE_CHARS {
-                    return Err(Rejection::new(field, "too_long", format!("metadata values are at most {MAX_METADATA_VALUE_CHARS} characters")));
+                    return Err(Rejection::new(
+                        field,
+                        "too_long",
+                        format!(
+                            "metadata values are at most {MAX_METADATA_VALUE_CHARS} characters"
+                        ),
+                    ));
                 }
                 if let Some(finding) = privacy::scan(&s) {
-                    redactions.push(Redaction { field, reason: finding.describe() });
+                    redactions.push(Redaction {
+                        field,
+                        reason: finding.describe(),
+                    });
                     continue;
                 }
                 bytes += s.len();
                 MetaValue::String(s)
             }
             serde_json::Value::Object(_) | serde_json::Value::Array(_) => {
-                return Err(Rejection::new(field, "nested_metadata", "metadata must be flat: values are strings, numbers or booleans"));
+                return Err(Rejection::new(
+                    field,
+                    "nested_metadata",
+                    "metadata must be flat: values are strings, numbers or booleans",
+                ));
             }
             serde_json::Value::Null => {
-                return Err(Rejection::new(field, "invalid_value", "metadata values must not be null; leave the key out instead"));
+                return Err(Rejection::new(
+                    field,
+                    "invalid_value",
+                    "metadata values must not be null; leave the key out instead",
+                ));
             }
         };
         out.push((key, value));
     }
     if bytes > MAX_METADATA_BYTES {
-        return Err(Rejection::new("metadata", "too_large", format!("metadata keys and values add up to {bytes} bytes; at most {MAX_METADATA_BYTES} are allowed")));
+        return Err(Rejection::new(
+            "metadata",
+            "too_large",
+            format!(
+                "metadata keys and values add up to {bytes} bytes; at most {MAX_METADATA_BYTES} are allowed"
+            ),
+        ));
     }
     out.sort_by(|a, b| a.0.cmp(&b.0));
     Ok((out, redactions))

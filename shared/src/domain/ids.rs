@@ -14,7 +14,11 @@ macro_rules! prefixed_id {
             pub const PREFIX: &'static str = $prefix;
 
             pub fn generate() -> Self {
-                Self(format!("{}{}", $prefix, ulid::Ulid::new().to_string().to_ascii_lowercase()))
+                Self(format!(
+                    "{}{}",
+                    $prefix,
+                    ulid::Ulid::new().to_string().to_ascii_lowercase()
+                ))
             }
 
             /// Accepts only well-formed ids, so a malformed one is a 404 without touching the store.

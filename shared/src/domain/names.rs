@@ -9,7 +9,9 @@ pub fn display_name(field: &str, value: &str) -> Result<String, String> {
         return Err(format!("{field} must not be empty"));
     }
     if trimmed.chars().count() > MAX_NAME_CHARS {
-        return Err(format!("{field} is longer than {MAX_NAME_CHARS} characters"));
+        return Err(format!(
+            "{field} is longer than {MAX_NAME_CHARS} characters"
+        ));
     }
     if trimmed.chars().any(char::is_control) {
         return Err(format!("{field} contains control characters"));
@@ -22,7 +24,10 @@ pub fn source_label(value: &str) -> Result<String, String> {
     if value.is_empty() || value.len() > MAX_NAME_CHARS {
         return Err(format!("source must be 1 to {MAX_NAME_CHARS} characters"));
     }
-    if !value.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-')) {
+    if !value
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+    {
         return Err("source may contain only letters, digits, `.`, `_` and `-`".into());
     }
     Ok(value.to_owned())

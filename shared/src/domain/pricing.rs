@@ -133,7 +133,9 @@ impl PriceTable {
     /// The table compiled into the binary; parsed once per process.
     pub fn bundled() -> &'static PriceTable {
         static TABLE: OnceLock<PriceTable> = OnceLock::new();
-        TABLE.get_or_init(|| PriceTable::parse(BUNDLED).expect("bundled price table is valid (checked by tests)"))
+        TABLE.get_or_init(|| {
+            PriceTable::parse(BUNDLED).expect("bundled price table is valid (checked by tests)")
+        })
     }
 
     pub fn len(&self) -> usize {
@@ -180,7 +182,16 @@ fn strip_decoration(name: &str) -> Option<&str> {
             return Some(rest);
         }
     }
-    for vendor in ["anthropic.", "amazon.", "meta.", "mistral.", "cohere.", "ai21.", "deepseek.", "openai."] {
+    for vendor in [
+        "anthropic.",
+        "amazon.",
+        "meta.",
+        "mistral.",
+        "cohere.",
+        "ai21.",
+        "deepseek.",
+        "openai.",
+    ] {
         if let Some(rest) = name.strip_prefix(vendor) {
             return Some(rest);
         }
@@ -193,16 +204,18 @@ fn strip_decoration(name: &str) -> Option<&str> {
         return Some(base);
     }
     // Dated or numbered versions: `-2024-08-06`, `-20241022`, `-0125`, `-001`, `-latest`, `-preview`.
-    let bytes = name.as_bytes();
     if let Some(stripped) = strip_iso_date(name) {
         return Some(stripped);
     }
     let (base, last) = name.rsplit_once('-')?;
     let numeric = !last.is_empty() && last.bytes().all(|b| b.is_ascii_digit());
-    if (numeric && (last.len() == 8 || last.len() == 4 || last.len() == 3)) || last == "latest" || last == "preview" || last == "exp" {
+    if (numeric && (last.len() == 8 || last.len() == 4 || last.len() == 3))
+        || last == "latest"
+        || last == "preview"
+        || last == "exp"
+    {
         return Some(base);
     }
-    let _ = bytes;
     None
 }
 
@@ -227,7 +240,13 @@ mod tests {
     use super::*;
 
     fn tokens(input: u64, cached: u64, write: u64, output: u64, reasoning: u64) -> Tokens {
-        Tokens { input, output, cached_input: cached, cache_write: write, reasoning }
+        Tokens {
+            input,
+            output,
+            cached_input: cached,
+            cache_write: write,
+            reasoning,
+        }
     }
 
     #[test]
@@ -235,8 +254,16 @@ mod tests {
         let t = PriceTable::bundled();
         assert!(t.len() >= 100, "only {} models", t.len());
         for m in t.models() {
-            assert!(m.source.starts_with("https://"), "{} has no source", m.model);
-            assert!(chrono::NaiveDate::parse_from_str(&m.as_of, "%Y-%m-%d").is_ok(), "{}", m.model);
+            assert!(
+                m.source.starts_with("https://"),
+                "{} has no source",
+                m.model
+            );
+            assert!(
+                chrono::NaiveDate::parse_from_str(&m.as_of, "%Y-%m-%d").is_ok(),
+                "{}",
+                m.model
+            );
             assert!(m.rates.input >= 0 && m.rates.output >= 0);
         }
     }
@@ -280,7 +307,13 @@ mod tests {
         assert!(table.lookup("gpt-5-ultra-imaginary").is_none());
         assert!(table.lookup("").is_none());
         let g = table.lookup("gemini-1.5-pro").unwrap();
-        assert_eq!(g.cost_pico(&tokens(200_000, 0, 0, 0, 0)), 200_000 * 2_500_000);
-        assert_eq!(g.cost_pico(&tokens(100_000, 0, 0, 0, 0)), 100_000 * 1_250_000);
+        assert_eq!(
+            g.cost_pico(&tokens(200_000, 0, 0, 0, 0)),
+            200_000 * 2_500_000
+        );
+        assert_eq!(
+            g.cost_pico(&tokens(100_000, 0, 0, 0, 0)),
+            100_000 * 1_250_000
+        );
     }
 }

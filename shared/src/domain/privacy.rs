@@ -28,21 +28,35 @@ impl Finding {
 }
 
 const PATTERNS: &[(Finding, &str)] = &[
-    (Finding::PrivateKey, r"-----BEGIN [A-Z0-9 ]*PRIVATE KEY( BLOCK)?-----"),
+    (
+        Finding::PrivateKey,
+        r"-----BEGIN [A-Z0-9 ]*PRIVATE KEY( BLOCK)?-----",
+    ),
     // AWS access key ids (long-term AKIA, temporary ASIA) and secret-looking pairs.
-    (Finding::CloudAccessKey, r"\b(AKIA|ASIA|AGPA|AIDA|AROA|ANPA)[0-9A-Z]{16}\b"),
+    (
+        Finding::CloudAccessKey,
+        r"\b(AKIA|ASIA|AGPA|AIDA|AROA|ANPA)[0-9A-Z]{16}\b",
+    ),
     // Google API keys.
     (Finding::CloudAccessKey, r"\bAIza[0-9A-Za-z_\-]{35}\b"),
     // OpenAI (sk-, sk-proj-, sk-svcacct-), Anthropic (sk-ant-), and similar `sk-` keys.
-    (Finding::ProviderApiKey, r"\bsk-(proj-|ant-|svcacct-|or-)?[A-Za-z0-9_\-]{20,}"),
+    (
+        Finding::ProviderApiKey,
+        r"\bsk-(proj-|ant-|svcacct-|or-)?[A-Za-z0-9_\-]{20,}",
+    ),
     // Groq, xAI, Hugging Face, GitHub, Stripe, Slack tokens.
-    (Finding::ProviderApiKey, r"\b(gsk_[A-Za-z0-9]{20,}|xai-[A-Za-z0-9]{20,}|hf_[A-Za-z0-9]{30,}|gh[pousr]_[A-Za-z0-9]{36,}|github_pat_[A-Za-z0-9_]{40,}|[rs]k_(live|test)_[A-Za-z0-9]{20,}|xox[abpr]-[A-Za-z0-9\-]{10,})"),
+    (
+        Finding::ProviderApiKey,
+        r"\b(gsk_[A-Za-z0-9]{20,}|xai-[A-Za-z0-9]{20,}|hf_[A-Za-z0-9]{30,}|gh[pousr]_[A-Za-z0-9]{36,}|github_pat_[A-Za-z0-9_]{40,}|[rs]k_(live|test)_[A-Za-z0-9]{20,}|xox[abpr]-[A-Za-z0-9\-]{10,})",
+    ),
     (Finding::LlmtrackKey, r"llmt_[A-Za-z0-9_\-]{32}"),
 ];
 
 fn patterns() -> &'static RegexSet {
     static SET: OnceLock<RegexSet> = OnceLock::new();
-    SET.get_or_init(|| RegexSet::new(PATTERNS.iter().map(|(_, p)| *p)).expect("privacy patterns compile"))
+    SET.get_or_init(|| {
+        RegexSet::new(PATTERNS.iter().map(|(_, p)| *p)).expect("privacy patterns compile")
+    })
 }
 
 /// What, if anything, makes this value unfit to store.
@@ -53,7 +67,8 @@ pub fn scan(value: &str) -> Option<Finding> {
         return None;
     }
     if value.len() >= 20
-        && let Some(i) = patterns().matches(value).into_iter().next() {
+        && let Some(i) = patterns().matches(value).into_iter().next()
+    {
         return Some(PATTERNS[i].0);
     }
     contains_card_number(value).then_some(Finding::PaymentCard)
@@ -71,7 +86,12 @@ fn contains_card_number(value: &str) -> bool {
         // Collect one run of digits and separators.
         let mut digits: Vec<u8> = Vec::with_capacity(19);
         let mut j = i;
-        while j < bytes.len() && (bytes[j].is_ascii_digit() || ((bytes[j] == b' ' || bytes[j] == b'-') && j + 1 < bytes.len() && bytes[j + 1].is_ascii_digit())) {
+        while j < bytes.len()
+            && (bytes[j].is_ascii_digit()
+                || ((bytes[j] == b' ' || bytes[j] == b'-')
+                    && j + 1 < bytes.len()
+                    && bytes[j + 1].is_ascii_digit()))
+        {
             if bytes[j].is_ascii_digit() {
                 digits.push(bytes[j] - b'0');
             }
@@ -79,7 +99,8 @@ fn contains_card_number(value: &str) -> bool {
         }
         // The whole run is the candidate; card numbers start with 2-6 (Mastercard, Amex, Diners,
         // JCB, Visa, Discover, UnionPay), which spares epoch timestamps and most other ids.
-        if (13..=19).contains(&digits.len()) && (2..=6).contains(&digits[0]) && luhn_valid(&digits) {
+        if (13..=19).contains(&digits.len()) && (2..=6).contains(&digits[0]) && luhn_valid(&digits)
+        {
             return true;
         }
         i = j.max(i + 1);
@@ -94,10 +115,14 @@ fn luhn_valid(digits: &[u8]) -> bool {
         .enumerate()
         .map(|(i, &d)| {
             let d = u32::from(d);
-            if i % 2 == 1 { if d * 2 > 9 { d * 2 - 9 } else { d * 2 } } else { d }
+            if i % 2 == 1 {
+                if d * 2 > 9 { d * 2 - 9 } else { d * 2 }
+            } else {
+                d
+            }
         })
         .sum();
-    sum % 10 == 0
+    sum.is_multiple_of(10)
 }
 
 #[cfg(test)]
@@ -109,9 +134,18 @@ mod tests {
         let cases = [
             ("-----BEGIN RSA PRIVATE KEY-----\nMIIE", Finding::PrivateKey),
             ("key=AKIAIOSFODNN7EXAMPLE", Finding::CloudAccessKey),
-            ("sk-proj-abcdefghijklmnopqrstuvwxyz012345", Finding::ProviderApiKey),
-            ("sk-ant-api03-abcdefghijklmnopqrstuvwxyz", Finding::ProviderApiKey),
-            ("llmt_abcdefghijklmnopqrstuvwxyzABCDEF", Finding::LlmtrackKey),
+            (
+                "sk-proj-abcdefghijklmnopqrstuvwxyz012345",
+                Finding::ProviderApiKey,
+            ),
+            (
+                "sk-ant-api03-abcdefghijklmnopqrstuvwxyz",
+                Finding::ProviderApiKey,
+            ),
+            (
+                "llmt_abcdefghijklmnopqrstuvwxyzABCDEF",
+                Finding::LlmtrackKey,
+            ),
             ("card 4111 1111 1111 1111 exp", Finding::PaymentCard),
             ("4242-4242-4242-4242", Finding::PaymentCard),
         ];
@@ -122,7 +156,14 @@ mod tests {
 
     #[test]
     fn ordinary_values_pass() {
-        for value in ["checkout", "user-42", "1234567890123", "2026-11-27T10:00:00Z", "task-ask-sk-1", "order 4234567812345679"] {
+        for value in [
+            "checkout",
+            "user-42",
+            "1234567890123",
+            "2026-11-27T10:00:00Z",
+            "task-ask-sk-1",
+            "order 4234567812345679",
+        ] {
             // 4234567812345679 fails Luhn; the others are not secrets.
             assert_eq!(scan(value), None, "{value}");
         }

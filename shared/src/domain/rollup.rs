@@ -11,7 +11,9 @@ use super::sketch::LatencySketch;
 use super::time::hour_of;
 
 /// What a rollup is grouped by. `Total` has one value (the empty string): the whole workspace.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, ToSchema)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, ToSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Dimension {
     Total,
@@ -157,7 +159,16 @@ pub fn fold<'a>(events: impl IntoIterator<Item = &'a Event>) -> BTreeMap<RollupK
     groups
         .into_iter()
         .flat_map(|((hour, dimension), values)| {
-            values.into_iter().map(move |(value, r)| (RollupKey { hour, dimension, value }, r))
+            values.into_iter().map(move |(value, r)| {
+                (
+                    RollupKey {
+                        hour,
+                        dimension,
+                        value,
+                    },
+                    r,
+                )
+            })
         })
         .collect()
 }

@@ -15,13 +15,22 @@ pub struct LatencySketch(DDSketch);
 
 impl std::fmt::Debug for LatencySketch {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "LatencySketch {{ count: {}, p50: {:?} }}", self.count(), self.quantile(0.5))
+        write!(
+            f,
+            "LatencySketch {{ count: {}, p50: {:?} }}",
+            self.count(),
+            self.quantile(0.5)
+        )
     }
 }
 
 impl Default for LatencySketch {
     fn default() -> Self {
-        LatencySketch(DDSketch::new(Config::new(RELATIVE_ACCURACY, MAX_BINS, MIN_VALUE_MS)))
+        LatencySketch(DDSketch::new(Config::new(
+            RELATIVE_ACCURACY,
+            MAX_BINS,
+            MIN_VALUE_MS,
+        )))
     }
 }
 
@@ -81,7 +90,10 @@ mod tests {
         for q in [0.5, 0.9, 0.95, 0.99] {
             let exact = values[((q * values.len() as f64).ceil() as usize).saturating_sub(1)];
             let est = a.quantile(q).unwrap();
-            assert!((est - exact).abs() <= exact * RELATIVE_ACCURACY, "q{q}: {est} vs {exact}");
+            assert!(
+                (est - exact).abs() <= exact * RELATIVE_ACCURACY,
+                "q{q}: {est} vs {exact}"
+            );
         }
         assert_eq!(LatencySketch::default().quantile(0.5), None);
     }

@@ -18,7 +18,11 @@ pub fn month_of(ts_ms: i64) -> String {
 /// The first millisecond of the next UTC month: when a monthly quota resets.
 pub fn next_month_start(ts_ms: i64) -> DateTime<Utc> {
     let t = to_datetime(ts_ms);
-    let (y, m) = if t.month() == 12 { (t.year() + 1, 1) } else { (t.year(), t.month() + 1) };
+    let (y, m) = if t.month() == 12 {
+        (t.year() + 1, 1)
+    } else {
+        (t.year(), t.month() + 1)
+    };
     Utc.with_ymd_and_hms(y, m, 1, 0, 0, 0).single().unwrap_or(t)
 }
 
@@ -36,9 +40,14 @@ mod tests {
 
     #[test]
     fn months_roll_over_at_year_end() {
-        let dec = DateTime::parse_from_rfc3339("2026-12-31T23:59:59Z").unwrap().timestamp_millis();
+        let dec = DateTime::parse_from_rfc3339("2026-12-31T23:59:59Z")
+            .unwrap()
+            .timestamp_millis();
         assert_eq!(month_of(dec), "2026-12");
-        assert_eq!(next_month_start(dec).to_rfc3339(), "2027-01-01T00:00:00+00:00");
+        assert_eq!(
+            next_month_start(dec).to_rfc3339(),
+            "2027-01-01T00:00:00+00:00"
+        );
         assert_eq!(hour_of(-1), -1);
     }
 }
