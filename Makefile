@@ -1,5 +1,6 @@
 # LLMtrack: `make dev` runs it locally, `make test` runs every test. See README.md.
 SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
 VENV := .venv
 PY_STAMP := $(VENV)/.installed
 CARGO ?= cargo
@@ -19,7 +20,9 @@ dev:
 
 ## Every test: template lint, unit tests, the conformance suite on SQLite and DynamoDB (moto), API tests.
 test: $(PY_STAMP) lint
-	infra/scripts/with-moto $(CARGO) test --workspace
+	@mkdir -p target
+	infra/scripts/with-moto $(CARGO) test --workspace 2>&1 | tee target/test.log
+	@awk '/^test result:/ {p += $$4; f += $$6} END {printf "tests: %d passed, %d failed\n", p, f}' target/test.log
 
 lint: $(PY_STAMP)
 	$(VENV)/bin/cfn-lint template.yaml
