@@ -18,10 +18,11 @@ $(PY_STAMP): infra/requirements-test.txt
 dev:
 	$(CARGO) run --bin llmtrack -- serve --addr 127.0.0.1:8080 --data-dir .llmtrack
 
-## Every test: template lint, unit tests, the conformance suite on SQLite and DynamoDB (moto), API tests.
+## Every test: template lint, unit tests, the conformance suite on SQLite and DynamoDB (moto), API tests,
+## and each benchmark once as a quick smoke run (so they cannot rot).
 test: $(PY_STAMP) lint
 	@mkdir -p target
-	infra/scripts/with-moto $(CARGO) test --workspace 2>&1 | tee target/test.log
+	infra/scripts/with-moto $(CARGO) test --workspace --all-targets 2>&1 | tee target/test.log
 	@awk '/^test result:/ {p += $$4; f += $$6} END {printf "tests: %d passed, %d failed\n", p, f}' target/test.log
 
 lint: $(PY_STAMP)

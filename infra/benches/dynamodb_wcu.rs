@@ -18,10 +18,15 @@ use serde_json::json;
 const FEATURES: [&str; 3] = ["chat", "search", "summarize"];
 
 const BATCH: usize = 100;
-const BATCHES: usize = 10;
 
 #[tokio::main]
 async fn main() {
+    // `cargo bench` passes --bench; under `cargo test` this runs as a quick smoke test.
+    let batches = if std::env::args().any(|a| a == "--bench") {
+        10
+    } else {
+        1
+    };
     let endpoint = std::env::var("MOTO_ENDPOINT").expect("MOTO_ENDPOINT: run with `make bench`");
     let config = aws_sdk_dynamodb::Config::builder()
         .behavior_version(BehaviorVersion::latest())
@@ -39,6 +44,7 @@ async fn main() {
         id: WorkspaceId::generate(),
         name: "Bench".into(),
         plan: Plan::Team,
+        timezone: "UTC".into(),
         created_ms: now,
     };
     store.create_workspace(&ws).await.unwrap();
@@ -61,7 +67,7 @@ async fn main() {
         month: month_of(now),
         limit: 10_000_000,
     };
-    for b in 0..BATCHES {
+    for b in 0..batches {
         let events: Vec<_> = (0..BATCH)
             .map(|i| {
                 let n = b * BATCH + i;
@@ -85,7 +91,7 @@ async fn main() {
             .collect();
         store.ingest(&ws.id, &events, &quota).await.unwrap();
     }
-    let events = (BATCH * BATCHES) as f64;
+    let events = (BATCH * batches) as f64;
     let c = store.capacity();
     println!(
         "dynamodb_wcu: {events} events in batches of {BATCH}: {} write requests; reported {:.1} WCU ({:.3}/event); sized {} WCU ({:.3}/event)",

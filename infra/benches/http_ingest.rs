@@ -15,10 +15,15 @@ const FEATURES: [&str; 3] = ["chat", "search", "summarize"];
 
 const BATCH: usize = 100;
 const CLIENTS: usize = 8;
-const BATCHES_PER_CLIENT: usize = 250;
 
 #[tokio::main]
 async fn main() {
+    // `cargo bench` passes --bench; under `cargo test` this runs as a quick smoke test.
+    let batches_per_client = if std::env::args().any(|a| a == "--bench") {
+        250
+    } else {
+        2
+    };
     let dir = tempfile::tempdir().unwrap();
     let store: DynStore = Arc::new(SqliteStore::open(&dir.path().join("bench.sqlite3")).unwrap());
     let now = chrono::Utc::now().timestamp_millis();
@@ -39,7 +44,15 @@ async fn main() {
 
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let app = llmtrack::app(store.clone(), Arc::new(SystemClock));
+    let mail = tempfile::tempdir().unwrap();
+    let app = llmtrack::app(llmtrack::Parts {
+        store: store.clone(),
+        clock: Arc::new(SystemClock),
+        mailer: Arc::new(
+            llmtrack_shared::adapters::outbox::Outbox::new(mail.path().join("outbox")).unwrap(),
+        ),
+        web: llmtrack_shared::config::WebConfig::new(&format!("http://{addr}"), false).unwrap(),
+    });
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
 
     let models = [
@@ -51,11 +64,11 @@ async fn main() {
     ];
     let bodies: Vec<Vec<Vec<u8>>> = (0..CLIENTS)
         .map(|c| {
-            (0..BATCHES_PER_CLIENT)
+            (0..batches_per_client)
                 .map(|b| {
                     let events: Vec<_> = (0..BATCH)
                         .map(|i| {
-                            let n = (c * BATCHES_PER_CLIENT + b) * BATCH + i;
+                            let n = (c * batches_per_client + b) * BATCH + i;
                             json!({
                                 "id": format!("bench-{n}"),
                                 "timestamp": now - (n as i64 % 86_400) * 1000,
@@ -107,7 +120,7 @@ async fn main() {
         t.await.unwrap();
     }
     let elapsed = start.elapsed();
-    let events = (CLIENTS * BATCHES_PER_CLIENT * BATCH) as f64;
+    let events = (CLIENTS * batches_per_client * BATCH) as f64;
     println!(
         "http_ingest: {events} events in batches of {BATCH} from {CLIENTS} clients over SQLite: {:.2} s, {:.0} events/s",
         elapsed.as_secs_f64(),

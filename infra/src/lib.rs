@@ -8,25 +8,61 @@ use std::sync::Arc;
 use anyhow::Context as _;
 use axum::Json;
 use axum::http::StatusCode;
+use llmtrack_account::AccountState;
 use llmtrack_ingest::IngestState;
+use llmtrack_keys::KeysState;
 use llmtrack_query::QueryState;
+use llmtrack_shared::adapters::outbox::Outbox;
 use llmtrack_shared::adapters::sqlite::SqliteStore;
+use llmtrack_shared::config::WebConfig;
 use llmtrack_shared::domain::pricing::PriceTable;
-use llmtrack_shared::ports::{DynClock, DynStore, SystemClock};
+use llmtrack_shared::ports::{DynClock, DynMailer, DynStore, SystemClock};
 
 pub mod admin;
 
+/// What the local app is made of: the adapters every router shares.
+#[derive(Clone)]
+pub struct Parts {
+    pub store: DynStore,
+    pub clock: DynClock,
+    pub mailer: DynMailer,
+    pub web: WebConfig,
+}
+
 /// Every function's routes on one router.
-pub fn app(store: DynStore, clock: DynClock) -> axum::Router {
+pub fn app(p: Parts) -> axum::Router {
     let (ingest, _) = llmtrack_ingest::router(IngestState {
-        store: store.clone(),
-        clock: clock.clone(),
+        store: p.store.clone(),
+        clock: p.clock.clone(),
         prices: PriceTable::bundled(),
     })
     .split_for_parts();
-    let (query, _) = llmtrack_query::router(QueryState { store, clock }).split_for_parts();
+    let (query, _) = llmtrack_query::router(QueryState {
+        store: p.store.clone(),
+        clock: p.clock.clone(),
+    })
+    .split_for_parts();
+    let (keys, _) = llmtrack_keys::router(KeysState {
+        store: p.store.clone(),
+        clock: p.clock.clone(),
+        web: p.web.clone(),
+    })
+    .split_for_parts();
+    let (account, _) = llmtrack_account::router(AccountState {
+        store: p.store,
+        clock: p.clock,
+        mailer: p.mailer,
+        web: p.web,
+        // Self-hosters set LLMTRACK_SUPPORT_EMAIL once the address really receives mail.
+        support_email: std::env::var("LLMTRACK_SUPPORT_EMAIL")
+            .ok()
+            .filter(|s| !s.trim().is_empty()),
+    })
+    .split_for_parts();
     ingest
         .merge(query)
+        .merge(keys)
+        .merge(account)
         .merge(llmtrack_query::openapi_route())
         .fallback(not_found)
 }
@@ -47,17 +83,35 @@ pub fn open_store(data_dir: &Path) -> anyhow::Result<SqliteStore> {
     SqliteStore::open(&data_dir.join("llmtrack.sqlite3"))
 }
 
+/// The local parts: SQLite and the outbox folder in the data directory.
+pub fn local_parts(data_dir: &Path, public_url: &str) -> anyhow::Result<Parts> {
+    Ok(Parts {
+        store: Arc::new(open_store(data_dir)?),
+        clock: Arc::new(SystemClock),
+        mailer: Arc::new(Outbox::new(data_dir.join("outbox"))?),
+        web: WebConfig::new(public_url, false)?,
+    })
+}
+
 /// `llmtrack serve`: runs until Ctrl-C or SIGTERM.
-pub async fn serve(addr: SocketAddr, data_dir: &Path) -> anyhow::Result<()> {
-    let store = open_store(data_dir)?;
+pub async fn serve(
+    addr: SocketAddr,
+    data_dir: &Path,
+    public_url: Option<String>,
+) -> anyhow::Result<()> {
+    let public_url = public_url.unwrap_or_else(|| format!("http://{addr}"));
+    let parts = local_parts(data_dir, &public_url)?;
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .with_context(|| format!("binding {addr}"))?;
-    tracing::info!(%addr, data_dir = %data_dir.display(), "llmtrack serving on http://{addr}");
-    axum::serve(listener, app(Arc::new(store), Arc::new(SystemClock)))
-        .with_graceful_shutdown(shutdown_signal())
-        .await
-        .context("server failed")
+    tracing::info!(%addr, data_dir = %data_dir.display(), outbox = %data_dir.join("outbox").display(), "llmtrack serving on http://{addr}");
+    axum::serve(
+        listener,
+        app(parts).into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown_signal())
+    .await
+    .context("server failed")
 }
 
 async fn shutdown_signal() {

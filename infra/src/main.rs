@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use anyhow::anyhow;
 use clap::{Parser, Subcommand};
 use llmtrack::admin;
+use llmtrack_shared::domain::access::Role;
 use llmtrack_shared::domain::apikey::Scope;
 use llmtrack_shared::domain::plan::Plan;
 use llmtrack_shared::domain::time::rfc3339;
@@ -30,6 +31,9 @@ enum Command {
         addr: SocketAddr,
         #[arg(long, default_value = ".llmtrack", env = "LLMTRACK_DATA_DIR")]
         data_dir: PathBuf,
+        /// The dashboard's origin, for links in emails and the cross-site check (default: http://ADDR).
+        #[arg(long, env = "LLMTRACK_PUBLIC_URL")]
+        public_url: Option<String>,
     },
     /// Operator commands on the store.
     Admin {
@@ -69,6 +73,15 @@ enum AdminCommand {
         #[arg(long, default_value = "ingest", value_parser = parse_scope)]
         scope: Scope,
     },
+    /// Add a member (creating the user) or change their role.
+    AddMember {
+        #[arg(long)]
+        workspace: String,
+        #[arg(long)]
+        email: String,
+        #[arg(long, value_parser = parse_role)]
+        role: Role,
+    },
     /// Set a workspace's plan (self-hosters; on AWS, billing sets it).
     SetPlan {
         #[arg(long)]
@@ -82,6 +95,10 @@ fn parse_plan(s: &str) -> Result<Plan, String> {
     Plan::parse(s).ok_or_else(|| format!("unknown plan `{s}`: use free, pro or team"))
 }
 
+fn parse_role(s: &str) -> Result<Role, String> {
+    Role::parse(s).ok_or_else(|| format!("unknown role `{s}`: use owner, admin or viewer"))
+}
+
 fn parse_scope(s: &str) -> Result<Scope, String> {
     Scope::parse(s).ok_or_else(|| format!("unknown scope `{s}`: use ingest or read"))
 }
@@ -90,7 +107,7 @@ fn parse_scope(s: &str) -> Result<Scope, String> {
 async fn main() -> anyhow::Result<()> {
     llmtrack_shared::telemetry::init();
     match Cli::parse().command {
-        Command::Serve { addr, data_dir } => llmtrack::serve(addr, &data_dir).await,
+        Command::Serve { addr, data_dir, public_url } => llmtrack::serve(addr, &data_dir, public_url).await,
         Command::Admin { data_dir, json, command } => {
             let store = llmtrack::open_store(&data_dir)?;
             let now = chrono::Utc::now().timestamp_millis();
@@ -117,8 +134,16 @@ async fn main() -> anyhow::Result<()> {
                         println!("This is the only time the key is shown: store it now.");
                     }
                 }
+                AdminCommand::AddMember { workspace, email, role } => {
+                    let m = admin::add_member(&store, &workspace, &email, role, now).await?;
+                    if json {
+                        println!("{}", json!({"workspace": m.workspace_id, "user_id": m.user_id, "email": m.email.as_str(), "role": m.role}));
+                    } else {
+                        println!("{} is now {} of {}", m.email.as_str(), m.role.as_str(), m.workspace_id);
+                    }
+                }
                 AdminCommand::SetPlan { workspace, plan } => {
-                    admin::set_plan(&store, &workspace, plan).await?;
+                    admin::set_plan(&store, &workspace, plan, now).await?;
                     if json {
                         println!("{}", json!({"workspace": workspace, "plan": plan}));
                     } else {

@@ -67,3 +67,122 @@ pub async fn api_key(
     }
     Ok((key, workspace))
 }
+
+/// The session cookie's name.
+pub const SESSION_COOKIE: &str = "llmtrack_session";
+
+/// A signed-in person: the user and the hash of the session they came with.
+#[derive(Debug, Clone)]
+pub struct SignedIn {
+    pub user: crate::domain::account::User,
+    pub session_hash: String,
+}
+
+fn session_token(headers: &HeaderMap) -> Option<crate::domain::account::SessionToken> {
+    headers
+        .get_all(axum::http::header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(cookie::Cookie::split_parse)
+        .filter_map(Result::ok)
+        .find(|c| c.name() == SESSION_COOKIE)
+        .and_then(|c| crate::domain::account::SessionToken::from_cookie(c.value()))
+}
+
+/// Whether the request carries a session cookie at all (so a key-or-session endpoint can choose).
+pub fn has_session_cookie(headers: &HeaderMap) -> bool {
+    session_token(headers).is_some()
+}
+
+/// Resolves the session cookie to its user: 401 when missing, unknown or expired.
+pub async fn session(
+    store: &DynStore,
+    clock: &DynClock,
+    headers: &HeaderMap,
+) -> Result<SignedIn, ApiError> {
+    let token = session_token(headers)
+        .ok_or_else(|| ApiError::Unauthorized("sign in first: no session cookie".into()))?;
+    let hash = token.hash();
+    let session = store
+        .session(&hash)
+        .await?
+        .filter(|s| s.expires_ms > clock.now_ms())
+        .ok_or_else(|| {
+            ApiError::Unauthorized(
+                "the session has expired or was signed out: sign in again".into(),
+            )
+        })?;
+    let user = store
+        .user(&session.user_id)
+        .await?
+        .ok_or_else(|| ApiError::Unauthorized("the session's account no longer exists".into()))?;
+    Ok(SignedIn {
+        user,
+        session_hash: hash,
+    })
+}
+
+/// Cross-site request protection for state-changing requests made with a session: the browser's
+/// `Origin` must be the dashboard's own. (SameSite=Lax already keeps the cookie off most
+/// cross-site requests; this closes the rest.)
+pub fn same_origin(headers: &HeaderMap, web: &crate::config::WebConfig) -> Result<(), ApiError> {
+    match headers
+        .get(axum::http::header::ORIGIN)
+        .and_then(|v| v.to_str().ok())
+    {
+        Some(origin) if origin.trim_end_matches('/') == web.public_url => Ok(()),
+        Some(origin) => Err(ApiError::Forbidden(format!(
+            "cross-site request refused: Origin `{origin}` is not {}",
+            web.public_url
+        ))),
+        None => Err(ApiError::Forbidden(
+            "cross-site request refused: the request has no Origin header".into(),
+        )),
+    }
+}
+
+/// The client's address: API Gateway's `X-Forwarded-For` where trusted, else the TCP peer.
+pub fn client_addr(
+    headers: &HeaderMap,
+    peer: Option<std::net::SocketAddr>,
+    web: &crate::config::WebConfig,
+) -> Option<String> {
+    if web.trust_forwarded_for
+        && let Some(first) = headers
+            .get("x-forwarded-for")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(',').next())
+    {
+        return Some(first.trim().to_owned());
+    }
+    peer.map(|p| p.ip().to_string())
+}
+
+/// The caller's membership of a workspace named in a path. Anything the caller cannot see,
+/// malformed ids included, is 404, never 403, so ids cannot be probed.
+pub async fn membership(
+    store: &DynStore,
+    workspace: &str,
+    user: &crate::domain::ids::UserId,
+) -> Result<(Workspace, crate::domain::account::Membership), ApiError> {
+    let not_found = || ApiError::NotFound(format!("workspace `{workspace}` not found"));
+    let id = crate::domain::ids::WorkspaceId::parse(workspace).ok_or_else(not_found)?;
+    let member = store.member(&id, user).await?.ok_or_else(not_found)?;
+    let ws = store.workspace(&id).await?.ok_or_else(not_found)?;
+    Ok((ws, member))
+}
+
+/// 403 unless the role may do the action (the caller is a member: they may know it exists).
+pub fn require(
+    role: crate::domain::access::Role,
+    action: crate::domain::access::Action,
+) -> Result<(), ApiError> {
+    if crate::domain::access::permits(role, action) {
+        Ok(())
+    } else {
+        Err(ApiError::Forbidden(format!(
+            "your role ({}) does not allow this; see the permissions in docs/PERMISSIONS.md",
+            role.as_str()
+        )))
+    }
+}

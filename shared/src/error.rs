@@ -25,6 +25,8 @@ pub enum ApiError {
     PayloadTooLarge(String),
     #[error("{message}")]
     QuotaExceeded { message: String, retry_after_s: i64 },
+    #[error("{message}")]
+    TooManyRequests { message: String, retry_after_s: i64 },
     #[error("{0}")]
     Conflict(String),
     #[error("an unexpected error occurred")]
@@ -63,6 +65,7 @@ impl ApiError {
             }
             ApiError::PayloadTooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
             ApiError::QuotaExceeded { .. } => (StatusCode::TOO_MANY_REQUESTS, "quota_exceeded"),
+            ApiError::TooManyRequests { .. } => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
             ApiError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
             ApiError::Unexpected(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }
@@ -73,6 +76,7 @@ impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match e {
             StoreError::Conflict(what) => ApiError::Conflict(format!("{what} already exists")),
+            StoreError::Refused(r) => ApiError::Conflict(r.to_string()),
             StoreError::Unexpected(e) => ApiError::Unexpected(e),
         }
     }
@@ -86,7 +90,8 @@ impl IntoResponse for ApiError {
             tracing::error!(error = format!("{e:#}"), "request failed");
         }
         let retry_after = match &self {
-            ApiError::QuotaExceeded { retry_after_s, .. } => Some(*retry_after_s),
+            ApiError::QuotaExceeded { retry_after_s, .. }
+            | ApiError::TooManyRequests { retry_after_s, .. } => Some(*retry_after_s),
             _ => None,
         };
         let body = ErrorBody {

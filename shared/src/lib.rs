@@ -9,6 +9,7 @@ pub mod auth;
 pub mod config;
 pub mod domain;
 pub mod error;
+pub mod extract;
 pub mod openapi;
 pub mod ports;
 pub mod telemetry;

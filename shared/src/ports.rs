@@ -5,9 +5,12 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
+use crate::domain::access::Role;
+use crate::domain::account::{CodeCheck, Email, Invitation, LoginCode, Membership, Session, User};
 use crate::domain::apikey::{ApiKey, KeyHash, KeyState};
+use crate::domain::audit::AuditEntry;
 use crate::domain::event::Event;
-use crate::domain::ids::{KeyId, WorkspaceId};
+use crate::domain::ids::{InvitationId, KeyId, UserId, WorkspaceId};
 use crate::domain::plan::Plan;
 use crate::domain::rollup::{Dimension, Rollup, RollupKey};
 
@@ -16,6 +19,8 @@ pub struct Workspace {
     pub id: WorkspaceId,
     pub name: String,
     pub plan: Plan,
+    /// IANA timezone for day boundaries and reports.
+    pub timezone: String,
     pub created_ms: i64,
 }
 
@@ -47,8 +52,22 @@ pub enum IngestOutcome {
 pub enum StoreError {
     #[error("{0} already exists")]
     Conflict(String),
+    /// A plan limit or an invariant would be broken; nothing was changed.
+    #[error("{0}")]
+    Refused(Refusal),
     #[error(transparent)]
     Unexpected(#[from] anyhow::Error),
+}
+
+/// Why the store refused a change that would break a rule it enforces atomically.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum Refusal {
+    #[error("the plan's limit of active keys is reached")]
+    KeyLimit,
+    #[error("the plan's limit of members is reached")]
+    MemberLimit,
+    #[error("a workspace must keep at least one owner")]
+    LastOwner,
 }
 
 pub type StoreResult<T> = Result<T, StoreError>;
@@ -62,15 +81,20 @@ pub trait Store: Send + Sync + 'static {
     /// Returns false when the workspace does not exist.
     async fn set_plan(&self, id: &WorkspaceId, plan: Plan) -> StoreResult<bool>;
 
-    async fn create_key(&self, key: &ApiKey) -> StoreResult<()>;
+    async fn update_workspace(&self, ws: &Workspace) -> StoreResult<bool>;
+
+    /// Creates an active key unless the workspace already has `max_active` active keys.
+    async fn create_key(&self, key: &ApiKey, max_active: u32) -> StoreResult<()>;
     async fn key_by_hash(&self, hash: &KeyHash) -> StoreResult<Option<ApiKey>>;
     async fn keys(&self, ws: &WorkspaceId) -> StoreResult<Vec<ApiKey>>;
     /// Returns false when the key is not in that workspace.
+    /// Reactivation counts against `max_active` like creation. False when the key is not there.
     async fn set_key_state(
         &self,
         ws: &WorkspaceId,
         key: &KeyId,
         state: KeyState,
+        max_active: u32,
     ) -> StoreResult<bool>;
     async fn delete_key(&self, ws: &WorkspaceId, key: &KeyId) -> StoreResult<bool>;
     async fn touch_key(&self, key: &ApiKey, at_ms: i64) -> StoreResult<()>;
@@ -107,6 +131,69 @@ pub trait Store: Send + Sync + 'static {
 
     /// Finishes any batch a crashed writer left half-applied. Returns how many it finished.
     async fn recover(&self, ws: &WorkspaceId) -> StoreResult<usize>;
+
+    // People and sign-in.
+
+    /// Creates the user unless the email already has one; returns the user of that email.
+    async fn upsert_user(&self, user: &User) -> StoreResult<User>;
+    async fn user(&self, id: &UserId) -> StoreResult<Option<User>>;
+    async fn user_by_email(&self, email: &Email) -> StoreResult<Option<User>>;
+    /// Replaces any earlier code for the email.
+    async fn put_login_code(&self, code: &LoginCode) -> StoreResult<()>;
+    /// Checks a code hash at `now_ms`: a match uses the code up; a miss counts an attempt and voids
+    /// the code after `CODE_MAX_ATTEMPTS`.
+    async fn check_login_code(
+        &self,
+        email: &Email,
+        hash: &str,
+        now_ms: i64,
+    ) -> StoreResult<CodeCheck>;
+    /// Counts one hit in a fixed window and returns the window's count so far.
+    async fn hit_rate_limit(
+        &self,
+        bucket: &str,
+        window_start_ms: i64,
+        window_ms: i64,
+    ) -> StoreResult<u64>;
+
+    async fn create_session(&self, session: &Session) -> StoreResult<()>;
+    async fn session(&self, hash: &str) -> StoreResult<Option<Session>>;
+    async fn delete_session(&self, hash: &str) -> StoreResult<()>;
+    /// Sign-out everywhere; returns how many sessions ended.
+    async fn delete_user_sessions(&self, user: &UserId) -> StoreResult<usize>;
+
+    // Members and invitations.
+
+    /// Adds a member unless the workspace already has `max_members` (the creator's first
+    /// membership passes `u32::MAX`). Replaces an existing membership's role.
+    async fn add_member(&self, m: &Membership, max_members: u32) -> StoreResult<()>;
+    async fn member(&self, ws: &WorkspaceId, user: &UserId) -> StoreResult<Option<Membership>>;
+    async fn members(&self, ws: &WorkspaceId) -> StoreResult<Vec<Membership>>;
+    async fn memberships(&self, user: &UserId) -> StoreResult<Vec<Membership>>;
+    /// Changes a role, refusing to leave the workspace without an owner. False when not a member.
+    async fn set_role(&self, ws: &WorkspaceId, user: &UserId, role: Role) -> StoreResult<bool>;
+    /// Removes a member, refusing to remove the last owner. False when not a member.
+    async fn remove_member(&self, ws: &WorkspaceId, user: &UserId) -> StoreResult<bool>;
+
+    async fn create_invitation(&self, inv: &Invitation) -> StoreResult<()>;
+    async fn invitation(
+        &self,
+        ws: &WorkspaceId,
+        id: &InvitationId,
+    ) -> StoreResult<Option<Invitation>>;
+    async fn invitations(&self, ws: &WorkspaceId) -> StoreResult<Vec<Invitation>>;
+    async fn delete_invitation(&self, ws: &WorkspaceId, id: &InvitationId) -> StoreResult<bool>;
+
+    // The audit log.
+
+    async fn append_audit(&self, entry: &AuditEntry) -> StoreResult<()>;
+    /// Newest first, entries with ids below `before`.
+    async fn audit(
+        &self,
+        ws: &WorkspaceId,
+        before: Option<&str>,
+        limit: usize,
+    ) -> StoreResult<Vec<AuditEntry>>;
 }
 
 pub type DynStore = Arc<dyn Store>;
@@ -125,3 +212,20 @@ impl Clock for SystemClock {
 }
 
 pub type DynClock = Arc<dyn Clock>;
+
+/// An email to send: always a plain-text part, optionally HTML.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mail {
+    pub to: String,
+    pub subject: String,
+    pub text: String,
+    pub html: Option<String>,
+}
+
+/// The mail port: SES on AWS, an outbox folder of `.eml` files locally.
+#[async_trait]
+pub trait Mailer: Send + Sync + 'static {
+    async fn send(&self, mail: &Mail) -> anyhow::Result<()>;
+}
+
+pub type DynMailer = Arc<dyn Mailer>;

@@ -52,7 +52,7 @@ async fn deactivated_and_deleted_keys_are_refused() {
         .unwrap();
     assert!(record.last_used_ms.is_some(), "last used time is recorded");
     app.store
-        .set_key_state(&ws, &record.id, KeyState::Deactivated)
+        .set_key_state(&ws, &record.id, KeyState::Deactivated, 10)
         .await
         .unwrap();
     let (status, body) = app.post_events(&key, &body).await;
@@ -65,7 +65,7 @@ async fn deactivated_and_deleted_keys_are_refused() {
     );
 
     app.store
-        .set_key_state(&ws, &record.id, KeyState::Active)
+        .set_key_state(&ws, &record.id, KeyState::Active, 10)
         .await
         .unwrap();
     assert_eq!(

@@ -3,10 +3,12 @@
 #[path = "../support/mod.rs"]
 mod support;
 
+mod account;
 mod auth;
 mod crash;
 mod docs;
 mod ingest;
+mod permissions;
 mod quota;
 mod secrets;
 mod summary;

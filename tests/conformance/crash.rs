@@ -20,6 +20,7 @@ async fn setup() -> (DynamoStore, WorkspaceId) {
         id: WorkspaceId::generate(),
         name: "Acme".into(),
         plan: Plan::Pro,
+        timezone: "UTC".into(),
         created_ms: now_ms(),
     };
     store.create_workspace(&ws).await.unwrap();

@@ -31,6 +31,7 @@ async fn events_carry_their_plan_expiry_as_ttl() {
         id: WorkspaceId::generate(),
         name: "Acme".into(),
         plan: Plan::Pro,
+        timezone: "UTC".into(),
         created_ms: now_ms(),
     };
     store.create_workspace(&ws).await.unwrap();
@@ -58,6 +59,7 @@ async fn no_raw_key_is_stored() {
         id: WorkspaceId::generate(),
         name: "Acme".into(),
         plan: Plan::Free,
+        timezone: "UTC".into(),
         created_ms: now_ms(),
     };
     store.create_workspace(&ws).await.unwrap();
@@ -74,9 +76,10 @@ async fn no_raw_key_is_stored() {
             hash: raw.hash(),
             prefix: raw.display_prefix(),
             created_ms: now_ms(),
+            created_by: None,
             last_used_ms: None,
         };
-        store.create_key(&key).await.unwrap();
+        store.create_key(&key, 10).await.unwrap();
         store.touch_key(&key, now_ms()).await.unwrap();
         raws.push(raw);
     }

@@ -15,7 +15,13 @@ use llmtrack_shared::ports::{DynStore, IngestOutcome, Quota, StoreError, Stored,
 use serde_json::json;
 use support::*;
 
+mod accounts;
 mod crash;
+
+use accounts::{
+    active_keys_stay_within_the_limit, audit_pages_newest_first,
+    members_keep_an_owner_and_their_limit, users_codes_and_sessions,
+};
 mod dynamodb_items;
 
 /// Runs each listed test against both adapters.
@@ -51,6 +57,10 @@ suite!(
     concurrent_batches_overshoot_quota_by_at_most_one_batch,
     rollup_ranges_are_half_open,
     events_page_in_time_order,
+    users_codes_and_sessions,
+    members_keep_an_owner_and_their_limit,
+    active_keys_stay_within_the_limit,
+    audit_pages_newest_first,
 );
 
 async fn new_workspace(store: &DynStore, plan: Plan) -> WorkspaceId {
@@ -58,6 +68,7 @@ async fn new_workspace(store: &DynStore, plan: Plan) -> WorkspaceId {
         id: WorkspaceId::generate(),
         name: "Acme".into(),
         plan,
+        timezone: "UTC".into(),
         created_ms: now_ms(),
     };
     store.create_workspace(&ws).await.unwrap();
@@ -98,6 +109,7 @@ async fn workspaces_round_trip(store: DynStore) {
         id: WorkspaceId::generate(),
         name: "Acme".into(),
         plan: Plan::Free,
+        timezone: "UTC".into(),
         created_ms: 1_700_000_000_000,
     };
     store.create_workspace(&ws).await.unwrap();
@@ -130,9 +142,10 @@ async fn keys_are_found_by_hash_only_and_scoped_to_their_workspace(store: DynSto
         hash: raw.hash(),
         prefix: raw.display_prefix(),
         created_ms: 1_700_000_000_000,
+        created_by: None,
         last_used_ms: None,
     };
-    store.create_key(&key).await.unwrap();
+    store.create_key(&key, 10).await.unwrap();
     assert_eq!(
         store.key_by_hash(&raw.hash()).await.unwrap(),
         Some(key.clone())
@@ -159,14 +172,14 @@ async fn keys_are_found_by_hash_only_and_scoped_to_their_workspace(store: DynSto
     // Another workspace cannot change or delete it.
     assert!(
         !store
-            .set_key_state(&other, &key.id, KeyState::Deactivated)
+            .set_key_state(&other, &key.id, KeyState::Deactivated, 10)
             .await
             .unwrap()
     );
     assert!(!store.delete_key(&other, &key.id).await.unwrap());
     assert!(
         store
-            .set_key_state(&ws, &key.id, KeyState::Deactivated)
+            .set_key_state(&ws, &key.id, KeyState::Deactivated, 10)
             .await
             .unwrap()
     );

@@ -136,7 +136,10 @@ pub struct TestApp {
     pub addr: SocketAddr,
     pub http: reqwest::Client,
     pub store: DynStore,
+    /// Where the app's emails go (the local mail adapter).
+    pub outbox: std::path::PathBuf,
     _dir: Option<tempfile::TempDir>,
+    _mail_dir: tempfile::TempDir,
 }
 
 /// Starts the real app (every function's router) on a random port over its own SQLite store.
@@ -158,19 +161,136 @@ pub async fn spawn_app_on(
         .await
         .expect("bind");
     let addr = listener.local_addr().expect("addr");
-    let app = llmtrack::app(store.clone(), clock);
+    let mail_dir = tempfile::tempdir().expect("temp dir");
+    let outbox = mail_dir.path().join("outbox");
+    let parts = llmtrack::Parts {
+        store: store.clone(),
+        clock,
+        mailer: Arc::new(
+            llmtrack_shared::adapters::outbox::Outbox::new(outbox.clone()).expect("outbox"),
+        ),
+        web: llmtrack_shared::config::WebConfig::new(&format!("http://{addr}"), false)
+            .expect("web config"),
+    };
+    let app = llmtrack::app(parts).into_make_service_with_connect_info::<SocketAddr>();
     tokio::spawn(async move { axum::serve(listener, app).await.expect("serve") });
     TestApp {
         addr,
         http: reqwest::Client::new(),
         store,
+        outbox,
         _dir: dir,
+        _mail_dir: mail_dir,
+    }
+}
+
+/// A signed-in browser: sends its session cookie and the dashboard's Origin, as the SPA would.
+#[derive(Clone)]
+pub struct Browser {
+    pub http: reqwest::Client,
+    pub base: String,
+    pub cookie: Option<String>,
+    pub origin: Option<String>,
+}
+
+impl Browser {
+    pub async fn send(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
+        let mut req = self
+            .http
+            .request(method.parse().unwrap(), format!("{}{path}", self.base));
+        if let Some(c) = &self.cookie {
+            req = req.header("cookie", c);
+        }
+        if let Some(o) = &self.origin {
+            req = req.header("origin", o);
+        }
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let resp = req.send().await.expect("request");
+        let status = resp.status().as_u16();
+        (status, resp.json().await.unwrap_or(Value::Null))
+    }
+    pub async fn get(&self, path: &str) -> (u16, Value) {
+        self.send("GET", path, None).await
+    }
+    pub async fn post(&self, path: &str, body: Value) -> (u16, Value) {
+        self.send("POST", path, Some(body)).await
+    }
+    pub async fn patch(&self, path: &str, body: Value) -> (u16, Value) {
+        self.send("PATCH", path, Some(body)).await
+    }
+    pub async fn delete(&self, path: &str) -> (u16, Value) {
+        self.send("DELETE", path, None).await
     }
 }
 
 impl TestApp {
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.addr)
+    }
+
+    /// A browser on the dashboard's origin, not signed in.
+    pub fn browser(&self) -> Browser {
+        Browser {
+            http: self.http.clone(),
+            base: self.url(""),
+            cookie: None,
+            origin: Some(self.url("")),
+        }
+    }
+
+    /// The newest email to `to` in the outbox, as text.
+    pub fn last_mail_to(&self, to: &str) -> String {
+        let mut mails: Vec<(std::path::PathBuf, String)> = std::fs::read_dir(&self.outbox)
+            .map(|d| {
+                d.filter_map(Result::ok)
+                    .map(|e| e.path())
+                    .collect::<Vec<_>>()
+            })
+            .unwrap_or_default()
+            .into_iter()
+            .map(|p| {
+                let text = std::fs::read_to_string(&p).unwrap();
+                (p, text)
+            })
+            .filter(|(_, text)| {
+                text.lines()
+                    .any(|l| l.eq_ignore_ascii_case(&format!("To: {to}")))
+            })
+            .collect();
+        mails.sort();
+        let raw = mails
+            .pop()
+            .map(|(_, t)| t)
+            .unwrap_or_else(|| panic!("no email to {to} in the outbox"));
+        quoted_printable_decoded(&raw)
+    }
+
+    /// Signs in by emailed code, as a person would: ask for a code, read it from the outbox, verify.
+    pub async fn sign_in(&self, email: &str) -> Browser {
+        let mut b = self.browser();
+        let (status, body) = b
+            .post("/v1/auth/email", serde_json::json!({"email": email}))
+            .await;
+        assert_eq!(status, 202, "{body}");
+        let code = code_in(&self.last_mail_to(email));
+        let resp = self
+            .http
+            .post(self.url("/v1/auth/verify"))
+            .header("origin", self.url(""))
+            .json(&serde_json::json!({"email": email, "code": code}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200);
+        let set_cookie = resp.headers()["set-cookie"].to_str().unwrap().to_owned();
+        assert!(
+            set_cookie.contains("HttpOnly") && set_cookie.contains("SameSite=Lax"),
+            "{set_cookie}"
+        );
+        b.cookie = Some(set_cookie.split(';').next().unwrap().to_owned());
+        b
     }
 
     pub async fn workspace(&self, plan: Plan) -> WorkspaceId {
@@ -225,6 +345,40 @@ impl TestApp {
         let status = resp.status().as_u16();
         (status, resp.json().await.unwrap_or(Value::Null))
     }
+}
+
+/// Undoes quoted-printable soft line breaks and escapes, so links read whole.
+fn quoted_printable_decoded(s: &str) -> String {
+    let joined = s.replace("=\r\n", "").replace("=\n", "");
+    let mut out = String::with_capacity(joined.len());
+    let mut rest = joined.as_str();
+    while let Some(i) = rest.find('=') {
+        out.push_str(&rest[..i]);
+        let hex = rest
+            .get(i + 1..i + 3)
+            .and_then(|h| u8::from_str_radix(h, 16).ok());
+        match hex {
+            Some(b) => {
+                out.push(b as char);
+                rest = &rest[i + 3..];
+            }
+            None => {
+                out.push('=');
+                rest = &rest[i + 1..];
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+/// The 6-digit code in a sign-in email.
+pub fn code_in(mail: &str) -> String {
+    let subject = mail
+        .lines()
+        .find(|l| l.starts_with("Subject:"))
+        .expect("subject");
+    subject.rsplit(' ').next().unwrap().trim().to_owned()
 }
 
 /// A realistic event: mixed providers, models, features and statuses, decided by `i`.

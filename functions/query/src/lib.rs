@@ -36,6 +36,8 @@ pub fn openapi_document() -> utoipa::openapi::OpenApi {
     llmtrack_shared::openapi::document([
         llmtrack_shared::openapi::health().into_openapi(),
         llmtrack_ingest::openapi(),
+        llmtrack_account::openapi(),
+        llmtrack_keys::openapi(),
         routes().into_openapi(),
         openapi_routes().into_openapi(),
     ])
@@ -67,6 +69,8 @@ pub struct RangeParams {
     pub from: Option<String>,
     /// End (RFC 3339). Default: now.
     pub to: Option<String>,
+    /// With a session: which of your workspaces. (A read key reads its own workspace.)
+    pub workspace: Option<String>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -125,7 +129,7 @@ async fn summary(
     headers: HeaderMap,
     Query(p): Query<RangeParams>,
 ) -> Result<Json<Summary>, ApiError> {
-    let (_, workspace) = auth::api_key(&s.store, &s.clock, &headers, Scope::Read).await?;
+    let workspace = reader(&s, &headers, p.workspace.as_deref()).await?;
     let now = s.clock.now_ms();
     let to = match p.to.as_deref() {
         Some(t) => parse_time("to", t)?,
@@ -190,6 +194,35 @@ async fn summary(
             count: total.latency.count(),
         },
     }))
+}
+
+/// The workspace an analytics request reads: a read key's own, or, with a session, the
+/// `workspace` parameter's, if the caller is a member (404 otherwise, like every foreign id).
+async fn reader(
+    s: &QueryState,
+    headers: &HeaderMap,
+    workspace: Option<&str>,
+) -> Result<llmtrack_shared::ports::Workspace, ApiError> {
+    if headers.contains_key(axum::http::header::AUTHORIZATION) || !auth::has_session_cookie(headers)
+    {
+        let (_, ws) = auth::api_key(&s.store, &s.clock, headers, Scope::Read).await?;
+        if workspace.is_some_and(|w| w != ws.id.as_str()) {
+            return Err(ApiError::NotFound(
+                "a read key reads only its own workspace".into(),
+            ));
+        }
+        return Ok(ws);
+    }
+    let who = auth::session(&s.store, &s.clock, headers).await?;
+    let workspace = workspace.ok_or_else(|| {
+        ApiError::bad_request(
+            "missing_workspace",
+            "with a session, say which workspace: `?workspace=ws_…`",
+        )
+    })?;
+    let (ws, m) = auth::membership(&s.store, workspace, &who.user.id).await?;
+    auth::require(m.role, llmtrack_shared::domain::access::Action::Read)?;
+    Ok(ws)
 }
 
 fn parse_time(field: &str, value: &str) -> Result<i64, ApiError> {

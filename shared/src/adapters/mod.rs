@@ -2,5 +2,8 @@
 
 #[cfg(feature = "dynamodb")]
 pub mod dynamodb;
+pub mod outbox;
+#[cfg(feature = "ses")]
+pub mod ses;
 #[cfg(feature = "sqlite")]
 pub mod sqlite;

@@ -12,18 +12,26 @@ use anyhow::{Context as _, anyhow};
 use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension as _, TransactionBehavior, params};
 
+use crate::domain::access::Role;
+use crate::domain::account::{
+    CODE_MAX_ATTEMPTS, CodeCheck, Email, Invitation, LoginCode, Membership, Session, User,
+};
 use crate::domain::apikey::{ApiKey, KeyHash, KeyState, Scope};
+use crate::domain::audit::AuditEntry;
 use crate::domain::event::Event;
-use crate::domain::ids::{KeyId, WorkspaceId};
+use crate::domain::ids::{InvitationId, KeyId, UserId, WorkspaceId};
 use crate::domain::plan::Plan;
 use crate::domain::rollup::{self, Dimension, Rollup, RollupKey};
-use crate::ports::{IngestOutcome, Quota, Store, StoreError, StoreResult, Stored, Workspace};
+use crate::ports::{
+    IngestOutcome, Quota, Refusal, Store, StoreError, StoreResult, Stored, Workspace,
+};
 
 const SCHEMA: &str = r#"
 CREATE TABLE IF NOT EXISTS workspaces (
     id TEXT PRIMARY KEY,
     name TEXT NOT NULL,
     plan TEXT NOT NULL,
+    timezone TEXT NOT NULL DEFAULT 'UTC',
     created_ms INTEGER NOT NULL
 );
 CREATE TABLE IF NOT EXISTS api_keys (
@@ -36,6 +44,7 @@ CREATE TABLE IF NOT EXISTS api_keys (
     state TEXT NOT NULL,
     prefix TEXT NOT NULL,
     created_ms INTEGER NOT NULL,
+    created_by TEXT,
     last_used_ms INTEGER
 );
 CREATE INDEX IF NOT EXISTS api_keys_by_workspace ON api_keys (workspace_id, id);
@@ -58,6 +67,61 @@ CREATE TABLE IF NOT EXISTS rollups (
     value TEXT NOT NULL,
     data BLOB NOT NULL,
     PRIMARY KEY (workspace_id, dimension, hour, value)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS users (
+    id TEXT PRIMARY KEY,
+    email TEXT NOT NULL UNIQUE,
+    created_ms INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS login_codes (
+    email TEXT PRIMARY KEY,
+    hash TEXT NOT NULL,
+    expires_ms INTEGER NOT NULL,
+    attempts INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS rate_limits (
+    bucket TEXT NOT NULL,
+    window_start INTEGER NOT NULL,
+    hits INTEGER NOT NULL,
+    expires_ms INTEGER NOT NULL,
+    PRIMARY KEY (bucket, window_start)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS sessions (
+    hash TEXT PRIMARY KEY,
+    user_id TEXT NOT NULL,
+    created_ms INTEGER NOT NULL,
+    expires_ms INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS sessions_by_user ON sessions (user_id);
+CREATE TABLE IF NOT EXISTS members (
+    workspace_id TEXT NOT NULL,
+    user_id TEXT NOT NULL,
+    email TEXT NOT NULL,
+    role TEXT NOT NULL,
+    since_ms INTEGER NOT NULL,
+    PRIMARY KEY (workspace_id, user_id)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS members_by_user ON members (user_id);
+CREATE TABLE IF NOT EXISTS invitations (
+    id TEXT PRIMARY KEY,
+    workspace_id TEXT NOT NULL,
+    email TEXT NOT NULL,
+    role TEXT NOT NULL,
+    invited_by TEXT NOT NULL,
+    created_ms INTEGER NOT NULL,
+    expires_ms INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS invitations_by_workspace ON invitations (workspace_id);
+CREATE TABLE IF NOT EXISTS audit (
+    workspace_id TEXT NOT NULL,
+    id TEXT NOT NULL,
+    at_ms INTEGER NOT NULL,
+    actor_id TEXT NOT NULL,
+    actor_email TEXT,
+    action TEXT NOT NULL,
+    target TEXT,
+    ip TEXT,
+    PRIMARY KEY (workspace_id, id)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS usage (
     workspace_id TEXT NOT NULL,
@@ -138,6 +202,9 @@ impl SqliteStore {
 }
 
 fn classify(e: anyhow::Error) -> StoreError {
+    if let Some(r) = e.downcast_ref::<Refusal>() {
+        return StoreError::Refused(*r);
+    }
     match e.downcast_ref::<rusqlite::Error>() {
         Some(rusqlite::Error::SqliteFailure(f, _))
             if f.code == rusqlite::ErrorCode::ConstraintViolation =>
@@ -146,6 +213,59 @@ fn classify(e: anyhow::Error) -> StoreError {
         }
         _ => StoreError::Unexpected(e),
     }
+}
+
+/// Active keys of a workspace, not counting `except`.
+fn active_keys(c: &Connection, ws: &WorkspaceId, except: Option<&KeyId>) -> rusqlite::Result<i64> {
+    c.query_row(
+        "SELECT count(*) FROM api_keys WHERE workspace_id = ?1 AND state = 'active' AND id != ?2",
+        params![ws.as_str(), except.map_or("", KeyId::as_str)],
+        |r| r.get(0),
+    )
+}
+
+fn owners(c: &Connection, ws: &WorkspaceId) -> rusqlite::Result<i64> {
+    c.query_row(
+        "SELECT count(*) FROM members WHERE workspace_id = ?1 AND role = 'owner'",
+        [ws.as_str()],
+        |r| r.get(0),
+    )
+}
+
+fn member_from_row(row: &rusqlite::Row) -> rusqlite::Result<Membership> {
+    let bad = |what: &str| rusqlite::Error::InvalidColumnName(what.to_owned());
+    Ok(Membership {
+        workspace_id: WorkspaceId::parse(&row.get::<_, String>("workspace_id")?)
+            .ok_or_else(|| bad("workspace_id"))?,
+        user_id: UserId::parse(&row.get::<_, String>("user_id")?).ok_or_else(|| bad("user_id"))?,
+        email: Email::parse(&row.get::<_, String>("email")?).map_err(|_| bad("email"))?,
+        role: Role::parse(&row.get::<_, String>("role")?).ok_or_else(|| bad("role"))?,
+        since_ms: row.get("since_ms")?,
+    })
+}
+
+fn invitation_from_row(row: &rusqlite::Row) -> rusqlite::Result<Invitation> {
+    let bad = |what: &str| rusqlite::Error::InvalidColumnName(what.to_owned());
+    Ok(Invitation {
+        id: InvitationId::parse(&row.get::<_, String>("id")?).ok_or_else(|| bad("id"))?,
+        workspace_id: WorkspaceId::parse(&row.get::<_, String>("workspace_id")?)
+            .ok_or_else(|| bad("workspace_id"))?,
+        email: Email::parse(&row.get::<_, String>("email")?).map_err(|_| bad("email"))?,
+        role: Role::parse(&row.get::<_, String>("role")?).ok_or_else(|| bad("role"))?,
+        invited_by: UserId::parse(&row.get::<_, String>("invited_by")?)
+            .ok_or_else(|| bad("invited_by"))?,
+        created_ms: row.get("created_ms")?,
+        expires_ms: row.get("expires_ms")?,
+    })
+}
+
+fn user_from_row(row: &rusqlite::Row) -> rusqlite::Result<User> {
+    let bad = |what: &str| rusqlite::Error::InvalidColumnName(what.to_owned());
+    Ok(User {
+        id: UserId::parse(&row.get::<_, String>("id")?).ok_or_else(|| bad("id"))?,
+        email: Email::parse(&row.get::<_, String>("email")?).map_err(|_| bad("email"))?,
+        created_ms: row.get("created_ms")?,
+    })
 }
 
 fn key_from_row(row: &rusqlite::Row) -> rusqlite::Result<ApiKey> {
@@ -162,6 +282,7 @@ fn key_from_row(row: &rusqlite::Row) -> rusqlite::Result<ApiKey> {
             .ok_or_else(|| parse_err("state"))?,
         prefix: row.get("prefix")?,
         created_ms: row.get("created_ms")?,
+        created_by: row.get("created_by")?,
         last_used_ms: row.get("last_used_ms")?,
     })
 }
@@ -172,8 +293,8 @@ impl Store for SqliteStore {
         let ws = ws.clone();
         self.write(move |c| {
             c.execute(
-                "INSERT INTO workspaces (id, name, plan, created_ms) VALUES (?1, ?2, ?3, ?4)",
-                params![ws.id.as_str(), ws.name, ws.plan.as_str(), ws.created_ms],
+                "INSERT INTO workspaces (id, name, plan, timezone, created_ms) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![ws.id.as_str(), ws.name, ws.plan.as_str(), ws.timezone, ws.created_ms],
             )?;
             Ok(())
         })
@@ -185,24 +306,26 @@ impl Store for SqliteStore {
         self.read(move |c| {
             let row = c
                 .query_row(
-                    "SELECT name, plan, created_ms FROM workspaces WHERE id = ?1",
+                    "SELECT name, plan, timezone, created_ms FROM workspaces WHERE id = ?1",
                     [id.as_str()],
                     |r| {
                         Ok((
                             r.get::<_, String>(0)?,
                             r.get::<_, String>(1)?,
-                            r.get::<_, i64>(2)?,
+                            r.get::<_, String>(2)?,
+                            r.get::<_, i64>(3)?,
                         ))
                     },
                 )
                 .optional()?;
-            row.map(|(name, plan, created_ms)| {
+            row.map(|(name, plan, timezone, created_ms)| {
                 let plan = Plan::parse(&plan)
                     .ok_or_else(|| anyhow!("workspace {id} has unknown plan {plan}"))?;
                 Ok(Workspace {
                     id,
                     name,
                     plan,
+                    timezone,
                     created_ms,
                 })
             })
@@ -222,12 +345,27 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn create_key(&self, key: &ApiKey) -> StoreResult<()> {
+    async fn update_workspace(&self, ws: &Workspace) -> StoreResult<bool> {
+        let ws = ws.clone();
+        self.write(move |c| {
+            Ok(c.execute(
+                "UPDATE workspaces SET name = ?1, timezone = ?2 WHERE id = ?3",
+                params![ws.name, ws.timezone, ws.id.as_str()],
+            )? == 1)
+        })
+        .await
+    }
+
+    async fn create_key(&self, key: &ApiKey, max_active: u32) -> StoreResult<()> {
         let k = key.clone();
         self.write(move |c| {
-            c.execute(
-                "INSERT INTO api_keys (hash, id, workspace_id, name, source, scope, state, prefix, created_ms, last_used_ms)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            if active_keys(&tx, &k.workspace_id, None)? >= i64::from(max_active) {
+                return Err(Refusal::KeyLimit.into());
+            }
+            tx.execute(
+                "INSERT INTO api_keys (hash, id, workspace_id, name, source, scope, state, prefix, created_ms, created_by, last_used_ms)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
                 params![
                     k.hash.0,
                     k.id.as_str(),
@@ -238,9 +376,11 @@ impl Store for SqliteStore {
                     k.state.as_str(),
                     k.prefix,
                     k.created_ms,
+                    k.created_by,
                     k.last_used_ms
                 ],
             )?;
+            tx.commit()?;
             Ok(())
         })
         .await
@@ -277,13 +417,22 @@ impl Store for SqliteStore {
         ws: &WorkspaceId,
         key: &KeyId,
         state: KeyState,
+        max_active: u32,
     ) -> StoreResult<bool> {
         let (ws, key) = (ws.clone(), key.clone());
         self.write(move |c| {
-            Ok(c.execute(
+            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            if state == KeyState::Active
+                && active_keys(&tx, &ws, Some(&key))? >= i64::from(max_active)
+            {
+                return Err(Refusal::KeyLimit.into());
+            }
+            let changed = tx.execute(
                 "UPDATE api_keys SET state = ?1 WHERE workspace_id = ?2 AND id = ?3",
                 params![state.as_str(), ws.as_str(), key.as_str()],
-            )? == 1)
+            )? == 1;
+            tx.commit()?;
+            Ok(changed)
         })
         .await
     }
@@ -440,5 +589,388 @@ impl Store for SqliteStore {
     async fn recover(&self, _ws: &WorkspaceId) -> StoreResult<usize> {
         // Each batch is one transaction: there is never a half-applied batch to finish.
         Ok(0)
+    }
+
+    async fn upsert_user(&self, user: &User) -> StoreResult<User> {
+        let user = user.clone();
+        self.write(move |c| {
+            c.execute(
+                "INSERT INTO users (id, email, created_ms) VALUES (?1, ?2, ?3) ON CONFLICT (email) DO NOTHING",
+                params![user.id.as_str(), user.email.as_str(), user.created_ms],
+            )?;
+            Ok(c.query_row("SELECT * FROM users WHERE email = ?1", [user.email.as_str()], user_from_row)?)
+        })
+        .await
+    }
+
+    async fn user(&self, id: &UserId) -> StoreResult<Option<User>> {
+        let id = id.clone();
+        self.read(move |c| {
+            Ok(c.query_row(
+                "SELECT * FROM users WHERE id = ?1",
+                [id.as_str()],
+                user_from_row,
+            )
+            .optional()?)
+        })
+        .await
+    }
+
+    async fn user_by_email(&self, email: &Email) -> StoreResult<Option<User>> {
+        let email = email.clone();
+        self.read(move |c| {
+            Ok(c.query_row(
+                "SELECT * FROM users WHERE email = ?1",
+                [email.as_str()],
+                user_from_row,
+            )
+            .optional()?)
+        })
+        .await
+    }
+
+    async fn put_login_code(&self, code: &LoginCode) -> StoreResult<()> {
+        let code = code.clone();
+        self.write(move |c| {
+            c.execute(
+                "INSERT INTO login_codes (email, hash, expires_ms, attempts) VALUES (?1, ?2, ?3, 0)
+                 ON CONFLICT (email) DO UPDATE SET hash = excluded.hash, expires_ms = excluded.expires_ms, attempts = 0",
+                params![code.email.as_str(), code.hash, code.expires_ms],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn check_login_code(
+        &self,
+        email: &Email,
+        hash: &str,
+        now_ms: i64,
+    ) -> StoreResult<CodeCheck> {
+        let (email, hash) = (email.clone(), hash.to_owned());
+        self.write(move |c| {
+            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let row: Option<(String, i64, u32)> = tx
+                .query_row(
+                    "SELECT hash, expires_ms, attempts FROM login_codes WHERE email = ?1",
+                    [email.as_str()],
+                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+                )
+                .optional()?;
+            let result = match row {
+                Some((_, expires, attempts))
+                    if expires <= now_ms || attempts >= CODE_MAX_ATTEMPTS =>
+                {
+                    CodeCheck::Missing
+                }
+                Some((stored, _, _)) if stored == hash => {
+                    tx.execute("DELETE FROM login_codes WHERE email = ?1", [email.as_str()])?;
+                    CodeCheck::Valid
+                }
+                Some(_) => {
+                    tx.execute(
+                        "UPDATE login_codes SET attempts = attempts + 1 WHERE email = ?1",
+                        [email.as_str()],
+                    )?;
+                    CodeCheck::Wrong
+                }
+                None => CodeCheck::Missing,
+            };
+            tx.commit()?;
+            Ok(result)
+        })
+        .await
+    }
+
+    async fn hit_rate_limit(
+        &self,
+        bucket: &str,
+        window_start_ms: i64,
+        window_ms: i64,
+    ) -> StoreResult<u64> {
+        let bucket = bucket.to_owned();
+        self.write(move |c| {
+            c.execute("DELETE FROM rate_limits WHERE expires_ms < ?1", [window_start_ms])?;
+            let hits: i64 = c.query_row(
+                "INSERT INTO rate_limits (bucket, window_start, hits, expires_ms) VALUES (?1, ?2, 1, ?3)
+                 ON CONFLICT (bucket, window_start) DO UPDATE SET hits = hits + 1 RETURNING hits",
+                params![bucket, window_start_ms, window_start_ms + window_ms],
+                |r| r.get(0),
+            )?;
+            Ok(hits.max(0) as u64)
+        })
+        .await
+    }
+
+    async fn create_session(&self, session: &Session) -> StoreResult<()> {
+        let s = session.clone();
+        self.write(move |c| {
+            c.execute(
+                "INSERT INTO sessions (hash, user_id, created_ms, expires_ms) VALUES (?1, ?2, ?3, ?4)",
+                params![s.hash, s.user_id.as_str(), s.created_ms, s.expires_ms],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn session(&self, hash: &str) -> StoreResult<Option<Session>> {
+        let hash = hash.to_owned();
+        self.read(move |c| {
+            let row = c
+                .query_row(
+                    "SELECT user_id, created_ms, expires_ms FROM sessions WHERE hash = ?1",
+                    [&hash],
+                    |r| Ok((r.get::<_, String>(0)?, r.get(1)?, r.get(2)?)),
+                )
+                .optional()?;
+            row.map(|(user, created_ms, expires_ms)| {
+                let user_id =
+                    UserId::parse(&user).ok_or_else(|| anyhow!("bad user id in session"))?;
+                Ok(Session {
+                    hash,
+                    user_id,
+                    created_ms,
+                    expires_ms,
+                })
+            })
+            .transpose()
+        })
+        .await
+    }
+
+    async fn delete_session(&self, hash: &str) -> StoreResult<()> {
+        let hash = hash.to_owned();
+        self.write(move |c| {
+            c.execute("DELETE FROM sessions WHERE hash = ?1", [hash])?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn delete_user_sessions(&self, user: &UserId) -> StoreResult<usize> {
+        let user = user.clone();
+        self.write(move |c| {
+            Ok(c.execute("DELETE FROM sessions WHERE user_id = ?1", [user.as_str()])?)
+        })
+        .await
+    }
+
+    async fn add_member(&self, m: &Membership, max_members: u32) -> StoreResult<()> {
+        let m = m.clone();
+        self.write(move |c| {
+            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let existing: Option<String> = tx
+                .query_row(
+                    "SELECT role FROM members WHERE workspace_id = ?1 AND user_id = ?2",
+                    params![m.workspace_id.as_str(), m.user_id.as_str()],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            if existing.is_none() {
+                let count: i64 = tx.query_row("SELECT count(*) FROM members WHERE workspace_id = ?1", [m.workspace_id.as_str()], |r| r.get(0))?;
+                if count >= i64::from(max_members) {
+                    return Err(Refusal::MemberLimit.into());
+                }
+            }
+            if existing.as_deref() == Some("owner") && m.role != Role::Owner && owners(&tx, &m.workspace_id)? <= 1 {
+                return Err(Refusal::LastOwner.into());
+            }
+            tx.execute(
+                "INSERT INTO members (workspace_id, user_id, email, role, since_ms) VALUES (?1, ?2, ?3, ?4, ?5)
+                 ON CONFLICT (workspace_id, user_id) DO UPDATE SET role = excluded.role",
+                params![m.workspace_id.as_str(), m.user_id.as_str(), m.email.as_str(), m.role.as_str(), m.since_ms],
+            )?;
+            tx.commit()?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn member(&self, ws: &WorkspaceId, user: &UserId) -> StoreResult<Option<Membership>> {
+        let (ws, user) = (ws.clone(), user.clone());
+        self.read(move |c| {
+            Ok(c.query_row(
+                "SELECT * FROM members WHERE workspace_id = ?1 AND user_id = ?2",
+                params![ws.as_str(), user.as_str()],
+                member_from_row,
+            )
+            .optional()?)
+        })
+        .await
+    }
+
+    async fn members(&self, ws: &WorkspaceId) -> StoreResult<Vec<Membership>> {
+        let ws = ws.clone();
+        self.read(move |c| {
+            let mut stmt = c.prepare(
+                "SELECT * FROM members WHERE workspace_id = ?1 ORDER BY since_ms, user_id",
+            )?;
+            Ok(stmt
+                .query_map([ws.as_str()], member_from_row)?
+                .collect::<Result<Vec<_>, _>>()?)
+        })
+        .await
+    }
+
+    async fn memberships(&self, user: &UserId) -> StoreResult<Vec<Membership>> {
+        let user = user.clone();
+        self.read(move |c| {
+            let mut stmt = c.prepare(
+                "SELECT * FROM members WHERE user_id = ?1 ORDER BY since_ms, workspace_id",
+            )?;
+            Ok(stmt
+                .query_map([user.as_str()], member_from_row)?
+                .collect::<Result<Vec<_>, _>>()?)
+        })
+        .await
+    }
+
+    async fn set_role(&self, ws: &WorkspaceId, user: &UserId, role: Role) -> StoreResult<bool> {
+        let (ws, user) = (ws.clone(), user.clone());
+        self.write(move |c| {
+            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let current: Option<String> = tx
+                .query_row(
+                    "SELECT role FROM members WHERE workspace_id = ?1 AND user_id = ?2",
+                    params![ws.as_str(), user.as_str()],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            let Some(current) = current else {
+                return Ok(false);
+            };
+            if current == "owner" && role != Role::Owner && owners(&tx, &ws)? <= 1 {
+                return Err(Refusal::LastOwner.into());
+            }
+            tx.execute(
+                "UPDATE members SET role = ?1 WHERE workspace_id = ?2 AND user_id = ?3",
+                params![role.as_str(), ws.as_str(), user.as_str()],
+            )?;
+            tx.commit()?;
+            Ok(true)
+        })
+        .await
+    }
+
+    async fn remove_member(&self, ws: &WorkspaceId, user: &UserId) -> StoreResult<bool> {
+        let (ws, user) = (ws.clone(), user.clone());
+        self.write(move |c| {
+            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let current: Option<String> = tx
+                .query_row(
+                    "SELECT role FROM members WHERE workspace_id = ?1 AND user_id = ?2",
+                    params![ws.as_str(), user.as_str()],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            let Some(current) = current else {
+                return Ok(false);
+            };
+            if current == "owner" && owners(&tx, &ws)? <= 1 {
+                return Err(Refusal::LastOwner.into());
+            }
+            tx.execute(
+                "DELETE FROM members WHERE workspace_id = ?1 AND user_id = ?2",
+                params![ws.as_str(), user.as_str()],
+            )?;
+            tx.commit()?;
+            Ok(true)
+        })
+        .await
+    }
+
+    async fn create_invitation(&self, inv: &Invitation) -> StoreResult<()> {
+        let i = inv.clone();
+        self.write(move |c| {
+            c.execute(
+                "INSERT INTO invitations (id, workspace_id, email, role, invited_by, created_ms, expires_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                params![i.id.as_str(), i.workspace_id.as_str(), i.email.as_str(), i.role.as_str(), i.invited_by.as_str(), i.created_ms, i.expires_ms],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn invitation(
+        &self,
+        ws: &WorkspaceId,
+        id: &InvitationId,
+    ) -> StoreResult<Option<Invitation>> {
+        let (ws, id) = (ws.clone(), id.clone());
+        self.read(move |c| {
+            Ok(c.query_row(
+                "SELECT * FROM invitations WHERE workspace_id = ?1 AND id = ?2",
+                params![ws.as_str(), id.as_str()],
+                invitation_from_row,
+            )
+            .optional()?)
+        })
+        .await
+    }
+
+    async fn invitations(&self, ws: &WorkspaceId) -> StoreResult<Vec<Invitation>> {
+        let ws = ws.clone();
+        self.read(move |c| {
+            let mut stmt = c.prepare(
+                "SELECT * FROM invitations WHERE workspace_id = ?1 ORDER BY created_ms, id",
+            )?;
+            Ok(stmt
+                .query_map([ws.as_str()], invitation_from_row)?
+                .collect::<Result<Vec<_>, _>>()?)
+        })
+        .await
+    }
+
+    async fn delete_invitation(&self, ws: &WorkspaceId, id: &InvitationId) -> StoreResult<bool> {
+        let (ws, id) = (ws.clone(), id.clone());
+        self.write(move |c| {
+            Ok(c.execute(
+                "DELETE FROM invitations WHERE workspace_id = ?1 AND id = ?2",
+                params![ws.as_str(), id.as_str()],
+            )? == 1)
+        })
+        .await
+    }
+
+    async fn append_audit(&self, entry: &AuditEntry) -> StoreResult<()> {
+        let e = entry.clone();
+        self.write(move |c| {
+            c.execute(
+                "INSERT INTO audit (workspace_id, id, at_ms, actor_id, actor_email, action, target, ip) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                params![e.workspace_id.as_str(), e.id, e.at_ms, e.actor_id, e.actor_email, e.action, e.target, e.ip],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn audit(
+        &self,
+        ws: &WorkspaceId,
+        before: Option<&str>,
+        limit: usize,
+    ) -> StoreResult<Vec<AuditEntry>> {
+        let (ws, before) = (ws.clone(), before.map(str::to_owned));
+        self.read(move |c| {
+            let mut stmt = c.prepare_cached(
+                "SELECT * FROM audit WHERE workspace_id = ?1 AND (?2 IS NULL OR id < ?2) ORDER BY id DESC LIMIT ?3",
+            )?;
+            let rows = stmt.query_map(params![ws.as_str(), before, limit as i64], |r| {
+                Ok(AuditEntry {
+                    id: r.get("id")?,
+                    workspace_id: ws.clone(),
+                    at_ms: r.get("at_ms")?,
+                    actor_id: r.get("actor_id")?,
+                    actor_email: r.get("actor_email")?,
+                    action: r.get("action")?,
+                    target: r.get("target")?,
+                    ip: r.get("ip")?,
+                })
+            })?;
+            Ok(rows.collect::<Result<Vec<_>, _>>()?)
+        })
+        .await
     }
 }

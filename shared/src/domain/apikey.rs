@@ -121,6 +121,8 @@ pub struct ApiKey {
     pub hash: KeyHash,
     pub prefix: String,
     pub created_ms: i64,
+    /// Who made it (an email), when a person did.
+    pub created_by: Option<String>,
     pub last_used_ms: Option<i64>,
 }
 

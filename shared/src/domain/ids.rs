@@ -43,6 +43,8 @@ macro_rules! prefixed_id {
 
 prefixed_id!(WorkspaceId, "ws_");
 prefixed_id!(KeyId, "key_");
+prefixed_id!(UserId, "usr_");
+prefixed_id!(InvitationId, "inv_");
 
 /// An id for an ingest batch (used by the DynamoDB adapter's crash recovery).
 pub fn batch_id() -> String {

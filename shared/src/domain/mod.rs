@@ -1,6 +1,9 @@
 //! Pure domain logic: no I/O, no clocks read directly (time comes in as arguments).
 
+pub mod access;
+pub mod account;
 pub mod apikey;
+pub mod audit;
 pub mod event;
 pub mod ids;
 pub mod names;

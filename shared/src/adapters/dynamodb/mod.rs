@@ -12,6 +12,16 @@
 //! | id guard (id without timestamp) | `W#{ws}#ID#{id}` | `ID` |
 //! | batch marker | `W#{ws}#B` | `{batch}` |
 //! | rollup | `W#{ws}#R#{dimension}` | `{hour:010}#{value}` |
+//! | user | `USER#{user}` | `USER` |
+//! | user by email | `EMAIL#{email}` | `EMAIL` |
+//! | sign-in code | `CODE#{email}` | `CODE` |
+//! | rate-limit window | `RL#{bucket}` | `{window_start}` |
+//! | session | `SESS#{sha256}` | `SESS` |
+//! | session (per user) | `USER#{user}` | `SESS#{sha256}` |
+//! | member | `WS#{ws}` | `MEMBER#{user}` |
+//! | membership (per user) | `USER#{user}` | `MEMBER#{ws}` |
+//! | invitation | `WS#{ws}` | `INV#{invitation}` |
+//! | audit entry | `W#{ws}#AUDIT` | `{ulid}` |
 //!
 //! Exactly once without transactions (they cost double and conflict on hot rollup items):
 //!
@@ -45,13 +55,18 @@ use aws_sdk_dynamodb::types::{
 };
 use futures_util::{StreamExt as _, TryStreamExt as _, stream};
 
+use crate::domain::access::Role;
+use crate::domain::account::{CodeCheck, Email, Invitation, LoginCode, Membership, Session, User};
 use crate::domain::apikey::{ApiKey, KeyHash, KeyState, Scope};
+use crate::domain::audit::AuditEntry;
 use crate::domain::event::Event;
-use crate::domain::ids::{self, KeyId, WorkspaceId};
+use crate::domain::ids::{self, InvitationId, KeyId, UserId, WorkspaceId};
 use crate::domain::plan::Plan;
 use crate::domain::rollup::{self, Dimension, Rollup, RollupKey};
 use crate::domain::time::hour_of;
 use crate::ports::{IngestOutcome, Quota, Store, StoreError, StoreResult, Stored, Workspace};
+
+mod accounts;
 
 type Item = HashMap<String, Av>;
 
@@ -439,6 +454,9 @@ impl DynamoStore {
         if let Some(t) = k.last_used_ms {
             item.insert("used".to_owned(), n(t));
         }
+        if let Some(by) = &k.created_by {
+            item.insert("by".to_owned(), s(by));
+        }
         item
     }
 
@@ -459,6 +477,7 @@ impl DynamoStore {
             state: KeyState::parse(get_s(item, "state")?).ok_or_else(|| anyhow!("bad state"))?,
             prefix: get_s(item, "prefix")?.to_owned(),
             created_ms: get_n(item, "created")?,
+            created_by: get_s(item, "by").ok().map(str::to_owned),
             last_used_ms: get_n(item, "used").ok(),
         })
     }
@@ -785,7 +804,12 @@ impl Store for DynamoStore {
             ("sk".to_owned(), s("WS")),
             ("name".to_owned(), s(&ws.name)),
             ("plan".to_owned(), s(ws.plan.as_str())),
+            ("tz".to_owned(), s(&ws.timezone)),
             ("created".to_owned(), n(ws.created_ms)),
+            // Counters behind the limits enforced atomically (active keys, members, owners).
+            ("keys".to_owned(), n(0)),
+            ("members".to_owned(), n(0)),
+            ("owners".to_owned(), n(0)),
         ]);
         if self.put(item, Some("attribute_not_exists(pk)")).await? {
             Ok(())
@@ -803,8 +827,13 @@ impl Store for DynamoStore {
             name: get_s(&item, "name")?.to_owned(),
             plan: Plan::parse(get_s(&item, "plan")?)
                 .ok_or_else(|| anyhow!("workspace {id} has an unknown plan"))?,
+            timezone: get_s(&item, "tz").unwrap_or("UTC").to_owned(),
             created_ms: get_n(&item, "created")?,
         }))
+    }
+
+    async fn update_workspace(&self, ws: &Workspace) -> StoreResult<bool> {
+        Ok(self.update_workspace_settings(ws).await?)
     }
 
     async fn set_plan(&self, id: &WorkspaceId, plan: Plan) -> StoreResult<bool> {
@@ -827,20 +856,8 @@ impl Store for DynamoStore {
         }
     }
 
-    async fn create_key(&self, key: &ApiKey) -> StoreResult<()> {
-        if !self
-            .put(Self::key_item(key), Some("attribute_not_exists(pk)"))
-            .await?
-        {
-            return Err(StoreError::Conflict(format!("key {}", key.id)));
-        }
-        let listing = HashMap::from([
-            ("pk".to_owned(), s(format!("WS#{}", key.workspace_id))),
-            ("sk".to_owned(), s(format!("KEY#{}", key.id))),
-            ("hash".to_owned(), s(&key.hash.0)),
-        ]);
-        self.put(listing, None).await?;
-        Ok(())
+    async fn create_key(&self, key: &ApiKey, max_active: u32) -> StoreResult<()> {
+        self.create_key_within(key, max_active).await
     }
 
     async fn key_by_hash(&self, hash: &KeyHash) -> StoreResult<Option<ApiKey>> {
@@ -878,42 +895,13 @@ impl Store for DynamoStore {
         ws: &WorkspaceId,
         key: &KeyId,
         state: KeyState,
+        max_active: u32,
     ) -> StoreResult<bool> {
-        let Some(listing) = self.get(format!("WS#{ws}"), &format!("KEY#{key}")).await? else {
-            return Ok(false);
-        };
-        let hash = get_s(&listing, "hash")?;
-        let result = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key("pk", s(format!("KEY#{hash}")))
-            .key("sk", s("KEY"))
-            .update_expression("SET #s = :s")
-            .condition_expression("ws = :ws")
-            .expression_attribute_names("#s", "state")
-            .expression_attribute_values(":s", s(state.as_str()))
-            .expression_attribute_values(":ws", s(ws.as_str()))
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(e) if is_condition_failed(&e) => Ok(false),
-            Err(e) => Err(err(e).into()),
-        }
+        self.set_key_state_within(ws, key, state, max_active).await
     }
 
     async fn delete_key(&self, ws: &WorkspaceId, key: &KeyId) -> StoreResult<bool> {
-        let Some(listing) = self.get(format!("WS#{ws}"), &format!("KEY#{key}")).await? else {
-            return Ok(false);
-        };
-        let hash = get_s(&listing, "hash")?.to_owned();
-        // The auth item first: once it is gone the key is refused, whatever happens next.
-        self.delete(format!("KEY#{hash}"), "KEY".into(), None)
-            .await?;
-        self.delete(format!("WS#{ws}"), format!("KEY#{key}"), None)
-            .await?;
-        Ok(true)
+        self.delete_key_counted(ws, key).await
     }
 
     async fn touch_key(&self, key: &ApiKey, at_ms: i64) -> StoreResult<()> {
@@ -1136,5 +1124,113 @@ impl Store for DynamoStore {
             last.insert(ws.clone(), now);
         }
         Ok(self.recover_stale(ws, now).await?)
+    }
+
+    async fn upsert_user(&self, user: &User) -> StoreResult<User> {
+        self.upsert_user_impl(user).await
+    }
+
+    async fn user(&self, id: &UserId) -> StoreResult<Option<User>> {
+        self.user_impl(id).await
+    }
+
+    async fn user_by_email(&self, email: &Email) -> StoreResult<Option<User>> {
+        self.user_by_email_impl(email).await
+    }
+
+    async fn put_login_code(&self, code: &LoginCode) -> StoreResult<()> {
+        self.put_login_code_impl(code).await
+    }
+
+    async fn check_login_code(
+        &self,
+        email: &Email,
+        hash: &str,
+        now_ms: i64,
+    ) -> StoreResult<CodeCheck> {
+        self.check_login_code_impl(email, hash, now_ms).await
+    }
+
+    async fn hit_rate_limit(
+        &self,
+        bucket: &str,
+        window_start_ms: i64,
+        window_ms: i64,
+    ) -> StoreResult<u64> {
+        self.hit_rate_limit_impl(bucket, window_start_ms, window_ms)
+            .await
+    }
+
+    async fn create_session(&self, session: &Session) -> StoreResult<()> {
+        self.create_session_impl(session).await
+    }
+
+    async fn session(&self, hash: &str) -> StoreResult<Option<Session>> {
+        self.session_impl(hash).await
+    }
+
+    async fn delete_session(&self, hash: &str) -> StoreResult<()> {
+        self.delete_session_impl(hash).await
+    }
+
+    async fn delete_user_sessions(&self, user: &UserId) -> StoreResult<usize> {
+        self.delete_user_sessions_impl(user).await
+    }
+
+    async fn add_member(&self, m: &Membership, max_members: u32) -> StoreResult<()> {
+        self.add_member_impl(m, max_members).await
+    }
+
+    async fn member(&self, ws: &WorkspaceId, user: &UserId) -> StoreResult<Option<Membership>> {
+        self.member_impl(ws, user).await
+    }
+
+    async fn members(&self, ws: &WorkspaceId) -> StoreResult<Vec<Membership>> {
+        self.members_impl(ws).await
+    }
+
+    async fn memberships(&self, user: &UserId) -> StoreResult<Vec<Membership>> {
+        self.memberships_impl(user).await
+    }
+
+    async fn set_role(&self, ws: &WorkspaceId, user: &UserId, role: Role) -> StoreResult<bool> {
+        self.set_role_impl(ws, user, role).await
+    }
+
+    async fn remove_member(&self, ws: &WorkspaceId, user: &UserId) -> StoreResult<bool> {
+        self.remove_member_impl(ws, user).await
+    }
+
+    async fn create_invitation(&self, inv: &Invitation) -> StoreResult<()> {
+        self.create_invitation_impl(inv).await
+    }
+
+    async fn invitation(
+        &self,
+        ws: &WorkspaceId,
+        id: &InvitationId,
+    ) -> StoreResult<Option<Invitation>> {
+        self.invitation_impl(ws, id).await
+    }
+
+    async fn invitations(&self, ws: &WorkspaceId) -> StoreResult<Vec<Invitation>> {
+        self.invitations_impl(ws).await
+    }
+
+    async fn delete_invitation(&self, ws: &WorkspaceId, id: &InvitationId) -> StoreResult<bool> {
+        self.delete_invitation_impl(ws, id).await
+    }
+
+    async fn append_audit(&self, entry: &AuditEntry) -> StoreResult<()> {
+        self.append_audit_impl(entry).await
+    }
+
+    async fn audit(
+        &self,
+        ws: &WorkspaceId,
+        before: Option<&str>,
+        limit: usize,
+    ) -> StoreResult<Vec<AuditEntry>> {
+        self.audit_impl(ws, before, limit).await
     }
 }

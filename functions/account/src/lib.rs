@@ -1,0 +1,977 @@
+//! The account function: passwordless sign-in, sessions, workspaces, members, invitations, usage
+//! against plan limits, and the audit log. Every workspace route checks the permission matrix
+//! (`llmtrack_shared::domain::access`); another workspace's ids answer 404.
+
+use std::str::FromStr as _;
+
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use llmtrack_shared::ApiError;
+use llmtrack_shared::auth::{self, SESSION_COOKIE, SignedIn};
+use llmtrack_shared::config::WebConfig;
+use llmtrack_shared::domain::access::{Action, Role};
+use llmtrack_shared::domain::account::{
+    self, CodeCheck, Email, Invitation, LoginCode, Membership, Session, SessionToken, User,
+};
+use llmtrack_shared::domain::apikey::KeyState;
+use llmtrack_shared::domain::audit::AuditEntry;
+use llmtrack_shared::domain::ids::{InvitationId, UserId, WorkspaceId};
+use llmtrack_shared::domain::names;
+use llmtrack_shared::domain::plan::Plan;
+use llmtrack_shared::domain::time::{month_of, next_month_start, rfc3339};
+use llmtrack_shared::extract::{Json, Peer};
+use llmtrack_shared::ports::{DynClock, DynMailer, DynStore, Mail, Refusal, StoreError, Workspace};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+#[derive(Clone)]
+pub struct AccountState {
+    pub store: DynStore,
+    pub clock: DynClock,
+    pub mailer: DynMailer,
+    pub web: WebConfig,
+    /// Printed in emails only when configured (and so verified by the operator).
+    pub support_email: Option<String>,
+}
+
+fn routes() -> OpenApiRouter<AccountState> {
+    OpenApiRouter::new()
+        .routes(routes!(request_code))
+        .routes(routes!(verify_code))
+        .routes(routes!(logout))
+        .routes(routes!(me))
+        .routes(routes!(list_workspaces, create_workspace))
+        .routes(routes!(get_workspace, update_workspace))
+        .routes(routes!(usage))
+        .routes(routes!(list_members))
+        .routes(routes!(change_role, remove_member))
+        .routes(routes!(list_invitations, invite))
+        .routes(routes!(revoke_invitation))
+        .routes(routes!(accept_invitation))
+        .routes(routes!(audit_log))
+}
+
+pub fn router(state: AccountState) -> OpenApiRouter {
+    routes().with_state(state)
+}
+
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    routes().into_openapi()
+}
+
+type Result<T> = std::result::Result<T, ApiError>;
+
+impl AccountState {
+    fn addr(&self, headers: &HeaderMap, peer: &Peer) -> Option<String> {
+        auth::client_addr(headers, peer.0, &self.web)
+    }
+
+    /// A signed-in caller making a state-changing request: session plus same-origin check.
+    async fn writer(&self, headers: &HeaderMap) -> Result<SignedIn> {
+        let who = auth::session(&self.store, &self.clock, headers).await?;
+        auth::same_origin(headers, &self.web)?;
+        Ok(who)
+    }
+
+    async fn audit(
+        &self,
+        ws: &WorkspaceId,
+        who: &User,
+        action: &str,
+        target: Option<String>,
+        ip: Option<&str>,
+    ) {
+        let entry = AuditEntry::new(
+            ws,
+            self.clock.now_ms(),
+            who.id.as_str(),
+            Some(who.email.as_str()),
+            action,
+            target,
+            ip,
+        );
+        // The change it records has happened; a lost audit line is logged, not turned into an error.
+        if let Err(e) = self.store.append_audit(&entry).await {
+            tracing::error!(workspace = %ws, action, error = %e, "could not write the audit log");
+        }
+    }
+
+    /// Enforces a rate limit in a fixed window; 429 past it.
+    async fn limit(&self, bucket: &str, max: u64) -> Result<()> {
+        let now = self.clock.now_ms();
+        let window = now - now.rem_euclid(account::RATE_WINDOW_MS);
+        let hits = self
+            .store
+            .hit_rate_limit(bucket, window, account::RATE_WINDOW_MS)
+            .await?;
+        if hits > max {
+            let wait_s = (window + account::RATE_WINDOW_MS - now) / 1000;
+            return Err(ApiError::TooManyRequests {
+                message: format!(
+                    "too many sign-in attempts; try again in {} minutes",
+                    wait_s / 60 + 1
+                ),
+                retry_after_s: wait_s,
+            });
+        }
+        Ok(())
+    }
+
+    fn footer(&self) -> String {
+        match &self.support_email {
+            Some(s) => format!("\n\nQuestions? Write to {s}."),
+            None => String::new(),
+        }
+    }
+}
+
+fn refusal(e: StoreError, plan: Plan) -> ApiError {
+    match e {
+        StoreError::Refused(Refusal::MemberLimit) => ApiError::Conflict(format!(
+            "the {} plan allows {} members; remove a member or upgrade the plan",
+            plan.as_str(),
+            plan.limits().members
+        )),
+        StoreError::Refused(Refusal::LastOwner) => ApiError::Conflict(
+            "a workspace must keep at least one owner: make someone else owner first".into(),
+        ),
+        other => other.into(),
+    }
+}
+
+// ---------- sign-in ----------
+
+#[derive(Deserialize, ToSchema)]
+pub struct EmailRequest {
+    email: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct Message {
+    message: String,
+}
+
+/// Email a one-time sign-in code (and a link carrying it). A new address signs up this way.
+#[utoipa::path(post, path = "/v1/auth/email", tag = "account", request_body = EmailRequest,
+    responses((status = 202, body = Message), (status = 400, description = "Malformed email"), (status = 429, description = "Rate limited")))]
+async fn request_code(
+    State(s): State<AccountState>,
+    peer: Peer,
+    headers: HeaderMap,
+    Json(req): Json<EmailRequest>,
+) -> Result<(StatusCode, axum::Json<Message>)> {
+    let email = Email::parse(&req.email).map_err(|m| ApiError::bad_request("invalid_email", m))?;
+    if let Some(addr) = s.addr(&headers, &peer) {
+        s.limit(&format!("auth:{addr}"), account::AUTH_REQUESTS_PER_ADDRESS)
+            .await?;
+    }
+    s.limit(
+        &format!("code:{}", email.as_str()),
+        account::CODES_PER_EMAIL,
+    )
+    .await?;
+    let code = account::new_code();
+    let expires_ms = s.clock.now_ms() + account::CODE_TTL_MS;
+    s.store
+        .put_login_code(&LoginCode {
+            email: email.clone(),
+            hash: account::code_hash(&email, &code),
+            expires_ms,
+            attempts: 0,
+        })
+        .await?;
+    let link = format!(
+        "{}/signin?email={}&code={code}",
+        s.web.public_url,
+        email.as_str().replace('+', "%2B").replace('@', "%40")
+    );
+    let mail = Mail {
+        to: email.as_str().to_owned(),
+        subject: format!("Your LLMtrack sign-in code: {code}"),
+        text: format!(
+            "Your LLMtrack sign-in code is {code}.\n\nOr open this link to sign in: {link}\n\nThe code works once and expires in 10 minutes. If you did not ask for it, ignore this email.{}",
+            s.footer()
+        ),
+        html: Some(format!(
+            "<p>Your LLMtrack sign-in code is <strong style=\"font-size:1.4em\">{code}</strong>.</p><p><a href=\"{link}\">Sign in to LLMtrack</a></p><p>The code works once and expires in 10 minutes. If you did not ask for it, ignore this email.</p>"
+        )),
+    };
+    s.mailer.send(&mail).await.map_err(ApiError::Unexpected)?;
+    Ok((
+        StatusCode::ACCEPTED,
+        axum::Json(Message {
+            message: format!(
+                "a sign-in code was sent to {}; it expires in 10 minutes",
+                email.as_str()
+            ),
+        }),
+    ))
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct VerifyRequest {
+    email: String,
+    code: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct UserView {
+    id: String,
+    email: String,
+}
+
+impl From<&User> for UserView {
+    fn from(u: &User) -> Self {
+        UserView {
+            id: u.id.to_string(),
+            email: u.email.as_str().to_owned(),
+        }
+    }
+}
+
+fn session_cookie(value: &str, max_age_s: i64, web: &WebConfig) -> HeaderValue {
+    let cookie = cookie::Cookie::build((SESSION_COOKIE, value.to_owned()))
+        .http_only(true)
+        .secure(web.secure_cookies)
+        .same_site(cookie::SameSite::Lax)
+        .path("/")
+        .max_age(cookie::time::Duration::seconds(max_age_s))
+        .build();
+    HeaderValue::from_str(&cookie.to_string()).unwrap_or_else(|_| HeaderValue::from_static(""))
+}
+
+/// Exchange the emailed code for a session cookie (HttpOnly, SameSite=Lax, Secure).
+#[utoipa::path(post, path = "/v1/auth/verify", tag = "account", request_body = VerifyRequest,
+    responses((status = 200, body = UserView, description = "Signed in; the session cookie is set"), (status = 400, description = "Wrong, used or expired code"), (status = 429, description = "Rate limited")))]
+async fn verify_code(
+    State(s): State<AccountState>,
+    peer: Peer,
+    headers: HeaderMap,
+    Json(req): Json<VerifyRequest>,
+) -> Result<Response> {
+    let email = Email::parse(&req.email).map_err(|m| ApiError::bad_request("invalid_email", m))?;
+    let addr = s.addr(&headers, &peer);
+    if let Some(addr) = &addr {
+        s.limit(
+            &format!("verify:{addr}"),
+            account::AUTH_REQUESTS_PER_ADDRESS,
+        )
+        .await?;
+    }
+    let now = s.clock.now_ms();
+    match s
+        .store
+        .check_login_code(&email, &account::code_hash(&email, &req.code), now)
+        .await?
+    {
+        CodeCheck::Valid => {}
+        CodeCheck::Wrong => {
+            return Err(ApiError::bad_request(
+                "invalid_code",
+                "the code is wrong; check the latest email or request a new code",
+            ));
+        }
+        CodeCheck::Missing => {
+            return Err(ApiError::bad_request(
+                "invalid_code",
+                "no valid code for this email: it expired, was used, or had too many wrong tries; request a new one",
+            ));
+        }
+    }
+    let user = s
+        .store
+        .upsert_user(&User {
+            id: UserId::generate(),
+            email,
+            created_ms: now,
+        })
+        .await?;
+    let token = SessionToken::generate();
+    s.store
+        .create_session(&Session {
+            hash: token.hash(),
+            user_id: user.id.clone(),
+            created_ms: now,
+            expires_ms: now + account::SESSION_TTL_MS,
+        })
+        .await?;
+    for m in s.store.memberships(&user.id).await? {
+        s.audit(&m.workspace_id, &user, "signin", None, addr.as_deref())
+            .await;
+    }
+    tracing::info!(user = %user.id, "signed in");
+    let mut response = axum::Json(UserView::from(&user)).into_response();
+    response.headers_mut().insert(
+        header::SET_COOKIE,
+        session_cookie(token.expose(), account::SESSION_TTL_MS / 1000, &s.web),
+    );
+    Ok(response)
+}
+
+#[derive(Deserialize, IntoParams)]
+pub struct LogoutParams {
+    /// `true` ends every session of the account, on every device.
+    everywhere: Option<bool>,
+}
+
+/// Sign out this session, or every session of the account with `?everywhere=true`.
+#[utoipa::path(post, path = "/v1/auth/logout", tag = "account", params(LogoutParams),
+    responses((status = 204, description = "Signed out"), (status = 401, description = "No session"), (status = 403, description = "Cross-site request")))]
+async fn logout(
+    State(s): State<AccountState>,
+    headers: HeaderMap,
+    Query(p): Query<LogoutParams>,
+) -> Result<Response> {
+    let who = s.writer(&headers).await?;
+    if p.everywhere == Some(true) {
+        s.store.delete_user_sessions(&who.user.id).await?;
+    } else {
+        s.store.delete_session(&who.session_hash).await?;
+    }
+    let mut response = StatusCode::NO_CONTENT.into_response();
+    response
+        .headers_mut()
+        .insert(header::SET_COOKIE, session_cookie("", 0, &s.web));
+    Ok(response)
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct WorkspaceView {
+    id: String,
+    name: String,
+    plan: Plan,
+    timezone: String,
+    created_at: String,
+    /// The caller's role in it.
+    role: Role,
+}
+
+fn view(ws: &Workspace, role: Role) -> WorkspaceView {
+    WorkspaceView {
+        id: ws.id.to_string(),
+        name: ws.name.clone(),
+        plan: ws.plan,
+        timezone: ws.timezone.clone(),
+        created_at: rfc3339(ws.created_ms),
+        role,
+    }
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct MeView {
+    user: UserView,
+    workspaces: Vec<WorkspaceView>,
+}
+
+async fn my_workspaces(s: &AccountState, user: &UserId) -> Result<Vec<WorkspaceView>> {
+    let mut out = Vec::new();
+    for m in s.store.memberships(user).await? {
+        if let Some(ws) = s.store.workspace(&m.workspace_id).await? {
+            out.push(view(&ws, m.role));
+        }
+    }
+    Ok(out)
+}
+
+/// The signed-in user and their workspaces.
+#[utoipa::path(get, path = "/v1/me", tag = "account", responses((status = 200, body = MeView), (status = 401, description = "No session")))]
+async fn me(State(s): State<AccountState>, headers: HeaderMap) -> Result<axum::Json<MeView>> {
+    let who = auth::session(&s.store, &s.clock, &headers).await?;
+    Ok(axum::Json(MeView {
+        user: UserView::from(&who.user),
+        workspaces: my_workspaces(&s, &who.user.id).await?,
+    }))
+}
+
+// ---------- workspaces ----------
+
+/// The workspaces the signed-in user belongs to.
+#[utoipa::path(get, path = "/v1/workspaces", tag = "workspaces", responses((status = 200, body = Vec<WorkspaceView>), (status = 401, description = "No session")))]
+async fn list_workspaces(
+    State(s): State<AccountState>,
+    headers: HeaderMap,
+) -> Result<axum::Json<Vec<WorkspaceView>>> {
+    let who = auth::session(&s.store, &s.clock, &headers).await?;
+    Ok(axum::Json(my_workspaces(&s, &who.user.id).await?))
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct WorkspaceRequest {
+    name: Option<String>,
+    /// IANA timezone (e.g. `Europe/Paris`) for day boundaries and reports. Default UTC.
+    timezone: Option<String>,
+}
+
+fn parse_timezone(tz: &str) -> Result<String> {
+    chrono_tz::Tz::from_str(tz)
+        .map(|t| t.name().to_owned())
+        .map_err(|_| {
+            ApiError::bad_request(
+                "invalid_timezone",
+                format!("`{tz}` is not an IANA timezone such as `Europe/Paris` or `UTC`"),
+            )
+        })
+}
+
+fn parse_name(name: &str) -> Result<String> {
+    names::display_name("name", name).map_err(|m| ApiError::bad_request("invalid_name", m))
+}
+
+/// Create a workspace on the free plan; the creator is its owner.
+#[utoipa::path(post, path = "/v1/workspaces", tag = "workspaces", request_body = WorkspaceRequest,
+    responses((status = 201, body = WorkspaceView), (status = 400, description = "Invalid name or timezone"), (status = 401, description = "No session"), (status = 403, description = "Cross-site request")))]
+async fn create_workspace(
+    State(s): State<AccountState>,
+    peer: Peer,
+    headers: HeaderMap,
+    Json(req): Json<WorkspaceRequest>,
+) -> Result<(StatusCode, axum::Json<WorkspaceView>)> {
+    let who = s.writer(&headers).await?;
+    let name = parse_name(req.name.as_deref().unwrap_or(""))?;
+    let timezone = parse_timezone(req.timezone.as_deref().unwrap_or("UTC"))?;
+    let now = s.clock.now_ms();
+    let ws = Workspace {
+        id: WorkspaceId::generate(),
+        name,
+        plan: Plan::Free,
+        timezone,
+        created_ms: now,
+    };
+    s.store.create_workspace(&ws).await?;
+    let owner = Membership {
+        workspace_id: ws.id.clone(),
+        user_id: who.user.id.clone(),
+        email: who.user.email.clone(),
+        role: Role::Owner,
+        since_ms: now,
+    };
+    s.store.add_member(&owner, u32::MAX).await?;
+    s.audit(
+        &ws.id,
+        &who.user,
+        "workspace.created",
+        Some(ws.name.clone()),
+        s.addr(&headers, &peer).as_deref(),
+    )
+    .await;
+    Ok((StatusCode::CREATED, axum::Json(view(&ws, Role::Owner))))
+}
+
+/// One workspace (any member).
+#[utoipa::path(get, path = "/v1/workspaces/{id}", tag = "workspaces", params(("id" = String, Path)),
+    responses((status = 200, body = WorkspaceView), (status = 401, description = "No session"), (status = 404, description = "No such workspace among yours")))]
+async fn get_workspace(
+    State(s): State<AccountState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<axum::Json<WorkspaceView>> {
+    let who = auth::session(&s.store, &s.clock, &headers).await?;
+    let (ws, m) = auth::membership(&s.store, &id, &who.user.id).await?;
+    Ok(axum::Json(view(&ws, m.role)))
+}
+
+/// Rename a workspace or change its timezone (admins and owners).
+#[utoipa::path(patch, path = "/v1/workspaces/{id}", tag = "workspaces", params(("id" = String, Path)), request_body = WorkspaceRequest,
+    responses((status = 200, body = WorkspaceView), (status = 400, description = "Invalid name or timezone"), (status = 403, description = "Role too low, or cross-site"), (status = 404, description = "No such workspace among yours")))]
+async fn update_workspace(
+    State(s): State<AccountState>,
+    peer: Peer,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Json(req): Json<WorkspaceRequest>,
+) -> Result<axum::Json<WorkspaceView>> {
+    let who = s.writer(&headers).await?;
+    let (mut ws, m) = auth::membership(&s.store, &id, &who.user.id).await?;
+    auth::require(m.role, Action::ManageSettings)?;
+    if let Some(name) = &req.name {
+        ws.name = parse_name(name)?;
+    }
+    if let Some(tz) = &req.timezone {
+        ws.timezone = parse_timezone(tz)?;
+    }
+    s.store.update_workspace(&ws).await?;
+    s.audit(
+        &ws.id,
+        &who.user,
+        "workspace.updated",
+        Some(format!("name={}, timezone={}", ws.name, ws.timezone)),
+        s.addr(&headers, &peer).as_deref(),
+    )
+    .await;
+    Ok(axum::Json(view(&ws, m.role)))
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct Limit {
+    limit: u64,
+    used: u64,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct UsageView {
+    plan: Plan,
+    /// The quota month (UTC), `YYYY-MM`.
+    month: String,
+    /// When the monthly event quota resets.
+    resets_at: String,
+    events: Limit,
+    active_keys: Limit,
+    members: Limit,
+    alert_rules: Limit,
+    history_days: u32,
+    report_months: u32,
+}
+
+/// The plan's limits against current use (any member).
+#[utoipa::path(get, path = "/v1/workspaces/{id}/usage", tag = "workspaces", params(("id" = String, Path)),
+    responses((status = 200, body = UsageView), (status = 404, description = "No such workspace among yours")))]
+async fn usage(
+    State(s): State<AccountState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<axum::Json<UsageView>> {
+    let who = auth::session(&s.store, &s.clock, &headers).await?;
+    let (ws, _) = auth::membership(&s.store, &id, &who.user.id).await?;
+    let now = s.clock.now_ms();
+    let month = month_of(now);
+    let limits = ws.plan.limits();
+    let events = s.store.usage(&ws.id, &month).await?;
+    let active = s
+        .store
+        .keys(&ws.id)
+        .await?
+        .iter()
+        .filter(|k| k.state == KeyState::Active)
+        .count() as u64;
+    let members = s.store.members(&ws.id).await?.len() as u64;
+    Ok(axum::Json(UsageView {
+        plan: ws.plan,
+        resets_at: rfc3339(next_month_start(now).timestamp_millis()),
+        month,
+        events: Limit {
+            limit: limits.events_per_month,
+            used: events,
+        },
+        active_keys: Limit {
+            limit: limits.active_keys.into(),
+            used: active,
+        },
+        members: Limit {
+            limit: limits.members.into(),
+            used: members,
+        },
+        alert_rules: Limit {
+            limit: limits.alert_rules.into(),
+            used: 0,
+        },
+        history_days: limits.history_days,
+        report_months: limits.report_months,
+    }))
+}
+
+// ---------- members ----------
+
+#[derive(Serialize, ToSchema)]
+pub struct MemberView {
+    user_id: String,
+    email: String,
+    role: Role,
+    since: String,
+}
+
+impl From<&Membership> for MemberView {
+    fn from(m: &Membership) -> Self {
+        MemberView {
+            user_id: m.user_id.to_string(),
+            email: m.email.as_str().to_owned(),
+            role: m.role,
+            since: rfc3339(m.since_ms),
+        }
+    }
+}
+
+/// The workspace's members (any member).
+#[utoipa::path(get, path = "/v1/workspaces/{id}/members", tag = "members", params(("id" = String, Path)),
+    responses((status = 200, body = Vec<MemberView>), (status = 404, description = "No such workspace among yours")))]
+async fn list_members(
+    State(s): State<AccountState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<axum::Json<Vec<MemberView>>> {
+    let who = auth::session(&s.store, &s.clock, &headers).await?;
+    let (ws, _) = auth::membership(&s.store, &id, &who.user.id).await?;
+    Ok(axum::Json(
+        s.store
+            .members(&ws.id)
+            .await?
+            .iter()
+            .map(MemberView::from)
+            .collect(),
+    ))
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct RoleRequest {
+    /// `owner`, `admin` or `viewer`.
+    role: String,
+}
+
+fn parse_role(role: &str) -> Result<Role> {
+    Role::parse(role).ok_or_else(|| {
+        ApiError::bad_request(
+            "invalid_role",
+            format!("`{role}` is not a role: use owner, admin or viewer"),
+        )
+    })
+}
+
+async fn target_member(s: &AccountState, ws: &WorkspaceId, user: &str) -> Result<Membership> {
+    let not_found = || ApiError::NotFound(format!("member `{user}` not found"));
+    let id = UserId::parse(user).ok_or_else(not_found)?;
+    s.store.member(ws, &id).await?.ok_or_else(not_found)
+}
+
+/// Change a member's role. Admins manage roles below owner; only owners grant or revoke owner.
+#[utoipa::path(patch, path = "/v1/workspaces/{id}/members/{user_id}", tag = "members", params(("id" = String, Path), ("user_id" = String, Path)), request_body = RoleRequest,
+    responses((status = 200, body = MemberView), (status = 400, description = "Unknown role"), (status = 403, description = "Role too low, or cross-site"), (status = 404, description = "No such member"), (status = 409, description = "Would leave no owner")))]
+async fn change_role(
+    State(s): State<AccountState>,
+    peer: Peer,
+    headers: HeaderMap,
+    Path((id, user)): Path<(String, String)>,
+    Json(req): Json<RoleRequest>,
+) -> Result<axum::Json<MemberView>> {
+    let who = s.writer(&headers).await?;
+    let (ws, me) = auth::membership(&s.store, &id, &who.user.id).await?;
+    auth::require(me.role, Action::ManageMembers)?;
+    let role = parse_role(&req.role)?;
+    let mut target = target_member(&s, &ws.id, &user).await?;
+    if target.role == Role::Owner || role == Role::Owner {
+        auth::require(me.role, Action::ManageOwners)?;
+    }
+    s.store
+        .set_role(&ws.id, &target.user_id, role)
+        .await
+        .map_err(|e| refusal(e, ws.plan))?;
+    s.audit(
+        &ws.id,
+        &who.user,
+        "member.role_changed",
+        Some(format!("{} -> {}", target.email.as_str(), role.as_str())),
+        s.addr(&headers, &peer).as_deref(),
+    )
+    .await;
+    target.role = role;
+    Ok(axum::Json(MemberView::from(&target)))
+}
+
+/// Remove a member, or leave (your own user id). A workspace always keeps one owner.
+#[utoipa::path(delete, path = "/v1/workspaces/{id}/members/{user_id}", tag = "members", params(("id" = String, Path), ("user_id" = String, Path)),
+    responses((status = 204, description = "Removed"), (status = 403, description = "Role too low, or cross-site"), (status = 404, description = "No such member"), (status = 409, description = "The last owner")))]
+async fn remove_member(
+    State(s): State<AccountState>,
+    peer: Peer,
+    headers: HeaderMap,
+    Path((id, user)): Path<(String, String)>,
+) -> Result<StatusCode> {
+    let who = s.writer(&headers).await?;
+    let (ws, me) = auth::membership(&s.store, &id, &who.user.id).await?;
+    let target = target_member(&s, &ws.id, &user).await?;
+    let leaving = target.user_id == who.user.id;
+    if !leaving {
+        auth::require(me.role, Action::ManageMembers)?;
+        if target.role == Role::Owner {
+            auth::require(me.role, Action::ManageOwners)?;
+        }
+    }
+    s.store
+        .remove_member(&ws.id, &target.user_id)
+        .await
+        .map_err(|e| refusal(e, ws.plan))?;
+    let action = if leaving {
+        "member.left"
+    } else {
+        "member.removed"
+    };
+    s.audit(
+        &ws.id,
+        &who.user,
+        action,
+        Some(target.email.as_str().to_owned()),
+        s.addr(&headers, &peer).as_deref(),
+    )
+    .await;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+// ---------- invitations ----------
+
+#[derive(Serialize, ToSchema)]
+pub struct InvitationView {
+    id: String,
+    email: String,
+    role: Role,
+    invited_by: String,
+    created_at: String,
+    expires_at: String,
+}
+
+impl From<&Invitation> for InvitationView {
+    fn from(i: &Invitation) -> Self {
+        InvitationView {
+            id: i.id.to_string(),
+            email: i.email.as_str().to_owned(),
+            role: i.role,
+            invited_by: i.invited_by.to_string(),
+            created_at: rfc3339(i.created_ms),
+            expires_at: rfc3339(i.expires_ms),
+        }
+    }
+}
+
+/// Pending invitations (admins and owners).
+#[utoipa::path(get, path = "/v1/workspaces/{id}/invitations", tag = "members", params(("id" = String, Path)),
+    responses((status = 200, body = Vec<InvitationView>), (status = 403, description = "Role too low"), (status = 404, description = "No such workspace among yours")))]
+async fn list_invitations(
+    State(s): State<AccountState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<axum::Json<Vec<InvitationView>>> {
+    let who = auth::session(&s.store, &s.clock, &headers).await?;
+    let (ws, me) = auth::membership(&s.store, &id, &who.user.id).await?;
+    auth::require(me.role, Action::ManageMembers)?;
+    let now = s.clock.now_ms();
+    Ok(axum::Json(
+        s.store
+            .invitations(&ws.id)
+            .await?
+            .iter()
+            .filter(|i| i.expires_ms > now)
+            .map(InvitationView::from)
+            .collect(),
+    ))
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct InviteRequest {
+    email: String,
+    /// `owner`, `admin` or `viewer`.
+    role: String,
+}
+
+/// Invite someone by email with a role. Counts against the plan's member limit while pending.
+#[utoipa::path(post, path = "/v1/workspaces/{id}/invitations", tag = "members", params(("id" = String, Path)), request_body = InviteRequest,
+    responses((status = 201, body = InvitationView), (status = 400, description = "Malformed email or unknown role"), (status = 403, description = "Role too low, or cross-site"), (status = 404, description = "No such workspace among yours"), (status = 409, description = "Already a member, or member limit reached")))]
+async fn invite(
+    State(s): State<AccountState>,
+    peer: Peer,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Json(req): Json<InviteRequest>,
+) -> Result<(StatusCode, axum::Json<InvitationView>)> {
+    let who = s.writer(&headers).await?;
+    let (ws, me) = auth::membership(&s.store, &id, &who.user.id).await?;
+    auth::require(me.role, Action::ManageMembers)?;
+    let email = Email::parse(&req.email).map_err(|m| ApiError::bad_request("invalid_email", m))?;
+    let role = parse_role(&req.role)?;
+    if role == Role::Owner {
+        auth::require(me.role, Action::ManageOwners)?;
+    }
+    let now = s.clock.now_ms();
+    let members = s.store.members(&ws.id).await?;
+    if members.iter().any(|m| m.email == email) {
+        return Err(ApiError::Conflict(format!(
+            "{} is already a member",
+            email.as_str()
+        )));
+    }
+    let pending: Vec<Invitation> = s
+        .store
+        .invitations(&ws.id)
+        .await?
+        .into_iter()
+        .filter(|i| i.expires_ms > now)
+        .collect();
+    if pending.iter().any(|i| i.email == email) {
+        return Err(ApiError::Conflict(format!(
+            "{} already has a pending invitation",
+            email.as_str()
+        )));
+    }
+    let max = ws.plan.limits().members as usize;
+    if members.len() + pending.len() >= max {
+        return Err(refusal(StoreError::Refused(Refusal::MemberLimit), ws.plan));
+    }
+    let inv = Invitation {
+        id: InvitationId::generate(),
+        workspace_id: ws.id.clone(),
+        email,
+        role,
+        invited_by: who.user.id.clone(),
+        created_ms: now,
+        expires_ms: now + account::INVITATION_TTL_MS,
+    };
+    s.store.create_invitation(&inv).await?;
+    let link = format!("{}/invitations/{}/{}", s.web.public_url, ws.id, inv.id);
+    let mail = Mail {
+        to: inv.email.as_str().to_owned(),
+        subject: format!(
+            "{} invited you to {} on LLMtrack",
+            who.user.email.as_str(),
+            ws.name
+        ),
+        text: format!(
+            "{} invited you to join the workspace \"{}\" on LLMtrack as {}.\n\nAccept within 7 days: {link}\n\nSign in with this email address ({}) to accept.{}",
+            who.user.email.as_str(),
+            ws.name,
+            role.as_str(),
+            inv.email.as_str(),
+            s.footer()
+        ),
+        html: None,
+    };
+    s.mailer.send(&mail).await.map_err(ApiError::Unexpected)?;
+    s.audit(
+        &ws.id,
+        &who.user,
+        "member.invited",
+        Some(format!("{} as {}", inv.email.as_str(), role.as_str())),
+        s.addr(&headers, &peer).as_deref(),
+    )
+    .await;
+    Ok((StatusCode::CREATED, axum::Json(InvitationView::from(&inv))))
+}
+
+async fn find_invitation(s: &AccountState, ws: &WorkspaceId, id: &str) -> Result<Invitation> {
+    let not_found = || ApiError::NotFound(format!("invitation `{id}` not found"));
+    let inv_id = InvitationId::parse(id).ok_or_else(not_found)?;
+    s.store
+        .invitation(ws, &inv_id)
+        .await?
+        .filter(|i| i.expires_ms > s.clock.now_ms())
+        .ok_or_else(not_found)
+}
+
+/// Revoke a pending invitation (admins and owners).
+#[utoipa::path(delete, path = "/v1/workspaces/{id}/invitations/{invitation_id}", tag = "members", params(("id" = String, Path), ("invitation_id" = String, Path)),
+    responses((status = 204, description = "Revoked"), (status = 403, description = "Role too low, or cross-site"), (status = 404, description = "No such invitation")))]
+async fn revoke_invitation(
+    State(s): State<AccountState>,
+    peer: Peer,
+    headers: HeaderMap,
+    Path((id, inv)): Path<(String, String)>,
+) -> Result<StatusCode> {
+    let who = s.writer(&headers).await?;
+    let (ws, me) = auth::membership(&s.store, &id, &who.user.id).await?;
+    auth::require(me.role, Action::ManageMembers)?;
+    let inv = find_invitation(&s, &ws.id, &inv).await?;
+    s.store.delete_invitation(&ws.id, &inv.id).await?;
+    s.audit(
+        &ws.id,
+        &who.user,
+        "invitation.revoked",
+        Some(inv.email.as_str().to_owned()),
+        s.addr(&headers, &peer).as_deref(),
+    )
+    .await;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Accept an invitation addressed to the signed-in user's email.
+#[utoipa::path(post, path = "/v1/workspaces/{id}/invitations/{invitation_id}/accept", tag = "members", params(("id" = String, Path), ("invitation_id" = String, Path)),
+    responses((status = 200, body = WorkspaceView), (status = 401, description = "No session"), (status = 403, description = "Cross-site"), (status = 404, description = "No such invitation for you"), (status = 409, description = "Member limit reached")))]
+async fn accept_invitation(
+    State(s): State<AccountState>,
+    peer: Peer,
+    headers: HeaderMap,
+    Path((id, inv)): Path<(String, String)>,
+) -> Result<axum::Json<WorkspaceView>> {
+    let who = s.writer(&headers).await?;
+    let not_found = || ApiError::NotFound(format!("invitation `{inv}` not found"));
+    let ws_id = WorkspaceId::parse(&id).ok_or_else(not_found)?;
+    let invitation = find_invitation(&s, &ws_id, &inv).await?;
+    // An invitation for another address is invisible to this user.
+    if invitation.email != who.user.email {
+        return Err(not_found());
+    }
+    let ws = s.store.workspace(&ws_id).await?.ok_or_else(not_found)?;
+    let m = Membership {
+        workspace_id: ws.id.clone(),
+        user_id: who.user.id.clone(),
+        email: who.user.email.clone(),
+        role: invitation.role,
+        since_ms: s.clock.now_ms(),
+    };
+    s.store
+        .add_member(&m, ws.plan.limits().members)
+        .await
+        .map_err(|e| refusal(e, ws.plan))?;
+    s.store.delete_invitation(&ws.id, &invitation.id).await?;
+    s.audit(
+        &ws.id,
+        &who.user,
+        "member.joined",
+        Some(invitation.role.as_str().to_owned()),
+        s.addr(&headers, &peer).as_deref(),
+    )
+    .await;
+    Ok(axum::Json(view(&ws, invitation.role)))
+}
+
+// ---------- audit ----------
+
+#[derive(Deserialize, IntoParams)]
+pub struct AuditParams {
+    /// The `next_cursor` of the previous page.
+    cursor: Option<String>,
+    /// Entries per page, 1 to 100 (default 50).
+    limit: Option<usize>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct AuditPage {
+    entries: Vec<AuditEntry>,
+    /// Pass as `cursor` for the next (older) page; absent on the last page.
+    next_cursor: Option<String>,
+}
+
+/// The workspace's audit log, newest first (admins and owners). Kept 400 days.
+#[utoipa::path(get, path = "/v1/workspaces/{id}/audit", tag = "workspaces", params(("id" = String, Path), AuditParams),
+    responses((status = 200, body = AuditPage), (status = 400, description = "Bad cursor or limit"), (status = 403, description = "Role too low"), (status = 404, description = "No such workspace among yours")))]
+async fn audit_log(
+    State(s): State<AccountState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Query(p): Query<AuditParams>,
+) -> Result<axum::Json<AuditPage>> {
+    let who = auth::session(&s.store, &s.clock, &headers).await?;
+    let (ws, me) = auth::membership(&s.store, &id, &who.user.id).await?;
+    auth::require(me.role, Action::ReadAudit)?;
+    let limit = p.limit.unwrap_or(50);
+    if !(1..=100).contains(&limit) {
+        return Err(ApiError::bad_request(
+            "invalid_limit",
+            "`limit` must be between 1 and 100",
+        ));
+    }
+    // The cursor is an entry id (a ULID); it only ever selects within this workspace's log.
+    if let Some(c) = &p.cursor
+        && (c.len() != 26 || !c.bytes().all(|b| b.is_ascii_alphanumeric()))
+    {
+        return Err(ApiError::bad_request(
+            "invalid_cursor",
+            "`cursor` is not one this endpoint returned",
+        ));
+    }
+    let entries = s.store.audit(&ws.id, p.cursor.as_deref(), limit).await?;
+    let next_cursor = (entries.len() == limit)
+        .then(|| entries.last().map(|e| e.id.clone()))
+        .flatten();
+    Ok(axum::Json(AuditPage {
+        entries,
+        next_cursor,
+    }))
+}

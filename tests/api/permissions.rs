@@ -1,0 +1,344 @@
+//! The permission matrix (docs/PERMISSIONS.md), checked on every endpoint of every function for
+//! owner, admin, viewer, a member of another workspace, a read key, an ingest key and no
+//! credentials. Each call gets fresh targets, so destructive calls do not disturb the next.
+
+use llmtrack_shared::domain::access::Role;
+use llmtrack_shared::domain::account::{Email, Invitation};
+use llmtrack_shared::domain::apikey::Scope;
+use llmtrack_shared::domain::ids::{InvitationId, UserId, WorkspaceId};
+use llmtrack_shared::domain::plan::Plan;
+use serde_json::{Value, json};
+
+use crate::support::*;
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Who {
+    Owner,
+    Admin,
+    Viewer,
+    Outsider,
+    ReadKey,
+    IngestKey,
+    Nobody,
+}
+
+/// Who may call an endpoint.
+#[derive(Clone, Copy, Debug)]
+enum Rule {
+    /// Anyone signed in (not workspace-scoped).
+    SignedIn,
+    /// Members of the workspace with at least this role.
+    Member(Role),
+    /// A read key, or a member with a session (analytics).
+    Reader,
+    /// An ingest key.
+    Ingest,
+}
+
+fn expected(rule: Rule, who: Who) -> u16 {
+    match (rule, who) {
+        (Rule::Ingest, Who::IngestKey) => 200,
+        (Rule::Ingest, Who::ReadKey) => 403,
+        (Rule::Ingest, _) => 401,
+        (Rule::Reader, Who::Owner | Who::Admin | Who::Viewer | Who::ReadKey) => 200,
+        (Rule::Reader, Who::IngestKey) => 403,
+        (Rule::Reader, Who::Outsider) => 404,
+        (Rule::Reader, Who::Nobody) => 401,
+        (Rule::SignedIn, Who::Owner | Who::Admin | Who::Viewer | Who::Outsider) => 200,
+        (Rule::SignedIn, _) => 401,
+        (Rule::Member(_), Who::Outsider) => 404,
+        (Rule::Member(_), Who::ReadKey | Who::IngestKey | Who::Nobody) => 401,
+        (Rule::Member(min), who) => {
+            let role = match who {
+                Who::Owner => Role::Owner,
+                Who::Admin => Role::Admin,
+                _ => Role::Viewer,
+            };
+            if role >= min { 200 } else { 403 }
+        }
+    }
+}
+
+struct World {
+    app: TestApp,
+    ws: WorkspaceId,
+    sessions: Vec<(Who, Browser)>,
+    read_key: String,
+    ingest_key: String,
+}
+
+async fn world() -> World {
+    let app = spawn_app().await;
+    let owner = app.sign_in("owner@example.com").await;
+    let (_, ws) = owner.post("/v1/workspaces", json!({"name": "Acme"})).await;
+    let ws = WorkspaceId::parse(ws["id"].as_str().unwrap()).unwrap();
+    app.store.set_plan(&ws, Plan::Team).await.unwrap();
+    llmtrack::admin::add_member(
+        app.store.as_ref(),
+        ws.as_str(),
+        "admin@example.com",
+        Role::Admin,
+        now_ms(),
+    )
+    .await
+    .unwrap();
+    llmtrack::admin::add_member(
+        app.store.as_ref(),
+        ws.as_str(),
+        "viewer@example.com",
+        Role::Viewer,
+        now_ms(),
+    )
+    .await
+    .unwrap();
+    let admin = app.sign_in("admin@example.com").await;
+    let viewer = app.sign_in("viewer@example.com").await;
+    let outsider = app.sign_in("outsider@example.com").await;
+    outsider
+        .post("/v1/workspaces", json!({"name": "Elsewhere"}))
+        .await;
+    let read_key = app.key(&ws, Scope::Read, "scripts").await;
+    let ingest_key = app.key(&ws, Scope::Ingest, "production").await;
+    World {
+        app,
+        ws,
+        sessions: vec![
+            (Who::Owner, owner),
+            (Who::Admin, admin),
+            (Who::Viewer, viewer),
+            (Who::Outsider, outsider),
+        ],
+        read_key,
+        ingest_key,
+    }
+}
+
+impl World {
+    /// Fresh targets for one call, made only when the path names them: a key, a viewer, an invitation.
+    async fn path(&self, template: &str, n: usize) -> String {
+        let mut path = template.replace("{ws}", self.ws.as_str());
+        if path.contains("{key}") {
+            let raw = self.app.key(&self.ws, Scope::Ingest, "target").await;
+            let keys = self.app.store.keys(&self.ws).await.unwrap();
+            let id = keys
+                .iter()
+                .find(|k| raw.starts_with(&k.prefix))
+                .unwrap()
+                .id
+                .to_string();
+            path = path.replace("{key}", &id);
+        }
+        if path.contains("{member}") {
+            let m = llmtrack::admin::add_member(
+                self.app.store.as_ref(),
+                self.ws.as_str(),
+                &format!("target{n}@example.com"),
+                Role::Viewer,
+                now_ms(),
+            )
+            .await
+            .unwrap();
+            path = path.replace("{member}", m.user_id.as_str());
+        }
+        if path.contains("{inv}") {
+            let inv = Invitation {
+                id: InvitationId::generate(),
+                workspace_id: self.ws.clone(),
+                email: Email::parse(&format!("invitee{n}@example.com")).unwrap(),
+                role: Role::Viewer,
+                invited_by: UserId::generate(),
+                created_ms: now_ms(),
+                expires_ms: now_ms() + 86_400_000,
+            };
+            self.app.store.create_invitation(&inv).await.unwrap();
+            path = path.replace("{inv}", inv.id.as_str());
+        }
+        path
+    }
+
+    async fn call(&self, who: Who, method: &str, path: &str, body: Option<Value>) -> u16 {
+        let key = match who {
+            Who::ReadKey => Some(&self.read_key),
+            Who::IngestKey => Some(&self.ingest_key),
+            _ => None,
+        };
+        if let Some((_, b)) = self.sessions.iter().find(|(w, _)| *w == who) {
+            return b.send(method, path, body).await.0;
+        }
+        let mut req = self
+            .app
+            .http
+            .request(method.parse().unwrap(), self.app.url(path))
+            .header("origin", self.app.url(""));
+        if let Some(k) = key {
+            req = req.bearer_auth(k);
+        }
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        req.send().await.unwrap().status().as_u16()
+    }
+}
+
+#[tokio::test]
+async fn every_endpoint_answers_by_the_matrix() {
+    let w = world().await;
+    type Case = (&'static str, &'static str, Option<Value>, Rule);
+    let cases: Vec<Case> = vec![
+        ("GET", "/v1/me", None, Rule::SignedIn),
+        ("GET", "/v1/workspaces", None, Rule::SignedIn),
+        (
+            "POST",
+            "/v1/workspaces",
+            Some(json!({"name": "New"})),
+            Rule::SignedIn,
+        ),
+        (
+            "GET",
+            "/v1/workspaces/{ws}",
+            None,
+            Rule::Member(Role::Viewer),
+        ),
+        (
+            "PATCH",
+            "/v1/workspaces/{ws}",
+            Some(json!({"name": "Renamed"})),
+            Rule::Member(Role::Admin),
+        ),
+        (
+            "GET",
+            "/v1/workspaces/{ws}/usage",
+            None,
+            Rule::Member(Role::Viewer),
+        ),
+        (
+            "GET",
+            "/v1/workspaces/{ws}/members",
+            None,
+            Rule::Member(Role::Viewer),
+        ),
+        (
+            "PATCH",
+            "/v1/workspaces/{ws}/members/{member}",
+            Some(json!({"role": "admin"})),
+            Rule::Member(Role::Admin),
+        ),
+        (
+            "DELETE",
+            "/v1/workspaces/{ws}/members/{member}",
+            None,
+            Rule::Member(Role::Admin),
+        ),
+        (
+            "GET",
+            "/v1/workspaces/{ws}/invitations",
+            None,
+            Rule::Member(Role::Admin),
+        ),
+        (
+            "POST",
+            "/v1/workspaces/{ws}/invitations",
+            Some(json!({"email": "new{n}@example.com", "role": "viewer"})),
+            Rule::Member(Role::Admin),
+        ),
+        (
+            "DELETE",
+            "/v1/workspaces/{ws}/invitations/{inv}",
+            None,
+            Rule::Member(Role::Admin),
+        ),
+        (
+            "GET",
+            "/v1/workspaces/{ws}/audit",
+            None,
+            Rule::Member(Role::Admin),
+        ),
+        (
+            "GET",
+            "/v1/workspaces/{ws}/keys",
+            None,
+            Rule::Member(Role::Viewer),
+        ),
+        (
+            "POST",
+            "/v1/workspaces/{ws}/keys",
+            Some(json!({"name": "k", "source": "prod"})),
+            Rule::Member(Role::Admin),
+        ),
+        (
+            "POST",
+            "/v1/workspaces/{ws}/keys/{key}/deactivate",
+            None,
+            Rule::Member(Role::Admin),
+        ),
+        (
+            "POST",
+            "/v1/workspaces/{ws}/keys/{key}/reactivate",
+            None,
+            Rule::Member(Role::Admin),
+        ),
+        (
+            "POST",
+            "/v1/workspaces/{ws}/keys/{key}/rotate",
+            None,
+            Rule::Member(Role::Admin),
+        ),
+        (
+            "DELETE",
+            "/v1/workspaces/{ws}/keys/{key}",
+            None,
+            Rule::Member(Role::Admin),
+        ),
+        (
+            "GET",
+            "/v1/stats/summary?workspace={ws}",
+            None,
+            Rule::Reader,
+        ),
+        (
+            "POST",
+            "/v1/events",
+            Some(json!({"provider": "openai", "model": "gpt-4o"})),
+            Rule::Ingest,
+        ),
+    ];
+    let whos = [
+        Who::Owner,
+        Who::Admin,
+        Who::Viewer,
+        Who::Outsider,
+        Who::ReadKey,
+        Who::IngestKey,
+        Who::Nobody,
+    ];
+    let mut n = 0;
+    let mut failures = Vec::new();
+    for (method, template, body, rule) in &cases {
+        for who in whos {
+            n += 1;
+            let path = w.path(template, n).await;
+            let body = body.as_ref().map(|b| {
+                serde_json::from_str(&b.to_string().replace("{n}", &n.to_string())).unwrap()
+            });
+            // Outsiders reach the workspace path too: they must see 404, not 403.
+            let got = w.call(who, method, &path, body).await;
+            let want = expected(*rule, who);
+            let ok = if want == 200 {
+                (200..300).contains(&got)
+            } else {
+                got == want
+            };
+            if !ok {
+                failures.push(format!(
+                    "{method} {template} as {who:?}: got {got}, want {want}"
+                ));
+            }
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} mismatches:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+}
