@@ -4,9 +4,9 @@
 use anyhow::{Context as _, anyhow};
 use llmtrack_shared::domain::access::Role;
 use llmtrack_shared::domain::account::{Email, Membership, User};
-use llmtrack_shared::domain::apikey::{ApiKey, KeyState, RawKey, Scope};
+use llmtrack_shared::domain::apikey::{ApiKey, RawKey, Scope};
 use llmtrack_shared::domain::audit::AuditEntry;
-use llmtrack_shared::domain::ids::{KeyId, UserId, WorkspaceId};
+use llmtrack_shared::domain::ids::{UserId, WorkspaceId};
 use llmtrack_shared::domain::names;
 use llmtrack_shared::domain::plan::Plan;
 use llmtrack_shared::ports::{Refusal, Store, StoreError, Workspace};
@@ -75,20 +75,7 @@ pub async fn create_key(
     let ws = workspace(store, workspace_id).await?;
     let name = names::display_name("name", name).map_err(|e| anyhow!(e))?;
     let source = names::source_label(source).map_err(|e| anyhow!(e))?;
-    let raw = RawKey::generate();
-    let key = ApiKey {
-        id: KeyId::generate(),
-        workspace_id: ws.id.clone(),
-        name,
-        source,
-        scope,
-        state: KeyState::Active,
-        hash: raw.hash(),
-        prefix: raw.display_prefix(),
-        created_ms: now_ms,
-        created_by: None,
-        last_used_ms: None,
-    };
+    let (key, raw) = ApiKey::issue(ws.id.clone(), name, source, scope, now_ms, None);
     match store.create_key(&key, ws.plan.limits().active_keys).await {
         Ok(()) => {}
         Err(StoreError::Refused(Refusal::KeyLimit)) => {

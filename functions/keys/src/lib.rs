@@ -142,20 +142,14 @@ impl KeysState {
         source: String,
         scope: Scope,
     ) -> Result<(ApiKey, RawKey)> {
-        let raw = RawKey::generate();
-        let key = ApiKey {
-            id: KeyId::generate(),
-            workspace_id: ws.id.clone(),
+        let (key, raw) = ApiKey::issue(
+            ws.id.clone(),
             name,
             source,
             scope,
-            state: KeyState::Active,
-            hash: raw.hash(),
-            prefix: raw.display_prefix(),
-            created_ms: self.clock.now_ms(),
-            created_by: Some(who.user.email.as_str().to_owned()),
-            last_used_ms: None,
-        };
+            self.clock.now_ms(),
+            Some(who.user.email.as_str().to_owned()),
+        );
         self.store
             .create_key(&key, ws.plan.limits().active_keys)
             .await

@@ -126,6 +126,34 @@ pub struct ApiKey {
     pub last_used_ms: Option<i64>,
 }
 
+impl ApiKey {
+    /// A new active key and its raw value (which the caller shows once, then drops).
+    pub fn issue(
+        workspace_id: WorkspaceId,
+        name: String,
+        source: String,
+        scope: Scope,
+        created_ms: i64,
+        created_by: Option<String>,
+    ) -> (ApiKey, RawKey) {
+        let raw = RawKey::generate();
+        let key = ApiKey {
+            id: KeyId::generate(),
+            workspace_id,
+            name,
+            source,
+            scope,
+            state: KeyState::Active,
+            hash: raw.hash(),
+            prefix: raw.display_prefix(),
+            created_ms,
+            created_by,
+            last_used_ms: None,
+        };
+        (key, raw)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1089,19 +1089,42 @@ impl Store for DynamoStore {
             return Ok(out);
         }
         let start = after.as_ref().map_or(from_ms, |(ts, _)| (*ts).max(from_ms));
+        // Each hour is one partition sorted by `{ts}#{id}`: read only the range asked for, a page
+        // at a time, and stop as soon as the page of results is full.
+        // `{to}` sorts before every `{to}#id`, so the range ends just before `to`.
+        let (lo, hi) = (format!("{start:013}"), format!("{to_ms:013}"));
         for hour in hour_of(start)..=hour_of(to_ms - 1) {
-            let items = self.query_all(event_pk(ws, hour), None, None).await?;
-            for item in items {
-                let e: Event =
-                    serde_json::from_str(get_s(&item, "d")?).context("decoding a stored event")?;
-                let past_cursor = after
-                    .as_ref()
-                    .is_none_or(|(ts, id)| (e.ts_ms, &e.id) > (*ts, id));
-                if e.ts_ms >= from_ms && e.ts_ms < to_ms && past_cursor {
-                    out.push(e);
-                    if out.len() == limit {
-                        return Ok(out);
+            let mut exclusive_start = None;
+            loop {
+                let page = self
+                    .client
+                    .query()
+                    .table_name(&self.table)
+                    .key_condition_expression("pk = :pk AND sk BETWEEN :lo AND :hi")
+                    .expression_attribute_values(":pk", s(event_pk(ws, hour)))
+                    .expression_attribute_values(":lo", s(lo.clone()))
+                    .expression_attribute_values(":hi", s(hi.clone()))
+                    .limit((limit - out.len()).clamp(1, 1000) as i32 + 1)
+                    .set_exclusive_start_key(exclusive_start.take())
+                    .send()
+                    .await
+                    .map_err(err)?;
+                for item in page.items() {
+                    let e: Event = serde_json::from_str(get_s(item, "d")?)
+                        .context("decoding a stored event")?;
+                    let past_cursor = after
+                        .as_ref()
+                        .is_none_or(|(ts, id)| (e.ts_ms, &e.id) > (*ts, id));
+                    if past_cursor {
+                        out.push(e);
+                        if out.len() == limit {
+                            return Ok(out);
+                        }
                     }
+                }
+                match page.last_evaluated_key {
+                    Some(k) => exclusive_start = Some(k),
+                    None => break,
                 }
             }
         }
