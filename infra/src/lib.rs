@@ -63,7 +63,7 @@ pub fn app(p: Parts) -> axum::Router {
         .merge(query)
         .merge(keys)
         .merge(account)
-        .merge(llmtrack_query::openapi_route())
+        .merge(llmtrack_docs::router())
         .fallback(not_found)
 }
 

@@ -30,34 +30,9 @@ pub fn router(state: QueryState) -> OpenApiRouter {
     routes().with_state(state)
 }
 
-/// The whole public API's OpenAPI document: every function's routes, generated from the handlers'
-/// annotations (utoipa), so the document cannot drift from the code. The query function serves it.
-pub fn openapi_document() -> utoipa::openapi::OpenApi {
-    llmtrack_shared::openapi::document([
-        llmtrack_shared::openapi::health().into_openapi(),
-        llmtrack_ingest::openapi(),
-        llmtrack_account::openapi(),
-        llmtrack_keys::openapi(),
-        routes().into_openapi(),
-        openapi_routes().into_openapi(),
-    ])
-}
-
-fn openapi_routes() -> OpenApiRouter {
-    OpenApiRouter::new().routes(routes!(openapi_json))
-}
-
-/// `GET /v1/openapi.json` and `GET /healthz`, stateless.
-pub fn openapi_route() -> axum::Router {
-    let (docs, _) = openapi_routes().split_for_parts();
-    let (health, _) = llmtrack_shared::openapi::health().split_for_parts();
-    docs.merge(health)
-}
-
-/// This document: the OpenAPI 3.1 description of the LLMtrack API.
-#[utoipa::path(get, path = "/v1/openapi.json", tag = "meta", responses((status = 200, description = "The OpenAPI document", content_type = "application/json")))]
-async fn openapi_json() -> Json<utoipa::openapi::OpenApi> {
-    Json(openapi_document())
+/// The analytics part of the OpenAPI document.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    routes().into_openapi()
 }
 
 /// Longest range one summary may cover (the longest plan history).

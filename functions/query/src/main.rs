@@ -1,8 +1,8 @@
-//! The query Lambda: analytics endpoints and the OpenAPI document, reading DynamoDB.
+//! The query Lambda: analytics endpoints, reading DynamoDB.
 
 use std::sync::Arc;
 
-use llmtrack_query::{QueryState, openapi_route, router};
+use llmtrack_query::{QueryState, router};
 use llmtrack_shared::adapters::dynamodb::DynamoStore;
 use llmtrack_shared::config::LambdaConfig;
 use llmtrack_shared::ports::SystemClock;
@@ -17,5 +17,5 @@ async fn main() -> Result<(), lambda_http::Error> {
         clock: Arc::new(SystemClock),
     };
     let (app, _) = router(state).split_for_parts();
-    lambda_http::run(app.merge(openapi_route())).await
+    lambda_http::run(app).await
 }

@@ -2,6 +2,7 @@
 
 #[cfg(feature = "dynamodb")]
 pub mod dynamodb;
+#[cfg(feature = "outbox")]
 pub mod outbox;
 #[cfg(feature = "ses")]
 pub mod ses;

@@ -32,8 +32,8 @@ impl Outbox {
     }
 }
 
-/// Builds the MIME message both adapters agree on (text, plus HTML when given).
-pub fn mime(from: &str, mail: &Mail) -> anyhow::Result<Message> {
+/// The RFC 5322 message written to the outbox: a text part, plus HTML when given.
+fn mime(from: &str, mail: &Mail) -> anyhow::Result<Message> {
     let builder = Message::builder()
         .from(from.parse().context("sender address")?)
         .to(mail.to.parse().context("recipient address")?)

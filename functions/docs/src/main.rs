@@ -1,0 +1,7 @@
+//! The docs Lambda: the OpenAPI document and the health check. No store, no configuration.
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_http::Error> {
+    llmtrack_shared::telemetry::init();
+    lambda_http::run(llmtrack_docs::router()).await
+}
