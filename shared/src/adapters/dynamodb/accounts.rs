@@ -617,36 +617,32 @@ impl DynamoStore {
             .transpose()?)
     }
 
-    pub(super) async fn members_impl(&self, ws: &WorkspaceId) -> StoreResult<Vec<Membership>> {
+    /// The membership items under a partition (a workspace's members, or a user's memberships),
+    /// oldest first.
+    async fn memberships_under(&self, pk: String) -> StoreResult<Vec<Membership>> {
         let items = self
-            .query_all(
-                format!("WS#{ws}"),
-                Some(("MEMBER#".into(), "MEMBER#~".into())),
-                None,
-            )
+            .query_all(pk, Some(("MEMBER#".into(), "MEMBER#~".into())), None)
             .await?;
         let mut out = items
             .iter()
             .map(Self::member_from)
             .collect::<anyhow::Result<Vec<_>>>()?;
-        out.sort_by(|a, b| (a.since_ms, &a.user_id).cmp(&(b.since_ms, &b.user_id)));
+        out.sort_by(|a, b| {
+            (a.since_ms, &a.workspace_id, &a.user_id).cmp(&(
+                b.since_ms,
+                &b.workspace_id,
+                &b.user_id,
+            ))
+        });
         Ok(out)
     }
 
+    pub(super) async fn members_impl(&self, ws: &WorkspaceId) -> StoreResult<Vec<Membership>> {
+        self.memberships_under(format!("WS#{ws}")).await
+    }
+
     pub(super) async fn memberships_impl(&self, user: &UserId) -> StoreResult<Vec<Membership>> {
-        let items = self
-            .query_all(
-                format!("USER#{user}"),
-                Some(("MEMBER#".into(), "MEMBER#~".into())),
-                None,
-            )
-            .await?;
-        let mut out = items
-            .iter()
-            .map(Self::member_from)
-            .collect::<anyhow::Result<Vec<_>>>()?;
-        out.sort_by(|a, b| (a.since_ms, &a.workspace_id).cmp(&(b.since_ms, &b.workspace_id)));
-        Ok(out)
+        self.memberships_under(format!("USER#{user}")).await
     }
 
     pub(super) async fn set_role_impl(

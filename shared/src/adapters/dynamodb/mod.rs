@@ -304,6 +304,16 @@ impl DynamoStore {
     }
 
     async fn put(&self, item: Item, condition: Option<&str>) -> anyhow::Result<bool> {
+        self.put_with(item, condition, None).await
+    }
+
+    /// A put, counted in `capacity`; false when its condition failed.
+    async fn put_with(
+        &self,
+        item: Item,
+        condition: Option<&str>,
+        values: Option<HashMap<String, Av>>,
+    ) -> anyhow::Result<bool> {
         let size = item_size(&item);
         let result = self
             .client
@@ -311,6 +321,7 @@ impl DynamoStore {
             .table_name(&self.table)
             .set_item(Some(item))
             .set_condition_expression(condition.map(str::to_owned))
+            .set_expression_attribute_values(values)
             .return_consumed_capacity(ReturnConsumedCapacity::Total)
             .send()
             .await;
@@ -676,27 +687,10 @@ impl DynamoStore {
                                 }
                                 None => ("attribute_not_exists(pk)", None),
                             };
-                            let size = item_size(&item);
-                            let out = self
-                                .client
-                                .put_item()
-                                .table_name(&self.table)
-                                .set_item(Some(item))
-                                .condition_expression(condition)
-                                .set_expression_attribute_values(expected)
-                                .return_consumed_capacity(ReturnConsumedCapacity::Total)
-                                .send()
-                                .await;
-                            match out {
-                                Ok(o) => {
-                                    self.capacity.record(o.consumed_capacity(), size);
-                                    Ok(None)
-                                }
-                                Err(e) if is_condition_failed(&e) => {
-                                    self.capacity.record(None, size);
-                                    Ok(Some((key, delta))) // someone else wrote it first: read again
-                                }
-                                Err(e) => Err(err(e)),
+                            if self.put_with(item, Some(condition), expected).await? {
+                                Ok(None)
+                            } else {
+                                Ok(Some((key, delta))) // someone else wrote it first: read again
                             }
                         }
                     })
