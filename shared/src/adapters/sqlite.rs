@@ -215,6 +215,19 @@ fn classify(e: anyhow::Error) -> StoreError {
     }
 }
 
+/// All rows of a query, mapped.
+fn list<T>(
+    c: &Connection,
+    sql: &str,
+    params: impl rusqlite::Params,
+    map: impl FnMut(&rusqlite::Row) -> rusqlite::Result<T>,
+) -> anyhow::Result<Vec<T>> {
+    let mut stmt = c.prepare_cached(sql)?;
+    Ok(stmt
+        .query_map(params, map)?
+        .collect::<Result<Vec<_>, _>>()?)
+}
+
 /// Active keys of a workspace, not counting `except`.
 fn active_keys(c: &Connection, ws: &WorkspaceId, except: Option<&KeyId>) -> rusqlite::Result<i64> {
     c.query_row(
@@ -402,12 +415,12 @@ impl Store for SqliteStore {
     async fn keys(&self, ws: &WorkspaceId) -> StoreResult<Vec<ApiKey>> {
         let ws = ws.clone();
         self.read(move |c| {
-            let mut stmt =
-                c.prepare("SELECT * FROM api_keys WHERE workspace_id = ?1 ORDER BY id")?;
-            let keys = stmt
-                .query_map([ws.as_str()], key_from_row)?
-                .collect::<Result<Vec<_>, _>>()?;
-            Ok(keys)
+            list(
+                c,
+                "SELECT * FROM api_keys WHERE workspace_id = ?1 ORDER BY id",
+                [ws.as_str()],
+                key_from_row,
+            )
         })
         .await
     }
@@ -804,12 +817,12 @@ impl Store for SqliteStore {
     async fn members(&self, ws: &WorkspaceId) -> StoreResult<Vec<Membership>> {
         let ws = ws.clone();
         self.read(move |c| {
-            let mut stmt = c.prepare(
+            list(
+                c,
                 "SELECT * FROM members WHERE workspace_id = ?1 ORDER BY since_ms, user_id",
-            )?;
-            Ok(stmt
-                .query_map([ws.as_str()], member_from_row)?
-                .collect::<Result<Vec<_>, _>>()?)
+                [ws.as_str()],
+                member_from_row,
+            )
         })
         .await
     }
@@ -817,12 +830,12 @@ impl Store for SqliteStore {
     async fn memberships(&self, user: &UserId) -> StoreResult<Vec<Membership>> {
         let user = user.clone();
         self.read(move |c| {
-            let mut stmt = c.prepare(
+            list(
+                c,
                 "SELECT * FROM members WHERE user_id = ?1 ORDER BY since_ms, workspace_id",
-            )?;
-            Ok(stmt
-                .query_map([user.as_str()], member_from_row)?
-                .collect::<Result<Vec<_>, _>>()?)
+                [user.as_str()],
+                member_from_row,
+            )
         })
         .await
     }
@@ -913,12 +926,12 @@ impl Store for SqliteStore {
     async fn invitations(&self, ws: &WorkspaceId) -> StoreResult<Vec<Invitation>> {
         let ws = ws.clone();
         self.read(move |c| {
-            let mut stmt = c.prepare(
+            list(
+                c,
                 "SELECT * FROM invitations WHERE workspace_id = ?1 ORDER BY created_ms, id",
-            )?;
-            Ok(stmt
-                .query_map([ws.as_str()], invitation_from_row)?
-                .collect::<Result<Vec<_>, _>>()?)
+                [ws.as_str()],
+                invitation_from_row,
+            )
         })
         .await
     }

@@ -510,13 +510,7 @@ impl DynamoStore {
     }
 
     pub(super) async fn delete_user_sessions_impl(&self, user: &UserId) -> StoreResult<usize> {
-        let items = self
-            .query_all(
-                format!("USER#{user}"),
-                Some(("SESS#".into(), "SESS#~".into())),
-                None,
-            )
-            .await?;
+        let items = self.query_prefix(format!("USER#{user}"), "SESS#").await?;
         for item in &items {
             let sk = get_s(item, "sk")?;
             self.delete(format!("SESS#{}", &sk[5..]), "SESS".into(), None)
@@ -620,9 +614,7 @@ impl DynamoStore {
     /// The membership items under a partition (a workspace's members, or a user's memberships),
     /// oldest first.
     async fn memberships_under(&self, pk: String) -> StoreResult<Vec<Membership>> {
-        let items = self
-            .query_all(pk, Some(("MEMBER#".into(), "MEMBER#~".into())), None)
-            .await?;
+        let items = self.query_prefix(pk, "MEMBER#").await?;
         let mut out = items
             .iter()
             .map(Self::member_from)
@@ -767,13 +759,7 @@ impl DynamoStore {
     }
 
     pub(super) async fn invitations_impl(&self, ws: &WorkspaceId) -> StoreResult<Vec<Invitation>> {
-        let items = self
-            .query_all(
-                format!("WS#{ws}"),
-                Some(("INV#".into(), "INV#~".into())),
-                None,
-            )
-            .await?;
+        let items = self.query_prefix(format!("WS#{ws}"), "INV#").await?;
         let mut out = items
             .iter()
             .map(|i| Self::invitation_from(ws, i))

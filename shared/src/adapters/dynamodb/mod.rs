@@ -412,6 +412,13 @@ impl DynamoStore {
             .map_err(err)
     }
 
+    /// Every item of a partition whose sort key starts with `prefix` (`KEY#`, `MEMBER#`, ...).
+    /// `~` sorts after every character ids use, so the range covers exactly that prefix.
+    async fn query_prefix(&self, pk: String, prefix: &str) -> anyhow::Result<Vec<Item>> {
+        self.query_all(pk, Some((prefix.to_owned(), format!("{prefix}~"))), None)
+            .await
+    }
+
     /// Consistent batch read of many keys, following UnprocessedKeys.
     async fn batch_get(&self, keys: Vec<(String, String)>) -> anyhow::Result<Vec<Item>> {
         let mut out = Vec::with_capacity(keys.len());
@@ -863,13 +870,7 @@ impl Store for DynamoStore {
     }
 
     async fn keys(&self, ws: &WorkspaceId) -> StoreResult<Vec<ApiKey>> {
-        let listing = self
-            .query_all(
-                format!("WS#{ws}"),
-                Some(("KEY#".into(), "KEY#~".into())),
-                None,
-            )
-            .await?;
+        let listing = self.query_prefix(format!("WS#{ws}"), "KEY#").await?;
         let hashes = listing
             .iter()
             .map(|i| get_s(i, "hash").map(|h| (format!("KEY#{h}"), "KEY".to_owned())))
