@@ -52,6 +52,13 @@ async fn main() {
             llmtrack_shared::adapters::outbox::Outbox::new(mail.path().join("outbox")).unwrap(),
         ),
         web: llmtrack_shared::config::WebConfig::new(&format!("http://{addr}"), false).unwrap(),
+        archive: Arc::new(
+            llmtrack_shared::adapters::folder::FolderArchive::open(
+                &mail.path().join("archive"),
+                &format!("http://{addr}"),
+            )
+            .unwrap(),
+        ),
     });
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
 

@@ -12,6 +12,7 @@ use llmtrack_account::AccountState;
 use llmtrack_ingest::IngestState;
 use llmtrack_keys::KeysState;
 use llmtrack_query::QueryState;
+use llmtrack_shared::adapters::folder::{self, FolderArchive};
 use llmtrack_shared::adapters::outbox::Outbox;
 use llmtrack_shared::adapters::sqlite::SqliteStore;
 use llmtrack_shared::config::WebConfig;
@@ -27,6 +28,8 @@ pub struct Parts {
     pub clock: DynClock,
     pub mailer: DynMailer,
     pub web: WebConfig,
+    /// Reports and large exports, served back through signed links at `/v1/archive/...`.
+    pub archive: Arc<FolderArchive>,
 }
 
 /// Every function's routes on one router.
@@ -40,8 +43,13 @@ pub fn app(p: Parts) -> axum::Router {
     let (query, _) = llmtrack_query::router(QueryState {
         store: p.store.clone(),
         clock: p.clock.clone(),
+        archive: p.archive.clone(),
+        run_jobs_here: true,
     })
     .split_for_parts();
+    let archive = axum::Router::new()
+        .route("/v1/archive/{*key}", axum::routing::get(folder::download))
+        .with_state(p.archive.clone());
     let (keys, _) = llmtrack_keys::router(KeysState {
         store: p.store.clone(),
         clock: p.clock.clone(),
@@ -64,6 +72,7 @@ pub fn app(p: Parts) -> axum::Router {
         .merge(keys)
         .merge(account)
         .merge(llmtrack_docs::router())
+        .merge(archive)
         .fallback(not_found)
 }
 
@@ -90,6 +99,7 @@ pub fn local_parts(data_dir: &Path, public_url: &str) -> anyhow::Result<Parts> {
         clock: Arc::new(SystemClock),
         mailer: Arc::new(Outbox::new(data_dir.join("outbox"))?),
         web: WebConfig::new(public_url, false)?,
+        archive: Arc::new(FolderArchive::open(&data_dir.join("archive"), public_url)?),
     })
 }
 
@@ -101,6 +111,18 @@ pub async fn serve(
 ) -> anyhow::Result<()> {
     let public_url = public_url.unwrap_or_else(|| format!("http://{addr}"));
     let parts = local_parts(data_dir, &public_url)?;
+    // Jobs a previous run left unfinished (exports) start over in the background.
+    {
+        let (store, clock) = (parts.store.clone(), parts.clock.clone());
+        let archive: llmtrack_shared::ports::DynArchive = parts.archive.clone();
+        tokio::spawn(async move {
+            match llmtrack_query::export::resume(&store, &archive, &clock).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(jobs = n, "resumed unfinished export jobs"),
+                Err(e) => tracing::error!(error = format!("{e:#}"), "resuming export jobs failed"),
+            }
+        });
+    }
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .with_context(|| format!("binding {addr}"))?;

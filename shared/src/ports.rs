@@ -12,7 +12,7 @@ use crate::domain::audit::AuditEntry;
 use crate::domain::event::Event;
 use crate::domain::ids::{InvitationId, KeyId, UserId, WorkspaceId};
 use crate::domain::plan::Plan;
-use crate::domain::rollup::{Dimension, Rollup, RollupKey};
+use crate::domain::rollup::{Rollup, RollupKey, View};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Workspace {
@@ -110,11 +110,11 @@ pub trait Store: Send + Sync + 'static {
     /// Events counted against the month's quota.
     async fn usage(&self, ws: &WorkspaceId, month: &str) -> StoreResult<u64>;
 
-    /// Rollups of one dimension for hours in `[from_hour, to_hour)`.
+    /// Rollups of one view for hours in `[from_hour, to_hour)`, sorted by key.
     async fn rollups(
         &self,
         ws: &WorkspaceId,
-        dimension: Dimension,
+        view: &View,
         from_hour: i64,
         to_hour: i64,
     ) -> StoreResult<Vec<(RollupKey, Rollup)>>;
@@ -129,8 +129,31 @@ pub trait Store: Send + Sync + 'static {
         limit: usize,
     ) -> StoreResult<Vec<Event>>;
 
-    /// Finishes any batch a crashed writer left half-applied. Returns how many it finished.
+    /// Raw events with `from_ms <= ts < to_ms`, newest first, at most `limit` before `before`
+    /// (the last `(ts_ms, id)` of the previous page): the request log.
+    async fn recent_events(
+        &self,
+        ws: &WorkspaceId,
+        from_ms: i64,
+        to_ms: i64,
+        before: Option<(i64, String)>,
+        limit: usize,
+    ) -> StoreResult<Vec<Event>>;
+
+    /// Background work of the write path: finishes any batch a crashed writer left
+    /// half-applied, and folds pending deltas where the store defers them. Returns how many
+    /// crashed batches it finished.
     async fn recover(&self, ws: &WorkspaceId) -> StoreResult<usize>;
+
+    // Jobs (exports, and other work too long for one request).
+
+    async fn create_job(&self, job: &Job) -> StoreResult<()>;
+    async fn job(&self, ws: &WorkspaceId, id: &str) -> StoreResult<Option<Job>>;
+    /// Saves a job's new state if nobody saved it since `job.version` was read; bumps the
+    /// version. False when another worker got there first.
+    async fn update_job(&self, job: &mut Job) -> StoreResult<bool>;
+    /// Jobs not yet finished, oldest first (a restarted local server resumes them).
+    async fn unfinished_jobs(&self) -> StoreResult<Vec<Job>>;
 
     // People and sign-in.
 
@@ -198,6 +221,32 @@ pub trait Store: Send + Sync + 'static {
 
 pub type DynStore = Arc<dyn Store>;
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum JobState {
+    Queued,
+    Running,
+    Done,
+    Failed,
+}
+
+/// Work that outlives a request. `spec` says what to do (its shape belongs to `kind`'s runner),
+/// `progress` is where a resumed run picks up, `result` what a finished one produced.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Job {
+    pub id: String,
+    pub workspace: WorkspaceId,
+    pub kind: String,
+    pub state: JobState,
+    pub spec: serde_json::Value,
+    pub progress: serde_json::Value,
+    pub result: Option<serde_json::Value>,
+    pub created_ms: i64,
+    pub updated_ms: i64,
+    /// Optimistic concurrency: incremented by every update.
+    pub version: u64,
+}
+
 /// The clock is a port so tests can move time.
 pub trait Clock: Send + Sync + 'static {
     fn now_ms(&self) -> i64;
@@ -229,3 +278,39 @@ pub trait Mailer: Send + Sync + 'static {
 }
 
 pub type DynMailer = Arc<dyn Mailer>;
+
+/// The archive port: where monthly reports and large exports are kept. S3 on AWS, a folder
+/// (`DATA_DIR/archive`) locally. Keys are `/`-separated paths that always start with the
+/// workspace's prefix (`ws_…/`), so one prefix deletion removes everything of a workspace.
+#[async_trait]
+pub trait Archive: Send + Sync + 'static {
+    /// Stores a whole object (reports: small).
+    async fn put(&self, key: &str, content_type: &str, body: Vec<u8>) -> anyhow::Result<()>;
+    /// Starts a large object written in pieces (exports); nothing is visible under `key` until
+    /// `finish` succeeds, and `abort` leaves nothing behind.
+    async fn writer(&self, key: &str, content_type: &str)
+    -> anyhow::Result<Box<dyn ArchiveWriter>>;
+    async fn get(&self, key: &str) -> anyhow::Result<Option<Vec<u8>>>;
+    /// Keys under a prefix, sorted.
+    async fn list(&self, prefix: &str) -> anyhow::Result<Vec<String>>;
+    /// Deletes every object under a prefix; returns how many.
+    async fn delete_prefix(&self, prefix: &str) -> anyhow::Result<usize>;
+    /// A URL that downloads the object as `filename` until `expires_in` has passed, then stops
+    /// working (a presigned GET on S3, an HMAC-signed local URL on `llmtrack serve`).
+    async fn link(
+        &self,
+        key: &str,
+        filename: &str,
+        expires_in: std::time::Duration,
+    ) -> anyhow::Result<String>;
+}
+
+#[async_trait]
+pub trait ArchiveWriter: Send {
+    async fn write(&mut self, chunk: &[u8]) -> anyhow::Result<()>;
+    /// Makes the object visible; returns its size in bytes.
+    async fn finish(self: Box<Self>) -> anyhow::Result<u64>;
+    async fn abort(self: Box<Self>) -> anyhow::Result<()>;
+}
+
+pub type DynArchive = Arc<dyn Archive>;

@@ -99,7 +99,7 @@ async fn summary_needs_a_read_key_of_its_own_workspace() {
     // B's read key sees only B: A's event is not there.
     let (status, body) = app.summary(&read_b, "").await;
     assert_eq!(status, 200);
-    assert_eq!(body["requests"], 0);
+    assert_eq!(body["metrics"]["requests"], 0);
     let resp = app
         .http
         .get(app.url("/v1/stats/summary"))

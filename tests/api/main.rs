@@ -4,11 +4,13 @@
 mod support;
 
 mod account;
+mod analytics;
 mod auth;
 mod crash;
 mod docs;
 mod ingest;
 mod permissions;
+mod queries;
 mod quota;
 mod secrets;
 mod summary;

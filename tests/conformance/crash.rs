@@ -98,7 +98,7 @@ async fn a_live_batch_is_not_recovered_before_its_lease_ends() {
     );
     // Within the lease its writer may still be working: nothing is touched.
     assert_eq!(patient.recover(&ws).await.unwrap(), 0);
-    assert!(stored_rollups(&store, &ws).await.is_empty());
+    assert!(stored_rollups(&store, &ws, []).await.is_empty());
     let shared: DynStore = Arc::new(store);
     assert_eq!(shared.recover(&ws).await.unwrap(), 1);
     assert_rollups_match_events(shared.as_ref(), &ws).await;

@@ -9,13 +9,14 @@ use llmtrack_shared::domain::event::{self, Context, Event};
 use llmtrack_shared::domain::ids::{KeyId, WorkspaceId};
 use llmtrack_shared::domain::plan::Plan;
 use llmtrack_shared::domain::pricing::PriceTable;
-use llmtrack_shared::domain::rollup::Dimension;
+use llmtrack_shared::domain::rollup::{Dimension, View};
 use llmtrack_shared::domain::time::{hour_of, month_of};
 use llmtrack_shared::ports::{DynStore, IngestOutcome, Quota, StoreError, Stored, Workspace};
 use serde_json::json;
 use support::*;
 
 mod accounts;
+mod archive;
 mod crash;
 
 use accounts::{
@@ -228,13 +229,23 @@ async fn each_event_is_stored_once_and_rollups_match(store: DynStore) {
     assert_rollups_match_events(store.as_ref(), &ws).await;
 
     let totals = store
-        .rollups(&ws, Dimension::Total, hour_of(now) - 48, hour_of(now) + 1)
+        .rollups(
+            &ws,
+            &View::of(Dimension::Total),
+            hour_of(now) - 48,
+            hour_of(now) + 1,
+        )
         .await
         .unwrap();
     assert_eq!(totals.iter().map(|(_, r)| r.requests).sum::<u64>(), 32);
     // The unknown model is unpriced, never $0; cost_usd sent by the client is kept.
     let by_model = store
-        .rollups(&ws, Dimension::Model, hour_of(now) - 48, hour_of(now) + 1)
+        .rollups(
+            &ws,
+            &View::of(Dimension::Model),
+            hour_of(now) - 48,
+            hour_of(now) + 1,
+        )
         .await
         .unwrap();
     let unpriced: u64 = by_model
@@ -348,7 +359,7 @@ async fn rollup_ranges_are_half_open(store: DynStore) {
         let ws = ws.clone();
         async move {
             store
-                .rollups(&ws, Dimension::Total, from, to)
+                .rollups(&ws, &View::of(Dimension::Total), from, to)
                 .await
                 .unwrap()
                 .into_iter()
@@ -363,7 +374,7 @@ async fn rollup_ranges_are_half_open(store: DynStore) {
     let other = new_workspace(&store, Plan::Pro).await;
     assert!(
         store
-            .rollups(&other, Dimension::Total, h, h + 3)
+            .rollups(&other, &View::of(Dimension::Total), h, h + 3)
             .await
             .unwrap()
             .is_empty()

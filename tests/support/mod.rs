@@ -2,7 +2,7 @@
 //! app on a random port (zero2prod's `spawn_app`), and recomputation of rollups from raw events.
 #![allow(dead_code)]
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -14,7 +14,7 @@ use llmtrack_shared::domain::apikey::Scope;
 use llmtrack_shared::domain::event::Event;
 use llmtrack_shared::domain::ids::WorkspaceId;
 use llmtrack_shared::domain::plan::Plan;
-use llmtrack_shared::domain::rollup::{self, Dimension, Rollup, RollupKey};
+use llmtrack_shared::domain::rollup::{self, Dimension, Rollup, RollupKey, View};
 use llmtrack_shared::ports::{Clock, DynClock, DynStore, Store, SystemClock};
 use serde_json::Value;
 
@@ -75,22 +75,25 @@ pub async fn dynamo_store() -> DynamoStore {
 /// Every rollup of every dimension, recomputed from the raw events the store holds.
 pub async fn recomputed(store: &dyn Store, ws: &WorkspaceId) -> BTreeMap<RollupKey, Rollup> {
     let events = all_events(store, ws).await;
-    rollup::fold(&events)
+    rollup::fold(&events).into_iter().collect()
 }
 
+/// Tests keep their events within the last two days (DynamoDB lists events hour by hour).
 pub async fn all_events(store: &dyn Store, ws: &WorkspaceId) -> Vec<Event> {
+    all_events_between(store, ws, now_ms() - 2 * 86_400_000, now_ms() + 3_600_000).await
+}
+
+pub async fn all_events_between(
+    store: &dyn Store,
+    ws: &WorkspaceId,
+    from_ms: i64,
+    to_ms: i64,
+) -> Vec<Event> {
     let mut out = Vec::new();
     let mut after = None;
     loop {
-        // Tests keep their events within the last two days (DynamoDB lists events hour by hour).
         let page = store
-            .events(
-                ws,
-                now_ms() - 2 * 86_400_000,
-                now_ms() + 3_600_000,
-                after.clone(),
-                500,
-            )
+            .events(ws, from_ms, to_ms, after.clone(), 500)
             .await
             .expect("events");
         let Some(last) = page.last() else { break };
@@ -100,11 +103,18 @@ pub async fn all_events(store: &dyn Store, ws: &WorkspaceId) -> Vec<Event> {
     out
 }
 
-pub async fn stored_rollups(store: &dyn Store, ws: &WorkspaceId) -> BTreeMap<RollupKey, Rollup> {
+/// The stored rollups of every workspace-wide view and of the given narrower views.
+pub async fn stored_rollups(
+    store: &dyn Store,
+    ws: &WorkspaceId,
+    also: impl IntoIterator<Item = View>,
+) -> BTreeMap<RollupKey, Rollup> {
+    let mut views: BTreeSet<View> = Dimension::ALL.into_iter().map(View::of).collect();
+    views.extend(also);
     let mut out = BTreeMap::new();
-    for d in Dimension::ALL {
+    for v in views {
         for (k, r) in store
-            .rollups(ws, d, 0, i64::MAX / 2)
+            .rollups(ws, &v, 0, i64::MAX / 2)
             .await
             .expect("rollups")
         {
@@ -116,8 +126,24 @@ pub async fn stored_rollups(store: &dyn Store, ws: &WorkspaceId) -> BTreeMap<Rol
 
 /// Asserts the stored rollups are exactly what the stored raw events give.
 pub async fn assert_rollups_match_events(store: &dyn Store, ws: &WorkspaceId) {
-    let expected = recomputed(store, ws).await;
-    let actual = stored_rollups(store, ws).await;
+    let events = all_events(store, ws).await;
+    assert_rollups_match(store, ws, &events).await;
+}
+
+pub async fn assert_rollups_match_events_between(
+    store: &dyn Store,
+    ws: &WorkspaceId,
+    from_ms: i64,
+    to_ms: i64,
+) {
+    let events = all_events_between(store, ws, from_ms, to_ms).await;
+    assert_rollups_match(store, ws, &events).await;
+}
+
+async fn assert_rollups_match(store: &dyn Store, ws: &WorkspaceId, events: &[Event]) {
+    let expected: BTreeMap<RollupKey, Rollup> = rollup::fold(events).into_iter().collect();
+    let views = expected.keys().map(|k| k.view.clone());
+    let actual = stored_rollups(store, ws, views.collect::<Vec<_>>()).await;
     assert_eq!(
         actual.keys().collect::<Vec<_>>(),
         expected.keys().collect::<Vec<_>>(),
@@ -171,6 +197,13 @@ pub async fn spawn_app_on(
         ),
         web: llmtrack_shared::config::WebConfig::new(&format!("http://{addr}"), false)
             .expect("web config"),
+        archive: Arc::new(
+            llmtrack_shared::adapters::folder::FolderArchive::open(
+                &mail_dir.path().join("archive"),
+                &format!("http://{addr}"),
+            )
+            .expect("archive"),
+        ),
     };
     let app = llmtrack::app(parts).into_make_service_with_connect_info::<SocketAddr>();
     tokio::spawn(async move { axum::serve(listener, app).await.expect("serve") });

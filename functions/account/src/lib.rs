@@ -4,7 +4,7 @@
 
 use std::str::FromStr as _;
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use llmtrack_shared::ApiError;
@@ -20,6 +20,7 @@ use llmtrack_shared::domain::ids::{InvitationId, UserId, WorkspaceId};
 use llmtrack_shared::domain::names;
 use llmtrack_shared::domain::plan::Plan;
 use llmtrack_shared::domain::time::{month_of, next_month_start, rfc3339};
+use llmtrack_shared::extract::Query;
 use llmtrack_shared::extract::{Json, Peer};
 use llmtrack_shared::ports::{DynClock, DynMailer, DynStore, Mail, Refusal, StoreError, Workspace};
 use serde::{Deserialize, Serialize};

@@ -1,28 +1,53 @@
-//! The query function: analytics read from rollups. This first slice answers
-//! `GET /v1/stats/summary` for a `read` key; the full query function grows here.
+//! The query function: the analytics behind every dashboard, report and export.
+//!
+//! Summaries, series and tables are answered from hourly rollups when a rollup view answers the
+//! question (`domain::analytics::plan`), so their cost does not grow with volume; any other
+//! combination of filters is folded from raw events, up to `MAX_SCANNED_EVENTS`. The request log
+//! and exports read raw events. Everything is clamped to the plan's history window.
 
-use axum::Json;
-use axum::extract::{Query, State};
 use axum::http::HeaderMap;
+use chrono_tz::Tz;
 use llmtrack_shared::ApiError;
 use llmtrack_shared::auth;
+use llmtrack_shared::domain::access::Action;
+use llmtrack_shared::domain::analytics::{self, Filters, Range, Row};
 use llmtrack_shared::domain::apikey::Scope;
-use llmtrack_shared::domain::rollup::{Dimension, Rollup};
-use llmtrack_shared::domain::time::{HOUR_MS, hour_of, rfc3339};
-use llmtrack_shared::ports::{DynClock, DynStore};
+use llmtrack_shared::domain::ids::WorkspaceId;
+use llmtrack_shared::domain::rollup::Dimension;
+use llmtrack_shared::domain::time::{HOUR_MS, rfc3339};
+use llmtrack_shared::ports::{DynArchive, DynClock, DynStore, Workspace};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+pub mod export;
+mod forecast;
+mod log;
+mod stats;
+
 #[derive(Clone)]
 pub struct QueryState {
     pub store: DynStore,
     pub clock: DynClock,
+    /// Where large exports are written (S3 / local folder).
+    pub archive: DynArchive,
+    /// Run export jobs in this process (the local server). On AWS the jobs Lambda runs them,
+    /// triggered by the job item's stream record.
+    pub run_jobs_here: bool,
 }
 
 fn routes() -> OpenApiRouter<QueryState> {
-    OpenApiRouter::new().routes(routes!(summary))
+    OpenApiRouter::new()
+        .routes(routes!(stats::summary))
+        .routes(routes!(stats::timeseries))
+        .routes(routes!(stats::breakdown))
+        .routes(routes!(stats::users))
+        .routes(routes!(stats::user))
+        .routes(routes!(forecast::forecast))
+        .routes(routes!(log::events))
+        .routes(routes!(export::create))
+        .routes(routes!(export::status))
 }
 
 /// The analytics routes.
@@ -35,149 +60,232 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
     routes().into_openapi()
 }
 
-/// Longest range one summary may cover (the longest plan history).
-const MAX_RANGE_MS: i64 = 366 * 24 * HOUR_MS;
+/// Queries whose filters no rollup view answers fold raw events; past this many, they are
+/// refused with advice rather than left to run long.
+pub const MAX_SCANNED_EVENTS: usize = 200_000;
 
-#[derive(Debug, Deserialize, IntoParams)]
-pub struct RangeParams {
-    /// Start (RFC 3339, or `last_24h`, `last_7d`, `last_30d`). Default: 24 hours before `to`.
+/// The time range and filters every analytics endpoint takes.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, IntoParams, ToSchema)]
+#[into_params(parameter_in = Query)]
+pub struct QueryScope {
+    /// Start: RFC 3339, or `last_24h`, `last_7d`, `last_30d`, `this_month`, `last_month` (a
+    /// relative name sets the whole range). Default: 24 hours before `to`.
     pub from: Option<String>,
     /// End (RFC 3339). Default: now.
     pub to: Option<String>,
     /// With a session: which of your workspaces. (A read key reads its own workspace.)
     pub workspace: Option<String>,
+    /// Only events of this provider.
+    pub provider: Option<String>,
+    /// Only events of this model.
+    pub model: Option<String>,
+    /// Only events of this feature (`""`: events sent without one).
+    pub feature: Option<String>,
+    /// Only events sent with keys of this source label.
+    pub source: Option<String>,
+    /// Only `success` or `error` events.
+    pub status: Option<String>,
+    /// Only events of this end-user id.
+    pub user: Option<String>,
+    /// IANA timezone for day buckets and relative ranges (default: the workspace's).
+    pub tz: Option<String>,
 }
 
-#[derive(Debug, Serialize, ToSchema)]
-pub struct Tokens {
-    pub input: u64,
-    pub output: u64,
-    pub cached_input: u64,
-    pub cache_write: u64,
-    pub reasoning: u64,
+impl QueryScope {
+    pub fn filters(&self) -> Result<Filters, ApiError> {
+        let mut f = std::collections::BTreeMap::new();
+        for (d, v) in [
+            (Dimension::Provider, &self.provider),
+            (Dimension::Model, &self.model),
+            (Dimension::Feature, &self.feature),
+            (Dimension::Source, &self.source),
+            (Dimension::Status, &self.status),
+            (Dimension::User, &self.user),
+        ] {
+            if let Some(v) = v {
+                if d == Dimension::Status && v != "success" && v != "error" {
+                    return Err(ApiError::bad_request(
+                        "invalid_filter",
+                        format!("`status` must be `success` or `error`, got `{v}`"),
+                    ));
+                }
+                f.insert(d, v.clone());
+            }
+        }
+        Ok(Filters(f))
+    }
 }
 
-#[derive(Debug, Serialize, ToSchema)]
-pub struct Latency {
-    /// Milliseconds, within 1% of the exact percentile; null when no event carried a latency.
-    pub p50: Option<f64>,
-    pub p95: Option<f64>,
-    pub p99: Option<f64>,
-    /// How many events carried a latency.
-    pub count: u64,
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct WorkspaceParam {
+    /// With a session: which of your workspaces. (A read key reads its own workspace.)
+    pub workspace: Option<String>,
 }
 
-#[derive(Debug, Serialize, ToSchema)]
-pub struct Summary {
-    /// The range actually covered: whole UTC hours, clamped to the plan's history window.
+/// The range a response covers, after alignment to hours and the plan's history window.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Covered {
     pub from: String,
     pub to: String,
-    /// True when `from` was moved forward to the start of the plan's history window.
+    /// True when `from` was moved forward to the start of the plan's history window: older
+    /// data is not shown on this plan.
     pub clamped: bool,
-    pub requests: u64,
-    pub errors: u64,
-    pub error_rate: f64,
-    pub tokens: Tokens,
-    /// Cost of the priced events, in USD.
-    pub cost_usd: f64,
-    /// Events whose cost is unknown (no `cost_usd` sent and no price for the model).
-    pub unpriced: u64,
-    pub latency_ms: Latency,
+    /// The plan's history window, in days.
+    pub history_days: u32,
+    /// `rollups` (pre-aggregated) or `events` (folded from raw events: filters no rollup
+    /// answers).
+    pub answered_from: &'static str,
 }
 
-/// Totals for a time range, read from hourly rollups.
-#[utoipa::path(
-    get,
-    path = "/v1/stats/summary",
-    tag = "analytics",
-    params(RangeParams),
-    responses(
-        (status = 200, description = "Totals for the range", body = Summary),
-        (status = 400, description = "Invalid range", body = llmtrack_shared::error::ErrorBody),
-        (status = 401, description = "Missing, unknown or deactivated key", body = llmtrack_shared::error::ErrorBody),
-        (status = 403, description = "The key's scope is not `read`", body = llmtrack_shared::error::ErrorBody),
-    ),
-    security(("api_key" = []))
-)]
-async fn summary(
-    State(s): State<QueryState>,
-    headers: HeaderMap,
-    Query(p): Query<RangeParams>,
-) -> Result<Json<Summary>, ApiError> {
-    let workspace = reader(&s, &headers, p.workspace.as_deref()).await?;
+/// A resolved query: workspace, its zone, the visible hour range, and the filters.
+pub(crate) struct Ask {
+    pub ws: Workspace,
+    pub tz: Tz,
+    pub from_hour: i64,
+    pub to_hour: i64,
+    pub clamped: bool,
+    pub filters: Filters,
+}
+
+impl Ask {
+    pub fn covered(&self, answered_from: &'static str) -> Covered {
+        Covered {
+            from: rfc3339(self.from_hour * HOUR_MS),
+            to: rfc3339(self.to_hour * HOUR_MS),
+            clamped: self.clamped,
+            history_days: self.ws.plan.limits().history_days,
+            answered_from,
+        }
+    }
+}
+
+/// The first hour the plan still shows: rounded up, so no item past its retention is shown.
+pub(crate) fn first_visible_hour(ws: &Workspace, now_ms: i64) -> i64 {
+    (now_ms - ws.plan.history_ms() + HOUR_MS - 1).div_euclid(HOUR_MS)
+}
+
+pub(crate) async fn ask(
+    s: &QueryState,
+    headers: &HeaderMap,
+    scope: &QueryScope,
+    granularity: Option<analytics::Granularity>,
+) -> Result<Ask, ApiError> {
+    let ws = reader(s, headers, scope.workspace.as_deref()).await?;
+    let tz = zone(&ws, scope.tz.as_deref())?;
+    let filters = scope.filters()?;
     let now = s.clock.now_ms();
-    let to = match p.to.as_deref() {
-        Some(t) => parse_time("to", t)?,
-        None => now,
+    let range = Range::resolve(
+        scope.from.as_deref(),
+        scope.to.as_deref(),
+        now,
+        tz,
+        24 * HOUR_MS,
+    )
+    .map_err(range_error)?;
+    range
+        .check_length(granularity.unwrap_or(analytics::Granularity::Day))
+        .map_err(range_error)?;
+    let (from_hour, to_hour) = range.hours();
+    let first = first_visible_hour(&ws, now);
+    Ok(Ask {
+        ws,
+        tz,
+        from_hour: from_hour.max(first),
+        to_hour: to_hour.max(first),
+        clamped: from_hour < first,
+        filters,
+    })
+}
+
+pub(crate) fn range_error(e: analytics::RangeError) -> ApiError {
+    let code = match e {
+        analytics::RangeError::BadTime { .. } => "invalid_time",
+        _ => "invalid_range",
     };
-    let from = match p.from.as_deref() {
-        None => to - 24 * HOUR_MS,
-        Some("last_24h") => now - 24 * HOUR_MS,
-        Some("last_7d") => now - 7 * 24 * HOUR_MS,
-        Some("last_30d") => now - 30 * 24 * HOUR_MS,
-        Some(f) => parse_time("from", f)?,
-    };
-    if from >= to {
-        return Err(ApiError::bad_request(
-            "invalid_range",
-            "`from` must be before `to`",
-        ));
+    ApiError::bad_request(code, e.to_string())
+}
+
+/// The zone a request asked for (`tz`), else the workspace's.
+pub(crate) fn zone(ws: &Workspace, asked: Option<&str>) -> Result<Tz, ApiError> {
+    if let Some(name) = asked {
+        return analytics::timezone(name).ok_or_else(|| {
+            ApiError::bad_request(
+                "invalid_timezone",
+                format!("`tz` must be an IANA timezone such as Europe/Paris, got `{name}`"),
+            )
+        });
     }
-    if to - from > MAX_RANGE_MS {
-        return Err(ApiError::bad_request(
-            "invalid_range",
-            "the range is longer than 366 days",
-        ));
+    analytics::timezone(&ws.timezone).ok_or_else(|| {
+        ApiError::bad_request(
+            "invalid_timezone",
+            format!("the workspace's timezone `{}` is not a known IANA zone; set one with PATCH /v1/workspaces/{{id}}", ws.timezone),
+        )
+    })
+}
+
+/// Rows for "group by `by` with these filters" over the ask's hours: from a rollup view if
+/// one answers, else folded from raw events (bounded).
+pub(crate) async fn rows(
+    s: &QueryState,
+    ask: &Ask,
+    by: Dimension,
+    from_hour: i64,
+    to_hour: i64,
+) -> Result<(Vec<Row>, &'static str), ApiError> {
+    rows_of(&s.store, &ask.ws.id, &ask.filters, by, from_hour, to_hour).await
+}
+
+pub(crate) async fn rows_of(
+    store: &DynStore,
+    ws: &WorkspaceId,
+    filters: &Filters,
+    by: Dimension,
+    from_hour: i64,
+    to_hour: i64,
+) -> Result<(Vec<Row>, &'static str), ApiError> {
+    if from_hour >= to_hour {
+        return Ok((Vec::new(), "rollups"));
     }
-    // Nothing older than the plan's history window is shown, even if the store still holds it.
-    let window_start = now - workspace.plan.history_ms();
-    let clamped = from < window_start;
-    let from = from.max(window_start);
-    let (from_hour, to_hour) = (hour_of(from), hour_of(to - 1) + 1);
-    let rows = s
-        .store
-        .rollups(&workspace.id, Dimension::Total, from_hour, to_hour)
-        .await?;
-    let mut total = Rollup::default();
-    for (_, r) in &rows {
-        total.merge(r);
+    if let Some(plan) = analytics::plan(by, filters) {
+        let rollups = store.rollups(ws, &plan.view, from_hour, to_hour).await?;
+        let rows = analytics::rows_from_rollups(
+            &plan,
+            by,
+            rollups.into_iter().map(|(k, r)| (k.hour, k.value, r)),
+        );
+        return Ok((rows, "rollups"));
     }
-    Ok(Json(Summary {
-        from: rfc3339(from_hour * HOUR_MS),
-        to: rfc3339(to_hour * HOUR_MS),
-        clamped,
-        requests: total.requests,
-        errors: total.errors,
-        error_rate: if total.requests == 0 {
-            0.0
-        } else {
-            total.errors as f64 / total.requests as f64
-        },
-        tokens: Tokens {
-            input: total.input_tokens,
-            output: total.output_tokens,
-            cached_input: total.cached_input_tokens,
-            cache_write: total.cache_write_tokens,
-            reasoning: total.reasoning_tokens,
-        },
-        cost_usd: total.cost_pico as f64 / 1e12,
-        unpriced: total.unpriced,
-        latency_ms: Latency {
-            p50: total.latency.quantile(0.50),
-            p95: total.latency.quantile(0.95),
-            p99: total.latency.quantile(0.99),
-            count: total.latency.count(),
-        },
-    }))
+    let (from_ms, to_ms) = (from_hour * HOUR_MS, to_hour * HOUR_MS);
+    let mut events = Vec::new();
+    let mut after = None;
+    loop {
+        let page = store.events(ws, from_ms, to_ms, after.take(), 1000).await?;
+        let full = page.len() == 1000;
+        after = page.last().map(|e| (e.ts_ms, e.id.clone()));
+        events.extend(page.into_iter().filter(|e| filters.matches(e)));
+        if events.len() > MAX_SCANNED_EVENTS {
+            return Err(ApiError::bad_request(
+                "too_many_events",
+                format!(
+                    "these filters are answered from raw events, and the range holds more than {MAX_SCANNED_EVENTS} matching events: narrow the range, or filter by at most one feature and one source (answered from rollups at any volume)"
+                ),
+            ));
+        }
+        if !full {
+            break;
+        }
+    }
+    Ok((analytics::fold_events(by, filters, &events), "events"))
 }
 
 /// The workspace an analytics request reads: a read key's own, or, with a session, the
 /// `workspace` parameter's, if the caller is a member (404 otherwise, like every foreign id).
-async fn reader(
+pub(crate) async fn reader(
     s: &QueryState,
     headers: &HeaderMap,
     workspace: Option<&str>,
-) -> Result<llmtrack_shared::ports::Workspace, ApiError> {
+) -> Result<Workspace, ApiError> {
     if headers.contains_key(axum::http::header::AUTHORIZATION) || !auth::has_session_cookie(headers)
     {
         let (_, ws) = auth::api_key(&s.store, &s.clock, headers, Scope::Read).await?;
@@ -196,19 +304,29 @@ async fn reader(
         )
     })?;
     let (ws, m) = auth::membership(&s.store, workspace, &who.user.id).await?;
-    auth::require(m.role, llmtrack_shared::domain::access::Action::Read)?;
+    auth::require(m.role, Action::Read)?;
     Ok(ws)
 }
 
-fn parse_time(field: &str, value: &str) -> Result<i64, ApiError> {
-    chrono::DateTime::parse_from_rfc3339(value)
-        .map(|t| t.timestamp_millis())
-        .map_err(|_| {
+pub(crate) fn parse_dimension(field: &str, value: &str) -> Result<Dimension, ApiError> {
+    Dimension::parse(value)
+        .filter(|d| *d != Dimension::Total)
+        .ok_or_else(|| {
             ApiError::bad_request(
-                "invalid_time",
-                format!(
-                    "`{field}` must be an RFC 3339 time such as 2026-11-27T00:00:00Z, got `{value}`"
-                ),
+                "invalid_dimension",
+                format!("`{field}` must be one of provider, model, feature, source, status, user; got `{value}`"),
             )
         })
+}
+
+pub(crate) fn parse_metric(field: &str, value: &str) -> Result<analytics::Metric, ApiError> {
+    analytics::Metric::parse(value).ok_or_else(|| {
+        ApiError::bad_request(
+            "invalid_metric",
+            format!(
+                "`{field}` must be one of {}; got `{value}`",
+                analytics::Metric::names()
+            ),
+        )
+    })
 }

@@ -1,20 +1,23 @@
-//! The query Lambda: analytics endpoints, reading DynamoDB.
+//! The query Lambda: analytics endpoints, reading DynamoDB; large exports become job items that
+//! the jobs Lambda runs.
 
 use std::sync::Arc;
 
 use llmtrack_query::{QueryState, router};
 use llmtrack_shared::adapters::dynamodb::DynamoStore;
-use llmtrack_shared::config::LambdaConfig;
+use llmtrack_shared::adapters::s3::S3Archive;
+use llmtrack_shared::config::{LambdaConfig, required};
 use llmtrack_shared::ports::SystemClock;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
     llmtrack_shared::telemetry::init();
     let config = LambdaConfig::from_env()?;
-    let store = DynamoStore::from_env(&config.table_name).await;
     let state = QueryState {
-        store: Arc::new(store),
+        store: Arc::new(DynamoStore::from_env(&config.table_name).await),
         clock: Arc::new(SystemClock),
+        archive: Arc::new(S3Archive::from_env(&required("ARCHIVE_BUCKET")?).await),
+        run_jobs_here: false,
     };
     let (app, _) = router(state).split_for_parts();
     lambda_http::run(app).await

@@ -21,9 +21,9 @@ use crate::domain::audit::AuditEntry;
 use crate::domain::event::Event;
 use crate::domain::ids::{InvitationId, KeyId, UserId, WorkspaceId};
 use crate::domain::plan::Plan;
-use crate::domain::rollup::{self, Dimension, Rollup, RollupKey};
+use crate::domain::rollup::{self, Rollup, RollupKey, View};
 use crate::ports::{
-    IngestOutcome, Quota, Refusal, Store, StoreError, StoreResult, Stored, Workspace,
+    IngestOutcome, Job, JobState, Quota, Refusal, Store, StoreError, StoreResult, Stored, Workspace,
 };
 
 const SCHEMA: &str = r#"
@@ -62,12 +62,22 @@ CREATE UNIQUE INDEX IF NOT EXISTS events_by_idempotency_key
 CREATE INDEX IF NOT EXISTS events_by_expiry ON events (expires_ms);
 CREATE TABLE IF NOT EXISTS rollups (
     workspace_id TEXT NOT NULL,
-    dimension TEXT NOT NULL,
+    view TEXT NOT NULL,
     hour INTEGER NOT NULL,
     value TEXT NOT NULL,
     data BLOB NOT NULL,
-    PRIMARY KEY (workspace_id, dimension, hour, value)
+    PRIMARY KEY (workspace_id, view, hour, value)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS jobs (
+    workspace_id TEXT NOT NULL,
+    id TEXT NOT NULL,
+    finished INTEGER NOT NULL,
+    created_ms INTEGER NOT NULL,
+    version INTEGER NOT NULL,
+    body TEXT NOT NULL,
+    PRIMARY KEY (workspace_id, id)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS jobs_unfinished ON jobs (finished, created_ms);
 CREATE TABLE IF NOT EXISTS users (
     id TEXT PRIMARY KEY,
     email TEXT NOT NULL UNIQUE,
@@ -150,13 +160,74 @@ fn open(path: &Path) -> anyhow::Result<Connection> {
     Ok(conn)
 }
 
+/// Creates the schema. A store from before rollup views (its rollups keyed by `dimension`)
+/// gets its rollups rebuilt from the raw events, so the new views cover its history too.
+fn migrate(c: &mut Connection) -> anyhow::Result<()> {
+    let old_rollups: bool = c.query_row(
+        "SELECT COUNT(*) > 0 FROM pragma_table_info('rollups') WHERE name = 'dimension'",
+        [],
+        |r| r.get(0),
+    )?;
+    let tx = c.transaction()?;
+    if old_rollups {
+        tx.execute_batch("DROP TABLE rollups")?;
+    }
+    tx.execute_batch(SCHEMA).context("creating the schema")?;
+    if old_rollups {
+        let workspaces: Vec<String> = {
+            let mut stmt = tx.prepare("SELECT DISTINCT workspace_id FROM events")?;
+            stmt.query_map([], |r| r.get(0))?
+                .collect::<Result<_, _>>()?
+        };
+        for ws in workspaces {
+            let ws = WorkspaceId::parse(&ws).ok_or_else(|| anyhow!("bad workspace id {ws}"))?;
+            let events: Vec<Event> = {
+                let mut stmt = tx.prepare("SELECT body FROM events WHERE workspace_id = ?1")?;
+                let rows = stmt.query_map([ws.as_str()], |r| r.get::<_, String>(0))?;
+                rows.map(|b| Ok(serde_json::from_str(&b?)?))
+                    .collect::<anyhow::Result<_>>()?
+            };
+            merge_rollups(&tx, &ws, rollup::fold(&events))?;
+        }
+    }
+    tx.commit()?;
+    Ok(())
+}
+
+/// Adds deltas to the stored rollups, inside the caller's transaction.
+fn merge_rollups(
+    tx: &rusqlite::Transaction,
+    ws: &WorkspaceId,
+    deltas: std::collections::HashMap<RollupKey, Rollup>,
+) -> anyhow::Result<()> {
+    let mut get = tx.prepare_cached(
+        "SELECT data FROM rollups WHERE workspace_id = ?1 AND view = ?2 AND hour = ?3 AND value = ?4",
+    )?;
+    let mut put = tx.prepare_cached(
+        "INSERT INTO rollups (workspace_id, view, hour, value, data) VALUES (?1, ?2, ?3, ?4, ?5)
+         ON CONFLICT (workspace_id, view, hour, value) DO UPDATE SET data = excluded.data",
+    )?;
+    for (k, delta) in &deltas {
+        let view = k.view.encode();
+        let existing: Option<Vec<u8>> = get
+            .query_row(params![ws.as_str(), view, k.hour, k.value], |r| r.get(0))
+            .optional()?;
+        let mut merged = match existing {
+            Some(bytes) => Rollup::decode(&bytes)
+                .ok_or_else(|| anyhow!("corrupt rollup {ws} {view} {} {}", k.hour, k.value))?,
+            None => Rollup::default(),
+        };
+        merged.merge(delta);
+        put.execute(params![ws.as_str(), view, k.hour, k.value, merged.encode()])?;
+    }
+    Ok(())
+}
+
 impl SqliteStore {
     /// Opens (creating if needed) the store at `path`.
     pub fn open(path: &Path) -> anyhow::Result<SqliteStore> {
-        let writer = open(path)?;
-        writer
-            .execute_batch(SCHEMA)
-            .context("creating the schema")?;
+        let mut writer = open(path)?;
+        migrate(&mut writer)?;
         let readers = (0..READERS)
             .map(|_| open(path).map(Mutex::new))
             .collect::<anyhow::Result<Vec<_>>>()?;
@@ -216,6 +287,10 @@ fn classify(e: anyhow::Error) -> StoreError {
 }
 
 /// All rows of a query, mapped.
+fn job_finished(job: &Job) -> bool {
+    matches!(job.state, JobState::Done | JobState::Failed)
+}
+
 fn list<T>(
     c: &Connection,
     sql: &str,
@@ -506,24 +581,7 @@ impl Store for SqliteStore {
                 }
             }
             let accepted = events.iter().zip(&outcomes).filter(|(_, o)| **o == Stored::Accepted).map(|(e, _)| e);
-            let deltas = rollup::fold(accepted);
-            {
-                let mut get = tx.prepare_cached("SELECT data FROM rollups WHERE workspace_id = ?1 AND dimension = ?2 AND hour = ?3 AND value = ?4")?;
-                let mut put = tx.prepare_cached(
-                    "INSERT INTO rollups (workspace_id, dimension, hour, value, data) VALUES (?1, ?2, ?3, ?4, ?5)
-                     ON CONFLICT (workspace_id, dimension, hour, value) DO UPDATE SET data = excluded.data",
-                )?;
-                for (k, delta) in &deltas {
-                    let dim = k.dimension.as_str();
-                    let existing: Option<Vec<u8>> = get.query_row(params![ws.as_str(), dim, k.hour, k.value], |r| r.get(0)).optional()?;
-                    let mut merged = match existing {
-                        Some(bytes) => Rollup::decode(&bytes).ok_or_else(|| anyhow!("corrupt rollup {ws} {dim} {} {}", k.hour, k.value))?,
-                        None => Rollup::default(),
-                    };
-                    merged.merge(delta);
-                    put.execute(params![ws.as_str(), dim, k.hour, k.value, merged.encode()])?;
-                }
-            }
+            merge_rollups(&tx, &ws, rollup::fold(accepted))?;
             let accepted_count = outcomes.iter().filter(|o| **o == Stored::Accepted).count() as i64;
             tx.execute(
                 "INSERT INTO usage (workspace_id, month, events) VALUES (?1, ?2, ?3)
@@ -555,23 +613,24 @@ impl Store for SqliteStore {
     async fn rollups(
         &self,
         ws: &WorkspaceId,
-        dimension: Dimension,
+        view: &View,
         from_hour: i64,
         to_hour: i64,
     ) -> StoreResult<Vec<(RollupKey, Rollup)>> {
-        let ws = ws.clone();
+        let (ws, view) = (ws.clone(), view.clone());
         self.read(move |c| {
+            let name = view.encode();
             let mut stmt = c.prepare_cached(
-                "SELECT hour, value, data FROM rollups WHERE workspace_id = ?1 AND dimension = ?2 AND hour >= ?3 AND hour < ?4 ORDER BY hour, value",
+                "SELECT hour, value, data FROM rollups WHERE workspace_id = ?1 AND view = ?2 AND hour >= ?3 AND hour < ?4 ORDER BY hour, value",
             )?;
-            let rows = stmt.query_map(params![ws.as_str(), dimension.as_str(), from_hour, to_hour], |r| {
+            let rows = stmt.query_map(params![ws.as_str(), name, from_hour, to_hour], |r| {
                 Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?, r.get::<_, Vec<u8>>(2)?))
             })?;
             let mut out = Vec::new();
             for row in rows {
                 let (hour, value, data) = row?;
-                let r = Rollup::decode(&data).ok_or_else(|| anyhow!("corrupt rollup {ws} {} {hour} {value}", dimension.as_str()))?;
-                out.push((RollupKey { hour, dimension, value }, r));
+                let r = Rollup::decode(&data).ok_or_else(|| anyhow!("corrupt rollup {ws} {name} {hour} {value}"))?;
+                out.push((RollupKey { hour, view: view.clone(), value }, r));
             }
             Ok(out)
         })
@@ -594,6 +653,93 @@ impl Store for SqliteStore {
                  ORDER BY ts_ms, id LIMIT ?6",
             )?;
             let rows = stmt.query_map(params![ws.as_str(), from_ms, to_ms, after_ts, after_id, limit as i64], |r| r.get::<_, String>(0))?;
+            rows.map(|body| Ok(serde_json::from_str(&body?)?)).collect()
+        })
+        .await
+    }
+
+    async fn recent_events(
+        &self,
+        ws: &WorkspaceId,
+        from_ms: i64,
+        to_ms: i64,
+        before: Option<(i64, String)>,
+        limit: usize,
+    ) -> StoreResult<Vec<Event>> {
+        let ws = ws.clone();
+        self.read(move |c| {
+            let mut stmt = match &before {
+                Some(_) => c.prepare_cached(
+                    "SELECT body FROM events WHERE workspace_id = ?1 AND ts_ms >= ?2 AND ts_ms < ?3 AND (ts_ms, id) < (?4, ?5)
+                     ORDER BY ts_ms DESC, id DESC LIMIT ?6",
+                )?,
+                None => c.prepare_cached(
+                    "SELECT body FROM events WHERE workspace_id = ?1 AND ts_ms >= ?2 AND ts_ms < ?3 AND ?4 IS NULL AND ?5 IS NULL
+                     ORDER BY ts_ms DESC, id DESC LIMIT ?6",
+                )?,
+            };
+            let (before_ts, before_id) = before.map_or((None, None), |(t, i)| (Some(t), Some(i)));
+            let rows = stmt.query_map(params![ws.as_str(), from_ms, to_ms, before_ts, before_id, limit as i64], |r| r.get::<_, String>(0))?;
+            rows.map(|body| Ok(serde_json::from_str(&body?)?)).collect()
+        })
+        .await
+    }
+
+    async fn create_job(&self, job: &Job) -> StoreResult<()> {
+        let (job, body) = (
+            job.clone(),
+            serde_json::to_string(job).map_err(|e| anyhow!(e))?,
+        );
+        self.write(move |c| {
+            c.execute(
+                "INSERT INTO jobs (workspace_id, id, finished, created_ms, version, body) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![job.workspace.as_str(), job.id, job_finished(&job), job.created_ms, job.version as i64, body],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn job(&self, ws: &WorkspaceId, id: &str) -> StoreResult<Option<Job>> {
+        let (ws, id) = (ws.clone(), id.to_owned());
+        self.read(move |c| {
+            let body: Option<String> = c
+                .query_row(
+                    "SELECT body FROM jobs WHERE workspace_id = ?1 AND id = ?2",
+                    params![ws.as_str(), id],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            Ok(body.map(|b| serde_json::from_str(&b)).transpose()?)
+        })
+        .await
+    }
+
+    async fn update_job(&self, job: &mut Job) -> StoreResult<bool> {
+        let mut next = job.clone();
+        next.version += 1;
+        let body = serde_json::to_string(&next).map_err(|e| anyhow!(e))?;
+        let (n, expected) = (next.clone(), job.version);
+        let saved = self
+            .write(move |c| {
+                let changed = c.execute(
+                    "UPDATE jobs SET finished = ?3, version = ?4, body = ?5 WHERE workspace_id = ?1 AND id = ?2 AND version = ?6",
+                    params![n.workspace.as_str(), n.id, job_finished(&n), n.version as i64, body, expected as i64],
+                )?;
+                Ok(changed == 1)
+            })
+            .await?;
+        if saved {
+            *job = next;
+        }
+        Ok(saved)
+    }
+
+    async fn unfinished_jobs(&self) -> StoreResult<Vec<Job>> {
+        self.read(move |c| {
+            let mut stmt =
+                c.prepare_cached("SELECT body FROM jobs WHERE finished = 0 ORDER BY created_ms")?;
+            let rows = stmt.query_map([], |r| r.get::<_, String>(0))?;
             rows.map(|body| Ok(serde_json::from_str(&body?)?)).collect()
         })
         .await

@@ -2,9 +2,11 @@
 
 pub mod access;
 pub mod account;
+pub mod analytics;
 pub mod apikey;
 pub mod audit;
 pub mod event;
+pub mod forecast;
 pub mod ids;
 pub mod names;
 pub mod plan;

@@ -1,7 +1,12 @@
-//! Rollups: pre-aggregated counters and a latency sketch per (workspace, UTC hour, dimension value).
+//! Rollups: pre-aggregated counters and a latency sketch per (workspace, UTC hour, view, value).
 //! Ingest folds each batch into deltas and the store merges them; dashboards read only rollups.
+//!
+//! A *view* is what a rollup is grouped by: one dimension over the whole workspace (`model`), or
+//! one dimension within one feature or one source (`model` for feature `search`). The views are
+//! chosen so that every question the dashboard asks — by any dimension, alone or for one feature
+//! or one source — reads one view; `domain::analytics` answers other combinations from raw events.
 
-use std::collections::BTreeMap;
+use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -10,7 +15,8 @@ use super::event::{Event, Status};
 use super::sketch::LatencySketch;
 use super::time::hour_of;
 
-/// What a rollup is grouped by. `Total` has one value (the empty string): the whole workspace.
+/// A property of an event that usage can be grouped or filtered by. `Total` has one value (the
+/// empty string): the whole workspace. An event without a feature or end-user has the value "".
 #[derive(
     Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, ToSchema,
 )]
@@ -22,16 +28,18 @@ pub enum Dimension {
     Feature,
     Source,
     Status,
+    User,
 }
 
 impl Dimension {
-    pub const ALL: [Dimension; 6] = [
+    pub const ALL: [Dimension; 7] = [
         Dimension::Total,
         Dimension::Provider,
         Dimension::Model,
         Dimension::Feature,
         Dimension::Source,
         Dimension::Status,
+        Dimension::User,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -42,6 +50,7 @@ impl Dimension {
             Dimension::Feature => "feature",
             Dimension::Source => "source",
             Dimension::Status => "status",
+            Dimension::User => "user",
         }
     }
 
@@ -58,6 +67,78 @@ impl Dimension {
             Dimension::Feature => e.feature.as_deref().unwrap_or(""),
             Dimension::Source => &e.source,
             Dimension::Status => e.status.as_str(),
+            Dimension::User => e.user_id.as_deref().unwrap_or(""),
+        }
+    }
+}
+
+/// The views every event is folded into, as (within, by): `within` is `Total` for the
+/// workspace-wide views, or the dimension (feature or source) whose one value the view is for.
+pub const VIEWS: [(Dimension, Dimension); 17] = {
+    use Dimension::*;
+    [
+        (Total, Total),
+        (Total, Provider),
+        (Total, Model),
+        (Total, Feature),
+        (Total, Source),
+        (Total, Status),
+        (Total, User),
+        (Feature, Provider),
+        (Feature, Model),
+        (Feature, Source),
+        (Feature, Status),
+        (Feature, User),
+        (Source, Provider),
+        (Source, Model),
+        (Source, Feature),
+        (Source, Status),
+        (Source, User),
+    ]
+};
+
+/// One view: rollups grouped `by` a dimension, optionally `within` one value of another.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct View {
+    pub by: Dimension,
+    pub within: Option<(Dimension, String)>,
+}
+
+impl View {
+    pub fn of(by: Dimension) -> View {
+        View { by, within: None }
+    }
+
+    pub fn within(by: Dimension, within: Dimension, value: impl Into<String>) -> View {
+        View {
+            by,
+            within: Some((within, value.into())),
+        }
+    }
+
+    /// Views written synchronously by every store. The others have many values per batch (one
+    /// per end-user, or per pair of values), so the DynamoDB store folds them in the background
+    /// to stay within its write budget (see `adapters::dynamodb`).
+    pub fn is_core(&self) -> bool {
+        self.within.is_none() && self.by != Dimension::User
+    }
+
+    /// Storage name: `model`, or `model@feature:search`. The free-form value comes last, so the
+    /// encoding is unambiguous without escaping.
+    pub fn encode(&self) -> String {
+        match &self.within {
+            None => self.by.as_str().to_owned(),
+            Some((d, v)) => format!("{}@{}:{v}", self.by.as_str(), d.as_str()),
+        }
+    }
+
+    pub fn decode(s: &str) -> Option<View> {
+        match s.split_once('@') {
+            None => Dimension::parse(s).map(View::of),
+            Some((by, rest)) => {
+                let (d, v) = rest.split_once(':')?;
+                Some(View::within(Dimension::parse(by)?, Dimension::parse(d)?, v))
+            }
         }
     }
 }
@@ -66,7 +147,7 @@ impl Dimension {
 pub struct RollupKey {
     /// Epoch hours (UTC).
     pub hour: i64,
-    pub dimension: Dimension,
+    pub view: View,
     pub value: String,
 }
 
@@ -141,34 +222,52 @@ impl Rollup {
     }
 }
 
-/// Folds events into one delta per rollup key they touch: every dimension, every hour.
-pub fn fold<'a>(events: impl IntoIterator<Item = &'a Event>) -> BTreeMap<RollupKey, Rollup> {
-    // Grouped by (hour, dimension) first so the value lookup borrows a &str: no allocation per event.
-    let mut groups: BTreeMap<(i64, Dimension), BTreeMap<String, Rollup>> = BTreeMap::new();
+/// Folds events into one delta per rollup key they touch: every view, every hour.
+pub fn fold<'a>(events: impl IntoIterator<Item = &'a Event>) -> HashMap<RollupKey, Rollup> {
+    // Keyed by borrowed strings so the hot loop allocates only for a key's first event.
+    let mut groups: HashMap<(i64, u8, &'a str, &'a str), Rollup> = HashMap::new();
     for e in events {
         let hour = hour_of(e.ts_ms);
-        for dimension in Dimension::ALL {
-            let values = groups.entry((hour, dimension)).or_default();
-            let value = dimension.value_of(e);
-            match values.get_mut(value) {
-                Some(r) => r.add_event(e),
-                None => values.entry(value.to_owned()).or_default().add_event(e),
-            }
+        for (i, (within, by)) in VIEWS.iter().enumerate() {
+            groups
+                .entry((hour, i as u8, within.value_of(e), by.value_of(e)))
+                .or_default()
+                .add_event(e);
         }
     }
     groups
         .into_iter()
-        .flat_map(|((hour, dimension), values)| {
-            values.into_iter().map(move |(value, r)| {
-                (
-                    RollupKey {
-                        hour,
-                        dimension,
-                        value,
-                    },
-                    r,
-                )
-            })
+        .map(|((hour, i, within_value, value), r)| {
+            let (within, by) = VIEWS[usize::from(i)];
+            let view = if within == Dimension::Total {
+                View::of(by)
+            } else {
+                View::within(by, within, within_value)
+            };
+            let key = RollupKey {
+                hour,
+                view,
+                value: value.to_owned(),
+            };
+            (key, r)
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn view_names_round_trip_whatever_the_value() {
+        for v in [
+            View::of(Dimension::Model),
+            View::within(Dimension::Model, Dimension::Feature, "a@b:c"),
+            View::within(Dimension::User, Dimension::Source, ""),
+        ] {
+            assert_eq!(View::decode(&v.encode()), Some(v.clone()));
+        }
+        assert_eq!(View::decode("nope"), None);
+        assert_eq!(View::decode("model@colour:red"), None);
+    }
 }

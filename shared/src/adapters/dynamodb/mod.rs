@@ -37,7 +37,7 @@
 //! the events tagged with it, and applies them to exactly the rollup items that do not yet list
 //! the batch. A batch id leaves an item's pending set once its marker is gone, so items stay small.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -47,7 +47,6 @@ use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
-use aws_sdk_dynamodb::primitives::Blob;
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, AttributeValue as Av, BillingMode, ConsumedCapacity, KeySchemaElement,
     KeyType, KeysAndAttributes, ReturnConsumedCapacity, ReturnValue,
@@ -62,11 +61,15 @@ use crate::domain::audit::AuditEntry;
 use crate::domain::event::Event;
 use crate::domain::ids::{self, InvitationId, KeyId, UserId, WorkspaceId};
 use crate::domain::plan::Plan;
-use crate::domain::rollup::{self, Dimension, Rollup, RollupKey};
+use crate::domain::rollup::{self, Rollup, RollupKey, View};
 use crate::domain::time::hour_of;
-use crate::ports::{IngestOutcome, Quota, Store, StoreError, StoreResult, Stored, Workspace};
+use crate::ports::{IngestOutcome, Job, Quota, Store, StoreError, StoreResult, Stored, Workspace};
 
 mod accounts;
+mod reads;
+mod rollups;
+
+pub use reads::job_from_image;
 
 type Item = HashMap<String, Av>;
 
@@ -82,6 +85,8 @@ pub enum CrashPoint {
     AfterEvents,
     /// After the first rollup item is updated.
     AfterFirstRollup,
+    /// After a compaction run wrote its rollup items, before it deleted the deltas.
+    AfterCompactionRollups,
 }
 
 /// Write and read units DynamoDB reported, and write units computed from item sizes with
@@ -200,8 +205,8 @@ fn event_sk(e: &Event) -> String {
     format!("{:013}#{}", e.ts_ms, e.id)
 }
 
-fn rollup_pk(ws: &WorkspaceId, d: Dimension) -> String {
-    format!("W#{ws}#R#{}", d.as_str())
+fn rollup_pk(ws: &WorkspaceId, view: &View) -> String {
+    format!("W#{ws}#R#{}", view.encode())
 }
 
 fn rollup_sk(hour: i64, value: &str) -> String {
@@ -599,127 +604,18 @@ impl DynamoStore {
         })
     }
 
-    /// Merges deltas into rollup items, each at most once per batch (see the module comment).
-    async fn apply_rollups(
+    /// Step 4: the wide views' deltas as delta items (see `rollups`), then the core rollups.
+    async fn apply_batch<'a>(
         &self,
         ws: &WorkspaceId,
         batch: &str,
-        deltas: BTreeMap<RollupKey, Rollup>,
+        events: impl IntoIterator<Item = &'a Event>,
     ) -> anyhow::Result<()> {
-        let mut todo: Vec<(RollupKey, Rollup)> = deltas.into_iter().collect();
-        let mut attempt = 0u32;
-        while !todo.is_empty() {
-            let keys = todo
-                .iter()
-                .map(|(k, _)| (rollup_pk(ws, k.dimension), rollup_sk(k.hour, &k.value)))
-                .collect::<Vec<_>>();
-            let mut current: HashMap<(String, String), Current> = HashMap::new();
-            for item in self.batch_get(keys).await? {
-                let key = (
-                    get_s(&item, "pk")?.to_owned(),
-                    get_s(&item, "sk")?.to_owned(),
-                );
-                let rollup = match item.get("d") {
-                    Some(Av::B(b)) => Rollup::decode(b.as_ref())
-                        .ok_or_else(|| anyhow!("corrupt rollup {key:?}"))?,
-                    _ => Rollup::default(),
-                };
-                let pending = item
-                    .get("p")
-                    .and_then(|p| p.as_ss().ok())
-                    .cloned()
-                    .unwrap_or_default();
-                current.insert(
-                    key,
-                    Current {
-                        version: Some(get_n(&item, "v")?),
-                        rollup,
-                        pending,
-                    },
-                );
-            }
-            // Which batch ids in the items' pending sets still have a live marker.
-            let others: HashSet<String> = current
-                .values()
-                .flat_map(|c| c.pending.iter())
-                .filter(|b| *b != batch)
-                .cloned()
-                .collect();
-            let live: HashSet<String> = self
-                .batch_get(others.into_iter().map(|b| (marker_pk(ws), b)).collect())
-                .await?
-                .iter()
-                .filter_map(|m| get_s(m, "sk").ok().map(str::to_owned))
-                .collect();
-
-            let crash_after_first = self.crash_at == Some(CrashPoint::AfterFirstRollup);
-            let results: Vec<Option<(RollupKey, Rollup)>> =
-                stream::iter(todo.drain(..).enumerate())
-                    .map(|(i, (key, delta))| {
-                        let pk = rollup_pk(ws, key.dimension);
-                        let sk = rollup_sk(key.hour, &key.value);
-                        let cur = current.remove(&(pk.clone(), sk.clone()));
-                        let live = &live;
-                        async move {
-                            if crash_after_first && i > 0 {
-                                return Ok::<_, anyhow::Error>(None);
-                            }
-                            let cur = cur.unwrap_or(Current {
-                                version: None,
-                                rollup: Rollup::default(),
-                                pending: Vec::new(),
-                            });
-                            if cur.pending.iter().any(|b| b == batch) {
-                                return Ok(None); // applied already (by the writer that crashed, or a racing recovery)
-                            }
-                            let mut merged = cur.rollup;
-                            merged.merge(&delta);
-                            let mut pending: Vec<String> = cur
-                                .pending
-                                .into_iter()
-                                .filter(|b| live.contains(b))
-                                .collect();
-                            pending.push(batch.to_owned());
-                            let item = HashMap::from([
-                                ("pk".to_owned(), s(pk)),
-                                ("sk".to_owned(), s(sk)),
-                                ("v".to_owned(), n(cur.version.map_or(1, |v| v + 1))),
-                                ("d".to_owned(), Av::B(Blob::new(merged.encode()))),
-                                ("p".to_owned(), Av::Ss(pending)),
-                            ]);
-                            // Optimistic concurrency: the write lands only on the version we read.
-                            let (condition, expected) = match cur.version {
-                                Some(v) => {
-                                    ("v = :v", Some(HashMap::from([(":v".to_owned(), n(v))])))
-                                }
-                                None => ("attribute_not_exists(pk)", None),
-                            };
-                            if self.put_with(item, Some(condition), expected).await? {
-                                Ok(None)
-                            } else {
-                                Ok(Some((key, delta))) // someone else wrote it first: read again
-                            }
-                        }
-                    })
-                    .buffer_unordered(CONCURRENCY)
-                    .try_collect()
-                    .await?;
-            if crash_after_first {
-                anyhow::bail!("simulated crash after the first rollup write");
-            }
-            todo = results.into_iter().flatten().collect();
-            if !todo.is_empty() {
-                attempt += 1;
-                if attempt > 50 {
-                    anyhow::bail!("rollup items stayed contended after {attempt} attempts");
-                }
-                tokio::time::sleep(Duration::from_millis(rand::random_range(
-                    1..(5u64 << attempt.min(5)),
-                )))
-                .await;
-            }
-        }
-        Ok(())
+        let (core, wide): (Vec<_>, Vec<_>) = rollup::fold(events)
+            .into_iter()
+            .partition(|(k, _)| k.view.is_core());
+        self.write_deltas(ws, batch, wide).await?;
+        self.apply_rollups(ws, batch, core).await
     }
 
     /// Deletes a finished batch's marker and refunds the quota it reserved but did not use.
@@ -760,6 +656,9 @@ impl DynamoStore {
         let markers = self.query_all(marker_pk(ws), None, None).await?;
         let mut finished = 0;
         for marker in markers {
+            if get_s(&marker, "sk")? == "cmp" {
+                continue; // the compaction lock: `compact` resumes its run
+            }
             let created: i64 = get_n(&marker, "created")?;
             if now_ms - created < self.lease_ms {
                 continue; // its writer may still be working
@@ -782,8 +681,7 @@ impl DynamoStore {
                 }
             }
             tracing::warn!(workspace = %ws, batch, events = events.len(), "finishing a batch left by a crashed writer");
-            self.apply_rollups(ws, &batch, rollup::fold(&events))
-                .await?;
+            self.apply_batch(ws, &batch, &events).await?;
             self.finish_batch(
                 ws,
                 &batch,
@@ -1014,7 +912,8 @@ impl Store for DynamoStore {
             .filter(|(_, o)| **o == Stored::Accepted)
             .map(|(e, _)| e);
         let accepted_count = outcomes.iter().filter(|o| **o == Stored::Accepted).count() as u64;
-        self.apply_rollups(ws, &batch, rollup::fold(accepted))
+        let accepted: Vec<&Event> = accepted.collect();
+        self.apply_batch(ws, &batch, accepted.iter().copied())
             .await?;
         self.finish_batch(ws, &batch, &quota.month, reserve - accepted_count)
             .await?;
@@ -1035,14 +934,14 @@ impl Store for DynamoStore {
     async fn rollups(
         &self,
         ws: &WorkspaceId,
-        dimension: Dimension,
+        view: &View,
         from_hour: i64,
         to_hour: i64,
     ) -> StoreResult<Vec<(RollupKey, Rollup)>> {
         // `{to:010}` sorts before every `{to:010}#value`, so hour `to` is excluded.
         let items = self
             .query_all(
-                rollup_pk(ws, dimension),
+                rollup_pk(ws, view),
                 Some((format!("{from_hour:010}"), format!("{to_hour:010}"))),
                 None,
             )
@@ -1059,16 +958,24 @@ impl Store for DynamoStore {
                 }
                 _ => return Err(anyhow!("rollup {sk} has no data").into()),
             };
-            out.push((
-                RollupKey {
-                    hour: hour.parse().context("rollup hour")?,
-                    dimension,
-                    value: value.to_owned(),
-                },
-                rollup,
-            ));
+            let pending = item
+                .get("p")
+                .and_then(|p| p.as_ss().ok())
+                .cloned()
+                .unwrap_or_default();
+            let key = RollupKey {
+                hour: hour.parse().context("rollup hour")?,
+                view: view.clone(),
+                value: value.to_owned(),
+            };
+            out.push((key, rollup, pending));
         }
-        Ok(out)
+        if view.is_core() {
+            return Ok(out.into_iter().map(|(k, r, _)| (k, r)).collect());
+        }
+        Ok(self
+            .merge_pending(ws, view, from_hour, to_hour, out)
+            .await?)
     }
 
     async fn events(
@@ -1126,6 +1033,34 @@ impl Store for DynamoStore {
         Ok(out)
     }
 
+    async fn recent_events(
+        &self,
+        ws: &WorkspaceId,
+        from_ms: i64,
+        to_ms: i64,
+        before: Option<(i64, String)>,
+        limit: usize,
+    ) -> StoreResult<Vec<Event>> {
+        self.recent_events_impl(ws, from_ms, to_ms, before, limit)
+            .await
+    }
+
+    async fn create_job(&self, job: &Job) -> StoreResult<()> {
+        self.create_job_impl(job).await
+    }
+
+    async fn job(&self, ws: &WorkspaceId, id: &str) -> StoreResult<Option<Job>> {
+        self.job_impl(ws, id).await
+    }
+
+    async fn update_job(&self, job: &mut Job) -> StoreResult<bool> {
+        self.update_job_impl(job).await
+    }
+
+    async fn unfinished_jobs(&self) -> StoreResult<Vec<Job>> {
+        self.unfinished_jobs_impl().await
+    }
+
     async fn recover(&self, ws: &WorkspaceId) -> StoreResult<usize> {
         let now = chrono::Utc::now().timestamp_millis();
         {
@@ -1141,7 +1076,9 @@ impl Store for DynamoStore {
             }
             last.insert(ws.clone(), now);
         }
-        Ok(self.recover_stale(ws, now).await?)
+        let finished = self.recover_stale(ws, now).await?;
+        self.compact(ws, now).await?;
+        Ok(finished)
     }
 
     async fn upsert_user(&self, user: &User) -> StoreResult<User> {

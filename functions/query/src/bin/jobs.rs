@@ -1,0 +1,48 @@
+//! The jobs Lambda: runs export jobs. Triggered by the DynamoDB stream when a job item is
+//! inserted (the template filters the stream to `JOB#` items); a failed run is retried by the
+//! event source mapping and starts over, so nothing half-written is ever published.
+
+use std::sync::Arc;
+
+use lambda_http::lambda_runtime::{self, LambdaEvent, service_fn};
+use llmtrack_query::export;
+use llmtrack_shared::adapters::dynamodb::DynamoStore;
+use llmtrack_shared::adapters::s3::S3Archive;
+use llmtrack_shared::config::{LambdaConfig, required};
+use llmtrack_shared::ports::{DynArchive, DynClock, DynStore, Job, SystemClock};
+use serde_json::Value;
+
+/// The job in a stream record's new image (`d` holds the job as JSON).
+fn job_of(record: &Value) -> Option<Job> {
+    let image = record.pointer("/dynamodb/NewImage")?;
+    let sk = image.pointer("/sk/S")?.as_str()?;
+    if !sk.starts_with("JOB#") {
+        return None;
+    }
+    serde_json::from_str(image.pointer("/d/S")?.as_str()?).ok()
+}
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_runtime::Error> {
+    llmtrack_shared::telemetry::init();
+    let config = LambdaConfig::from_env()?;
+    let store: DynStore = Arc::new(DynamoStore::from_env(&config.table_name).await);
+    let archive: DynArchive = Arc::new(S3Archive::from_env(&required("ARCHIVE_BUCKET")?).await);
+    let clock: DynClock = Arc::new(SystemClock);
+    lambda_runtime::run(service_fn(|event: LambdaEvent<Value>| {
+        let (store, archive, clock) = (store.clone(), archive.clone(), clock.clone());
+        async move {
+            let records = event.payload["Records"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default();
+            for job in records.iter().filter_map(job_of) {
+                if job.kind == export::JOB_KIND {
+                    export::run(&store, &archive, &clock, job).await?;
+                }
+            }
+            Ok::<(), lambda_runtime::Error>(())
+        }
+    }))
+    .await
+}

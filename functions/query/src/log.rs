@@ -1,0 +1,261 @@
+//! The request log: raw events newest first, filtered, paged by an opaque cursor.
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::HeaderMap;
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use llmtrack_shared::ApiError;
+use llmtrack_shared::domain::analytics::Range;
+use llmtrack_shared::domain::event::{Event, MetaValue};
+use llmtrack_shared::domain::time::{HOUR_MS, rfc3339};
+use llmtrack_shared::error::ErrorBody;
+use llmtrack_shared::extract::Query;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+use crate::{QueryScope, QueryState, range_error, reader, zone};
+
+pub const MAX_PAGE: usize = 500;
+/// Events one request examines at most: a page whose filters match rarely comes back short,
+/// with a cursor to continue, instead of scanning the whole history in one request.
+pub const MAX_SCANNED_PER_PAGE: usize = 5_000;
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct LogParams {
+    /// Only events whose metadata has this `key:value` (the value compared as text).
+    pub meta: Option<String>,
+    /// Page size (default 50, at most 500).
+    pub limit: Option<usize>,
+    /// `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+}
+
+/// One event as stored.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct LoggedEvent {
+    pub id: String,
+    pub timestamp: String,
+    pub provider: String,
+    pub model: String,
+    pub feature: Option<String>,
+    pub user_id: Option<String>,
+    pub source: String,
+    pub status: String,
+    pub error_type: Option<String>,
+    pub input_tokens: u64,
+    pub output_tokens: u64,
+    pub cached_input_tokens: u64,
+    pub cache_write_tokens: u64,
+    pub reasoning_tokens: u64,
+    /// null when the cost is unknown (unpriced).
+    pub cost_usd: Option<f64>,
+    pub latency_ms: Option<f64>,
+    #[schema(value_type = Object)]
+    pub metadata: serde_json::Map<String, serde_json::Value>,
+}
+
+impl From<&Event> for LoggedEvent {
+    fn from(e: &Event) -> Self {
+        LoggedEvent {
+            id: e.id.clone(),
+            timestamp: rfc3339(e.ts_ms),
+            provider: e.provider.clone(),
+            model: e.model.clone(),
+            feature: e.feature.clone(),
+            user_id: e.user_id.clone(),
+            source: e.source.clone(),
+            status: e.status.as_str().to_owned(),
+            error_type: e.error_type.clone(),
+            input_tokens: e.tokens.input,
+            output_tokens: e.tokens.output,
+            cached_input_tokens: e.tokens.cached_input,
+            cache_write_tokens: e.tokens.cache_write,
+            reasoning_tokens: e.tokens.reasoning,
+            cost_usd: e.cost_pico.map(|c| c as f64 / 1e12),
+            latency_ms: e.latency_ms,
+            metadata: e
+                .metadata
+                .iter()
+                .map(|(k, v)| (k.clone(), serde_json::to_value(v).unwrap_or_default()))
+                .collect(),
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EventPage {
+    pub events: Vec<LoggedEvent>,
+    /// Pass as `cursor` for the next page; null at the end.
+    pub next_cursor: Option<String>,
+    /// The range searched, after clamping to the plan's history window.
+    pub from: String,
+    pub to: String,
+    pub clamped: bool,
+}
+
+/// Where a page ended. It names its workspace and range so it cannot be replayed elsewhere.
+#[derive(Debug, Serialize, Deserialize, PartialEq)]
+struct Cursor {
+    w: String,
+    t: i64,
+    i: String,
+}
+
+impl Cursor {
+    fn encode(&self) -> String {
+        URL_SAFE_NO_PAD.encode(serde_json::to_vec(self).unwrap_or_default())
+    }
+
+    fn decode(s: &str, workspace: &str) -> Result<Cursor, ApiError> {
+        let bad = || {
+            ApiError::bad_request(
+                "invalid_cursor",
+                "`cursor` is not a cursor this endpoint returned: pass `next_cursor` unchanged",
+            )
+        };
+        let bytes = URL_SAFE_NO_PAD.decode(s).map_err(|_| bad())?;
+        let c: Cursor = serde_json::from_slice(&bytes).map_err(|_| bad())?;
+        if c.w != workspace {
+            return Err(ApiError::bad_request(
+                "invalid_cursor",
+                "`cursor` belongs to another workspace's request log",
+            ));
+        }
+        Ok(c)
+    }
+}
+
+/// A metadata filter `key:value`.
+pub(crate) fn parse_meta(meta: Option<&str>) -> Result<Option<(String, String)>, ApiError> {
+    meta.map(|m| {
+        m.split_once(':')
+            .filter(|(k, _)| !k.is_empty())
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .ok_or_else(|| {
+                ApiError::bad_request(
+                    "invalid_filter",
+                    format!("`meta` must be `key:value`, got `{m}`"),
+                )
+            })
+    })
+    .transpose()
+}
+
+pub(crate) fn meta_matches(e: &Event, meta: &Option<(String, String)>) -> bool {
+    let Some((key, want)) = meta else { return true };
+    e.metadata.iter().any(|(k, v)| {
+        k == key
+            && match v {
+                MetaValue::String(s) => s == want,
+                MetaValue::Bool(b) => b.to_string() == *want,
+                MetaValue::Number(n) => {
+                    n.to_string() == *want || want.parse::<f64>().ok() == Some(*n)
+                }
+            }
+    })
+}
+
+/// The visible millisecond range of a log or export request.
+pub(crate) fn visible_range(
+    s: &QueryState,
+    ws: &llmtrack_shared::ports::Workspace,
+    q: &QueryScope,
+) -> Result<(i64, i64, bool), ApiError> {
+    let now = s.clock.now_ms();
+    let tz = zone(ws, q.tz.as_deref())?;
+    let range = Range::resolve(q.from.as_deref(), q.to.as_deref(), now, tz, 24 * HOUR_MS)
+        .map_err(range_error)?;
+    let first = now - ws.plan.history_ms();
+    let from = range.from_ms.max(first);
+    Ok((from, range.to_ms.max(from), range.from_ms < first))
+}
+
+/// Raw events, newest first, filtered by time, status, provider, model, feature, source,
+/// end-user and one metadata `key:value`.
+#[utoipa::path(
+    get,
+    path = "/v1/events",
+    tag = "analytics",
+    params(QueryScope, LogParams),
+    responses(
+        (status = 200, description = "A page of events", body = EventPage),
+        (status = 400, description = "Invalid range, filter, limit or cursor", body = ErrorBody),
+        (status = 401, description = "Missing, unknown or deactivated key, or no session", body = ErrorBody),
+        (status = 403, description = "The key's scope is not `read`", body = ErrorBody),
+        (status = 404, description = "Not a workspace of yours", body = ErrorBody),
+    ),
+    security(("api_key" = []), ("session" = []))
+)]
+pub async fn events(
+    State(s): State<QueryState>,
+    headers: HeaderMap,
+    Query(q): Query<QueryScope>,
+    Query(p): Query<LogParams>,
+) -> Result<Json<EventPage>, ApiError> {
+    let ws = reader(&s, &headers, q.workspace.as_deref()).await?;
+    let limit = p.limit.unwrap_or(50);
+    if limit == 0 || limit > MAX_PAGE {
+        return Err(ApiError::bad_request(
+            "invalid_limit",
+            format!("`limit` must be between 1 and {MAX_PAGE}, got {limit}"),
+        ));
+    }
+    let filters = q.filters()?;
+    let meta = parse_meta(p.meta.as_deref())?;
+    let mut before = p
+        .cursor
+        .as_deref()
+        .map(|c| Cursor::decode(c, ws.id.as_str()))
+        .transpose()?
+        .map(|c| (c.t, c.i));
+    let (from, to, clamped) = visible_range(&s, &ws, &q)?;
+    let mut out = Vec::new();
+    let mut scanned = 0;
+    let mut exhausted = false;
+    while out.len() < limit && scanned < MAX_SCANNED_PER_PAGE {
+        let want = (MAX_SCANNED_PER_PAGE - scanned).min(if filters.is_empty() && meta.is_none() {
+            limit - out.len()
+        } else {
+            500
+        });
+        let page = s
+            .store
+            .recent_events(&ws.id, from, to, before.clone(), want)
+            .await?;
+        scanned += page.len();
+        if page.len() < want {
+            exhausted = true;
+        }
+        for e in &page {
+            before = Some((e.ts_ms, e.id.clone()));
+            if filters.matches(e) && meta_matches(e, &meta) {
+                out.push(LoggedEvent::from(e));
+                if out.len() == limit {
+                    break;
+                }
+            }
+        }
+        if exhausted {
+            break;
+        }
+    }
+    // Nothing left once the store ran dry short of a full page.
+    let done = exhausted && out.len() < limit;
+    let next_cursor = before.filter(|_| !done).map(|(t, i)| {
+        Cursor {
+            w: ws.id.as_str().to_owned(),
+            t,
+            i,
+        }
+        .encode()
+    });
+    Ok(Json(EventPage {
+        events: out,
+        next_cursor,
+        from: rfc3339(from),
+        to: rfc3339(to),
+        clamped,
+    }))
+}
