@@ -32,6 +32,7 @@ lint: $(PY_STAMP)
 bench: $(PY_STAMP)
 	$(CARGO) bench -p llmtrack-shared --bench ingest_cpu
 	$(CARGO) bench -p llmtrack --bench http_ingest
+	$(CARGO) bench -p llmtrack --bench query
 	infra/scripts/with-moto $(CARGO) bench -p llmtrack --bench dynamodb_wcu
 	$(MAKE) sizes
 

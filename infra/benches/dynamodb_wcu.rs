@@ -4,6 +4,12 @@
 //! units DynamoDB would charge by its sizing rule (one per started KiB of each item written),
 //! computed from the items the adapter actually sent. moto reports a flat unit per write request,
 //! so the sized figure is the one to compare with the budget.
+//!
+//! Wide rollup views (end-users, dimensions within a feature or source) are written as one delta
+//! item per batch and folded into rollup items by compaction, which the ingest function runs at
+//! most once a minute per workspace and instance. Its writes are shared by every batch since the
+//! last run, so the figure depends on how many batches one run folds: reported for 1 (a workspace
+//! sending one batch a minute), 10 and 100.
 
 use aws_sdk_dynamodb::config::{BehaviorVersion, Credentials, Region};
 use llmtrack_shared::adapters::dynamodb::DynamoStore;
@@ -19,37 +25,13 @@ const FEATURES: [&str; 3] = ["chat", "search", "summarize"];
 
 const BATCH: usize = 100;
 
-#[tokio::main]
-async fn main() {
-    // `cargo bench` passes --bench; under `cargo test` this runs as a quick smoke test.
-    let batches = if std::env::args().any(|a| a == "--bench") {
-        10
-    } else {
-        1
-    };
-    let endpoint = std::env::var("MOTO_ENDPOINT").expect("MOTO_ENDPOINT: run with `make bench`");
-    let config = aws_sdk_dynamodb::Config::builder()
-        .behavior_version(BehaviorVersion::latest())
-        .endpoint_url(endpoint)
-        .region(Region::new("us-east-1"))
-        .credentials_provider(Credentials::new("bench", "bench", None, None, "bench"))
-        .build();
-    let store = DynamoStore::new(
-        aws_sdk_dynamodb::Client::from_conf(config),
-        &format!("bench-{}", ulid::Ulid::new().to_string().to_lowercase()),
-    );
-    store.create_table().await.unwrap();
-    let now = chrono::Utc::now().timestamp_millis();
-    let ws = Workspace {
-        id: WorkspaceId::generate(),
-        name: "Bench".into(),
-        plan: Plan::Team,
-        timezone: "UTC".into(),
-        created_ms: now,
-    };
-    store.create_workspace(&ws).await.unwrap();
-    store.capacity().reset();
-
+async fn ingest_batches(
+    store: &DynamoStore,
+    ws: &WorkspaceId,
+    batches: usize,
+    per_compaction: usize,
+    now: i64,
+) {
     let ctx = Context {
         now_ms: now,
         source: "production",
@@ -73,8 +55,8 @@ async fn main() {
                 let n = b * BATCH + i;
                 let v = json!({
                     "id": format!("0f8c2b1e-4a7d-4c1b-9e3f-{n:012}"),
-                    // A steady stream: each batch covers about a minute, so it touches one or two hours.
-                    "timestamp": now - 3_600_000 + (n as i64) * 600,
+                    // A steady stream: each batch covers half a minute, so it touches one hour or two.
+                    "timestamp": now - 3_600_000 + (n as i64) * 300,
                     "provider": "openai",
                     "model": models[n % models.len()],
                     "feature": FEATURES[n % 3],
@@ -89,16 +71,57 @@ async fn main() {
                     .0
             })
             .collect();
-        store.ingest(&ws.id, &events, &quota).await.unwrap();
+        store.ingest(ws, &events, &quota).await.unwrap();
+        if (b + 1) % per_compaction == 0 || b + 1 == batches {
+            store.compact_now(ws).await.unwrap();
+        }
     }
-    let events = (BATCH * batches) as f64;
-    let c = store.capacity();
-    println!(
-        "dynamodb_wcu: {events} events in batches of {BATCH}: {} write requests; reported {:.1} WCU ({:.3}/event); sized {} WCU ({:.3}/event)",
-        c.write_requests(),
-        c.reported_write_units(),
-        c.reported_write_units() / events,
-        c.sized_write_units(),
-        c.sized_write_units() as f64 / events
-    );
+}
+
+#[tokio::main]
+async fn main() {
+    // `cargo bench` passes --bench; under `cargo test` this runs as a quick smoke test.
+    // (batches, batches per compaction run)
+    let runs: &[(usize, usize)] = if std::env::args().any(|a| a == "--bench") {
+        &[(10, 1), (30, 10), (100, 100)]
+    } else {
+        &[(1, 1)]
+    };
+    let endpoint = std::env::var("MOTO_ENDPOINT").expect("MOTO_ENDPOINT: run with `make bench`");
+    let config = aws_sdk_dynamodb::Config::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .endpoint_url(endpoint)
+        .region(Region::new("us-east-1"))
+        .credentials_provider(Credentials::new("bench", "bench", None, None, "bench"))
+        .build();
+    // One writer: compaction may fold a batch as soon as it is finished.
+    let store = DynamoStore::new(
+        aws_sdk_dynamodb::Client::from_conf(config),
+        &format!("bench-{}", ulid::Ulid::new().to_string().to_lowercase()),
+    )
+    .with_immediate_compaction();
+    store.create_table().await.unwrap();
+    let now = chrono::Utc::now().timestamp_millis();
+    for &(batches, per_compaction) in runs {
+        let ws = Workspace {
+            id: WorkspaceId::generate(),
+            name: "Bench".into(),
+            plan: Plan::Team,
+            timezone: "UTC".into(),
+            created_ms: now,
+        };
+        store.create_workspace(&ws).await.unwrap();
+        store.capacity().reset();
+        ingest_batches(&store, &ws.id, batches, per_compaction, now).await;
+        let events = (BATCH * batches) as f64;
+        let c = store.capacity();
+        println!(
+            "dynamodb_wcu: {events} events in batches of {BATCH}, compaction every {per_compaction} batches: {} write requests; reported {:.1} WCU ({:.3}/event); sized {} WCU ({:.3}/event)",
+            c.write_requests(),
+            c.reported_write_units(),
+            c.reported_write_units() / events,
+            c.sized_write_units(),
+            c.sized_write_units() as f64 / events
+        );
+    }
 }

@@ -1,7 +1,7 @@
 //! Pieces of the OpenAPI document every function shares: the document's header and security
 //! scheme, and the health route.
 
-use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{InfoBuilder, OpenApi, OpenApiBuilder};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -30,6 +30,13 @@ pub fn document(parts: impl IntoIterator<Item = OpenApi>) -> OpenApi {
                 .description(Some("An LLMtrack API key"))
                 .build(),
         ),
+    );
+    components.add_security_scheme(
+        "session",
+        SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::with_description(
+            crate::auth::SESSION_COOKIE,
+            "The dashboard's session cookie, set by POST /v1/auth/verify",
+        ))),
     );
     doc
 }

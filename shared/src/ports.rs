@@ -280,8 +280,9 @@ pub trait Mailer: Send + Sync + 'static {
 pub type DynMailer = Arc<dyn Mailer>;
 
 /// The archive port: where monthly reports and large exports are kept. S3 on AWS, a folder
-/// (`DATA_DIR/archive`) locally. Keys are `/`-separated paths that always start with the
-/// workspace's prefix (`ws_…/`), so one prefix deletion removes everything of a workspace.
+/// (`DATA_DIR/archive`) locally. Keys are `/`-separated paths `{area}/{workspace}/…`
+/// (`exports/ws_…/exp_….csv`): an area has its own lifecycle rule on S3, and deleting a
+/// workspace's prefix in each area removes everything it had.
 #[async_trait]
 pub trait Archive: Send + Sync + 'static {
     /// Stores a whole object (reports: small).

@@ -363,6 +363,7 @@ async fn events_are_priced_from_the_table_or_kept_unpriced() {
     ]});
     assert_eq!(app.post_events(&key, &events).await.0, 200);
     let (_, summary) = app.summary(&read, "").await;
+    let summary = &summary["metrics"];
     // 600k plain input * 2.50 + 400k cached * 1.25 + 100k output * 10 = 1.5 + 0.5 + 1.0 = 3.0, plus 0.5 sent.
     assert!(
         (summary["cost_usd"].as_f64().unwrap() - 3.5).abs() < 1e-9,

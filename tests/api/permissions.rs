@@ -303,6 +303,38 @@ async fn every_endpoint_answers_by_the_matrix() {
             Rule::Reader,
         ),
         (
+            "GET",
+            "/v1/stats/timeseries?workspace={ws}&by=model",
+            None,
+            Rule::Reader,
+        ),
+        (
+            "GET",
+            "/v1/stats/breakdown?workspace={ws}&by=feature",
+            None,
+            Rule::Reader,
+        ),
+        ("GET", "/v1/stats/users?workspace={ws}", None, Rule::Reader),
+        (
+            "GET",
+            "/v1/stats/users/someone?workspace={ws}",
+            None,
+            Rule::Reader,
+        ),
+        (
+            "GET",
+            "/v1/stats/forecast?workspace={ws}",
+            None,
+            Rule::Reader,
+        ),
+        ("GET", "/v1/events?workspace={ws}", None, Rule::Reader),
+        (
+            "POST",
+            "/v1/exports",
+            Some(json!({"kind": "events", "format": "csv", "workspace": "{ws}"})),
+            Rule::Reader,
+        ),
+        (
             "POST",
             "/v1/events",
             Some(json!({"provider": "openai", "model": "gpt-4o"})),
@@ -341,7 +373,8 @@ async fn every_endpoint_answers_by_the_matrix() {
             n += 1;
             let path = w.path(template, n).await;
             let body = body.as_ref().map(|b| {
-                serde_json::from_str(&b.to_string().replace("{n}", &n.to_string())).unwrap()
+                let text = b.to_string().replace("{n}", &n.to_string());
+                serde_json::from_str(&text.replace("{ws}", w.ws.as_str())).unwrap()
             });
             // Outsiders reach the workspace path too: they must see 404, not 403.
             let got = w.call(who, method, &path, body).await;

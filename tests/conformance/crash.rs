@@ -15,7 +15,10 @@ use super::support::*;
 use super::{quota, validated};
 
 async fn setup() -> (DynamoStore, WorkspaceId) {
-    let store = dynamo_store().await.with_recovery_lease(Duration::ZERO);
+    let store = dynamo_store()
+        .await
+        .with_recovery_lease(Duration::ZERO)
+        .with_immediate_compaction();
     let ws = Workspace {
         id: WorkspaceId::generate(),
         name: "Acme".into(),
@@ -31,6 +34,7 @@ fn crashing(store: &DynamoStore, at: CrashPoint) -> DynamoStore {
     DynamoStore::new(store.client().clone(), store.table())
         .with_crash_at(Some(at))
         .with_recovery_lease(Duration::ZERO)
+        .with_immediate_compaction()
 }
 
 async fn crash_then_retry(at: CrashPoint) {
@@ -102,4 +106,73 @@ async fn a_live_batch_is_not_recovered_before_its_lease_ends() {
     let shared: DynStore = Arc::new(store);
     assert_eq!(shared.recover(&ws).await.unwrap(), 1);
     assert_rollups_match_events(shared.as_ref(), &ws).await;
+}
+
+/// Items of the table whose partition key starts with `prefix`.
+async fn items_under(store: &DynamoStore, prefix: &str) -> usize {
+    scan_table(store)
+        .await
+        .into_iter()
+        .filter(|i| i["pk"].as_s().unwrap().starts_with(prefix))
+        .count()
+}
+
+#[tokio::test]
+async fn a_compaction_that_dies_is_resumed_and_folds_each_batch_once() {
+    let (store, ws) = setup().await;
+    let now = now_ms();
+    for b in 0..3 {
+        let batch = validated(
+            &(b * 10..b * 10 + 10)
+                .map(|i| event(i, now - (i as i64) * 600_000))
+                .collect::<Vec<_>>(),
+            "production",
+        );
+        store.ingest(&ws, &batch, &quota(1_000)).await.unwrap();
+    }
+    let deltas = format!("W#{ws}#D");
+    assert_eq!(
+        items_under(&store, &deltas).await,
+        3,
+        "one delta item per batch"
+    );
+    // Before any compaction, readers see the wide views through the deltas.
+    assert_rollups_match_events(&store, &ws).await;
+
+    // A compactor dies after writing the rollup items, before deleting the deltas: readers must
+    // not count those batches twice.
+    assert!(
+        crashing(&store, CrashPoint::AfterCompactionRollups)
+            .compact_now(&ws)
+            .await
+            .is_err()
+    );
+    assert_eq!(items_under(&store, &deltas).await, 3);
+    assert_rollups_match_events(&store, &ws).await;
+
+    // The next compactor (the lease is over) resumes the same run and finishes it.
+    assert_eq!(store.compact_now(&ws).await.unwrap(), 3);
+    assert_rollups_match_events(&store, &ws).await;
+    assert_eq!(
+        store.compact_now(&ws).await.unwrap(),
+        0,
+        "folded batches are never folded again"
+    );
+    // Folded deltas are left to TTL (free) rather than deleted (charged by size).
+    let ttl_left = scan_table(&store)
+        .await
+        .into_iter()
+        .filter(|i| i["pk"].as_s().unwrap() == &deltas)
+        .all(|i| i.contains_key("expires_at"));
+    assert!(ttl_left);
+
+    // Later batches go through deltas again and fold on top.
+    let more = validated(
+        &(30..40).map(|i| event(i, now - 60_000)).collect::<Vec<_>>(),
+        "production",
+    );
+    store.ingest(&ws, &more, &quota(1_000)).await.unwrap();
+    assert_rollups_match_events(&store, &ws).await;
+    assert_eq!(store.compact_now(&ws).await.unwrap(), 1);
+    assert_rollups_match_events(&store, &ws).await;
 }

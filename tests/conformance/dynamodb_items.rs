@@ -12,16 +12,7 @@ use super::{quota, validated};
 async fn scan(
     store: &llmtrack_shared::adapters::dynamodb::DynamoStore,
 ) -> Vec<std::collections::HashMap<String, AttributeValue>> {
-    store
-        .client()
-        .scan()
-        .table_name(store.table())
-        .into_paginator()
-        .items()
-        .send()
-        .try_collect()
-        .await
-        .unwrap()
+    scan_table(store).await
 }
 
 #[tokio::test]

@@ -11,7 +11,9 @@ use llmtrack_shared::domain::plan::Plan;
 use llmtrack_shared::domain::pricing::PriceTable;
 use llmtrack_shared::domain::rollup::{Dimension, View};
 use llmtrack_shared::domain::time::{hour_of, month_of};
-use llmtrack_shared::ports::{DynStore, IngestOutcome, Quota, StoreError, Stored, Workspace};
+use llmtrack_shared::ports::{
+    DynStore, IngestOutcome, Job, JobState, Quota, StoreError, Stored, Workspace,
+};
 use serde_json::json;
 use support::*;
 
@@ -62,6 +64,8 @@ suite!(
     members_keep_an_owner_and_their_limit,
     active_keys_stay_within_the_limit,
     audit_pages_newest_first,
+    recent_events_page_newest_first,
+    jobs_update_once_per_version,
 );
 
 async fn new_workspace(store: &DynStore, plan: Plan) -> WorkspaceId {
@@ -409,4 +413,112 @@ async fn events_page_in_time_order(store: DynStore) {
     }
     assert_eq!(seen.len(), 12);
     assert!(seen.windows(2).all(|w| w[0] <= w[1]));
+}
+
+async fn recent_events_page_newest_first(store: DynStore) {
+    let ws = new_workspace(&store, Plan::Pro).await;
+    let now = now_ms();
+    // Two bursts with empty hours between: the log skips them.
+    let raw: Vec<_> = (0..12)
+        .map(|i| {
+            let base = if i < 6 {
+                now - 30 * 3_600_000
+            } else {
+                now - 3_600_000
+            };
+            event(i, base + (i as i64) * 60_000)
+        })
+        .collect();
+    stored(
+        store
+            .ingest(&ws, &validated(&raw, "production"), &quota(100))
+            .await
+            .unwrap(),
+    );
+    let mut seen = Vec::new();
+    let mut before = None;
+    loop {
+        let page = store
+            .recent_events(&ws, now - 40 * 3_600_000, now, before.clone(), 5)
+            .await
+            .unwrap();
+        if page.is_empty() {
+            break;
+        }
+        assert!(page.len() <= 5);
+        before = page.last().map(|e| (e.ts_ms, e.id.clone()));
+        seen.extend(page.into_iter().map(|e| (e.ts_ms, e.id)));
+    }
+    let mut want: Vec<(i64, String)> = all_events(store.as_ref(), &ws)
+        .await
+        .into_iter()
+        .map(|e| (e.ts_ms, e.id))
+        .collect();
+    want.sort_by(|a, b| b.cmp(a));
+    assert_eq!(seen, want);
+    // A narrower window, and another workspace, see only what they should.
+    let recent = store
+        .recent_events(&ws, now - 2 * 3_600_000, now, None, 100)
+        .await
+        .unwrap();
+    assert_eq!(recent.len(), 6);
+    let other = new_workspace(&store, Plan::Pro).await;
+    assert!(
+        store
+            .recent_events(&other, now - 40 * 3_600_000, now, None, 100)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+async fn jobs_update_once_per_version(store: DynStore) {
+    let ws = new_workspace(&store, Plan::Pro).await;
+    let now = now_ms();
+    let job = Job {
+        id: format!("exp_{}", ulid::Ulid::new().to_string().to_lowercase()),
+        workspace: ws.clone(),
+        kind: "export".into(),
+        state: JobState::Queued,
+        spec: json!({"kind": "events"}),
+        progress: serde_json::Value::Null,
+        result: None,
+        created_ms: now,
+        updated_ms: now,
+        version: 0,
+    };
+    store.create_job(&job).await.unwrap();
+    assert!(
+        store
+            .unfinished_jobs()
+            .await
+            .unwrap()
+            .iter()
+            .any(|j| j.id == job.id)
+    );
+    let mut a = store.job(&ws, &job.id).await.unwrap().unwrap();
+    let mut b = a.clone();
+    a.state = JobState::Running;
+    assert!(store.update_job(&mut a).await.unwrap());
+    assert_eq!(a.version, 1);
+    b.state = JobState::Failed;
+    assert!(
+        !store.update_job(&mut b).await.unwrap(),
+        "a stale version must not win"
+    );
+    a.state = JobState::Done;
+    a.result = Some(json!({"rows": 3}));
+    assert!(store.update_job(&mut a).await.unwrap());
+    let read = store.job(&ws, &job.id).await.unwrap().unwrap();
+    assert_eq!((read.state, read.version), (JobState::Done, 2));
+    assert!(
+        !store
+            .unfinished_jobs()
+            .await
+            .unwrap()
+            .iter()
+            .any(|j| j.id == job.id)
+    );
+    let other = new_workspace(&store, Plan::Pro).await;
+    assert!(store.job(&other, &job.id).await.unwrap().is_none());
 }

@@ -62,6 +62,22 @@ pub fn dynamo_client() -> aws_sdk_dynamodb::Client {
     aws_sdk_dynamodb::Client::from_conf(config)
 }
 
+/// Every item of the store's table, read raw.
+pub async fn scan_table(
+    store: &DynamoStore,
+) -> Vec<std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue>> {
+    store
+        .client()
+        .scan()
+        .table_name(store.table())
+        .into_paginator()
+        .items()
+        .send()
+        .try_collect()
+        .await
+        .expect("scan")
+}
+
 pub async fn dynamo_store() -> DynamoStore {
     let table = format!(
         "llmtrack-test-{}",
@@ -360,6 +376,19 @@ impl TestApp {
             .bearer_auth(key)
             .header("content-type", content_type)
             .body(body)
+            .send()
+            .await
+            .expect("request");
+        let status = resp.status().as_u16();
+        (status, resp.json().await.unwrap_or(Value::Null))
+    }
+
+    /// A GET with an API key (analytics, as scripts and the dashboard's read key do).
+    pub async fn get_with_key(&self, key: &str, path: &str) -> (u16, Value) {
+        let resp = self
+            .http
+            .get(self.url(path))
+            .bearer_auth(key)
             .send()
             .await
             .expect("request");

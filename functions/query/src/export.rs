@@ -8,6 +8,7 @@
 
 use std::time::Duration;
 
+use crate::ReadErrors;
 use anyhow::Context as _;
 use axum::Json;
 use axum::body::Body;
@@ -19,7 +20,6 @@ use llmtrack_shared::domain::analytics::{self, Filters, Metric};
 use llmtrack_shared::domain::event::Event;
 use llmtrack_shared::domain::rollup::{Dimension, Rollup};
 use llmtrack_shared::domain::time::{HOUR_MS, rfc3339};
-use llmtrack_shared::error::ErrorBody;
 use llmtrack_shared::extract::Json as JsonBody;
 use llmtrack_shared::ports::{DynArchive, DynClock, DynStore, Job, JobState, Workspace};
 use serde::{Deserialize, Serialize};
@@ -128,10 +128,7 @@ struct ExportResult {
     responses(
         (status = 200, description = "The file (CSV or JSON Lines), when it is small", content_type = "text/csv"),
         (status = 202, description = "Too large for a response: a job was started", body = ExportJob),
-        (status = 400, description = "Invalid kind, format, range, filter or dimension", body = ErrorBody),
-        (status = 401, description = "Missing, unknown or deactivated key, or no session", body = ErrorBody),
-        (status = 403, description = "The key's scope is not `read`", body = ErrorBody),
-        (status = 404, description = "Not a workspace of yours", body = ErrorBody),
+        ReadErrors,
     ),
     security(("api_key" = []), ("session" = []))
 )]
@@ -212,9 +209,7 @@ pub async fn create(
     params(("id" = String, Path, description = "The export job id"), ("workspace" = Option<String>, Query, description = "With a session: which of your workspaces")),
     responses(
         (status = 200, description = "The job", body = ExportJob),
-        (status = 401, description = "Missing, unknown or deactivated key, or no session", body = ErrorBody),
-        (status = 403, description = "The key's scope is not `read`", body = ErrorBody),
-        (status = 404, description = "No such export in this workspace", body = ErrorBody),
+        ReadErrors,
     ),
     security(("api_key" = []), ("session" = []))
 )]
@@ -318,7 +313,8 @@ pub async fn run(
         return Ok(()); // another worker took it
     }
     let filename = filename(&ws, &spec, job.created_ms);
-    let key = format!("{}/exports/{}.{}", ws.id, job.id, spec.format.extension());
+    // Under `exports/`, where the bucket's lifecycle rule expires files after two days.
+    let key = format!("exports/{}/{}.{}", ws.id, job.id, spec.format.extension());
     let mut writer = archive.writer(&key, spec.format.content_type()).await?;
     let mut out = Output::new(spec.format, None, header(&spec));
     let outcome = produce(store, &ws, &spec, &mut out, Some(&mut writer)).await;

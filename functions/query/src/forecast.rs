@@ -2,6 +2,7 @@
 
 use std::collections::BTreeMap;
 
+use crate::ReadErrors;
 use axum::Json;
 use axum::extract::State;
 use axum::http::HeaderMap;
@@ -13,7 +14,6 @@ use llmtrack_shared::domain::analytics::{
 use llmtrack_shared::domain::forecast::{Day, Projection, project};
 use llmtrack_shared::domain::rollup::{Dimension, Rollup};
 use llmtrack_shared::domain::time::{HOUR_MS, hour_of, to_datetime};
-use llmtrack_shared::error::ErrorBody;
 use llmtrack_shared::extract::Query;
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -50,10 +50,7 @@ pub struct Forecast {
     params(WorkspaceParam),
     responses(
         (status = 200, description = "The month-end projection", body = Forecast),
-        (status = 400, description = "The workspace's timezone is invalid", body = ErrorBody),
-        (status = 401, description = "Missing, unknown or deactivated key, or no session", body = ErrorBody),
-        (status = 403, description = "The key's scope is not `read`", body = ErrorBody),
-        (status = 404, description = "Not a workspace of yours", body = ErrorBody),
+        ReadErrors,
     ),
     security(("api_key" = []), ("session" = []))
 )]

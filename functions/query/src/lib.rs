@@ -60,6 +60,24 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
     routes().into_openapi()
 }
 
+/// The errors every analytics endpoint may answer, for the OpenAPI document.
+#[derive(utoipa::IntoResponses)]
+#[allow(dead_code)]
+pub(crate) enum ReadErrors {
+    /// Invalid range, filter, metric, dimension, limit or cursor.
+    #[response(status = 400)]
+    BadRequest(llmtrack_shared::error::ErrorBody),
+    /// Missing, unknown or deactivated key, or no session.
+    #[response(status = 401)]
+    Unauthorized(llmtrack_shared::error::ErrorBody),
+    /// The key's scope is not `read`, or the member's role may not read.
+    #[response(status = 403)]
+    Forbidden(llmtrack_shared::error::ErrorBody),
+    /// Not a workspace (or an export) of yours.
+    #[response(status = 404)]
+    NotFound(llmtrack_shared::error::ErrorBody),
+}
+
 /// Queries whose filters no rollup view answers fold raw events; past this many, they are
 /// refused with advice rather than left to run long.
 pub const MAX_SCANNED_EVENTS: usize = 200_000;

@@ -1,5 +1,6 @@
 //! The request log: raw events newest first, filtered, paged by an opaque cursor.
 
+use crate::ReadErrors;
 use axum::Json;
 use axum::extract::State;
 use axum::http::HeaderMap;
@@ -9,7 +10,6 @@ use llmtrack_shared::ApiError;
 use llmtrack_shared::domain::analytics::Range;
 use llmtrack_shared::domain::event::{Event, MetaValue};
 use llmtrack_shared::domain::time::{HOUR_MS, rfc3339};
-use llmtrack_shared::error::ErrorBody;
 use llmtrack_shared::extract::Query;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -181,10 +181,7 @@ pub(crate) fn visible_range(
     params(QueryScope, LogParams),
     responses(
         (status = 200, description = "A page of events", body = EventPage),
-        (status = 400, description = "Invalid range, filter, limit or cursor", body = ErrorBody),
-        (status = 401, description = "Missing, unknown or deactivated key, or no session", body = ErrorBody),
-        (status = 403, description = "The key's scope is not `read`", body = ErrorBody),
-        (status = 404, description = "Not a workspace of yours", body = ErrorBody),
+        ReadErrors,
     ),
     security(("api_key" = []), ("session" = []))
 )]

@@ -2,6 +2,7 @@
 
 use std::collections::BTreeMap;
 
+use crate::ReadErrors;
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::HeaderMap;
@@ -9,7 +10,6 @@ use llmtrack_shared::ApiError;
 use llmtrack_shared::domain::analytics::{self, Granularity, Metric};
 use llmtrack_shared::domain::rollup::{Dimension, Rollup};
 use llmtrack_shared::domain::time::{HOUR_MS, rfc3339};
-use llmtrack_shared::error::ErrorBody;
 use llmtrack_shared::extract::Query;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -110,10 +110,7 @@ pub struct Summary {
     params(QueryScope),
     responses(
         (status = 200, description = "Totals for the range", body = Summary),
-        (status = 400, description = "Invalid range, filter, metric or dimension", body = ErrorBody),
-        (status = 401, description = "Missing, unknown or deactivated key, or no session", body = ErrorBody),
-        (status = 403, description = "The key's scope is not `read`", body = ErrorBody),
-        (status = 404, description = "Not a workspace of yours", body = ErrorBody),
+        ReadErrors,
     ),
     security(("api_key" = []), ("session" = []))
 )]
@@ -205,10 +202,7 @@ const MAX_TOP: usize = 20;
     params(QueryScope, SeriesParams),
     responses(
         (status = 200, description = "The series", body = Timeseries),
-        (status = 400, description = "Invalid range, filter, metric or dimension", body = ErrorBody),
-        (status = 401, description = "Missing, unknown or deactivated key, or no session", body = ErrorBody),
-        (status = 403, description = "The key's scope is not `read`", body = ErrorBody),
-        (status = 404, description = "Not a workspace of yours", body = ErrorBody),
+        ReadErrors,
     ),
     security(("api_key" = []), ("session" = []))
 )]
@@ -410,10 +404,7 @@ pub(crate) async fn table(
     params(QueryScope, TableParams),
     responses(
         (status = 200, description = "The table", body = Breakdown),
-        (status = 400, description = "Invalid range, filter, metric or dimension", body = ErrorBody),
-        (status = 401, description = "Missing, unknown or deactivated key, or no session", body = ErrorBody),
-        (status = 403, description = "The key's scope is not `read`", body = ErrorBody),
-        (status = 404, description = "Not a workspace of yours", body = ErrorBody),
+        ReadErrors,
     ),
     security(("api_key" = []), ("session" = []))
 )]
@@ -458,10 +449,7 @@ pub struct UsersParams {
     params(QueryScope, UsersParams),
     responses(
         (status = 200, description = "Top end-users", body = Breakdown),
-        (status = 400, description = "Invalid range, filter, metric or dimension", body = ErrorBody),
-        (status = 401, description = "Missing, unknown or deactivated key, or no session", body = ErrorBody),
-        (status = 403, description = "The key's scope is not `read`", body = ErrorBody),
-        (status = 404, description = "Not a workspace of yours", body = ErrorBody),
+        ReadErrors,
     ),
     security(("api_key" = []), ("session" = []))
 )]
@@ -498,10 +486,7 @@ pub struct UserUsage {
     params(("user_id" = String, Path, description = "The end-user id your app sends"), QueryScope),
     responses(
         (status = 200, description = "The end-user's usage", body = UserUsage),
-        (status = 400, description = "Invalid range, filter, metric or dimension", body = ErrorBody),
-        (status = 401, description = "Missing, unknown or deactivated key, or no session", body = ErrorBody),
-        (status = 403, description = "The key's scope is not `read`", body = ErrorBody),
-        (status = 404, description = "Not a workspace of yours", body = ErrorBody),
+        ReadErrors,
     ),
     security(("api_key" = []), ("session" = []))
 )]

@@ -148,6 +148,8 @@ pub struct SqliteStore {
     writer: Arc<Mutex<Connection>>,
     readers: Arc<Vec<Mutex<Connection>>>,
     next_reader: Arc<AtomicUsize>,
+    /// Rollup rows read so far: what the query benchmark reports (cost must not grow with volume).
+    rollup_rows_read: Arc<std::sync::atomic::AtomicU64>,
 }
 
 fn open(path: &Path) -> anyhow::Result<Connection> {
@@ -224,6 +226,11 @@ fn merge_rollups(
 }
 
 impl SqliteStore {
+    pub fn rollup_rows_read(&self) -> u64 {
+        self.rollup_rows_read
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     /// Opens (creating if needed) the store at `path`.
     pub fn open(path: &Path) -> anyhow::Result<SqliteStore> {
         let mut writer = open(path)?;
@@ -235,6 +242,7 @@ impl SqliteStore {
             writer: Arc::new(Mutex::new(writer)),
             readers: Arc::new(readers),
             next_reader: Arc::new(AtomicUsize::new(0)),
+            rollup_rows_read: Arc::default(),
         })
     }
 
@@ -618,6 +626,7 @@ impl Store for SqliteStore {
         to_hour: i64,
     ) -> StoreResult<Vec<(RollupKey, Rollup)>> {
         let (ws, view) = (ws.clone(), view.clone());
+        let counter = self.rollup_rows_read.clone();
         self.read(move |c| {
             let name = view.encode();
             let mut stmt = c.prepare_cached(
@@ -632,6 +641,7 @@ impl Store for SqliteStore {
                 let r = Rollup::decode(&data).ok_or_else(|| anyhow!("corrupt rollup {ws} {name} {hour} {value}"))?;
                 out.push((RollupKey { hour, view: view.clone(), value }, r));
             }
+            counter.fetch_add(out.len() as u64, std::sync::atomic::Ordering::Relaxed);
             Ok(out)
         })
         .await

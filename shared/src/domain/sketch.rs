@@ -10,7 +10,7 @@ pub const RELATIVE_ACCURACY: f64 = 0.01;
 const MIN_VALUE_MS: f64 = 0.001;
 const MAX_BINS: u32 = 2048;
 
-#[derive(Clone, Serialize, Deserialize)]
+#[derive(Clone)]
 pub struct LatencySketch(DDSketch);
 
 impl std::fmt::Debug for LatencySketch {
@@ -71,6 +71,180 @@ impl LatencySketch {
     }
 }
 
+/// Stored form. sketches-ddsketch serialises its whole dense bin array (at least 128 bins) and its
+/// constant config with every sketch, about 200 bytes for a sketch of one value; rollup deltas
+/// carry hundreds of sketches, and DynamoDB charges by the KiB. The compact form keeps only the
+/// bins in use and leaves the config out (it is the constant `Default` one), typically 40 bytes.
+#[derive(Serialize, Deserialize)]
+struct Compact {
+    positive: CompactStore,
+    /// Latencies are never negative: this store is almost always untouched, and then absent.
+    negative: Option<CompactStore>,
+    min: f64,
+    max: f64,
+    sum: f64,
+    zero_count: u64,
+}
+
+#[derive(Serialize, Deserialize)]
+struct CompactStore {
+    count: u64,
+    min_key: i32,
+    max_key: i32,
+    offset: i32,
+    len: u32,
+    collapsed: bool,
+    /// Bins `min_key ..= max_key`; every other bin is zero.
+    used: Vec<u64>,
+}
+
+// Mirrors of sketches-ddsketch 0.4's serde layout (postcard is positional), used only to move
+// between its full form and the compact one. A test checks the round trip byte for byte.
+#[derive(Serialize, Deserialize)]
+struct ConfigMirror {
+    max_num_bins: u32,
+    gamma: f64,
+    gamma_ln: f64,
+    min_value: f64,
+    offset: i32,
+}
+
+#[derive(Serialize, Deserialize)]
+struct StoreMirror {
+    bins: Vec<u64>,
+    count: u64,
+    min_key: i32,
+    max_key: i32,
+    offset: i32,
+    bin_limit: usize,
+    is_collapsed: bool,
+}
+
+#[derive(Serialize, Deserialize)]
+struct SketchMirror {
+    config: ConfigMirror,
+    store: StoreMirror,
+    negative_store: StoreMirror,
+    min: f64,
+    max: f64,
+    sum: f64,
+    zero_count: u64,
+}
+
+impl StoreMirror {
+    /// A store as sketches-ddsketch creates it, before any value.
+    fn untouched() -> StoreMirror {
+        StoreMirror {
+            bins: Vec::new(),
+            count: 0,
+            min_key: i32::MAX,
+            max_key: i32::MIN,
+            offset: 0,
+            bin_limit: MAX_BINS as usize,
+            is_collapsed: false,
+        }
+    }
+
+    fn is_untouched(&self) -> bool {
+        self.bins.is_empty()
+            && self.count == 0
+            && self.min_key == i32::MAX
+            && self.max_key == i32::MIN
+            && self.offset == 0
+            && !self.is_collapsed
+    }
+
+    fn compact(self) -> CompactStore {
+        let used = if self.bins.is_empty() || self.min_key > self.max_key {
+            Vec::new()
+        } else {
+            let lo = (self.min_key - self.offset).max(0) as usize;
+            let hi = ((self.max_key - self.offset) as usize).min(self.bins.len().saturating_sub(1));
+            self.bins
+                .get(lo..=hi)
+                .map(<[u64]>::to_vec)
+                .unwrap_or_default()
+        };
+        CompactStore {
+            count: self.count,
+            min_key: self.min_key,
+            max_key: self.max_key,
+            offset: self.offset,
+            len: self.bins.len() as u32,
+            collapsed: self.is_collapsed,
+            used,
+        }
+    }
+
+    fn expand(c: CompactStore) -> Result<StoreMirror, String> {
+        let mut bins = vec![0; c.len as usize];
+        if !c.used.is_empty() {
+            let lo = usize::try_from(c.min_key - c.offset).map_err(|_| "bad sketch offset")?;
+            bins.get_mut(lo..lo + c.used.len())
+                .ok_or("bad sketch bins")?
+                .copy_from_slice(&c.used);
+        }
+        Ok(StoreMirror {
+            bins,
+            count: c.count,
+            min_key: c.min_key,
+            max_key: c.max_key,
+            offset: c.offset,
+            bin_limit: MAX_BINS as usize,
+            is_collapsed: c.collapsed,
+        })
+    }
+}
+
+impl Serialize for LatencySketch {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::Error;
+        let full = postcard::to_stdvec(&self.0).map_err(S::Error::custom)?;
+        let m: SketchMirror = postcard::from_bytes(&full).map_err(S::Error::custom)?;
+        Compact {
+            positive: m.store.compact(),
+            negative: Some(m.negative_store)
+                .filter(|s| !s.is_untouched())
+                .map(StoreMirror::compact),
+            min: m.min,
+            max: m.max,
+            sum: m.sum,
+            zero_count: m.zero_count,
+        }
+        .serialize(serializer)
+    }
+}
+
+impl<'de> Deserialize<'de> for LatencySketch {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        use serde::de::Error;
+        let c = Compact::deserialize(deserializer)?;
+        let config: ConfigMirror = {
+            let full =
+                postcard::to_stdvec(&LatencySketch::default().0).map_err(D::Error::custom)?;
+            postcard::from_bytes::<SketchMirror>(&full)
+                .map_err(D::Error::custom)?
+                .config
+        };
+        let m = SketchMirror {
+            config,
+            store: StoreMirror::expand(c.positive).map_err(D::Error::custom)?,
+            negative_store: match c.negative {
+                Some(n) => StoreMirror::expand(n).map_err(D::Error::custom)?,
+                None => StoreMirror::untouched(),
+            },
+            min: c.min,
+            max: c.max,
+            sum: c.sum,
+            zero_count: c.zero_count,
+        };
+        let full = postcard::to_stdvec(&m).map_err(D::Error::custom)?;
+        postcard::from_bytes(&full)
+            .map(LatencySketch)
+            .map_err(D::Error::custom)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -96,5 +270,44 @@ mod tests {
             );
         }
         assert_eq!(LatencySketch::default().quantile(0.5), None);
+    }
+
+    #[test]
+    fn the_compact_form_round_trips_exactly_and_is_small() {
+        let mut rng = 0x2545_f491_4f6c_dd1du64;
+        let mut next = || {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            rng
+        };
+        for n in [0usize, 1, 2, 10, 1000, 20_000] {
+            let mut s = LatencySketch::default();
+            for _ in 0..n {
+                // From sub-millisecond to an hour, so stores grow, shift and collapse.
+                let v = (next() % 3_600_000_000) as f64 / 1000.0
+                    * if next() % 50 == 0 { 1e-4 } else { 1.0 };
+                s.add(v);
+            }
+            let bytes = postcard::to_stdvec(&s).unwrap();
+            let back: LatencySketch = postcard::from_bytes(&bytes).unwrap();
+            // Byte for byte the same sketch as sketches-ddsketch sees it.
+            assert_eq!(
+                postcard::to_stdvec(&back.0).unwrap(),
+                postcard::to_stdvec(&s.0).unwrap(),
+                "n = {n}"
+            );
+            assert!(back.same_distribution(&s));
+            if n <= 1 {
+                assert!(bytes.len() < 45, "{} bytes for {n} values", bytes.len());
+            }
+        }
+        let mut merged = LatencySketch::default();
+        let mut one = LatencySketch::default();
+        one.add(850.0);
+        merged.merge(&one);
+        let back: LatencySketch =
+            postcard::from_bytes(&postcard::to_stdvec(&merged).unwrap()).unwrap();
+        back.clone().merge(&one);
     }
 }

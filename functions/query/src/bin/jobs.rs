@@ -1,5 +1,5 @@
 //! The jobs Lambda: runs export jobs. Triggered by the DynamoDB stream when a job item is
-//! inserted (the template filters the stream to `JOB#` items); a failed run is retried by the
+//! inserted (the template filters the stream to `JOB#…` partitions); a failed run is retried by the
 //! event source mapping and starts over, so nothing half-written is ever published.
 
 use std::sync::Arc;
@@ -15,8 +15,8 @@ use serde_json::Value;
 /// The job in a stream record's new image (`d` holds the job as JSON).
 fn job_of(record: &Value) -> Option<Job> {
     let image = record.pointer("/dynamodb/NewImage")?;
-    let sk = image.pointer("/sk/S")?.as_str()?;
-    if !sk.starts_with("JOB#") {
+    let pk = image.pointer("/pk/S")?.as_str()?;
+    if !pk.starts_with("JOB#") {
         return None;
     }
     serde_json::from_str(image.pointer("/d/S")?.as_str()?).ok()

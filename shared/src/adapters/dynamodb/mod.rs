@@ -134,6 +134,8 @@ pub struct DynamoStore {
     /// Per workspace: when this instance last looked for stale markers.
     last_recovery: Arc<Mutex<HashMap<WorkspaceId, i64>>>,
     recovery_interval_ms: i64,
+    /// How old a batch id must be before compaction folds it (see `rollups`).
+    settle_ms: i64,
     crash_at: Option<CrashPoint>,
     capacity: Arc<Capacity>,
 }
@@ -238,6 +240,7 @@ impl DynamoStore {
             lease_ms: 120_000,
             last_recovery: Arc::default(),
             recovery_interval_ms: 60_000,
+            settle_ms: rollups::SETTLE_MS,
             crash_at: None,
             capacity: Arc::default(),
         }
@@ -251,6 +254,13 @@ impl DynamoStore {
     }
 
     /// Tests: make the next ingests stop at `point`, as a process killed there would.
+    /// Lets compaction fold batches as soon as they finish. Only for a single writer (tests and
+    /// benchmarks), where no slower writer can still start a batch with an older id.
+    pub fn with_immediate_compaction(mut self) -> DynamoStore {
+        self.settle_ms = 0;
+        self
+    }
+
     pub fn with_crash_at(mut self, point: Option<CrashPoint>) -> DynamoStore {
         self.crash_at = point;
         self
@@ -604,17 +614,17 @@ impl DynamoStore {
         })
     }
 
-    /// Step 4: the wide views' deltas as delta items (see `rollups`), then the core rollups.
+    /// Step 4: the batch's groups as delta items, for the wide views (see `rollups`), then the
+    /// core rollups.
     async fn apply_batch<'a>(
         &self,
         ws: &WorkspaceId,
         batch: &str,
         events: impl IntoIterator<Item = &'a Event>,
     ) -> anyhow::Result<()> {
-        let (core, wide): (Vec<_>, Vec<_>) = rollup::fold(events)
-            .into_iter()
-            .partition(|(k, _)| k.view.is_core());
-        self.write_deltas(ws, batch, wide).await?;
+        let groups = rollup::Groups::of(events);
+        let core = groups.views(View::is_core);
+        self.write_deltas(ws, batch, groups).await?;
         self.apply_rollups(ws, batch, core).await
     }
 
@@ -656,8 +666,11 @@ impl DynamoStore {
         let markers = self.query_all(marker_pk(ws), None, None).await?;
         let mut finished = 0;
         for marker in markers {
-            if get_s(&marker, "sk")? == "cmp" {
-                continue; // the compaction lock: `compact` resumes its run
+            if matches!(
+                get_s(&marker, "sk")?,
+                rollups::LOCK_SK | rollups::WATERMARK_SK
+            ) {
+                continue; // compaction's lock and watermark, not batches
             }
             let created: i64 = get_n(&marker, "created")?;
             if now_ms - created < self.lease_ms {

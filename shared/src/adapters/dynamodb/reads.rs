@@ -15,8 +15,11 @@ use crate::ports::{Job, JobState, StoreResult};
 /// Unfinished jobs, listed for a restarted worker: `JOBS` / `{created:013}#{ws}#{id}`.
 const QUEUE_PK: &str = "JOBS";
 
-fn job_sk(id: &str) -> String {
-    format!("JOB#{id}")
+/// Jobs live in their own partition per workspace (`JOB#{ws}` / `{id}`), so a function that may
+/// only create jobs can be limited to these keys (`dynamodb:LeadingKeys` in its policy), and
+/// the stream that triggers the jobs Lambda can be filtered to them.
+fn job_pk(ws: &WorkspaceId) -> String {
+    format!("JOB#{ws}")
 }
 
 fn queue_sk(job: &Job) -> String {
@@ -25,8 +28,8 @@ fn queue_sk(job: &Job) -> String {
 
 fn job_item(job: &Job) -> anyhow::Result<Item> {
     Ok(HashMap::from([
-        ("pk".to_owned(), s(format!("WS#{}", job.workspace))),
-        ("sk".to_owned(), s(job_sk(&job.id))),
+        ("pk".to_owned(), s(job_pk(&job.workspace))),
+        ("sk".to_owned(), s(job.id.clone())),
         ("kind".to_owned(), s(job.kind.clone())),
         ("v".to_owned(), n(job.version)),
         ("d".to_owned(), s(serde_json::to_string(job)?)),
@@ -124,7 +127,7 @@ impl DynamoStore {
     }
 
     pub(super) async fn job_impl(&self, ws: &WorkspaceId, id: &str) -> StoreResult<Option<Job>> {
-        let Some(item) = self.get(format!("WS#{ws}"), &job_sk(id)).await? else {
+        let Some(item) = self.get(job_pk(ws), id).await? else {
             return Ok(None);
         };
         Ok(Some(

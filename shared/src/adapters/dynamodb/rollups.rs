@@ -2,40 +2,51 @@
 //! the wide views (end-users, and dimensions within one feature or source).
 //!
 //! Wide views have many values per batch: writing their rollup items at ingest would cost one
-//! write per end-user and pair of values, several times the ingest budget of 1.3 write units per
-//! event. So ingest writes a batch's wide deltas as one item (or a few, under DynamoDB's item
-//! size limit) and `compact` later folds many batches into the rollup items at once, writing each
-//! item once per run however many batches touched it. Readers of a wide view merge the deltas
-//! not yet folded, so answers never wait for compaction.
+//! write per end-user and pair of values, several times the ingest budget of write units. So
+//! ingest writes a batch's groups (`rollup::Groups`, from which every view is expanded) as one
+//! delta item, or a few under DynamoDB's item size limit, and `compact` later folds many batches
+//! into the wide rollup items at once, writing each item once per run however many batches
+//! touched it. Readers of a wide view merge the deltas not yet folded, so answers never wait for
+//! compaction.
 //!
-//! Exactly once: compaction runs under a per-workspace lock item (`W#{ws}#B` / `cmp`) that names
-//! the run and its batches. Rollup items record the run's id in their pending set, as ingest
-//! records batch ids, so a run resumed after a crash skips the items it already wrote; delta
-//! items are deleted only after every rollup item is written (chunk 0 last), and the lock last.
-//! A batch is compacted only once its marker is gone, so recovery of a crashed writer (which
-//! rewrites the same deltas) never races a compaction of that batch.
+//! Which deltas are folded is one *watermark* per workspace (`W#{ws}#B` / `wm`): a run folds, in
+//! batch-id order, the batches after the watermark and before the oldest batch still in flight
+//! (and before `SETTLE_MS` ago, so no slower writer can still add a batch below it), then moves
+//! the watermark to its last batch. Deltas at or below the watermark are never read again and
+//! expire by TTL, which costs no write units, unlike a delete.
+//!
+//! Exactly once: a run holds a per-workspace lock item (`W#{ws}#B` / `cmp`) naming its id, its
+//! batches and where the watermark will go. Rollup items record the run's id in their pending
+//! set, as ingest records batch ids, so a run resumed after a crash skips the items it already
+//! wrote; the watermark moves only after every item is written, and the lock goes last.
 
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use anyhow::anyhow;
 use aws_sdk_dynamodb::primitives::Blob;
-use aws_sdk_dynamodb::types::{AttributeValue as Av, ReturnConsumedCapacity};
+use aws_sdk_dynamodb::types::AttributeValue as Av;
 use futures_util::{StreamExt as _, TryStreamExt as _, stream};
 
 use super::{
-    CONCURRENCY, CrashPoint, Current, DynamoStore, get_n, get_s, marker_pk, n, rollup_pk,
-    rollup_sk, s,
+    CONCURRENCY, CrashPoint, Current, DynamoStore, TTL_ATTRIBUTE, get_n, get_s, marker_pk, n,
+    rollup_pk, rollup_sk, s,
 };
 use crate::domain::ids::WorkspaceId;
-use crate::domain::rollup::{Rollup, RollupKey, View};
+use crate::domain::rollup::{Groups, Rollup, RollupKey, View};
 
 /// Largest delta item written (DynamoDB's limit is 400 KB).
 const MAX_DELTA_BYTES: usize = 300_000;
 /// Batches one compaction run folds.
-const MAX_BATCHES_PER_RUN: usize = 200;
-/// The sort key of the compaction lock in the markers partition.
-const LOCK_SK: &str = "cmp";
+const MAX_BATCHES_PER_RUN: usize = 500;
+/// Sort keys of the compaction lock and of the watermark in the markers partition.
+pub(super) const LOCK_SK: &str = "cmp";
+pub(super) const WATERMARK_SK: &str = "wm";
+/// A batch is folded only once its id is this old: longer than ingest's timeout plus any clock
+/// skew between instances, so no batch with a smaller id can still be starting.
+pub(super) const SETTLE_MS: i64 = 60_000;
+/// Delta items outlive any compaction delay by far, then TTL deletes them for free.
+const DELTA_TTL_MS: i64 = 2 * 86_400_000;
 
 fn delta_pk(ws: &WorkspaceId) -> String {
     format!("W#{ws}#D")
@@ -48,12 +59,11 @@ fn delta_sk(batch: &str, chunk: usize) -> String {
 /// One stored delta item of a batch.
 struct DeltaItem {
     batch: String,
-    sk: String,
-    size: usize,
-    entries: Vec<(RollupKey, Rollup)>,
+    groups: Groups,
 }
 
-/// A compaction run: its id (recorded in rollup items) and the batches it folds.
+/// A compaction run: its id (recorded in rollup items), the batches it folds, and the
+/// watermark it moves to (its last batch).
 struct Run {
     id: String,
     batches: Vec<String>,
@@ -212,39 +222,50 @@ impl DynamoStore {
         Ok(live)
     }
 
-    /// Writes a batch's wide deltas, sorted and cut the same way every time, so recovery of a
-    /// crashed writer overwrites exactly the items the writer wrote.
+    /// Writes a batch's groups (the wide views are expanded from them when read or compacted),
+    /// sorted and cut the same way every time, so recovery of a crashed writer overwrites
+    /// exactly the items the writer wrote.
     pub(super) async fn write_deltas(
         &self,
         ws: &WorkspaceId,
         batch: &str,
-        deltas: impl IntoIterator<Item = (RollupKey, Rollup)>,
+        mut groups: Groups,
     ) -> anyhow::Result<()> {
-        let mut deltas: Vec<(RollupKey, Rollup)> = deltas.into_iter().collect();
-        if deltas.is_empty() {
+        if groups.is_empty() {
             return Ok(());
         }
-        deltas.sort_by(|a, b| a.0.cmp(&b.0));
+        groups.fine.sort_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
+        groups.users.sort_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
         let mut chunks: Vec<Vec<u8>> = Vec::new();
-        let mut current: Vec<(RollupKey, Rollup)> = Vec::new();
+        let mut current = Groups::default();
         let mut size = 0;
-        for (k, r) in deltas {
-            let entry = postcard::to_stdvec(&(&k, &r))?.len();
-            if size + entry > MAX_DELTA_BYTES && !current.is_empty() {
-                chunks.push(postcard::to_stdvec(&current)?);
-                current.clear();
-                size = 0;
-            }
-            size += entry;
-            current.push((k, r));
+        let mut cut =
+            |current: &mut Groups, size: &mut usize, entry: usize| -> anyhow::Result<()> {
+                if *size + entry > MAX_DELTA_BYTES && !current.is_empty() {
+                    chunks.push(postcard::to_stdvec(&*current)?);
+                    *current = Groups::default();
+                    *size = 0;
+                }
+                *size += entry;
+                Ok(())
+            };
+        for g in groups.fine {
+            cut(&mut current, &mut size, postcard::to_stdvec(&g)?.len())?;
+            current.fine.push(g);
+        }
+        for g in groups.users {
+            cut(&mut current, &mut size, postcard::to_stdvec(&g)?.len())?;
+            current.users.push(g);
         }
         chunks.push(postcard::to_stdvec(&current)?);
+        let expires = (chrono::Utc::now().timestamp_millis() + DELTA_TTL_MS) / 1000;
         stream::iter(chunks.into_iter().enumerate())
             .map(|(i, bytes)| {
                 let item = HashMap::from([
                     ("pk".to_owned(), s(delta_pk(ws))),
                     ("sk".to_owned(), s(delta_sk(batch, i))),
                     ("d".to_owned(), Av::B(Blob::new(bytes))),
+                    (TTL_ATTRIBUTE.to_owned(), n(expires)),
                 ]);
                 self.put(item, None)
             })
@@ -254,24 +275,36 @@ impl DynamoStore {
         Ok(())
     }
 
-    /// Delta items not yet compacted. At most `limit` items.
-    async fn pending_deltas(
+    /// The last batch folded into the wide rollup items ("" before the first compaction).
+    async fn watermark(&self, ws: &WorkspaceId) -> anyhow::Result<String> {
+        Ok(match self.get(marker_pk(ws), WATERMARK_SK).await? {
+            Some(item) => get_s(&item, "upto")?.to_owned(),
+            None => String::new(),
+        })
+    }
+
+    /// Delta items of batches after `after` (the watermark), in batch order; only those of
+    /// `batch` when given.
+    async fn deltas_after(
         &self,
         ws: &WorkspaceId,
-        prefix: Option<&str>,
-        limit: Option<usize>,
+        after: &str,
+        batch: Option<&str>,
     ) -> anyhow::Result<Vec<DeltaItem>> {
-        let mut q = self
+        // `{batch}#~` sorts after every chunk of that batch.
+        let q = self
             .client
             .query()
             .table_name(&self.table)
             .consistent_read(true)
             .expression_attribute_values(":pk", s(delta_pk(ws)));
-        q = match prefix {
-            Some(p) => q
+        let q = match batch {
+            Some(b) => q
                 .key_condition_expression("pk = :pk AND begins_with(sk, :p)")
-                .expression_attribute_values(":p", s(p)),
-            None => q.key_condition_expression("pk = :pk"),
+                .expression_attribute_values(":p", s(format!("{b}#"))),
+            None => q
+                .key_condition_expression("pk = :pk AND sk > :after")
+                .expression_attribute_values(":after", s(format!("{after}#~"))),
         };
         let mut out = Vec::new();
         let mut pages = q.into_paginator().items().send();
@@ -281,28 +314,19 @@ impl DynamoStore {
                 .rsplit_once('#')
                 .map_or(sk.as_str(), |(b, _)| b)
                 .to_owned();
-            let entries: Vec<(RollupKey, Rollup)> = match item.get("d") {
+            let groups: Groups = match item.get("d") {
                 Some(Av::B(b)) => postcard::from_bytes(b.as_ref())
                     .map_err(|e| anyhow!("corrupt delta item {sk}: {e}"))?,
                 _ => return Err(anyhow!("delta item {sk} has no data")),
             };
-            let size = super::item_size(&item);
-            out.push(DeltaItem {
-                batch,
-                sk,
-                size,
-                entries,
-            });
-            if limit.is_some_and(|l| out.len() >= l) {
-                break;
-            }
+            out.push(DeltaItem { batch, groups });
         }
         Ok(out)
     }
 
     /// Rollups of a wide view: the rollup items, plus the deltas not yet folded into them.
-    /// Read in this order (items, lock, deltas) so a compaction that runs meanwhile can at
-    /// worst hide a batch for that one read, never count it twice.
+    /// Read in this order (items, lock, watermark, deltas) so a compaction that runs meanwhile
+    /// can at worst hide a batch for that one read, never count it twice.
     pub(super) async fn merge_pending(
         &self,
         ws: &WorkspaceId,
@@ -322,13 +346,14 @@ impl DynamoStore {
             }
             None => HashMap::new(),
         };
+        let watermark = self.watermark(ws).await?;
         let mut merged: HashMap<RollupKey, (Rollup, Vec<String>)> = items
             .into_iter()
             .map(|(k, r, pending)| (k, (r, pending)))
             .collect();
-        for DeltaItem { batch, entries, .. } in self.pending_deltas(ws, None, None).await? {
-            for (k, delta) in entries {
-                if &k.view != view || k.hour < from_hour || k.hour >= to_hour {
+        for DeltaItem { batch, groups } in self.deltas_after(ws, &watermark, None).await? {
+            for (k, delta) in groups.views(|v| v == view) {
+                if k.hour < from_hour || k.hour >= to_hour {
                     continue;
                 }
                 let slot = merged
@@ -352,8 +377,9 @@ impl DynamoStore {
             .await
     }
 
-    /// Folds finished batches' deltas into the rollup items, or resumes a run that a crashed
-    /// compactor left. Returns how many batches it folded (0 when another run holds the lock).
+    /// Folds settled batches' deltas into the wide rollup items, or resumes a run that a
+    /// crashed compactor left. Returns how many batches it folded (0 when another run holds
+    /// the lock).
     pub(super) async fn compact(&self, ws: &WorkspaceId, now_ms: i64) -> anyhow::Result<usize> {
         let run = match self.get(marker_pk(ws), LOCK_SK).await? {
             Some(lock) => {
@@ -381,19 +407,26 @@ impl DynamoStore {
                 run
             }
             None => {
-                let chunks = self
-                    .pending_deltas(ws, None, Some(MAX_BATCHES_PER_RUN * 2))
-                    .await?;
-                let batches: HashSet<String> = chunks.into_iter().map(|d| d.batch).collect();
-                if batches.is_empty() {
-                    return Ok(0);
-                }
-                let in_flight = self.live_writers(ws, batches.clone()).await?;
-                let mut batches: Vec<String> = batches
+                let watermark = self.watermark(ws).await?;
+                let mut batches: Vec<String> = self
+                    .deltas_after(ws, &watermark, None)
+                    .await?
                     .into_iter()
-                    .filter(|b| !in_flight.contains(b))
+                    .map(|d| d.batch)
                     .collect();
-                batches.sort();
+                batches.dedup();
+                // Stop before the oldest batch still in flight and before recent ids.
+                let in_flight = self
+                    .query_all(marker_pk(ws), None, None)
+                    .await?
+                    .iter()
+                    .filter_map(|m| get_s(m, "sk").ok().map(str::to_owned))
+                    .filter(|sk| sk != LOCK_SK && sk != WATERMARK_SK)
+                    .min();
+                let settled =
+                    ulid::Ulid::from_parts((now_ms - self.settle_ms).max(0) as u64, 0).to_string();
+                let cutoff = in_flight.map_or(settled.clone(), |b| b.min(settled));
+                batches.retain(|b| *b < cutoff);
                 batches.truncate(MAX_BATCHES_PER_RUN);
                 if batches.is_empty() {
                     return Ok(0);
@@ -415,38 +448,24 @@ impl DynamoStore {
                 run
             }
         };
-        let mut combined: HashMap<RollupKey, Rollup> = HashMap::new();
-        let mut chunk_keys = Vec::new();
+        let mut combined = Groups::default();
         for batch in &run.batches {
-            for d in self
-                .pending_deltas(ws, Some(&format!("{batch}#")), None)
-                .await?
-            {
-                chunk_keys.push((d.sk, d.size));
-                for (k, delta) in d.entries {
-                    combined.entry(k).or_default().merge(&delta);
-                }
+            for d in self.deltas_after(ws, "", Some(batch)).await? {
+                combined.extend(d.groups);
             }
         }
-        self.apply_rollups(ws, &run.id, combined).await?;
+        self.apply_rollups(ws, &run.id, combined.views(|v| !v.is_core()))
+            .await?;
         if self.crash_at == Some(CrashPoint::AfterCompactionRollups) {
             anyhow::bail!("simulated crash after the compaction's rollup writes");
         }
-        // Highest chunk first: while chunk 0 exists, the batch counts as in flight.
-        chunk_keys.sort_unstable_by(|a, b| b.0.cmp(&a.0));
-        for (sk, size) in chunk_keys {
-            let out = self
-                .client
-                .delete_item()
-                .table_name(&self.table)
-                .key("pk", s(delta_pk(ws)))
-                .key("sk", s(sk))
-                .return_consumed_capacity(ReturnConsumedCapacity::Total)
-                .send()
-                .await
-                .map_err(super::err)?;
-            // A delete costs the deleted item's size, like a write.
-            self.capacity.record(out.consumed_capacity(), size);
+        if let Some(last) = run.batches.last() {
+            let wm = HashMap::from([
+                ("pk".to_owned(), s(marker_pk(ws))),
+                ("sk".to_owned(), s(WATERMARK_SK)),
+                ("upto".to_owned(), s(last.clone())),
+            ]);
+            self.put(wm, None).await?;
         }
         self.delete(marker_pk(ws), LOCK_SK.to_owned(), None).await?;
         Ok(run.batches.len())
@@ -464,8 +483,12 @@ fn lock_item(ws: &WorkspaceId, run: &Run, now_ms: i64) -> super::Item {
 }
 
 fn string_set(item: &super::Item, name: &str) -> Vec<String> {
-    item.get(name)
+    let mut v = item
+        .get(name)
         .and_then(|v| v.as_ss().ok())
         .cloned()
-        .unwrap_or_default()
+        .unwrap_or_default();
+    // A string set has no order; runs fold and end in batch order.
+    v.sort();
+    v
 }
