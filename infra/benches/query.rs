@@ -79,6 +79,8 @@ async fn fill(store: &SqliteStore, ws: &WorkspaceId, n: u64, now: i64) {
         i += batch.len() as u64;
         store.ingest(ws, &batch, &quota).await.expect("ingest");
     }
+    // Fold the last pending batch deltas, so both sizes read rollup rows only.
+    store.compact(ws).await.expect("compact");
     eprintln!(
         "  filled {n} events in {:.1} s",
         started.elapsed().as_secs_f64()

@@ -8,6 +8,8 @@
 
 use std::collections::HashMap;
 
+use rustc_hash::FxHashMap;
+
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -116,11 +118,13 @@ impl View {
         }
     }
 
-    /// Views written synchronously by every store. The others have many values per batch (one
-    /// per end-user, or per pair of values), so the DynamoDB store folds them in the background
-    /// to stay within its write budget (see `adapters::dynamodb`).
+    /// The view every store writes synchronously with each batch: the workspace total, one item
+    /// per hour (it also lists the hours that hold events). The DynamoDB store folds the others
+    /// from per-batch deltas in the background: each has many values per batch (one per model,
+    /// end-user, pair of values...), and writing them one item each at ingest would cost more
+    /// than the write budget (see `adapters::dynamodb`).
     pub fn is_core(&self) -> bool {
-        self.within.is_none() && self.by != Dimension::User
+        self.within.is_none() && self.by == Dimension::Total
     }
 
     /// Storage name: `model`, or `model@feature:search`. The free-form value comes last, so the
@@ -224,7 +228,37 @@ impl Rollup {
 
 /// Folds events into one delta per rollup key they touch: every view, every hour.
 pub fn fold<'a>(events: impl IntoIterator<Item = &'a Event>) -> HashMap<RollupKey, Rollup> {
-    Groups::of(events).views(|_| true)
+    Groups::of(events).views(Select::All)
+}
+
+/// Which views to expand from groups.
+#[derive(Debug, Clone, Copy)]
+pub enum Select<'v> {
+    All,
+    /// The views written synchronously (`View::is_core`).
+    Core,
+    /// Every other view.
+    Deferred,
+    One(&'v View),
+}
+
+impl Select<'_> {
+    /// Decided from the view's parts, so nothing is allocated for views left out.
+    fn keeps(&self, within: Dimension, within_value: &str, by: Dimension) -> bool {
+        let core = within == Dimension::Total && by == Dimension::Total;
+        match self {
+            Select::All => true,
+            Select::Core => core,
+            Select::Deferred => !core,
+            Select::One(v) => {
+                v.by == by
+                    && match &v.within {
+                        None => within == Dimension::Total,
+                        Some((d, value)) => *d == within && value == within_value,
+                    }
+            }
+        }
+    }
 }
 
 /// Events grouped by what the views are made of: identical (hour, provider, model, feature,
@@ -233,21 +267,32 @@ pub fn fold<'a>(events: impl IntoIterator<Item = &'a Event>) -> HashMap<RollupKe
 /// Adding an event to 17 views one by one costs 17 sketch insertions; instead each event is
 /// added to its two groups and the views are merged from the groups, which are far fewer than
 /// events in a real batch. This keeps ingest within its CPU budget. The groups are also the
-/// compact form of a batch's deltas (the DynamoDB store keeps them until compaction): a view
-/// key repeats its group's values in up to five views.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-pub struct Groups {
+/// compact form of a batch's deltas (the stores keep them until they fold them): a view key
+/// repeats its group's values in up to five views. `S` is `&str` while ingesting (borrowed from
+/// the events: no allocation per group) and `String` once stored.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Groups<S = String> {
     /// (hour, [provider, model, feature, source, status])
-    pub fine: Vec<(i64, [String; 5], Rollup)>,
+    pub fine: Vec<(i64, [S; 5], Rollup)>,
     /// (hour, [feature, source, user])
-    pub users: Vec<(i64, [String; 3], Rollup)>,
+    pub users: Vec<(i64, [S; 3], Rollup)>,
 }
 
-impl Groups {
-    pub fn of<'a>(events: impl IntoIterator<Item = &'a Event>) -> Groups {
-        // Keyed by borrowed strings so the hot loop allocates only for a group's first event.
-        let mut fine: HashMap<(i64, [&'a str; 5]), Rollup> = HashMap::new();
-        let mut users: HashMap<(i64, [&'a str; 3]), Rollup> = HashMap::new();
+impl<S> Default for Groups<S> {
+    fn default() -> Self {
+        Groups {
+            fine: Vec::new(),
+            users: Vec::new(),
+        }
+    }
+}
+
+impl<'a> Groups<&'a str> {
+    pub fn of(events: impl IntoIterator<Item = &'a Event>) -> Groups<&'a str> {
+        // A fast non-cryptographic hash: keys are the workspace's own values, and this map lives
+        // for one batch.
+        let mut fine: FxHashMap<(i64, [&'a str; 5]), Rollup> = FxHashMap::default();
+        let mut users: FxHashMap<(i64, [&'a str; 3]), Rollup> = FxHashMap::default();
         for e in events {
             let hour = hour_of(e.ts_ms);
             let f = Dimension::Feature.value_of(e);
@@ -261,29 +306,35 @@ impl Groups {
                 .add_event(e);
         }
         Groups {
-            fine: fine
-                .into_iter()
-                .map(|((h, k), r)| (h, k.map(str::to_owned), r))
-                .collect(),
-            users: users
-                .into_iter()
-                .map(|((h, k), r)| (h, k.map(str::to_owned), r))
-                .collect(),
+            fine: fine.into_iter().map(|((h, k), r)| (h, k, r)).collect(),
+            users: users.into_iter().map(|((h, k), r)| (h, k, r)).collect(),
         }
     }
+}
 
+impl Groups<String> {
+    /// Adds another set of groups (deltas of several batches folded at once).
+    pub fn extend(&mut self, other: Groups<String>) {
+        self.fine.extend(other.fine);
+        self.users.extend(other.users);
+    }
+}
+
+impl<S: AsRef<str>> Groups<S> {
     pub fn is_empty(&self) -> bool {
         self.fine.is_empty() && self.users.is_empty()
     }
 
-    /// Adds another set of groups (deltas of several batches folded at once).
-    pub fn extend(&mut self, other: Groups) {
-        self.fine.extend(other.fine);
-        self.users.extend(other.users);
+    /// Sorts the groups, so the same batch always encodes to the same bytes.
+    pub fn sort(&mut self) {
+        let key5 = |k: &[S; 5]| k.each_ref().map(|x| x.as_ref().to_owned());
+        self.fine.sort_by_cached_key(|(h, k, _)| (*h, key5(k)));
+        let key3 = |k: &[S; 3]| k.each_ref().map(|x| x.as_ref().to_owned());
+        self.users.sort_by_cached_key(|(h, k, _)| (*h, key3(k)));
     }
 
-    /// The deltas of every view `keep` selects.
-    pub fn views(&self, keep: impl Fn(&View) -> bool) -> HashMap<RollupKey, Rollup> {
+    /// The deltas of the selected views.
+    pub fn views(&self, select: Select) -> HashMap<RollupKey, Rollup> {
         let mut out: HashMap<RollupKey, Rollup> = HashMap::new();
         let mut put = |hour: i64,
                        within: Dimension,
@@ -291,35 +342,37 @@ impl Groups {
                        by: Dimension,
                        value: &str,
                        r: &Rollup| {
+            if !select.keeps(within, within_value, by) {
+                return;
+            }
             let view = if within == Dimension::Total {
                 View::of(by)
             } else {
                 View::within(by, within, within_value)
             };
-            if keep(&view) {
-                let key = RollupKey {
-                    hour,
-                    view,
-                    value: value.to_owned(),
-                };
-                out.entry(key).or_default().merge(r);
-            }
+            let key = RollupKey {
+                hour,
+                view,
+                value: value.to_owned(),
+            };
+            out.entry(key).or_default().merge(r);
         };
-        for (hour, [provider, model, feature, source, status], r) in &self.fine {
+        for (hour, k, r) in &self.fine {
+            let [provider, model, feature, source, status] = k.each_ref().map(AsRef::as_ref);
             let value = |d: Dimension| match d {
-                Dimension::Total => "",
+                Dimension::Total | Dimension::User => "",
                 Dimension::Provider => provider,
                 Dimension::Model => model,
                 Dimension::Feature => feature,
                 Dimension::Source => source,
                 Dimension::Status => status,
-                Dimension::User => "",
             };
             for (within, by) in VIEWS.iter().filter(|(_, by)| *by != Dimension::User) {
                 put(*hour, *within, value(*within), *by, value(*by), r);
             }
         }
-        for (hour, [feature, source, user], r) in &self.users {
+        for (hour, k, r) in &self.users {
+            let [feature, source, user] = k.each_ref().map(AsRef::as_ref);
             put(*hour, Dimension::Total, "", Dimension::User, user, r);
             put(*hour, Dimension::Feature, feature, Dimension::User, user, r);
             put(*hour, Dimension::Source, source, Dimension::User, user, r);

@@ -100,7 +100,7 @@ struct CompactStore {
 
 // Mirrors of sketches-ddsketch 0.4's serde layout (postcard is positional), used only to move
 // between its full form and the compact one. A test checks the round trip byte for byte.
-#[derive(Serialize, Deserialize)]
+#[derive(Clone, Serialize, Deserialize)]
 struct ConfigMirror {
     max_num_bins: u32,
     gamma: f64,
@@ -196,11 +196,31 @@ impl StoreMirror {
     }
 }
 
+/// The constant config every sketch has, as its mirror (computed once).
+fn default_config() -> Result<ConfigMirror, postcard::Error> {
+    static CONFIG: std::sync::LazyLock<Result<ConfigMirror, postcard::Error>> =
+        std::sync::LazyLock::new(|| {
+            let full = postcard::to_stdvec(&LatencySketch::default().0)?;
+            Ok(postcard::from_bytes::<SketchMirror>(&full)?.config)
+        });
+    CONFIG.clone()
+}
+
 impl Serialize for LatencySketch {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         use serde::ser::Error;
-        let full = postcard::to_stdvec(&self.0).map_err(S::Error::custom)?;
-        let m: SketchMirror = postcard::from_bytes(&full).map_err(S::Error::custom)?;
+        // A reused buffer: this runs for every sketch of every delta a batch writes.
+        thread_local!(static FULL: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) });
+        let m: SketchMirror = FULL
+            .with_borrow_mut(|full| {
+                let mut buf = std::mem::take(full);
+                buf.clear();
+                let buf = postcard::to_extend(&self.0, buf)?;
+                let m = postcard::from_bytes(&buf);
+                *full = buf;
+                m
+            })
+            .map_err(S::Error::custom)?;
         Compact {
             positive: m.store.compact(),
             negative: Some(m.negative_store)
@@ -219,13 +239,7 @@ impl<'de> Deserialize<'de> for LatencySketch {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         use serde::de::Error;
         let c = Compact::deserialize(deserializer)?;
-        let config: ConfigMirror = {
-            let full =
-                postcard::to_stdvec(&LatencySketch::default().0).map_err(D::Error::custom)?;
-            postcard::from_bytes::<SketchMirror>(&full)
-                .map_err(D::Error::custom)?
-                .config
-        };
+        let config = default_config().map_err(D::Error::custom)?;
         let m = SketchMirror {
             config,
             store: StoreMirror::expand(c.positive).map_err(D::Error::custom)?,

@@ -11,7 +11,10 @@
 //! | event | `W#{ws}#E#{hour}` | `{ts_ms:013}#{id}` |
 //! | id guard (id without timestamp) | `W#{ws}#ID#{id}` | `ID` |
 //! | batch marker | `W#{ws}#B` | `{batch}` |
-//! | rollup | `W#{ws}#R#{dimension}` | `{hour:010}#{value}` |
+//! | rollup | `W#{ws}#R#{view}` | `{hour:010}#{value}` |
+//! | batch delta (groups; TTL) | `W#{ws}#D` | `{batch}#{chunk:03}` |
+//! | compaction lock / watermark | `W#{ws}#B` | `cmp` / `wm` |
+//! | job / unfinished job | `JOB#{ws}` / `JOBS` | `{job}` / `{created}#{ws}#{job}` |
 //! | user | `USER#{user}` | `USER` |
 //! | user by email | `EMAIL#{email}` | `EMAIL` |
 //! | sign-in code | `CODE#{email}` | `CODE` |
@@ -28,8 +31,9 @@
 //! 1. reserve quota (one conditional ADD);
 //! 2. write a batch marker;
 //! 3. write each event with a conditional put keyed by its idempotency key, tagged with the batch id;
-//! 4. merge the batch's deltas into each rollup item by read-modify-write with a version check,
-//!    recording the batch id in the item's pending set;
+//! 4. write the batch's groups as a delta item (folded into every view but the total later, by
+//!    `compact`: see `rollups`), and merge the batch's total into each total rollup item by
+//!    read-modify-write with a version check, recording the batch id in the item's pending set;
 //! 5. delete the marker and refund unused quota.
 //!
 //! A writer that dies leaves its marker. `recover` (run by ingest, at most once a minute per
@@ -614,7 +618,7 @@ impl DynamoStore {
         })
     }
 
-    /// Step 4: the batch's groups as delta items, for the wide views (see `rollups`), then the
+    /// Step 4: the batch's groups as delta items, for the deferred views (see `rollups`), then the
     /// core rollups.
     async fn apply_batch<'a>(
         &self,
@@ -623,7 +627,7 @@ impl DynamoStore {
         events: impl IntoIterator<Item = &'a Event>,
     ) -> anyhow::Result<()> {
         let groups = rollup::Groups::of(events);
-        let core = groups.views(View::is_core);
+        let core = groups.views(rollup::Select::Core);
         self.write_deltas(ws, batch, groups).await?;
         self.apply_rollups(ws, batch, core).await
     }

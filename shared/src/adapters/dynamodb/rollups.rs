@@ -1,12 +1,12 @@
 //! Rollup items on DynamoDB: the versioned read-modify-write every writer uses, and the deltas of
-//! the wide views (end-users, and dimensions within one feature or source).
+//! the deferred views (every view but the workspace total, see `View::is_core`).
 //!
-//! Wide views have many values per batch: writing their rollup items at ingest would cost one
-//! write per end-user and pair of values, several times the ingest budget of write units. So
+//! Those views have many values per batch: writing their rollup items at ingest would cost one
+//! write per model, end-user and pair of values, several times the ingest budget of write units. So
 //! ingest writes a batch's groups (`rollup::Groups`, from which every view is expanded) as one
 //! delta item, or a few under DynamoDB's item size limit, and `compact` later folds many batches
-//! into the wide rollup items at once, writing each item once per run however many batches
-//! touched it. Readers of a wide view merge the deltas not yet folded, so answers never wait for
+//! into their rollup items at once, writing each item once per run however many batches
+//! touched it. Readers of a deferred view merge the deltas not yet folded, so answers never wait for
 //! compaction.
 //!
 //! Which deltas are folded is one *watermark* per workspace (`W#{ws}#B` / `wm`): a run folds, in
@@ -33,7 +33,7 @@ use super::{
     rollup_pk, rollup_sk, s,
 };
 use crate::domain::ids::WorkspaceId;
-use crate::domain::rollup::{Groups, Rollup, RollupKey, View};
+use crate::domain::rollup::{Groups, Rollup, RollupKey, Select, View};
 
 /// Largest delta item written (DynamoDB's limit is 400 KB).
 const MAX_DELTA_BYTES: usize = 300_000;
@@ -222,25 +222,24 @@ impl DynamoStore {
         Ok(live)
     }
 
-    /// Writes a batch's groups (the wide views are expanded from them when read or compacted),
+    /// Writes a batch's groups (the deferred views are expanded from them when read or compacted),
     /// sorted and cut the same way every time, so recovery of a crashed writer overwrites
     /// exactly the items the writer wrote.
     pub(super) async fn write_deltas(
         &self,
         ws: &WorkspaceId,
         batch: &str,
-        mut groups: Groups,
+        mut groups: Groups<&str>,
     ) -> anyhow::Result<()> {
         if groups.is_empty() {
             return Ok(());
         }
-        groups.fine.sort_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
-        groups.users.sort_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
+        groups.sort();
         let mut chunks: Vec<Vec<u8>> = Vec::new();
-        let mut current = Groups::default();
+        let mut current: Groups<&str> = Groups::default();
         let mut size = 0;
         let mut cut =
-            |current: &mut Groups, size: &mut usize, entry: usize| -> anyhow::Result<()> {
+            |current: &mut Groups<&str>, size: &mut usize, entry: usize| -> anyhow::Result<()> {
                 if *size + entry > MAX_DELTA_BYTES && !current.is_empty() {
                     chunks.push(postcard::to_stdvec(&*current)?);
                     *current = Groups::default();
@@ -275,7 +274,7 @@ impl DynamoStore {
         Ok(())
     }
 
-    /// The last batch folded into the wide rollup items ("" before the first compaction).
+    /// The last batch folded into the deferred rollup items ("" before the first compaction).
     async fn watermark(&self, ws: &WorkspaceId) -> anyhow::Result<String> {
         Ok(match self.get(marker_pk(ws), WATERMARK_SK).await? {
             Some(item) => get_s(&item, "upto")?.to_owned(),
@@ -324,7 +323,7 @@ impl DynamoStore {
         Ok(out)
     }
 
-    /// Rollups of a wide view: the rollup items, plus the deltas not yet folded into them.
+    /// Rollups of a deferred view: the rollup items, plus the deltas not yet folded into them.
     /// Read in this order (items, lock, watermark, deltas) so a compaction that runs meanwhile
     /// can at worst hide a batch for that one read, never count it twice.
     pub(super) async fn merge_pending(
@@ -352,7 +351,7 @@ impl DynamoStore {
             .map(|(k, r, pending)| (k, (r, pending)))
             .collect();
         for DeltaItem { batch, groups } in self.deltas_after(ws, &watermark, None).await? {
-            for (k, delta) in groups.views(|v| v == view) {
+            for (k, delta) in groups.views(Select::One(view)) {
                 if k.hour < from_hour || k.hour >= to_hour {
                     continue;
                 }
@@ -377,7 +376,7 @@ impl DynamoStore {
             .await
     }
 
-    /// Folds settled batches' deltas into the wide rollup items, or resumes a run that a
+    /// Folds settled batches' deltas into the deferred rollup items, or resumes a run that a
     /// crashed compactor left. Returns how many batches it folded (0 when another run holds
     /// the lock).
     pub(super) async fn compact(&self, ws: &WorkspaceId, now_ms: i64) -> anyhow::Result<usize> {
@@ -454,7 +453,7 @@ impl DynamoStore {
                 combined.extend(d.groups);
             }
         }
-        self.apply_rollups(ws, &run.id, combined.views(|v| !v.is_core()))
+        self.apply_rollups(ws, &run.id, combined.views(Select::Deferred))
             .await?;
         if self.crash_at == Some(CrashPoint::AfterCompactionRollups) {
             anyhow::bail!("simulated crash after the compaction's rollup writes");
