@@ -202,7 +202,7 @@ fn migrate(c: &mut Connection) -> anyhow::Result<()> {
                 rows.map(|b| Ok(serde_json::from_str(&b?)?))
                     .collect::<anyhow::Result<_>>()?
             };
-            merge_rollups(&tx, &ws, rollup::fold(&events))?;
+            merge_rollups(&tx, &ws, &rollup::fold(&events))?;
         }
     }
     tx.commit()?;
@@ -220,23 +220,45 @@ const COMPACT_EVERY: i64 = 32;
 fn add_batch(
     tx: &rusqlite::Transaction,
     ws: &WorkspaceId,
-    groups: Groups<&str>,
+    batch: &BatchRollups,
 ) -> anyhow::Result<()> {
-    if groups.is_empty() {
+    if batch.delta.is_empty() {
         return Ok(());
     }
-    merge_rollups(tx, ws, groups.views(Select::Core))?;
+    merge_rollups(tx, ws, &batch.total)?;
     let (seq, pending): (i64, i64) = tx
         .prepare_cached(
             "SELECT COALESCE(MAX(seq), 0) + 1, COUNT(*) + 1 FROM deltas WHERE workspace_id = ?1",
         )?
         .query_row(params![ws.as_str()], |r| Ok((r.get(0)?, r.get(1)?)))?;
     tx.prepare_cached("INSERT INTO deltas (workspace_id, seq, data) VALUES (?1, ?2, ?3)")?
-        .execute(params![ws.as_str(), seq, postcard::to_stdvec(&groups)?])?;
+        .execute(params![ws.as_str(), seq, batch.delta])?;
     if pending >= COMPACT_EVERY {
         compact(tx, ws)?;
     }
     Ok(())
+}
+
+/// A batch's rollup work, prepared before the writer lock is taken (the lock is the throughput
+/// bottleneck): the total view's deltas, and the groups encoded as the batch's delta row (empty
+/// when the batch has no event).
+struct BatchRollups {
+    total: std::collections::HashMap<RollupKey, Rollup>,
+    delta: Vec<u8>,
+}
+
+impl BatchRollups {
+    fn of<'a>(events: impl IntoIterator<Item = &'a Event>) -> anyhow::Result<BatchRollups> {
+        let groups = Groups::of(events);
+        Ok(BatchRollups {
+            total: groups.views(Select::Core),
+            delta: if groups.is_empty() {
+                Vec::new()
+            } else {
+                postcard::to_stdvec(&groups)?
+            },
+        })
+    }
 }
 
 /// Folds every pending delta of a workspace into its rollups.
@@ -245,7 +267,7 @@ fn compact(tx: &rusqlite::Transaction, ws: &WorkspaceId) -> anyhow::Result<()> {
     for g in pending_groups(tx, ws)? {
         all.extend(g);
     }
-    merge_rollups(tx, ws, all.views(Select::Deferred))?;
+    merge_rollups(tx, ws, &all.views(Select::Deferred))?;
     tx.prepare_cached("DELETE FROM deltas WHERE workspace_id = ?1")?
         .execute(params![ws.as_str()])?;
     Ok(())
@@ -255,17 +277,15 @@ fn pending_groups(c: &Connection, ws: &WorkspaceId) -> anyhow::Result<Vec<Groups
     let mut stmt =
         c.prepare_cached("SELECT data FROM deltas WHERE workspace_id = ?1 ORDER BY seq")?;
     let rows = stmt.query_map(params![ws.as_str()], |r| r.get::<_, Vec<u8>>(0))?;
-    rows.map(|data| {
-        postcard::from_bytes(&data?).map_err(|e| anyhow!("corrupt delta of {ws}: {e}"))
-    })
-    .collect()
+    rows.map(|data| postcard::from_bytes(&data?).map_err(|e| anyhow!("corrupt delta of {ws}: {e}")))
+        .collect()
 }
 
 /// Adds deltas to the stored rollups, inside the caller's transaction.
 fn merge_rollups(
     tx: &rusqlite::Transaction,
     ws: &WorkspaceId,
-    deltas: std::collections::HashMap<RollupKey, Rollup>,
+    deltas: &std::collections::HashMap<RollupKey, Rollup>,
 ) -> anyhow::Result<()> {
     let mut get = tx.prepare_cached(
         "SELECT data FROM rollups WHERE workspace_id = ?1 AND view = ?2 AND hour = ?3 AND value = ?4",
@@ -274,7 +294,7 @@ fn merge_rollups(
         "INSERT INTO rollups (workspace_id, view, hour, value, data) VALUES (?1, ?2, ?3, ?4, ?5)
          ON CONFLICT (workspace_id, view, hour, value) DO UPDATE SET data = excluded.data",
     )?;
-    for (k, delta) in &deltas {
+    for (k, delta) in deltas {
         let view = k.view.encode();
         let existing: Option<Vec<u8>> = get
             .query_row(params![ws.as_str(), view, k.hour, k.value], |r| r.get(0))
@@ -643,6 +663,7 @@ impl Store for SqliteStore {
             .map(serde_json::to_string)
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| anyhow!(e))?;
+        let prepared = BatchRollups::of(events)?;
         let events = events.to_vec();
         let (ws, quota) = (ws.clone(), quota.clone());
         self.write(move |c| {
@@ -668,7 +689,12 @@ impl Store for SqliteStore {
                 }
             }
             let accepted = events.iter().zip(&outcomes).filter(|(_, o)| **o == Stored::Accepted).map(|(e, _)| e);
-            add_batch(&tx, &ws, Groups::of(accepted))?;
+            // Prepared for the whole batch outside the lock; redone here only for duplicates.
+            if outcomes.iter().all(|o| *o == Stored::Accepted) {
+                add_batch(&tx, &ws, &prepared)?;
+            } else {
+                add_batch(&tx, &ws, &BatchRollups::of(accepted)?)?;
+            }
             let accepted_count = outcomes.iter().filter(|o| **o == Stored::Accepted).count() as i64;
             tx.prepare_cached(
                 "INSERT INTO usage (workspace_id, month, events) VALUES (?1, ?2, ?3)
