@@ -45,6 +45,7 @@ pub fn app(p: Parts) -> axum::Router {
         clock: p.clock.clone(),
         archive: p.archive.clone(),
         run_jobs_here: true,
+        web: p.web.clone(),
     })
     .split_for_parts();
     let archive = axum::Router::new()

@@ -426,3 +426,19 @@ async fn a_store_from_before_rollup_views_is_migrated() {
 fn rusqlite_open(path: &std::path::Path) -> rusqlite::Connection {
     rusqlite::Connection::open(path).unwrap()
 }
+
+#[tokio::test]
+async fn a_members_export_must_come_from_the_dashboard() {
+    let app = spawn_app().await;
+    let ada = app.sign_in("ada@example.com").await;
+    let (status, ws) = ada.post("/v1/workspaces", json!({"name": "Acme"})).await;
+    assert_eq!(status, 201, "{ws}");
+    let id = ws["id"].as_str().unwrap();
+    let body = json!({"kind": "events", "format": "csv", "workspace": id});
+    let (status, _) = ada.post("/v1/exports", body.clone()).await;
+    assert_eq!(status, 200, "from the dashboard's origin");
+    let mut evil = ada.clone();
+    evil.origin = Some("https://evil.example".into());
+    let (status, err) = evil.post("/v1/exports", body).await;
+    assert_eq!(status, 403, "{err}");
+}

@@ -138,6 +138,12 @@ pub async fn create(
     JsonBody(req): JsonBody<ExportRequest>,
 ) -> Result<Response, ApiError> {
     let ws = reader(&s, &headers, req.scope.workspace.as_deref()).await?;
+    // A session's POST must come from the dashboard, like every other state-changing request.
+    if !headers.contains_key(header::AUTHORIZATION)
+        && llmtrack_shared::auth::has_session_cookie(&headers)
+    {
+        llmtrack_shared::auth::same_origin(&headers, &s.web)?;
+    }
     let filters = req.scope.filters()?;
     let (from_ms, to_ms, _) = visible_range(&s, &ws, &req.scope)?;
     let spec = match req.kind {

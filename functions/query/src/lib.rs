@@ -35,6 +35,8 @@ pub struct QueryState {
     /// Run export jobs in this process (the local server). On AWS the jobs Lambda runs them,
     /// triggered by the job item's stream record.
     pub run_jobs_here: bool,
+    /// The dashboard's origin: a session's POST must come from it.
+    pub web: llmtrack_shared::config::WebConfig,
 }
 
 fn routes() -> OpenApiRouter<QueryState> {

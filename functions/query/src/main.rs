@@ -6,7 +6,7 @@ use std::sync::Arc;
 use llmtrack_query::{QueryState, router};
 use llmtrack_shared::adapters::dynamodb::DynamoStore;
 use llmtrack_shared::adapters::s3::S3Archive;
-use llmtrack_shared::config::{LambdaConfig, required};
+use llmtrack_shared::config::{LambdaConfig, WebConfig, required};
 use llmtrack_shared::ports::SystemClock;
 
 #[tokio::main]
@@ -18,6 +18,7 @@ async fn main() -> Result<(), lambda_http::Error> {
         clock: Arc::new(SystemClock),
         archive: Arc::new(S3Archive::from_env(&required("ARCHIVE_BUCKET")?).await),
         run_jobs_here: false,
+        web: WebConfig::from_env()?,
     };
     let (app, _) = router(state).split_for_parts();
     lambda_http::run(app).await
