@@ -442,3 +442,76 @@ async fn a_members_export_must_come_from_the_dashboard() {
     let (status, err) = evil.post("/v1/exports", body).await;
     assert_eq!(status, 403, "{err}");
 }
+
+#[tokio::test]
+async fn an_export_job_on_dynamodb_writes_to_s3_behind_a_presigned_link() {
+    use llmtrack_query::export::{self, ExportKind, ExportSpec, Format};
+    use llmtrack_shared::ports::{DynArchive, DynClock, DynStore, Job, JobState, SystemClock};
+
+    let store: DynStore = Arc::new(dynamo_store().await);
+    let archive: DynArchive = Arc::new(s3_archive().await);
+    let clock: DynClock = Arc::new(SystemClock);
+    let ws = llmtrack::admin::create_workspace(store.as_ref(), "Acme", Plan::Pro, now_ms())
+        .await
+        .unwrap()
+        .id;
+    let other = llmtrack::admin::create_workspace(store.as_ref(), "Other", Plan::Pro, now_ms())
+        .await
+        .unwrap()
+        .id;
+    let now = now_ms();
+    let times: Vec<i64> = (0..60).map(|i| now - 60_000 * (i + 1)).collect();
+    store_events(store.as_ref(), &ws, Plan::Pro, &times, "mine").await;
+    store_events(store.as_ref(), &other, Plan::Pro, &times[..10], "theirs").await;
+    let spec = ExportSpec {
+        kind: ExportKind::Events,
+        format: Format::Jsonl,
+        from_ms: now - 2 * HOUR,
+        to_ms: now,
+        filters: Vec::new(),
+        meta: None,
+        by: None,
+        sort: None,
+    };
+    let job = Job {
+        id: "exp_dynamo_s3".into(),
+        workspace: ws.clone(),
+        kind: export::JOB_KIND.into(),
+        state: JobState::Queued,
+        spec: serde_json::to_value(&spec).unwrap(),
+        progress: Value::Null,
+        result: None,
+        created_ms: now,
+        updated_ms: now,
+        version: 0,
+    };
+    store.create_job(&job).await.unwrap();
+    // As the jobs Lambda does with the job its stream record carries.
+    export::run(&store, &archive, &clock, job.clone())
+        .await
+        .unwrap();
+    let done = store.job(&ws, &job.id).await.unwrap().unwrap();
+    assert_eq!(done.state, JobState::Done, "{done:?}");
+    let result = done.result.clone().unwrap();
+    assert_eq!(result["rows"], 60);
+    let key = result["key"].as_str().unwrap().to_owned();
+    assert!(key.starts_with(&format!("exports/{ws}/")), "{key}");
+    let body = String::from_utf8(archive.get(&key).await.unwrap().unwrap()).unwrap();
+    assert_eq!(body.lines().count(), 60);
+    assert!(!body.contains("theirs"));
+    let url = archive
+        .link(&key, "events.jsonl", std::time::Duration::from_secs(60))
+        .await
+        .unwrap();
+    let fetched = reqwest::get(&url).await.unwrap();
+    assert_eq!(fetched.status(), 200);
+    assert_eq!(fetched.text().await.unwrap(), body);
+    // Run again (a retried stream record): a finished job is left as it is.
+    export::run(&store, &archive, &clock, done.clone())
+        .await
+        .unwrap();
+    assert_eq!(
+        store.job(&ws, &job.id).await.unwrap().unwrap().version,
+        done.version
+    );
+}

@@ -14,7 +14,7 @@ use llmtrack_shared::adapters::s3::S3Archive;
 use llmtrack_shared::ports::{Archive, DynArchive};
 use serde_json::Value;
 
-use super::support::moto_endpoint;
+use super::support::{s3_archive, s3_client};
 
 const MIB: usize = 1024 * 1024;
 
@@ -56,34 +56,6 @@ fn folder_archive() -> (FolderArchive, tempfile::TempDir) {
     let archive =
         FolderArchive::open(&dir.path().join("archive"), "http://127.0.0.1:1").expect("open");
     (archive, dir)
-}
-
-fn s3_client() -> aws_sdk_s3::Client {
-    let config = aws_sdk_s3::Config::builder()
-        .behavior_version(aws_sdk_s3::config::BehaviorVersion::latest())
-        .endpoint_url(moto_endpoint())
-        .region(aws_sdk_s3::config::Region::new("us-east-1"))
-        .credentials_provider(aws_sdk_s3::config::Credentials::new(
-            "test", "test", None, None, "tests",
-        ))
-        // moto has no per-bucket host names.
-        .force_path_style(true)
-        .build();
-    aws_sdk_s3::Client::from_conf(config)
-}
-
-/// A bucket of its own per test: moto's reset is global.
-async fn s3_archive() -> S3Archive {
-    let bucket = format!(
-        "llmtrack-test-{}",
-        ulid::Ulid::new().to_string().to_lowercase()
-    );
-    let archive = S3Archive::new(s3_client(), &bucket);
-    archive
-        .create_bucket()
-        .await
-        .expect("create bucket on moto");
-    archive
 }
 
 /// Bytes that differ from one position to the next, so a misplaced part shows.

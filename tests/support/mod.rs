@@ -78,6 +78,34 @@ pub async fn scan_table(
         .expect("scan")
 }
 
+pub fn s3_client() -> aws_sdk_s3::Client {
+    let config = aws_sdk_s3::Config::builder()
+        .behavior_version(aws_sdk_s3::config::BehaviorVersion::latest())
+        .endpoint_url(moto_endpoint())
+        .region(aws_sdk_s3::config::Region::new("us-east-1"))
+        .credentials_provider(aws_sdk_s3::config::Credentials::new(
+            "test", "test", None, None, "tests",
+        ))
+        // moto has no per-bucket host names.
+        .force_path_style(true)
+        .build();
+    aws_sdk_s3::Client::from_conf(config)
+}
+
+/// A bucket of its own per test: moto's reset is global.
+pub async fn s3_archive() -> llmtrack_shared::adapters::s3::S3Archive {
+    let bucket = format!(
+        "llmtrack-test-{}",
+        ulid::Ulid::new().to_string().to_lowercase()
+    );
+    let archive = llmtrack_shared::adapters::s3::S3Archive::new(s3_client(), &bucket);
+    archive
+        .create_bucket()
+        .await
+        .expect("create bucket on moto");
+    archive
+}
+
 pub async fn dynamo_store() -> DynamoStore {
     let table = format!(
         "llmtrack-test-{}",
