@@ -16,7 +16,7 @@ $(PY_STAMP): infra/requirements-test.txt
 
 ## Serve LLMtrack on http://127.0.0.1:8080 with the SQLite store in .llmtrack/.
 dev:
-	$(CARGO) run --bin llmtrack -- serve --addr 127.0.0.1:8080 --data-dir .llmtrack
+	$(CARGO) run -p llmtrack --bin llmtrack -- serve --addr 127.0.0.1:8080 --data-dir .llmtrack
 
 ## Every test: template lint, unit tests, the conformance suite on SQLite and DynamoDB (moto), API tests,
 ## and each benchmark once as a quick smoke run (so they cannot rot).

@@ -396,7 +396,7 @@ async fn bad_analytics_input_gets_a_clear_4xx() {
 }
 
 #[tokio::test]
-async fn a_store_from_before_rollup_views_is_migrated() {
+async fn a_store_from_an_earlier_release_is_migrated() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("llmtrack.sqlite3");
     let store = llmtrack_shared::adapters::sqlite::SqliteStore::open(&path).unwrap();
@@ -408,11 +408,14 @@ async fn a_store_from_before_rollup_views_is_migrated() {
     let times: Vec<i64> = (0..50).map(|i| now - i * 600_000).collect();
     store_events(&store, &ws, Plan::Pro, &times, "legacy").await;
     drop(store);
-    // Make it look like the previous schema: rollups keyed by dimension, no views.
+    // Make it look like earlier schemas: no workspace timezone or key creator (before
+    // accounts), rollups keyed by dimension (before views).
     {
         let c = rusqlite_open(&path);
         c.execute_batch(
-            "DROP TABLE rollups;
+            "ALTER TABLE workspaces DROP COLUMN timezone;
+             ALTER TABLE api_keys DROP COLUMN created_by;
+             DROP TABLE rollups;
              CREATE TABLE rollups (workspace_id TEXT NOT NULL, dimension TEXT NOT NULL, hour INTEGER NOT NULL,
                value TEXT NOT NULL, data BLOB NOT NULL, PRIMARY KEY (workspace_id, dimension, hour, value)) WITHOUT ROWID;",
         )
@@ -420,6 +423,20 @@ async fn a_store_from_before_rollup_views_is_migrated() {
     }
     let store = llmtrack_shared::adapters::sqlite::SqliteStore::open(&path).unwrap();
     assert_rollups_match_events(&store, &ws).await;
+    assert_eq!(store.workspace(&ws).await.unwrap().unwrap().timezone, "UTC");
+    llmtrack::admin::create_workspace(&store, "New", Plan::Free, now_ms())
+        .await
+        .unwrap();
+    llmtrack::admin::create_key(
+        &store,
+        ws.as_str(),
+        "k",
+        "production",
+        Scope::Read,
+        now_ms(),
+    )
+    .await
+    .unwrap();
     let _ = Arc::new(store);
 }
 

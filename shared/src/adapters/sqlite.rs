@@ -174,6 +174,12 @@ fn open(path: &Path) -> anyhow::Result<Connection> {
     Ok(conn)
 }
 
+/// (table, column, declaration) of every column added after its table was first released.
+const ADDED_COLUMNS: [(&str, &str, &str); 2] = [
+    ("workspaces", "timezone", "TEXT NOT NULL DEFAULT 'UTC'"),
+    ("api_keys", "created_by", "TEXT"),
+];
+
 /// Creates the schema. A store from before rollup views (its rollups keyed by `dimension`)
 /// gets its rollups rebuilt from the raw events, so the new views cover its history too.
 fn migrate(c: &mut Connection) -> anyhow::Result<()> {
@@ -186,6 +192,25 @@ fn migrate(c: &mut Connection) -> anyhow::Result<()> {
     if old_rollups {
         // Rebuilt from the raw events below, with every view.
         tx.execute_batch("DROP TABLE rollups; DROP TABLE IF EXISTS deltas;")?;
+    }
+    // Columns added since the first release: a store created before them gets them, with
+    // the default every earlier row implied.
+    for (table, column, declaration) in ADDED_COLUMNS {
+        let exists: bool = tx.query_row(
+            "SELECT COUNT(*) > 0 FROM sqlite_master WHERE type = 'table' AND name = ?1",
+            [table],
+            |r| r.get(0),
+        )?;
+        let has: bool = tx.query_row(
+            &format!("SELECT COUNT(*) > 0 FROM pragma_table_info('{table}') WHERE name = ?1"),
+            [column],
+            |r| r.get(0),
+        )?;
+        if exists && !has {
+            tx.execute_batch(&format!(
+                "ALTER TABLE {table} ADD COLUMN {column} {declaration}"
+            ))?;
+        }
     }
     tx.execute_batch(SCHEMA).context("creating the schema")?;
     if old_rollups {
