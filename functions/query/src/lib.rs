@@ -166,6 +166,8 @@ pub(crate) struct Ask {
     pub to_hour: i64,
     pub clamped: bool,
     pub filters: Filters,
+    /// The bucket size the range was checked against.
+    pub granularity: analytics::Granularity,
 }
 
 impl Ask {
@@ -185,6 +187,8 @@ pub(crate) fn first_visible_hour(ws: &Workspace, now_ms: i64) -> i64 {
     (now_ms - ws.plan.history_ms() + HOUR_MS - 1).div_euclid(HOUR_MS)
 }
 
+/// Resolves a request: its workspace, zone, filters and visible hours. `granularity` is the
+/// bucket size the range must fit (`None`: the series default, chosen from the visible span).
 pub(crate) async fn ask(
     s: &QueryState,
     headers: &HeaderMap,
@@ -203,18 +207,24 @@ pub(crate) async fn ask(
         24 * HOUR_MS,
     )
     .map_err(range_error)?;
-    range
-        .check_length(granularity.unwrap_or(analytics::Granularity::Day))
-        .map_err(range_error)?;
     let (from_hour, to_hour) = range.hours();
     let first = first_visible_hour(&ws, now);
+    let (visible_from, visible_to) = (from_hour.max(first), to_hour.max(first));
+    // Without a granularity asked for: hours for what shows as at most two days, else days.
+    let granularity = granularity.unwrap_or(if visible_to - visible_from <= 48 {
+        analytics::Granularity::Hour
+    } else {
+        analytics::Granularity::Day
+    });
+    range.check_length(granularity).map_err(range_error)?;
     Ok(Ask {
         ws,
         tz,
-        from_hour: from_hour.max(first),
-        to_hour: to_hour.max(first),
+        from_hour: visible_from,
+        to_hour: visible_to,
         clamped: from_hour < first,
         filters,
+        granularity,
     })
 }
 

@@ -119,7 +119,7 @@ pub async fn summary(
     headers: HeaderMap,
     Query(q): Query<QueryScope>,
 ) -> Result<Json<Summary>, ApiError> {
-    let a = ask(&s, &headers, &q, None).await?;
+    let a = ask(&s, &headers, &q, Some(Granularity::Day)).await?;
     let (current, answered) = rows(&s, &a, Dimension::Total, a.from_hour, a.to_hour).await?;
     let current = analytics::total(&current);
     let len = a.to_hour - a.from_hour;
@@ -235,14 +235,8 @@ pub async fn timeseries(
             ));
         }
     };
-    // Resolve once to pick the default granularity, then check the range against it.
-    let probe = ask(&s, &headers, &q, Some(Granularity::Day)).await?;
-    let granularity = granularity.unwrap_or(if probe.to_hour - probe.from_hour <= 48 {
-        Granularity::Hour
-    } else {
-        Granularity::Day
-    });
-    let a = ask(&s, &headers, &q, Some(granularity)).await?;
+    let a = ask(&s, &headers, &q, granularity).await?;
+    let granularity = a.granularity;
     let (rows, answered) = rows(
         &s,
         &a,
@@ -390,7 +384,7 @@ pub(crate) async fn table(
     headers: &HeaderMap,
     t: &TableAsk,
 ) -> Result<(crate::Ask, Vec<(String, Rollup)>, &'static str), ApiError> {
-    let a = ask(s, headers, q, None).await?;
+    let a = ask(s, headers, q, Some(Granularity::Day)).await?;
     let (rows, answered) = rows(s, &a, t.by, a.from_hour, a.to_hour).await?;
     let ranked = analytics::ranked(analytics::by_value(&rows), t.sort, t.descending);
     Ok((a, ranked, answered))

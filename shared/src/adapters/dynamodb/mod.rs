@@ -969,17 +969,7 @@ impl Store for DynamoStore {
             let (hour, value) = sk
                 .split_once('#')
                 .ok_or_else(|| anyhow!("bad rollup key {sk}"))?;
-            let rollup = match item.get("d") {
-                Some(Av::B(b)) => {
-                    Rollup::decode(b.as_ref()).ok_or_else(|| anyhow!("corrupt rollup {sk}"))?
-                }
-                _ => return Err(anyhow!("rollup {sk} has no data").into()),
-            };
-            let pending = item
-                .get("p")
-                .and_then(|p| p.as_ss().ok())
-                .cloned()
-                .unwrap_or_default();
+            let (rollup, pending) = rollups::rollup_data(&item)?;
             let key = RollupKey {
                 hour: hour.parse().context("rollup hour")?,
                 view: view.clone(),

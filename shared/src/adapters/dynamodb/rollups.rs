@@ -91,16 +91,7 @@ impl DynamoStore {
                     get_s(&item, "pk")?.to_owned(),
                     get_s(&item, "sk")?.to_owned(),
                 );
-                let rollup = match item.get("d") {
-                    Some(Av::B(b)) => Rollup::decode(b.as_ref())
-                        .ok_or_else(|| anyhow!("corrupt rollup {key:?}"))?,
-                    _ => Rollup::default(),
-                };
-                let pending = item
-                    .get("p")
-                    .and_then(|p| p.as_ss().ok())
-                    .cloned()
-                    .unwrap_or_default();
+                let (rollup, pending) = rollup_data(&item)?;
                 current.insert(
                     key,
                     Current {
@@ -479,6 +470,18 @@ fn lock_item(ws: &WorkspaceId, run: &Run, now_ms: i64) -> super::Item {
         ("batches".to_owned(), Av::Ss(run.batches.clone())),
         ("created".to_owned(), n(now_ms)),
     ])
+}
+
+/// A rollup item's value and the writers it records as applied (its pending set).
+pub(super) fn rollup_data(item: &super::Item) -> anyhow::Result<(Rollup, Vec<String>)> {
+    let sk = get_s(item, "sk")?;
+    let rollup = match item.get("d") {
+        Some(Av::B(b)) => {
+            Rollup::decode(b.as_ref()).ok_or_else(|| anyhow!("corrupt rollup {sk}"))?
+        }
+        _ => return Err(anyhow!("rollup {sk} has no data")),
+    };
+    Ok((rollup, string_set(item, "p")))
 }
 
 fn string_set(item: &super::Item, name: &str) -> Vec<String> {
