@@ -4,6 +4,7 @@ pub mod access;
 pub mod account;
 pub mod analytics;
 pub mod apikey;
+pub mod billing;
 pub mod audit;
 pub mod event;
 pub mod forecast;
