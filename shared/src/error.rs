@@ -29,6 +29,10 @@ pub enum ApiError {
     TooManyRequests { message: String, retry_after_s: i64 },
     #[error("{0}")]
     Conflict(String),
+    /// A feature this deployment has not been set up for (billing without Stripe keys), or a
+    /// service behind it that did not answer.
+    #[error("{message}")]
+    Unavailable { code: &'static str, message: String },
     #[error("an unexpected error occurred")]
     Unexpected(#[from] anyhow::Error),
 }
@@ -67,6 +71,7 @@ impl ApiError {
             ApiError::QuotaExceeded { .. } => (StatusCode::TOO_MANY_REQUESTS, "quota_exceeded"),
             ApiError::TooManyRequests { .. } => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
             ApiError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
+            ApiError::Unavailable { code, .. } => (StatusCode::SERVICE_UNAVAILABLE, code),
             ApiError::Unexpected(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }
     }

@@ -12,6 +12,7 @@ pub mod error;
 pub mod extract;
 pub mod openapi;
 pub mod ports;
+pub mod retention_job;
 pub mod telemetry;
 
 pub use error::ApiError;

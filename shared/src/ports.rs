@@ -9,6 +9,7 @@ use crate::domain::access::Role;
 use crate::domain::account::{CodeCheck, Email, Invitation, LoginCode, Membership, Session, User};
 use crate::domain::apikey::{ApiKey, KeyHash, KeyState};
 use crate::domain::audit::AuditEntry;
+use crate::domain::billing::Billing;
 use crate::domain::event::Event;
 use crate::domain::ids::{InvitationId, KeyId, UserId, WorkspaceId};
 use crate::domain::plan::Plan;
@@ -207,6 +208,49 @@ pub trait Store: Send + Sync + 'static {
     async fn invitations(&self, ws: &WorkspaceId) -> StoreResult<Vec<Invitation>>;
     async fn delete_invitation(&self, ws: &WorkspaceId, id: &InvitationId) -> StoreResult<bool>;
 
+    // Billing (Stripe).
+
+    async fn billing(&self, ws: &WorkspaceId) -> StoreResult<Option<Billing>>;
+    /// The record of the workspace whose Stripe customer this is.
+    async fn billing_by_customer(&self, customer_id: &str) -> StoreResult<Option<Billing>>;
+    /// Saves a billing record and the plan it entitles the workspace to, in one atomic write,
+    /// if nobody saved the record since `billing.version` was read (version 0: never saved);
+    /// bumps the version. `due_ms` is when the entitlement next changes on its own (the sweep
+    /// finds it then). With `event`, also records that Stripe event id as processed, and saves
+    /// nothing if it already was.
+    async fn save_billing(
+        &self,
+        billing: &mut Billing,
+        plan: Plan,
+        due_ms: Option<i64>,
+        event: Option<&str>,
+        now_ms: i64,
+    ) -> StoreResult<BillingSave>;
+    /// Records a Stripe event id that changed no record; false if it was already recorded.
+    async fn record_stripe_event(&self, event: &str, now_ms: i64) -> StoreResult<bool>;
+    async fn stripe_event_seen(&self, event: &str) -> StoreResult<bool>;
+    /// Records whose entitlement changes at or before `now_ms` (end of a grace period, or of a
+    /// cancelled paid period), oldest first.
+    async fn billing_due(&self, now_ms: i64, limit: usize) -> StoreResult<Vec<Billing>>;
+
+    // Retention.
+
+    /// Re-applies a plan keeping `history_ms` to a workspace's events and rollups of the hours in
+    /// `[from_hour, to_hour)` (see `domain::retention`): each event gets the fate
+    /// `event_fate` gives it, each rollup the expiry `rollup_expiry_ms` gives it, and what has
+    /// expired is deleted.
+    async fn apply_retention(
+        &self,
+        ws: &WorkspaceId,
+        from_hour: i64,
+        to_hour: i64,
+        history_ms: i64,
+        now_ms: i64,
+    ) -> StoreResult<Retained>;
+    /// Deletes everything whose time has passed (events, rollups by their workspace's plan, and
+    /// spent records). DynamoDB's TTL does this on its own, so there it does nothing.
+    async fn purge_expired(&self, now_ms: i64) -> StoreResult<u64>;
+
     // The audit log.
 
     async fn append_audit(&self, entry: &AuditEntry) -> StoreResult<()>;
@@ -220,6 +264,43 @@ pub trait Store: Send + Sync + 'static {
 }
 
 pub type DynStore = Arc<dyn Store>;
+
+/// Unfinished jobs of one kind, oldest first: what a restarted runner resumes.
+pub async fn unfinished_jobs_of(store: &dyn Store, kind: &str) -> StoreResult<Vec<Job>> {
+    Ok(store
+        .unfinished_jobs()
+        .await?
+        .into_iter()
+        .filter(|j| j.kind == kind)
+        .collect())
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BillingSave {
+    Saved,
+    /// Someone saved the record since it was read: read it again and re-apply.
+    Conflict,
+    /// The event was already processed: nothing was saved.
+    Duplicate,
+}
+
+/// What one retention pass changed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Retained {
+    pub events_kept: u64,
+    pub events_deleted: u64,
+    pub rollups_kept: u64,
+    pub rollups_deleted: u64,
+}
+
+impl std::ops::AddAssign for Retained {
+    fn add_assign(&mut self, o: Retained) {
+        self.events_kept += o.events_kept;
+        self.events_deleted += o.events_deleted;
+        self.rollups_kept += o.rollups_kept;
+        self.rollups_deleted += o.rollups_deleted;
+    }
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]

@@ -19,11 +19,16 @@ use support::*;
 
 mod accounts;
 mod archive;
+mod billing;
 mod crash;
 
 use accounts::{
     active_keys_stay_within_the_limit, audit_pages_newest_first,
     members_keep_an_owner_and_their_limit, users_codes_and_sessions,
+};
+use billing::{
+    billing_due_lists_records_due_oldest_first, billing_saves_once_per_version_and_event,
+    retention_keeps_or_deletes_by_the_plan_window,
 };
 mod dynamodb_items;
 
@@ -66,6 +71,9 @@ suite!(
     audit_pages_newest_first,
     recent_events_page_newest_first,
     jobs_update_once_per_version,
+    billing_saves_once_per_version_and_event,
+    billing_due_lists_records_due_oldest_first,
+    retention_keeps_or_deletes_by_the_plan_window,
 );
 
 async fn new_workspace(store: &DynStore, plan: Plan) -> WorkspaceId {

@@ -17,13 +17,17 @@ use crate::domain::account::{
     CODE_MAX_ATTEMPTS, CodeCheck, Email, Invitation, LoginCode, Membership, Session, User,
 };
 use crate::domain::apikey::{ApiKey, KeyHash, KeyState, Scope};
-use crate::domain::audit::AuditEntry;
+use crate::domain::audit::{AUDIT_RETENTION_MS, AuditEntry};
+use crate::domain::billing::Billing;
 use crate::domain::event::Event;
 use crate::domain::ids::{InvitationId, KeyId, UserId, WorkspaceId};
 use crate::domain::plan::Plan;
+use crate::domain::retention::{self, EventFate};
 use crate::domain::rollup::{self, Groups, Rollup, RollupKey, Select, View};
+use crate::domain::time::HOUR_MS;
 use crate::ports::{
-    IngestOutcome, Job, JobState, Quota, Refusal, Store, StoreError, StoreResult, Stored, Workspace,
+    BillingSave, IngestOutcome, Job, JobState, Quota, Refusal, Retained, Store, StoreError,
+    StoreResult, Stored, Workspace,
 };
 
 const SCHEMA: &str = r#"
@@ -84,6 +88,19 @@ CREATE TABLE IF NOT EXISTS deltas (
     data BLOB NOT NULL,
     PRIMARY KEY (workspace_id, seq)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS billing (
+    workspace_id TEXT PRIMARY KEY,
+    customer_id TEXT,
+    due_ms INTEGER,
+    version INTEGER NOT NULL,
+    body TEXT NOT NULL
+);
+CREATE UNIQUE INDEX IF NOT EXISTS billing_by_customer ON billing (customer_id) WHERE customer_id IS NOT NULL;
+CREATE INDEX IF NOT EXISTS billing_by_due ON billing (due_ms) WHERE due_ms IS NOT NULL;
+CREATE TABLE IF NOT EXISTS stripe_events (
+    id TEXT PRIMARY KEY,
+    at_ms INTEGER NOT NULL
+);
 CREATE TABLE IF NOT EXISTS users (
     id TEXT PRIMARY KEY,
     email TEXT NOT NULL UNIQUE,
@@ -1288,4 +1305,250 @@ impl Store for SqliteStore {
         })
         .await
     }
+
+    async fn billing(&self, ws: &WorkspaceId) -> StoreResult<Option<Billing>> {
+        let ws = ws.clone();
+        self.read(move |c| {
+            billing_row(
+                c,
+                "SELECT version, body FROM billing WHERE workspace_id = ?1",
+                ws.as_str(),
+            )
+        })
+        .await
+    }
+
+    async fn billing_by_customer(&self, customer_id: &str) -> StoreResult<Option<Billing>> {
+        let customer = customer_id.to_owned();
+        self.read(move |c| {
+            billing_row(
+                c,
+                "SELECT version, body FROM billing WHERE customer_id = ?1",
+                &customer,
+            )
+        })
+        .await
+    }
+
+    async fn save_billing(
+        &self,
+        billing: &mut Billing,
+        plan: Plan,
+        due_ms: Option<i64>,
+        event: Option<&str>,
+        now_ms: i64,
+    ) -> StoreResult<BillingSave> {
+        let mut next = billing.clone();
+        next.version += 1;
+        let event = event.map(str::to_owned);
+        let saved = next.clone();
+        let outcome = self
+            .write(move |c| {
+                let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+                if let Some(id) = &event {
+                    let fresh = tx.execute(
+                        "INSERT INTO stripe_events (id, at_ms) VALUES (?1, ?2) ON CONFLICT (id) DO NOTHING",
+                        params![id, now_ms],
+                    )?;
+                    if fresh == 0 {
+                        return Ok(BillingSave::Duplicate);
+                    }
+                }
+                let current: Option<i64> = tx
+                    .query_row(
+                        "SELECT version FROM billing WHERE workspace_id = ?1",
+                        [saved.workspace.as_str()],
+                        |r| r.get(0),
+                    )
+                    .optional()?;
+                if current.unwrap_or(0) as u64 != saved.version - 1 {
+                    return Ok(BillingSave::Conflict);
+                }
+                tx.execute(
+                    "INSERT INTO billing (workspace_id, customer_id, due_ms, version, body) VALUES (?1, ?2, ?3, ?4, ?5)
+                     ON CONFLICT (workspace_id) DO UPDATE SET customer_id = excluded.customer_id,
+                        due_ms = excluded.due_ms, version = excluded.version, body = excluded.body",
+                    params![
+                        saved.workspace.as_str(),
+                        saved.customer_id,
+                        due_ms,
+                        saved.version as i64,
+                        serde_json::to_string(&saved)?
+                    ],
+                )?;
+                tx.execute(
+                    "UPDATE workspaces SET plan = ?1 WHERE id = ?2",
+                    params![plan.as_str(), saved.workspace.as_str()],
+                )?;
+                tx.commit()?;
+                Ok(BillingSave::Saved)
+            })
+            .await?;
+        if outcome == BillingSave::Saved {
+            *billing = next;
+        }
+        Ok(outcome)
+    }
+
+    async fn record_stripe_event(&self, event: &str, now_ms: i64) -> StoreResult<bool> {
+        let id = event.to_owned();
+        self.write(move |c| {
+            // Stripe retries a delivery for 3 days: a month of ids is plenty to recognise one.
+            c.execute(
+                "DELETE FROM stripe_events WHERE at_ms < ?1",
+                [now_ms - STRIPE_EVENT_TTL_MS],
+            )?;
+            Ok(c.execute(
+                "INSERT INTO stripe_events (id, at_ms) VALUES (?1, ?2) ON CONFLICT (id) DO NOTHING",
+                params![id, now_ms],
+            )? == 1)
+        })
+        .await
+    }
+
+    async fn stripe_event_seen(&self, event: &str) -> StoreResult<bool> {
+        let id = event.to_owned();
+        self.read(move |c| {
+            Ok(c.query_row(
+                "SELECT COUNT(*) > 0 FROM stripe_events WHERE id = ?1",
+                [id],
+                |r| r.get(0),
+            )?)
+        })
+        .await
+    }
+
+    async fn billing_due(&self, now_ms: i64, limit: usize) -> StoreResult<Vec<Billing>> {
+        self.read(move |c| {
+            let mut stmt = c.prepare(
+                "SELECT version, body FROM billing WHERE due_ms IS NOT NULL AND due_ms <= ?1 ORDER BY due_ms LIMIT ?2",
+            )?;
+            let rows = stmt.query_map(params![now_ms, limit as i64], |r| {
+                Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?))
+            })?;
+            rows.map(|row| {
+                let (version, body) = row?;
+                billing_of(version, &body)
+            })
+            .collect()
+        })
+        .await
+    }
+
+    async fn apply_retention(
+        &self,
+        ws: &WorkspaceId,
+        from_hour: i64,
+        to_hour: i64,
+        history_ms: i64,
+        now_ms: i64,
+    ) -> StoreResult<Retained> {
+        let ws = ws.clone();
+        self.write(move |c| {
+            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            // Pending deltas would bring deleted hours back when folded: fold them first.
+            compact(&tx, &ws)?;
+            let mut out = Retained::default();
+            let events: Vec<(i64, String, i64)> = {
+                let mut stmt = tx.prepare(
+                    "SELECT ts_ms, id, expires_ms FROM events WHERE workspace_id = ?1 AND ts_ms >= ?2 AND ts_ms < ?3",
+                )?;
+                let rows = stmt.query_map(
+                    params![ws.as_str(), from_hour * HOUR_MS, to_hour * HOUR_MS],
+                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+                )?;
+                rows.collect::<Result<_, _>>()?
+            };
+            {
+                let mut extend = tx.prepare(
+                    "UPDATE events SET expires_ms = ?4, body = json_set(body, '$.expires_ms', ?4)
+                     WHERE workspace_id = ?1 AND ts_ms = ?2 AND id = ?3",
+                )?;
+                let mut delete =
+                    tx.prepare("DELETE FROM events WHERE workspace_id = ?1 AND ts_ms = ?2 AND id = ?3")?;
+                for (ts, id, expires) in events {
+                    match retention::event_fate(ts, expires, history_ms, now_ms) {
+                        EventFate::ExpireAt(at) => {
+                            if at != expires {
+                                extend.execute(params![ws.as_str(), ts, id, at])?;
+                            }
+                            out.events_kept += 1;
+                        }
+                        EventFate::Delete | EventFate::Leave => {
+                            delete.execute(params![ws.as_str(), ts, id])?;
+                            out.events_deleted += 1;
+                        }
+                    }
+                }
+            }
+            // Local rollups carry no expiry of their own: the hours before the first one kept
+            // are deleted, and the rest are counted as kept.
+            let first = retention::rollups_kept_from(history_ms, now_ms);
+            out.rollups_deleted = tx.execute(
+                "DELETE FROM rollups WHERE workspace_id = ?1 AND hour >= ?2 AND hour < ?3",
+                params![ws.as_str(), from_hour, to_hour.min(first)],
+            )? as u64;
+            out.rollups_kept = tx.query_row(
+                "SELECT COUNT(*) FROM rollups WHERE workspace_id = ?1 AND hour >= ?2 AND hour < ?3",
+                params![ws.as_str(), from_hour.max(first), to_hour],
+                |r| r.get::<_, i64>(0),
+            )? as u64;
+            tx.commit()?;
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn purge_expired(&self, now_ms: i64) -> StoreResult<u64> {
+        self.write(move |c| {
+            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let mut n = tx.execute("DELETE FROM events WHERE expires_ms <= ?1", [now_ms])? as u64;
+            let plans: Vec<(String, String)> = {
+                let mut stmt = tx.prepare("SELECT id, plan FROM workspaces")?;
+                let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+                rows.collect::<Result<_, _>>()?
+            };
+            for (ws, plan) in plans {
+                let plan = Plan::parse(&plan).ok_or_else(|| anyhow!("bad plan {plan}"))?;
+                let first = retention::rollups_kept_from(plan.history_ms(), now_ms);
+                let ws = WorkspaceId::parse(&ws).ok_or_else(|| anyhow!("bad workspace id {ws}"))?;
+                compact(&tx, &ws)?;
+                n += tx.execute(
+                    "DELETE FROM rollups WHERE workspace_id = ?1 AND hour < ?2",
+                    params![ws.as_str(), first],
+                )? as u64;
+            }
+            n += tx.execute("DELETE FROM sessions WHERE expires_ms <= ?1", [now_ms])? as u64;
+            n += tx.execute("DELETE FROM login_codes WHERE expires_ms <= ?1", [now_ms])? as u64;
+            n += tx.execute("DELETE FROM invitations WHERE expires_ms <= ?1", [now_ms])? as u64;
+            n += tx.execute(
+                "DELETE FROM stripe_events WHERE at_ms < ?1",
+                [now_ms - STRIPE_EVENT_TTL_MS],
+            )? as u64;
+            n += tx.execute(
+                "DELETE FROM audit WHERE at_ms < ?1",
+                [now_ms - AUDIT_RETENTION_MS],
+            )? as u64;
+            tx.commit()?;
+            Ok(n)
+        })
+        .await
+    }
+}
+
+/// How long a processed Stripe event id is remembered (Stripe retries for up to 3 days).
+const STRIPE_EVENT_TTL_MS: i64 = 30 * 86_400_000;
+
+fn billing_row(c: &Connection, sql: &str, key: &str) -> anyhow::Result<Option<Billing>> {
+    let row: Option<(i64, String)> = c
+        .query_row(sql, [key], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()?;
+    row.map(|(version, body)| billing_of(version, &body))
+        .transpose()
+}
+
+fn billing_of(version: i64, body: &str) -> anyhow::Result<Billing> {
+    let mut b: Billing = serde_json::from_str(body)?;
+    b.version = version as u64;
+    Ok(b)
 }

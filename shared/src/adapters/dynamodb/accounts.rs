@@ -24,12 +24,12 @@ fn key(pk: String, sk: String) -> HashMap<String, Av> {
     HashMap::from([("pk".to_owned(), s(pk)), ("sk".to_owned(), s(sk))])
 }
 
-fn ttl(ms: i64) -> Av {
+pub(super) fn ttl(ms: i64) -> Av {
     n(ms.div_euclid(1000))
 }
 
 /// One step of a transaction.
-enum Step {
+pub(super) enum Step {
     Update {
         pk: String,
         sk: String,
@@ -40,6 +40,7 @@ enum Step {
     Put {
         item: Item,
         cond: Option<String>,
+        values: Vec<(&'static str, Av)>,
     },
     Delete {
         pk: String,
@@ -73,7 +74,7 @@ fn names<'a>(exprs: impl IntoIterator<Item = &'a str>) -> Option<HashMap<String,
 impl DynamoStore {
     /// Runs the steps as one transaction. `Ok(None)`: done. `Ok(Some(i))`: step `i`'s condition
     /// failed and nothing was written.
-    async fn transact(&self, steps: Vec<Step>) -> anyhow::Result<Option<usize>> {
+    pub(super) async fn transact(&self, steps: Vec<Step>) -> anyhow::Result<Option<usize>> {
         let mut items = Vec::with_capacity(steps.len());
         for step in steps {
             items.push(match step {
@@ -97,12 +98,18 @@ impl DynamoStore {
                             .build()?,
                     )
                     .build(),
-                Step::Put { item, cond } => TransactWriteItem::builder()
+                Step::Put {
+                    item,
+                    cond,
+                    values: v,
+                } => TransactWriteItem::builder()
                     .put(
                         Put::builder()
                             .table_name(&self.table)
                             .set_item(Some(item))
+                            .set_expression_attribute_names(names(cond.as_deref()))
                             .set_condition_expression(cond)
+                            .set_expression_attribute_values(values(v))
                             .build()?,
                     )
                     .build(),
@@ -201,10 +208,12 @@ impl DynamoStore {
             Step::Put {
                 item: Self::key_item(k),
                 cond: Some("attribute_not_exists(pk)".into()),
+                values: vec![],
             },
             Step::Put {
                 item: listing,
                 cond: None,
+                values: vec![],
             },
         ];
         match self.transact(steps).await? {
@@ -315,6 +324,7 @@ impl DynamoStore {
                     ("user".to_owned(), s(user.id.as_str())),
                 ]),
                 cond: Some("attribute_not_exists(pk)".into()),
+                values: vec![],
             },
             Step::Put {
                 item: HashMap::from([
@@ -324,6 +334,7 @@ impl DynamoStore {
                     ("created".to_owned(), n(user.created_ms)),
                 ]),
                 cond: Some("attribute_not_exists(pk)".into()),
+                values: vec![],
             },
         ];
         match self.transact(steps).await? {
@@ -470,10 +481,12 @@ impl DynamoStore {
                 Step::Put {
                     item: main,
                     cond: None,
+                    values: vec![],
                 },
                 Step::Put {
                     item: index,
                     cond: None,
+                    values: vec![],
                 },
             ])
             .await?
@@ -586,10 +599,12 @@ impl DynamoStore {
             Step::Put {
                 item: main,
                 cond: Some("attribute_not_exists(pk)".into()),
+                values: vec![],
             },
             Step::Put {
                 item: reverse,
                 cond: None,
+                values: vec![],
             },
         ];
         match self.transact(steps).await? {

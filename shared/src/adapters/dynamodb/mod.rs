@@ -25,6 +25,7 @@
 //! | membership (per user) | `USER#{user}` | `MEMBER#{ws}` |
 //! | invitation | `WS#{ws}` | `INV#{invitation}` |
 //! | audit entry | `W#{ws}#AUDIT` | `{ulid}` |
+//! | billing record, customer lookup, due index, Stripe event | see `billing` | |
 //!
 //! Exactly once without transactions (they cost double and conflict on hot rollup items):
 //!
@@ -62,15 +63,21 @@ use crate::domain::access::Role;
 use crate::domain::account::{CodeCheck, Email, Invitation, LoginCode, Membership, Session, User};
 use crate::domain::apikey::{ApiKey, KeyHash, KeyState, Scope};
 use crate::domain::audit::AuditEntry;
+use crate::domain::billing::Billing;
 use crate::domain::event::Event;
 use crate::domain::ids::{self, InvitationId, KeyId, UserId, WorkspaceId};
 use crate::domain::plan::Plan;
 use crate::domain::rollup::{self, Rollup, RollupKey, View};
 use crate::domain::time::hour_of;
-use crate::ports::{IngestOutcome, Job, Quota, Store, StoreError, StoreResult, Stored, Workspace};
+use crate::ports::{
+    BillingSave, IngestOutcome, Job, Quota, Retained, Store, StoreError, StoreResult, Stored,
+    Workspace,
+};
 
 mod accounts;
+mod billing;
 mod reads;
+mod retention;
 mod rollups;
 
 pub use reads::job_from_image;
@@ -626,10 +633,17 @@ impl DynamoStore {
         batch: &str,
         events: impl IntoIterator<Item = &'a Event>,
     ) -> anyhow::Result<()> {
+        let events: Vec<&Event> = events.into_iter().collect();
+        // Events carry their plan's expiry; the batch's rollups last as long as that plan says.
+        let history_ms = events
+            .iter()
+            .map(|e| e.expires_ms - e.ts_ms)
+            .max()
+            .unwrap_or(0);
         let groups = rollup::Groups::of(events);
         let core = groups.views(rollup::Select::Core);
         self.write_deltas(ws, batch, groups).await?;
-        self.apply_rollups(ws, batch, core).await
+        self.apply_rollups(ws, batch, core, history_ms).await
     }
 
     /// Deletes a finished batch's marker and refunds the quota it reserved but did not use.
@@ -1181,6 +1195,55 @@ impl Store for DynamoStore {
 
     async fn delete_invitation(&self, ws: &WorkspaceId, id: &InvitationId) -> StoreResult<bool> {
         self.delete_invitation_impl(ws, id).await
+    }
+
+    async fn billing(&self, ws: &WorkspaceId) -> StoreResult<Option<Billing>> {
+        self.billing_impl(ws).await
+    }
+
+    async fn billing_by_customer(&self, customer_id: &str) -> StoreResult<Option<Billing>> {
+        self.billing_by_customer_impl(customer_id).await
+    }
+
+    async fn save_billing(
+        &self,
+        billing: &mut Billing,
+        plan: Plan,
+        due_ms: Option<i64>,
+        event: Option<&str>,
+        now_ms: i64,
+    ) -> StoreResult<BillingSave> {
+        self.save_billing_impl(billing, plan, due_ms, event, now_ms)
+            .await
+    }
+
+    async fn record_stripe_event(&self, event: &str, now_ms: i64) -> StoreResult<bool> {
+        self.record_stripe_event_impl(event, now_ms).await
+    }
+
+    async fn stripe_event_seen(&self, event: &str) -> StoreResult<bool> {
+        self.stripe_event_seen_impl(event).await
+    }
+
+    async fn billing_due(&self, now_ms: i64, limit: usize) -> StoreResult<Vec<Billing>> {
+        self.billing_due_impl(now_ms, limit).await
+    }
+
+    async fn apply_retention(
+        &self,
+        ws: &WorkspaceId,
+        from_hour: i64,
+        to_hour: i64,
+        history_ms: i64,
+        now_ms: i64,
+    ) -> StoreResult<Retained> {
+        self.apply_retention_impl(ws, from_hour, to_hour, history_ms, now_ms)
+            .await
+    }
+
+    async fn purge_expired(&self, _now_ms: i64) -> StoreResult<u64> {
+        // The table's TTL deletes expired items on its own, at no write cost.
+        Ok(0)
     }
 
     async fn append_audit(&self, entry: &AuditEntry) -> StoreResult<()> {

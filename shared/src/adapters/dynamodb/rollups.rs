@@ -33,7 +33,10 @@ use super::{
     rollup_pk, rollup_sk, s,
 };
 use crate::domain::ids::WorkspaceId;
+use crate::domain::plan::Plan;
+use crate::domain::retention;
 use crate::domain::rollup::{Groups, Rollup, RollupKey, Select, View};
+use crate::ports::Store as _;
 
 /// Largest delta item written (DynamoDB's limit is 400 KB).
 const MAX_DELTA_BYTES: usize = 300_000;
@@ -48,7 +51,7 @@ pub(super) const SETTLE_MS: i64 = 60_000;
 /// Delta items outlive any compaction delay by far, then TTL deletes them for free.
 const DELTA_TTL_MS: i64 = 2 * 86_400_000;
 
-fn delta_pk(ws: &WorkspaceId) -> String {
+pub(super) fn delta_pk(ws: &WorkspaceId) -> String {
     format!("W#{ws}#D")
 }
 
@@ -72,13 +75,21 @@ struct Run {
 
 impl DynamoStore {
     /// Merges deltas into rollup items, each at most once per batch (see the module comment).
+    /// Each item written expires as the plan keeping `history_ms` says (`domain::retention`).
     pub(super) async fn apply_rollups(
         &self,
         ws: &WorkspaceId,
         batch: &str,
         deltas: impl IntoIterator<Item = (RollupKey, Rollup)>,
+        history_ms: i64,
     ) -> anyhow::Result<()> {
-        let mut todo: Vec<(RollupKey, Rollup)> = deltas.into_iter().collect();
+        let now_ms = chrono::Utc::now().timestamp_millis();
+        let mut todo: Vec<(RollupKey, Rollup)> = deltas
+            .into_iter()
+            // An hour already expired was deleted by a retention pass (or soon will be by TTL):
+            // a late delta must not bring back part of it.
+            .filter(|(k, _)| retention::rollup_expiry_ms(k.hour, history_ms) > now_ms)
+            .collect();
         let mut attempt = 0u32;
         while !todo.is_empty() {
             let keys = todo
@@ -144,6 +155,11 @@ impl DynamoStore {
                                 ("v".to_owned(), n(cur.version.map_or(1, |v| v + 1))),
                                 ("d".to_owned(), Av::B(Blob::new(merged.encode()))),
                                 ("p".to_owned(), Av::Ss(pending)),
+                                (
+                                    TTL_ATTRIBUTE.to_owned(),
+                                    n(retention::rollup_expiry_ms(key.hour, history_ms)
+                                        .div_euclid(1000)),
+                                ),
                             ]);
                             // Optimistic concurrency: the write lands only on the version we read.
                             let (condition, expected) = match cur.version {
@@ -266,7 +282,7 @@ impl DynamoStore {
     }
 
     /// The last batch folded into the deferred rollup items ("" before the first compaction).
-    async fn watermark(&self, ws: &WorkspaceId) -> anyhow::Result<String> {
+    pub(super) async fn watermark(&self, ws: &WorkspaceId) -> anyhow::Result<String> {
         Ok(match self.get(marker_pk(ws), WATERMARK_SK).await? {
             Some(item) => get_s(&item, "upto")?.to_owned(),
             None => String::new(),
@@ -444,7 +460,13 @@ impl DynamoStore {
                 combined.extend(d.groups);
             }
         }
-        self.apply_rollups(ws, &run.id, combined.views(Select::Deferred))
+        // Deltas carry no plan; the workspace's current one says how long its rollups last.
+        let history_ms = self
+            .workspace(ws)
+            .await?
+            .map_or(Plan::Free, |w| w.plan)
+            .history_ms();
+        self.apply_rollups(ws, &run.id, combined.views(Select::Deferred), history_ms)
             .await?;
         if self.crash_at == Some(CrashPoint::AfterCompactionRollups) {
             anyhow::bail!("simulated crash after the compaction's rollup writes");

@@ -1,0 +1,328 @@
+//! Retention on DynamoDB: re-applying a plan's rules (`domain::retention`) to what a workspace
+//! stores. Items carry their expiry in the TTL attribute, so keeping is a matter of moving it and
+//! DynamoDB deletes the rest on its own; what is already outside the window is deleted here, since
+//! TTL may take days and a downgrade must not leave history showing.
+
+use std::collections::{BTreeSet, HashSet};
+
+use anyhow::{Context as _, anyhow};
+use aws_sdk_dynamodb::primitives::Blob;
+use aws_sdk_dynamodb::types::AttributeValue as Av;
+use futures_util::{StreamExt as _, TryStreamExt as _, stream};
+
+use super::rollups::{LOCK_SK, WATERMARK_SK, delta_pk};
+use super::{
+    CONCURRENCY, DynamoStore, Item, TTL_ATTRIBUTE, err, event_pk, get_n, get_s,
+    is_condition_failed, marker_pk, n, rollup_pk, s,
+};
+use crate::domain::event::Event;
+use crate::domain::ids::WorkspaceId;
+use crate::domain::retention::{self, EventFate};
+use crate::domain::rollup::{Dimension, Groups, VIEWS, View};
+use crate::ports::{Retained, StoreResult};
+
+impl DynamoStore {
+    pub(super) async fn apply_retention_impl(
+        &self,
+        ws: &WorkspaceId,
+        from_hour: i64,
+        to_hour: i64,
+        history_ms: i64,
+        now_ms: i64,
+    ) -> StoreResult<Retained> {
+        if from_hour >= to_hour {
+            return Ok(Retained::default());
+        }
+        let mut out = self
+            .retain_events(ws, from_hour, to_hour, history_ms, now_ms)
+            .await?;
+        out += self
+            .retain_rollups(ws, from_hour, to_hour, history_ms, now_ms)
+            .await?;
+        self.drop_expired_deltas(ws, from_hour, to_hour, history_ms, now_ms)
+            .await?;
+        Ok(out)
+    }
+
+    async fn retain_events(
+        &self,
+        ws: &WorkspaceId,
+        from_hour: i64,
+        to_hour: i64,
+        history_ms: i64,
+        now_ms: i64,
+    ) -> anyhow::Result<Retained> {
+        stream::iter(from_hour..to_hour)
+            .map(|hour| self.query_all(event_pk(ws, hour), None, None))
+            .buffer_unordered(CONCURRENCY)
+            .map_ok(|items| stream::iter(items.into_iter().map(Ok)))
+            .try_flatten()
+            .map_ok(|item| self.retain_event(ws, item, history_ms, now_ms))
+            .try_buffer_unordered(CONCURRENCY)
+            .try_fold(Retained::default(), |mut acc, r| async move {
+                acc += r;
+                Ok(acc)
+            })
+            .await
+    }
+
+    async fn retain_event(
+        &self,
+        ws: &WorkspaceId,
+        item: Item,
+        history_ms: i64,
+        now_ms: i64,
+    ) -> anyhow::Result<Retained> {
+        let pk = get_s(&item, "pk")?.to_owned();
+        let sk = get_s(&item, "sk")?.to_owned();
+        let mut e: Event =
+            serde_json::from_str(get_s(&item, "d")?).context("decoding a stored event")?;
+        // Only ids sent without a timestamp have a guard item (see `write_event`).
+        let guard = e
+            .idempotent_without_timestamp()
+            .then(|| format!("W#{ws}#ID#{}", e.id));
+        match retention::event_fate(e.ts_ms, e.expires_ms, history_ms, now_ms) {
+            EventFate::ExpireAt(at) => {
+                if at != e.expires_ms {
+                    e.expires_ms = at;
+                    let updated = self
+                        .client
+                        .update_item()
+                        .table_name(&self.table)
+                        .key("pk", s(pk))
+                        .key("sk", s(sk))
+                        .update_expression("SET #t = :t, #d = :d")
+                        .condition_expression("attribute_exists(pk)")
+                        .expression_attribute_names("#t", TTL_ATTRIBUTE)
+                        .expression_attribute_names("#d", "d")
+                        .expression_attribute_values(":t", n(at.div_euclid(1000)))
+                        .expression_attribute_values(":d", s(serde_json::to_string(&e)?))
+                        .send()
+                        .await;
+                    match updated {
+                        Ok(_) => {}
+                        // Deleted meanwhile (by another pass, or TTL): nothing left to keep.
+                        Err(e) if is_condition_failed(&e) => return Ok(Retained::default()),
+                        Err(e) => return Err(err(e)),
+                    }
+                    if let Some(guard) = guard {
+                        // The guard must last as long as its event, or a retry of the id would
+                        // be stored again.
+                        self.set_expiry(guard, "ID".to_owned(), at).await?;
+                    }
+                }
+                Ok(Retained {
+                    events_kept: 1,
+                    ..Retained::default()
+                })
+            }
+            EventFate::Delete | EventFate::Leave => {
+                // The guard first: a pass stopped in between leaves an event without a guard
+                // (deleted by the next pass or TTL), never a guard that a retry of the id would
+                // follow back to a deleted event's key.
+                if let Some(guard) = guard {
+                    self.delete(guard, "ID".to_owned(), None).await?;
+                }
+                self.delete(pk, sk, None).await?;
+                Ok(Retained {
+                    events_deleted: 1,
+                    ..Retained::default()
+                })
+            }
+        }
+    }
+
+    /// Moves an item's expiry, unless the item is gone: an update would bring it back as an
+    /// item with nothing but its key.
+    async fn set_expiry(&self, pk: String, sk: String, at_ms: i64) -> anyhow::Result<bool> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(pk))
+            .key("sk", s(sk))
+            .update_expression("SET #t = :t")
+            .condition_expression("attribute_exists(pk)")
+            .expression_attribute_names("#t", TTL_ATTRIBUTE)
+            .expression_attribute_values(":t", n(at_ms.div_euclid(1000)))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(e) if is_condition_failed(&e) => Ok(false),
+            Err(e) => Err(err(e)),
+        }
+    }
+
+    async fn retain_rollups(
+        &self,
+        ws: &WorkspaceId,
+        from_hour: i64,
+        to_hour: i64,
+        history_ms: i64,
+        now_ms: i64,
+    ) -> anyhow::Result<Retained> {
+        let range = Some((format!("{from_hour:010}"), format!("{to_hour:010}")));
+        // The partitions of the views within one feature or source are named by its value, and
+        // the workspace-wide feature and source rollups of the same hours list those values.
+        // So those two views go last: a pass stopped midway still finds the values again.
+        let mut within_values = Vec::new();
+        for within in [Dimension::Feature, Dimension::Source] {
+            let items = self
+                .query_all(rollup_pk(ws, &View::of(within)), range.clone(), None)
+                .await?;
+            let values: BTreeSet<String> = items
+                .iter()
+                .map(|i| {
+                    let sk = get_s(i, "sk")?;
+                    sk.split_once('#')
+                        .map(|(_, value)| value.to_owned())
+                        .ok_or_else(|| anyhow!("bad rollup key {sk}"))
+                })
+                .collect::<anyhow::Result<_>>()?;
+            within_values.push((within, values));
+        }
+        let narrow: Vec<View> = VIEWS
+            .iter()
+            .filter(|(within, _)| *within != Dimension::Total)
+            .flat_map(|(within, by)| {
+                within_values
+                    .iter()
+                    .filter(move |(d, _)| d == within)
+                    .flat_map(move |(_, values)| {
+                        values.iter().map(move |v| View::within(*by, *within, v))
+                    })
+            })
+            .collect();
+        let wide: Vec<View> = VIEWS
+            .iter()
+            .filter(|(within, _)| *within == Dimension::Total)
+            .map(|(_, by)| View::of(*by))
+            .collect();
+        let mut out = Retained::default();
+        for views in [narrow, wide] {
+            out += stream::iter(views)
+                .map(|view| self.query_all(rollup_pk(ws, &view), range.clone(), None))
+                .buffer_unordered(CONCURRENCY)
+                .map_ok(|items| stream::iter(items.into_iter().map(Ok)))
+                .try_flatten()
+                .map_ok(|item| self.retain_rollup(item, history_ms, now_ms))
+                .try_buffer_unordered(CONCURRENCY)
+                .try_fold(Retained::default(), |mut acc, r| async move {
+                    acc += r;
+                    Ok(acc)
+                })
+                .await?;
+        }
+        Ok(out)
+    }
+
+    async fn retain_rollup(
+        &self,
+        item: Item,
+        history_ms: i64,
+        now_ms: i64,
+    ) -> anyhow::Result<Retained> {
+        let pk = get_s(&item, "pk")?.to_owned();
+        let sk = get_s(&item, "sk")?.to_owned();
+        let hour: i64 = sk
+            .split_once('#')
+            .and_then(|(hour, _)| hour.parse().ok())
+            .ok_or_else(|| anyhow!("bad rollup key {sk}"))?;
+        let expires = retention::rollup_expiry_ms(hour, history_ms);
+        if expires <= now_ms {
+            self.delete(pk, sk, None).await?;
+            return Ok(Retained {
+                rollups_deleted: 1,
+                ..Retained::default()
+            });
+        }
+        // Only the expiry: the value and version belong to the writers' read-modify-write.
+        if get_n::<i64>(&item, TTL_ATTRIBUTE).ok() != Some(expires.div_euclid(1000))
+            && !self.set_expiry(pk, sk, expires).await?
+        {
+            return Ok(Retained::default());
+        }
+        Ok(Retained {
+            rollups_kept: 1,
+            ..Retained::default()
+        })
+    }
+
+    /// Removes the expired hours from the deltas not yet folded into the deferred views: readers
+    /// merge them, so they would keep showing those hours, and compaction would write them back.
+    /// A batch still in flight is left alone: its writer, or the recovery that finishes it,
+    /// rewrites its deltas from its events.
+    async fn drop_expired_deltas(
+        &self,
+        ws: &WorkspaceId,
+        from_hour: i64,
+        to_hour: i64,
+        history_ms: i64,
+        now_ms: i64,
+    ) -> anyhow::Result<()> {
+        let expired = |hour: i64| {
+            (from_hour..to_hour).contains(&hour)
+                && retention::rollup_expiry_ms(hour, history_ms) <= now_ms
+        };
+        // Expiry never decreases with the hour: if the first hour is kept, all are.
+        if !expired(from_hour) {
+            return Ok(());
+        }
+        let watermark = self.watermark(ws).await?;
+        let in_flight: HashSet<String> = self
+            .query_all(marker_pk(ws), None, None)
+            .await?
+            .iter()
+            .filter_map(|m| get_s(m, "sk").ok().map(str::to_owned))
+            .filter(|sk| sk != LOCK_SK && sk != WATERMARK_SK)
+            .collect();
+        // `{watermark}#~` sorts after every chunk of the watermark's batch.
+        let items = self
+            .query_all(
+                delta_pk(ws),
+                Some((format!("{watermark}#~"), "~".to_owned())),
+                None,
+            )
+            .await?;
+        stream::iter(items)
+            .map(|item| {
+                let in_flight = &in_flight;
+                async move {
+                    let sk = get_s(&item, "sk")?.to_owned();
+                    let batch = sk.rsplit_once('#').map_or(sk.as_str(), |(b, _)| b);
+                    if in_flight.contains(batch) {
+                        return Ok(());
+                    }
+                    let mut groups: Groups = match item.get("d") {
+                        Some(Av::B(b)) => postcard::from_bytes(b.as_ref())
+                            .map_err(|e| anyhow!("corrupt delta item {sk}: {e}"))?,
+                        _ => return Err(anyhow!("delta item {sk} has no data")),
+                    };
+                    let before = groups.fine.len() + groups.users.len();
+                    groups.fine.retain(|(hour, _, _)| !expired(*hour));
+                    groups.users.retain(|(hour, _, _)| !expired(*hour));
+                    if groups.fine.len() + groups.users.len() == before {
+                        return Ok(());
+                    }
+                    let pk = delta_pk(ws);
+                    if groups.is_empty() {
+                        self.delete(pk, sk, Some("attribute_exists(pk)")).await?;
+                        return Ok(());
+                    }
+                    let mut rewritten = item;
+                    rewritten.insert(
+                        "d".to_owned(),
+                        Av::B(Blob::new(postcard::to_stdvec(&groups)?)),
+                    );
+                    // Not over a delta TTL already deleted.
+                    self.put(rewritten, Some("attribute_exists(pk)")).await?;
+                    Ok(())
+                }
+            })
+            .buffer_unordered(CONCURRENCY)
+            .try_collect::<Vec<()>>()
+            .await?;
+        Ok(())
+    }
+}
