@@ -59,6 +59,7 @@ async fn main() {
             )
             .unwrap(),
         ),
+        stripe: None,
     });
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
 

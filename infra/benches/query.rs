@@ -184,6 +184,7 @@ async fn main() {
                 )
                 .unwrap(),
             ),
+            stripe: None,
         });
         let server = tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
         let http = reqwest::Client::new();

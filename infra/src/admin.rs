@@ -9,7 +9,10 @@ use llmtrack_shared::domain::audit::AuditEntry;
 use llmtrack_shared::domain::ids::{UserId, WorkspaceId};
 use llmtrack_shared::domain::names;
 use llmtrack_shared::domain::plan::Plan;
-use llmtrack_shared::ports::{Refusal, Store, StoreError, Workspace};
+use llmtrack_shared::ports::{
+    DynClock, DynStore, Job, Refusal, Store, StoreError, SystemClock, Workspace,
+};
+use llmtrack_shared::retention_job;
 
 async fn workspace(store: &dyn Store, id: &str) -> anyhow::Result<Workspace> {
     let ws = WorkspaceId::parse(id)
@@ -144,12 +147,14 @@ pub async fn add_member(
     Ok(m)
 }
 
+/// Sets the plan and queues the retention pass that follows it (returned, for the caller to
+/// run).
 pub async fn set_plan(
     store: &dyn Store,
     workspace_id: &str,
     plan: Plan,
     now_ms: i64,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<Option<Job>> {
     let ws = workspace(store, workspace_id).await?;
     store.set_plan(&ws.id, plan).await?;
     audit(
@@ -159,5 +164,24 @@ pub async fn set_plan(
         "plan.changed",
         format!("{} -> {}", ws.plan.as_str(), plan.as_str()),
     )
-    .await
+    .await?;
+    if ws.plan == plan {
+        return Ok(None);
+    }
+    // Stored history follows the new window now, not at the next `serve`.
+    let job = retention_job::start(store, &ws.id, ws.plan, plan, now_ms).await?;
+    Ok(Some(job))
+}
+
+/// Runs a retention pass to its end; returns what it did (the job's result).
+pub async fn run_retention(store: DynStore, job: Job) -> anyhow::Result<serde_json::Value> {
+    let clock: DynClock = std::sync::Arc::new(SystemClock);
+    let id = job.id.clone();
+    let ws = job.workspace.clone();
+    retention_job::run(&store, &clock, job).await?;
+    let done = store
+        .job(&ws, &id)
+        .await?
+        .context("the retention job vanished")?;
+    Ok(done.result.unwrap_or_default())
 }

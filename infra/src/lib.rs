@@ -9,6 +9,9 @@ use anyhow::Context as _;
 use axum::Json;
 use axum::http::StatusCode;
 use llmtrack_account::AccountState;
+use llmtrack_billing::config::StripeConfig;
+use llmtrack_billing::stripe::StripeApi;
+use llmtrack_billing::{BillingState, Payments};
 use llmtrack_ingest::IngestState;
 use llmtrack_keys::KeysState;
 use llmtrack_query::QueryState;
@@ -18,6 +21,7 @@ use llmtrack_shared::adapters::sqlite::SqliteStore;
 use llmtrack_shared::config::WebConfig;
 use llmtrack_shared::domain::pricing::PriceTable;
 use llmtrack_shared::ports::{DynClock, DynMailer, DynStore, SystemClock};
+use llmtrack_shared::retention_job;
 
 pub mod admin;
 
@@ -30,6 +34,21 @@ pub struct Parts {
     pub web: WebConfig,
     /// Reports and large exports, served back through signed links at `/v1/archive/...`.
     pub archive: Arc<FolderArchive>,
+    /// Stripe, when the `STRIPE_*` variables are set; otherwise billing answers "not configured".
+    pub stripe: Option<Arc<dyn Payments>>,
+}
+
+impl Parts {
+    pub fn billing(&self) -> BillingState {
+        BillingState {
+            store: self.store.clone(),
+            clock: self.clock.clone(),
+            mailer: self.mailer.clone(),
+            web: self.web.clone(),
+            stripe: self.stripe.clone(),
+            run_jobs_here: true,
+        }
+    }
 }
 
 /// Every function's routes on one router.
@@ -57,6 +76,7 @@ pub fn app(p: Parts) -> axum::Router {
         web: p.web.clone(),
     })
     .split_for_parts();
+    let (billing, _) = llmtrack_billing::router(p.billing()).split_for_parts();
     let (account, _) = llmtrack_account::router(AccountState {
         store: p.store,
         clock: p.clock,
@@ -72,6 +92,7 @@ pub fn app(p: Parts) -> axum::Router {
         .merge(query)
         .merge(keys)
         .merge(account)
+        .merge(billing)
         .merge(llmtrack_docs::router())
         .merge(archive)
         .fallback(not_found)
@@ -101,7 +122,24 @@ pub fn local_parts(data_dir: &Path, public_url: &str) -> anyhow::Result<Parts> {
         mailer: Arc::new(Outbox::new(data_dir.join("outbox"))?),
         web: WebConfig::new(public_url, false)?,
         archive: Arc::new(FolderArchive::open(&data_dir.join("archive"), public_url)?),
+        stripe: match StripeConfig::from_env()? {
+            Some(c) => Some(Arc::new(StripeApi::new(c)?)),
+            None => None,
+        },
     })
+}
+
+/// How often `serve` does its background upkeep.
+const UPKEEP_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Background upkeep of the local server, what schedules do on AWS: ends grace periods and
+/// cancelled paid periods, runs pending retention passes, and deletes what has expired (the
+/// local stand-in for DynamoDB's TTL).
+pub async fn upkeep(parts: &Parts) -> anyhow::Result<()> {
+    llmtrack_billing::sweep(&parts.billing()).await?;
+    retention_job::resume(&parts.store, &parts.clock).await?;
+    parts.store.purge_expired(parts.clock.now_ms()).await?;
+    Ok(())
 }
 
 /// `llmtrack serve`: runs until Ctrl-C or SIGTERM.
@@ -121,6 +159,18 @@ pub async fn serve(
                 Ok(0) => {}
                 Ok(n) => tracing::info!(jobs = n, "resumed unfinished export jobs"),
                 Err(e) => tracing::error!(error = format!("{e:#}"), "resuming export jobs failed"),
+            }
+        });
+    }
+    {
+        let parts = parts.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(UPKEEP_EVERY);
+            loop {
+                tick.tick().await;
+                if let Err(e) = upkeep(&parts).await {
+                    tracing::error!(error = format!("{e:#}"), "upkeep failed");
+                }
             }
         });
     }

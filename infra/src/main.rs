@@ -2,6 +2,7 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use anyhow::anyhow;
 use clap::{Parser, Subcommand};
@@ -143,11 +144,19 @@ async fn main() -> anyhow::Result<()> {
                     }
                 }
                 AdminCommand::SetPlan { workspace, plan } => {
-                    admin::set_plan(&store, &workspace, plan, now).await?;
+                    let pass = admin::set_plan(&store, &workspace, plan, now).await?;
+                    let retained = match pass {
+                        Some(job) => Some(admin::run_retention(Arc::new(store), job).await?),
+                        None => None,
+                    };
                     if json {
-                        println!("{}", json!({"workspace": workspace, "plan": plan}));
+                        println!("{}", json!({"workspace": workspace, "plan": plan, "retention": retained}));
                     } else {
                         println!("workspace {workspace} is now on the {} plan", plan.as_str());
+                        if let Some(r) = retained {
+                            println!("retention: {} events kept for the new window, {} deleted; {} rollups kept, {} deleted",
+                                r["events_kept"], r["events_deleted"], r["rollups_kept"], r["rollups_deleted"]);
+                        }
                     }
                 }
             }

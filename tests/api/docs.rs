@@ -43,6 +43,9 @@ const ROUTES: &[(&str, &str)] = &[
     ("post", "/v1/workspaces/{id}/keys/{key_id}/deactivate"),
     ("post", "/v1/workspaces/{id}/keys/{key_id}/reactivate"),
     ("post", "/v1/workspaces/{id}/keys/{key_id}/rotate"),
+    ("post", "/v1/workspaces/{id}/billing/checkout"),
+    ("post", "/v1/workspaces/{id}/billing/portal"),
+    ("post", "/v1/billing/webhook"),
 ];
 
 #[tokio::test]

@@ -1,13 +1,17 @@
 //! Black-box HTTP tests: the real app on a random port over its own SQLite store.
 
+#![recursion_limit = "256"]
+
 #[path = "../support/mod.rs"]
 mod support;
 
 mod account;
 mod analytics;
 mod auth;
+mod billing;
 mod crash;
 mod docs;
+mod fake_stripe;
 mod ingest;
 mod permissions;
 mod queries;

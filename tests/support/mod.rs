@@ -208,6 +208,8 @@ pub struct TestApp {
     pub store: DynStore,
     /// Where the app's emails go (the local mail adapter).
     pub outbox: std::path::PathBuf,
+    /// What the app is made of: for running its background upkeep in a test.
+    pub parts: llmtrack::Parts,
     _dir: Option<tempfile::TempDir>,
     _mail_dir: tempfile::TempDir,
 }
@@ -226,6 +228,16 @@ pub async fn spawn_app_on(
     store: DynStore,
     clock: DynClock,
     dir: Option<tempfile::TempDir>,
+) -> TestApp {
+    spawn_app_with(store, clock, dir, None).await
+}
+
+/// The app with Stripe configured (`stripe`: its API pointed at a local server).
+pub async fn spawn_app_with(
+    store: DynStore,
+    clock: DynClock,
+    dir: Option<tempfile::TempDir>,
+    stripe: Option<llmtrack_billing::config::StripeConfig>,
 ) -> TestApp {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
@@ -248,14 +260,19 @@ pub async fn spawn_app_on(
             )
             .expect("archive"),
         ),
+        stripe: stripe.map(|c| {
+            Arc::new(llmtrack_billing::stripe::StripeApi::new(c).expect("stripe"))
+                as Arc<dyn llmtrack_billing::Payments>
+        }),
     };
-    let app = llmtrack::app(parts).into_make_service_with_connect_info::<SocketAddr>();
+    let app = llmtrack::app(parts.clone()).into_make_service_with_connect_info::<SocketAddr>();
     tokio::spawn(async move { axum::serve(listener, app).await.expect("serve") });
     TestApp {
         addr,
         http: reqwest::Client::new(),
         store,
         outbox,
+        parts,
         _dir: dir,
         _mail_dir: mail_dir,
     }
@@ -317,8 +334,8 @@ impl TestApp {
         }
     }
 
-    /// The newest email to `to` in the outbox, as text.
-    pub fn last_mail_to(&self, to: &str) -> String {
+    /// Every email to `to` in the outbox, oldest first, as text.
+    pub fn mails_to(&self, to: &str) -> Vec<String> {
         let mut mails: Vec<(std::path::PathBuf, String)> = std::fs::read_dir(&self.outbox)
             .map(|d| {
                 d.filter_map(Result::ok)
@@ -337,11 +354,17 @@ impl TestApp {
             })
             .collect();
         mails.sort();
-        let raw = mails
+        mails
+            .into_iter()
+            .map(|(_, t)| quoted_printable_decoded(&t))
+            .collect()
+    }
+
+    /// The newest email to `to` in the outbox, as text.
+    pub fn last_mail_to(&self, to: &str) -> String {
+        self.mails_to(to)
             .pop()
-            .map(|(_, t)| t)
-            .unwrap_or_else(|| panic!("no email to {to} in the outbox"));
-        quoted_printable_decoded(&raw)
+            .unwrap_or_else(|| panic!("no email to {to} in the outbox"))
     }
 
     /// Signs in by emailed code, as a person would: ask for a code, read it from the outbox, verify.

@@ -16,6 +16,7 @@ use llmtrack_shared::domain::account::{
 };
 use llmtrack_shared::domain::apikey::KeyState;
 use llmtrack_shared::domain::audit::AuditEntry;
+use llmtrack_shared::domain::billing::{Billing, SubscriptionStatus};
 use llmtrack_shared::domain::ids::{InvitationId, UserId, WorkspaceId};
 use llmtrack_shared::domain::names;
 use llmtrack_shared::domain::plan::Plan;
@@ -524,9 +525,35 @@ pub struct UsageView {
     alert_rules: Limit,
     history_days: u32,
     report_months: u32,
+    /// The subscription behind the plan; absent when the workspace never subscribed.
+    subscription: Option<SubscriptionView>,
 }
 
-/// The plan's limits against current use (any member).
+#[derive(Serialize, ToSchema)]
+pub struct SubscriptionView {
+    status: SubscriptionStatus,
+    /// The plan subscribed to (the workspace's `plan` once it lapses is free).
+    plan: Plan,
+    /// When the paid period renews, or ends if cancelled.
+    period_ends_at: Option<String>,
+    cancel_at_period_end: bool,
+    /// After a failed payment: when the workspace moves to free unless a payment succeeds.
+    grace_ends_at: Option<String>,
+}
+
+impl From<&Billing> for SubscriptionView {
+    fn from(b: &Billing) -> Self {
+        SubscriptionView {
+            status: b.status,
+            plan: b.plan,
+            period_ends_at: b.period_end_ms.map(rfc3339),
+            cancel_at_period_end: b.cancel_at_period_end,
+            grace_ends_at: b.grace_ends_ms().map(rfc3339),
+        }
+    }
+}
+
+/// The plan's limits against current use (any member), and the renewal or grace date.
 #[utoipa::path(get, path = "/v1/workspaces/{id}/usage", tag = "workspaces", params(("id" = String, Path)),
     responses((status = 200, body = UsageView), (status = 404, description = "No such workspace among yours")))]
 async fn usage(
@@ -570,6 +597,12 @@ async fn usage(
         },
         history_days: limits.history_days,
         report_months: limits.report_months,
+        subscription: s
+            .store
+            .billing(&ws.id)
+            .await?
+            .as_ref()
+            .map(SubscriptionView::from),
     }))
 }
 

@@ -14,6 +14,7 @@ pub fn openapi_document() -> utoipa::openapi::OpenApi {
         llmtrack_query::openapi(),
         llmtrack_account::openapi(),
         llmtrack_keys::openapi(),
+        llmtrack_billing::openapi(),
         openapi_routes().into_openapi(),
     ])
 }

@@ -21,7 +21,9 @@ use llmtrack_shared::domain::event::Event;
 use llmtrack_shared::domain::rollup::{Dimension, Rollup};
 use llmtrack_shared::domain::time::{HOUR_MS, rfc3339};
 use llmtrack_shared::extract::Json as JsonBody;
-use llmtrack_shared::ports::{DynArchive, DynClock, DynStore, Job, JobState, Workspace};
+use llmtrack_shared::ports::{
+    DynArchive, DynClock, DynStore, Job, JobState, Workspace, unfinished_jobs_of,
+};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -364,12 +366,7 @@ pub async fn resume(
     archive: &DynArchive,
     clock: &DynClock,
 ) -> anyhow::Result<usize> {
-    let jobs: Vec<Job> = store
-        .unfinished_jobs()
-        .await?
-        .into_iter()
-        .filter(|j| j.kind == JOB_KIND)
-        .collect();
+    let jobs = unfinished_jobs_of(store.as_ref(), JOB_KIND).await?;
     let n = jobs.len();
     for job in jobs {
         run(store, archive, clock, job).await?;

@@ -1,6 +1,7 @@
-//! The jobs Lambda: runs export jobs. Triggered by the DynamoDB stream when a job item is
-//! inserted (the template filters the stream to `JOB#…` partitions); a failed run is retried by the
-//! event source mapping and starts over, so nothing half-written is ever published.
+//! The jobs Lambda: runs export jobs and retention passes. Triggered by the DynamoDB stream when
+//! a job item is inserted (the template filters the stream to `JOB#…` partitions); a failed run is
+//! retried by the event source mapping: an export starts over, so nothing half-written is ever
+//! published, and a retention pass continues from its saved progress.
 
 use std::sync::Arc;
 
@@ -10,6 +11,7 @@ use llmtrack_shared::adapters::dynamodb::DynamoStore;
 use llmtrack_shared::adapters::s3::S3Archive;
 use llmtrack_shared::config::{LambdaConfig, required};
 use llmtrack_shared::ports::{DynArchive, DynClock, DynStore, Job, SystemClock};
+use llmtrack_shared::retention_job;
 use serde_json::Value;
 
 /// The job in a stream record's new image (`d` holds the job as JSON).
@@ -37,8 +39,12 @@ async fn main() -> Result<(), lambda_runtime::Error> {
                 .cloned()
                 .unwrap_or_default();
             for job in records.iter().filter_map(job_of) {
-                if job.kind == export::JOB_KIND {
-                    export::run(&store, &archive, &clock, job).await?;
+                match job.kind.as_str() {
+                    export::JOB_KIND => export::run(&store, &archive, &clock, job).await?,
+                    retention_job::JOB_KIND => retention_job::run(&store, &clock, job).await?,
+                    other => {
+                        tracing::warn!(kind = other, "a job of a kind this function does not run")
+                    }
                 }
             }
             Ok::<(), lambda_runtime::Error>(())
