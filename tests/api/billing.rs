@@ -34,9 +34,17 @@ async fn billed() -> Billed {
 }
 
 async fn billed_at(start_ms: i64) -> Billed {
+    let (store, dir) = sqlite_store();
+    billed_on(Arc::new(store), Some(dir), start_ms).await
+}
+
+async fn billed_on(
+    store: llmtrack_shared::ports::DynStore,
+    dir: Option<tempfile::TempDir>,
+    start_ms: i64,
+) -> Billed {
     let stripe = FakeStripe::start().await;
     let clock = TestClock::at(start_ms);
-    let (store, dir) = sqlite_store();
     let config = StripeConfig::new(
         SECRET_KEY,
         &format!("{WEBHOOK_SECRET},{OLD_WEBHOOK_SECRET}"),
@@ -45,7 +53,7 @@ async fn billed_at(start_ms: i64) -> Billed {
         Some(&stripe.base),
     )
     .unwrap();
-    let app = spawn_app_with(Arc::new(store), clock.clone(), Some(dir), Some(config)).await;
+    let app = spawn_app_with(store, clock.clone(), dir, Some(config)).await;
     let owner_email = format!(
         "owner-{}@example.com",
         ulid::Ulid::new().to_string().to_lowercase()
@@ -294,6 +302,8 @@ async fn checkout_and_portal_send_stripe_what_it_needs() {
     assert_eq!(sent.len(), 1);
     let first = &sent[0];
     assert_eq!(first.field("mode"), Some("subscription"));
+    // Retried requests carry one idempotency key, so a retry never opens a second session.
+    assert!(first.idempotency_key.is_some());
     assert_eq!(first.field("line_items[0][price]"), Some(PRICE_PRO));
     assert_eq!(first.field("line_items[0][quantity]"), Some("1"));
     assert_eq!(first.field("client_reference_id"), Some(b.ws.as_str()));
@@ -1010,4 +1020,48 @@ async fn stored_history_follows_the_plan_both_ways() {
         assert_eq!(!total.is_empty(), kept, "total rollup of {t}");
         assert_eq!(!model.is_empty(), kept, "model rollup of {t}");
     }
+}
+
+/// The same rules on DynamoDB (moto): the record, the plan and the event id saved in one
+/// transaction, a repeated delivery refused by it, and the sweep finding the record through the
+/// due index.
+#[tokio::test]
+async fn on_dynamodb_an_event_applies_once_and_the_grace_period_ends_in_free() {
+    let b = billed_on(Arc::new(dynamo_store().await), None, now_ms()).await;
+    let sub = b.subscribe("team").await;
+    let failed = invoice_event("invoice.payment_failed", &sub, b.now_s());
+    let (_, first) = b.deliver(&failed).await;
+    let (_, again) = b.deliver(&failed).await;
+    assert_eq!(
+        (first["outcome"].as_str(), again["outcome"].as_str()),
+        (Some("applied"), Some("duplicate"))
+    );
+    let warnings = subjects(&b.app, &b.owner_email)
+        .into_iter()
+        .filter(|s| s.starts_with("Payment failed"))
+        .count();
+    assert_eq!(warnings, 1);
+    let stale = Sub {
+        status: "active",
+        ..sub.clone()
+    };
+    let (_, r) = b
+        .deliver(&subscription_event(
+            "customer.subscription.updated",
+            &stale,
+            b.now_s() - 60,
+        ))
+        .await;
+    assert_eq!(
+        r["outcome"], "unchanged",
+        "an older update does not end the grace period: {r}"
+    );
+    b.clock.set((b.now_s() * 1000) + GRACE_PERIOD_MS + 60_000);
+    llmtrack::upkeep(&b.app.parts).await.unwrap();
+    assert_eq!(b.plan().await, "free");
+    assert!(
+        subjects(&b.app, &b.owner_email)
+            .iter()
+            .any(|s| s.contains("is now on the free plan"))
+    );
 }

@@ -83,18 +83,18 @@ fn receive(
     path: &str,
     headers: &HeaderMap,
     body: &[u8],
-) -> Result<BTreeMap<String, String>, Response> {
+) -> Result<BTreeMap<String, String>, Box<Response>> {
     let auth = headers
         .get("authorization")
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
     if auth != format!("Bearer {SECRET_KEY}") {
-        return Err(stripe_error(
+        return Err(Box::new(stripe_error(
             StatusCode::UNAUTHORIZED,
             "invalid_request_error",
             "Invalid API Key provided",
             None,
-        ));
+        )));
     }
     let form: Vec<(String, String)> = form_urlencoded::parse(body).into_owned().collect();
     fake.seen.lock().unwrap().push(Seen {
@@ -122,7 +122,7 @@ fn metadata(form: &BTreeMap<String, String>, prefix: &str) -> Value {
 async fn checkout(State(fake): State<FakeStripe>, headers: HeaderMap, body: Bytes) -> Response {
     let form = match receive(&fake, "/v1/checkout/sessions", &headers, &body) {
         Ok(f) => f,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let mode = form.get("mode").cloned().unwrap_or_default();
     if mode != "subscription" && mode != "payment" && mode != "setup" {
@@ -214,7 +214,7 @@ async fn checkout(State(fake): State<FakeStripe>, headers: HeaderMap, body: Byte
 async fn portal(State(fake): State<FakeStripe>, headers: HeaderMap, body: Bytes) -> Response {
     let form = match receive(&fake, "/v1/billing_portal/sessions", &headers, &body) {
         Ok(f) => f,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let Some(customer) = form.get("customer") else {
         return stripe_error(

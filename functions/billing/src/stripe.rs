@@ -29,7 +29,8 @@ impl StripeApi {
         let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
         let client = ClientBuilder::new(config.secret_key.clone())
             .url(config.api_base.clone())
-            // Retries reuse one idempotency key, so a retried create never makes two sessions.
+            // Retries reuse one idempotency key (a UUID: the `uuid` feature), so a retried
+            // create never makes two sessions.
             .request_strategy(RequestStrategy::ExponentialBackoff(3))
             .timeout(std::time::Duration::from_secs(10))
             .build()
