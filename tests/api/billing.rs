@@ -1065,3 +1065,43 @@ async fn on_dynamodb_an_event_applies_once_and_the_grace_period_ends_in_free() {
             .any(|s| s.contains("is now on the free plan"))
     );
 }
+
+/// Self-hosted, without Stripe: `admin set-plan` changes the plan and runs the retention pass
+/// before it returns.
+#[tokio::test]
+async fn admin_set_plan_moves_stored_history_with_the_plan() {
+    let app = spawn_app().await;
+    let ws = app.workspace(Plan::Team).await;
+    let key = app.key(&ws, Scope::Ingest, "prod").await;
+    let now = now_ms();
+    let times = [now - 40 * DAY_MS, now - 3 * DAY_MS];
+    let events: Vec<Value> = times
+        .iter()
+        .enumerate()
+        .map(|(i, t)| event(i, *t))
+        .collect();
+    let (s, r) = app.post_events(&key, &json!({"events": events})).await;
+    assert_eq!((s, r["accepted"].as_u64()), (200, Some(2)), "{r}");
+
+    let job = llmtrack::admin::set_plan(app.store.as_ref(), ws.as_str(), Plan::Free, now_ms())
+        .await
+        .unwrap()
+        .expect("a retention pass");
+    let done = llmtrack::admin::run_retention(app.store.clone(), job)
+        .await
+        .unwrap();
+    assert_eq!(done["events_deleted"], 1, "{done}");
+    assert_eq!(done["events_kept"], 1, "{done}");
+    let left = app.store.events(&ws, 0, i64::MAX, None, 10).await.unwrap();
+    assert_eq!(
+        left.iter()
+            .map(|e| (e.ts_ms, e.expires_ms))
+            .collect::<Vec<_>>(),
+        vec![(times[1], times[1] + Plan::Free.history_ms())]
+    );
+    // The same plan again changes nothing and queues nothing.
+    let again = llmtrack::admin::set_plan(app.store.as_ref(), ws.as_str(), Plan::Free, now_ms())
+        .await
+        .unwrap();
+    assert!(again.is_none());
+}
