@@ -116,6 +116,26 @@ pub async fn run(store: &DynStore, clock: &DynClock, mut job: Job) -> anyhow::Re
     Ok(())
 }
 
+/// Runs the passes that made no progress for `idle_ms`: on AWS, one whose jobs Lambda ran out
+/// of time and retries (the billing sweep calls this every 15 minutes).
+pub async fn resume_stalled(
+    store: &DynStore,
+    clock: &DynClock,
+    idle_ms: i64,
+) -> anyhow::Result<usize> {
+    let now = clock.now_ms();
+    let jobs: Vec<Job> = unfinished_jobs_of(store.as_ref(), JOB_KIND)
+        .await?
+        .into_iter()
+        .filter(|j| now - j.updated_ms >= idle_ms)
+        .collect();
+    let n = jobs.len();
+    for job in jobs {
+        run(store, clock, job).await?;
+    }
+    Ok(n)
+}
+
 /// Runs every unfinished pass (a restarted local server).
 pub async fn resume(store: &DynStore, clock: &DynClock) -> anyhow::Result<usize> {
     let jobs = unfinished_jobs_of(store.as_ref(), JOB_KIND).await?;

@@ -1105,3 +1105,34 @@ async fn admin_set_plan_moves_stored_history_with_the_plan() {
         .unwrap();
     assert!(again.is_none());
 }
+
+/// On AWS a retention pass whose Lambda ran out of time is carried on by the billing sweep once
+/// it has made no progress for 15 minutes, and not before.
+#[tokio::test]
+async fn the_sweep_carries_on_a_stalled_retention_pass() {
+    let b = billed().await;
+    let ws = llmtrack_shared::domain::ids::WorkspaceId::parse(&b.ws).unwrap();
+    let job = llmtrack_shared::retention_job::start(
+        b.app.store.as_ref(),
+        &ws,
+        Plan::Free,
+        Plan::Free,
+        b.clock.now_ms(),
+    )
+    .await
+    .unwrap();
+    let billing = b.app.parts.billing();
+    b.clock.set(b.clock.now_ms() + 14 * 60_000);
+    llmtrack_billing::sweep(&billing).await.unwrap();
+    let state = |j: Option<llmtrack_shared::ports::Job>| j.unwrap().state;
+    assert_eq!(
+        state(b.app.store.job(&ws, &job.id).await.unwrap()),
+        llmtrack_shared::ports::JobState::Queued
+    );
+    b.clock.set(b.clock.now_ms() + 2 * 60_000);
+    llmtrack_billing::sweep(&billing).await.unwrap();
+    assert_eq!(
+        state(b.app.store.job(&ws, &job.id).await.unwrap()),
+        llmtrack_shared::ports::JobState::Done
+    );
+}

@@ -536,10 +536,23 @@ async fn notify_owners(s: &BillingState, ws: &Workspace, subject: String, text: 
     }
 }
 
-/// Ends what ends on its own: grace periods of failed payments and cancelled paid periods.
-/// Run every few minutes (a schedule on AWS, a timer in `llmtrack serve`). Returns how many
-/// workspaces it moved.
+/// A retention pass with no progress for this long has stopped (its Lambda ran out of time and
+/// retries): the sweep takes it over.
+const STALLED_MS: i64 = 15 * 60_000;
+
+/// Ends what ends on its own: grace periods of failed payments and cancelled paid periods; and
+/// carries on retention passes that stalled. Run every few minutes (a schedule on AWS, a timer in
+/// `llmtrack serve`). Returns how many workspaces it moved.
 pub async fn sweep(s: &BillingState) -> anyhow::Result<usize> {
+    let moved = end_lapsed_periods(s).await?;
+    let resumed = retention_job::resume_stalled(&s.store, &s.clock, STALLED_MS).await?;
+    if resumed > 0 {
+        tracing::info!(resumed, "carried on stalled retention passes");
+    }
+    Ok(moved)
+}
+
+async fn end_lapsed_periods(s: &BillingState) -> anyhow::Result<usize> {
     let now = s.clock.now_ms();
     let mut moved = 0;
     // Bounded: a record that keeps losing races is left for the next sweep.
