@@ -6,6 +6,7 @@ pub mod analytics;
 pub mod apikey;
 pub mod audit;
 pub mod billing;
+pub mod deletion;
 pub mod event;
 pub mod forecast;
 pub mod ids;
