@@ -233,6 +233,22 @@ pub trait Store: Send + Sync + 'static {
     /// cancelled paid period), oldest first.
     async fn billing_due(&self, now_ms: i64, limit: usize) -> StoreResult<Vec<Billing>>;
 
+    // Deletion.
+
+    /// Deletes a workspace's events of one hour with `from_ms <= ts < to_ms` (of one source
+    /// label only, when given), taking them off their month's usage in the same atomic writes,
+    /// then recomputes that hour's rollups, every view, from the events left (pending deltas of
+    /// the hour included). Returns how many events it deleted. Safe to repeat: a run stopped at
+    /// any point is finished by running it again, and a repeat deletes nothing more.
+    async fn delete_events_in_hour(
+        &self,
+        ws: &WorkspaceId,
+        hour: i64,
+        from_ms: i64,
+        to_ms: i64,
+        source: Option<&str>,
+    ) -> StoreResult<u64>;
+
     // Retention.
 
     /// Re-applies a plan keeping `history_ms` to a workspace's events and rollups of the hours in

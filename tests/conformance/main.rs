@@ -21,6 +21,7 @@ mod accounts;
 mod archive;
 mod billing;
 mod crash;
+mod deletion;
 
 use accounts::{
     active_keys_stay_within_the_limit, audit_pages_newest_first,
@@ -30,6 +31,7 @@ use billing::{
     billing_due_lists_records_due_oldest_first, billing_saves_once_per_version_and_event,
     retention_keeps_or_deletes_by_the_plan_window,
 };
+use deletion::deleting_events_takes_them_off_usage_and_rollups;
 mod dynamodb_items;
 
 /// Runs each listed test against both adapters.
@@ -74,6 +76,7 @@ suite!(
     billing_saves_once_per_version_and_event,
     billing_due_lists_records_due_oldest_first,
     retention_keeps_or_deletes_by_the_plan_window,
+    deleting_events_takes_them_off_usage_and_rollups,
 );
 
 async fn new_workspace(store: &DynStore, plan: Plan) -> WorkspaceId {

@@ -24,7 +24,7 @@ use crate::domain::ids::{InvitationId, KeyId, UserId, WorkspaceId};
 use crate::domain::plan::Plan;
 use crate::domain::retention::{self, EventFate};
 use crate::domain::rollup::{self, Groups, Rollup, RollupKey, Select, View};
-use crate::domain::time::HOUR_MS;
+use crate::domain::time::{HOUR_MS, month_of};
 use crate::ports::{
     BillingSave, IngestOutcome, Job, JobState, Quota, Refusal, Retained, Store, StoreError,
     StoreResult, Stored, Workspace,
@@ -1431,6 +1431,62 @@ impl Store for SqliteStore {
                 billing_of(version, &body)
             })
             .collect()
+        })
+        .await
+    }
+
+    async fn delete_events_in_hour(
+        &self,
+        ws: &WorkspaceId,
+        hour: i64,
+        from_ms: i64,
+        to_ms: i64,
+        source: Option<&str>,
+    ) -> StoreResult<u64> {
+        let (ws, source) = (ws.clone(), source.map(str::to_owned));
+        let (lo, hi) = (from_ms.max(hour * HOUR_MS), to_ms.min((hour + 1) * HOUR_MS));
+        if lo >= hi {
+            return Ok(0);
+        }
+        self.write(move |c| {
+            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let deleted = tx.execute(
+                "DELETE FROM events WHERE workspace_id = ?1 AND ts_ms >= ?2 AND ts_ms < ?3
+                 AND (?4 IS NULL OR json_extract(body, '$.source') = ?4)",
+                params![ws.as_str(), lo, hi, source],
+            )? as i64;
+            // One transaction: a deletion that did nothing left nothing to recompute.
+            if deleted == 0 {
+                return Ok(0);
+            }
+            // Quota is counted per month of the events' time; an hour lies in one month. Not
+            // clamped at 0: reads clamp, and ingest adds to the same counter as on DynamoDB.
+            tx.execute(
+                "INSERT INTO usage (workspace_id, month, events) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (workspace_id, month) DO UPDATE SET events = events + excluded.events",
+                params![ws.as_str(), month_of(hour * HOUR_MS), -deleted],
+            )?;
+            // Pending deltas still hold the deleted events: fold them first, so the rows
+            // replaced below are the only place the hour is counted.
+            compact(&tx, &ws)?;
+            let left: Vec<Event> = {
+                let mut stmt = tx.prepare(
+                    "SELECT body FROM events WHERE workspace_id = ?1 AND ts_ms >= ?2 AND ts_ms < ?3",
+                )?;
+                let rows = stmt.query_map(
+                    params![ws.as_str(), hour * HOUR_MS, (hour + 1) * HOUR_MS],
+                    |r| r.get::<_, String>(0),
+                )?;
+                rows.map(|b| Ok(serde_json::from_str(&b?)?))
+                    .collect::<anyhow::Result<_>>()?
+            };
+            tx.execute(
+                "DELETE FROM rollups WHERE workspace_id = ?1 AND hour = ?2",
+                params![ws.as_str(), hour],
+            )?;
+            merge_rollups(&tx, &ws, &rollup::fold(&left))?;
+            tx.commit()?;
+            Ok(deleted as u64)
         })
         .await
     }

@@ -76,6 +76,7 @@ use crate::ports::{
 
 mod accounts;
 mod billing;
+mod deletion;
 mod reads;
 mod retention;
 mod rollups;
@@ -98,6 +99,9 @@ pub enum CrashPoint {
     AfterFirstRollup,
     /// After a compaction run wrote its rollup items, before it deleted the deltas.
     AfterCompactionRollups,
+    /// After a deletion removed its events and the hour from the pending deltas, before it
+    /// rewrote the hour's rollups (still holding the compaction lock).
+    BeforeDeletionRollups,
 }
 
 /// Write and read units DynamoDB reported, and write units computed from item sizes with
@@ -1227,6 +1231,18 @@ impl Store for DynamoStore {
 
     async fn billing_due(&self, now_ms: i64, limit: usize) -> StoreResult<Vec<Billing>> {
         self.billing_due_impl(now_ms, limit).await
+    }
+
+    async fn delete_events_in_hour(
+        &self,
+        ws: &WorkspaceId,
+        hour: i64,
+        from_ms: i64,
+        to_ms: i64,
+        source: Option<&str>,
+    ) -> StoreResult<u64> {
+        self.delete_events_in_hour_impl(ws, hour, from_ms, to_ms, source)
+            .await
     }
 
     async fn apply_retention(

@@ -251,8 +251,6 @@ impl DynamoStore {
 
     /// Removes the expired hours from the deltas not yet folded into the deferred views: readers
     /// merge them, so they would keep showing those hours, and compaction would write them back.
-    /// A batch still in flight is left alone: its writer, or the recovery that finishes it,
-    /// rewrites its deltas from its events.
     async fn drop_expired_deltas(
         &self,
         ws: &WorkspaceId,
@@ -269,6 +267,17 @@ impl DynamoStore {
         if !expired(from_hour) {
             return Ok(());
         }
+        self.drop_delta_hours(ws, &expired).await
+    }
+
+    /// Removes the hours `drop` picks from the deltas not yet folded, deleting deltas left
+    /// empty. A batch still in flight is left alone: its writer, or the recovery that finishes
+    /// it, rewrites its deltas from its events.
+    pub(super) async fn drop_delta_hours(
+        &self,
+        ws: &WorkspaceId,
+        drop: &(dyn Fn(i64) -> bool + Sync),
+    ) -> anyhow::Result<()> {
         let watermark = self.watermark(ws).await?;
         let in_flight: HashSet<String> = self
             .query_all(marker_pk(ws), None, None)
@@ -300,8 +309,8 @@ impl DynamoStore {
                         _ => return Err(anyhow!("delta item {sk} has no data")),
                     };
                     let before = groups.fine.len() + groups.users.len();
-                    groups.fine.retain(|(hour, _, _)| !expired(*hour));
-                    groups.users.retain(|(hour, _, _)| !expired(*hour));
+                    groups.fine.retain(|(hour, _, _)| !drop(*hour));
+                    groups.users.retain(|(hour, _, _)| !drop(*hour));
                     if groups.fine.len() + groups.users.len() == before {
                         return Ok(());
                     }

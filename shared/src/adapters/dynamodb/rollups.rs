@@ -485,13 +485,18 @@ impl DynamoStore {
 }
 
 fn lock_item(ws: &WorkspaceId, run: &Run, now_ms: i64) -> super::Item {
-    HashMap::from([
+    let mut item = HashMap::from([
         ("pk".to_owned(), s(marker_pk(ws))),
         ("sk".to_owned(), s(LOCK_SK)),
         ("id".to_owned(), s(run.id.clone())),
-        ("batches".to_owned(), Av::Ss(run.batches.clone())),
         ("created".to_owned(), n(now_ms)),
-    ])
+    ]);
+    // A lock left by a crashed deletion (see `deletion`) folds no batch, and DynamoDB refuses
+    // an empty set: taking it over must not fail.
+    if !run.batches.is_empty() {
+        item.insert("batches".to_owned(), Av::Ss(run.batches.clone()));
+    }
+    item
 }
 
 /// A rollup item's value and the writers it records as applied (its pending set).

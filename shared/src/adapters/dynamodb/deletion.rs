@@ -1,0 +1,493 @@
+//! Deleting events on DynamoDB (`Store::delete_events_in_hour`). The events go in transactions
+//! that also take them off their month's usage, so quota never counts an event twice or not at
+//! all; then the hour's rollups, every view, are rewritten from the events left.
+//!
+//! The rewrite holds the compaction lock: a compaction that read the hour's deltas before they
+//! were stripped would otherwise add the deleted events back on top of the rewrite. A deletion
+//! that dies holding it leaves a lock that names no batch, which the next compaction (or the
+//! deletion run again) takes over once the lease is over.
+//!
+//! Assumed, not enforced: nothing is ingested into the hour while it runs. The deletion job
+//! works on hours whose events were accepted before it started, and the caller stops ingest
+//! before deleting a whole workspace. For a range that includes the current hour, a batch racing
+//! the deletion can still be lost from the hour's rollups, or counted twice; the rewrite never
+//! writes blindly (each item on the version it read, the whole hour again on a conflict), which
+//! narrows that window without closing it.
+
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::time::Duration;
+
+use anyhow::{Context as _, anyhow};
+use aws_sdk_dynamodb::primitives::Blob;
+use aws_sdk_dynamodb::types::AttributeValue as Av;
+use futures_util::{StreamExt as _, TryStreamExt as _, stream};
+
+use super::accounts::Step;
+use super::rollups::{LOCK_SK, rollup_data};
+use super::{
+    CONCURRENCY, CrashPoint, DynamoStore, Item, TTL_ATTRIBUTE, err, event_pk, get_n, get_s,
+    is_condition_failed, marker_pk, n, rollup_pk, rollup_sk, s,
+};
+use crate::domain::event::Event;
+use crate::domain::ids::WorkspaceId;
+use crate::domain::plan::Plan;
+use crate::domain::retention;
+use crate::domain::rollup::{self, Dimension, Rollup, VIEWS, View};
+use crate::domain::time::{HOUR_MS, month_of};
+use crate::ports::{Store as _, StoreResult};
+
+/// Deletes per transaction: DynamoDB allows 100 items, and one is the usage counter.
+const DELETES_PER_TX: usize = 99;
+/// Tries of each phase before giving up; the job runs the deletion again later.
+const ATTEMPTS: u32 = 10;
+/// Tries at the compaction lock: a compaction run takes seconds, a stale lock the lease.
+const LOCK_ATTEMPTS: u32 = 30;
+/// How many views are rewritten at once (each with `CONCURRENCY` writes in flight).
+const VIEWS_AT_ONCE: usize = 4;
+
+fn guard_pk(ws: &WorkspaceId, id: &str) -> String {
+    format!("W#{ws}#ID#{id}")
+}
+
+async fn backoff(attempt: u32) {
+    let ms = (20u64 << attempt.min(7)).min(2_000);
+    tokio::time::sleep(Duration::from_millis(rand::random_range(ms / 2..=ms))).await;
+}
+
+/// One change `rewrite_view` makes to a rollup item, keyed by its value.
+enum Op {
+    /// Delete the item if still at this version.
+    Delete(String, u64),
+    /// Write this encoded rollup over the item as read: its version and pending set (None:
+    /// there was none).
+    Put(String, Vec<u8>, Option<(u64, Vec<String>)>),
+}
+
+/// A rollup item as read: its version, value and pending set.
+struct Existing {
+    version: u64,
+    rollup: Rollup,
+    pending: Vec<String>,
+}
+
+impl DynamoStore {
+    pub(super) async fn delete_events_in_hour_impl(
+        &self,
+        ws: &WorkspaceId,
+        hour: i64,
+        from_ms: i64,
+        to_ms: i64,
+        source: Option<&str>,
+    ) -> StoreResult<u64> {
+        let (lo, hi) = (from_ms.max(hour * HOUR_MS), to_ms.min((hour + 1) * HOUR_MS));
+        if lo >= hi {
+            return Ok(0);
+        }
+        // A crashed batch finished after the deletion would refund its quota from the events
+        // left (refunding the deleted ones twice) and add its rollups on top of the rewrite.
+        self.recover_stale(ws, chrono::Utc::now().timestamp_millis())
+            .await?;
+        let deleted = self.delete_events(ws, hour, lo, hi, source).await?;
+        // Runs even when nothing was deleted: a run stopped after its deletes is finished here.
+        let lock = self.take_compaction_lock(ws).await?;
+        let stripped = self.drop_delta_hours(ws, &|h| h == hour).await;
+        if stripped.is_ok() && self.crash_at == Some(CrashPoint::BeforeDeletionRollups) {
+            return Err(anyhow!("simulated crash before the deletion's rollup rewrite").into());
+        }
+        let rewritten = match stripped {
+            Ok(()) => self.rewrite_hour(ws, hour, &lock).await,
+            Err(e) => Err(e),
+        };
+        self.release_compaction_lock(ws, &lock).await?;
+        rewritten?;
+        Ok(deleted)
+    }
+
+    /// Deletes the events of `[lo, hi)` in the hour (of `source` only, when given), with their
+    /// guards, each transaction also taking its events off the month's usage. Every delete is
+    /// conditional on the event being there, so an event deleted meanwhile (a repeat running
+    /// alongside, or TTL) fails its transaction instead of being counted twice; the survivors
+    /// are read again and retried.
+    async fn delete_events(
+        &self,
+        ws: &WorkspaceId,
+        hour: i64,
+        lo: i64,
+        hi: i64,
+        source: Option<&str>,
+    ) -> anyhow::Result<u64> {
+        // An hour never straddles two months (UTC).
+        let month = month_of(hour * HOUR_MS);
+        let epk = event_pk(ws, hour);
+        let mut deleted = 0;
+        let mut attempt = 0;
+        loop {
+            // `{hi}` sorts before every `{hi}#id`: the range ends just before `hi`.
+            let items = self
+                .query_all(
+                    epk.clone(),
+                    Some((format!("{lo:013}"), format!("{hi:013}"))),
+                    None,
+                )
+                .await?;
+            let mut doomed = Vec::new();
+            for item in items {
+                let e: Event =
+                    serde_json::from_str(get_s(&item, "d")?).context("decoding a stored event")?;
+                if source.is_none_or(|src| e.source == src) {
+                    doomed.push((get_s(&item, "sk")?.to_owned(), e));
+                }
+            }
+            if doomed.is_empty() {
+                return Ok(deleted);
+            }
+            let guards = self.guards_of(ws, &doomed).await?;
+
+            let mut chunks: Vec<(Vec<Step>, i64)> = vec![(Vec::new(), 0)];
+            for (sk, e) in doomed {
+                let mut steps = Vec::with_capacity(2);
+                let gpk = guard_pk(ws, &e.id);
+                // The guard only if it still points at this event: after an id's event was
+                // lost to TTL and the id sent again, it belongs to the newer event.
+                if e.idempotent_without_timestamp()
+                    && guards.get(&gpk) == Some(&(epk.clone(), sk.clone()))
+                {
+                    steps.push(Step::Delete {
+                        pk: gpk,
+                        sk: "ID".into(),
+                        cond: Some("epk = :epk AND esk = :esk".into()),
+                        values: vec![(":epk", s(epk.clone())), (":esk", s(sk.clone()))],
+                    });
+                }
+                steps.push(Step::Delete {
+                    pk: epk.clone(),
+                    sk,
+                    cond: Some("attribute_exists(pk)".into()),
+                    values: vec![],
+                });
+                if chunks
+                    .last()
+                    .is_some_and(|(c, _)| c.len() + steps.len() > DELETES_PER_TX)
+                {
+                    chunks.push((Vec::new(), 0));
+                }
+                if let Some((c, count)) = chunks.last_mut() {
+                    c.extend(steps);
+                    *count += 1;
+                }
+            }
+            let mut again = false;
+            // One transaction at a time: they all update the same usage item, and concurrent
+            // transactions on one item cancel each other.
+            for (mut steps, count) in chunks {
+                steps.push(Step::Update {
+                    pk: format!("WS#{ws}"),
+                    sk: format!("USAGE#{month}"),
+                    expr: "ADD n :minus".into(),
+                    cond: None,
+                    values: vec![(":minus", n(-count))],
+                });
+                match self.transact(steps).await {
+                    Ok(None) => deleted += count as u64,
+                    // An event or guard changed since it was read: read again.
+                    Ok(Some(_)) => again = true,
+                    // Cancelled by a transaction conflict (an ingest reserving quota on the
+                    // same usage item), or throttled: every delete is conditional, so a retry
+                    // is safe whatever the cause.
+                    Err(e) if attempt + 1 < ATTEMPTS => {
+                        tracing::warn!(workspace = %ws, hour, error = %e, "retrying a deletion transaction");
+                        again = true;
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+            if !again {
+                return Ok(deleted);
+            }
+            attempt += 1;
+            if attempt >= ATTEMPTS {
+                anyhow::bail!("events of {ws} hour {hour} kept changing during their deletion");
+            }
+            backoff(attempt).await;
+        }
+    }
+
+    /// Where the guards of the events sent without a timestamp point: guard pk -> (pk, sk).
+    async fn guards_of(
+        &self,
+        ws: &WorkspaceId,
+        events: &[(String, Event)],
+    ) -> anyhow::Result<HashMap<String, (String, String)>> {
+        let keys: HashSet<(String, String)> = events
+            .iter()
+            .filter(|(_, e)| e.idempotent_without_timestamp())
+            .map(|(_, e)| (guard_pk(ws, &e.id), "ID".to_owned()))
+            .collect();
+        if keys.is_empty() {
+            return Ok(HashMap::new());
+        }
+        self.batch_get(keys.into_iter().collect())
+            .await?
+            .iter()
+            .map(|g| {
+                Ok((
+                    get_s(g, "pk")?.to_owned(),
+                    (get_s(g, "epk")?.to_owned(), get_s(g, "esk")?.to_owned()),
+                ))
+            })
+            .collect()
+    }
+
+    /// Takes the workspace's compaction lock, waiting for a running compaction to finish and
+    /// finishing one that a crashed compactor (or deletion) left. Returns the lock's id.
+    async fn take_compaction_lock(&self, ws: &WorkspaceId) -> anyhow::Result<String> {
+        let id = format!("del_{}", ulid::Ulid::new());
+        for attempt in 0..LOCK_ATTEMPTS {
+            let now = chrono::Utc::now().timestamp_millis();
+            // No `batches`: a compaction that takes a stale one over folds nothing.
+            let lock = HashMap::from([
+                ("pk".to_owned(), s(marker_pk(ws))),
+                ("sk".to_owned(), s(LOCK_SK)),
+                ("id".to_owned(), s(id.clone())),
+                ("created".to_owned(), n(now)),
+            ]);
+            if self.put(lock, Some("attribute_not_exists(pk)")).await? {
+                return Ok(id);
+            }
+            // Resumes the holder's run if its lease is over; returns at once if it is live.
+            self.compact(ws, now).await?;
+            backoff(attempt).await;
+        }
+        anyhow::bail!("the compaction lock of {ws} stayed taken; try the deletion again later")
+    }
+
+    /// Renews the lock's lease, failing if another run took it over meanwhile (the lease ran
+    /// out): the hour's rollups are then no longer ours to rewrite.
+    async fn hold_compaction_lock(&self, ws: &WorkspaceId, id: &str) -> anyhow::Result<()> {
+        let renewed = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(marker_pk(ws)))
+            .key("sk", s(LOCK_SK))
+            .update_expression("SET created = :now")
+            .condition_expression("#id = :id")
+            .expression_attribute_names("#id", "id")
+            .expression_attribute_values(":id", s(id))
+            .expression_attribute_values(":now", n(chrono::Utc::now().timestamp_millis()))
+            .send()
+            .await;
+        match renewed {
+            Ok(_) => Ok(()),
+            Err(e) if is_condition_failed(&e) => Err(anyhow!(
+                "the deletion in {ws} lost the compaction lock; run it again"
+            )),
+            Err(e) => Err(err(e)),
+        }
+    }
+
+    async fn release_compaction_lock(&self, ws: &WorkspaceId, id: &str) -> anyhow::Result<()> {
+        let released = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .key("pk", s(marker_pk(ws)))
+            .key("sk", s(LOCK_SK))
+            .condition_expression("#id = :id")
+            .expression_attribute_names("#id", "id")
+            .expression_attribute_values(":id", s(id))
+            .send()
+            .await;
+        match released {
+            // Taken over: the run holding it now releases it.
+            Ok(_) => Ok(()),
+            Err(e) if is_condition_failed(&e) => Ok(()),
+            Err(e) => Err(err(e)),
+        }
+    }
+
+    /// Makes every view's rollups of the hour equal a fold of the hour's events, once the
+    /// hour has nothing pending in the deltas.
+    async fn rewrite_hour(&self, ws: &WorkspaceId, hour: i64, lock: &str) -> anyhow::Result<()> {
+        // Deltas carry no plan; the workspace's current one says how long its rollups last.
+        let history_ms = self
+            .workspace(ws)
+            .await?
+            .map_or(Plan::Free, |w| w.plan)
+            .history_ms();
+        let range = Some((format!("{hour:010}"), format!("{:010}", hour + 1)));
+        for attempt in 0..ATTEMPTS {
+            self.hold_compaction_lock(ws, lock).await?;
+            let mut events = Vec::new();
+            for item in self.query_all(event_pk(ws, hour), None, None).await? {
+                events.push(
+                    serde_json::from_str::<Event>(get_s(&item, "d")?)
+                        .context("decoding a stored event")?,
+                );
+            }
+            let now = chrono::Utc::now().timestamp_millis();
+            let expiry = retention::rollup_expiry_ms(hour, history_ms);
+            // An expired hour is only deleted, as `apply_rollups` would not write it.
+            let mut wanted: HashMap<View, Vec<(String, Rollup)>> = HashMap::new();
+            if expiry > now {
+                for (k, r) in rollup::fold(&events) {
+                    wanted.entry(k.view).or_default().push((k.value, r));
+                }
+            }
+
+            // The views within one feature or source have a partition per value: those the
+            // hour's workspace-wide feature and source rollups list, and those of the events
+            // left. Those two wide views are rewritten last, so a run stopped midway still
+            // finds the values again.
+            let mut narrow = BTreeSet::new();
+            for within in [Dimension::Feature, Dimension::Source] {
+                let view = View::of(within);
+                let mut values: BTreeSet<String> = wanted
+                    .get(&view)
+                    .into_iter()
+                    .flatten()
+                    .map(|(v, _)| v.clone())
+                    .collect();
+                for item in self
+                    .query_all(rollup_pk(ws, &view), range.clone(), None)
+                    .await?
+                {
+                    let sk = get_s(&item, "sk")?;
+                    let (_, value) = sk
+                        .split_once('#')
+                        .ok_or_else(|| anyhow!("bad rollup key {sk}"))?;
+                    values.insert(value.to_owned());
+                }
+                for (w, by) in VIEWS.iter().filter(|(w, _)| *w == within) {
+                    narrow.extend(values.iter().map(|v| View::within(*by, *w, v.clone())));
+                }
+            }
+            let wide: Vec<View> = VIEWS
+                .iter()
+                .filter(|(within, _)| *within == Dimension::Total)
+                .map(|(_, by)| View::of(*by))
+                .collect();
+
+            let mut conflicts = 0;
+            for views in [narrow.into_iter().collect::<Vec<_>>(), wide] {
+                conflicts += stream::iter(views)
+                    .map(|view| {
+                        let want = wanted.remove(&view).unwrap_or_default();
+                        self.rewrite_view(ws, hour, view, want, expiry)
+                    })
+                    .buffer_unordered(VIEWS_AT_ONCE)
+                    .try_fold(0, |acc, c| async move { Ok(acc + c) })
+                    .await?;
+            }
+            if conflicts == 0 {
+                return Ok(());
+            }
+            backoff(attempt).await;
+        }
+        anyhow::bail!("rollups of {ws} hour {hour} kept changing during their rewrite")
+    }
+
+    /// Makes one view's items of the hour exactly `want`: deletes the others, writes those that
+    /// differ, each on the version read. Returns how many writes lost to another writer.
+    async fn rewrite_view(
+        &self,
+        ws: &WorkspaceId,
+        hour: i64,
+        view: View,
+        want: Vec<(String, Rollup)>,
+        expiry_ms: i64,
+    ) -> anyhow::Result<usize> {
+        let pk = rollup_pk(ws, &view);
+        let range = Some((format!("{hour:010}"), format!("{:010}", hour + 1)));
+        let mut stored: HashMap<String, Existing> = HashMap::new();
+        for item in self.query_all(pk.clone(), range, None).await? {
+            let sk = get_s(&item, "sk")?;
+            let (_, value) = sk
+                .split_once('#')
+                .ok_or_else(|| anyhow!("bad rollup key {sk}"))?;
+            let (rollup, pending) = rollup_data(&item)?;
+            stored.insert(
+                value.to_owned(),
+                Existing {
+                    version: get_n(&item, "v")?,
+                    rollup,
+                    pending,
+                },
+            );
+        }
+        let wanted: HashSet<&str> = want.iter().map(|(v, _)| v.as_str()).collect();
+        let mut ops: Vec<Op> = stored
+            .iter()
+            .filter(|(value, _)| !wanted.contains(value.as_str()))
+            .map(|(value, st)| Op::Delete(value.clone(), st.version))
+            .collect();
+        for (value, rollup) in want {
+            let current = stored.remove(&value);
+            if current.as_ref().is_some_and(|c| c.rollup.same_as(&rollup)) {
+                continue; // a repeat writes nothing
+            }
+            let read = current.map(|c| (c.version, c.pending));
+            ops.push(Op::Put(value, rollup.encode(), read));
+        }
+        stream::iter(ops)
+            .map(|op| self.rewrite_item(&pk, hour, op, expiry_ms))
+            .buffer_unordered(CONCURRENCY)
+            .try_fold(0, |acc, c| async move { Ok(acc + c) })
+            .await
+    }
+
+    /// One write of `rewrite_view`, on the version read: 1 if another writer got there first.
+    async fn rewrite_item(
+        &self,
+        pk: &str,
+        hour: i64,
+        op: Op,
+        expiry_ms: i64,
+    ) -> anyhow::Result<usize> {
+        match op {
+            Op::Delete(value, version) => {
+                let result = self
+                    .client
+                    .delete_item()
+                    .table_name(&self.table)
+                    .key("pk", s(pk))
+                    .key("sk", s(rollup_sk(hour, &value)))
+                    .condition_expression("v = :v")
+                    .expression_attribute_values(":v", n(version))
+                    .send()
+                    .await;
+                match result {
+                    Ok(_) => Ok(0),
+                    Err(e) if is_condition_failed(&e) => Ok(1),
+                    Err(e) => Err(err(e)),
+                }
+            }
+            Op::Put(value, data, read) => {
+                let mut item: Item = HashMap::from([
+                    ("pk".to_owned(), s(pk)),
+                    ("sk".to_owned(), s(rollup_sk(hour, &value))),
+                    ("v".to_owned(), n(read.as_ref().map_or(1, |(v, _)| v + 1))),
+                    ("d".to_owned(), Av::B(Blob::new(data))),
+                    (TTL_ATTRIBUTE.to_owned(), n(expiry_ms.div_euclid(1000))),
+                ]);
+                // The pending set says which writers' deltas the item already holds; the
+                // rewrite holds those too (it folds every stored event), so it keeps the set.
+                let (condition, expected) = match read {
+                    Some((version, pending)) => {
+                        if !pending.is_empty() {
+                            item.insert("p".to_owned(), Av::Ss(pending));
+                        }
+                        (
+                            "v = :v",
+                            Some(HashMap::from([(":v".to_owned(), n(version))])),
+                        )
+                    }
+                    None => ("attribute_not_exists(pk)", None),
+                };
+                Ok(usize::from(
+                    !self.put_with(item, Some(condition), expected).await?,
+                ))
+            }
+        }
+    }
+}
