@@ -14,7 +14,8 @@ use llmtrack_shared::ports::{DynStore, Store, Stored, Workspace};
 use super::support::*;
 use super::{quota, validated};
 
-async fn setup() -> (DynamoStore, WorkspaceId) {
+/// A DynamoDB store whose crashed batches are recovered at once, with a Pro workspace.
+pub async fn setup() -> (DynamoStore, WorkspaceId) {
     let store = dynamo_store()
         .await
         .with_recovery_lease(Duration::ZERO)

@@ -10,7 +10,7 @@ use llmtrack_shared::domain::ids::WorkspaceId;
 use llmtrack_shared::domain::plan::Plan;
 use llmtrack_shared::domain::rollup::{Dimension, Rollup, RollupKey, VIEWS, View};
 use llmtrack_shared::domain::time::{HOUR_MS, hour_of, month_of};
-use llmtrack_shared::ports::{DynStore, IngestOutcome, Quota, Store, Stored, Workspace};
+use llmtrack_shared::ports::{DynStore, IngestOutcome, Quota, Store, Stored};
 use serde_json::json;
 
 use super::support::*;
@@ -302,19 +302,7 @@ pub async fn deleting_events_takes_them_off_usage_and_rollups(store: DynStore) {
 /// deltas, and a deletion that dies holding the compaction lock, finished by running it again.
 #[tokio::test]
 async fn a_deletion_that_dies_is_finished_by_running_it_again() {
-    let store = dynamo_store()
-        .await
-        .with_recovery_lease(Duration::ZERO)
-        .with_immediate_compaction();
-    let ws = Workspace {
-        id: WorkspaceId::generate(),
-        name: "Acme".into(),
-        plan: Plan::Pro,
-        timezone: "UTC".into(),
-        created_ms: now_ms(),
-    };
-    store.create_workspace(&ws).await.unwrap();
-    let ws = ws.id;
+    let (store, ws) = super::crash::setup().await;
     let h0 = hour_of(now_ms()) - 5;
     let month = month_of(h0 * HOUR_MS);
     let quota = quota_of(h0);
