@@ -124,21 +124,24 @@ pub async fn resume_stalled(
     idle_ms: i64,
 ) -> anyhow::Result<usize> {
     let now = clock.now_ms();
-    let jobs: Vec<Job> = unfinished_jobs_of(store.as_ref(), JOB_KIND)
-        .await?
-        .into_iter()
-        .filter(|j| now - j.updated_ms >= idle_ms)
-        .collect();
-    let n = jobs.len();
-    for job in jobs {
-        run(store, clock, job).await?;
-    }
-    Ok(n)
+    run_unfinished(store, clock, |j| now - j.updated_ms >= idle_ms).await
 }
 
 /// Runs every unfinished pass (a restarted local server).
 pub async fn resume(store: &DynStore, clock: &DynClock) -> anyhow::Result<usize> {
-    let jobs = unfinished_jobs_of(store.as_ref(), JOB_KIND).await?;
+    run_unfinished(store, clock, |_| true).await
+}
+
+async fn run_unfinished(
+    store: &DynStore,
+    clock: &DynClock,
+    pick: impl Fn(&Job) -> bool,
+) -> anyhow::Result<usize> {
+    let jobs: Vec<Job> = unfinished_jobs_of(store.as_ref(), JOB_KIND)
+        .await?
+        .into_iter()
+        .filter(|j| pick(j))
+        .collect();
     let n = jobs.len();
     for job in jobs {
         run(store, clock, job).await?;

@@ -98,6 +98,21 @@ impl Billed {
         self.deliver_signed(&body, Some(header)).await
     }
 
+    /// Stripe's `customer.subscription.deleted` for `sub`, its paid period already over.
+    async fn end(&self, sub: &Sub) -> (u16, Value) {
+        let ended = Sub {
+            status: "canceled",
+            period_end: self.now_s() - 1,
+            ..sub.clone()
+        };
+        self.deliver(&subscription_event(
+            "customer.subscription.deleted",
+            &ended,
+            self.now_s(),
+        ))
+        .await
+    }
+
     async fn plan(&self) -> String {
         let (status, usage) = self
             .owner
@@ -394,18 +409,7 @@ async fn checkout_and_portal_send_stripe_what_it_needs() {
     );
 
     // Once the subscription has ended, the next checkout reuses the customer.
-    let ended = Sub {
-        status: "canceled",
-        period_end: b.now_s() - 60,
-        ..sub
-    };
-    let (s, _) = b
-        .deliver(&subscription_event(
-            "customer.subscription.deleted",
-            &ended,
-            b.now_s(),
-        ))
-        .await;
+    let (s, _) = b.end(&sub).await;
     assert_eq!(s, 200);
     assert_eq!(b.plan().await, "free");
     let (status, body) = b
@@ -418,7 +422,7 @@ async fn checkout_and_portal_send_stripe_what_it_needs() {
     assert_eq!(status, 200, "{body}");
     let again = b.stripe.requests("/v1/checkout/sessions");
     let last = again.last().unwrap();
-    assert_eq!(last.field("customer"), Some(ended.customer.as_str()));
+    assert_eq!(last.field("customer"), Some(sub.customer.as_str()));
     assert_eq!(last.field("customer_email"), None);
     assert_eq!(last.field("line_items[0][price]"), Some(PRICE_TEAM));
 }
@@ -884,17 +888,7 @@ async fn a_plan_change_applies_to_every_limit_at_once() {
     assert_eq!(usage["history_days"], 90);
 
     // And back down when the subscription ends.
-    let ended = Sub {
-        status: "canceled",
-        period_end: b.now_s() - 1,
-        ..sub
-    };
-    b.deliver(&subscription_event(
-        "customer.subscription.deleted",
-        &ended,
-        b.now_s(),
-    ))
-    .await;
+    b.end(&sub).await;
     assert_eq!(b.plan().await, "free");
     assert_eq!(b.try_growing(&read, 3).await, (409, 409, true));
     let (s, _) = b
@@ -953,17 +947,7 @@ async fn stored_history_follows_the_plan_both_ways() {
     );
 
     // Downgrade: outside free's 7 days is deleted; the rest now expires after 7 days.
-    let ended = Sub {
-        status: "canceled",
-        period_end: b.now_s() - 1,
-        ..sub.clone()
-    };
-    b.deliver(&subscription_event(
-        "customer.subscription.deleted",
-        &ended,
-        b.now_s(),
-    ))
-    .await;
+    b.end(&sub).await;
     assert_eq!(b.plan().await, "free");
     b.settle().await;
     let free = Plan::Free.history_ms();

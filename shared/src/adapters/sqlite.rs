@@ -1392,12 +1392,8 @@ impl Store for SqliteStore {
 
     async fn record_stripe_event(&self, event: &str, now_ms: i64) -> StoreResult<bool> {
         let id = event.to_owned();
+        // Ids older than `STRIPE_EVENT_TTL_MS` go in `purge_expired`.
         self.write(move |c| {
-            // Stripe retries a delivery for 3 days: a month of ids is plenty to recognise one.
-            c.execute(
-                "DELETE FROM stripe_events WHERE at_ms < ?1",
-                [now_ms - STRIPE_EVENT_TTL_MS],
-            )?;
             Ok(c.execute(
                 "INSERT INTO stripe_events (id, at_ms) VALUES (?1, ?2) ON CONFLICT (id) DO NOTHING",
                 params![id, now_ms],
@@ -1592,7 +1588,8 @@ impl Store for SqliteStore {
     }
 }
 
-/// How long a processed Stripe event id is remembered (Stripe retries for up to 3 days).
+/// How long a processed Stripe event id is remembered: Stripe retries a delivery for up to 3
+/// days, so a month of ids is plenty to recognise one.
 const STRIPE_EVENT_TTL_MS: i64 = 30 * 86_400_000;
 
 fn billing_row(c: &Connection, sql: &str, key: &str) -> anyhow::Result<Option<Billing>> {

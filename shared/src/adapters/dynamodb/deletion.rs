@@ -26,7 +26,7 @@ use super::accounts::Step;
 use super::rollups::{LOCK_SK, rollup_data};
 use super::{
     CONCURRENCY, CrashPoint, DynamoStore, Item, TTL_ATTRIBUTE, err, event_pk, get_n, get_s,
-    is_condition_failed, marker_pk, n, rollup_pk, rollup_sk, s,
+    guard_pk, is_condition_failed, marker_pk, n, rollup_pk, rollup_sk, s,
 };
 use crate::domain::event::Event;
 use crate::domain::ids::WorkspaceId;
@@ -44,10 +44,6 @@ const ATTEMPTS: u32 = 10;
 const LOCK_ATTEMPTS: u32 = 30;
 /// How many views are rewritten at once (each with `CONCURRENCY` writes in flight).
 const VIEWS_AT_ONCE: usize = 4;
-
-fn guard_pk(ws: &WorkspaceId, id: &str) -> String {
-    format!("W#{ws}#ID#{id}")
-}
 
 async fn backoff(attempt: u32) {
     let ms = (20u64 << attempt.min(7)).min(2_000);

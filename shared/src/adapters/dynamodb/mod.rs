@@ -222,6 +222,11 @@ fn event_sk(e: &Event) -> String {
     format!("{:013}#{}", e.ts_ms, e.id)
 }
 
+/// The guard that makes an id sent without a timestamp recognisable on retry.
+fn guard_pk(ws: &WorkspaceId, id: &str) -> String {
+    format!("W#{ws}#ID#{id}")
+}
+
 fn rollup_pk(ws: &WorkspaceId, view: &View) -> String {
     format!("W#{ws}#R#{}", view.encode())
 }
@@ -561,7 +566,7 @@ impl DynamoStore {
                 Stored::Duplicate
             });
         }
-        let guard_pk = format!("W#{ws}#ID#{}", e.id);
+        let guard_pk = guard_pk(ws, &e.id);
         let guard = HashMap::from([
             ("pk".to_owned(), s(guard_pk.clone())),
             ("sk".to_owned(), s("ID")),

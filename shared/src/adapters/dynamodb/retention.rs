@@ -12,7 +12,7 @@ use futures_util::{StreamExt as _, TryStreamExt as _, stream};
 
 use super::rollups::{LOCK_SK, WATERMARK_SK, delta_pk};
 use super::{
-    CONCURRENCY, DynamoStore, Item, TTL_ATTRIBUTE, err, event_pk, get_n, get_s,
+    CONCURRENCY, DynamoStore, Item, TTL_ATTRIBUTE, err, event_pk, get_n, get_s, guard_pk,
     is_condition_failed, marker_pk, n, rollup_pk, s,
 };
 use crate::domain::event::Event;
@@ -80,35 +80,20 @@ impl DynamoStore {
         // Only ids sent without a timestamp have a guard item (see `write_event`).
         let guard = e
             .idempotent_without_timestamp()
-            .then(|| format!("W#{ws}#ID#{}", e.id));
+            .then(|| guard_pk(ws, &e.id));
         match retention::event_fate(e.ts_ms, e.expires_ms, history_ms, now_ms) {
             EventFate::ExpireAt(at) => {
                 if at != e.expires_ms {
                     e.expires_ms = at;
-                    let updated = self
-                        .client
-                        .update_item()
-                        .table_name(&self.table)
-                        .key("pk", s(pk))
-                        .key("sk", s(sk))
-                        .update_expression("SET #t = :t, #d = :d")
-                        .condition_expression("attribute_exists(pk)")
-                        .expression_attribute_names("#t", TTL_ATTRIBUTE)
-                        .expression_attribute_names("#d", "d")
-                        .expression_attribute_values(":t", n(at.div_euclid(1000)))
-                        .expression_attribute_values(":d", s(serde_json::to_string(&e)?))
-                        .send()
-                        .await;
-                    match updated {
-                        Ok(_) => {}
+                    let body = serde_json::to_string(&e)?;
+                    if !self.set_expiry(pk, sk, at, Some(body)).await? {
                         // Deleted meanwhile (by another pass, or TTL): nothing left to keep.
-                        Err(e) if is_condition_failed(&e) => return Ok(Retained::default()),
-                        Err(e) => return Err(err(e)),
+                        return Ok(Retained::default());
                     }
                     if let Some(guard) = guard {
                         // The guard must last as long as its event, or a retry of the id would
                         // be stored again.
-                        self.set_expiry(guard, "ID".to_owned(), at).await?;
+                        self.set_expiry(guard, "ID".to_owned(), at, None).await?;
                     }
                 }
                 Ok(Retained {
@@ -132,22 +117,33 @@ impl DynamoStore {
         }
     }
 
-    /// Moves an item's expiry, unless the item is gone: an update would bring it back as an
-    /// item with nothing but its key.
-    async fn set_expiry(&self, pk: String, sk: String, at_ms: i64) -> anyhow::Result<bool> {
-        let result = self
+    /// Moves an item's expiry (and replaces its stored body `d`, when given: an event's JSON
+    /// carries its expiry too), unless the item is gone: an update would bring it back as an
+    /// item with nothing but its key. False when it was gone.
+    async fn set_expiry(
+        &self,
+        pk: String,
+        sk: String,
+        at_ms: i64,
+        body: Option<String>,
+    ) -> anyhow::Result<bool> {
+        let mut update = self
             .client
             .update_item()
             .table_name(&self.table)
             .key("pk", s(pk))
             .key("sk", s(sk))
-            .update_expression("SET #t = :t")
             .condition_expression("attribute_exists(pk)")
             .expression_attribute_names("#t", TTL_ATTRIBUTE)
-            .expression_attribute_values(":t", n(at_ms.div_euclid(1000)))
-            .send()
-            .await;
-        match result {
+            .expression_attribute_values(":t", n(at_ms.div_euclid(1000)));
+        update = match body {
+            Some(d) => update
+                .update_expression("SET #t = :t, #d = :d")
+                .expression_attribute_names("#d", "d")
+                .expression_attribute_values(":d", s(d)),
+            None => update.update_expression("SET #t = :t"),
+        };
+        match update.send().await {
             Ok(_) => Ok(true),
             Err(e) if is_condition_failed(&e) => Ok(false),
             Err(e) => Err(err(e)),
@@ -239,7 +235,7 @@ impl DynamoStore {
         }
         // Only the expiry: the value and version belong to the writers' read-modify-write.
         if get_n::<i64>(&item, TTL_ATTRIBUTE).ok() != Some(expires.div_euclid(1000))
-            && !self.set_expiry(pk, sk, expires).await?
+            && !self.set_expiry(pk, sk, expires, None).await?
         {
             return Ok(Retained::default());
         }
