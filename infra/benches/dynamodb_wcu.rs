@@ -109,6 +109,7 @@ async fn main() {
             plan: Plan::Team,
             timezone: "UTC".into(),
             created_ms: now,
+            deleting: None,
         };
         store.create_workspace(&ws).await.unwrap();
         store.capacity().reset();

@@ -57,6 +57,7 @@ pub async fn create_workspace(
         plan,
         timezone: "UTC".into(),
         created_ms: now_ms,
+        deleting: None,
     };
     store
         .create_workspace(&ws)

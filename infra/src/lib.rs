@@ -12,6 +12,8 @@ use llmtrack_account::AccountState;
 use llmtrack_billing::config::StripeConfig;
 use llmtrack_billing::stripe::StripeApi;
 use llmtrack_billing::{BillingState, Payments};
+use llmtrack_deletion::DeletionState;
+use llmtrack_deletion::job as deletion_job;
 use llmtrack_ingest::IngestState;
 use llmtrack_keys::KeysState;
 use llmtrack_query::QueryState;
@@ -49,6 +51,21 @@ impl Parts {
             run_jobs_here: true,
         }
     }
+
+    pub fn deletion(&self) -> DeletionState {
+        DeletionState {
+            deps: deletion_job::Deps {
+                store: self.store.clone(),
+                clock: self.clock.clone(),
+                archive: self.archive.clone(),
+                mailer: self.mailer.clone(),
+                payments: self.stripe.clone(),
+                public_url: self.web.public_url.clone(),
+            },
+            web: self.web.clone(),
+            run_jobs_here: true,
+        }
+    }
 }
 
 /// Every function's routes on one router.
@@ -77,6 +94,7 @@ pub fn app(p: Parts) -> axum::Router {
     })
     .split_for_parts();
     let (billing, _) = llmtrack_billing::router(p.billing()).split_for_parts();
+    let (deletion, _) = llmtrack_deletion::router(p.deletion()).split_for_parts();
     let (account, _) = llmtrack_account::router(AccountState {
         store: p.store,
         clock: p.clock,
@@ -93,6 +111,7 @@ pub fn app(p: Parts) -> axum::Router {
         .merge(keys)
         .merge(account)
         .merge(billing)
+        .merge(deletion)
         .merge(llmtrack_docs::router())
         .merge(archive)
         .fallback(not_found)
@@ -133,11 +152,13 @@ pub fn local_parts(data_dir: &Path, public_url: &str) -> anyhow::Result<Parts> {
 const UPKEEP_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// Background upkeep of the local server, what schedules do on AWS: ends grace periods and
-/// cancelled paid periods, runs pending retention passes, and deletes what has expired (the
-/// local stand-in for DynamoDB's TTL).
+/// cancelled paid periods, runs pending retention passes, carries on deletions that stalled,
+/// and deletes what has expired (the local stand-in for DynamoDB's TTL).
 pub async fn upkeep(parts: &Parts) -> anyhow::Result<()> {
     llmtrack_billing::sweep(&parts.billing()).await?;
     retention_job::resume(&parts.store, &parts.clock).await?;
+    // A deletion saves progress every page: one quiet for a minute is not running.
+    deletion_job::resume(&parts.deletion().deps, 60_000, None).await?;
     parts.store.purge_expired(parts.clock.now_ms()).await?;
     Ok(())
 }
@@ -159,6 +180,17 @@ pub async fn serve(
                 Ok(0) => {}
                 Ok(n) => tracing::info!(jobs = n, "resumed unfinished export jobs"),
                 Err(e) => tracing::error!(error = format!("{e:#}"), "resuming export jobs failed"),
+            }
+        });
+    }
+    {
+        // Deletions a previous run left unfinished carry on from their saved progress.
+        let deps = parts.deletion().deps;
+        tokio::spawn(async move {
+            match deletion_job::resume(&deps, 0, None).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(jobs = n, "resumed unfinished deletions"),
+                Err(e) => tracing::error!(error = format!("{e:#}"), "resuming deletions failed"),
             }
         });
     }

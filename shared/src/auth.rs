@@ -58,6 +58,11 @@ pub async fn api_key(
         .workspace(&key.workspace_id)
         .await?
         .ok_or_else(|| ApiError::Unauthorized("the API key's workspace no longer exists".into()))?;
+    if workspace.deleting.is_some() {
+        return Err(ApiError::Unauthorized(
+            "the API key's workspace is being deleted".into(),
+        ));
+    }
     let now = clock.now_ms();
     if key.last_used_ms.is_none_or(|t| now - t >= TOUCH_EVERY_MS) {
         // Best effort: a failed touch must not fail the request it describes.
@@ -87,6 +92,24 @@ fn session_token(headers: &HeaderMap) -> Option<crate::domain::account::SessionT
         .filter_map(Result::ok)
         .find(|c| c.name() == SESSION_COOKIE)
         .and_then(|c| crate::domain::account::SessionToken::from_cookie(c.value()))
+}
+
+/// The `Set-Cookie` value of a session cookie (HttpOnly, SameSite=Lax, Secure except on plain
+/// loopback); an empty value with `max_age_s` 0 clears it.
+pub fn session_cookie(
+    value: &str,
+    max_age_s: i64,
+    web: &crate::config::WebConfig,
+) -> axum::http::HeaderValue {
+    let cookie = cookie::Cookie::build((SESSION_COOKIE, value.to_owned()))
+        .http_only(true)
+        .secure(web.secure_cookies)
+        .same_site(cookie::SameSite::Lax)
+        .path("/")
+        .max_age(cookie::time::Duration::seconds(max_age_s))
+        .build();
+    axum::http::HeaderValue::from_str(&cookie.to_string())
+        .unwrap_or_else(|_| axum::http::HeaderValue::from_static(""))
 }
 
 /// Whether the request carries a session cookie at all (so a key-or-session endpoint can choose).
@@ -168,7 +191,12 @@ pub async fn membership(
     let not_found = || ApiError::NotFound(format!("workspace `{workspace}` not found"));
     let id = crate::domain::ids::WorkspaceId::parse(workspace).ok_or_else(not_found)?;
     let member = store.member(&id, user).await?.ok_or_else(not_found)?;
-    let ws = store.workspace(&id).await?.ok_or_else(not_found)?;
+    // A workspace being deleted is gone for every purpose but following its deletion.
+    let ws = store
+        .workspace(&id)
+        .await?
+        .filter(|w| w.deleting.is_none())
+        .ok_or_else(not_found)?;
     Ok((ws, member))
 }
 

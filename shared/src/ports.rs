@@ -23,6 +23,10 @@ pub struct Workspace {
     /// IANA timezone for day boundaries and reports.
     pub timezone: String,
     pub created_ms: i64,
+    /// The whole-workspace deletion job underway, if any: from the moment it is accepted the
+    /// workspace's keys stop working and its data is no longer shown.
+    #[serde(default)]
+    pub deleting: Option<String>,
 }
 
 /// What happened to one event of a batch in the store.
@@ -69,6 +73,8 @@ pub enum Refusal {
     MemberLimit,
     #[error("a workspace must keep at least one owner")]
     LastOwner,
+    #[error("the workspace is being deleted")]
+    Deleting,
 }
 
 pub type StoreResult<T> = Result<T, StoreError>;
@@ -249,6 +255,25 @@ pub trait Store: Send + Sync + 'static {
         source: Option<&str>,
     ) -> StoreResult<u64>;
 
+    /// Accepts a deletion job: saves it and, with `whole_workspace`, marks the workspace as being
+    /// deleted by it, in one atomic write. False, saving nothing, when the workspace is gone or
+    /// already being deleted.
+    async fn begin_deletion(&self, job: &Job, whole_workspace: bool) -> StoreResult<bool>;
+    /// How long after a workspace is marked as being deleted a write that began before the mark
+    /// may still land: a whole-workspace deletion waits this long before it purges. 0 where
+    /// the mark is checked inside the write itself.
+    fn settle_ms(&self) -> i64;
+    /// Deletes the next part of everything a workspace has (events and their id guards,
+    /// rollups of every view, pending deltas, usage, keys, members, invitations, the audit log,
+    /// billing records, jobs), about `budget` items per call, the workspace record last. Its
+    /// deletion jobs stay: they are the security record that a deletion took place. Safe to
+    /// stop at any point and call again; `done` once nothing is left.
+    async fn purge_workspace(&self, ws: &WorkspaceId, budget: usize) -> StoreResult<Purged>;
+    /// Deletes a user's own records: sign-in code, sessions, memberships seen from their side,
+    /// and the user (by id and by email). Memberships must already be gone from the
+    /// workspaces' side. Returns how many records of each kind it deleted.
+    async fn delete_user(&self, user: &UserId) -> StoreResult<Purged>;
+
     // Retention.
 
     /// Re-applies a plan keeping `history_ms` to a workspace's events and rollups of the hours in
@@ -289,6 +314,27 @@ pub async fn unfinished_jobs_of(store: &dyn Store, kind: &str) -> StoreResult<Ve
         .into_iter()
         .filter(|j| j.kind == kind)
         .collect())
+}
+
+/// What a call of `purge_workspace` or `delete_user` deleted, by kind of item (`events`,
+/// `rollups`, `keys`...), and whether it has finished.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Purged {
+    pub deleted: std::collections::BTreeMap<String, u64>,
+    pub done: bool,
+}
+
+impl Purged {
+    pub fn count(&mut self, kind: &str, n: u64) {
+        if n > 0 {
+            *self.deleted.entry(kind.to_owned()).or_default() += n;
+        }
+    }
+
+    /// Items deleted, all kinds together.
+    pub fn total(&self) -> u64 {
+        self.deleted.values().sum()
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -342,6 +388,9 @@ pub struct Job {
     pub updated_ms: i64,
     /// Optimistic concurrency: incremented by every update.
     pub version: u64,
+    /// When the store may forget the job (the deletion record of the security log).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_ms: Option<i64>,
 }
 
 /// The clock is a port so tests can move time.

@@ -66,6 +66,7 @@ pub async fn start(
         created_ms: now_ms,
         updated_ms: now_ms,
         version: 0,
+        expires_ms: None,
     };
     store.create_job(&job).await?;
     Ok(job)

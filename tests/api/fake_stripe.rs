@@ -50,6 +50,7 @@ impl FakeStripe {
         let app = Router::new()
             .route("/v1/checkout/sessions", post(checkout))
             .route("/v1/billing_portal/sessions", post(portal))
+            .route("/v1/subscriptions/{id}", axum::routing::delete(cancel))
             .with_state(fake.clone());
         tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
         fake
@@ -106,6 +107,33 @@ fn receive(
             .map(str::to_owned),
     });
     Ok(form.into_iter().collect())
+}
+
+/// `DELETE /v1/subscriptions/{id}`: the subscription, now cancelled. Ids starting `sub_gone`
+/// are unknown, as Stripe answers for one deleted long ago.
+async fn cancel(
+    State(fake): State<FakeStripe>,
+    axum::extract::Path(id): axum::extract::Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    if let Err(r) = receive(&fake, &format!("/v1/subscriptions/{id}"), &headers, &body) {
+        return *r;
+    }
+    if id.starts_with("sub_gone") {
+        return stripe_error(
+            StatusCode::NOT_FOUND,
+            "invalid_request_error",
+            &format!("No such subscription: '{id}'"),
+            Some("id"),
+        );
+    }
+    axum::Json(json!({
+        "id": id, "object": "subscription", "status": "canceled",
+        "cancel_at_period_end": false, "canceled_at": 1_790_000_000, "ended_at": 1_790_000_000,
+        "customer": "cus_fake", "livemode": false, "metadata": {},
+    }))
+    .into_response()
 }
 
 fn metadata(form: &BTreeMap<String, String>, prefix: &str) -> Value {

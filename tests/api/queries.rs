@@ -501,6 +501,7 @@ async fn an_export_job_on_dynamodb_writes_to_s3_behind_a_presigned_link() {
         created_ms: now,
         updated_ms: now,
         version: 0,
+        expires_ms: None,
     };
     store.create_job(&job).await.unwrap();
     // As the jobs Lambda does with the job its stream record carries.

@@ -26,6 +26,7 @@ pub async fn setup() -> (DynamoStore, WorkspaceId) {
         plan: Plan::Pro,
         timezone: "UTC".into(),
         created_ms: now_ms(),
+        deleting: None,
     };
     store.create_workspace(&ws).await.unwrap();
     (store, ws.id)

@@ -26,6 +26,7 @@ async fn events_carry_their_plan_expiry_as_ttl() {
         plan: Plan::Pro,
         timezone: "UTC".into(),
         created_ms: now_ms(),
+        deleting: None,
     };
     store.create_workspace(&ws).await.unwrap();
     let ts = now_ms() - 3_600_000;
@@ -54,6 +55,7 @@ async fn no_raw_key_is_stored() {
         plan: Plan::Free,
         timezone: "UTC".into(),
         created_ms: now_ms(),
+        deleting: None,
     };
     store.create_workspace(&ws).await.unwrap();
     let mut raws = Vec::new();
@@ -182,6 +184,7 @@ async fn rollups_carry_their_expiry_and_retention_moves_it() {
         plan: Plan::Free,
         timezone: "UTC".into(),
         created_ms: now_ms(),
+        deleting: None,
     };
     store.create_workspace(&ws).await.unwrap();
     let now = now_ms();

@@ -86,6 +86,7 @@ async fn new_workspace(store: &DynStore, plan: Plan) -> WorkspaceId {
         plan,
         timezone: "UTC".into(),
         created_ms: now_ms(),
+        deleting: None,
     };
     store.create_workspace(&ws).await.unwrap();
     ws.id
@@ -127,6 +128,7 @@ async fn workspaces_round_trip(store: DynStore) {
         plan: Plan::Free,
         timezone: "UTC".into(),
         created_ms: 1_700_000_000_000,
+        deleting: None,
     };
     store.create_workspace(&ws).await.unwrap();
     assert_eq!(store.workspace(&ws.id).await.unwrap(), Some(ws.clone()));
@@ -497,6 +499,7 @@ async fn jobs_update_once_per_version(store: DynStore) {
         created_ms: now,
         updated_ms: now,
         version: 0,
+        expires_ms: None,
     };
     store.create_job(&job).await.unwrap();
     assert!(

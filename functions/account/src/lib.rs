@@ -5,10 +5,10 @@
 use std::str::FromStr as _;
 
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use llmtrack_shared::ApiError;
-use llmtrack_shared::auth::{self, SESSION_COOKIE, SignedIn};
+use llmtrack_shared::auth::{self, SignedIn};
 use llmtrack_shared::config::WebConfig;
 use llmtrack_shared::domain::access::{Action, Role};
 use llmtrack_shared::domain::account::{
@@ -234,17 +234,6 @@ impl From<&User> for UserView {
     }
 }
 
-fn session_cookie(value: &str, max_age_s: i64, web: &WebConfig) -> HeaderValue {
-    let cookie = cookie::Cookie::build((SESSION_COOKIE, value.to_owned()))
-        .http_only(true)
-        .secure(web.secure_cookies)
-        .same_site(cookie::SameSite::Lax)
-        .path("/")
-        .max_age(cookie::time::Duration::seconds(max_age_s))
-        .build();
-    HeaderValue::from_str(&cookie.to_string()).unwrap_or_else(|_| HeaderValue::from_static(""))
-}
-
 /// Exchange the emailed code for a session cookie (HttpOnly, SameSite=Lax, Secure).
 #[utoipa::path(post, path = "/v1/auth/verify", tag = "account", request_body = VerifyRequest,
     responses((status = 200, body = UserView, description = "Signed in; the session cookie is set"), (status = 400, description = "Wrong, used or expired code"), (status = 429, description = "Rate limited")))]
@@ -300,15 +289,15 @@ async fn verify_code(
             expires_ms: now + account::SESSION_TTL_MS,
         })
         .await?;
-    for m in s.store.memberships(&user.id).await? {
-        s.audit(&m.workspace_id, &user, "signin", None, addr.as_deref())
+    for (ws, _) in my_workspaces(&s, &user.id).await? {
+        s.audit(&ws.id, &user, "signin", None, addr.as_deref())
             .await;
     }
     tracing::info!(user = %user.id, "signed in");
     let mut response = axum::Json(UserView::from(&user)).into_response();
     response.headers_mut().insert(
         header::SET_COOKIE,
-        session_cookie(token.expose(), account::SESSION_TTL_MS / 1000, &s.web),
+        auth::session_cookie(token.expose(), account::SESSION_TTL_MS / 1000, &s.web),
     );
     Ok(response)
 }
@@ -336,7 +325,7 @@ async fn logout(
     let mut response = StatusCode::NO_CONTENT.into_response();
     response
         .headers_mut()
-        .insert(header::SET_COOKIE, session_cookie("", 0, &s.web));
+        .insert(header::SET_COOKIE, auth::session_cookie("", 0, &s.web));
     Ok(response)
 }
 
@@ -368,11 +357,14 @@ pub struct MeView {
     workspaces: Vec<WorkspaceView>,
 }
 
-async fn my_workspaces(s: &AccountState, user: &UserId) -> Result<Vec<WorkspaceView>> {
+async fn my_workspaces(s: &AccountState, user: &UserId) -> Result<Vec<(Workspace, Role)>> {
     let mut out = Vec::new();
     for m in s.store.memberships(user).await? {
-        if let Some(ws) = s.store.workspace(&m.workspace_id).await? {
-            out.push(view(&ws, m.role));
+        // One being deleted is already gone as far as its members can see.
+        if let Some(ws) = s.store.workspace(&m.workspace_id).await?
+            && ws.deleting.is_none()
+        {
+            out.push((ws, m.role));
         }
     }
     Ok(out)
@@ -384,7 +376,11 @@ async fn me(State(s): State<AccountState>, headers: HeaderMap) -> Result<axum::J
     let who = auth::session(&s.store, &s.clock, &headers).await?;
     Ok(axum::Json(MeView {
         user: UserView::from(&who.user),
-        workspaces: my_workspaces(&s, &who.user.id).await?,
+        workspaces: my_workspaces(&s, &who.user.id)
+            .await?
+            .iter()
+            .map(|(ws, role)| view(ws, *role))
+            .collect(),
     }))
 }
 
@@ -397,7 +393,13 @@ async fn list_workspaces(
     headers: HeaderMap,
 ) -> Result<axum::Json<Vec<WorkspaceView>>> {
     let who = auth::session(&s.store, &s.clock, &headers).await?;
-    Ok(axum::Json(my_workspaces(&s, &who.user.id).await?))
+    Ok(axum::Json(
+        my_workspaces(&s, &who.user.id)
+            .await?
+            .iter()
+            .map(|(ws, role)| view(ws, *role))
+            .collect(),
+    ))
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -441,6 +443,7 @@ async fn create_workspace(
         plan: Plan::Free,
         timezone,
         created_ms: now,
+        deleting: None,
     };
     s.store.create_workspace(&ws).await?;
     let owner = Membership {

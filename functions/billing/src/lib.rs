@@ -59,6 +59,9 @@ pub trait Payments: Send + Sync + 'static {
     /// Creates a customer portal session (payment methods, invoices, plan changes,
     /// cancellation); returns its URL.
     async fn portal(&self, customer: &str, return_url: &str) -> anyhow::Result<String>;
+    /// Cancels a subscription at once (a workspace being deleted). Cancelling one that is
+    /// already cancelled or unknown to Stripe succeeds: there is nothing left to bill.
+    async fn cancel_subscription(&self, subscription_id: &str) -> anyhow::Result<()>;
 }
 
 #[derive(Clone)]
@@ -338,7 +341,12 @@ async fn process(
         return Ok("duplicate");
     }
     let now = s.clock.now_ms();
-    let Some(ws) = workspace_of(s, event).await? else {
+    // A workspace being deleted takes no more billing changes: its deletion cancels the
+    // subscription, and Stripe's notice of that must not bring a record back.
+    let Some(ws) = workspace_of(s, event)
+        .await?
+        .filter(|w| w.deleting.is_none())
+    else {
         return Ok(if s.store.record_stripe_event(&event.id, now).await? {
             "ignored"
         } else {

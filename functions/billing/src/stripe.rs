@@ -6,7 +6,8 @@ use std::collections::HashMap;
 
 use anyhow::Context as _;
 use async_trait::async_trait;
-use stripe::{Client, ClientBuilder, RequestStrategy};
+use stripe::{Client, ClientBuilder, RequestStrategy, StripeError};
+use stripe_client_core::{RequestBuilder, StripeMethod};
 use stripe_billing::billing_portal_session::CreateBillingPortalSession;
 use stripe_checkout::CheckoutSessionMode;
 use stripe_checkout::checkout_session::{
@@ -91,5 +92,19 @@ impl Payments for StripeApi {
             .await
             .context("creating a Stripe customer portal session")?;
         Ok(session.url)
+    }
+
+    async fn cancel_subscription(&self, subscription_id: &str) -> anyhow::Result<()> {
+        let path = format!("/subscriptions/{subscription_id}");
+        let sent = RequestBuilder::new(StripeMethod::Delete, path)
+            .customize::<miniserde::json::Value>()
+            .send(&self.client)
+            .await;
+        match sent {
+            Ok(_) => Ok(()),
+            // Already gone (cancelled and removed, or never there): nothing left to bill.
+            Err(StripeError::Stripe(_, 404)) => Ok(()),
+            Err(e) => Err(e).context("cancelling a Stripe subscription"),
+        }
     }
 }

@@ -15,6 +15,7 @@ pub fn openapi_document() -> utoipa::openapi::OpenApi {
         llmtrack_account::openapi(),
         llmtrack_keys::openapi(),
         llmtrack_billing::openapi(),
+        llmtrack_deletion::openapi(),
         openapi_routes().into_openapi(),
     ])
 }

@@ -250,6 +250,7 @@ async fn start_job(s: &QueryState, ws: &Workspace, spec: &ExportSpec) -> Result<
         created_ms: now,
         updated_ms: now,
         version: 0,
+        expires_ms: None,
     };
     s.store.create_job(&job).await?;
     if s.run_jobs_here {

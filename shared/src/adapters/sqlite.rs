@@ -19,6 +19,7 @@ use crate::domain::account::{
 use crate::domain::apikey::{ApiKey, KeyHash, KeyState, Scope};
 use crate::domain::audit::{AUDIT_RETENTION_MS, AuditEntry};
 use crate::domain::billing::Billing;
+use crate::domain::deletion;
 use crate::domain::event::Event;
 use crate::domain::ids::{InvitationId, KeyId, UserId, WorkspaceId};
 use crate::domain::plan::Plan;
@@ -26,8 +27,8 @@ use crate::domain::retention::{self, EventFate};
 use crate::domain::rollup::{self, Groups, Rollup, RollupKey, Select, View};
 use crate::domain::time::{HOUR_MS, month_of};
 use crate::ports::{
-    BillingSave, IngestOutcome, Job, JobState, Quota, Refusal, Retained, Store, StoreError,
-    StoreResult, Stored, Workspace,
+    BillingSave, IngestOutcome, Job, JobState, Purged, Quota, Refusal, Retained, Store,
+    StoreError, StoreResult, Stored, Workspace,
 };
 
 const SCHEMA: &str = r#"
@@ -36,7 +37,8 @@ CREATE TABLE IF NOT EXISTS workspaces (
     name TEXT NOT NULL,
     plan TEXT NOT NULL,
     timezone TEXT NOT NULL DEFAULT 'UTC',
-    created_ms INTEGER NOT NULL
+    created_ms INTEGER NOT NULL,
+    deleting TEXT
 );
 CREATE TABLE IF NOT EXISTS api_keys (
     hash TEXT PRIMARY KEY,
@@ -192,8 +194,9 @@ fn open(path: &Path) -> anyhow::Result<Connection> {
 }
 
 /// (table, column, declaration) of every column added after its table was first released.
-const ADDED_COLUMNS: [(&str, &str, &str); 2] = [
+const ADDED_COLUMNS: [(&str, &str, &str); 3] = [
     ("workspaces", "timezone", "TEXT NOT NULL DEFAULT 'UTC'"),
+    ("workspaces", "deleting", "TEXT"),
     ("api_keys", "created_by", "TEXT"),
 ];
 
@@ -542,7 +545,7 @@ impl Store for SqliteStore {
         self.read(move |c| {
             let row = c
                 .query_row(
-                    "SELECT name, plan, timezone, created_ms FROM workspaces WHERE id = ?1",
+                    "SELECT name, plan, timezone, created_ms, deleting FROM workspaces WHERE id = ?1",
                     [id.as_str()],
                     |r| {
                         Ok((
@@ -550,11 +553,12 @@ impl Store for SqliteStore {
                             r.get::<_, String>(1)?,
                             r.get::<_, String>(2)?,
                             r.get::<_, i64>(3)?,
+                            r.get::<_, Option<String>>(4)?,
                         ))
                     },
                 )
                 .optional()?;
-            row.map(|(name, plan, timezone, created_ms)| {
+            row.map(|(name, plan, timezone, created_ms, deleting)| {
                 let plan = Plan::parse(&plan)
                     .ok_or_else(|| anyhow!("workspace {id} has unknown plan {plan}"))?;
                 Ok(Workspace {
@@ -563,6 +567,7 @@ impl Store for SqliteStore {
                     plan,
                     timezone,
                     created_ms,
+                    deleting,
                 })
             })
             .transpose()
@@ -710,6 +715,16 @@ impl Store for SqliteStore {
         let (ws, quota) = (ws.clone(), quota.clone());
         self.write(move |c| {
             let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            // Checked inside the write, which SQLite serialises: once a deletion is accepted
+            // no batch lands behind it (DynamoDB waits `settle_ms` instead).
+            let open: bool = tx
+                .prepare_cached("SELECT deleting IS NULL FROM workspaces WHERE id = ?1")?
+                .query_row([ws.as_str()], |r| r.get(0))
+                .optional()?
+                .unwrap_or(false);
+            if !open {
+                return Err(Refusal::Deleting.into());
+            }
             let used: i64 = tx
                 .prepare_cached("SELECT events FROM usage WHERE workspace_id = ?1 AND month = ?2")?
                 .query_row(params![ws.as_str(), quota.month], |r| r.get(0))
@@ -1551,6 +1566,120 @@ impl Store for SqliteStore {
         .await
     }
 
+    fn settle_ms(&self) -> i64 {
+        0
+    }
+
+    async fn begin_deletion(&self, job: &Job, whole_workspace: bool) -> StoreResult<bool> {
+        let (job, body) = (
+            job.clone(),
+            serde_json::to_string(job).map_err(|e| anyhow!(e))?,
+        );
+        self.write(move |c| {
+            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let open: bool = tx
+                .query_row(
+                    "SELECT deleting IS NULL FROM workspaces WHERE id = ?1",
+                    [job.workspace.as_str()],
+                    |r| r.get(0),
+                )
+                .optional()?
+                .unwrap_or(false);
+            if !open {
+                return Ok(false);
+            }
+            if whole_workspace {
+                tx.execute(
+                    "UPDATE workspaces SET deleting = ?1 WHERE id = ?2",
+                    params![job.id, job.workspace.as_str()],
+                )?;
+            }
+            tx.execute(
+                "INSERT INTO jobs (workspace_id, id, finished, created_ms, version, body) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![job.workspace.as_str(), job.id, job_finished(&job), job.created_ms, job.version as i64, body],
+            )?;
+            tx.commit()?;
+            Ok(true)
+        })
+        .await
+    }
+
+    async fn purge_workspace(&self, ws: &WorkspaceId, budget: usize) -> StoreResult<Purged> {
+        let (ws, budget) = (ws.clone(), budget.max(1) as i64);
+        self.write(move |c| {
+            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let mut out = Purged::default();
+            // The bulky tables a page at a time, so a large workspace never holds the writer
+            // for long; a full page means there may be more.
+            for (kind, sql) in [
+                ("events", "DELETE FROM events WHERE workspace_id = ?1 AND (ts_ms, id) IN
+                    (SELECT ts_ms, id FROM events WHERE workspace_id = ?1 LIMIT ?2)"),
+                ("rollups", "DELETE FROM rollups WHERE workspace_id = ?1 AND (view, hour, value) IN
+                    (SELECT view, hour, value FROM rollups WHERE workspace_id = ?1 LIMIT ?2)"),
+                ("rollup_deltas", "DELETE FROM deltas WHERE workspace_id = ?1 AND seq IN
+                    (SELECT seq FROM deltas WHERE workspace_id = ?1 LIMIT ?2)"),
+            ] {
+                let n = tx.execute(sql, params![ws.as_str(), budget])?;
+                out.count(kind, n as u64);
+                if n as i64 >= budget {
+                    tx.commit()?;
+                    return Ok(out);
+                }
+            }
+            for (kind, sql) in [
+                ("keys", "DELETE FROM api_keys WHERE workspace_id = ?1"),
+                ("members", "DELETE FROM members WHERE workspace_id = ?1"),
+                ("invitations", "DELETE FROM invitations WHERE workspace_id = ?1"),
+                ("audit_entries", "DELETE FROM audit WHERE workspace_id = ?1"),
+                ("usage_counters", "DELETE FROM usage WHERE workspace_id = ?1"),
+                ("billing_records", "DELETE FROM billing WHERE workspace_id = ?1"),
+            ] {
+                let n = tx.execute(sql, [ws.as_str()])?;
+                out.count(kind, n as u64);
+            }
+            let n = tx.execute(
+                "DELETE FROM jobs WHERE workspace_id = ?1 AND json_extract(body, '$.kind') IS NOT ?2",
+                params![ws.as_str(), deletion::JOB_KIND],
+            )?;
+            out.count("jobs", n as u64);
+            let n = tx.execute("DELETE FROM workspaces WHERE id = ?1", [ws.as_str()])?;
+            out.count("workspace", n as u64);
+            tx.commit()?;
+            out.done = true;
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn delete_user(&self, user: &UserId) -> StoreResult<Purged> {
+        let user = user.clone();
+        self.write(move |c| {
+            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let mut out = Purged::default();
+            let email: Option<String> = tx
+                .query_row("SELECT email FROM users WHERE id = ?1", [user.as_str()], |r| {
+                    r.get(0)
+                })
+                .optional()?;
+            if let Some(email) = email {
+                let n = tx.execute("DELETE FROM login_codes WHERE email = ?1", [email])?;
+                out.count("sign_in_codes", n as u64);
+            }
+            for (kind, sql) in [
+                ("sessions", "DELETE FROM sessions WHERE user_id = ?1"),
+                ("memberships", "DELETE FROM members WHERE user_id = ?1"),
+                ("user", "DELETE FROM users WHERE id = ?1"),
+            ] {
+                let n = tx.execute(sql, [user.as_str()])?;
+                out.count(kind, n as u64);
+            }
+            tx.commit()?;
+            out.done = true;
+            Ok(out)
+        })
+        .await
+    }
+
     async fn purge_expired(&self, now_ms: i64) -> StoreResult<u64> {
         self.write(move |c| {
             let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
@@ -1571,6 +1700,10 @@ impl Store for SqliteStore {
                 )? as u64;
             }
             n += tx.execute("DELETE FROM sessions WHERE expires_ms <= ?1", [now_ms])? as u64;
+            n += tx.execute(
+                "DELETE FROM jobs WHERE finished = 1 AND json_extract(body, '$.expires_ms') <= ?1",
+                [now_ms],
+            )? as u64;
             n += tx.execute("DELETE FROM login_codes WHERE expires_ms <= ?1", [now_ms])? as u64;
             n += tx.execute("DELETE FROM invitations WHERE expires_ms <= ?1", [now_ms])? as u64;
             n += tx.execute(

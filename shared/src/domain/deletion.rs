@@ -8,6 +8,14 @@ use serde::{Deserialize, Serialize};
 
 use super::time::HOUR_MS;
 
+/// The kind of the jobs that carry deletions (`ports::Job::kind`). A finished one is the
+/// security record that a deletion took place, kept for `RECORD_KEPT_MS`.
+pub const JOB_KIND: &str = "deletion";
+
+/// How long the record of a finished deletion (its scope, who asked, the receipt's counts) is
+/// kept: a year, to answer "was this deleted, and when?" (docs/DELETION.md).
+pub const RECORD_KEPT_MS: i64 = 365 * 86_400_000;
+
 /// What a deletion job deletes.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "scope", rename_all = "snake_case")]
@@ -58,6 +66,34 @@ impl Scope {
                 (to_ms - 1).div_euclid(HOUR_MS) + 1,
             )),
             Scope::Workspace => None,
+        }
+    }
+}
+
+/// What backups may still hold after a deletion: said in every receipt (docs/DELETION.md).
+pub const BACKUPS_NOTICE: &str = "Deleted data is gone from LLMtrack's active systems. The database's point-in-time \
+recovery backups, kept for 35 days, may still hold it until they age out; they are used only to \
+recover from an outage, never as product data. A minimal record that this deletion took place \
+(its scope, who asked, and the counts above) is kept in the security log for one year.";
+
+/// The scope in words, for receipts: "all of it", or the range and source.
+pub fn describe(scope: &Scope) -> String {
+    match scope {
+        Scope::Workspace => "everything".to_owned(),
+        Scope::Usage {
+            from_ms,
+            to_ms,
+            source,
+        } => {
+            let mut s = format!(
+                "events from {} to {}",
+                super::time::rfc3339(*from_ms),
+                super::time::rfc3339(*to_ms)
+            );
+            if let Some(src) = source {
+                s.push_str(&format!(" sent with source `{src}`"));
+            }
+            s
         }
     }
 }

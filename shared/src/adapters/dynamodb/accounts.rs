@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use anyhow::anyhow;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{
-    AttributeValue as Av, Delete, Put, ReturnValue, TransactWriteItem, Update,
+    AttributeValue as Av, ConditionCheck, Delete, Put, ReturnValue, TransactWriteItem, Update,
 };
 
 use super::{DynamoStore, Item, TTL_ATTRIBUTE, err, get_n, get_s, is_condition_failed, n, s};
@@ -47,6 +47,12 @@ pub(super) enum Step {
         sk: String,
         cond: Option<String>,
         values: Vec<(&'static str, Av)>,
+    },
+    /// A condition on an item the transaction does not change.
+    Check {
+        pk: String,
+        sk: String,
+        cond: String,
     },
 }
 
@@ -126,6 +132,16 @@ impl DynamoStore {
                             .set_expression_attribute_names(names(cond.as_deref()))
                             .set_condition_expression(cond)
                             .set_expression_attribute_values(values(v))
+                            .build()?,
+                    )
+                    .build(),
+                Step::Check { pk, sk, cond } => TransactWriteItem::builder()
+                    .condition_check(
+                        ConditionCheck::builder()
+                            .table_name(&self.table)
+                            .set_key(Some(key(pk, sk)))
+                            .set_expression_attribute_names(names([cond.as_str()]))
+                            .condition_expression(cond)
                             .build()?,
                     )
                     .build(),

@@ -24,7 +24,7 @@ use crate::ports::{BillingSave, StoreResult};
 /// Stripe retries a delivery for up to 3 days: a month of ids is plenty to recognise one.
 const STRIPE_EVENT_TTL_MS: i64 = 30 * 86_400_000;
 const BILLING_SK: &str = "BILLING";
-const DUE_PK: &str = "BILLDUE";
+pub(super) const DUE_PK: &str = "BILLDUE";
 
 fn billing_pk(ws: &WorkspaceId) -> String {
     format!("WS#{ws}")

@@ -70,13 +70,14 @@ use crate::domain::plan::Plan;
 use crate::domain::rollup::{self, Rollup, RollupKey, View};
 use crate::domain::time::hour_of;
 use crate::ports::{
-    BillingSave, IngestOutcome, Job, Quota, Retained, Store, StoreError, StoreResult, Stored,
-    Workspace,
+    BillingSave, IngestOutcome, Job, Purged, Quota, Retained, Store, StoreError, StoreResult,
+    Stored, Workspace,
 };
 
 mod accounts;
 mod billing;
 mod deletion;
+mod purge;
 mod reads;
 mod retention;
 mod rollups;
@@ -768,6 +769,7 @@ impl Store for DynamoStore {
                 .ok_or_else(|| anyhow!("workspace {id} has an unknown plan"))?,
             timezone: get_s(&item, "tz").unwrap_or("UTC").to_owned(),
             created_ms: get_n(&item, "created")?,
+            deleting: get_s(&item, "deleting").ok().map(str::to_owned),
         }))
     }
 
@@ -1248,6 +1250,25 @@ impl Store for DynamoStore {
     ) -> StoreResult<u64> {
         self.delete_events_in_hour_impl(ws, hour, from_ms, to_ms, source)
             .await
+    }
+
+    /// An ingest request reads the workspace before it writes, for at most the ingest
+    /// function's timeout (15 s); a batch whose writer died is finished by the next recovery
+    /// once its lease is over.
+    fn settle_ms(&self) -> i64 {
+        self.lease_ms + 30_000
+    }
+
+    async fn begin_deletion(&self, job: &Job, whole_workspace: bool) -> StoreResult<bool> {
+        self.begin_deletion_impl(job, whole_workspace).await
+    }
+
+    async fn purge_workspace(&self, ws: &WorkspaceId, budget: usize) -> StoreResult<Purged> {
+        self.purge_workspace_impl(ws, budget).await
+    }
+
+    async fn delete_user(&self, user: &UserId) -> StoreResult<Purged> {
+        self.delete_user_impl(user).await
     }
 
     async fn apply_retention(

@@ -5,7 +5,8 @@ use std::collections::HashMap;
 use anyhow::Context as _;
 use aws_sdk_dynamodb::types::AttributeValue as Av;
 
-use super::{DynamoStore, Item, err, event_pk, get_n, get_s, n, rollup_pk, s};
+use super::accounts::Step;
+use super::{DynamoStore, Item, TTL_ATTRIBUTE, err, event_pk, get_n, get_s, n, rollup_pk, s};
 use crate::domain::event::Event;
 use crate::domain::ids::WorkspaceId;
 use crate::domain::rollup::View;
@@ -13,16 +14,16 @@ use crate::domain::time::hour_of;
 use crate::ports::{Job, JobState, StoreResult};
 
 /// Unfinished jobs, listed for a restarted worker: `JOBS` / `{created:013}#{ws}#{id}`.
-const QUEUE_PK: &str = "JOBS";
+pub(super) const QUEUE_PK: &str = "JOBS";
 
 /// Jobs live in their own partition per workspace (`JOB#{ws}` / `{id}`), so a function that may
 /// only create jobs can be limited to these keys (`dynamodb:LeadingKeys` in its policy), and
 /// the stream that triggers the jobs Lambda can be filtered to them.
-fn job_pk(ws: &WorkspaceId) -> String {
+pub(super) fn job_pk(ws: &WorkspaceId) -> String {
     format!("JOB#{ws}")
 }
 
-fn queue_sk(job: &Job) -> String {
+pub(super) fn queue_sk(job: &Job) -> String {
     format!("{:013}#{}#{}", job.created_ms, job.workspace, job.id)
 }
 
@@ -33,7 +34,13 @@ fn job_item(job: &Job) -> anyhow::Result<Item> {
         ("kind".to_owned(), s(job.kind.clone())),
         ("v".to_owned(), n(job.version)),
         ("d".to_owned(), s(serde_json::to_string(job)?)),
-    ]))
+    ])
+    .into_iter()
+    .chain(
+        job.expires_ms
+            .map(|at| (TTL_ATTRIBUTE.to_owned(), n(at.div_euclid(1000)))),
+    )
+    .collect())
 }
 
 fn finished(job: &Job) -> bool {
@@ -124,6 +131,46 @@ impl DynamoStore {
             self.put(queued, None).await?;
         }
         Ok(())
+    }
+
+    /// The job, its queue entry and (for a whole workspace) the workspace's mark, in one
+    /// transaction conditional on the workspace being there and not already being deleted.
+    pub(super) async fn begin_deletion_impl(
+        &self,
+        job: &Job,
+        whole_workspace: bool,
+    ) -> StoreResult<bool> {
+        let (pk, sk) = (format!("WS#{}", job.workspace), "WS".to_owned());
+        let cond = "attribute_exists(pk) AND attribute_not_exists(deleting)".to_owned();
+        let mut steps = vec![
+            if whole_workspace {
+                Step::Update {
+                    pk,
+                    sk,
+                    expr: "SET deleting = :job".into(),
+                    cond: Some(cond),
+                    values: vec![(":job", s(job.id.clone()))],
+                }
+            } else {
+                Step::Check { pk, sk, cond }
+            },
+            Step::Put {
+                item: job_item(job)?,
+                cond: Some("attribute_not_exists(pk)".into()),
+                values: vec![],
+            },
+        ];
+        if !finished(job) {
+            steps.push(Step::Put {
+                item: HashMap::from([
+                    ("pk".to_owned(), s(QUEUE_PK)),
+                    ("sk".to_owned(), s(queue_sk(job))),
+                ]),
+                cond: None,
+                values: vec![],
+            });
+        }
+        Ok(self.transact(steps).await?.is_none())
     }
 
     pub(super) async fn job_impl(&self, ws: &WorkspaceId, id: &str) -> StoreResult<Option<Job>> {

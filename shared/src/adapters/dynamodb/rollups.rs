@@ -60,9 +60,9 @@ fn delta_sk(batch: &str, chunk: usize) -> String {
 }
 
 /// One stored delta item of a batch.
-struct DeltaItem {
-    batch: String,
-    groups: Groups,
+pub(super) struct DeltaItem {
+    pub(super) batch: String,
+    pub(super) groups: Groups,
 }
 
 /// A compaction run: its id (recorded in rollup items), the batches it folds, and the
@@ -291,7 +291,7 @@ impl DynamoStore {
 
     /// Delta items of batches after `after` (the watermark), in batch order; only those of
     /// `batch` when given.
-    async fn deltas_after(
+    pub(super) async fn deltas_after(
         &self,
         ws: &WorkspaceId,
         after: &str,

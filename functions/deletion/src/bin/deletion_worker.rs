@@ -1,0 +1,70 @@
+//! The deletion worker Lambda: runs deletion jobs. The table's stream invokes it when a deletion
+//! job is saved (the template filters the stream to them); it works until a minute before its
+//! timeout and saves its progress, and that save is itself a stream record that invokes it again,
+//! so a long deletion carries on invocation after invocation. A schedule every 15 minutes
+//! carries on any job that made no progress for that long (a run that failed past its retries).
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use lambda_http::lambda_runtime::{self, LambdaEvent, service_fn};
+use llmtrack_deletion::{job, lambda_deps};
+use llmtrack_shared::domain::deletion::JOB_KIND;
+use llmtrack_shared::ports::Job;
+use serde_json::Value;
+
+/// Time left for the last page and the save after it.
+const MARGIN: Duration = Duration::from_secs(60);
+/// A job without progress for this long is carried on by the schedule.
+const STALLED_MS: i64 = 15 * 60_000;
+
+/// The deletion job in a stream record's new image (`d` holds the job as JSON).
+fn job_of(record: &Value) -> Option<Job> {
+    let image = record.pointer("/dynamodb/NewImage")?;
+    if image.pointer("/kind/S")?.as_str()? != JOB_KIND {
+        return None;
+    }
+    serde_json::from_str(image.pointer("/d/S")?.as_str()?).ok()
+}
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_runtime::Error> {
+    llmtrack_shared::telemetry::init();
+    let deps = lambda_deps().await?;
+    lambda_runtime::run(service_fn(|event: LambdaEvent<Value>| {
+        let deps = deps.clone();
+        async move {
+            let left = Duration::from_millis(
+                (event.context.deadline as i64 - chrono_now_ms()).max(0) as u64,
+            );
+            let deadline = Instant::now() + left.saturating_sub(MARGIN);
+            let records = event.payload["Records"].as_array().cloned();
+            let Some(records) = records else {
+                // The schedule.
+                let n = job::resume(&deps, STALLED_MS, Some(deadline)).await?;
+                tracing::info!(resumed = n, "deletion sweep done");
+                return Ok::<(), lambda_runtime::Error>(());
+            };
+            // One run per job, from its latest saved state, however many saves the batch holds.
+            let jobs: BTreeMap<(String, String), Job> = records
+                .iter()
+                .filter_map(job_of)
+                .map(|j| ((j.workspace.to_string(), j.id.clone()), j))
+                .collect();
+            for job in jobs.into_values() {
+                let Some(current) = deps.store.job(&job.workspace, &job.id).await? else {
+                    continue;
+                };
+                job::run(&deps, current, Some(deadline)).await?;
+            }
+            Ok(())
+        }
+    }))
+    .await
+}
+
+fn chrono_now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}

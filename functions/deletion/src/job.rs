@@ -1,0 +1,328 @@
+//! The deletion job: what it deletes, in what order, and how it survives being stopped.
+//!
+//! Every step is idempotent and its progress is saved after each page, so a run stopped at any
+//! point (a Lambda out of time, a killed `llmtrack serve`) is carried on by the next run from
+//! the last saved page, and repeating a page deletes nothing twice:
+//!
+//! - usage in a range: the hours that hold events (read from the total rollup, a week of hours
+//!   per page), each deleted with `Store::delete_events_in_hour`, which takes the events off
+//!   usage and rewrites the hour's rollups; then the workspace's export files, which may hold
+//!   the deleted events;
+//! - a whole workspace: wait until no write begun before the acceptance can still land
+//!   (`Store::settle_ms`), cancel the Stripe subscription, delete the archive's prefixes
+//!   (exports, reports), then `Store::purge_workspace` page by page.
+//!
+//! A finished job is the security record: its scope, who asked, and the receipt (counts, start
+//! and end), kept `RECORD_KEPT_MS`; the address the receipt was mailed to is then dropped.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use llmtrack_billing::Payments;
+use llmtrack_shared::domain::deletion::{self, JOB_KIND, RECORD_KEPT_MS, Receipt, Scope};
+use llmtrack_shared::domain::ids::{UserId, WorkspaceId};
+use llmtrack_shared::domain::plan::Plan;
+use llmtrack_shared::domain::rollup::{Dimension, View};
+use llmtrack_shared::domain::time::hour_of;
+use llmtrack_shared::ports::{
+    DynArchive, DynClock, DynMailer, DynStore, Job, JobState, Mail, unfinished_jobs_of,
+};
+use serde::{Deserialize, Serialize};
+
+/// Items `purge_workspace` deletes per page (a page is a few seconds on DynamoDB).
+const PURGE_PAGE: usize = 2_000;
+/// Hours a usage deletion looks at per page.
+const HOURS_PER_PAGE: i64 = 24 * 7;
+/// No event is older than the longest history a plan keeps, and rollups are kept up to a month
+/// and a week past it (`domain::retention`): a range deletion never needs to look further back.
+const REACH_MS: i64 = 62 * 86_400_000;
+
+/// What the job was asked to do; saved with it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Spec {
+    #[serde(flatten)]
+    pub scope: Scope,
+    pub requested_by: UserId,
+    /// Where the receipt goes, and what it calls the workspace; dropped once it is sent.
+    #[serde(default)]
+    pub notify: Option<Notify>,
+    /// A whole-workspace deletion purges from this time on (`Store::settle_ms`).
+    pub purge_after_ms: i64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Notify {
+    pub email: String,
+    pub workspace_name: String,
+}
+
+/// Where a run picks up, and what has been deleted so far.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Progress {
+    /// Usage: the next hour to look at.
+    #[serde(default)]
+    pub next_hour: Option<i64>,
+    #[serde(default)]
+    pub first_hour: Option<i64>,
+    #[serde(default)]
+    pub end_hour: Option<i64>,
+    #[serde(default)]
+    pub subscription_cancelled: bool,
+    #[serde(default)]
+    pub archive_deleted: bool,
+    pub receipt: Receipt,
+}
+
+/// What a run needs.
+#[derive(Clone)]
+pub struct Deps {
+    pub store: DynStore,
+    pub clock: DynClock,
+    pub archive: DynArchive,
+    pub mailer: DynMailer,
+    /// Stripe, when configured: a deleted workspace's subscription is cancelled.
+    pub payments: Option<Arc<dyn Payments>>,
+    pub public_url: String,
+}
+
+/// A new deletion job for `ws` (not yet saved: `Store::begin_deletion` saves it).
+pub fn new_job(
+    ws: &WorkspaceId,
+    spec: &Spec,
+    now_ms: i64,
+) -> anyhow::Result<Job> {
+    Ok(Job {
+        id: format!("del_{}", ulid::Ulid::new().to_string().to_ascii_lowercase()),
+        workspace: ws.clone(),
+        kind: JOB_KIND.to_owned(),
+        state: JobState::Queued,
+        spec: serde_json::to_value(spec)?,
+        progress: serde_json::to_value(Progress::default())?,
+        result: None,
+        created_ms: now_ms,
+        updated_ms: now_ms,
+        version: 0,
+        expires_ms: None,
+    })
+}
+
+pub fn spec_of(job: &Job) -> anyhow::Result<Spec> {
+    serde_json::from_value(job.spec.clone()).context("deletion job spec")
+}
+
+pub fn progress_of(job: &Job) -> Progress {
+    serde_json::from_value(job.progress.clone()).unwrap_or_default()
+}
+
+/// How a run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ran {
+    Finished,
+    /// Out of time: progress is saved, the next run carries on.
+    Paused,
+    /// Another worker saved the job meanwhile: it carries on.
+    Overtaken,
+}
+
+/// Runs a deletion job from its saved progress until it finishes or `deadline` passes.
+pub async fn run(deps: &Deps, mut job: Job, deadline: Option<Instant>) -> anyhow::Result<Ran> {
+    if matches!(job.state, JobState::Done | JobState::Failed) {
+        return Ok(Ran::Finished);
+    }
+    let mut spec = spec_of(&job)?;
+    let mut progress = progress_of(&job);
+    if progress.receipt.started_ms == 0 {
+        progress.receipt.started_ms = deps.clock.now_ms();
+    }
+    let out_of_time = || deadline.is_some_and(|d| Instant::now() >= d);
+    let ws = job.workspace.clone();
+    match spec.scope.clone() {
+        Scope::Usage {
+            from_ms,
+            to_ms,
+            source,
+        } => {
+            let (first, end) = match (progress.first_hour, progress.end_hour) {
+                (Some(f), Some(e)) => (f, e),
+                _ => {
+                    let (f, e) = spec.scope.hours().context("a usage scope has hours")?;
+                    let oldest = hour_of(job.created_ms - Plan::longest_history_ms() - REACH_MS);
+                    // A crashed batch is finished first, so its hours are listed below.
+                    deps.store.recover(&ws).await?;
+                    (f.max(oldest), e)
+                }
+            };
+            progress.first_hour = Some(first);
+            progress.end_hour = Some(end);
+            let mut hour = progress.next_hour.unwrap_or(first);
+            while hour < end {
+                if out_of_time() {
+                    return save(deps, &mut job, &progress).await.map(|_| Ran::Paused);
+                }
+                let page_end = (hour + HOURS_PER_PAGE).min(end);
+                let busy = deps
+                    .store
+                    .rollups(&ws, &View::of(Dimension::Total), hour, page_end)
+                    .await?;
+                for (key, _) in busy {
+                    let n = deps
+                        .store
+                        .delete_events_in_hour(&ws, key.hour, from_ms, to_ms, source.as_deref())
+                        .await?;
+                    progress.receipt.count("events", n);
+                    progress.receipt.count("hours_recomputed", 1);
+                }
+                hour = page_end;
+                progress.next_hour = Some(hour);
+                if !save(deps, &mut job, &progress).await? {
+                    return Ok(Ran::Overtaken);
+                }
+            }
+            if !progress.archive_deleted {
+                // Exports are copies of raw events, and may hold some of the deleted ones.
+                let n = deps.archive.delete_prefix(&format!("exports/{ws}/")).await?;
+                progress.receipt.count("archive_objects", n as u64);
+                progress.archive_deleted = true;
+                if !save(deps, &mut job, &progress).await? {
+                    return Ok(Ran::Overtaken);
+                }
+            }
+        }
+        Scope::Workspace => {
+            // Writes begun before the acceptance may still land: wait them out.
+            loop {
+                let wait = spec.purge_after_ms - deps.clock.now_ms();
+                if wait <= 0 {
+                    break;
+                }
+                if out_of_time() {
+                    return save(deps, &mut job, &progress).await.map(|_| Ran::Paused);
+                }
+                tokio::time::sleep(Duration::from_millis(wait.clamp(10, 1_000) as u64)).await;
+            }
+            if !progress.subscription_cancelled {
+                if let Some(sub) = deps
+                    .store
+                    .billing(&ws)
+                    .await?
+                    .and_then(|b| b.subscription_id)
+                {
+                    let payments = deps.payments.as_ref().context(
+                        "the workspace has a Stripe subscription and Stripe is not configured here",
+                    )?;
+                    payments.cancel_subscription(&sub).await?;
+                    progress.receipt.count("subscriptions_cancelled", 1);
+                }
+                progress.subscription_cancelled = true;
+                if !save(deps, &mut job, &progress).await? {
+                    return Ok(Ran::Overtaken);
+                }
+            }
+            if !progress.archive_deleted {
+                for area in ["exports", "reports"] {
+                    let n = deps.archive.delete_prefix(&format!("{area}/{ws}/")).await?;
+                    progress.receipt.count("archive_objects", n as u64);
+                }
+                progress.archive_deleted = true;
+                if !save(deps, &mut job, &progress).await? {
+                    return Ok(Ran::Overtaken);
+                }
+            }
+            loop {
+                if out_of_time() {
+                    return save(deps, &mut job, &progress).await.map(|_| Ran::Paused);
+                }
+                let page = deps.store.purge_workspace(&ws, PURGE_PAGE).await?;
+                for (kind, n) in &page.deleted {
+                    progress.receipt.count(kind, *n);
+                }
+                if !save(deps, &mut job, &progress).await? {
+                    return Ok(Ran::Overtaken);
+                }
+                if page.done {
+                    break;
+                }
+            }
+        }
+    }
+
+    let now = deps.clock.now_ms();
+    progress.receipt.finished_ms = Some(now);
+    if let Some(notify) = spec.notify.take() {
+        send_receipt(deps, &job, &spec.scope, &notify, &progress.receipt).await;
+    }
+    job.spec = serde_json::to_value(&spec)?;
+    job.state = JobState::Done;
+    job.result = Some(serde_json::to_value(&progress.receipt)?);
+    job.expires_ms = Some(now + RECORD_KEPT_MS);
+    if !save(deps, &mut job, &progress).await? {
+        return Ok(Ran::Overtaken);
+    }
+    tracing::info!(workspace = %ws, job = %job.id, "deletion finished");
+    Ok(Ran::Finished)
+}
+
+/// Saves the job's progress; false when another worker saved it first.
+async fn save(deps: &Deps, job: &mut Job, progress: &Progress) -> anyhow::Result<bool> {
+    if job.state == JobState::Queued {
+        job.state = JobState::Running;
+    }
+    job.progress = serde_json::to_value(progress)?;
+    job.updated_ms = deps.clock.now_ms();
+    Ok(deps.store.update_job(job).await?)
+}
+
+async fn send_receipt(deps: &Deps, job: &Job, scope: &Scope, to: &Notify, receipt: &Receipt) {
+    let what = match scope {
+        Scope::Workspace => format!("the workspace \"{}\" ({})", to.workspace_name, job.workspace),
+        Scope::Usage { .. } => format!(
+            "usage data of the workspace \"{}\" ({}), {}",
+            to.workspace_name,
+            job.workspace,
+            deletion::describe(scope)
+        ),
+    };
+    let mut text = receipt.text(&what);
+    text.push_str(&format!(
+        "\nJob: {}\nThe receipt stays readable at {}/v1/workspaces/{}/deletions/{} for a year.\n\n{}\n",
+        job.id,
+        deps.public_url,
+        job.workspace,
+        job.id,
+        deletion::BACKUPS_NOTICE
+    ));
+    let mail = Mail {
+        to: to.email.clone(),
+        subject: "LLMtrack: your deletion is complete".into(),
+        text,
+        html: None,
+    };
+    // The deletion stands without its email; the receipt stays readable.
+    if let Err(e) = deps.mailer.send(&mail).await {
+        tracing::error!(job = %job.id, error = format!("{e:#}"), "could not email a deletion receipt");
+    }
+}
+
+/// Runs every unfinished deletion job that made no progress for `idle_ms` (0: all of them),
+/// until `deadline`. Returns how many it ran.
+pub async fn resume(deps: &Deps, idle_ms: i64, deadline: Option<Instant>) -> anyhow::Result<usize> {
+    let now = deps.clock.now_ms();
+    let jobs: Vec<Job> = unfinished_jobs_of(deps.store.as_ref(), JOB_KIND)
+        .await?
+        .into_iter()
+        .filter(|j| now - j.updated_ms >= idle_ms)
+        .collect();
+    let n = jobs.len();
+    for job in jobs {
+        run(deps, job, deadline).await?;
+    }
+    Ok(n)
+}
+
+/// Whether a job's hours are past (used to show progress).
+pub fn hours_done(progress: &Progress) -> Option<(i64, i64)> {
+    let (first, end) = (progress.first_hour?, progress.end_hour?);
+    let next = progress.next_hour.unwrap_or(first);
+    Some(((next - first).max(0), (end - first).max(0)))
+}
