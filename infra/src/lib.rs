@@ -61,6 +61,7 @@ impl Parts {
                 mailer: self.mailer.clone(),
                 payments: self.stripe.clone(),
                 public_url: self.web.public_url.clone(),
+                page: deletion_job::PURGE_PAGE,
             },
             web: self.web.clone(),
             run_jobs_here: true,

@@ -262,7 +262,7 @@ pub trait Store: Send + Sync + 'static {
     /// How long after a workspace is marked as being deleted a write that began before the mark
     /// may still land: a whole-workspace deletion waits this long before it purges. 0 where
     /// the mark is checked inside the write itself.
-    fn settle_ms(&self) -> i64;
+    fn in_flight_ms(&self) -> i64;
     /// Deletes the next part of everything a workspace has (events and their id guards,
     /// rollups of every view, pending deltas, usage, keys, members, invitations, the audit log,
     /// billing records, jobs), about `budget` items per call, the workspace record last. Its

@@ -22,6 +22,7 @@ mod archive;
 mod billing;
 mod crash;
 mod deletion;
+mod purge;
 
 use accounts::{
     active_keys_stay_within_the_limit, audit_pages_newest_first,

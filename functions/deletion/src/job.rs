@@ -9,29 +9,35 @@
 //!   usage and rewrites the hour's rollups; then the workspace's export files, which may hold
 //!   the deleted events;
 //! - a whole workspace: wait until no write begun before the acceptance can still land
-//!   (`Store::settle_ms`), cancel the Stripe subscription, delete the archive's prefixes
+//!   (`Store::in_flight_ms`), cancel the Stripe subscription, delete the archive's prefixes
 //!   (exports, reports), then `Store::purge_workspace` page by page.
+//!
+//! The receipt counts what is about to go, saved before it goes (a census of the workspace, or
+//! of each page of hours, from the rollups): a run killed in the middle of a delete would
+//! otherwise lose the count of what that delete removed, and the next run cannot see it.
 //!
 //! A finished job is the security record: its scope, who asked, and the receipt (counts, start
 //! and end), kept `RECORD_KEPT_MS`; the address the receipt was mailed to is then dropped.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use llmtrack_billing::Payments;
+use llmtrack_shared::domain::billing::{Billing, SubscriptionStatus};
 use llmtrack_shared::domain::deletion::{self, JOB_KIND, RECORD_KEPT_MS, Receipt, Scope};
 use llmtrack_shared::domain::ids::{UserId, WorkspaceId};
 use llmtrack_shared::domain::plan::Plan;
-use llmtrack_shared::domain::rollup::{Dimension, View};
-use llmtrack_shared::domain::time::hour_of;
+use llmtrack_shared::domain::rollup::{Dimension, VIEWS, View};
+use llmtrack_shared::domain::time::{HOUR_MS, hour_of};
 use llmtrack_shared::ports::{
     DynArchive, DynClock, DynMailer, DynStore, Job, JobState, Mail, unfinished_jobs_of,
 };
 use serde::{Deserialize, Serialize};
 
-/// Items `purge_workspace` deletes per page (a page is a few seconds on DynamoDB).
-const PURGE_PAGE: usize = 2_000;
+/// Items `purge_workspace` deletes per call (a few seconds on DynamoDB).
+pub const PURGE_PAGE: usize = 2_000;
 /// Hours a usage deletion looks at per page.
 const HOURS_PER_PAGE: i64 = 24 * 7;
 /// No event is older than the longest history a plan keeps, and rollups are kept up to a month
@@ -47,7 +53,7 @@ pub struct Spec {
     /// Where the receipt goes, and what it calls the workspace; dropped once it is sent.
     #[serde(default)]
     pub notify: Option<Notify>,
-    /// A whole-workspace deletion purges from this time on (`Store::settle_ms`).
+    /// A whole-workspace deletion purges from this time on (`Store::in_flight_ms`).
     pub purge_after_ms: i64,
 }
 
@@ -67,10 +73,20 @@ pub struct Progress {
     pub first_hour: Option<i64>,
     #[serde(default)]
     pub end_hour: Option<i64>,
+    /// Usage: the page of hours being deleted (its end) and how many events it holds.
+    #[serde(default)]
+    pub page: Option<(i64, u64)>,
+    /// Workspace: what it held when the purge began.
+    #[serde(default)]
+    pub census: Option<BTreeMap<String, u64>>,
     #[serde(default)]
     pub subscription_cancelled: bool,
     #[serde(default)]
     pub archive_deleted: bool,
+    /// Items the store reports deleted so far, by kind (progress only: a killed page's
+    /// deletes go uncounted here, never in the receipt).
+    #[serde(default)]
+    pub purged: BTreeMap<String, u64>,
     pub receipt: Receipt,
 }
 
@@ -84,6 +100,8 @@ pub struct Deps {
     /// Stripe, when configured: a deleted workspace's subscription is cancelled.
     pub payments: Option<Arc<dyn Payments>>,
     pub public_url: String,
+    /// Items per `purge_workspace` call.
+    pub page: usize,
 }
 
 /// A new deletion job for `ws` (not yet saved: `Store::begin_deletion` saves it).
@@ -165,13 +183,25 @@ pub async fn run(deps: &Deps, mut job: Job, deadline: Option<Instant>) -> anyhow
                     .store
                     .rollups(&ws, &View::of(Dimension::Total), hour, page_end)
                     .await?;
+                if busy.is_empty() {
+                    hour = page_end;
+                    progress.next_hour = Some(hour);
+                    continue;
+                }
+                if progress.page.is_none_or(|(e, _)| e != page_end) {
+                    let n = events_in(deps, &ws, hour, page_end, &spec.scope).await?;
+                    progress.page = Some((page_end, n));
+                    if !save(deps, &mut job, &progress).await? {
+                        return Ok(Ran::Overtaken);
+                    }
+                }
                 for (key, _) in busy {
-                    let n = deps
-                        .store
+                    deps.store
                         .delete_events_in_hour(&ws, key.hour, from_ms, to_ms, source.as_deref())
                         .await?;
+                }
+                if let Some((_, n)) = progress.page.take() {
                     progress.receipt.count("events", n);
-                    progress.receipt.count("hours_recomputed", 1);
                 }
                 hour = page_end;
                 progress.next_hour = Some(hour);
@@ -181,7 +211,9 @@ pub async fn run(deps: &Deps, mut job: Job, deadline: Option<Instant>) -> anyhow
             }
             if !progress.archive_deleted {
                 // Exports are copies of raw events, and may hold some of the deleted ones.
-                let n = deps.archive.delete_prefix(&format!("exports/{ws}/")).await?;
+                let prefix = format!("exports/{ws}/");
+                let n = deps.archive.list(&prefix).await?.len();
+                deps.archive.delete_prefix(&prefix).await?;
                 progress.receipt.count("archive_objects", n as u64);
                 progress.archive_deleted = true;
                 if !save(deps, &mut job, &progress).await? {
@@ -201,18 +233,19 @@ pub async fn run(deps: &Deps, mut job: Job, deadline: Option<Instant>) -> anyhow
                 }
                 tokio::time::sleep(Duration::from_millis(wait.clamp(10, 1_000) as u64)).await;
             }
+            if progress.census.is_none() {
+                progress.census = Some(census(deps, &ws).await?);
+                if !save(deps, &mut job, &progress).await? {
+                    return Ok(Ran::Overtaken);
+                }
+            }
             if !progress.subscription_cancelled {
-                if let Some(sub) = deps
-                    .store
-                    .billing(&ws)
-                    .await?
-                    .and_then(|b| b.subscription_id)
+                if let Some(sub) = deps.store.billing(&ws).await?.as_ref().and_then(live_subscription)
                 {
                     let payments = deps.payments.as_ref().context(
                         "the workspace has a Stripe subscription and Stripe is not configured here",
                     )?;
                     payments.cancel_subscription(&sub).await?;
-                    progress.receipt.count("subscriptions_cancelled", 1);
                 }
                 progress.subscription_cancelled = true;
                 if !save(deps, &mut job, &progress).await? {
@@ -220,9 +253,8 @@ pub async fn run(deps: &Deps, mut job: Job, deadline: Option<Instant>) -> anyhow
                 }
             }
             if !progress.archive_deleted {
-                for area in ["exports", "reports"] {
-                    let n = deps.archive.delete_prefix(&format!("{area}/{ws}/")).await?;
-                    progress.receipt.count("archive_objects", n as u64);
+                for area in ARCHIVE_AREAS {
+                    deps.archive.delete_prefix(&format!("{area}/{ws}/")).await?;
                 }
                 progress.archive_deleted = true;
                 if !save(deps, &mut job, &progress).await? {
@@ -233,9 +265,9 @@ pub async fn run(deps: &Deps, mut job: Job, deadline: Option<Instant>) -> anyhow
                 if out_of_time() {
                     return save(deps, &mut job, &progress).await.map(|_| Ran::Paused);
                 }
-                let page = deps.store.purge_workspace(&ws, PURGE_PAGE).await?;
-                for (kind, n) in &page.deleted {
-                    progress.receipt.count(kind, *n);
+                let page = deps.store.purge_workspace(&ws, deps.page).await?;
+                for (kind, n) in page.deleted {
+                    *progress.purged.entry(kind).or_default() += n;
                 }
                 if !save(deps, &mut job, &progress).await? {
                     return Ok(Ran::Overtaken);
@@ -244,6 +276,7 @@ pub async fn run(deps: &Deps, mut job: Job, deadline: Option<Instant>) -> anyhow
                     break;
                 }
             }
+            progress.receipt.deleted = progress.census.clone().unwrap_or_default();
         }
     }
 
@@ -261,6 +294,130 @@ pub async fn run(deps: &Deps, mut job: Job, deadline: Option<Instant>) -> anyhow
     }
     tracing::info!(workspace = %ws, job = %job.id, "deletion finished");
     Ok(Ran::Finished)
+}
+
+/// The subscription Stripe would still bill, if any.
+fn live_subscription(b: &Billing) -> Option<String> {
+    let ended = matches!(
+        b.status,
+        SubscriptionStatus::None | SubscriptionStatus::Canceled | SubscriptionStatus::IncompleteExpired
+    );
+    b.subscription_id.clone().filter(|_| !ended)
+}
+
+/// The archive's areas that hold a workspace's files under `{area}/{workspace}/`.
+const ARCHIVE_AREAS: [&str; 2] = ["exports", "reports"];
+
+/// Events of the scope in hours `[from_hour, to_hour)`: from the rollups for whole hours (of
+/// the source's view when the scope names one), from the raw events for the range's edges.
+async fn events_in(
+    deps: &Deps,
+    ws: &WorkspaceId,
+    from_hour: i64,
+    to_hour: i64,
+    scope: &Scope,
+) -> anyhow::Result<u64> {
+    let Scope::Usage {
+        from_ms,
+        to_ms,
+        source,
+    } = scope
+    else {
+        return Ok(0);
+    };
+    let view = match source {
+        Some(src) => View::within(Dimension::Total, Dimension::Source, src.clone()),
+        None => View::of(Dimension::Total),
+    };
+    let mut n = 0;
+    for (key, r) in deps.store.rollups(ws, &view, from_hour, to_hour).await? {
+        let (lo, hi) = (key.hour * HOUR_MS, (key.hour + 1) * HOUR_MS);
+        if *from_ms <= lo && hi <= *to_ms {
+            n += r.requests;
+            continue;
+        }
+        let mut after = None;
+        loop {
+            let page = deps
+                .store
+                .events(ws, lo.max(*from_ms), hi.min(*to_ms), after, 5_000)
+                .await?;
+            let Some(last) = page.last() else { break };
+            after = Some((last.ts_ms, last.id.clone()));
+            n += page
+                .iter()
+                .filter(|e| source.as_ref().is_none_or(|s| e.source == *s))
+                .count() as u64;
+        }
+    }
+    Ok(n)
+}
+
+/// What a workspace holds, by kind, as its owner knows it: events (from the total rollup),
+/// rollups of every view, keys, members, invitations, audit entries, the billing record, and
+/// the archive's files.
+async fn census(deps: &Deps, ws: &WorkspaceId) -> anyhow::Result<BTreeMap<String, u64>> {
+    let store = &deps.store;
+    let mut out = BTreeMap::new();
+    let mut add = |kind: &str, n: u64| {
+        if n > 0 {
+            *out.entry(kind.to_owned()).or_insert(0) += n;
+        }
+    };
+    // Batches a crashed writer left are finished first, so they are counted.
+    store.recover(ws).await?;
+    let all = (i64::MIN / 2, i64::MAX / 2);
+    let total = store.rollups(ws, &View::of(Dimension::Total), all.0, all.1).await?;
+    add("events", total.iter().map(|(_, r)| r.requests).sum());
+    add("rollups", total.len() as u64);
+    for (within, by) in VIEWS {
+        if (within, by) == (Dimension::Total, Dimension::Total) {
+            continue;
+        }
+        if within == Dimension::Total {
+            let top = store.rollups(ws, &View::of(by), all.0, all.1).await?;
+            add("rollups", top.len() as u64);
+            continue;
+        }
+        let values: BTreeSet<String> = store
+            .rollups(ws, &View::of(within), all.0, all.1)
+            .await?
+            .into_iter()
+            .map(|(k, _)| k.value)
+            .collect();
+        for v in values {
+            let n = store
+                .rollups(ws, &View::within(by, within, v), all.0, all.1)
+                .await?
+                .len();
+            add("rollups", n as u64);
+        }
+    }
+    add("keys", store.keys(ws).await?.len() as u64);
+    add("members", store.members(ws).await?.len() as u64);
+    add("invitations", store.invitations(ws).await?.len() as u64);
+    let billing = store.billing(ws).await?;
+    add("billing_records", u64::from(billing.is_some()));
+    add(
+        "subscriptions_cancelled",
+        u64::from(billing.as_ref().and_then(live_subscription).is_some()),
+    );
+    let mut before: Option<String> = None;
+    loop {
+        let page = store.audit(ws, before.as_deref(), 1_000).await?;
+        add("audit_entries", page.len() as u64);
+        match page.last() {
+            Some(last) if page.len() == 1_000 => before = Some(last.id.clone()),
+            _ => break,
+        }
+    }
+    for area in ARCHIVE_AREAS {
+        add(
+            "archive_objects",
+            deps.archive.list(&format!("{area}/{ws}/")).await?.len() as u64,
+        );
+    }
+    Ok(out)
 }
 
 /// Saves the job's progress; false when another worker saved it first.

@@ -51,6 +51,7 @@ pub async fn lambda_deps() -> anyhow::Result<Deps> {
         mailer: Arc::new(Ses::from_env(&mail.from).await),
         payments,
         public_url: WebConfig::from_env()?.public_url,
+        page: job::PURGE_PAGE,
     })
 }
 
@@ -153,7 +154,13 @@ fn view(job: &Job) -> Result<DeletionView> {
         state: job.state,
         hours_done: hours.map(|h| h.0),
         hours_total: hours.map(|h| h.1),
-        deleted: receipt.deleted.clone(),
+        // A whole workspace's receipt is its census, written at the end; until then, what the
+        // purge has deleted so far.
+        deleted: if progress.purged.is_empty() || job.state == JobState::Done {
+            receipt.deleted.clone()
+        } else {
+            progress.purged.clone()
+        },
         created_at: rfc3339(job.created_ms),
         receipt: (job.state == JobState::Done).then(|| ReceiptView {
             deleted: receipt.deleted,
@@ -195,7 +202,7 @@ impl DeletionState {
                 email: who.user.email.as_str().to_owned(),
                 workspace_name: ws.name.clone(),
             }),
-            purge_after_ms: now + self.deps.store.settle_ms(),
+            purge_after_ms: now + self.deps.store.in_flight_ms(),
         };
         let job = job::new_job(&ws.id, &spec, now)?;
         if !whole {

@@ -716,7 +716,7 @@ impl Store for SqliteStore {
         self.write(move |c| {
             let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
             // Checked inside the write, which SQLite serialises: once a deletion is accepted
-            // no batch lands behind it (DynamoDB waits `settle_ms` instead).
+            // no batch lands behind it (DynamoDB waits `in_flight_ms` instead).
             let open: bool = tx
                 .prepare_cached("SELECT deleting IS NULL FROM workspaces WHERE id = ?1")?
                 .query_row([ws.as_str()], |r| r.get(0))
@@ -1566,7 +1566,7 @@ impl Store for SqliteStore {
         .await
     }
 
-    fn settle_ms(&self) -> i64 {
+    fn in_flight_ms(&self) -> i64 {
         0
     }
 

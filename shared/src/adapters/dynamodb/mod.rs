@@ -1255,7 +1255,7 @@ impl Store for DynamoStore {
     /// An ingest request reads the workspace before it writes, for at most the ingest
     /// function's timeout (15 s); a batch whose writer died is finished by the next recovery
     /// once its lease is over.
-    fn settle_ms(&self) -> i64 {
+    fn in_flight_ms(&self) -> i64 {
         self.lease_ms + 30_000
     }
 
