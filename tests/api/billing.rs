@@ -20,16 +20,16 @@ const PRICE_PRO: &str = "price_1LLMtrackPro";
 const PRICE_TEAM: &str = "price_1LLMtrackTeam";
 const DAY_MS: i64 = 86_400_000;
 
-struct Billed {
-    app: TestApp,
-    stripe: FakeStripe,
-    clock: Arc<TestClock>,
-    owner: Browser,
-    owner_email: String,
-    ws: String,
+pub(crate) struct Billed {
+    pub(crate) app: TestApp,
+    pub(crate) stripe: FakeStripe,
+    pub(crate) clock: Arc<TestClock>,
+    pub(crate) owner: Browser,
+    pub(crate) owner_email: String,
+    pub(crate) ws: String,
 }
 
-async fn billed() -> Billed {
+pub(crate) async fn billed() -> Billed {
     billed_at(now_ms()).await
 }
 
@@ -162,7 +162,7 @@ impl Billed {
 
     /// Subscribes the workspace to `plan` the way Stripe reports it: checkout completed, then
     /// the subscription created.
-    async fn subscribe(&self, plan: &str) -> Sub {
+    pub(crate) async fn subscribe(&self, plan: &str) -> Sub {
         let sub = Sub {
             id: format!("sub_{}", ulid::Ulid::new()),
             customer: format!("cus_{}", ulid::Ulid::new()),
@@ -196,8 +196,8 @@ impl Billed {
 }
 
 #[derive(Clone)]
-struct Sub {
-    id: String,
+pub(crate) struct Sub {
+    pub(crate) id: String,
     customer: String,
     status: &'static str,
     price: &'static str,

@@ -10,6 +10,7 @@ mod analytics;
 mod auth;
 mod billing;
 mod crash;
+mod deletion;
 mod docs;
 mod fake_stripe;
 mod ingest;

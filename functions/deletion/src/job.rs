@@ -325,12 +325,17 @@ async fn events_in(
     else {
         return Ok(0);
     };
-    let view = match source {
-        Some(src) => View::within(Dimension::Total, Dimension::Source, src.clone()),
-        None => View::of(Dimension::Total),
-    };
+    // One source's events of an hour are the source view's rollup of that value.
+    let view = View::of(if source.is_some() {
+        Dimension::Source
+    } else {
+        Dimension::Total
+    });
     let mut n = 0;
     for (key, r) in deps.store.rollups(ws, &view, from_hour, to_hour).await? {
+        if source.as_ref().is_some_and(|s| *s != key.value) {
+            continue;
+        }
         let (lo, hi) = (key.hour * HOUR_MS, (key.hour + 1) * HOUR_MS);
         if *from_ms <= lo && hi <= *to_ms {
             n += r.requests;
