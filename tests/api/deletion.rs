@@ -12,7 +12,7 @@ use llmtrack_shared::domain::deletion::Scope;
 use llmtrack_shared::domain::event::Event;
 use llmtrack_shared::domain::ids::{UserId, WorkspaceId};
 use llmtrack_shared::domain::plan::Plan;
-use llmtrack_shared::domain::rollup::{self, Dimension, RollupKey, Rollup, VIEWS, View};
+use llmtrack_shared::domain::rollup::{self, Dimension, Rollup, RollupKey, VIEWS, View};
 use llmtrack_shared::domain::time::{HOUR_MS, hour_of, month_of, rfc3339};
 use serde_json::{Value, json};
 
@@ -68,9 +68,15 @@ async fn a_workspace_deletion_is_checked_goes_dark_at_once_and_ends_with_a_recei
     let ingest = app.key(&ws, KeyScope::Ingest, "production").await;
     let read = app.key(&ws, KeyScope::Read, "scripts").await;
     let sent = send_events(app, &ws, 3, 15).await;
-    llmtrack::admin::add_member(app.store.as_ref(), &b.ws, "admin@example.com", Role::Admin, now_ms())
-        .await
-        .unwrap();
+    llmtrack::admin::add_member(
+        app.store.as_ref(),
+        &b.ws,
+        "admin@example.com",
+        Role::Admin,
+        now_ms(),
+    )
+    .await
+    .unwrap();
     let admin = app.sign_in("admin@example.com").await;
     let (status, _) = b
         .owner
@@ -81,29 +87,73 @@ async fn a_workspace_deletion_is_checked_goes_dark_at_once_and_ends_with_a_recei
         .await;
     assert_eq!(status, 201);
     // Another workspace of the same owner, and one of someone else.
-    let (_, mine) = b.owner.post("/v1/workspaces", json!({"name": "Mine"})).await;
+    let (_, mine) = b
+        .owner
+        .post("/v1/workspaces", json!({"name": "Mine"}))
+        .await;
     let mine = mine["id"].as_str().unwrap().to_owned();
     let stranger = app.sign_in("stranger@example.com").await;
-    let (_, theirs) = stranger.post("/v1/workspaces", json!({"name": "Theirs"})).await;
+    let (_, theirs) = stranger
+        .post("/v1/workspaces", json!({"name": "Theirs"}))
+        .await;
     let theirs = theirs["id"].as_str().unwrap().to_owned();
 
     // Bad input: a 4xx that says what is wrong, and nothing deleted.
     let whole = json!({"scope": "workspace", "confirm": "Acme"});
     for (who, body, want, needle) in [
         (&admin, whole.clone(), 403, "role"),
-        (&b.owner, json!({"scope": "workspace", "confirm": "acme inc"}), 400, "confirm"),
-        (&b.owner, json!({"scope": "everything", "confirm": "Acme"}), 400, "scope"),
-        (&b.owner, json!({"scope": "workspace", "confirm": "Acme", "from": 0}), 400, "from"),
-        (&b.owner, json!({"scope": "usage", "confirm": "Acme", "from": "2026-11-02T00:00:00Z", "to": "2026-11-01T00:00:00Z"}), 400, "before"),
-        (&b.owner, json!({"scope": "usage", "confirm": "Acme", "from": "yesterday"}), 400, "RFC 3339"),
-        (&b.owner, json!({"scope": "usage", "confirm": "Acme", "source": " "}), 400, "source"),
+        (
+            &b.owner,
+            json!({"scope": "workspace", "confirm": "acme inc"}),
+            400,
+            "confirm",
+        ),
+        (
+            &b.owner,
+            json!({"scope": "everything", "confirm": "Acme"}),
+            400,
+            "scope",
+        ),
+        (
+            &b.owner,
+            json!({"scope": "workspace", "confirm": "Acme", "from": 0}),
+            400,
+            "from",
+        ),
+        (
+            &b.owner,
+            json!({"scope": "usage", "confirm": "Acme", "from": "2026-11-02T00:00:00Z", "to": "2026-11-01T00:00:00Z"}),
+            400,
+            "before",
+        ),
+        (
+            &b.owner,
+            json!({"scope": "usage", "confirm": "Acme", "from": "yesterday"}),
+            400,
+            "RFC 3339",
+        ),
+        (
+            &b.owner,
+            json!({"scope": "usage", "confirm": "Acme", "source": " "}),
+            400,
+            "source",
+        ),
         (&b.owner, json!({"confirm": "Acme"}), 400, "scope"),
     ] {
         let (status, body) = who.post(&deletions(&b.ws), body).await;
         assert_eq!(status, want, "{body}");
-        assert!(body["error"]["message"].as_str().unwrap().contains(needle), "{body}");
+        assert!(
+            body["error"]["message"].as_str().unwrap().contains(needle),
+            "{body}"
+        );
     }
-    let (status, _) = b.owner.post(&deletions(&theirs), json!({"scope": "workspace", "confirm": "Theirs"})).await;
+    let (status, _) = b
+        .owner
+        .post(
+            &deletions(&theirs),
+            json!({"scope": "workspace", "confirm": "Theirs"}),
+        )
+        .await;
     assert_eq!(status, 404, "another workspace is not found");
     let (status, _) = b.owner.get(&format!("{}/del_nope", deletions(&b.ws))).await;
     assert_eq!(status, 404);
@@ -117,7 +167,14 @@ async fn a_workspace_deletion_is_checked_goes_dark_at_once_and_ends_with_a_recei
         .map(|r| (r.status().as_u16(), ()))
         .unwrap();
     assert_eq!(status, 401, "no session");
-    assert_eq!(app.store.events(&ws, 0, i64::MAX / 2, None, 10).await.unwrap().len(), 10);
+    assert_eq!(
+        app.store
+            .events(&ws, 0, i64::MAX / 2, None, 10)
+            .await
+            .unwrap()
+            .len(),
+        10
+    );
 
     let (status, accepted) = b.owner.post(&deletions(&b.ws), whole.clone()).await;
     assert_eq!(status, 202, "{accepted}");
@@ -125,14 +182,21 @@ async fn a_workspace_deletion_is_checked_goes_dark_at_once_and_ends_with_a_recei
     let id = accepted["id"].as_str().unwrap().to_owned();
 
     // Dark at once: keys stop, the workspace is no longer shown, a second deletion finds nothing.
-    let (status, body) = app.post_events(&ingest, &json!({"events": [event(1, now_ms())]})).await;
+    let (status, body) = app
+        .post_events(&ingest, &json!({"events": [event(1, now_ms())]}))
+        .await;
     assert_eq!(status, 401, "{body}");
     let (status, _) = app.summary(&read, "?range=last_24h").await;
     assert_eq!(status, 401);
     let (status, _) = b.owner.get(&format!("/v1/workspaces/{}", b.ws)).await;
     assert_eq!(status, 404);
     let (_, list) = b.owner.get("/v1/workspaces").await;
-    let listed: Vec<&str> = list.as_array().unwrap().iter().map(|w| w["id"].as_str().unwrap()).collect();
+    let listed: Vec<&str> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| w["id"].as_str().unwrap())
+        .collect();
     assert_eq!(listed, vec![mine.as_str()]);
     let (status, _) = b.owner.post(&deletions(&b.ws), whole.clone()).await;
     assert_eq!(status, 404);
@@ -154,7 +218,13 @@ async fn a_workspace_deletion_is_checked_goes_dark_at_once_and_ends_with_a_recei
     assert_eq!(cancels.len(), 1);
     // Gone from the store; the receipt stays readable by the owner who asked, nobody else.
     assert!(app.store.workspace(&ws).await.unwrap().is_none());
-    assert!(app.store.events(&ws, 0, i64::MAX / 2, None, 10).await.unwrap().is_empty());
+    assert!(
+        app.store
+            .events(&ws, 0, i64::MAX / 2, None, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
     assert!(app.store.keys(&ws).await.unwrap().is_empty());
     assert!(app.store.members(&ws).await.unwrap().is_empty());
     let (status, _) = admin.get(&format!("{}/{id}", deletions(&b.ws))).await;
@@ -172,7 +242,11 @@ async fn a_workspace_deletion_is_checked_goes_dark_at_once_and_ends_with_a_recei
 
 /// Every rollup of every view (those within each feature and source value ever sent
 /// included), as stored.
-async fn every_view(app: &TestApp, ws: &WorkspaceId, events: &[Event]) -> BTreeMap<RollupKey, Rollup> {
+async fn every_view(
+    app: &TestApp,
+    ws: &WorkspaceId,
+    events: &[Event],
+) -> BTreeMap<RollupKey, Rollup> {
     let mut also = Vec::new();
     for e in events {
         for (within, by) in VIEWS {
@@ -207,7 +281,11 @@ async fn a_range_deletion_leaves_every_aggregate_equal_to_a_recomputation() {
     let running = job::new_job(
         &ws,
         &job::Spec {
-            scope: Scope::Usage { from_ms: from, to_ms: to, source: Some("production".into()) },
+            scope: Scope::Usage {
+                from_ms: from,
+                to_ms: to,
+                source: Some("production".into()),
+            },
             requested_by: UserId::generate(),
             notify: None,
             purge_after_ms: 0,
@@ -219,14 +297,22 @@ async fn a_range_deletion_leaves_every_aggregate_equal_to_a_recomputation() {
     let range = json!({"scope": "usage", "confirm": "Acme", "from": rfc3339(from), "to": rfc3339(to), "source": "production"});
     let (status, body) = owner.post(&deletions(&id), range).await;
     assert_eq!(status, 409, "{body}");
-    assert!(body["error"]["message"].as_str().unwrap().contains(&running.id));
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains(&running.id)
+    );
 
     let range = json!({"scope": "usage", "confirm": "Acme", "from": rfc3339(from), "to": to, "source": "staging"});
     let (status, accepted) = owner.post(&deletions(&id), range).await;
     assert_eq!(status, 202, "{accepted}");
     assert_eq!(accepted["scope"]["source"], "staging");
     let job = done(&owner, &id, accepted["id"].as_str().unwrap()).await;
-    assert_eq!(job["receipt"]["deleted"]["events"], expected_gone as u64, "{job}");
+    assert_eq!(
+        job["receipt"]["deleted"]["events"], expected_gone as u64,
+        "{job}"
+    );
     assert_eq!(job["hours_done"], job["hours_total"]);
 
     // The raw events are exactly the others...
@@ -237,9 +323,16 @@ async fn a_range_deletion_leaves_every_aggregate_equal_to_a_recomputation() {
     // events included...
     let expected: BTreeMap<RollupKey, Rollup> = rollup::fold(&left).into_iter().collect();
     let stored = every_view(&app, &ws, &before).await;
-    assert_eq!(stored.keys().collect::<Vec<_>>(), expected.keys().collect::<Vec<_>>());
+    assert_eq!(
+        stored.keys().collect::<Vec<_>>(),
+        expected.keys().collect::<Vec<_>>()
+    );
     for (k, r) in &expected {
-        assert!(stored[k].same_as(r), "{k:?}: stored {:?}, recomputed {r:?}", stored[k]);
+        assert!(
+            stored[k].same_as(r),
+            "{k:?}: stored {:?}, recomputed {r:?}",
+            stored[k]
+        );
     }
     // ...usage counts them...
     let mut by_month: BTreeMap<String, u64> = BTreeMap::new();
@@ -253,7 +346,11 @@ async fn a_range_deletion_leaves_every_aggregate_equal_to_a_recomputation() {
     let read = app.key(&ws, KeyScope::Read, "scripts").await;
     let (status, summary) = app.summary(&read, "?range=last_24h").await;
     assert_eq!(status, 200, "{summary}");
-    assert_eq!(summary["metrics"]["requests"], left.len() as u64, "{summary}");
+    assert_eq!(
+        summary["metrics"]["requests"],
+        left.len() as u64,
+        "{summary}"
+    );
     let mail = app.last_mail_to("owner@example.com");
     assert!(mail.contains("sent with source `staging`"), "{mail}");
 }
@@ -269,9 +366,15 @@ async fn an_account_deletion_names_what_it_takes_and_leaves_shared_workspaces() 
     let shared = shared["id"].as_str().unwrap().to_owned();
     let shared_id = WorkspaceId::parse(&shared).unwrap();
     app.store.set_plan(&shared_id, Plan::Team).await.unwrap();
-    llmtrack::admin::add_member(app.store.as_ref(), &shared, "bob@example.com", Role::Owner, now_ms())
-        .await
-        .unwrap();
+    llmtrack::admin::add_member(
+        app.store.as_ref(),
+        &shared,
+        "bob@example.com",
+        Role::Owner,
+        now_ms(),
+    )
+    .await
+    .unwrap();
     let solo_id = WorkspaceId::parse(&solo).unwrap();
     send_events(&app, &solo_id, 1, 5).await;
 
@@ -281,19 +384,34 @@ async fn an_account_deletion_names_what_it_takes_and_leaves_shared_workspaces() 
     assert_eq!(preview["workspaces_left"][0]["id"], shared, "{preview}");
 
     for (body, needle) in [
-        (json!({"confirm": "someone@example.com", "workspaces": [solo]}), "email"),
-        (json!({"confirm": "ada@example.com", "workspaces": []}), "missing"),
-        (json!({"confirm": "ada@example.com", "workspaces": [solo, shared]}), "not their only owner"),
+        (
+            json!({"confirm": "someone@example.com", "workspaces": [solo]}),
+            "email",
+        ),
+        (
+            json!({"confirm": "ada@example.com", "workspaces": []}),
+            "missing",
+        ),
+        (
+            json!({"confirm": "ada@example.com", "workspaces": [solo, shared]}),
+            "not their only owner",
+        ),
     ] {
         let (status, body) = ada.post("/v1/account/deletion", body).await;
         assert_eq!(status, 400, "{body}");
-        assert!(body["error"]["message"].as_str().unwrap().contains(needle), "{body}");
+        assert!(
+            body["error"]["message"].as_str().unwrap().contains(needle),
+            "{body}"
+        );
     }
     let (status, _) = ada.get("/v1/me").await;
     assert_eq!(status, 200, "nothing deleted yet");
 
     let (status, body) = ada
-        .post("/v1/account/deletion", json!({"confirm": "Ada@Example.com", "workspaces": [solo]}))
+        .post(
+            "/v1/account/deletion",
+            json!({"confirm": "Ada@Example.com", "workspaces": [solo]}),
+        )
         .await;
     assert_eq!(status, 202, "{body}");
     assert_eq!(body["deleted"]["user"], 1, "{body}");
@@ -319,5 +437,9 @@ async fn an_account_deletion_names_what_it_takes_and_leaves_shared_workspaces() 
     assert!(app.store.user_by_email(&email).await.unwrap().is_none());
     let mails = app.mails_to("ada@example.com");
     assert!(mails.iter().any(|m| m.contains("your account is deleted")));
-    assert!(mails.iter().any(|m| m.contains("your deletion is complete")));
+    assert!(
+        mails
+            .iter()
+            .any(|m| m.contains("your deletion is complete"))
+    );
 }

@@ -46,6 +46,10 @@ const ROUTES: &[(&str, &str)] = &[
     ("post", "/v1/workspaces/{id}/billing/checkout"),
     ("post", "/v1/workspaces/{id}/billing/portal"),
     ("post", "/v1/billing/webhook"),
+    ("post", "/v1/workspaces/{id}/deletions"),
+    ("get", "/v1/workspaces/{id}/deletions/{job}"),
+    ("get", "/v1/account/deletion"),
+    ("post", "/v1/account/deletion"),
 ];
 
 #[tokio::test]

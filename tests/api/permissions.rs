@@ -147,6 +147,21 @@ impl World {
             .unwrap();
             path = path.replace("{member}", m.user_id.as_str());
         }
+        if path.contains("{del}") {
+            let spec = llmtrack_deletion::job::Spec {
+                scope: llmtrack_shared::domain::deletion::Scope::Usage {
+                    from_ms: 0,
+                    to_ms: 3_600_000,
+                    source: None,
+                },
+                requested_by: UserId::generate(),
+                notify: None,
+                purge_after_ms: 0,
+            };
+            let job = llmtrack_deletion::job::new_job(&self.ws, &spec, now_ms()).unwrap();
+            assert!(self.app.store.begin_deletion(&job, false).await.unwrap());
+            path = path.replace("{del}", &job.id);
+        }
         if path.contains("{inv}") {
             let inv = Invitation {
                 id: InvitationId::generate(),
@@ -192,6 +207,15 @@ async fn every_endpoint_answers_by_the_matrix() {
     let w = world().await;
     type Case = (&'static str, &'static str, Option<Value>, Rule);
     let cases: Vec<Case> = vec![
+        (
+            "POST",
+            "/v1/workspaces/{ws}/deletions",
+            // A range with nothing in it, so the world stays as it is; before the rename below,
+            // so `confirm` is the workspace's name.
+            Some(json!({"scope": "usage", "confirm": "Acme",
+                "from": "2020-01-01T00:00:00Z", "to": "2020-01-01T01:00:00Z"})),
+            Rule::Member(Role::Owner),
+        ),
         ("GET", "/v1/me", None, Rule::SignedIn),
         ("GET", "/v1/workspaces", None, Rule::SignedIn),
         (
@@ -352,10 +376,18 @@ async fn every_endpoint_answers_by_the_matrix() {
             Some(json!({"email": "someone{n}@example.com"})),
             Rule::Public,
         ),
+        (
+            "GET",
+            "/v1/workspaces/{ws}/deletions/{del}",
+            None,
+            Rule::Member(Role::Owner),
+        ),
+        ("GET", "/v1/account/deletion", None, Rule::SignedIn),
         ("GET", "/v1/openapi.json", None, Rule::Public),
         ("GET", "/healthz", None, Rule::Public),
         // `POST /v1/auth/logout` ends the caller's session, so it is walked through in account.rs;
-        // `POST /v1/auth/verify` needs a code from the caller's own email, likewise.
+        // `POST /v1/auth/verify` needs a code from the caller's own email, likewise;
+        // `POST /v1/account/deletion` deletes the caller (deletion.rs).
     ];
     let whos = [
         Who::Owner,

@@ -57,7 +57,10 @@ async fn fill(store: &DynStore, archive: &DynArchive, name: &str, shared: &str) 
     let owner = admin::add_member(
         store.as_ref(),
         ws.as_str(),
-        &format!("owner-{}@example.com", ulid::Ulid::new().to_string().to_lowercase()),
+        &format!(
+            "owner-{}@example.com",
+            ulid::Ulid::new().to_string().to_lowercase()
+        ),
         Role::Owner,
         now,
     )
@@ -70,22 +73,36 @@ async fn fill(store: &DynStore, archive: &DynArchive, name: &str, shared: &str) 
     admin::add_member(
         store.as_ref(),
         ws.as_str(),
-        &format!("viewer-{}@example.com", ulid::Ulid::new().to_string().to_lowercase()),
+        &format!(
+            "viewer-{}@example.com",
+            ulid::Ulid::new().to_string().to_lowercase()
+        ),
         Role::Viewer,
         now,
     )
     .await
     .unwrap();
     for source in ["production", "staging"] {
-        admin::create_key(store.as_ref(), ws.as_str(), "k", source, KeyScope::Ingest, now)
-            .await
-            .unwrap();
+        admin::create_key(
+            store.as_ref(),
+            ws.as_str(),
+            "k",
+            source,
+            KeyScope::Ingest,
+            now,
+        )
+        .await
+        .unwrap();
     }
     store
         .create_invitation(&Invitation {
             id: InvitationId::generate(),
             workspace_id: ws.clone(),
-            email: Email::parse(&format!("invitee-{}@example.com", ulid::Ulid::new().to_string().to_lowercase())).unwrap(),
+            email: Email::parse(&format!(
+                "invitee-{}@example.com",
+                ulid::Ulid::new().to_string().to_lowercase()
+            ))
+            .unwrap(),
             role: Role::Viewer,
             invited_by: owner.clone(),
             created_ms: now,
@@ -104,22 +121,34 @@ async fn fill(store: &DynStore, archive: &DynArchive, name: &str, shared: &str) 
         let raw: Vec<_> = (0..EVENTS_PER_HOUR)
             .map(|i| event(i, hour * HOUR_MS + (i as i64) * 60_000 + 7))
             .collect();
-        let source = if hour % 2 == 0 { "production" } else { "staging" };
+        let source = if hour % 2 == 0 {
+            "production"
+        } else {
+            "staging"
+        };
         let quota = Quota {
             month: month_of(hour * HOUR_MS),
             limit: 1_000_000,
         };
         let outcome = store.ingest(&ws, &validated(&raw, source), &quota).await;
-        assert!(matches!(outcome, Ok(IngestOutcome::Stored(_))), "{outcome:?}");
+        assert!(
+            matches!(outcome, Ok(IngestOutcome::Stored(_))),
+            "{outcome:?}"
+        );
         events += EVENTS_PER_HOUR as u64;
     }
     // Sent without a timestamp: stored with an id guard on DynamoDB.
     let untimed = validated(
-        &[json!({"id": format!("untimed-{name}"), "provider": "openai", "model": "gpt-4o",
-            "input_tokens": 10, "output_tokens": 1})],
+        &[
+            json!({"id": format!("untimed-{name}"), "provider": "openai", "model": "gpt-4o",
+            "input_tokens": 10, "output_tokens": 1}),
+        ],
         "production",
     );
-    store.ingest(&ws, &untimed, &super::quota(1_000_000)).await.unwrap();
+    store
+        .ingest(&ws, &untimed, &super::quota(1_000_000))
+        .await
+        .unwrap();
     events += 1;
     store.recover(&ws).await.unwrap();
 
@@ -192,7 +221,10 @@ async fn begin(store: &DynStore, f: &Filled) -> Job {
     let job = job::new_job(&f.ws, &spec, now_ms()).unwrap();
     assert!(store.begin_deletion(&job, true).await.unwrap());
     assert!(
-        !store.begin_deletion(&job::new_job(&f.ws, &spec, now_ms()).unwrap(), true).await.unwrap(),
+        !store
+            .begin_deletion(&job::new_job(&f.ws, &spec, now_ms()).unwrap(), true)
+            .await
+            .unwrap(),
         "a second whole deletion is refused"
     );
     let ws = store.workspace(&f.ws).await.unwrap().unwrap();
@@ -216,11 +248,21 @@ fn assert_receipt(receipt: &Receipt, f: &Filled) {
 }
 
 async fn finished(store: &DynStore, f: &Filled, id: &str) -> Job {
-    let job = store.job(&f.ws, id).await.unwrap().expect("the record stays");
+    let job = store
+        .job(&f.ws, id)
+        .await
+        .unwrap()
+        .expect("the record stays");
     assert_eq!(job.state, JobState::Done);
     assert_eq!(job.kind, JOB_KIND);
-    assert!(job.expires_ms.is_some(), "the record is kept for a documented time");
-    assert!(job.spec["notify"].is_null(), "the receipt's address is dropped once sent");
+    assert!(
+        job.expires_ms.is_some(),
+        "the record is kept for a documented time"
+    );
+    assert!(
+        job.spec["notify"].is_null(),
+        "the receipt's address is dropped once sent"
+    );
     job
 }
 
@@ -290,7 +332,10 @@ fn leftovers(rows: &[String], ws: &WorkspaceId, record: &str) -> Vec<String> {
 }
 
 fn naming(rows: &[String], ws: &WorkspaceId) -> BTreeSet<String> {
-    rows.iter().filter(|r| r.contains(ws.as_str())).cloned().collect()
+    rows.iter()
+        .filter(|r| r.contains(ws.as_str()))
+        .cloned()
+        .collect()
 }
 
 /// Two workspaces, one deleted: what the raw reads find before and after.
@@ -300,7 +345,10 @@ async fn delete_one_of_two(
     rows: impl AsyncFn() -> Vec<String>,
     objects: impl AsyncFn() -> Vec<String>,
 ) {
-    let shared = format!("shared-{}@example.com", ulid::Ulid::new().to_string().to_lowercase());
+    let shared = format!(
+        "shared-{}@example.com",
+        ulid::Ulid::new().to_string().to_lowercase()
+    );
     let doomed = fill(&store, &archive, "Doomed", &shared).await;
     let kept = fill(&store, &archive, "Kept", &shared).await;
     let kept_before = naming(&rows().await, &kept.ws);
@@ -311,7 +359,10 @@ async fn delete_one_of_two(
     let outbox = tempfile::tempdir().unwrap();
     let d = deps(&store, &archive, outbox.path(), job::PURGE_PAGE);
     let job = begin(&store, &doomed).await;
-    assert_eq!(job::run(&d, job.clone(), None).await.unwrap(), job::Ran::Finished);
+    assert_eq!(
+        job::run(&d, job.clone(), None).await.unwrap(),
+        job::Ran::Finished
+    );
 
     let after = rows().await;
     assert_eq!(leftovers(&after, &doomed.ws, &job.id), Vec::<String>::new());
@@ -319,7 +370,10 @@ async fn delete_one_of_two(
         naming(&objects().await, &doomed.ws).is_empty(),
         "archive objects of the deleted workspace are gone"
     );
-    assert_receipt(&receipt_of(&finished(&store, &doomed, &job.id).await), &doomed);
+    assert_receipt(
+        &receipt_of(&finished(&store, &doomed, &job.id).await),
+        &doomed,
+    );
     assert!(store.workspace(&doomed.ws).await.unwrap().is_none());
 
     // The other workspace: every item as it was, aggregates included; the shared member
@@ -327,7 +381,10 @@ async fn delete_one_of_two(
     assert_eq!(naming(&after, &kept.ws), kept_before);
     assert_eq!(naming(&objects().await, &kept.ws), kept_objects);
     assert_rollups_match_events(store.as_ref(), &kept.ws).await;
-    assert_eq!(recomputed(store.as_ref(), &kept.ws).await.len(), kept_rollups.len());
+    assert_eq!(
+        recomputed(store.as_ref(), &kept.ws).await.len(),
+        kept_rollups.len()
+    );
     let user = store
         .user_by_email(&Email::parse(&shared).unwrap())
         .await
@@ -432,6 +489,13 @@ async fn an_aborted_deletion_finishes_with_a_correct_receipt() {
         leftovers(&dynamo_rows(&dynamo).await, &doomed.ws, &job.id),
         Vec::<String>::new()
     );
-    assert_receipt(&receipt_of(&finished(&store, &doomed, &job.id).await), &doomed);
-    assert_eq!(job::resume(&d, 0, None).await.unwrap(), 0, "nothing left to resume");
+    assert_receipt(
+        &receipt_of(&finished(&store, &doomed, &job.id).await),
+        &doomed,
+    );
+    assert_eq!(
+        job::resume(&d, 0, None).await.unwrap(),
+        0,
+        "nothing left to resume"
+    );
 }

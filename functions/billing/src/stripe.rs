@@ -7,12 +7,12 @@ use std::collections::HashMap;
 use anyhow::Context as _;
 use async_trait::async_trait;
 use stripe::{Client, ClientBuilder, RequestStrategy, StripeError};
-use stripe_client_core::{RequestBuilder, StripeMethod};
 use stripe_billing::billing_portal_session::CreateBillingPortalSession;
 use stripe_checkout::CheckoutSessionMode;
 use stripe_checkout::checkout_session::{
     CreateCheckoutSession, CreateCheckoutSessionLineItems, CreateCheckoutSessionSubscriptionData,
 };
+use stripe_client_core::{RequestBuilder, StripeMethod};
 
 use crate::config::StripeConfig;
 use crate::{Checkout, Payments};

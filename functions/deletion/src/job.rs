@@ -105,11 +105,7 @@ pub struct Deps {
 }
 
 /// A new deletion job for `ws` (not yet saved: `Store::begin_deletion` saves it).
-pub fn new_job(
-    ws: &WorkspaceId,
-    spec: &Spec,
-    now_ms: i64,
-) -> anyhow::Result<Job> {
+pub fn new_job(ws: &WorkspaceId, spec: &Spec, now_ms: i64) -> anyhow::Result<Job> {
     Ok(Job {
         id: format!("del_{}", ulid::Ulid::new().to_string().to_ascii_lowercase()),
         workspace: ws.clone(),
@@ -240,7 +236,12 @@ pub async fn run(deps: &Deps, mut job: Job, deadline: Option<Instant>) -> anyhow
                 }
             }
             if !progress.subscription_cancelled {
-                if let Some(sub) = deps.store.billing(&ws).await?.as_ref().and_then(live_subscription)
+                if let Some(sub) = deps
+                    .store
+                    .billing(&ws)
+                    .await?
+                    .as_ref()
+                    .and_then(live_subscription)
                 {
                     let payments = deps.payments.as_ref().context(
                         "the workspace has a Stripe subscription and Stripe is not configured here",
@@ -300,7 +301,9 @@ pub async fn run(deps: &Deps, mut job: Job, deadline: Option<Instant>) -> anyhow
 fn live_subscription(b: &Billing) -> Option<String> {
     let ended = matches!(
         b.status,
-        SubscriptionStatus::None | SubscriptionStatus::Canceled | SubscriptionStatus::IncompleteExpired
+        SubscriptionStatus::None
+            | SubscriptionStatus::Canceled
+            | SubscriptionStatus::IncompleteExpired
     );
     b.subscription_id.clone().filter(|_| !ended)
 }
@@ -372,7 +375,9 @@ async fn census(deps: &Deps, ws: &WorkspaceId) -> anyhow::Result<BTreeMap<String
     // Batches a crashed writer left are finished first, so they are counted.
     store.recover(ws).await?;
     let all = (i64::MIN / 2, i64::MAX / 2);
-    let total = store.rollups(ws, &View::of(Dimension::Total), all.0, all.1).await?;
+    let total = store
+        .rollups(ws, &View::of(Dimension::Total), all.0, all.1)
+        .await?;
     add("events", total.iter().map(|(_, r)| r.requests).sum());
     add("rollups", total.len() as u64);
     for (within, by) in VIEWS {
@@ -437,7 +442,10 @@ async fn save(deps: &Deps, job: &mut Job, progress: &Progress) -> anyhow::Result
 
 async fn send_receipt(deps: &Deps, job: &Job, scope: &Scope, to: &Notify, receipt: &Receipt) {
     let what = match scope {
-        Scope::Workspace => format!("the workspace \"{}\" ({})", to.workspace_name, job.workspace),
+        Scope::Workspace => format!(
+            "the workspace \"{}\" ({})",
+            to.workspace_name, job.workspace
+        ),
         Scope::Usage { .. } => format!(
             "usage data of the workspace \"{}\" ({}), {}",
             to.workspace_name,

@@ -41,7 +41,9 @@ pub async fn lambda_deps() -> anyhow::Result<Deps> {
     let config = LambdaConfig::from_env()?;
     let mail = MailConfig::from_env()?;
     let payments = match StripeConfig::from_env()? {
-        Some(c) => Some(Arc::new(llmtrack_billing::stripe::StripeApi::new(c)?) as Arc<dyn Payments>),
+        Some(c) => {
+            Some(Arc::new(llmtrack_billing::stripe::StripeApi::new(c)?) as Arc<dyn Payments>)
+        }
         None => None,
     };
     Ok(Deps {
@@ -187,12 +189,7 @@ impl DeletionState {
     }
 
     /// Starts a deletion job for `ws`; None when the workspace is already being deleted.
-    async fn begin(
-        &self,
-        who: &SignedIn,
-        ws: &Workspace,
-        scope: Scope,
-    ) -> Result<Option<Job>> {
+    async fn begin(&self, who: &SignedIn, ws: &Workspace, scope: Scope) -> Result<Option<Job>> {
         let now = self.deps.clock.now_ms();
         let whole = scope == Scope::Workspace;
         let spec = Spec {
@@ -260,9 +257,10 @@ async fn create_deletion(
             )));
         }
     }
-    let job = s.begin(&who, &ws, scope).await?.ok_or_else(|| {
-        ApiError::Conflict("the workspace is already being deleted".into())
-    })?;
+    let job = s
+        .begin(&who, &ws, scope)
+        .await?
+        .ok_or_else(|| ApiError::Conflict("the workspace is already being deleted".into()))?;
     let body = view(&job)?;
     s.spawn(job);
     Ok(accepted(body))
@@ -444,7 +442,8 @@ async fn delete_account(
     let extra: Vec<&String> = listed
         .iter()
         .filter(|w| {
-            !sole.contains(*w) && !WorkspaceId::parse(w).is_some_and(|id| plan.deleting.contains(&id))
+            !sole.contains(*w)
+                && !WorkspaceId::parse(w).is_some_and(|id| plan.deleting.contains(&id))
         })
         .collect();
     if !extra.is_empty() {
@@ -452,7 +451,11 @@ async fn delete_account(
             "invalid_deletion",
             format!(
                 "`workspaces` names workspaces that would not be deleted (you are not their only owner): {}",
-                extra.iter().map(|w| w.as_str()).collect::<Vec<_>>().join(", ")
+                extra
+                    .iter()
+                    .map(|w| w.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
             ),
         ));
     }
@@ -488,7 +491,9 @@ async fn delete_account(
         text.push_str(&format!("  {kind}: {n}\n"));
     }
     if !jobs.is_empty() {
-        text.push_str("\nThe workspaces you alone owned are being deleted; a receipt for each follows:\n");
+        text.push_str(
+            "\nThe workspaces you alone owned are being deleted; a receipt for each follows:\n",
+        );
         for (job, ws) in &jobs {
             text.push_str(&format!("  {} ({}): job {}\n", ws.name, ws.id, job.id));
         }
@@ -501,7 +506,10 @@ async fn delete_account(
         html: None,
     };
     if let Err(e) = s.deps.mailer.send(&mail).await {
-        tracing::error!(error = format!("{e:#}"), "could not email an account deletion receipt");
+        tracing::error!(
+            error = format!("{e:#}"),
+            "could not email an account deletion receipt"
+        );
     }
     tracing::info!(workspaces = jobs.len(), "account deleted");
     let body = AccountDeletionView {

@@ -27,8 +27,8 @@ use crate::domain::retention::{self, EventFate};
 use crate::domain::rollup::{self, Groups, Rollup, RollupKey, Select, View};
 use crate::domain::time::{HOUR_MS, month_of};
 use crate::ports::{
-    BillingSave, IngestOutcome, Job, JobState, Purged, Quota, Refusal, Retained, Store,
-    StoreError, StoreResult, Stored, Workspace,
+    BillingSave, IngestOutcome, Job, JobState, Purged, Quota, Refusal, Retained, Store, StoreError,
+    StoreResult, Stored, Workspace,
 };
 
 const SCHEMA: &str = r#"
@@ -1657,9 +1657,11 @@ impl Store for SqliteStore {
             let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
             let mut out = Purged::default();
             let email: Option<String> = tx
-                .query_row("SELECT email FROM users WHERE id = ?1", [user.as_str()], |r| {
-                    r.get(0)
-                })
+                .query_row(
+                    "SELECT email FROM users WHERE id = ?1",
+                    [user.as_str()],
+                    |r| r.get(0),
+                )
                 .optional()?;
             if let Some(email) = email {
                 let n = tx.execute("DELETE FROM login_codes WHERE email = ?1", [email])?;

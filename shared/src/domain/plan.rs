@@ -68,7 +68,11 @@ impl Plan {
     /// How long request-level history is kept and shown, in milliseconds.
     /// The longest history any plan keeps: nothing stored is older (rollups aside).
     pub fn longest_history_ms() -> i64 {
-        Plan::ALL.into_iter().map(Plan::history_ms).max().unwrap_or(0)
+        Plan::ALL
+            .into_iter()
+            .map(Plan::history_ms)
+            .max()
+            .unwrap_or(0)
     }
 
     pub fn history_ms(self) -> i64 {

@@ -19,8 +19,7 @@ use futures_util::{StreamExt as _, TryStreamExt as _, stream};
 
 use super::rollups::delta_pk;
 use super::{
-    CONCURRENCY, DynamoStore, Item, err, event_pk, get_n, get_s, guard_pk, marker_pk, rollup_pk,
-    s,
+    CONCURRENCY, DynamoStore, Item, err, event_pk, get_n, get_s, guard_pk, marker_pk, rollup_pk, s,
 };
 use crate::domain::deletion;
 use crate::domain::event::Event;
@@ -54,7 +53,9 @@ impl DynamoStore {
 
         // Events, hour by hour, each hour's total item once its events are gone.
         while left > 0 {
-            let hours = self.first_items(rollup_pk(ws, &View::of(Dimension::Total)), left).await?;
+            let hours = self
+                .first_items(rollup_pk(ws, &View::of(Dimension::Total)), left)
+                .await?;
             if hours.is_empty() {
                 break;
             }
@@ -81,7 +82,10 @@ impl DynamoStore {
         // pending deltas (folded or not: folded ones wait for their TTL).
         let mut values: BTreeSet<(Dimension, String)> = BTreeSet::new();
         for d in WITHIN {
-            for item in self.query_all(rollup_pk(ws, &View::of(d)), None, None).await? {
+            for item in self
+                .query_all(rollup_pk(ws, &View::of(d)), None, None)
+                .await?
+            {
                 let sk = get_s(&item, "sk")?;
                 if let Some((_, v)) = sk.split_once('#') {
                     values.insert((d, v.to_owned()));
@@ -112,15 +116,11 @@ impl DynamoStore {
         for d in WITHIN {
             partitions.push(rollup_pk(ws, &View::of(d)));
         }
-        for (kind, pk) in partitions
-            .into_iter()
-            .map(|pk| ("rollups", pk))
-            .chain([
-                ("rollup_deltas", delta_pk(ws)),
-                ("batch_markers", marker_pk(ws)),
-                ("audit_entries", format!("W#{ws}#AUDIT")),
-            ])
-        {
+        for (kind, pk) in partitions.into_iter().map(|pk| ("rollups", pk)).chain([
+            ("rollup_deltas", delta_pk(ws)),
+            ("batch_markers", marker_pk(ws)),
+            ("audit_entries", format!("W#{ws}#AUDIT")),
+        ]) {
             if !self.purge_partition(&pk, kind, &mut left, &mut out).await? {
                 return Ok(out);
             }
