@@ -82,7 +82,12 @@ pub async fn run(store: &DynStore, clock: &DynClock, mut job: Job) -> anyhow::Re
     let mut progress: Progress = serde_json::from_value(job.progress.clone()).unwrap_or_default();
     let mut hour = progress.next_hour.unwrap_or(spec.from_hour);
     while hour < spec.to_hour {
-        let current = store.workspace(&job.workspace).await?.map(|w| w.plan);
+        // A workspace being deleted keeps no plan: its deletion takes over.
+        let current = store
+            .workspace(&job.workspace)
+            .await?
+            .filter(|w| w.deleting.is_none())
+            .map(|w| w.plan);
         if current != Some(spec.plan) {
             job.result = Some(serde_json::json!({ "superseded": true }));
             break;

@@ -19,7 +19,7 @@ use llmtrack_shared::domain::account::{Email, Invitation};
 use llmtrack_shared::domain::apikey::Scope as KeyScope;
 use llmtrack_shared::domain::audit::AuditEntry;
 use llmtrack_shared::domain::billing::{Billing, SubscriptionStatus};
-use llmtrack_shared::domain::deletion::{JOB_KIND, Receipt, Scope};
+use llmtrack_shared::domain::deletion::{JOB_KIND, RECORD_KEPT_MS, Receipt, Scope};
 use llmtrack_shared::domain::ids::{InvitationId, UserId, WorkspaceId};
 use llmtrack_shared::domain::plan::Plan;
 use llmtrack_shared::domain::time::{HOUR_MS, hour_of, month_of};
@@ -396,6 +396,21 @@ async fn delete_one_of_two(
 
     let mail = std::fs::read_dir(outbox.path().join("")).unwrap().count();
     assert_eq!(mail, 1, "one receipt emailed");
+
+    // The record is forgotten after its year: SQLite by the upkeep's purge, DynamoDB by TTL.
+    store
+        .purge_expired(now_ms() + RECORD_KEPT_MS + 60_000)
+        .await
+        .unwrap();
+    let record: Vec<String> = rows()
+        .await
+        .into_iter()
+        .filter(|r| r.contains(&job.id))
+        .collect();
+    assert!(
+        record.is_empty() || record.iter().all(|r| r.contains("expires_at=N")),
+        "{record:?}"
+    );
 }
 
 #[tokio::test]

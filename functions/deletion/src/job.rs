@@ -277,6 +277,11 @@ pub async fn run(deps: &Deps, mut job: Job, deadline: Option<Instant>) -> anyhow
                     break;
                 }
             }
+            // An export that was being written when the deletion began may have landed since
+            // (exports check the mark before they publish, which closes all but an instant).
+            for area in ARCHIVE_AREAS {
+                deps.archive.delete_prefix(&format!("{area}/{ws}/")).await?;
+            }
             progress.receipt.deleted = progress.census.clone().unwrap_or_default();
         }
     }

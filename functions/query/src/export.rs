@@ -18,6 +18,7 @@ use axum::response::{IntoResponse, Response};
 use llmtrack_shared::ApiError;
 use llmtrack_shared::domain::analytics::{self, Filters, Metric};
 use llmtrack_shared::domain::event::Event;
+use llmtrack_shared::domain::ids::WorkspaceId;
 use llmtrack_shared::domain::rollup::{Dimension, Rollup};
 use llmtrack_shared::domain::time::{HOUR_MS, rfc3339};
 use llmtrack_shared::extract::Json as JsonBody;
@@ -314,7 +315,8 @@ pub async fn run(
     let ws = store
         .workspace(&job.workspace)
         .await?
-        .context("the export's workspace is gone")?;
+        .filter(|w| w.deleting.is_none())
+        .context("the export's workspace is gone or being deleted")?;
     let spec: ExportSpec = serde_json::from_value(job.spec.clone())?;
     job.state = JobState::Running;
     job.updated_ms = clock.now_ms();
@@ -329,6 +331,13 @@ pub async fn run(
     let outcome = produce(store, &ws, &spec, &mut out, Some(&mut writer)).await;
     let result = match outcome {
         Ok(rows) => match writer.write(&out.take()).await {
+            // A deletion accepted meanwhile has deleted (or is deleting) the workspace's
+            // files: this one must not appear after it.
+            Ok(()) if being_deleted(store, &ws.id).await? => {
+                writer.abort().await.ok();
+                tracing::info!(job = %job.id, "export dropped: its workspace is being deleted");
+                return Ok(());
+            }
             Ok(()) => {
                 let bytes = writer.finish().await?;
                 job.state = JobState::Done;
@@ -359,6 +368,13 @@ pub async fn run(
     job.updated_ms = clock.now_ms();
     store.update_job(&mut job).await?;
     Ok(())
+}
+
+async fn being_deleted(store: &DynStore, ws: &WorkspaceId) -> anyhow::Result<bool> {
+    Ok(store
+        .workspace(ws)
+        .await?
+        .is_none_or(|w| w.deleting.is_some()))
 }
 
 /// Resumes every unfinished export (the local server calls this at start).
