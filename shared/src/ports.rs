@@ -393,6 +393,35 @@ pub struct Job {
     pub expires_ms: Option<i64>,
 }
 
+impl Job {
+    /// A new job of `kind`, queued at `now_ms`, its id `{prefix}_{ulid}`.
+    pub fn queued(
+        prefix: &str,
+        workspace: &WorkspaceId,
+        kind: &str,
+        spec: serde_json::Value,
+        progress: serde_json::Value,
+        now_ms: i64,
+    ) -> Job {
+        Job {
+            id: format!(
+                "{prefix}_{}",
+                ulid::Ulid::new().to_string().to_ascii_lowercase()
+            ),
+            workspace: workspace.clone(),
+            kind: kind.to_owned(),
+            state: JobState::Queued,
+            spec,
+            progress,
+            result: None,
+            created_ms: now_ms,
+            updated_ms: now_ms,
+            version: 0,
+            expires_ms: None,
+        }
+    }
+}
+
 /// The clock is a port so tests can move time.
 pub trait Clock: Send + Sync + 'static {
     fn now_ms(&self) -> i64;

@@ -55,19 +55,14 @@ pub async fn start(
         // Events may be stamped up to 5 minutes ahead.
         to_hour: hour_of(now_ms) + 2,
     };
-    let job = Job {
-        id: format!("ret_{}", ulid::Ulid::new().to_string().to_ascii_lowercase()),
-        workspace: ws.clone(),
-        kind: JOB_KIND.to_owned(),
-        state: JobState::Queued,
-        spec: serde_json::to_value(&spec)?,
-        progress: serde_json::to_value(Progress::default())?,
-        result: None,
-        created_ms: now_ms,
-        updated_ms: now_ms,
-        version: 0,
-        expires_ms: None,
-    };
+    let job = Job::queued(
+        "ret",
+        ws,
+        JOB_KIND,
+        serde_json::to_value(&spec)?,
+        serde_json::to_value(Progress::default())?,
+        now_ms,
+    );
     store.create_job(&job).await?;
     Ok(job)
 }

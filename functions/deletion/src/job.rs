@@ -106,19 +106,14 @@ pub struct Deps {
 
 /// A new deletion job for `ws` (not yet saved: `Store::begin_deletion` saves it).
 pub fn new_job(ws: &WorkspaceId, spec: &Spec, now_ms: i64) -> anyhow::Result<Job> {
-    Ok(Job {
-        id: format!("del_{}", ulid::Ulid::new().to_string().to_ascii_lowercase()),
-        workspace: ws.clone(),
-        kind: JOB_KIND.to_owned(),
-        state: JobState::Queued,
-        spec: serde_json::to_value(spec)?,
-        progress: serde_json::to_value(Progress::default())?,
-        result: None,
-        created_ms: now_ms,
-        updated_ms: now_ms,
-        version: 0,
-        expires_ms: None,
-    })
+    Ok(Job::queued(
+        "del",
+        ws,
+        JOB_KIND,
+        serde_json::to_value(spec)?,
+        serde_json::to_value(Progress::default())?,
+        now_ms,
+    ))
 }
 
 pub fn spec_of(job: &Job) -> anyhow::Result<Spec> {

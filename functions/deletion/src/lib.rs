@@ -230,7 +230,7 @@ fn accepted(body: impl Serialize) -> Response {
 /// Delete a workspace's usage data (`scope: usage`, optionally `from`, `to` and `source`) or
 /// the whole workspace (`scope: workspace`). Owners only; `confirm` is the workspace's name.
 #[utoipa::path(post, path = "/v1/workspaces/{id}/deletions", tag = "deletion",
-    request_body = DeletionRequest,
+    params(("id" = String, Path, description = "The workspace")), request_body = DeletionRequest,
     responses((status = 202, body = DeletionView, description = "Accepted: the job runs in the background"),
         (status = 400, description = "Bad scope, range or confirmation"),
         (status = 401, description = "No session"), (status = 403, description = "Not an owner"),
@@ -269,6 +269,7 @@ async fn create_deletion(
 /// A deletion job: its state and progress, and its receipt once done. Readable by the
 /// workspace's owners, and by whoever asked for it even after the workspace is gone.
 #[utoipa::path(get, path = "/v1/workspaces/{id}/deletions/{job}", tag = "deletion",
+    params(("id" = String, Path, description = "The workspace"), ("job" = String, Path, description = "The deletion job")),
     responses((status = 200, body = DeletionView),
         (status = 401, description = "No session"), (status = 403, description = "Not an owner"),
         (status = 404, description = "No such deletion among yours")))]

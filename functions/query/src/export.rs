@@ -240,19 +240,14 @@ pub async fn status(
 
 async fn start_job(s: &QueryState, ws: &Workspace, spec: &ExportSpec) -> Result<Job, ApiError> {
     let now = s.clock.now_ms();
-    let job = Job {
-        id: format!("exp_{}", ulid::Ulid::new().to_string().to_lowercase()),
-        workspace: ws.id.clone(),
-        kind: JOB_KIND.into(),
-        state: JobState::Queued,
-        spec: serde_json::to_value(spec).context("encoding an export spec")?,
-        progress: serde_json::Value::Null,
-        result: None,
-        created_ms: now,
-        updated_ms: now,
-        version: 0,
-        expires_ms: None,
-    };
+    let job = Job::queued(
+        "exp",
+        &ws.id,
+        JOB_KIND,
+        serde_json::to_value(spec).context("encoding an export spec")?,
+        serde_json::Value::Null,
+        now,
+    );
     s.store.create_job(&job).await?;
     if s.run_jobs_here {
         let (store, archive, clock, job) = (
