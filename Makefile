@@ -33,6 +33,7 @@ bench: $(PY_STAMP)
 	$(CARGO) bench -p llmtrack-shared --bench ingest_cpu
 	$(CARGO) bench -p llmtrack --bench http_ingest
 	$(CARGO) bench -p llmtrack --bench query
+	$(CARGO) bench -p llmtrack --bench deletion
 	infra/scripts/with-moto $(CARGO) bench -p llmtrack --bench dynamodb_wcu
 	$(MAKE) sizes
 
