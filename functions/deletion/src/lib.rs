@@ -27,34 +27,40 @@ use utoipa_axum::routes;
 
 pub mod job;
 
-/// The Lambda functions' parts: DynamoDB, S3, SES, and Stripe if configured.
+/// The Lambda functions' parts: DynamoDB, S3 and SES. Stripe is the worker's alone
+/// (`with_stripe`), so the HTTP function does not link it.
 #[cfg(feature = "lambda")]
 pub async fn lambda_deps() -> anyhow::Result<Deps> {
     use std::sync::Arc;
 
-    use llmtrack_billing::Payments;
-    use llmtrack_billing::config::StripeConfig;
     use llmtrack_shared::adapters::dynamodb::DynamoStore;
     use llmtrack_shared::adapters::s3::S3Archive;
     use llmtrack_shared::adapters::ses::Ses;
     use llmtrack_shared::config::{LambdaConfig, MailConfig, required};
     let config = LambdaConfig::from_env()?;
     let mail = MailConfig::from_env()?;
-    let payments = match StripeConfig::from_env()? {
-        Some(c) => {
-            Some(Arc::new(llmtrack_billing::stripe::StripeApi::new(c)?) as Arc<dyn Payments>)
-        }
-        None => None,
-    };
     Ok(Deps {
         store: Arc::new(DynamoStore::from_env(&config.table_name).await),
         clock: Arc::new(llmtrack_shared::ports::SystemClock),
         archive: Arc::new(S3Archive::from_env(&required("ARCHIVE_BUCKET")?).await),
         mailer: Arc::new(Ses::from_env(&mail.from).await),
-        payments,
+        payments: None,
         public_url: WebConfig::from_env()?.public_url,
         page: job::PURGE_PAGE,
     })
+}
+
+/// Adds Stripe, when configured, to the worker's parts: it cancels deleted workspaces'
+/// subscriptions.
+#[cfg(feature = "lambda")]
+pub fn with_stripe(mut deps: Deps) -> anyhow::Result<Deps> {
+    use llmtrack_billing::config::StripeConfig;
+    if let Some(c) = StripeConfig::from_env()? {
+        deps.payments = Some(std::sync::Arc::new(
+            llmtrack_billing::stripe::StripeApi::new(c)?,
+        ));
+    }
+    Ok(deps)
 }
 
 use job::{Deps, Notify, Spec};

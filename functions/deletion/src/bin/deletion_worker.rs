@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use lambda_http::lambda_runtime::{self, LambdaEvent, service_fn};
-use llmtrack_deletion::{job, lambda_deps};
+use llmtrack_deletion::{job, lambda_deps, with_stripe};
 use llmtrack_shared::domain::deletion::JOB_KIND;
 use llmtrack_shared::ports::Job;
 use serde_json::Value;
@@ -30,7 +30,7 @@ fn job_of(record: &Value) -> Option<Job> {
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
     llmtrack_shared::telemetry::init();
-    let deps = lambda_deps().await?;
+    let deps = with_stripe(lambda_deps().await?)?;
     lambda_runtime::run(service_fn(|event: LambdaEvent<Value>| {
         let deps = deps.clone();
         async move {
