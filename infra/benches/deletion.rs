@@ -55,7 +55,7 @@ fn events(n: usize, now: i64, prices: &PriceTable) -> Vec<Event> {
 
 async fn fill(store: &DynStore, ws: &WorkspaceId, n: usize, now: i64) {
     let prices = PriceTable::bundled();
-    for chunk in events(n, now, &prices).chunks(1_000) {
+    for chunk in events(n, now, prices).chunks(1_000) {
         // Quota is reserved per month: one batch per month, as ingest would receive them.
         let mut by_month: BTreeMap<String, Vec<Event>> = BTreeMap::new();
         for e in chunk {
