@@ -117,6 +117,7 @@ pub async fn add_member(
             id: UserId::generate(),
             email,
             created_ms: now_ms,
+            reports_opt_out: false,
         })
         .await?;
     let m = Membership {

@@ -52,6 +52,16 @@ impl Parts {
         }
     }
 
+    pub fn reports(&self) -> llmtrack_reports::Deps {
+        llmtrack_reports::Deps {
+            store: self.store.clone(),
+            clock: self.clock.clone(),
+            archive: self.archive.clone(),
+            mailer: self.mailer.clone(),
+            public_url: self.web.public_url.clone(),
+        }
+    }
+
     pub fn deletion(&self) -> DeletionState {
         DeletionState {
             deps: deletion_job::Deps {
@@ -96,6 +106,9 @@ pub fn app(p: Parts) -> axum::Router {
     .split_for_parts();
     let (billing, _) = llmtrack_billing::router(p.billing()).split_for_parts();
     let (deletion, _) = llmtrack_deletion::router(p.deletion()).split_for_parts();
+    let (reports, _) =
+        llmtrack_reports::router(llmtrack_reports::ReportsState { deps: p.reports() })
+            .split_for_parts();
     let (account, _) = llmtrack_account::router(AccountState {
         store: p.store,
         clock: p.clock,
@@ -113,6 +126,7 @@ pub fn app(p: Parts) -> axum::Router {
         .merge(account)
         .merge(billing)
         .merge(deletion)
+        .merge(reports)
         .merge(llmtrack_docs::router())
         .merge(archive)
         .fallback(not_found)
@@ -160,6 +174,8 @@ pub async fn upkeep(parts: &Parts) -> anyhow::Result<()> {
     retention_job::resume(&parts.store, &parts.clock).await?;
     // A deletion saves progress every page: one quiet for a minute is not running.
     deletion_job::resume(&parts.deletion().deps, 60_000, None).await?;
+    // The first of the month's reports (the schedule's work on AWS).
+    llmtrack_reports::run_due(&parts.reports()).await?;
     parts.store.purge_expired(parts.clock.now_ms()).await?;
     Ok(())
 }

@@ -36,6 +36,21 @@ enum Command {
         #[arg(long, env = "LLMTRACK_PUBLIC_URL")]
         public_url: Option<String>,
     },
+    /// Run a job now, as its schedule would.
+    Jobs {
+        #[arg(
+            long,
+            default_value = ".llmtrack",
+            env = "LLMTRACK_DATA_DIR",
+            global = true
+        )]
+        data_dir: PathBuf,
+        /// The dashboard's origin, for links in emails (default: http://127.0.0.1:8080).
+        #[arg(long, env = "LLMTRACK_PUBLIC_URL", global = true)]
+        public_url: Option<String>,
+        #[command(subcommand)]
+        command: JobsCommand,
+    },
     /// Operator commands on the store.
     Admin {
         #[arg(
@@ -50,6 +65,28 @@ enum Command {
         json: bool,
         #[command(subcommand)]
         command: AdminCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum JobsCommand {
+    /// Run a job.
+    Run {
+        #[command(subcommand)]
+        job: Job,
+    },
+}
+
+#[derive(Subcommand)]
+enum Job {
+    /// Build, archive and email the monthly reports of a month that is over.
+    Reports {
+        /// `YYYY-MM` (UTC).
+        #[arg(long)]
+        month: String,
+        /// Only this workspace.
+        #[arg(long)]
+        workspace: Option<String>,
     },
 }
 
@@ -109,6 +146,22 @@ async fn main() -> anyhow::Result<()> {
     llmtrack_shared::telemetry::init();
     match Cli::parse().command {
         Command::Serve { addr, data_dir, public_url } => llmtrack::serve(addr, &data_dir, public_url).await,
+        Command::Jobs { data_dir, public_url, command: JobsCommand::Run { job: Job::Reports { month, workspace } } } => {
+            let url = public_url.unwrap_or_else(|| "http://127.0.0.1:8080".to_owned());
+            let parts = llmtrack::local_parts(&data_dir, &url)?;
+            let now = chrono::Utc::now().timestamp_millis();
+            let month = llmtrack_reports::past_month(&month, now)?;
+            let only = match workspace {
+                Some(w) => Some(
+                    llmtrack_shared::domain::ids::WorkspaceId::parse(&w)
+                        .ok_or_else(|| anyhow!("`{w}` is not a workspace id"))?,
+                ),
+                None => None,
+            };
+            let ran = llmtrack_reports::run_month(&parts.reports(), month, only.as_ref()).await?;
+            println!("{month}: {} reports archived, {} emails sent", ran.reports, ran.emails);
+            Ok(())
+        }
         Command::Admin { data_dir, json, command } => {
             let store = llmtrack::open_store(&data_dir)?;
             let now = chrono::Utc::now().timestamp_millis();

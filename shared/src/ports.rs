@@ -292,6 +292,25 @@ pub trait Store: Send + Sync + 'static {
     /// spent records). DynamoDB's TTL does this on its own, so there it does nothing.
     async fn purge_expired(&self, now_ms: i64) -> StoreResult<u64>;
 
+    // Monthly reports.
+
+    /// Workspace ids after `after`, in id order, at most `limit`: the reports job walks them.
+    async fn workspace_ids(
+        &self,
+        after: Option<&WorkspaceId>,
+        limit: usize,
+    ) -> StoreResult<Vec<WorkspaceId>>;
+    /// Records that a workspace's report of `month` was emailed; false, recording nothing, if
+    /// it already was (a re-run of the month sends no second email).
+    async fn claim_report_mail(
+        &self,
+        ws: &WorkspaceId,
+        month: &str,
+        now_ms: i64,
+    ) -> StoreResult<bool>;
+    /// Turns a person's monthly report emails off or on. False when the user does not exist.
+    async fn set_reports_opt_out(&self, user: &UserId, opt_out: bool) -> StoreResult<bool>;
+
     // The audit log.
 
     async fn append_audit(&self, entry: &AuditEntry) -> StoreResult<()>;
@@ -461,7 +480,18 @@ pub type DynMailer = Arc<dyn Mailer>;
 #[async_trait]
 pub trait Archive: Send + Sync + 'static {
     /// Stores a whole object (reports: small).
-    async fn put(&self, key: &str, content_type: &str, body: Vec<u8>) -> anyhow::Result<()>;
+    async fn put(&self, key: &str, content_type: &str, body: Vec<u8>) -> anyhow::Result<()> {
+        self.put_tagged(key, content_type, body, &[]).await
+    }
+    /// Stores a whole object with tags that choose its lifecycle rule on S3 (a report's
+    /// `plan`, so it is kept as long as the plan keeps reports). The folder keeps no tags.
+    async fn put_tagged(
+        &self,
+        key: &str,
+        content_type: &str,
+        body: Vec<u8>,
+        tags: &[(&str, &str)],
+    ) -> anyhow::Result<()>;
     /// Starts a large object written in pieces (exports); nothing is visible under `key` until
     /// `finish` succeeds, and `abort` leaves nothing behind.
     async fn writer(&self, key: &str, content_type: &str)

@@ -50,6 +50,9 @@ const ROUTES: &[(&str, &str)] = &[
     ("get", "/v1/workspaces/{id}/deletions/{job}"),
     ("get", "/v1/account/deletion"),
     ("post", "/v1/account/deletion"),
+    ("patch", "/v1/me"),
+    ("get", "/v1/workspaces/{id}/reports"),
+    ("get", "/v1/workspaces/{id}/reports/{month}"),
 ];
 
 #[tokio::test]

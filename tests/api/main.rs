@@ -17,5 +17,6 @@ mod ingest;
 mod permissions;
 mod queries;
 mod quota;
+mod reports;
 mod secrets;
 mod summary;

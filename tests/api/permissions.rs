@@ -383,6 +383,18 @@ async fn every_endpoint_answers_by_the_matrix() {
             Rule::Member(Role::Owner),
         ),
         ("GET", "/v1/account/deletion", None, Rule::SignedIn),
+        (
+            "PATCH",
+            "/v1/me",
+            Some(json!({"monthly_reports": true})),
+            Rule::SignedIn,
+        ),
+        (
+            "GET",
+            "/v1/workspaces/{ws}/reports",
+            None,
+            Rule::Member(Role::Viewer),
+        ),
         ("GET", "/v1/openapi.json", None, Rule::Public),
         ("GET", "/healthz", None, Rule::Public),
         // `POST /v1/auth/logout` ends the caller's session, so it is walked through in account.rs;

@@ -23,6 +23,7 @@ async fn user(store: &DynStore, address: &str) -> User {
             id: UserId::generate(),
             email: email(address),
             created_ms: now_ms(),
+            reports_opt_out: false,
         })
         .await
         .unwrap()

@@ -44,7 +44,7 @@ fn routes() -> OpenApiRouter<AccountState> {
         .routes(routes!(request_code))
         .routes(routes!(verify_code))
         .routes(routes!(logout))
-        .routes(routes!(me))
+        .routes(routes!(me, update_me))
         .routes(routes!(list_workspaces, create_workspace))
         .routes(routes!(get_workspace, update_workspace))
         .routes(routes!(usage))
@@ -223,6 +223,8 @@ pub struct VerifyRequest {
 pub struct UserView {
     id: String,
     email: String,
+    /// Whether the monthly report emails of your workspaces (as owner or admin) reach you.
+    monthly_reports: bool,
 }
 
 impl From<&User> for UserView {
@@ -230,8 +232,33 @@ impl From<&User> for UserView {
         UserView {
             id: u.id.to_string(),
             email: u.email.as_str().to_owned(),
+            monthly_reports: !u.reports_opt_out,
         }
     }
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct MePatch {
+    /// `false` stops the monthly report emails; `true` brings them back.
+    monthly_reports: bool,
+}
+
+/// Change your settings: monthly report emails on or off.
+#[utoipa::path(patch, path = "/v1/me", tag = "account", request_body = MePatch,
+    responses((status = 200, body = UserView), (status = 401, description = "No session"), (status = 403, description = "Cross-site request")))]
+async fn update_me(
+    State(s): State<AccountState>,
+    headers: HeaderMap,
+    Json(req): Json<MePatch>,
+) -> Result<axum::Json<UserView>> {
+    let who = auth::session(&s.store, &s.clock, &headers).await?;
+    auth::same_origin(&headers, &s.web)?;
+    s.store
+        .set_reports_opt_out(&who.user.id, !req.monthly_reports)
+        .await?;
+    let mut user = who.user;
+    user.reports_opt_out = !req.monthly_reports;
+    Ok(axum::Json(UserView::from(&user)))
 }
 
 /// Exchange the emailed code for a session cookie (HttpOnly, SameSite=Lax, Secure).
@@ -278,6 +305,7 @@ async fn verify_code(
             id: UserId::generate(),
             email,
             created_ms: now,
+            reports_opt_out: false,
         })
         .await?;
     let token = SessionToken::generate();

@@ -16,6 +16,7 @@ pub fn openapi_document() -> utoipa::openapi::OpenApi {
         llmtrack_keys::openapi(),
         llmtrack_billing::openapi(),
         llmtrack_deletion::openapi(),
+        llmtrack_reports::openapi(),
         openapi_routes().into_openapi(),
     ])
 }

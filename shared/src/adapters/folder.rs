@@ -248,7 +248,15 @@ impl FolderArchive {
 
 #[async_trait]
 impl Archive for FolderArchive {
-    async fn put(&self, key: &str, content_type: &str, body: Vec<u8>) -> anyhow::Result<()> {
+    /// Tags choose S3 lifecycle rules; the folder has none (`llmtrack serve` lists only the
+    /// reports a plan keeps).
+    async fn put_tagged(
+        &self,
+        key: &str,
+        content_type: &str,
+        body: Vec<u8>,
+        _tags: &[(&str, &str)],
+    ) -> anyhow::Result<()> {
         let mut writer = self.writer(key, content_type).await?;
         writer.write(&body).await?;
         writer.finish().await?;

@@ -91,13 +91,26 @@ impl S3Archive {
 
 #[async_trait]
 impl Archive for S3Archive {
-    async fn put(&self, key: &str, content_type: &str, body: Vec<u8>) -> anyhow::Result<()> {
+    async fn put_tagged(
+        &self,
+        key: &str,
+        content_type: &str,
+        body: Vec<u8>,
+        tags: &[(&str, &str)],
+    ) -> anyhow::Result<()> {
         validate_key(key)?;
+        // S3 takes tags as a URL query string.
+        let tagging = (!tags.is_empty()).then(|| {
+            form_urlencoded::Serializer::new(String::new())
+                .extend_pairs(tags)
+                .finish()
+        });
         self.client
             .put_object()
             .bucket(&self.bucket)
             .key(key)
             .content_type(content_type)
+            .set_tagging(tagging)
             .body(ByteStream::from(body))
             .send()
             .await

@@ -106,8 +106,15 @@ CREATE TABLE IF NOT EXISTS stripe_events (
 CREATE TABLE IF NOT EXISTS users (
     id TEXT PRIMARY KEY,
     email TEXT NOT NULL UNIQUE,
-    created_ms INTEGER NOT NULL
+    created_ms INTEGER NOT NULL,
+    reports_opt_out INTEGER NOT NULL DEFAULT 0
 );
+CREATE TABLE IF NOT EXISTS report_mails (
+    workspace_id TEXT NOT NULL,
+    month TEXT NOT NULL,
+    at_ms INTEGER NOT NULL,
+    PRIMARY KEY (workspace_id, month)
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS login_codes (
     email TEXT PRIMARY KEY,
     hash TEXT NOT NULL,
@@ -194,7 +201,8 @@ fn open(path: &Path) -> anyhow::Result<Connection> {
 }
 
 /// (table, column, declaration) of every column added after its table was first released.
-const ADDED_COLUMNS: [(&str, &str, &str); 3] = [
+const ADDED_COLUMNS: [(&str, &str, &str); 4] = [
+    ("users", "reports_opt_out", "INTEGER NOT NULL DEFAULT 0"),
     ("workspaces", "timezone", "TEXT NOT NULL DEFAULT 'UTC'"),
     ("workspaces", "deleting", "TEXT"),
     ("api_keys", "created_by", "TEXT"),
@@ -504,6 +512,7 @@ fn user_from_row(row: &rusqlite::Row) -> rusqlite::Result<User> {
         id: UserId::parse(&row.get::<_, String>("id")?).ok_or_else(|| bad("id"))?,
         email: Email::parse(&row.get::<_, String>("email")?).map_err(|_| bad("email"))?,
         created_ms: row.get("created_ms")?,
+        reports_opt_out: row.get("reports_opt_out")?,
     })
 }
 
@@ -1570,6 +1579,54 @@ impl Store for SqliteStore {
         0
     }
 
+    async fn workspace_ids(
+        &self,
+        after: Option<&WorkspaceId>,
+        limit: usize,
+    ) -> StoreResult<Vec<WorkspaceId>> {
+        let after = after.map(|w| w.as_str().to_owned());
+        self.read(move |c| {
+            let mut stmt = c.prepare_cached(
+                "SELECT id FROM workspaces WHERE ?1 IS NULL OR id > ?1 ORDER BY id LIMIT ?2",
+            )?;
+            let ids = stmt.query_map(params![after, limit as i64], |r| r.get::<_, String>(0))?;
+            let mut out = Vec::new();
+            for id in ids {
+                let id = id?;
+                out.push(WorkspaceId::parse(&id).ok_or_else(|| anyhow!("bad workspace id {id}"))?);
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn claim_report_mail(
+        &self,
+        ws: &WorkspaceId,
+        month: &str,
+        now_ms: i64,
+    ) -> StoreResult<bool> {
+        let (ws, month) = (ws.clone(), month.to_owned());
+        self.write(move |c| {
+            Ok(c.execute(
+                "INSERT INTO report_mails (workspace_id, month, at_ms) VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING",
+                params![ws.as_str(), month, now_ms],
+            )? == 1)
+        })
+        .await
+    }
+
+    async fn set_reports_opt_out(&self, user: &UserId, opt_out: bool) -> StoreResult<bool> {
+        let user = user.clone();
+        self.write(move |c| {
+            Ok(c.execute(
+                "UPDATE users SET reports_opt_out = ?1 WHERE id = ?2",
+                params![opt_out, user.as_str()],
+            )? == 1)
+        })
+        .await
+    }
+
     async fn begin_deletion(&self, job: &Job, whole_workspace: bool) -> StoreResult<bool> {
         let (job, body) = (
             job.clone(),
@@ -1633,6 +1690,7 @@ impl Store for SqliteStore {
                 ("audit_entries", "DELETE FROM audit WHERE workspace_id = ?1"),
                 ("usage_counters", "DELETE FROM usage WHERE workspace_id = ?1"),
                 ("billing_records", "DELETE FROM billing WHERE workspace_id = ?1"),
+                ("report_mails", "DELETE FROM report_mails WHERE workspace_id = ?1"),
             ] {
                 let n = tx.execute(sql, [ws.as_str()])?;
                 out.count(kind, n as u64);

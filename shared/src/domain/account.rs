@@ -52,6 +52,8 @@ pub struct User {
     pub id: UserId,
     pub email: Email,
     pub created_ms: i64,
+    /// The person turned monthly report emails off.
+    pub reports_opt_out: bool,
 }
 
 /// A one-time sign-in code, stored only as a hash bound to the email.

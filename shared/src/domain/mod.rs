@@ -14,6 +14,7 @@ pub mod names;
 pub mod plan;
 pub mod pricing;
 pub mod privacy;
+pub mod report;
 pub mod retention;
 pub mod rollup;
 pub mod sketch;

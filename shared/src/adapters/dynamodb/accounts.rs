@@ -370,6 +370,7 @@ impl DynamoStore {
             id: id.clone(),
             email: Email::parse(get_s(&item, "email")?).map_err(|e| anyhow!(e))?,
             created_ms: get_n(&item, "created")?,
+            reports_opt_out: matches!(item.get("nr"), Some(Av::Bool(true))),
         }))
     }
 

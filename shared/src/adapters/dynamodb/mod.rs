@@ -5,6 +5,8 @@
 //! | item | pk | sk |
 //! |---|---|---|
 //! | workspace | `WS#{ws}` | `WS` |
+//! | workspace index (for the monthly reports) | `WSIDX` | `{ws}` |
+//! | report emailed | `WS#{ws}` | `REPORTMAIL#{YYYY-MM}` |
 //! | key (auth lookup) | `KEY#{sha256}` | `KEY` |
 //! | key (listing) | `WS#{ws}` | `KEY#{key_id}` |
 //! | monthly usage | `WS#{ws}` | `USAGE#{YYYY-MM}` |
@@ -214,6 +216,9 @@ fn value_size(v: &Av) -> usize {
         _ => 0,
     }
 }
+
+/// Every workspace's id, one item each, in one partition: the monthly reports walk it.
+const WORKSPACE_INDEX_PK: &str = "WSIDX";
 
 fn event_pk(ws: &WorkspaceId, hour: i64) -> String {
     format!("W#{ws}#E#{hour}")
@@ -739,6 +744,12 @@ impl DynamoStore {
 #[async_trait]
 impl Store for DynamoStore {
     async fn create_workspace(&self, ws: &Workspace) -> StoreResult<()> {
+        // The index first: an entry whose workspace never came is skipped by its readers.
+        let listed = HashMap::from([
+            ("pk".to_owned(), s(WORKSPACE_INDEX_PK)),
+            ("sk".to_owned(), s(ws.id.as_str())),
+        ]);
+        self.put(listed, None).await?;
         let item = HashMap::from([
             ("pk".to_owned(), s(format!("WS#{}", ws.id))),
             ("sk".to_owned(), s("WS")),
@@ -1257,6 +1268,64 @@ impl Store for DynamoStore {
     /// once its lease is over.
     fn in_flight_ms(&self) -> i64 {
         self.lease_ms + 30_000
+    }
+
+    async fn workspace_ids(
+        &self,
+        after: Option<&WorkspaceId>,
+        limit: usize,
+    ) -> StoreResult<Vec<WorkspaceId>> {
+        let mut q = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .expression_attribute_values(":pk", s(WORKSPACE_INDEX_PK))
+            .limit(limit.clamp(1, 1000) as i32);
+        q = match after {
+            Some(a) => q
+                .key_condition_expression("pk = :pk AND sk > :after")
+                .expression_attribute_values(":after", s(a.as_str())),
+            None => q.key_condition_expression("pk = :pk"),
+        };
+        let out = q.send().await.map_err(err)?;
+        Ok(out
+            .items()
+            .iter()
+            .filter_map(|i| get_s(i, "sk").ok().and_then(WorkspaceId::parse))
+            .collect())
+    }
+
+    async fn claim_report_mail(
+        &self,
+        ws: &WorkspaceId,
+        month: &str,
+        now_ms: i64,
+    ) -> StoreResult<bool> {
+        let item = HashMap::from([
+            ("pk".to_owned(), s(format!("WS#{ws}"))),
+            ("sk".to_owned(), s(format!("REPORTMAIL#{month}"))),
+            ("at".to_owned(), n(now_ms)),
+        ]);
+        Ok(self.put(item, Some("attribute_not_exists(pk)")).await?)
+    }
+
+    async fn set_reports_opt_out(&self, user: &UserId, opt_out: bool) -> StoreResult<bool> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(format!("USER#{user}")))
+            .key("sk", s("USER"))
+            .update_expression("SET nr = :nr")
+            .condition_expression("attribute_exists(pk)")
+            .expression_attribute_values(":nr", Av::Bool(opt_out))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(e) if is_condition_failed(&e) => Ok(false),
+            Err(e) => Err(err(e).into()),
+        }
     }
 
     async fn begin_deletion(&self, job: &Job, whole_workspace: bool) -> StoreResult<bool> {

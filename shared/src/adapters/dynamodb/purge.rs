@@ -188,6 +188,8 @@ impl DynamoStore {
         }
         self.delete_keys(doomed).await?;
 
+        self.delete_keys(vec![(super::WORKSPACE_INDEX_PK.into(), ws.to_string())])
+            .await?;
         self.delete_keys(vec![(wpk, "WS".into())]).await?;
         out.count("workspace", 1);
         out.done = true;

@@ -1,0 +1,380 @@
+//! The reports function: each workspace's monthly report, built from its rollups
+//! (`domain::report`), archived as JSON, CSV and a self-contained HTML page under
+//! `reports/{workspace}/`, and emailed once to the owners and admins who have not opted out.
+//! A schedule runs the month just ended on the first of each month (UTC); `llmtrack jobs run
+//! reports` runs any past month on demand. Re-running a month replaces its files and sends no
+//! second email. `GET /v1/workspaces/{id}/reports` lists a workspace's reports with links that
+//! expire.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use axum::extract::{Path, State};
+use axum::http::HeaderMap;
+use llmtrack_shared::ApiError;
+use llmtrack_shared::auth;
+use llmtrack_shared::domain::access::{Action, Role};
+use llmtrack_shared::domain::ids::WorkspaceId;
+use llmtrack_shared::domain::report::{self, FORECAST_HISTORY_DAYS, Month, MonthlyReport};
+use llmtrack_shared::domain::rollup::{Dimension, View};
+
+use llmtrack_shared::ports::{DynArchive, DynClock, DynMailer, DynStore, Mail, Workspace};
+use serde::Serialize;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+pub mod render;
+
+/// The Lambda functions' parts: DynamoDB, S3 and SES.
+#[cfg(feature = "lambda")]
+pub async fn lambda_deps() -> anyhow::Result<Deps> {
+    use std::sync::Arc;
+
+    use llmtrack_shared::adapters::dynamodb::DynamoStore;
+    use llmtrack_shared::adapters::s3::S3Archive;
+    use llmtrack_shared::adapters::ses::Ses;
+    use llmtrack_shared::config::{LambdaConfig, MailConfig, WebConfig, required};
+    let config = LambdaConfig::from_env()?;
+    Ok(Deps {
+        store: Arc::new(DynamoStore::from_env(&config.table_name).await),
+        clock: Arc::new(llmtrack_shared::ports::SystemClock),
+        archive: Arc::new(S3Archive::from_env(&required("ARCHIVE_BUCKET")?).await),
+        mailer: Arc::new(Ses::from_env(&MailConfig::from_env()?.from).await),
+        public_url: WebConfig::from_env()?.public_url,
+    })
+}
+
+/// The formats each report is archived in: (extension, content type).
+pub const FORMATS: [(&str, &str); 3] = [
+    ("json", "application/json"),
+    ("csv", "text/csv; charset=utf-8"),
+    ("html", "text/html; charset=utf-8"),
+];
+
+/// How long a download link works.
+const LINK_TTL: Duration = Duration::from_secs(15 * 60);
+
+#[derive(Clone)]
+pub struct Deps {
+    pub store: DynStore,
+    pub clock: DynClock,
+    pub archive: DynArchive,
+    pub mailer: DynMailer,
+    /// The dashboard's origin, for the links in the emails.
+    pub public_url: String,
+}
+
+/// The archive key of a workspace's report of a month in one format.
+pub fn key(ws: &WorkspaceId, month: Month, ext: &str) -> String {
+    format!("reports/{ws}/{month}.{ext}")
+}
+
+/// Why a month cannot be reported.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum MonthError {
+    #[error("`month` must be YYYY-MM, got `{0}`")]
+    Malformed(String),
+    #[error("{0} has not ended yet: a month is reported once it is over")]
+    NotOver(String),
+}
+
+/// A month that is over at `now_ms`.
+pub fn past_month(s: &str, now_ms: i64) -> Result<Month, MonthError> {
+    let m = Month::parse(s).ok_or_else(|| MonthError::Malformed(s.to_owned()))?;
+    if m.end_ms() > now_ms {
+        return Err(MonthError::NotOver(m.to_string()));
+    }
+    Ok(m)
+}
+
+/// Builds a workspace's report of a month from its rollups.
+pub async fn build(deps: &Deps, ws: &Workspace, month: Month) -> anyhow::Result<MonthlyReport> {
+    let (first, end) = month.hours();
+    let store = &deps.store;
+    let total = store
+        .rollups(
+            &ws.id,
+            &View::of(Dimension::Total),
+            first - FORECAST_HISTORY_DAYS * 24,
+            end,
+        )
+        .await?;
+    let (pf, pe) = month.previous().hours();
+    let previous = store
+        .rollups(&ws.id, &View::of(Dimension::Total), pf, pe)
+        .await?;
+    let mut by = BTreeMap::new();
+    for d in [
+        Dimension::Model,
+        Dimension::Provider,
+        Dimension::Feature,
+        Dimension::Source,
+        Dimension::User,
+    ] {
+        by.insert(d, store.rollups(&ws.id, &View::of(d), first, end).await?);
+    }
+    Ok(report::build(
+        ws.id.as_str(),
+        &ws.name,
+        month,
+        &report::Rollups {
+            total: &total,
+            previous: &previous,
+            by: &by,
+        },
+    ))
+}
+
+/// What a run did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Ran {
+    pub reports: usize,
+    pub emails: usize,
+}
+
+/// The dashboard page of a report.
+fn dashboard(deps: &Deps, ws: &WorkspaceId, month: Month) -> String {
+    format!("{}/workspaces/{ws}/reports/{month}", deps.public_url)
+}
+
+/// Builds, archives and mails one workspace's report of `month`.
+pub async fn run_workspace(deps: &Deps, ws: &Workspace, month: Month) -> anyhow::Result<Ran> {
+    let mut ran = Ran::default();
+    // Nothing to say about a month before the workspace existed.
+    if ws.created_ms >= month.end_ms() || ws.deleting.is_some() {
+        return Ok(ran);
+    }
+    let r = build(deps, ws, month).await?;
+    let link = dashboard(deps, &ws.id, month);
+    let html = render::html(&r, &link);
+    for (ext, content_type) in FORMATS {
+        let body = match ext {
+            "json" => render::json(&r)?,
+            "csv" => render::csv(&r)?,
+            _ => html.clone().into_bytes(),
+        };
+        // Tagged with the plan: the bucket's lifecycle rule for that plan expires it.
+        deps.archive
+            .put_tagged(
+                &key(&ws.id, month, ext),
+                content_type,
+                body,
+                &[("plan", ws.plan.as_str())],
+            )
+            .await?;
+    }
+    ran.reports = 1;
+    // A quiet month is archived, not mailed; a re-run never mails twice.
+    if r.totals.requests == 0
+        || !deps
+            .store
+            .claim_report_mail(&ws.id, &month.to_string(), deps.clock.now_ms())
+            .await?
+    {
+        return Ok(ran);
+    }
+    let subject = format!("LLMtrack report for {}: {}", ws.name, month);
+    let text = render::text(&r, &link);
+    for m in deps.store.members(&ws.id).await? {
+        if m.role < Role::Admin {
+            continue;
+        }
+        let Some(user) = deps.store.user(&m.user_id).await? else {
+            continue;
+        };
+        if user.reports_opt_out {
+            continue;
+        }
+        let mail = Mail {
+            to: user.email.as_str().to_owned(),
+            subject: subject.clone(),
+            text: text.clone(),
+            html: Some(html.clone()),
+        };
+        match deps.mailer.send(&mail).await {
+            Ok(()) => ran.emails += 1,
+            Err(e) => {
+                tracing::error!(workspace = %ws.id, error = format!("{e:#}"), "could not email a monthly report")
+            }
+        }
+    }
+    Ok(ran)
+}
+
+/// Runs `month` for every workspace (or one).
+pub async fn run_month(
+    deps: &Deps,
+    month: Month,
+    only: Option<&WorkspaceId>,
+) -> anyhow::Result<Ran> {
+    let mut total = Ran::default();
+    let mut after: Option<WorkspaceId> = None;
+    loop {
+        let ids = match only {
+            Some(id) if after.is_none() => vec![id.clone()],
+            Some(_) => Vec::new(),
+            None => deps.store.workspace_ids(after.as_ref(), 100).await?,
+        };
+        let Some(last) = ids.last().cloned() else {
+            break;
+        };
+        for id in ids {
+            let Some(ws) = deps.store.workspace(&id).await? else {
+                continue;
+            };
+            let ran = run_workspace(deps, &ws, month).await?;
+            total.reports += ran.reports;
+            total.emails += ran.emails;
+        }
+        after = Some(last);
+    }
+    tracing::info!(%month, reports = total.reports, emails = total.emails, "monthly reports done");
+    Ok(total)
+}
+
+/// The month just ended, for every workspace whose report of it is not archived yet: what
+/// `llmtrack serve` runs in its upkeep, where the first of the month has no schedule.
+pub async fn run_due(deps: &Deps) -> anyhow::Result<Ran> {
+    let month = Month::of(deps.clock.now_ms()).previous();
+    let mut total = Ran::default();
+    let mut after: Option<WorkspaceId> = None;
+    loop {
+        let ids = deps.store.workspace_ids(after.as_ref(), 100).await?;
+        let Some(last) = ids.last().cloned() else {
+            break;
+        };
+        for id in ids {
+            if deps.archive.get(&key(&id, month, "json")).await?.is_some() {
+                continue;
+            }
+            if let Some(ws) = deps.store.workspace(&id).await? {
+                let ran = run_workspace(deps, &ws, month).await?;
+                total.reports += ran.reports;
+                total.emails += ran.emails;
+            }
+        }
+        after = Some(last);
+    }
+    Ok(total)
+}
+
+// ---------- the HTTP side: listing and links ----------
+
+#[derive(Clone)]
+pub struct ReportsState {
+    pub deps: Deps,
+}
+
+fn routes() -> OpenApiRouter<ReportsState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_reports))
+        .routes(routes!(get_report))
+}
+
+pub fn router(state: ReportsState) -> OpenApiRouter {
+    routes().with_state(state)
+}
+
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    routes().into_openapi()
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ReportLinks {
+    /// `YYYY-MM`.
+    month: String,
+    /// Download links by format (`json`, `csv`, `html`), each working for 15 minutes.
+    links: BTreeMap<String, String>,
+}
+
+/// The months the plan keeps reports for, newest first, ending with the month just ended.
+fn kept_months(ws: &Workspace, now_ms: i64) -> Vec<Month> {
+    let mut m = Month::of(now_ms).previous();
+    let mut out = Vec::new();
+    for _ in 0..ws.plan.limits().report_months {
+        out.push(m);
+        m = m.previous();
+    }
+    out
+}
+
+async fn links(
+    deps: &Deps,
+    ws: &WorkspaceId,
+    month: Month,
+) -> anyhow::Result<BTreeMap<String, String>> {
+    let mut out = BTreeMap::new();
+    for (ext, _) in FORMATS {
+        let name = format!("llmtrack-report-{ws}-{month}.{ext}");
+        out.insert(
+            ext.to_owned(),
+            deps.archive
+                .link(&key(ws, month, ext), &name, LINK_TTL)
+                .await?,
+        );
+    }
+    Ok(out)
+}
+
+/// A workspace's monthly reports, newest first, as far back as its plan keeps them.
+#[utoipa::path(get, path = "/v1/workspaces/{id}/reports", tag = "reports",
+    params(("id" = String, Path, description = "The workspace")),
+    responses((status = 200, body = Vec<ReportLinks>), (status = 401, description = "No session"),
+        (status = 404, description = "No such workspace among yours")))]
+async fn list_reports(
+    State(s): State<ReportsState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<axum::Json<Vec<ReportLinks>>, ApiError> {
+    let who = auth::session(&s.deps.store, &s.deps.clock, &headers).await?;
+    let (ws, m) = auth::membership(&s.deps.store, &id, &who.user.id).await?;
+    auth::require(m.role, Action::Read)?;
+    let archived = s.deps.archive.list(&format!("reports/{}/", ws.id)).await?;
+    let mut out = Vec::new();
+    for month in kept_months(&ws, s.deps.clock.now_ms()) {
+        if archived.contains(&key(&ws.id, month, "json")) {
+            out.push(ReportLinks {
+                month: month.to_string(),
+                links: links(&s.deps, &ws.id, month).await?,
+            });
+        }
+    }
+    Ok(axum::Json(out))
+}
+
+/// One month's report: its download links.
+#[utoipa::path(get, path = "/v1/workspaces/{id}/reports/{month}", tag = "reports",
+    params(("id" = String, Path, description = "The workspace"), ("month" = String, Path, description = "YYYY-MM")),
+    responses((status = 200, body = ReportLinks),
+        (status = 400, description = "Not a month, or a month not over yet"),
+        (status = 401, description = "No session"),
+        (status = 404, description = "No such workspace among yours, or no report of that month")))]
+async fn get_report(
+    State(s): State<ReportsState>,
+    headers: HeaderMap,
+    Path((id, month)): Path<(String, String)>,
+) -> Result<axum::Json<ReportLinks>, ApiError> {
+    let who = auth::session(&s.deps.store, &s.deps.clock, &headers).await?;
+    let (ws, m) = auth::membership(&s.deps.store, &id, &who.user.id).await?;
+    auth::require(m.role, Action::Read)?;
+    let now = s.deps.clock.now_ms();
+    let month = past_month(&month, now)
+        .map_err(|e| ApiError::bad_request("invalid_month", e.to_string()))?;
+    let missing = || ApiError::NotFound(format!("no report of {month} for this workspace"));
+    if !kept_months(&ws, now).contains(&month) {
+        return Err(missing());
+    }
+    if s.deps
+        .archive
+        .get(&key(&ws.id, month, "json"))
+        .await?
+        .is_none()
+    {
+        return Err(missing());
+    }
+    Ok(axum::Json(ReportLinks {
+        month: month.to_string(),
+        links: links(&s.deps, &ws.id, month).await?,
+    }))
+}
