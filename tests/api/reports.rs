@@ -430,3 +430,142 @@ fn clock_now(clock: &std::sync::Arc<TestClock>) -> i64 {
     use llmtrack_shared::ports::Clock as _;
     clock.now_ms()
 }
+
+/// An SES client on the moto server, with the sender verified as SES requires.
+async fn moto_ses(from: &str) -> llmtrack_shared::adapters::ses::Ses {
+    use aws_sdk_sesv2::config::{BehaviorVersion, Credentials, Region};
+    let config = aws_sdk_sesv2::Config::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .endpoint_url(moto_endpoint())
+        .region(Region::new("us-east-1"))
+        .credentials_provider(Credentials::new("test", "test", None, None, "tests"))
+        .build();
+    let client = aws_sdk_sesv2::Client::from_conf(config);
+    client
+        .create_email_identity()
+        .email_identity(from)
+        .send()
+        .await
+        .expect("verify the sender on moto");
+    llmtrack_shared::adapters::ses::Ses::new(client, from)
+}
+
+/// The messages moto's SES has sent to `to`, as moto records them.
+async fn sent_to(to: &str) -> Vec<serde_json::Value> {
+    let data: serde_json::Value = reqwest::get(format!("{}/moto-api/data.json", moto_endpoint()))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let mut out = Vec::new();
+    let mut stack = vec![&data["ses"]];
+    while let Some(v) = stack.pop() {
+        match v {
+            serde_json::Value::Array(a) => stack.extend(a),
+            serde_json::Value::Object(o) => {
+                if o.values().any(|x| x.to_string().contains(to))
+                    && o.keys()
+                        .any(|k| k.to_lowercase().contains("subject") || k == "body")
+                {
+                    out.push(v.clone());
+                } else {
+                    stack.extend(o.values());
+                }
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
+#[tokio::test]
+async fn on_dynamodb_s3_and_ses_the_report_is_archived_tagged_and_mailed_once() {
+    let this = Month::of(now_ms());
+    let month = this.previous();
+    let store: llmtrack_shared::ports::DynStore = std::sync::Arc::new(dynamo_store().await);
+    let s3 = s3_archive().await;
+    let bucket = s3.bucket().to_owned();
+    let archive: llmtrack_shared::ports::DynArchive = std::sync::Arc::new(s3);
+    let owner = format!(
+        "owner-{}@example.com",
+        ulid::Ulid::new().to_string().to_lowercase()
+    );
+    let deps = llmtrack_reports::Deps {
+        store: store.clone(),
+        clock: std::sync::Arc::new(llmtrack_shared::ports::SystemClock),
+        archive: archive.clone(),
+        mailer: std::sync::Arc::new(moto_ses("reports@llm-track.test").await),
+        public_url: "https://app.llm-track.test".into(),
+    };
+    let ws = llmtrack::admin::create_workspace(
+        store.as_ref(),
+        "Acme",
+        Plan::Pro,
+        month.start_ms() - DAY_MS,
+    )
+    .await
+    .unwrap()
+    .id;
+    llmtrack::admin::add_member(
+        store.as_ref(),
+        ws.as_str(),
+        &owner,
+        llmtrack_shared::domain::access::Role::Owner,
+        now_ms(),
+    )
+    .await
+    .unwrap();
+    let events = month_of_events(month, 1, 3);
+    store_events(store.as_ref(), &ws, &events).await;
+
+    let ran = run_month(&deps, month, Some(&ws)).await.unwrap();
+    assert_eq!((ran.reports, ran.emails), (1, 1));
+    let r: MonthlyReport = serde_json::from_slice(
+        &archive
+            .get(&key(&ws, month, "json"))
+            .await
+            .unwrap()
+            .unwrap(),
+    )
+    .unwrap();
+    let all: Vec<&Event> = events.iter().collect();
+    assert_figures("month", &r.totals, &figures(&all));
+    for ext in ["csv", "html"] {
+        assert!(
+            archive.get(&key(&ws, month, ext)).await.unwrap().is_some(),
+            "{ext}"
+        );
+    }
+    let tags = s3_client()
+        .get_object_tagging()
+        .bucket(&bucket)
+        .key(key(&ws, month, "html"))
+        .send()
+        .await
+        .unwrap();
+    let tags: Vec<(&str, &str)> = tags
+        .tag_set()
+        .iter()
+        .map(|t| (t.key(), t.value()))
+        .collect();
+    assert_eq!(
+        tags,
+        vec![("plan", "pro")],
+        "the lifecycle rule of the plan applies"
+    );
+
+    let sent = sent_to(&owner).await;
+    assert_eq!(sent.len(), 1, "{sent:?}");
+    assert!(
+        sent[0]
+            .to_string()
+            .contains(&format!("LLMtrack report for Acme: {month}")),
+        "{}",
+        sent[0]
+    );
+    // Again: the same files, no second email.
+    let again = run_month(&deps, month, Some(&ws)).await.unwrap();
+    assert_eq!((again.reports, again.emails), (1, 0));
+    assert_eq!(sent_to(&owner).await.len(), 1);
+}

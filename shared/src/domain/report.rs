@@ -390,3 +390,110 @@ fn forecast_check(
         within_interval: p.low <= actual + 1e-9 && actual <= p.high + 1e-9,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn months_parse_only_yyyy_mm_and_step_over_years() {
+        let m = Month::parse("2026-12").unwrap();
+        assert_eq!(m.to_string(), "2026-12");
+        assert_eq!(m.next().to_string(), "2027-01");
+        assert_eq!(
+            Month::parse("2026-01").unwrap().previous().to_string(),
+            "2025-12"
+        );
+        assert_eq!(m.days(), 31);
+        assert_eq!(Month::parse("2028-02").unwrap().days(), 29);
+        assert_eq!(m.end_ms() - m.start_ms(), 31 * 24 * HOUR_MS);
+        for bad in [
+            "2026-13", "2026-00", "26-01", "2026-1", "2026/01", "", "soon",
+        ] {
+            assert_eq!(Month::parse(bad), None, "{bad}");
+        }
+        assert_eq!(Month::of(m.start_ms()), m);
+        assert_eq!(Month::of(m.end_ms() - 1), m);
+    }
+
+    fn hour(key_hour: i64, value: &str, requests: u64, cost_pico: i64) -> (RollupKey, Rollup) {
+        let by = if value.is_empty() {
+            Dimension::Total
+        } else {
+            Dimension::Model
+        };
+        (
+            RollupKey {
+                hour: key_hour,
+                view: super::super::rollup::View::of(by),
+                value: value.to_owned(),
+            },
+            Rollup {
+                requests,
+                cost_pico,
+                ..Rollup::default()
+            },
+        )
+    }
+
+    #[test]
+    fn a_quiet_month_has_every_day_no_forecast_and_no_change() {
+        let m = Month::parse("2026-10").unwrap();
+        let by = BTreeMap::new();
+        let r = build(
+            "ws_x",
+            "X",
+            m,
+            &Rollups {
+                total: &[],
+                previous: &[],
+                by: &by,
+            },
+        );
+        assert_eq!(r.daily.len(), 31);
+        assert!(r.daily.iter().all(|d| d.requests == 0));
+        assert_eq!(r.forecast, None);
+        assert_eq!(r.change, Change::default());
+        assert_eq!(r.totals.error_rate, 0.0);
+    }
+
+    #[test]
+    fn history_before_the_month_feeds_the_forecast_not_the_totals() {
+        let m = Month::parse("2026-10").unwrap();
+        let (first, end) = m.hours();
+        let total: Vec<_> = (first - 24 * 20..end)
+            .step_by(6)
+            .map(|h| hour(h, "", 2, 1_000_000_000_000))
+            .collect();
+        let models = vec![
+            hour(first, "gpt-4o", 3, 3_000_000_000_000),
+            hour(first + 1, "o3", 1, 1_000_000_000_000),
+        ];
+        let by = BTreeMap::from([(Dimension::Model, models)]);
+        let previous = vec![hour(first - 100, "", 10, 0)];
+        let r = build(
+            "ws_x",
+            "X",
+            m,
+            &Rollups {
+                total: &total,
+                previous: &previous,
+                by: &by,
+            },
+        );
+        let in_month = total
+            .iter()
+            .filter(|(k, _)| (first..end).contains(&k.hour))
+            .count() as u64;
+        assert_eq!(r.totals.requests, 2 * in_month);
+        assert!((r.totals.cost_usd - in_month as f64).abs() < 1e-9);
+        assert_eq!(r.previous_month.requests, 10);
+        assert_eq!(r.change.cost_usd, None, "the month before cost nothing");
+        assert_eq!(r.by_model[0].value, "gpt-4o");
+        let f = r.forecast.unwrap();
+        assert_eq!(f.made_on, "2026-10-15");
+        // A flat $4 a day: the forecast is right, and inside its interval.
+        assert!(f.error.unwrap().abs() < 0.05, "{f:?}");
+        assert!(f.within_interval);
+    }
+}
