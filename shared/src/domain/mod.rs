@@ -2,6 +2,7 @@
 
 pub mod access;
 pub mod account;
+pub mod alert;
 pub mod analytics;
 pub mod apikey;
 pub mod audit;
