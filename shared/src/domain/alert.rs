@@ -88,7 +88,7 @@ fn money(field: &'static str, v: f64) -> Result<(), Invalid> {
 }
 
 fn window(v: u32) -> Result<(), Invalid> {
-    if !WINDOWS_MINUTES.contains(&v) || v % 5 != 0 {
+    if !WINDOWS_MINUTES.contains(&v) || !v.is_multiple_of(5) {
         return invalid(
             "window_minutes",
             "`window_minutes` must be a multiple of 5 from 5 to 1440 (a day)",
