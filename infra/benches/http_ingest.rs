@@ -60,6 +60,7 @@ async fn main() {
             .unwrap(),
         ),
         stripe: None,
+        alert_key: b"test alert signing key, 32 bytes..".to_vec(),
     });
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
 

@@ -185,6 +185,7 @@ async fn main() {
                 .unwrap(),
             ),
             stripe: None,
+            alert_key: b"bench alert signing key, 32 bytes".to_vec(),
         });
         let server = tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
         let http = reqwest::Client::new();

@@ -38,6 +38,8 @@ pub struct Parts {
     pub archive: Arc<FolderArchive>,
     /// Stripe, when the `STRIPE_*` variables are set; otherwise billing answers "not configured".
     pub stripe: Option<Arc<dyn Payments>>,
+    /// The key alert rules' webhook secrets are derived from (`DATA_DIR/.alert-signing-key`).
+    pub alert_key: Vec<u8>,
 }
 
 impl Parts {
@@ -59,6 +61,21 @@ impl Parts {
             archive: self.archive.clone(),
             mailer: self.mailer.clone(),
             public_url: self.web.public_url.clone(),
+        }
+    }
+
+    pub fn alerts(&self) -> llmtrack_alerts::AlertsState {
+        llmtrack_alerts::AlertsState {
+            deps: llmtrack_alerts::Deps {
+                store: self.store.clone(),
+                clock: self.clock.clone(),
+                mailer: self.mailer.clone(),
+                public_url: self.web.public_url.clone(),
+                signing_key: self.alert_key.clone(),
+                // A local server may deliver to a webhook receiver on the same machine.
+                allow_local_http: true,
+            },
+            web: self.web.clone(),
         }
     }
 
@@ -106,6 +123,7 @@ pub fn app(p: Parts) -> axum::Router {
     .split_for_parts();
     let (billing, _) = llmtrack_billing::router(p.billing()).split_for_parts();
     let (deletion, _) = llmtrack_deletion::router(p.deletion()).split_for_parts();
+    let (alerts, _) = llmtrack_alerts::router(p.alerts()).split_for_parts();
     let (reports, _) =
         llmtrack_reports::router(llmtrack_reports::ReportsState { deps: p.reports() })
             .split_for_parts();
@@ -127,6 +145,7 @@ pub fn app(p: Parts) -> axum::Router {
         .merge(billing)
         .merge(deletion)
         .merge(reports)
+        .merge(alerts)
         .merge(llmtrack_docs::router())
         .merge(archive)
         .fallback(not_found)
@@ -160,6 +179,7 @@ pub fn local_parts(data_dir: &Path, public_url: &str) -> anyhow::Result<Parts> {
             Some(c) => Some(Arc::new(StripeApi::new(c)?)),
             None => None,
         },
+        alert_key: folder::load_or_create_secret(&data_dir.join(".alert-signing-key"))?,
     })
 }
 
@@ -176,6 +196,8 @@ pub async fn upkeep(parts: &Parts) -> anyhow::Result<()> {
     deletion_job::resume(&parts.deletion().deps, 60_000, None).await?;
     // The first of the month's reports (the schedule's work on AWS).
     llmtrack_reports::run_due(&parts.reports()).await?;
+    // Alert rules, every minute (every 5 on AWS).
+    llmtrack_alerts::evaluate::all(&parts.alerts().deps).await?;
     parts.store.purge_expired(parts.clock.now_ms()).await?;
     Ok(())
 }

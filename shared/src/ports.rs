@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::domain::access::Role;
 use crate::domain::account::{CodeCheck, Email, Invitation, LoginCode, Membership, Session, User};
+use crate::domain::alert::{AlertEvent, AlertRule};
 use crate::domain::apikey::{ApiKey, KeyHash, KeyState};
 use crate::domain::audit::AuditEntry;
 use crate::domain::billing::Billing;
@@ -75,6 +76,8 @@ pub enum Refusal {
     LastOwner,
     #[error("the workspace is being deleted")]
     Deleting,
+    #[error("the plan's limit of alert rules is reached")]
+    AlertRuleLimit,
 }
 
 pub type StoreResult<T> = Result<T, StoreError>;
@@ -300,14 +303,29 @@ pub trait Store: Send + Sync + 'static {
         after: Option<&WorkspaceId>,
         limit: usize,
     ) -> StoreResult<Vec<WorkspaceId>>;
-    /// Records that a workspace's report of `month` was emailed; false, recording nothing, if
-    /// it already was (a re-run of the month sends no second email).
-    async fn claim_report_mail(
+    /// Records that a one-time notice went out for a workspace (`report:2026-11`,
+    /// `usage:2026-11:80`); false, recording nothing, if it already had. What is sent only
+    /// once (a month's report, a plan usage alert) is claimed here first.
+    async fn claim_notice(&self, ws: &WorkspaceId, key: &str, now_ms: i64) -> StoreResult<bool>;
+
+    // Alert rules.
+
+    /// Saves a new rule unless the workspace already has `max_rules`.
+    async fn create_alert_rule(&self, rule: &AlertRule, max_rules: u32) -> StoreResult<()>;
+    async fn alert_rules(&self, ws: &WorkspaceId) -> StoreResult<Vec<AlertRule>>;
+    async fn alert_rule(&self, ws: &WorkspaceId, id: &str) -> StoreResult<Option<AlertRule>>;
+    /// Saves a rule's new settings or state if nobody saved it since `rule.version` was read;
+    /// bumps the version. False when someone did (or the rule is gone).
+    async fn update_alert_rule(&self, rule: &mut AlertRule) -> StoreResult<bool>;
+    async fn delete_alert_rule(&self, ws: &WorkspaceId, id: &str) -> StoreResult<bool>;
+    async fn append_alert_event(&self, event: &AlertEvent) -> StoreResult<()>;
+    /// A rule's history, newest first.
+    async fn alert_events(
         &self,
         ws: &WorkspaceId,
-        month: &str,
-        now_ms: i64,
-    ) -> StoreResult<bool>;
+        rule: &str,
+        limit: usize,
+    ) -> StoreResult<Vec<AlertEvent>>;
     /// Turns a person's monthly report emails off or on. False when the user does not exist.
     async fn set_reports_opt_out(&self, user: &UserId, opt_out: bool) -> StoreResult<bool>;
 

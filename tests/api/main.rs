@@ -6,6 +6,7 @@
 mod support;
 
 mod account;
+mod alerts;
 mod analytics;
 mod auth;
 mod billing;

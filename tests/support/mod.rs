@@ -264,6 +264,7 @@ pub async fn spawn_app_with(
             Arc::new(llmtrack_billing::stripe::StripeApi::new(c).expect("stripe"))
                 as Arc<dyn llmtrack_billing::Payments>
         }),
+        alert_key: b"test alert signing key, 32 bytes..".to_vec(),
     };
     let app = llmtrack::app(parts.clone()).into_make_service_with_connect_info::<SocketAddr>();
     tokio::spawn(async move { axum::serve(listener, app).await.expect("serve") });

@@ -406,6 +406,7 @@ async fn census(deps: &Deps, ws: &WorkspaceId) -> anyhow::Result<BTreeMap<String
     add("keys", store.keys(ws).await?.len() as u64);
     add("members", store.members(ws).await?.len() as u64);
     add("invitations", store.invitations(ws).await?.len() as u64);
+    add("alert_rules", store.alert_rules(ws).await?.len() as u64);
     let billing = store.billing(ws).await?;
     add("billing_records", u64::from(billing.is_some()));
     add(

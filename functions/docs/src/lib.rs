@@ -17,6 +17,7 @@ pub fn openapi_document() -> utoipa::openapi::OpenApi {
         llmtrack_billing::openapi(),
         llmtrack_deletion::openapi(),
         llmtrack_reports::openapi(),
+        llmtrack_alerts::openapi(),
         openapi_routes().into_openapi(),
     ])
 }

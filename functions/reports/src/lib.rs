@@ -169,7 +169,7 @@ pub async fn run_workspace(deps: &Deps, ws: &Workspace, month: Month) -> anyhow:
     if r.totals.requests == 0
         || !deps
             .store
-            .claim_report_mail(&ws.id, &month.to_string(), deps.clock.now_ms())
+            .claim_notice(&ws.id, &format!("report:{month}"), deps.clock.now_ms())
             .await?
     {
         return Ok(ran);

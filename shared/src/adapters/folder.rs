@@ -548,7 +548,7 @@ fn is_absent(e: &std::io::Error) -> bool {
 /// Reads the link secret, or makes one. It is written to a temporary file first and linked into
 /// place, which refuses to replace an existing file: of two servers starting at once on a new
 /// folder, one secret wins and both use it, and a crash never leaves a half-written secret.
-fn load_or_create_secret(path: &FsPath) -> anyhow::Result<Vec<u8>> {
+pub fn load_or_create_secret(path: &FsPath) -> anyhow::Result<Vec<u8>> {
     match std::fs::read(path) {
         Ok(secret) => return checked_secret(path, secret),
         Err(e) if e.kind() == ErrorKind::NotFound => {}

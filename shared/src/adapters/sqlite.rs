@@ -16,6 +16,7 @@ use crate::domain::access::Role;
 use crate::domain::account::{
     CODE_MAX_ATTEMPTS, CodeCheck, Email, Invitation, LoginCode, Membership, Session, User,
 };
+use crate::domain::alert::{AlertEvent, AlertRule};
 use crate::domain::apikey::{ApiKey, KeyHash, KeyState, Scope};
 use crate::domain::audit::{AUDIT_RETENTION_MS, AuditEntry};
 use crate::domain::billing::Billing;
@@ -109,11 +110,26 @@ CREATE TABLE IF NOT EXISTS users (
     created_ms INTEGER NOT NULL,
     reports_opt_out INTEGER NOT NULL DEFAULT 0
 );
-CREATE TABLE IF NOT EXISTS report_mails (
+CREATE TABLE IF NOT EXISTS notices (
     workspace_id TEXT NOT NULL,
-    month TEXT NOT NULL,
+    key TEXT NOT NULL,
     at_ms INTEGER NOT NULL,
-    PRIMARY KEY (workspace_id, month)
+    PRIMARY KEY (workspace_id, key)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS alert_rules (
+    workspace_id TEXT NOT NULL,
+    id TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    body TEXT NOT NULL,
+    PRIMARY KEY (workspace_id, id)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS alert_events (
+    workspace_id TEXT NOT NULL,
+    rule_id TEXT NOT NULL,
+    id TEXT NOT NULL,
+    at_ms INTEGER NOT NULL,
+    body TEXT NOT NULL,
+    PRIMARY KEY (workspace_id, rule_id, id)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS login_codes (
     email TEXT PRIMARY KEY,
@@ -1600,18 +1616,132 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn claim_report_mail(
-        &self,
-        ws: &WorkspaceId,
-        month: &str,
-        now_ms: i64,
-    ) -> StoreResult<bool> {
-        let (ws, month) = (ws.clone(), month.to_owned());
+    async fn claim_notice(&self, ws: &WorkspaceId, key: &str, now_ms: i64) -> StoreResult<bool> {
+        let (ws, key) = (ws.clone(), key.to_owned());
         self.write(move |c| {
             Ok(c.execute(
-                "INSERT INTO report_mails (workspace_id, month, at_ms) VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING",
-                params![ws.as_str(), month, now_ms],
+                "INSERT INTO notices (workspace_id, key, at_ms) VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING",
+                params![ws.as_str(), key, now_ms],
             )? == 1)
+        })
+        .await
+    }
+
+    async fn create_alert_rule(&self, rule: &AlertRule, max_rules: u32) -> StoreResult<()> {
+        let (rule, body) = (
+            rule.clone(),
+            serde_json::to_string(rule).map_err(|e| anyhow!(e))?,
+        );
+        self.write(move |c| {
+            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let n: i64 = tx.query_row(
+                "SELECT count(*) FROM alert_rules WHERE workspace_id = ?1",
+                [rule.workspace.as_str()],
+                |r| r.get(0),
+            )?;
+            if n >= i64::from(max_rules) {
+                return Err(Refusal::AlertRuleLimit.into());
+            }
+            tx.execute(
+                "INSERT INTO alert_rules (workspace_id, id, version, body) VALUES (?1, ?2, ?3, ?4)",
+                params![rule.workspace.as_str(), rule.id, rule.version as i64, body],
+            )?;
+            tx.commit()?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn alert_rules(&self, ws: &WorkspaceId) -> StoreResult<Vec<AlertRule>> {
+        let ws = ws.clone();
+        self.read(move |c| {
+            let mut stmt = c.prepare_cached(
+                "SELECT version, body FROM alert_rules WHERE workspace_id = ?1 ORDER BY id",
+            )?;
+            let rows = stmt.query_map([ws.as_str()], |r| {
+                Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?))
+            })?;
+            rows.map(|row| {
+                let (version, body) = row?;
+                let mut rule: AlertRule = serde_json::from_str(&body)?;
+                rule.version = version as u64;
+                Ok(rule)
+            })
+            .collect()
+        })
+        .await
+    }
+
+    async fn alert_rule(&self, ws: &WorkspaceId, id: &str) -> StoreResult<Option<AlertRule>> {
+        let id = id.to_owned();
+        Ok(self.alert_rules(ws).await?.into_iter().find(|r| r.id == id))
+    }
+
+    async fn update_alert_rule(&self, rule: &mut AlertRule) -> StoreResult<bool> {
+        let mut next = rule.clone();
+        next.version += 1;
+        let body = serde_json::to_string(&next).map_err(|e| anyhow!(e))?;
+        let (n, expected) = (next.clone(), rule.version);
+        let saved = self
+            .write(move |c| {
+                Ok(c.execute(
+                    "UPDATE alert_rules SET version = ?3, body = ?4 WHERE workspace_id = ?1 AND id = ?2 AND version = ?5",
+                    params![n.workspace.as_str(), n.id, n.version as i64, body, expected as i64],
+                )? == 1)
+            })
+            .await?;
+        if saved {
+            *rule = next;
+        }
+        Ok(saved)
+    }
+
+    async fn delete_alert_rule(&self, ws: &WorkspaceId, id: &str) -> StoreResult<bool> {
+        let (ws, id) = (ws.clone(), id.to_owned());
+        self.write(move |c| {
+            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let n = tx.execute(
+                "DELETE FROM alert_rules WHERE workspace_id = ?1 AND id = ?2",
+                params![ws.as_str(), id],
+            )?;
+            tx.execute(
+                "DELETE FROM alert_events WHERE workspace_id = ?1 AND rule_id = ?2",
+                params![ws.as_str(), id],
+            )?;
+            tx.commit()?;
+            Ok(n == 1)
+        })
+        .await
+    }
+
+    async fn append_alert_event(&self, event: &AlertEvent) -> StoreResult<()> {
+        let (e, body) = (
+            event.clone(),
+            serde_json::to_string(event).map_err(|e| anyhow!(e))?,
+        );
+        self.write(move |c| {
+            c.execute(
+                "INSERT INTO alert_events (workspace_id, rule_id, id, at_ms, body) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![e.workspace.as_str(), e.rule_id, e.id, e.at_ms, body],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn alert_events(
+        &self,
+        ws: &WorkspaceId,
+        rule: &str,
+        limit: usize,
+    ) -> StoreResult<Vec<AlertEvent>> {
+        let (ws, rule) = (ws.clone(), rule.to_owned());
+        self.read(move |c| {
+            let mut stmt = c.prepare_cached(
+                "SELECT body FROM alert_events WHERE workspace_id = ?1 AND rule_id = ?2 ORDER BY id DESC LIMIT ?3",
+            )?;
+            let rows = stmt.query_map(params![ws.as_str(), rule, limit as i64], |r| r.get::<_, String>(0))?;
+            rows.map(|b| Ok(serde_json::from_str(&b?)?)).collect()
         })
         .await
     }
@@ -1690,7 +1820,9 @@ impl Store for SqliteStore {
                 ("audit_entries", "DELETE FROM audit WHERE workspace_id = ?1"),
                 ("usage_counters", "DELETE FROM usage WHERE workspace_id = ?1"),
                 ("billing_records", "DELETE FROM billing WHERE workspace_id = ?1"),
-                ("report_mails", "DELETE FROM report_mails WHERE workspace_id = ?1"),
+                ("notices", "DELETE FROM notices WHERE workspace_id = ?1"),
+                ("alert_rules", "DELETE FROM alert_rules WHERE workspace_id = ?1"),
+                ("alert_events", "DELETE FROM alert_events WHERE workspace_id = ?1"),
             ] {
                 let n = tx.execute(sql, [ws.as_str()])?;
                 out.count(kind, n as u64);

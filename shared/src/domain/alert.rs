@@ -10,6 +10,7 @@
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use super::ids::WorkspaceId;
 use super::rollup::Dimension;
 
 /// The most a money threshold may be: past this it is a typo, not a budget.
@@ -284,6 +285,50 @@ pub fn public_ip(ip: std::net::IpAddr) -> bool {
                 || first == 0x2001 && v6.segments()[1] == 0x0db8)
         }
     }
+}
+
+/// A workspace's alert rule, with where it stands.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AlertRule {
+    pub id: String,
+    pub workspace: WorkspaceId,
+    pub name: String,
+    pub condition: Condition,
+    pub filter: Option<Filter>,
+    /// Email the workspace's owners and admins.
+    pub email: bool,
+    /// POST a signed JSON notification here.
+    pub webhook_url: Option<String>,
+    pub state: RuleState,
+    pub created_ms: i64,
+    pub updated_ms: i64,
+    /// Optimistic concurrency: incremented by every update.
+    #[serde(default)]
+    pub version: u64,
+}
+
+/// One notification of a rule's history: a transition (or a test) and how each channel took it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct AlertEvent {
+    /// Sortable (ULID): newest first is descending id order.
+    pub id: String,
+    pub rule_id: String,
+    #[schema(value_type = String)]
+    pub workspace: WorkspaceId,
+    pub at_ms: i64,
+    /// `None` for a test notification.
+    pub transition: Option<Transition>,
+    pub deliveries: Vec<Delivery>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Delivery {
+    /// `email` or `webhook`.
+    pub channel: String,
+    pub ok: bool,
+    pub attempts: u32,
+    /// Why it failed, or where it went (recipients are counted, not named).
+    pub detail: String,
 }
 
 /// What one evaluation measured, for the rule's condition and filter. `None` where there was

@@ -6,7 +6,7 @@
 //! |---|---|---|
 //! | workspace | `WS#{ws}` | `WS` |
 //! | workspace index (for the monthly reports) | `WSIDX` | `{ws}` |
-//! | report emailed | `WS#{ws}` | `REPORTMAIL#{YYYY-MM}` |
+//! | alert rules, their history, one-time notices | see `alerts` | |
 //! | key (auth lookup) | `KEY#{sha256}` | `KEY` |
 //! | key (listing) | `WS#{ws}` | `KEY#{key_id}` |
 //! | monthly usage | `WS#{ws}` | `USAGE#{YYYY-MM}` |
@@ -63,6 +63,7 @@ use futures_util::{StreamExt as _, TryStreamExt as _, stream};
 
 use crate::domain::access::Role;
 use crate::domain::account::{CodeCheck, Email, Invitation, LoginCode, Membership, Session, User};
+use crate::domain::alert::{AlertEvent, AlertRule};
 use crate::domain::apikey::{ApiKey, KeyHash, KeyState, Scope};
 use crate::domain::audit::AuditEntry;
 use crate::domain::billing::Billing;
@@ -77,6 +78,7 @@ use crate::ports::{
 };
 
 mod accounts;
+mod alerts;
 mod billing;
 mod deletion;
 mod purge;
@@ -1295,18 +1297,41 @@ impl Store for DynamoStore {
             .collect())
     }
 
-    async fn claim_report_mail(
+    async fn claim_notice(&self, ws: &WorkspaceId, key: &str, now_ms: i64) -> StoreResult<bool> {
+        self.claim_notice_impl(ws, key, now_ms).await
+    }
+
+    async fn create_alert_rule(&self, rule: &AlertRule, max_rules: u32) -> StoreResult<()> {
+        self.create_alert_rule_impl(rule, max_rules).await
+    }
+
+    async fn alert_rules(&self, ws: &WorkspaceId) -> StoreResult<Vec<AlertRule>> {
+        self.alert_rules_impl(ws).await
+    }
+
+    async fn alert_rule(&self, ws: &WorkspaceId, id: &str) -> StoreResult<Option<AlertRule>> {
+        self.alert_rule_impl(ws, id).await
+    }
+
+    async fn update_alert_rule(&self, rule: &mut AlertRule) -> StoreResult<bool> {
+        self.update_alert_rule_impl(rule).await
+    }
+
+    async fn delete_alert_rule(&self, ws: &WorkspaceId, id: &str) -> StoreResult<bool> {
+        self.delete_alert_rule_impl(ws, id).await
+    }
+
+    async fn append_alert_event(&self, event: &AlertEvent) -> StoreResult<()> {
+        self.append_alert_event_impl(event).await
+    }
+
+    async fn alert_events(
         &self,
         ws: &WorkspaceId,
-        month: &str,
-        now_ms: i64,
-    ) -> StoreResult<bool> {
-        let item = HashMap::from([
-            ("pk".to_owned(), s(format!("WS#{ws}"))),
-            ("sk".to_owned(), s(format!("REPORTMAIL#{month}"))),
-            ("at".to_owned(), n(now_ms)),
-        ]);
-        Ok(self.put(item, Some("attribute_not_exists(pk)")).await?)
+        rule: &str,
+        limit: usize,
+    ) -> StoreResult<Vec<AlertEvent>> {
+        self.alert_events_impl(ws, rule, limit).await
     }
 
     async fn set_reports_opt_out(&self, user: &UserId, opt_out: bool) -> StoreResult<bool> {

@@ -120,6 +120,7 @@ impl DynamoStore {
             ("rollup_deltas", delta_pk(ws)),
             ("batch_markers", marker_pk(ws)),
             ("audit_entries", format!("W#{ws}#AUDIT")),
+            ("alert_events", format!("W#{ws}#ALERTLOG")),
         ]) {
             if !self.purge_partition(&pk, kind, &mut left, &mut out).await? {
                 return Ok(out);
@@ -158,6 +159,7 @@ impl DynamoStore {
                     "billing_records"
                 }
                 "INV" => "invitations",
+                "ALERT" => "alert_rules",
                 "USAGE" => "usage_counters",
                 _ => "other",
             };

@@ -1,0 +1,291 @@
+//! Evaluating rules: measure what each rule watches, move it along its state machine
+//! (`domain::alert::step`), and notify on a transition. The new state is saved before the
+//! notification goes, so a run that dies in between never notifies twice. Also the automatic
+//! plan usage alerts at 80% and 100% of the monthly event limit, once each per month.
+
+use chrono::{Datelike, Duration as Days, NaiveDate};
+use llmtrack_shared::domain::alert::{
+    self, AlertEvent, AlertRule, Condition, Filter, Measured, Period, Transition,
+};
+use llmtrack_shared::domain::forecast::{self, Day};
+use llmtrack_shared::domain::report::Month;
+use llmtrack_shared::domain::rollup::{Dimension, Rollup, View};
+use llmtrack_shared::domain::sketch::LatencySketch;
+use llmtrack_shared::domain::time::{HOUR_MS, hour_of, month_of, to_datetime};
+use llmtrack_shared::ports::Workspace;
+
+use crate::{Deps, notify};
+
+const DAY_MS: i64 = 24 * HOUR_MS;
+/// At most this many of a window's newest events are read for its error rate and latency.
+const WINDOW_EVENTS: usize = 50_000;
+/// Days of history behind a forecast rule.
+const FORECAST_HISTORY_DAYS: i64 = 56;
+
+/// What one evaluation run did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Evaluated {
+    pub rules: usize,
+    pub notifications: usize,
+}
+
+/// Evaluates every workspace's rules and plan usage.
+pub async fn all(deps: &Deps) -> anyhow::Result<Evaluated> {
+    let mut total = Evaluated::default();
+    let mut after = None;
+    loop {
+        let ids = deps.store.workspace_ids(after.as_ref(), 100).await?;
+        let Some(last) = ids.last().cloned() else {
+            break;
+        };
+        for id in ids {
+            let Some(ws) = deps.store.workspace(&id).await? else {
+                continue;
+            };
+            // One workspace failing (a corrupt rule, a timeout) must not stop the others.
+            match workspace(deps, &ws).await {
+                Ok(e) => {
+                    total.rules += e.rules;
+                    total.notifications += e.notifications;
+                }
+                Err(e) => {
+                    tracing::error!(workspace = %ws.id, error = format!("{e:#}"), "alert evaluation failed")
+                }
+            }
+        }
+        after = Some(last);
+    }
+    Ok(total)
+}
+
+/// Evaluates one workspace.
+pub async fn workspace(deps: &Deps, ws: &Workspace) -> anyhow::Result<Evaluated> {
+    let mut out = Evaluated::default();
+    if ws.deleting.is_some() {
+        return Ok(out);
+    }
+    let now = deps.clock.now_ms();
+    out.notifications += plan_usage(deps, ws, now).await?;
+    for mut rule in deps.store.alert_rules(&ws.id).await? {
+        out.rules += 1;
+        let m = measure(deps, ws, &rule, now).await?;
+        let (state, t) = alert::step(
+            &rule.condition,
+            &rule.state,
+            &m,
+            &period(&rule.condition, now),
+            now,
+        );
+        if state == rule.state {
+            continue;
+        }
+        rule.state = state;
+        rule.updated_ms = now;
+        // Someone edited the rule meanwhile: the next run measures it afresh.
+        if !deps.store.update_alert_rule(&mut rule).await? {
+            continue;
+        }
+        if let Some(t) = t {
+            record(deps, ws, &rule, Some(t), now).await?;
+            out.notifications += 1;
+        }
+    }
+    Ok(out)
+}
+
+/// Sends a rule's notification and adds it to the rule's history.
+pub async fn record(
+    deps: &Deps,
+    ws: &Workspace,
+    rule: &AlertRule,
+    t: Option<Transition>,
+    now: i64,
+) -> anyhow::Result<AlertEvent> {
+    let deliveries = notify::send(deps, ws, rule, t.as_ref(), now).await;
+    let event = AlertEvent {
+        id: ulid::Ulid::new().to_string(),
+        rule_id: rule.id.clone(),
+        workspace: ws.id.clone(),
+        at_ms: now,
+        transition: t,
+        deliveries,
+    };
+    deps.store.append_alert_event(&event).await?;
+    Ok(event)
+}
+
+/// The period a periodic rule's state belongs to: the UTC day or month.
+fn period(c: &Condition, now: i64) -> String {
+    match c {
+        Condition::Cost {
+            period: Period::Day,
+            ..
+        } => to_datetime(now).date_naive().to_string(),
+        Condition::ErrorRate { .. } | Condition::LatencyP95 { .. } => String::new(),
+        _ => month_of(now),
+    }
+}
+
+/// The rollups of the rule's slice of traffic in hours `[from, to)`, merged.
+async fn slice(
+    deps: &Deps,
+    ws: &Workspace,
+    filter: Option<&Filter>,
+    from_hour: i64,
+    to_hour: i64,
+) -> anyhow::Result<Vec<(i64, Rollup)>> {
+    let view = View::of(filter.map_or(Dimension::Total, |f| f.dimension));
+    Ok(deps
+        .store
+        .rollups(&ws.id, &view, from_hour, to_hour)
+        .await?
+        .into_iter()
+        .filter(|(k, _)| filter.is_none_or(|f| k.value == f.value))
+        .map(|(k, r)| (k.hour, r))
+        .collect())
+}
+
+fn cost(rows: &[(i64, Rollup)]) -> f64 {
+    rows.iter().map(|(_, r)| r.cost_pico).sum::<i64>() as f64 / 1e12
+}
+
+async fn measure(
+    deps: &Deps,
+    ws: &Workspace,
+    rule: &AlertRule,
+    now: i64,
+) -> anyhow::Result<Measured> {
+    let filter = rule.filter.as_ref();
+    let month_start = Month::of(now).start_ms();
+    let end = hour_of(now) + 1;
+    Ok(match &rule.condition {
+        Condition::Cost { period, .. } => {
+            let from = match period {
+                Period::Day => now.div_euclid(DAY_MS) * DAY_MS,
+                Period::Month => month_start,
+            };
+            Measured {
+                cost_usd: cost(&slice(deps, ws, filter, hour_of(from), end).await?),
+                ..Measured::default()
+            }
+        }
+        Condition::Budget { .. } => Measured {
+            cost_usd: cost(&slice(deps, ws, filter, hour_of(month_start), end).await?),
+            ..Measured::default()
+        },
+        Condition::Forecast { .. } => {
+            let history_start = month_start - FORECAST_HISTORY_DAYS * DAY_MS;
+            let rows = slice(deps, ws, filter, hour_of(history_start), end).await?;
+            Measured {
+                forecast_usd: Some(month_end_forecast(&rows, now)),
+                cost_usd: cost(
+                    &rows
+                        .iter()
+                        .filter(|(h, _)| *h * HOUR_MS >= month_start)
+                        .cloned()
+                        .collect::<Vec<_>>(),
+                ),
+                ..Measured::default()
+            }
+        }
+        Condition::ErrorRate { window_minutes, .. }
+        | Condition::LatencyP95 { window_minutes, .. } => {
+            let from = now - i64::from(*window_minutes) * 60_000;
+            let events = deps
+                .store
+                .recent_events(&ws.id, from, now + 1, None, WINDOW_EVENTS)
+                .await?;
+            let mut m = Measured::default();
+            let mut sketch = LatencySketch::default();
+            for e in events
+                .iter()
+                .filter(|e| filter.is_none_or(|f| f.dimension.value_of(e) == f.value))
+            {
+                m.requests += 1;
+                m.errors += u64::from(e.status == llmtrack_shared::domain::event::Status::Error);
+                if let Some(l) = e.latency_ms {
+                    sketch.add(l);
+                }
+            }
+            m.p95_ms = sketch.quantile(0.95);
+            m
+        }
+    })
+}
+
+/// The month-end cost forecast at `now` from hourly rollups, as the dashboard's forecast makes
+/// it: complete days before the month as history, the month's days so far, today partial.
+fn month_end_forecast(rows: &[(i64, Rollup)], now: i64) -> f64 {
+    let month = Month::of(now);
+    let date = |ms: i64| to_datetime(ms).date_naive();
+    let weekday = |d: NaiveDate| d.weekday().num_days_from_monday() as u8;
+    let (start, today) = (date(month.start_ms()), date(now));
+    let first = start - Days::days(FORECAST_HISTORY_DAYS);
+    let mut by_day: std::collections::BTreeMap<NaiveDate, f64> = Default::default();
+    for (h, r) in rows {
+        *by_day.entry(date(h * HOUR_MS)).or_default() += r.cost_pico as f64 / 1e12;
+    }
+    let day = |d: NaiveDate| Day {
+        weekday: weekday(d),
+        value: by_day.get(&d).copied().unwrap_or(0.0),
+    };
+    let history: Vec<Day> = first
+        .iter_days()
+        .take_while(|d| *d < start)
+        .map(day)
+        .skip_while(|d| d.value == 0.0)
+        .collect();
+    let so_far: Vec<Day> = start
+        .iter_days()
+        .take_while(|d| *d <= today)
+        .map(day)
+        .collect();
+    let remaining: Vec<u8> = today
+        .succ_opt()
+        .into_iter()
+        .flat_map(|d| d.iter_days())
+        .take_while(|d| *d < date(month.end_ms()))
+        .map(weekday)
+        .collect();
+    let fraction = (now - now.div_euclid(DAY_MS) * DAY_MS) as f64 / DAY_MS as f64;
+    forecast::project(&history, &so_far, fraction, &remaining).expected
+}
+
+/// The plan usage alerts: owners and admins hear once a month when the workspace has used 80%,
+/// and again at 100%, of its monthly event limit.
+async fn plan_usage(deps: &Deps, ws: &Workspace, now: i64) -> anyhow::Result<usize> {
+    let month = month_of(now);
+    let used = deps.store.usage(&ws.id, &month).await?;
+    let limit = ws.plan.limits().events_per_month;
+    let mut sent = 0;
+    for pct in [80u64, 100] {
+        if used * 100 < limit * pct {
+            continue;
+        }
+        if !deps
+            .store
+            .claim_notice(&ws.id, &format!("usage:{month}:{pct}"), now)
+            .await?
+        {
+            continue;
+        }
+        let subject = format!(
+            "LLMtrack: {} has used {pct}% of its {} events for {month}",
+            ws.name, limit
+        );
+        let body = format!(
+            "{subject}.\n\n{used} of {limit} events on the {} plan. {}\n\nUsage: {}/workspaces/{}/usage\n",
+            ws.plan.as_str(),
+            if pct >= 100 {
+                "New events are refused until the month ends or the plan grows."
+            } else {
+                "At 100%, new events are refused until the month ends or the plan grows."
+            },
+            deps.public_url,
+            ws.id
+        );
+        notify::email_admins(deps, ws, &subject, &body).await;
+        sent += 1;
+    }
+    Ok(sent)
+}

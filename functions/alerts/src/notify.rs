@@ -1,0 +1,282 @@
+//! Sending a rule's notifications: an email to the workspace's owners and admins, and a JSON
+//! POST to its webhook, signed like Stripe signs its own (`LLMtrack-Signature:
+//! t={unix},v1={hex HMAC-SHA256 of "{t}.{body}"}`), with a Slack-compatible `text` field.
+//!
+//! Each rule's signing secret is derived from the deployment's key and the rule's id, shown
+//! once when the rule is created, and never stored.
+//!
+//! A webhook host is resolved before each delivery. Every address it resolves to must be public
+//! (no private, loopback or link-local address: the cloud metadata endpoint lives there), and
+//! the request goes to the address that was checked, with redirects not followed. Deliveries
+//! are retried on network errors, 429 and 5xx.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use hmac::{Hmac, Mac};
+use llmtrack_shared::domain::access::Role;
+use llmtrack_shared::domain::alert::{self, AlertRule, Condition, Delivery, Transition};
+use llmtrack_shared::domain::billing;
+use llmtrack_shared::domain::time::rfc3339;
+use llmtrack_shared::ports::{Mail, Workspace};
+use serde_json::json;
+use sha2::Sha256;
+
+use crate::Deps;
+
+/// Attempts per webhook delivery, and the waits between them.
+const BACKOFF: [Duration; 2] = [Duration::from_millis(200), Duration::from_millis(800)];
+
+/// The webhook signing secret of a rule: derived, never stored.
+pub fn webhook_secret(key: &[u8], rule: &AlertRule) -> String {
+    let mut mac = Hmac::<Sha256>::new_from_slice(key).expect("HMAC takes any key");
+    mac.update(format!("alert-webhook:{}:{}", rule.workspace, rule.id).as_bytes());
+    format!("whsec_{}", hex::encode(mac.finalize().into_bytes()))
+}
+
+/// The condition in words, for people: "error rate over 5% (last 15 min)".
+pub fn describe(c: &Condition) -> String {
+    match c {
+        Condition::Cost { period, over_usd } => format!(
+            "cost of the {} over ${over_usd:.2}",
+            match period {
+                alert::Period::Day => "day",
+                alert::Period::Month => "month",
+            }
+        ),
+        Condition::Budget {
+            budget_usd,
+            thresholds_pct,
+        } => format!(
+            "monthly budget of ${budget_usd:.2} ({} % thresholds)",
+            thresholds_pct
+                .iter()
+                .map(u32::to_string)
+                .collect::<Vec<_>>()
+                .join("/")
+        ),
+        Condition::Forecast { budget_usd } => {
+            format!("month-end forecast over ${budget_usd:.2}")
+        }
+        Condition::ErrorRate {
+            over_pct,
+            window_minutes,
+            ..
+        } => format!("error rate over {over_pct}% (last {window_minutes} min)"),
+        Condition::LatencyP95 {
+            over_ms,
+            window_minutes,
+        } => format!("p95 latency over {over_ms} ms (last {window_minutes} min)"),
+    }
+}
+
+fn unit(c: &Condition, v: f64) -> String {
+    match c {
+        Condition::Cost { .. } | Condition::Forecast { .. } => format!("${v:.2}"),
+        Condition::Budget { .. } | Condition::ErrorRate { .. } => format!("{v:.1}%"),
+        Condition::LatencyP95 { .. } => format!("{v:.0} ms"),
+    }
+}
+
+/// The one-line message of a notification (the email's subject, the webhook's `text`).
+pub fn headline(ws: &Workspace, rule: &AlertRule, t: Option<&Transition>) -> String {
+    let scope = rule
+        .filter
+        .as_ref()
+        .map(|f| format!(" for {} `{}`", f.dimension.as_str(), f.value))
+        .unwrap_or_default();
+    match t {
+        Some(Transition::Firing {
+            value, threshold, ..
+        }) => format!(
+            "LLMtrack alert \"{}\" is firing in {}: {} at {} (threshold {}){scope}",
+            rule.name,
+            ws.name,
+            describe(&rule.condition),
+            unit(&rule.condition, *value),
+            unit(&rule.condition, *threshold)
+        ),
+        Some(Transition::Resolved { value, threshold }) => format!(
+            "LLMtrack alert \"{}\" resolved in {}: {} back to {} (threshold {}){scope}",
+            rule.name,
+            ws.name,
+            describe(&rule.condition),
+            unit(&rule.condition, *value),
+            unit(&rule.condition, *threshold)
+        ),
+        None => format!(
+            "LLMtrack test notification for alert \"{}\" in {}",
+            rule.name, ws.name
+        ),
+    }
+}
+
+/// Sends a notification on every channel of the rule; returns how each went.
+pub async fn send(
+    deps: &Deps,
+    ws: &Workspace,
+    rule: &AlertRule,
+    t: Option<&Transition>,
+    at_ms: i64,
+) -> Vec<Delivery> {
+    let text = headline(ws, rule, t);
+    let mut out = Vec::new();
+    if rule.email {
+        out.push(email(deps, ws, rule, &text).await);
+    }
+    if let Some(url) = &rule.webhook_url {
+        out.push(webhook(deps, ws, rule, t, &text, url, at_ms).await);
+    }
+    out
+}
+
+/// Emails the workspace's owners and admins.
+pub async fn email_admins(deps: &Deps, ws: &Workspace, subject: &str, body: &str) -> Delivery {
+    let mut sent = 0;
+    let mut failed = Vec::new();
+    match deps.store.members(&ws.id).await {
+        Ok(members) => {
+            for m in members.iter().filter(|m| m.role >= Role::Admin) {
+                let mail = Mail {
+                    to: m.email.as_str().to_owned(),
+                    subject: subject.to_owned(),
+                    text: body.to_owned(),
+                    html: None,
+                };
+                match deps.mailer.send(&mail).await {
+                    Ok(()) => sent += 1,
+                    Err(e) => failed.push(format!("{e:#}")),
+                }
+            }
+        }
+        Err(e) => failed.push(e.to_string()),
+    }
+    Delivery {
+        channel: "email".into(),
+        ok: failed.is_empty() && sent > 0,
+        attempts: 1,
+        detail: if failed.is_empty() {
+            format!("sent to {sent} owners and admins")
+        } else {
+            format!(
+                "{sent} sent, {} failed: {}",
+                failed.len(),
+                failed.join("; ")
+            )
+        },
+    }
+}
+
+async fn email(deps: &Deps, ws: &Workspace, rule: &AlertRule, text: &str) -> Delivery {
+    let body = format!(
+        "{text}\n\nRule: {} ({})\nWorkspace: {} ({})\nDashboard: {}/workspaces/{}/alerts/{}\n",
+        rule.name,
+        describe(&rule.condition),
+        ws.name,
+        ws.id,
+        deps.public_url,
+        ws.id,
+        rule.id
+    );
+    email_admins(deps, ws, text, &body).await
+}
+
+async fn webhook(
+    deps: &Deps,
+    ws: &Workspace,
+    rule: &AlertRule,
+    t: Option<&Transition>,
+    text: &str,
+    url: &str,
+    at_ms: i64,
+) -> Delivery {
+    let kind = match t {
+        Some(Transition::Firing { .. }) => "alert.firing",
+        Some(Transition::Resolved { .. }) => "alert.resolved",
+        None => "alert.test",
+    };
+    let body = json!({
+        "type": kind,
+        "text": text,
+        "at": rfc3339(at_ms),
+        "workspace": {"id": ws.id, "name": ws.name},
+        "rule": {"id": rule.id, "name": rule.name, "condition": rule.condition, "filter": rule.filter},
+        "transition": t,
+    })
+    .to_string();
+    let secret = webhook_secret(&deps.signing_key, rule);
+    let mut attempts = 0;
+    let mut last = String::new();
+    for wait in std::iter::once(Duration::ZERO).chain(BACKOFF) {
+        tokio::time::sleep(wait).await;
+        attempts += 1;
+        match post(deps, url, &body, &secret).await {
+            Ok(status) if status.is_success() => {
+                return Delivery {
+                    channel: "webhook".into(),
+                    ok: true,
+                    attempts,
+                    detail: format!("HTTP {}", status.as_u16()),
+                };
+            }
+            Ok(status) => {
+                last = format!("HTTP {}", status.as_u16());
+                // A 4xx other than 429 will not change on a retry.
+                if status.is_client_error() && status.as_u16() != 429 {
+                    break;
+                }
+            }
+            Err(e) => last = format!("{e:#}"),
+        }
+    }
+    tracing::warn!(workspace = %ws.id, rule = %rule.id, attempts, error = %last, "webhook delivery failed");
+    Delivery {
+        channel: "webhook".into(),
+        ok: false,
+        attempts,
+        detail: last,
+    }
+}
+
+/// One POST, to an address checked to be public (or the local loopback where allowed).
+async fn post(
+    deps: &Deps,
+    url: &str,
+    body: &str,
+    secret: &str,
+) -> anyhow::Result<reqwest::StatusCode> {
+    let u =
+        alert::webhook_url(url, deps.allow_local_http).map_err(|e| anyhow::anyhow!(e.message))?;
+    let host = u.host_str().unwrap_or_default().to_owned();
+    let port = u.port_or_known_default().unwrap_or(443);
+    let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), port))
+        .await?
+        .collect();
+    let local = deps.allow_local_http && u.scheme() == "http";
+    let addr = addrs
+        .iter()
+        .copied()
+        .find(|a| local || alert::public_ip(a.ip()))
+        .ok_or_else(|| anyhow::anyhow!("{host} resolves to no public address"))?;
+    if !local && addrs.iter().any(|a| !alert::public_ip(a.ip())) {
+        anyhow::bail!("{host} resolves to a private address");
+    }
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(Duration::from_secs(5))
+        .resolve(&host, addr)
+        .build()?;
+    let now_s = chrono::Utc::now().timestamp();
+    let response = client
+        .post(u)
+        .header("content-type", "application/json")
+        .header("user-agent", "LLMtrack-Webhooks/1")
+        .header(
+            "llmtrack-signature",
+            billing::sign(body.as_bytes(), secret, now_s),
+        )
+        .body(body.to_owned())
+        .send()
+        .await?;
+    Ok(response.status())
+}
