@@ -94,12 +94,24 @@ async fn world(plan: Plan) -> World {
     let id = WorkspaceId::parse(&ws).unwrap();
     app.store.set_plan(&id, plan).await.unwrap();
     if plan != Plan::Free {
-        llmtrack::admin::add_member(app.store.as_ref(), &ws, "admin@example.com", Role::Admin, now_ms())
-            .await
-            .unwrap();
-        llmtrack::admin::add_member(app.store.as_ref(), &ws, "viewer@example.com", Role::Viewer, now_ms())
-            .await
-            .unwrap();
+        llmtrack::admin::add_member(
+            app.store.as_ref(),
+            &ws,
+            "admin@example.com",
+            Role::Admin,
+            now_ms(),
+        )
+        .await
+        .unwrap();
+        llmtrack::admin::add_member(
+            app.store.as_ref(),
+            &ws,
+            "viewer@example.com",
+            Role::Viewer,
+            now_ms(),
+        )
+        .await
+        .unwrap();
     }
     let ingest = app.key(&id, Scope::Ingest, "production").await;
     World {
@@ -126,7 +138,10 @@ impl World {
             })
             .collect();
         for chunk in events.chunks(1000) {
-            let (status, body) = self.app.post_events(&self.ingest, &json!({"events": chunk})).await;
+            let (status, body) = self
+                .app
+                .post_events(&self.ingest, &json!({"events": chunk}))
+                .await;
             assert_eq!(status, 200, "{body}");
         }
     }
@@ -152,28 +167,73 @@ async fn rules_are_checked_field_by_field_and_limited_by_the_plan() {
     let w = world(Plan::Free).await;
     let ok = json!({"name": "Daily spend", "condition": {"metric": "cost", "period": "day", "over_usd": 20}});
     for (body, needle) in [
-        (json!({"name": "x", "condition": {"metric": "tokens", "over": 5}}), "metric"),
-        (json!({"name": "x", "condition": {"metric": "cost", "period": "day", "over_usd": -1}}), "over_usd"),
-        (json!({"name": "x", "condition": {"metric": "cost", "period": "day", "over_usd": 1e15}}), "over_usd"),
-        (json!({"name": "x", "condition": {"metric": "budget", "budget_usd": 0, "thresholds_pct": [50]}}), "budget_usd"),
-        (json!({"name": "x", "condition": {"metric": "error_rate", "over_pct": 5, "window_minutes": 3}}), "window_minutes"),
-        (json!({"name": "x", "condition": {"metric": "forecast", "budget_usd": 10}, "filter": {"dimension": "status", "value": "error"}}), "filter"),
-        (json!({"name": "x", "condition": {"metric": "forecast", "budget_usd": 10}, "filter": {"dimension": "colour", "value": "red"}}), "filter"),
-        (json!({"name": "x", "condition": {"metric": "forecast", "budget_usd": 10}, "webhook_url": "http://hooks.example.com/x"}), "https"),
-        (json!({"name": "x", "condition": {"metric": "forecast", "budget_usd": 10}, "webhook_url": "https://10.1.2.3/x"}), "public"),
-        (json!({"name": "x", "condition": {"metric": "forecast", "budget_usd": 10}, "webhook_url": "https://169.254.169.254/x"}), "public"),
-        (json!({"name": "x", "condition": {"metric": "forecast", "budget_usd": 10}, "webhook_url": "https://localhost/x"}), "public"),
-        (json!({"name": "x", "condition": {"metric": "forecast", "budget_usd": 10}, "email": false}), "channel"),
-        (json!({"condition": {"metric": "forecast", "budget_usd": 10}}), "name"),
+        (
+            json!({"name": "x", "condition": {"metric": "tokens", "over": 5}}),
+            "metric",
+        ),
+        (
+            json!({"name": "x", "condition": {"metric": "cost", "period": "day", "over_usd": -1}}),
+            "over_usd",
+        ),
+        (
+            json!({"name": "x", "condition": {"metric": "cost", "period": "day", "over_usd": 1e15}}),
+            "over_usd",
+        ),
+        (
+            json!({"name": "x", "condition": {"metric": "budget", "budget_usd": 0, "thresholds_pct": [50]}}),
+            "budget_usd",
+        ),
+        (
+            json!({"name": "x", "condition": {"metric": "error_rate", "over_pct": 5, "window_minutes": 3}}),
+            "window_minutes",
+        ),
+        (
+            json!({"name": "x", "condition": {"metric": "forecast", "budget_usd": 10}, "filter": {"dimension": "status", "value": "error"}}),
+            "filter",
+        ),
+        (
+            json!({"name": "x", "condition": {"metric": "forecast", "budget_usd": 10}, "filter": {"dimension": "colour", "value": "red"}}),
+            "filter",
+        ),
+        (
+            json!({"name": "x", "condition": {"metric": "forecast", "budget_usd": 10}, "webhook_url": "http://hooks.example.com/x"}),
+            "https",
+        ),
+        (
+            json!({"name": "x", "condition": {"metric": "forecast", "budget_usd": 10}, "webhook_url": "https://10.1.2.3/x"}),
+            "public",
+        ),
+        (
+            json!({"name": "x", "condition": {"metric": "forecast", "budget_usd": 10}, "webhook_url": "https://169.254.169.254/x"}),
+            "public",
+        ),
+        (
+            json!({"name": "x", "condition": {"metric": "forecast", "budget_usd": 10}, "webhook_url": "https://localhost/x"}),
+            "public",
+        ),
+        (
+            json!({"name": "x", "condition": {"metric": "forecast", "budget_usd": 10}, "email": false}),
+            "channel",
+        ),
+        (
+            json!({"condition": {"metric": "forecast", "budget_usd": 10}}),
+            "name",
+        ),
     ] {
         let (status, body) = w.owner.post(&w.rules(), body.clone()).await;
         assert_eq!(status, 400, "{body}");
-        assert!(body["error"]["message"].as_str().unwrap().contains(needle), "{needle}: {body}");
+        assert!(
+            body["error"]["message"].as_str().unwrap().contains(needle),
+            "{needle}: {body}"
+        );
     }
     let (status, rule) = w.owner.post(&w.rules(), ok.clone()).await;
     assert_eq!(status, 201, "{rule}");
     assert_eq!(rule["state"], "ok");
-    assert!(rule.get("webhook_secret").is_none(), "no webhook, no secret");
+    assert!(
+        rule.get("webhook_secret").is_none(),
+        "no webhook, no secret"
+    );
     let (status, _) = w.owner.post(&w.rules(), ok.clone()).await;
     assert_eq!(status, 201);
     let (status, body) = w.owner.post(&w.rules(), ok.clone()).await;
@@ -182,18 +242,30 @@ async fn rules_are_checked_field_by_field_and_limited_by_the_plan() {
     let id = rule["id"].as_str().unwrap();
     let (status, patched) = w
         .owner
-        .patch(&format!("{}/{id}", w.rules()), json!({"name": "Spend", "filter": {"dimension": "model", "value": "gpt-4o"}}))
+        .patch(
+            &format!("{}/{id}", w.rules()),
+            json!({"name": "Spend", "filter": {"dimension": "model", "value": "gpt-4o"}}),
+        )
         .await;
     assert_eq!(status, 200, "{patched}");
     assert_eq!(patched["filter"]["value"], "gpt-4o");
-    let (status, _) = w.owner.patch(&format!("{}/{id}", w.rules()), json!({"condition": {"metric": "cost"}})).await;
+    let (status, _) = w
+        .owner
+        .patch(
+            &format!("{}/{id}", w.rules()),
+            json!({"condition": {"metric": "cost"}}),
+        )
+        .await;
     assert_eq!(status, 400);
     let (status, list) = w.owner.get(&w.rules()).await;
     assert_eq!((status, list.as_array().unwrap().len()), (200, 2));
     let stranger = w.app.sign_in("stranger@example.com").await;
     let (status, _) = stranger.get(&format!("{}/{id}", w.rules())).await;
     assert_eq!(status, 404, "another workspace's rule");
-    let (status, _) = w.owner.send("DELETE", &format!("{}/{id}", w.rules()), None).await;
+    let (status, _) = w
+        .owner
+        .send("DELETE", &format!("{}/{id}", w.rules()), None)
+        .await;
     assert_eq!(status, 204);
     let (status, _) = w.owner.get(&format!("{}/{id}", w.rules())).await;
     assert_eq!(status, 404);
@@ -224,7 +296,11 @@ async fn an_error_rate_rule_fires_and_resolves_once_on_each_channel() {
     w.clock.set(w.clock.now_ms() + 60_000);
     w.send(40, 2, 0.001).await;
     assert_eq!(w.evaluate().await, 1);
-    assert_eq!(w.evaluate().await, 0, "still firing: no second notification");
+    assert_eq!(
+        w.evaluate().await,
+        0,
+        "still firing: no second notification"
+    );
     let (_, now) = w.owner.get(&format!("{}/{id}", w.rules())).await;
     assert_eq!(now["state"], "firing");
     // The window moves past the failures and traffic is healthy again: resolved, once.
@@ -236,7 +312,11 @@ async fn an_error_rate_rule_fires_and_resolves_once_on_each_channel() {
     let bodies = hook.bodies();
     let kinds: Vec<&str> = bodies.iter().map(|b| b["type"].as_str().unwrap()).collect();
     assert_eq!(kinds, vec!["alert.firing", "alert.resolved"]);
-    assert!(bodies[0]["text"].as_str().unwrap().contains("error rate"), "{}", bodies[0]);
+    assert!(
+        bodies[0]["text"].as_str().unwrap().contains("error rate"),
+        "{}",
+        bodies[0]
+    );
     assert_eq!(bodies[0]["rule"]["id"], id.as_str());
     hook.assert_signed(&secret);
     for to in ["owner@example.com", "admin@example.com"] {
@@ -244,13 +324,22 @@ async fn an_error_rate_rule_fires_and_resolves_once_on_each_channel() {
         assert_eq!(mails.len(), 2, "{to}: one firing, one resolved");
         assert!(mails[0].contains("is firing") && mails[1].contains("resolved"));
     }
-    assert!(w.alert_mails("viewer@example.com").is_empty(), "viewers are not paged");
+    assert!(
+        w.alert_mails("viewer@example.com").is_empty(),
+        "viewers are not paged"
+    );
     let (status, history) = w.owner.get(&format!("{}/{id}/history", w.rules())).await;
     assert_eq!(status, 200);
     let history = history.as_array().unwrap();
     assert_eq!(history.len(), 2);
     assert_eq!(history[0]["transition"]["kind"], "resolved", "newest first");
-    assert!(history[1]["deliveries"].as_array().unwrap().iter().all(|d| d["ok"] == true));
+    assert!(
+        history[1]["deliveries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|d| d["ok"] == true)
+    );
 }
 
 #[tokio::test]
@@ -276,7 +365,10 @@ async fn a_budget_notifies_at_each_threshold_and_starts_over_next_month() {
     assert_eq!(mails.len(), 2, "{mails:?}");
     assert!(mails[1].contains("126.0%"), "{}", mails[1]);
     let (_, r) = w.owner.get(&format!("{}/{id}", w.rules())).await;
-    assert_eq!((r["state"].as_str(), r["level"].as_u64()), (Some("firing"), Some(3)));
+    assert_eq!(
+        (r["state"].as_str(), r["level"].as_u64()),
+        (Some("firing"), Some(3))
+    );
 
     // A new month starts over, quietly.
     let next = Month::of(w.clock.now_ms()).next();
@@ -323,7 +415,10 @@ async fn a_test_notification_reaches_every_channel_and_retries_a_failing_webhook
     let secret = rule["webhook_secret"].as_str().unwrap().to_owned();
     // The receiver fails once, then takes it.
     hook.answers.lock().unwrap().push(503);
-    let (status, event) = w.owner.post(&format!("{}/{id}/test", w.rules()), json!({})).await;
+    let (status, event) = w
+        .owner
+        .post(&format!("{}/{id}/test", w.rules()), json!({}))
+        .await;
     assert_eq!(status, 200, "{event}");
     let webhook = event["deliveries"]
         .as_array()
@@ -332,13 +427,18 @@ async fn a_test_notification_reaches_every_channel_and_retries_a_failing_webhook
         .find(|d| d["channel"] == "webhook")
         .unwrap()
         .clone();
-    assert_eq!((webhook["ok"].as_bool(), webhook["attempts"].as_u64()), (Some(true), Some(2)));
+    assert_eq!(
+        (webhook["ok"].as_bool(), webhook["attempts"].as_u64()),
+        (Some(true), Some(2))
+    );
     assert_eq!(hook.bodies().len(), 2);
     assert_eq!(hook.bodies()[1]["type"], "alert.test");
     hook.assert_signed(&secret);
     assert_eq!(w.alert_mails("owner@example.com").len(), 1);
     let viewer = w.app.sign_in("viewer@example.com").await;
-    let (status, _) = viewer.post(&format!("{}/{id}/test", w.rules()), json!({})).await;
+    let (status, _) = viewer
+        .post(&format!("{}/{id}/test", w.rules()), json!({}))
+        .await;
     assert_eq!(status, 403);
     let (_, history) = w.owner.get(&format!("{}/{id}/history", w.rules())).await;
     assert_eq!(history.as_array().unwrap().len(), 1);

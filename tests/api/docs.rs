@@ -53,6 +53,13 @@ const ROUTES: &[(&str, &str)] = &[
     ("patch", "/v1/me"),
     ("get", "/v1/workspaces/{id}/reports"),
     ("get", "/v1/workspaces/{id}/reports/{month}"),
+    ("get", "/v1/workspaces/{id}/alerts"),
+    ("post", "/v1/workspaces/{id}/alerts"),
+    ("get", "/v1/workspaces/{id}/alerts/{rule}"),
+    ("patch", "/v1/workspaces/{id}/alerts/{rule}"),
+    ("delete", "/v1/workspaces/{id}/alerts/{rule}"),
+    ("get", "/v1/workspaces/{id}/alerts/{rule}/history"),
+    ("post", "/v1/workspaces/{id}/alerts/{rule}/test"),
 ];
 
 #[tokio::test]

@@ -162,6 +162,27 @@ impl World {
             assert!(self.app.store.begin_deletion(&job, false).await.unwrap());
             path = path.replace("{del}", &job.id);
         }
+        if path.contains("{rule}") {
+            let rule = llmtrack_shared::domain::alert::AlertRule {
+                id: format!("alr_{}", ulid::Ulid::new().to_string().to_lowercase()),
+                workspace: self.ws.clone(),
+                name: "target".into(),
+                condition: llmtrack_shared::domain::alert::Condition::Forecast { budget_usd: 10.0 },
+                filter: None,
+                email: true,
+                webhook_url: None,
+                state: Default::default(),
+                created_ms: now_ms(),
+                updated_ms: now_ms(),
+                version: 0,
+            };
+            self.app
+                .store
+                .create_alert_rule(&rule, u32::MAX)
+                .await
+                .unwrap();
+            path = path.replace("{rule}", &rule.id);
+        }
         if path.contains("{inv}") {
             let inv = Invitation {
                 id: InvitationId::generate(),
@@ -394,6 +415,48 @@ async fn every_endpoint_answers_by_the_matrix() {
             "/v1/workspaces/{ws}/reports",
             None,
             Rule::Member(Role::Viewer),
+        ),
+        (
+            "GET",
+            "/v1/workspaces/{ws}/alerts",
+            None,
+            Rule::Member(Role::Viewer),
+        ),
+        (
+            "POST",
+            "/v1/workspaces/{ws}/alerts",
+            Some(json!({"name": "r{n}", "condition": {"metric": "forecast", "budget_usd": 100}})),
+            Rule::Member(Role::Admin),
+        ),
+        (
+            "GET",
+            "/v1/workspaces/{ws}/alerts/{rule}",
+            None,
+            Rule::Member(Role::Viewer),
+        ),
+        (
+            "PATCH",
+            "/v1/workspaces/{ws}/alerts/{rule}",
+            Some(json!({"name": "renamed"})),
+            Rule::Member(Role::Admin),
+        ),
+        (
+            "GET",
+            "/v1/workspaces/{ws}/alerts/{rule}/history",
+            None,
+            Rule::Member(Role::Viewer),
+        ),
+        (
+            "POST",
+            "/v1/workspaces/{ws}/alerts/{rule}/test",
+            None,
+            Rule::Member(Role::Admin),
+        ),
+        (
+            "DELETE",
+            "/v1/workspaces/{ws}/alerts/{rule}",
+            None,
+            Rule::Member(Role::Admin),
         ),
         ("GET", "/v1/openapi.json", None, Rule::Public),
         ("GET", "/healthz", None, Rule::Public),

@@ -18,6 +18,7 @@ use serde_json::json;
 use support::*;
 
 mod accounts;
+mod alerts;
 mod archive;
 mod billing;
 mod crash;
@@ -28,6 +29,7 @@ use accounts::{
     active_keys_stay_within_the_limit, audit_pages_newest_first,
     members_keep_an_owner_and_their_limit, users_codes_and_sessions,
 };
+use alerts::{alert_rules_keep_their_limit_version_and_history, notices_are_claimed_once};
 use billing::{
     billing_due_lists_records_due_oldest_first, billing_saves_once_per_version_and_event,
     retention_keeps_or_deletes_by_the_plan_window,
@@ -78,6 +80,8 @@ suite!(
     billing_due_lists_records_due_oldest_first,
     retention_keeps_or_deletes_by_the_plan_window,
     deleting_events_takes_them_off_usage_and_rollups,
+    alert_rules_keep_their_limit_version_and_history,
+    notices_are_claimed_once,
 );
 
 async fn new_workspace(store: &DynStore, plan: Plan) -> WorkspaceId {

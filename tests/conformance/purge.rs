@@ -46,8 +46,8 @@ const EVENTS_PER_HOUR: usize = 20;
 ///
 /// A workspace with events over several hours (one sent without a timestamp), rollups of every
 /// view, two keys, three members (one of them also in the other workspace), an invitation,
-/// audit entries, a billing record with its customer and due entries, an export job and its
-/// file, and a monthly report.
+/// audit entries, an alert rule with its history and a usage notice, a billing record with its
+/// customer and due entries, an export job and its file, and a monthly report.
 async fn fill(store: &DynStore, archive: &DynArchive, name: &str, shared: &str) -> Filled {
     let now = now_ms();
     let ws = admin::create_workspace(store.as_ref(), name, Plan::Team, now)
@@ -162,6 +162,36 @@ async fn fill(store: &DynStore, archive: &DynArchive, name: &str, shared: &str) 
         .await
         .unwrap();
 
+    let rule = llmtrack_shared::domain::alert::AlertRule {
+        id: format!("alr_{}", ulid::Ulid::new().to_string().to_lowercase()),
+        workspace: ws.clone(),
+        name: "Budget".into(),
+        condition: llmtrack_shared::domain::alert::Condition::Forecast { budget_usd: 100.0 },
+        filter: None,
+        email: true,
+        webhook_url: None,
+        state: Default::default(),
+        created_ms: now,
+        updated_ms: now,
+        version: 0,
+    };
+    store.create_alert_rule(&rule, 10).await.unwrap();
+    store
+        .append_alert_event(&llmtrack_shared::domain::alert::AlertEvent {
+            id: ulid::Ulid::new().to_string(),
+            rule_id: rule.id.clone(),
+            workspace: ws.clone(),
+            at_ms: now,
+            transition: None,
+            deliveries: vec![],
+        })
+        .await
+        .unwrap();
+    store
+        .claim_notice(&ws, "usage:2026-11:80", now)
+        .await
+        .unwrap();
+
     let export = Job {
         id: format!("exp_{}", ulid::Ulid::new().to_string().to_lowercase()),
         workspace: ws.clone(),
@@ -239,6 +269,7 @@ fn assert_receipt(receipt: &Receipt, f: &Filled) {
     assert_eq!(d.get("keys"), Some(&2), "{d:?}");
     assert_eq!(d.get("members"), Some(&3), "{d:?}");
     assert_eq!(d.get("invitations"), Some(&1), "{d:?}");
+    assert_eq!(d.get("alert_rules"), Some(&1), "{d:?}");
     assert_eq!(d.get("billing_records"), Some(&1), "{d:?}");
     assert_eq!(d.get("archive_objects"), Some(&2), "{d:?}");
     assert!(d.get("audit_entries").is_some_and(|n| *n >= 2), "{d:?}");
