@@ -39,8 +39,8 @@ bench: $(PY_STAMP)
 
 ## Release size of each Lambda binary and of the local binary.
 sizes:
-	$(CARGO) build --release -p llmtrack-ingest -p llmtrack-query -p llmtrack-account -p llmtrack-keys -p llmtrack-docs -p llmtrack-billing -p llmtrack-deletion -p llmtrack
-	@ls -l target/release/ingest target/release/query target/release/jobs target/release/account target/release/keys target/release/docs target/release/billing target/release/billing-sweep target/release/deletion target/release/deletion-worker target/release/llmtrack | awk '{printf "%-28s %6.1f MiB\n", $$9, $$5/1048576}'
+	$(CARGO) build --release -p llmtrack-ingest -p llmtrack-query -p llmtrack-account -p llmtrack-keys -p llmtrack-docs -p llmtrack-billing -p llmtrack-deletion -p llmtrack-reports -p llmtrack-alerts -p llmtrack
+	@ls -l target/release/ingest target/release/query target/release/jobs target/release/account target/release/keys target/release/docs target/release/billing target/release/billing-sweep target/release/deletion target/release/deletion-worker target/release/reports target/release/reports-api target/release/alerts target/release/alerts-evaluator target/release/llmtrack | awk '{printf "%-28s %6.1f MiB\n", $$9, $$5/1048576}'
 
 ## Deploy to AWS (needs the AWS SAM CLI and cargo-lambda; see docs/DEPLOYMENT.md).
 deploy:
