@@ -247,11 +247,17 @@ async fn post(
 ) -> anyhow::Result<reqwest::StatusCode> {
     let u =
         alert::webhook_url(url, deps.allow_local_http).map_err(|e| anyhow::anyhow!(e.message))?;
-    let host = u.host_str().unwrap_or_default().to_owned();
     let port = u.port_or_known_default().unwrap_or(443);
-    let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), port))
-        .await?
-        .collect();
+    let (host, addrs): (String, Vec<SocketAddr>) = match u.host() {
+        Some(url::Host::Domain(d)) => (
+            d.to_owned(),
+            tokio::net::lookup_host((d, port)).await?.collect(),
+        ),
+        // An address is connected to as it is (a bracketed IPv6 host would not resolve).
+        Some(url::Host::Ipv4(ip)) => (ip.to_string(), vec![SocketAddr::from((ip, port))]),
+        Some(url::Host::Ipv6(ip)) => (ip.to_string(), vec![SocketAddr::from((ip, port))]),
+        None => anyhow::bail!("the webhook URL has no host"),
+    };
     let local = deps.allow_local_http && u.scheme() == "http";
     let addr = addrs
         .iter()
