@@ -190,16 +190,57 @@ const UPKEEP_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
 /// cancelled paid periods, runs pending retention passes, carries on deletions that stalled,
 /// and deletes what has expired (the local stand-in for DynamoDB's TTL).
 pub async fn upkeep(parts: &Parts) -> anyhow::Result<()> {
-    llmtrack_billing::sweep(&parts.billing()).await?;
-    retention_job::resume(&parts.store, &parts.clock).await?;
+    // Each task on its own: one failing (a Stripe outage, a corrupt rule) must not hold up the
+    // others; all failures are reported together.
+    let mut failed = Vec::new();
+    let mut note = |task: &str, r: anyhow::Result<()>| {
+        if let Err(e) = r {
+            failed.push(format!("{task}: {e:#}"));
+        }
+    };
+    note(
+        "billing sweep",
+        llmtrack_billing::sweep(&parts.billing()).await.map(drop),
+    );
+    note(
+        "retention passes",
+        retention_job::resume(&parts.store, &parts.clock)
+            .await
+            .map(drop),
+    );
     // A deletion saves progress every page: one quiet for a minute is not running.
-    deletion_job::resume(&parts.deletion().deps, 60_000, None).await?;
+    note(
+        "deletions",
+        deletion_job::resume(&parts.deletion().deps, 60_000, None)
+            .await
+            .map(drop),
+    );
     // The first of the month's reports (the schedule's work on AWS).
-    llmtrack_reports::run_due(&parts.reports()).await?;
+    note(
+        "monthly reports",
+        llmtrack_reports::run_due(&parts.reports()).await.map(drop),
+    );
     // Alert rules, every minute (every 5 on AWS).
-    llmtrack_alerts::evaluate::all(&parts.alerts().deps).await?;
-    parts.store.purge_expired(parts.clock.now_ms()).await?;
-    Ok(())
+    note(
+        "alerts",
+        llmtrack_alerts::evaluate::all(&parts.alerts().deps)
+            .await
+            .map(drop),
+    );
+    note(
+        "expiry",
+        parts
+            .store
+            .purge_expired(parts.clock.now_ms())
+            .await
+            .map(drop)
+            .map_err(Into::into),
+    );
+    if failed.is_empty() {
+        Ok(())
+    } else {
+        Err(anyhow::anyhow!(failed.join("; ")))
+    }
 }
 
 /// `llmtrack serve`: runs until Ctrl-C or SIGTERM.
