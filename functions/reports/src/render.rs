@@ -50,18 +50,7 @@ pub fn csv(r: &MonthlyReport) -> anyhow::Result<Vec<u8>> {
         }
     }
     for d in &r.daily {
-        let f = Figures {
-            requests: d.requests,
-            errors: d.errors,
-            error_rate: if d.requests == 0 {
-                0.0
-            } else {
-                d.errors as f64 / d.requests as f64
-            },
-            cost_usd: d.cost_usd,
-            ..Figures::default()
-        };
-        row("day", &d.date, &f, None)?;
+        row("day", &d.date, &d.figures(), None)?;
     }
     w.into_inner().map_err(|e| anyhow::anyhow!("{e}"))
 }

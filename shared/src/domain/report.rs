@@ -155,6 +155,18 @@ pub struct DayLine {
     pub cost_usd: f64,
 }
 
+impl DayLine {
+    /// The day's figures (it keeps no token counts).
+    pub fn figures(&self) -> Figures {
+        Figures::of(&Rollup {
+            requests: self.requests,
+            errors: self.errors,
+            cost_pico: (self.cost_usd * PICO).round() as i64,
+            ..Rollup::default()
+        })
+    }
+}
+
 /// Latency percentiles over the month's requests that reported a latency.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Latency {
