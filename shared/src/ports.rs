@@ -374,6 +374,19 @@ impl Purged {
     }
 }
 
+/// Every workspace's id, read a page at a time: what the monthly reports and the alert
+/// evaluator walk.
+pub async fn all_workspace_ids(store: &dyn Store) -> StoreResult<Vec<WorkspaceId>> {
+    let mut out: Vec<WorkspaceId> = Vec::new();
+    loop {
+        let page = store.workspace_ids(out.last(), 1_000).await?;
+        if page.is_empty() {
+            return Ok(out);
+        }
+        out.extend(page);
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BillingSave {
     Saved,

@@ -3,16 +3,16 @@
 //! notification goes, so a run that dies in between never notifies twice. Also the automatic
 //! plan usage alerts at 80% and 100% of the monthly event limit, once each per month.
 
-use chrono::{Datelike, Duration as Days, NaiveDate};
+use chrono::{Duration as Days, NaiveDate};
 use llmtrack_shared::domain::alert::{
     self, AlertEvent, AlertRule, Condition, Filter, Measured, Period, Transition,
 };
-use llmtrack_shared::domain::forecast::{self, Day};
+use llmtrack_shared::domain::forecast;
 use llmtrack_shared::domain::report::Month;
 use llmtrack_shared::domain::rollup::{Dimension, Rollup, View};
 use llmtrack_shared::domain::sketch::LatencySketch;
 use llmtrack_shared::domain::time::{HOUR_MS, hour_of, month_of, to_datetime};
-use llmtrack_shared::ports::Workspace;
+use llmtrack_shared::ports::{Workspace, all_workspace_ids};
 
 use crate::{Deps, notify};
 
@@ -32,28 +32,20 @@ pub struct Evaluated {
 /// Evaluates every workspace's rules and plan usage.
 pub async fn all(deps: &Deps) -> anyhow::Result<Evaluated> {
     let mut total = Evaluated::default();
-    let mut after = None;
-    loop {
-        let ids = deps.store.workspace_ids(after.as_ref(), 100).await?;
-        let Some(last) = ids.last().cloned() else {
-            break;
+    for id in all_workspace_ids(deps.store.as_ref()).await? {
+        let Some(ws) = deps.store.workspace(&id).await? else {
+            continue;
         };
-        for id in ids {
-            let Some(ws) = deps.store.workspace(&id).await? else {
-                continue;
-            };
-            // One workspace failing (a corrupt rule, a timeout) must not stop the others.
-            match workspace(deps, &ws).await {
-                Ok(e) => {
-                    total.rules += e.rules;
-                    total.notifications += e.notifications;
-                }
-                Err(e) => {
-                    tracing::error!(workspace = %ws.id, error = format!("{e:#}"), "alert evaluation failed")
-                }
+        // One workspace failing (a corrupt rule, a timeout) must not stop the others.
+        match workspace(deps, &ws).await {
+            Ok(e) => {
+                total.rules += e.rules;
+                total.notifications += e.notifications;
+            }
+            Err(e) => {
+                tracing::error!(workspace = %ws.id, error = format!("{e:#}"), "alert evaluation failed")
             }
         }
-        after = Some(last);
     }
     Ok(total)
 }
@@ -213,42 +205,29 @@ async fn measure(
     })
 }
 
-/// The month-end cost forecast at `now` from hourly rollups, as the dashboard's forecast makes
-/// it: complete days before the month as history, the month's days so far, today partial.
+/// The month-end cost forecast at `now` from hourly rollups (UTC days), history starting on the
+/// first day with any cost.
 fn month_end_forecast(rows: &[(i64, Rollup)], now: i64) -> f64 {
     let month = Month::of(now);
     let date = |ms: i64| to_datetime(ms).date_naive();
-    let weekday = |d: NaiveDate| d.weekday().num_days_from_monday() as u8;
-    let (start, today) = (date(month.start_ms()), date(now));
-    let first = start - Days::days(FORECAST_HISTORY_DAYS);
+    let start = date(month.start_ms());
     let mut by_day: std::collections::BTreeMap<NaiveDate, f64> = Default::default();
     for (h, r) in rows {
         *by_day.entry(date(h * HOUR_MS)).or_default() += r.cost_pico as f64 / 1e12;
     }
-    let day = |d: NaiveDate| Day {
-        weekday: weekday(d),
-        value: by_day.get(&d).copied().unwrap_or(0.0),
-    };
-    let history: Vec<Day> = first
-        .iter_days()
-        .take_while(|d| *d < start)
-        .map(day)
-        .skip_while(|d| d.value == 0.0)
-        .collect();
-    let so_far: Vec<Day> = start
-        .iter_days()
-        .take_while(|d| *d <= today)
-        .map(day)
-        .collect();
-    let remaining: Vec<u8> = today
-        .succ_opt()
-        .into_iter()
-        .flat_map(|d| d.iter_days())
-        .take_while(|d| *d < date(month.end_ms()))
-        .map(weekday)
-        .collect();
+    let value = |d: NaiveDate| by_day.get(&d).copied().unwrap_or(0.0);
+    let history_first =
+        forecast::first_active(value, start - Days::days(FORECAST_HISTORY_DAYS), start);
     let fraction = (now - now.div_euclid(DAY_MS) * DAY_MS) as f64 / DAY_MS as f64;
-    forecast::project(&history, &so_far, fraction, &remaining).expected
+    forecast::month_end(
+        value,
+        history_first,
+        start,
+        date(now),
+        fraction,
+        date(month.end_ms()),
+    )
+    .expected
 }
 
 /// The plan usage alerts: owners and admins hear once a month when the workspace has used 80%,

@@ -85,30 +85,30 @@ pub fn headline(ws: &Workspace, rule: &AlertRule, t: Option<&Transition>) -> Str
         .as_ref()
         .map(|f| format!(" for {} `{}`", f.dimension.as_str(), f.value))
         .unwrap_or_default();
-    match t {
+    let (said, value, threshold) = match t {
         Some(Transition::Firing {
             value, threshold, ..
-        }) => format!(
-            "LLMtrack alert \"{}\" is firing in {}: {} at {} (threshold {}){scope}",
-            rule.name,
-            ws.name,
-            describe(&rule.condition),
-            unit(&rule.condition, *value),
-            unit(&rule.condition, *threshold)
-        ),
-        Some(Transition::Resolved { value, threshold }) => format!(
-            "LLMtrack alert \"{}\" resolved in {}: {} back to {} (threshold {}){scope}",
-            rule.name,
-            ws.name,
-            describe(&rule.condition),
-            unit(&rule.condition, *value),
-            unit(&rule.condition, *threshold)
-        ),
-        None => format!(
-            "LLMtrack test notification for alert \"{}\" in {}",
-            rule.name, ws.name
-        ),
-    }
+        }) => (("is firing", "at"), value, threshold),
+        Some(Transition::Resolved { value, threshold }) => {
+            (("resolved", "back to"), value, threshold)
+        }
+        None => {
+            return format!(
+                "LLMtrack test notification for alert \"{}\" in {}",
+                rule.name, ws.name
+            );
+        }
+    };
+    format!(
+        "LLMtrack alert \"{}\" {} in {}: {} {} {} (threshold {}){scope}",
+        rule.name,
+        said.0,
+        ws.name,
+        describe(&rule.condition),
+        said.1,
+        unit(&rule.condition, *value),
+        unit(&rule.condition, *threshold)
+    )
 }
 
 /// Sends a notification on every channel of the rule; returns how each went.

@@ -69,10 +69,6 @@ pub struct Progress {
     /// Usage: the next hour to look at.
     #[serde(default)]
     pub next_hour: Option<i64>,
-    #[serde(default)]
-    pub first_hour: Option<i64>,
-    #[serde(default)]
-    pub end_hour: Option<i64>,
     /// Usage: the page of hours being deleted (its end) and how many events it holds.
     #[serde(default)]
     pub page: Option<(i64, u64)>,
@@ -152,18 +148,11 @@ pub async fn run(deps: &Deps, mut job: Job, deadline: Option<Instant>) -> anyhow
             to_ms,
             source,
         } => {
-            let (first, end) = match (progress.first_hour, progress.end_hour) {
-                (Some(f), Some(e)) => (f, e),
-                _ => {
-                    let (f, e) = spec.scope.hours().context("a usage scope has hours")?;
-                    let oldest = hour_of(job.created_ms - Plan::longest_history_ms() - REACH_MS);
-                    // A crashed batch is finished first, so its hours are listed below.
-                    deps.store.recover(&ws).await?;
-                    (f.max(oldest), e)
-                }
-            };
-            progress.first_hour = Some(first);
-            progress.end_hour = Some(end);
+            let (first, end) = usage_hours(&job, &spec.scope)?;
+            if progress.next_hour.is_none() {
+                // A crashed batch is finished first, so its hours are listed below.
+                deps.store.recover(&ws).await?;
+            }
             let mut hour = progress.next_hour.unwrap_or(first);
             while hour < end {
                 if out_of_time() {
@@ -491,9 +480,17 @@ pub async fn resume(deps: &Deps, idle_ms: i64, deadline: Option<Instant>) -> any
     Ok(n)
 }
 
-/// Whether a job's hours are past (used to show progress).
-pub fn hours_done(progress: &Progress) -> Option<(i64, i64)> {
-    let (first, end) = (progress.first_hour?, progress.end_hour?);
-    let next = progress.next_hour.unwrap_or(first);
+/// The hours a usage deletion walks, first and one past the last: the scope's, from no
+/// earlier than anything the store can hold when the job was accepted.
+fn usage_hours(job: &Job, scope: &Scope) -> anyhow::Result<(i64, i64)> {
+    let (first, end) = scope.hours().context("a usage scope has hours")?;
+    let oldest = hour_of(job.created_ms - Plan::longest_history_ms() - REACH_MS);
+    Ok((first.max(oldest), end))
+}
+
+/// A usage deletion's hours looked at so far, and in all (progress shown to the owner).
+pub fn hours_done(job: &Job, progress: &Progress) -> Option<(i64, i64)> {
+    let (first, end) = usage_hours(job, &spec_of(job).ok()?.scope).ok()?;
+    let next = progress.next_hour?.max(first);
     Some(((next - first).max(0), (end - first).max(0)))
 }

@@ -153,7 +153,7 @@ pub struct DeletionView {
 fn view(job: &Job) -> Result<DeletionView> {
     let spec = job::spec_of(job)?;
     let progress = job::progress_of(job);
-    let hours = job::hours_done(&progress);
+    let hours = job::hours_done(job, &progress);
     let receipt = progress.receipt;
     Ok(DeletionView {
         id: job.id.clone(),

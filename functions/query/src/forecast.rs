@@ -6,12 +6,12 @@ use crate::ReadErrors;
 use axum::Json;
 use axum::extract::State;
 use axum::http::HeaderMap;
-use chrono::{Datelike, Duration, NaiveDate};
+use chrono::{Duration, NaiveDate};
 use llmtrack_shared::ApiError;
 use llmtrack_shared::domain::analytics::{
     self, Bucket, Filters, Granularity, local_midnight, month_start,
 };
-use llmtrack_shared::domain::forecast::{Day, Projection, project};
+use llmtrack_shared::domain::forecast::{Projection, month_end};
 use llmtrack_shared::domain::rollup::{Dimension, Rollup};
 use llmtrack_shared::domain::time::{HOUR_MS, hour_of, to_datetime};
 use llmtrack_shared::extract::Query;
@@ -94,42 +94,27 @@ pub async fn forecast(
         .date_naive()
         + Duration::days(1);
     let first_history = history_first.max(first_whole_day.min(month_first));
-    let days = |from: NaiveDate, to: NaiveDate, f: &dyn Fn(&Rollup) -> f64| -> Vec<Day> {
-        from.iter_days()
-            .take_while(|d| *d < to)
-            .map(|d| Day {
-                weekday: d.weekday().num_days_from_monday() as u8,
-                value: daily.get(&d).map_or(0.0, f),
-            })
-            .collect()
-    };
     let start_today = local_midnight(today, tz);
     let end_today = local_midnight(today + Duration::days(1), tz);
     let fraction = (now - start_today) as f64 / (end_today - start_today).max(1) as f64;
-    let remaining: Vec<u8> = (today + Duration::days(1))
-        .iter_days()
-        .take_while(|d| *d < next_month_first)
-        .map(|d| d.weekday().num_days_from_monday() as u8)
-        .collect();
-    let tomorrow = today + Duration::days(1);
     let cost = |r: &Rollup| r.cost_pico as f64 / 1e12;
     let events = |r: &Rollup| r.requests as f64;
     let history_days = (month_first - first_history).num_days().max(0) as usize;
+    let projected = |f: fn(&Rollup) -> f64| {
+        month_end(
+            |d: NaiveDate| daily.get(&d).map_or(0.0, f),
+            first_history,
+            month_first,
+            today,
+            fraction,
+            next_month_first,
+        )
+    };
     Ok(Json(Forecast {
         month: month_first.format("%Y-%m").to_string(),
         timezone: ws.timezone.clone(),
-        cost_usd: project(
-            &days(first_history, month_first, &cost),
-            &days(month_first, tomorrow, &cost),
-            fraction,
-            &remaining,
-        ),
-        events: project(
-            &days(first_history, month_first, &events),
-            &days(month_first, tomorrow, &events),
-            fraction,
-            &remaining,
-        ),
+        cost_usd: projected(cost),
+        events: projected(events),
         days_elapsed: (today - month_first).num_days() as f64 + fraction,
         days_in_month: (next_month_first - month_first).num_days() as u32,
         history_days,

@@ -18,7 +18,9 @@ use llmtrack_shared::domain::ids::WorkspaceId;
 use llmtrack_shared::domain::report::{self, FORECAST_HISTORY_DAYS, Month, MonthlyReport};
 use llmtrack_shared::domain::rollup::{Dimension, View};
 
-use llmtrack_shared::ports::{DynArchive, DynClock, DynMailer, DynStore, Mail, Workspace};
+use llmtrack_shared::ports::{
+    DynArchive, DynClock, DynMailer, DynStore, Mail, Workspace, all_workspace_ids,
+};
 use serde::Serialize;
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
@@ -208,26 +210,18 @@ pub async fn run_month(
     month: Month,
     only: Option<&WorkspaceId>,
 ) -> anyhow::Result<Ran> {
+    let ids = match only {
+        Some(id) => vec![id.clone()],
+        None => all_workspace_ids(deps.store.as_ref()).await?,
+    };
     let mut total = Ran::default();
-    let mut after: Option<WorkspaceId> = None;
-    loop {
-        let ids = match only {
-            Some(id) if after.is_none() => vec![id.clone()],
-            Some(_) => Vec::new(),
-            None => deps.store.workspace_ids(after.as_ref(), 100).await?,
+    for id in ids {
+        let Some(ws) = deps.store.workspace(&id).await? else {
+            continue;
         };
-        let Some(last) = ids.last().cloned() else {
-            break;
-        };
-        for id in ids {
-            let Some(ws) = deps.store.workspace(&id).await? else {
-                continue;
-            };
-            let ran = run_workspace(deps, &ws, month).await?;
-            total.reports += ran.reports;
-            total.emails += ran.emails;
-        }
-        after = Some(last);
+        let ran = run_workspace(deps, &ws, month).await?;
+        total.reports += ran.reports;
+        total.emails += ran.emails;
     }
     tracing::info!(%month, reports = total.reports, emails = total.emails, "monthly reports done");
     Ok(total)
@@ -238,25 +232,27 @@ pub async fn run_month(
 pub async fn run_due(deps: &Deps) -> anyhow::Result<Ran> {
     let month = Month::of(deps.clock.now_ms()).previous();
     let mut total = Ran::default();
-    let mut after: Option<WorkspaceId> = None;
-    loop {
-        let ids = deps.store.workspace_ids(after.as_ref(), 100).await?;
-        let Some(last) = ids.last().cloned() else {
-            break;
-        };
-        for id in ids {
-            if deps.archive.get(&key(&id, month, "json")).await?.is_some() {
-                continue;
-            }
-            if let Some(ws) = deps.store.workspace(&id).await? {
-                let ran = run_workspace(deps, &ws, month).await?;
-                total.reports += ran.reports;
-                total.emails += ran.emails;
-            }
+    for id in all_workspace_ids(deps.store.as_ref()).await? {
+        if archived(deps, &id, month).await? {
+            continue;
         }
-        after = Some(last);
+        if let Some(ws) = deps.store.workspace(&id).await? {
+            let ran = run_workspace(deps, &ws, month).await?;
+            total.reports += ran.reports;
+            total.emails += ran.emails;
+        }
     }
     Ok(total)
+}
+
+/// Whether the month's report is in the archive (listed, not downloaded).
+async fn archived(deps: &Deps, ws: &WorkspaceId, month: Month) -> anyhow::Result<bool> {
+    let json = key(ws, month, "json");
+    Ok(deps
+        .archive
+        .list(&format!("reports/{ws}/"))
+        .await?
+        .contains(&json))
 }
 
 // ---------- the HTTP side: listing and links ----------
@@ -365,12 +361,7 @@ async fn get_report(
     if !kept_months(&ws, now).contains(&month) {
         return Err(missing());
     }
-    if s.deps
-        .archive
-        .get(&key(&ws.id, month, "json"))
-        .await?
-        .is_none()
-    {
+    if !archived(&s.deps, &ws.id, month).await? {
         return Err(missing());
     }
     Ok(axum::Json(ReportLinks {

@@ -133,6 +133,52 @@ fn clean(value: f64) -> f64 {
     }
 }
 
+/// A month's projection from daily totals by calendar date (`value` of a date; 0 for none):
+/// the days of `[history_first, month_first)` are history, those of `[month_first, today]` the
+/// month so far (`today` `today_fraction` elapsed), and the days after `today` before
+/// `next_month_first` are still to come. The dashboard's forecast, the monthly report's
+/// forecast check and forecast alert rules all project through here.
+pub fn month_end(
+    value: impl Fn(chrono::NaiveDate) -> f64,
+    history_first: chrono::NaiveDate,
+    month_first: chrono::NaiveDate,
+    today: chrono::NaiveDate,
+    today_fraction: f64,
+    next_month_first: chrono::NaiveDate,
+) -> Projection {
+    use chrono::Datelike as _;
+    let day = |d: chrono::NaiveDate| Day {
+        weekday: d.weekday().num_days_from_monday() as u8,
+        value: value(d),
+    };
+    let days = |from: chrono::NaiveDate, to: chrono::NaiveDate| -> Vec<Day> {
+        from.iter_days().take_while(|d| *d < to).map(day).collect()
+    };
+    let tomorrow = today.succ_opt().unwrap_or(today);
+    let remaining: Vec<u8> = days(tomorrow, next_month_first)
+        .iter()
+        .map(|d| d.weekday)
+        .collect();
+    project(
+        &days(history_first, month_first),
+        &days(month_first, tomorrow),
+        today_fraction,
+        &remaining,
+    )
+}
+
+/// The first date of `[from, to)` with a value, or `to`: history starts when the workspace did.
+pub fn first_active(
+    value: impl Fn(chrono::NaiveDate) -> f64,
+    from: chrono::NaiveDate,
+    to: chrono::NaiveDate,
+) -> chrono::NaiveDate {
+    from.iter_days()
+        .take_while(|d| *d < to)
+        .find(|d| value(*d) != 0.0)
+        .unwrap_or(to)
+}
+
 /// Projects the month-end total.
 ///
 /// history: complete days before the month started (oldest first, up to ~8 weeks; may be empty for a new workspace).

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use chrono::{Datelike, NaiveDate, TimeZone, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::forecast::{self, Day};
+use super::forecast;
 use super::rollup::{Dimension, Rollup, RollupKey};
 use super::time::HOUR_MS;
 
@@ -359,41 +359,34 @@ fn forecast_check(
     daily: &[DayLine],
     actual: f64,
 ) -> Option<ForecastCheck> {
-    let start = date_of(month.start_ms());
-    let weekday = |d: NaiveDate| d.weekday().num_days_from_monday() as u8;
-    let first_day = start - chrono::Days::new(FORECAST_HISTORY_DAYS as u64);
-    // Every day of the history window, quiet ones as zeros, from the first with any cost.
-    let past: Vec<Day> = first_day
-        .iter_days()
-        .take_while(|d| *d < start)
-        .map(|d| Day {
-            weekday: weekday(d),
-            value: history.get(&d).copied().unwrap_or(0.0),
-        })
-        .skip_while(|d| d.value == 0.0)
-        .collect();
-    let split = (FORECAST_AFTER_DAYS as usize).min(daily.len());
-    let made: Vec<Day> = daily[..split]
-        .iter()
-        .filter_map(|d| {
-            let date = NaiveDate::parse_from_str(&d.date, "%Y-%m-%d").ok()?;
-            Some(Day {
-                weekday: weekday(date),
-                value: d.cost_usd,
-            })
-        })
-        .collect();
-    let remaining: Vec<u8> = daily[split..]
-        .iter()
-        .filter_map(|d| NaiveDate::parse_from_str(&d.date, "%Y-%m-%d").ok())
-        .map(weekday)
-        .collect();
-    if actual <= 0.0 && past.iter().chain(&made).all(|d| d.value <= 0.0) {
+    let mut cost = history.clone();
+    for d in daily {
+        cost.insert(
+            NaiveDate::parse_from_str(&d.date, "%Y-%m-%d").ok()?,
+            d.cost_usd,
+        );
+    }
+    let value = |d: NaiveDate| cost.get(&d).copied().unwrap_or(0.0);
+    if actual <= 0.0 && cost.values().all(|v| *v <= 0.0) {
         return None;
     }
-    let p = forecast::project(&past, &made, 1.0, &remaining);
+    let start = date_of(month.start_ms());
+    let made_on = start + chrono::Days::new(u64::from(FORECAST_AFTER_DAYS.min(month.days())) - 1);
+    let history_first = forecast::first_active(
+        value,
+        start - chrono::Days::new(FORECAST_HISTORY_DAYS as u64),
+        start,
+    );
+    let p = forecast::month_end(
+        value,
+        history_first,
+        start,
+        made_on,
+        1.0,
+        date_of(month.end_ms()),
+    );
     Some(ForecastCheck {
-        made_on: daily.get(split.saturating_sub(1))?.date.clone(),
+        made_on: made_on.to_string(),
         expected_usd: p.expected,
         low_usd: p.low,
         high_usd: p.high,
