@@ -1,0 +1,225 @@
+// Shapes of the API's answers (see GET /v1/openapi.json).
+
+export type Role = 'owner' | 'admin' | 'viewer';
+export type Plan = 'free' | 'pro' | 'team';
+
+export interface User {
+  id: string;
+  email: string;
+  monthly_reports: boolean;
+}
+
+export interface Workspace {
+  id: string;
+  name: string;
+  plan: Plan;
+  timezone: string;
+  created_at: string;
+  role: Role;
+}
+
+export interface Me {
+  user: User;
+  workspaces: Workspace[];
+}
+
+export interface About {
+  support_email: string | null;
+  billing_configured: boolean;
+  version: string;
+}
+
+export interface Covered {
+  from: string;
+  to: string;
+  clamped: boolean;
+  history_days: number;
+  answered_from: string;
+}
+
+export interface Metrics {
+  requests: number;
+  errors: number;
+  error_rate: number | null;
+  tokens: { input: number; output: number; cached_input: number; cache_write: number; reasoning: number; total: number };
+  cost_usd: number;
+  unpriced: number;
+  latency_ms: { p50: number | null; p90: number | null; p95: number | null; p99: number | null; count: number };
+}
+
+export interface Summary {
+  covered: Covered;
+  metrics: Metrics;
+  previous: { from: string; to: string; clamped: boolean; metrics: Metrics } | null;
+  change: Record<string, number | null>;
+}
+
+export interface Series {
+  value: string | null;
+  total: number | null;
+  points: (number | null)[];
+}
+
+export interface Timeseries {
+  covered: Covered;
+  metric: string;
+  granularity: 'hour' | 'day';
+  by: string | null;
+  buckets: string[];
+  series: Series[];
+  other: Series | null;
+}
+
+export interface BreakdownRow {
+  value: string;
+  metrics: Metrics;
+}
+
+export interface Breakdown {
+  covered: Covered;
+  by: string;
+  sort: string;
+  rows: BreakdownRow[];
+  total_rows: number;
+}
+
+export interface UserUsage {
+  user: string;
+  covered: Covered;
+  metrics: Metrics;
+  days: string[];
+  daily_cost_usd: (number | null)[];
+}
+
+export interface Projection {
+  so_far: number;
+  expected: number;
+  low: number;
+  high: number;
+}
+
+export interface Forecast {
+  month: string;
+  timezone: string;
+  cost_usd: Projection;
+  events: Projection;
+  days_elapsed: number;
+  days_in_month: number;
+  history_days: number;
+  clamped: boolean;
+  method: string;
+}
+
+export interface LoggedEvent {
+  id: string;
+  timestamp: string;
+  provider: string;
+  model: string;
+  feature: string | null;
+  user_id: string | null;
+  source: string;
+  status: string;
+  error_type: string | null;
+  input_tokens: number;
+  output_tokens: number;
+  cached_input_tokens: number;
+  cache_write_tokens: number;
+  reasoning_tokens: number;
+  cost_usd: number | null;
+  latency_ms: number | null;
+  metadata: Record<string, string | number | boolean>;
+  // Present when the server records them (see docs/DASHBOARD.md).
+  cost_source?: string | null;
+  price?: unknown;
+  redacted?: { field: string; reason: string }[];
+  [k: string]: unknown;
+}
+
+export interface EventPage {
+  events: LoggedEvent[];
+  next_cursor: string | null;
+  [k: string]: unknown;
+}
+
+export interface Key {
+  id: string;
+  name: string;
+  source: string;
+  scope: 'ingest' | 'read';
+  state: 'active' | 'deactivated';
+  prefix: string;
+  created_at: string;
+  created_by: string | null;
+  last_used_at: string | null;
+}
+
+export interface NewKey extends Key {
+  secret: string;
+}
+
+export interface Limit {
+  limit: number;
+  used: number;
+}
+
+export interface Usage {
+  plan: Plan;
+  month: string;
+  resets_at: string;
+  events: Limit;
+  active_keys: Limit;
+  members: Limit;
+  alert_rules: Limit;
+  history_days: number;
+  report_months: number;
+  subscription: {
+    status: string;
+    plan: Plan;
+    period_ends_at: string | null;
+    cancel_at_period_end: boolean;
+    grace_ends_at: string | null;
+  } | null;
+}
+
+export interface Member {
+  user_id: string;
+  email: string;
+  role: Role;
+  since: string;
+}
+
+export interface Invitation {
+  id: string;
+  email: string;
+  role: Role;
+  invited_by: string;
+  created_at: string;
+  expires_at: string;
+}
+
+export interface AuditEntry {
+  id: string;
+  [k: string]: unknown;
+}
+
+export type Condition =
+  | { metric: 'cost'; period: 'day' | 'month'; over_usd: number }
+  | { metric: 'budget'; budget_usd: number; thresholds_pct: number[] }
+  | { metric: 'forecast'; budget_usd: number }
+  | { metric: 'error_rate'; over_pct: number; window_minutes: number; min_requests?: number }
+  | { metric: 'latency_p95'; over_ms: number; window_minutes: number };
+
+export interface Rule {
+  id: string;
+  name: string;
+  condition: Condition;
+  filter: { dimension: string; value: string } | null;
+  email: boolean;
+  webhook_url: string | null;
+  state: 'ok' | 'firing';
+  level: number;
+  since: string | null;
+  created_at: string;
+  webhook_secret?: string;
+  [k: string]: unknown;
+}

@@ -1,0 +1,259 @@
+// The alert rule form (create and edit), every kind, with the API's validation messages inline.
+import { useState } from 'preact/hooks';
+import { ApiError, describe, patch, post, wsPath } from '../lib/api';
+import { usd } from '../lib/format';
+import type { Rule } from '../lib/types';
+import { CopyField, Field, Modal } from '../ui';
+
+export const KINDS = [
+  { id: 'cost', label: 'Cost over an amount (day or month)' },
+  { id: 'budget', label: 'Share of a monthly budget reached' },
+  { id: 'forecast', label: 'Month-end forecast over budget' },
+  { id: 'error_rate', label: 'Error rate over a percentage' },
+  { id: 'latency_p95', label: 'p95 latency over a value' },
+] as const;
+
+/** A sentence for a rule's condition and filter. */
+export function describeRule(r: Pick<Rule, 'condition' | 'filter'>): string {
+  const c = r.condition;
+  let s: string;
+  switch (c.metric) {
+    case 'cost':
+      s = `cost of the ${c.period} (UTC) over ${usd(c.over_usd)}`;
+      break;
+    case 'budget':
+      s = `${c.thresholds_pct.join('%, ')}% of a ${usd(c.budget_usd)} monthly budget`;
+      break;
+    case 'forecast':
+      s = `month-end forecast over ${usd(c.budget_usd)}`;
+      break;
+    case 'error_rate':
+      s = `error rate over ${c.over_pct}% in ${c.window_minutes} min (at least ${c.min_requests ?? 20} requests)`;
+      break;
+    case 'latency_p95':
+      s = `p95 latency over ${c.over_ms} ms in ${c.window_minutes} min`;
+      break;
+    default:
+      s = JSON.stringify(c);
+  }
+  return r.filter ? `${s}, for ${r.filter.dimension} ${r.filter.value}` : s;
+}
+
+interface Form {
+  name: string;
+  metric: string;
+  period: string;
+  over_usd: string;
+  budget_usd: string;
+  thresholds: string;
+  over_pct: string;
+  window_minutes: string;
+  min_requests: string;
+  over_ms: string;
+  dimension: string;
+  value: string;
+  email: boolean;
+  webhook_url: string;
+}
+
+function toForm(r?: Rule, kind?: string): Form {
+  const c = (r?.condition ?? {}) as Record<string, unknown>;
+  return {
+    name: r?.name ?? '',
+    metric: (c.metric as string) ?? kind ?? 'budget',
+    period: (c.period as string) ?? 'day',
+    over_usd: c.over_usd !== undefined ? String(c.over_usd) : '',
+    budget_usd: c.budget_usd !== undefined ? String(c.budget_usd) : '',
+    thresholds: Array.isArray(c.thresholds_pct) ? (c.thresholds_pct as number[]).join(', ') : '50, 80, 100',
+    over_pct: c.over_pct !== undefined ? String(c.over_pct) : '5',
+    window_minutes: c.window_minutes !== undefined ? String(c.window_minutes) : '15',
+    min_requests: c.min_requests !== undefined ? String(c.min_requests) : '20',
+    over_ms: c.over_ms !== undefined ? String(c.over_ms) : '',
+    dimension: r?.filter?.dimension ?? '',
+    value: r?.filter?.value ?? '',
+    email: r?.email ?? true,
+    webhook_url: r?.webhook_url ?? '',
+  };
+}
+
+const num = (s: string): number | string => (s.trim() === '' || Number.isNaN(Number(s)) ? s.trim() : Number(s));
+
+/** The request body for a form: values sent as typed so the API names what is wrong. */
+export function conditionOf(f: Pick<Form, 'metric' | 'period' | 'over_usd' | 'budget_usd' | 'thresholds' | 'over_pct' | 'window_minutes' | 'min_requests' | 'over_ms'>): Record<string, unknown> {
+  switch (f.metric) {
+    case 'cost':
+      return { metric: 'cost', period: f.period, over_usd: num(f.over_usd) };
+    case 'budget':
+      return { metric: 'budget', budget_usd: num(f.budget_usd), thresholds_pct: f.thresholds.split(/[\s,;]+/).filter(Boolean).map(num) };
+    case 'forecast':
+      return { metric: 'forecast', budget_usd: num(f.budget_usd) };
+    case 'error_rate':
+      return { metric: 'error_rate', over_pct: num(f.over_pct), window_minutes: num(f.window_minutes), min_requests: num(f.min_requests) };
+    case 'latency_p95':
+      return { metric: 'latency_p95', over_ms: num(f.over_ms), window_minutes: num(f.window_minutes) };
+  }
+  return { metric: f.metric };
+}
+
+/** Which form field an API error is about. */
+export function formFieldOf(e: unknown): string {
+  if (!(e instanceof ApiError)) return '';
+  const f = (e.field ?? '').split('.').pop() ?? '';
+  if (f === 'thresholds_pct') return 'thresholds';
+  if (f === 'filter' || f === 'dimension') return e.message.includes('value') && f !== 'dimension' ? 'value' : 'dimension';
+  if (['name', 'period', 'over_usd', 'budget_usd', 'over_pct', 'window_minutes', 'min_requests', 'over_ms', 'value', 'webhook_url', 'email', 'metric'].includes(f)) return f;
+  if (/channel|email/.test(e.message)) return 'email';
+  return '';
+}
+
+export function RuleForm({ ws, rule, kind, onDone, onCancel }: { ws: string; rule?: Rule; kind?: string; onDone: (r: Rule) => void; onCancel: () => void }) {
+  const [f, setF] = useState<Form>(toForm(rule, kind));
+  const [busy, setBusy] = useState(false);
+  const [err, setErr] = useState<{ field: string; message: string } | null>(null);
+  const [secret, setSecret] = useState<Rule | null>(null);
+  const set = (k: keyof Form) => (e: Event) => {
+    const t = e.target as HTMLInputElement;
+    setF({ ...f, [k]: t.type === 'checkbox' ? t.checked : t.value });
+  };
+  const fe = (k: string) => (err?.field === k ? err.message : null);
+  const submit = async (e: Event) => {
+    e.preventDefault();
+    setBusy(true);
+    setErr(null);
+    const body: Record<string, unknown> = {
+      name: f.name.trim(),
+      condition: conditionOf(f),
+      filter: f.dimension ? { dimension: f.dimension, value: f.value } : null,
+      email: f.email,
+      webhook_url: f.webhook_url.trim() || null,
+    };
+    try {
+      const r = rule ? await patch<Rule>(wsPath(ws, 'alerts', rule.id), body) : await post<Rule>(wsPath(ws, 'alerts'), body);
+      if (r.webhook_secret) setSecret(r);
+      else onDone(r);
+    } catch (x) {
+      setErr({ field: formFieldOf(x), message: describe(x) });
+    } finally {
+      setBusy(false);
+    }
+  };
+  if (secret) {
+    return (
+      <Modal title="Webhook signing secret" onClose={() => onDone(secret)}>
+        <p class="warn">
+          <span aria-hidden="true">⚠ </span>
+          <strong>Shown once.</strong> Your endpoint verifies the <code>LLMtrack-Signature</code> header with it (HMAC-SHA256 of <code>t.body</code>, as Stripe does).
+        </p>
+        <CopyField label="Signing secret" value={secret.webhook_secret!} />
+        <div class="actions">
+          <button type="button" class="btn primary" onClick={() => onDone(secret)}>
+            I have copied it
+          </button>
+        </div>
+      </Modal>
+    );
+  }
+  const m = f.metric;
+  return (
+    <form class="rule-form" onSubmit={submit} noValidate>
+      {err && !err.field && (
+        <p class="field-error" role="alert">
+          <span aria-hidden="true">⚠ </span>
+          {err.message}
+        </p>
+      )}
+      <Field label="Name" error={fe('name')}>
+        <input name="name" required value={f.name} onInput={set('name')} />
+      </Field>
+      <Field label="Alert when" error={fe('metric')}>
+        <select name="metric" value={m} onChange={set('metric')}>
+          {KINDS.map((k) => (
+            <option key={k.id} value={k.id}>
+              {k.label}
+            </option>
+          ))}
+        </select>
+      </Field>
+      <div class="row">
+        {m === 'cost' && (
+          <>
+            <Field label="Period (UTC)" error={fe('period')}>
+              <select name="period" value={f.period} onChange={set('period')}>
+                <option value="day">Day</option>
+                <option value="month">Month</option>
+              </select>
+            </Field>
+            <Field label="Over (USD)" error={fe('over_usd')}>
+              <input name="over_usd" inputMode="decimal" value={f.over_usd} onInput={set('over_usd')} />
+            </Field>
+          </>
+        )}
+        {(m === 'budget' || m === 'forecast') && (
+          <Field label="Monthly budget (USD)" error={fe('budget_usd')}>
+            <input name="budget_usd" inputMode="decimal" value={f.budget_usd} onInput={set('budget_usd')} />
+          </Field>
+        )}
+        {m === 'budget' && (
+          <Field label="Thresholds (%)" error={fe('thresholds')} hint="1 to 10 increasing percentages, e.g. 50, 80, 100.">
+            <input name="thresholds" value={f.thresholds} onInput={set('thresholds')} />
+          </Field>
+        )}
+        {m === 'error_rate' && (
+          <>
+            <Field label="Over (%)" error={fe('over_pct')}>
+              <input name="over_pct" inputMode="decimal" value={f.over_pct} onInput={set('over_pct')} />
+            </Field>
+            <Field label="At least (requests)" error={fe('min_requests')}>
+              <input name="min_requests" inputMode="numeric" value={f.min_requests} onInput={set('min_requests')} />
+            </Field>
+          </>
+        )}
+        {m === 'latency_p95' && (
+          <Field label="Over (ms)" error={fe('over_ms')}>
+            <input name="over_ms" inputMode="decimal" value={f.over_ms} onInput={set('over_ms')} />
+          </Field>
+        )}
+        {(m === 'error_rate' || m === 'latency_p95') && (
+          <Field label="Window (minutes)" error={fe('window_minutes')} hint="5 to 1,440, a multiple of 5.">
+            <input name="window_minutes" inputMode="numeric" value={f.window_minutes} onInput={set('window_minutes')} />
+          </Field>
+        )}
+      </div>
+      <div class="row">
+        <Field label="Only for" error={fe('dimension')}>
+          <select name="dimension" value={f.dimension} onChange={set('dimension')}>
+            <option value="">All traffic</option>
+            <option value="model">One model</option>
+            <option value="feature">One feature</option>
+            <option value="source">One source</option>
+            <option value="user">One end-user</option>
+          </select>
+        </Field>
+        {f.dimension && (
+          <Field label="Value" error={fe('value')}>
+            <input name="value" value={f.value} onInput={set('value')} />
+          </Field>
+        )}
+      </div>
+      <fieldset>
+        <legend>Notify</legend>
+        <label class="check">
+          <input type="checkbox" name="email" checked={f.email} onChange={set('email')} />
+          <span>Email the workspace's owners and admins</span>
+        </label>
+        {fe('email') && <p class="field-error" role="alert">{fe('email')}</p>}
+        <Field label="Webhook URL (optional)" error={fe('webhook_url')} hint="https only; Slack incoming webhooks work. The signing secret is shown once when you set it.">
+          <input name="webhook_url" type="url" value={f.webhook_url} onInput={set('webhook_url')} placeholder="https://hooks.slack.com/services/…" />
+        </Field>
+      </fieldset>
+      <div class="actions start">
+        <button type="submit" class="btn primary" disabled={busy}>
+          {busy ? 'Saving…' : rule ? 'Save changes' : 'Create alert'}
+        </button>
+        <button type="button" class="btn ghost" onClick={onCancel}>
+          Cancel
+        </button>
+      </div>
+    </form>
+  );
+}

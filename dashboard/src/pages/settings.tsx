@@ -1,0 +1,169 @@
+// Workspace settings: name, timezone; data deletion (a range, or the whole workspace).
+import { useState } from 'preact/hooks';
+import type { PageProps } from '../app';
+import { describe, patch, post, wsPath } from '../lib/api';
+import { navigate } from '../lib/router';
+import { can, loadMe, updateWorkspace } from '../lib/store';
+import { localDate, nextDay, startOfLocalDay, timezones } from '../lib/time';
+import type { Workspace } from '../lib/types';
+import { ConfirmButton, Field, PageHead, toast } from '../ui';
+
+export default function Settings({ ws }: PageProps) {
+  const manage = can(ws.role, 'manage_settings');
+  const owner = can(ws.role, 'delete_data');
+  return (
+    <div>
+      <PageHead title="Settings" sub={ws.name} />
+      <General ws={ws} manage={manage} />
+      {owner && <DeleteData ws={ws} />}
+      {owner && <DeleteWorkspace ws={ws} />}
+      <section class="card">
+        <h2>Your account</h2>
+        <p>
+          Report emails, signing out everywhere and deleting your account are on <a href="/account">your account page</a>.
+        </p>
+      </section>
+    </div>
+  );
+}
+
+function General({ ws, manage }: { ws: Workspace; manage: boolean }) {
+  const [name, setName] = useState(ws.name);
+  const [tz, setTz] = useState(ws.timezone);
+  const [busy, setBusy] = useState(false);
+  const [error, setError] = useState<{ field: string; message: string } | null>(null);
+  if (!manage) {
+    return (
+      <section class="card">
+        <h2>General</h2>
+        <dl class="kv">
+          <dt>Name</dt>
+          <dd>{ws.name}</dd>
+          <dt>Timezone</dt>
+          <dd>{ws.timezone}</dd>
+          <dt>Workspace id</dt>
+          <dd>
+            <code>{ws.id}</code>
+          </dd>
+        </dl>
+      </section>
+    );
+  }
+  return (
+    <section class="card">
+      <h2>General</h2>
+      <form
+        onSubmit={async (e) => {
+          e.preventDefault();
+          setBusy(true);
+          setError(null);
+          try {
+            const w = await patch<Workspace>(wsPath(ws.id), { name: name.trim(), timezone: tz });
+            updateWorkspace({ ...ws, ...w });
+            toast('Settings saved.');
+          } catch (err) {
+            const m = describe(err);
+            setError({ field: /timezone/i.test(m) ? 'timezone' : 'name', message: m });
+          } finally {
+            setBusy(false);
+          }
+        }}
+      >
+        <div class="row">
+          <Field label="Name" error={error?.field === 'name' ? error.message : null}>
+            <input name="ws-name" required maxLength={64} value={name} onInput={(e) => setName((e.target as HTMLInputElement).value)} />
+          </Field>
+          <Field label="Timezone" error={error?.field === 'timezone' ? error.message : null} hint="Days and months on every page follow it.">
+            <select name="ws-timezone" value={tz} onChange={(e) => setTz((e.target as HTMLSelectElement).value)}>
+              {timezones().map((z) => (
+                <option key={z} value={z}>
+                  {z}
+                </option>
+              ))}
+            </select>
+          </Field>
+        </div>
+        <p class="small muted">
+          Workspace id: <code>{ws.id}</code>
+        </p>
+        <button type="submit" class="btn primary" disabled={busy}>
+          {busy ? 'Saving…' : 'Save'}
+        </button>
+      </form>
+    </section>
+  );
+}
+
+function DeleteData({ ws }: { ws: Workspace }) {
+  const today = localDate(Date.now(), ws.timezone);
+  const [from, setFrom] = useState('');
+  const [to, setTo] = useState('');
+  const [source, setSource] = useState('');
+  const all = !from && !to;
+  const body = () => {
+    const b: Record<string, string> = { scope: 'usage', confirm: ws.name };
+    if (from) b.from = startOfLocalDay(from, ws.timezone)!;
+    if (to) b.to = startOfLocalDay(nextDay(to), ws.timezone)!;
+    if (source.trim()) b.source = source.trim();
+    return b;
+  };
+  return (
+    <section class="card danger-zone">
+      <h2>Delete usage data</h2>
+      <p>Deletes events for real, with the rollups, usage counters and exports derived from them. A receipt says what was deleted. Leave both dates empty to delete all usage data.</p>
+      <div class="row">
+        <Field label={`From (${ws.timezone})`}>
+          <input type="date" name="del-from" value={from} max={today} onChange={(e) => setFrom((e.target as HTMLInputElement).value)} />
+        </Field>
+        <Field label="To (inclusive)">
+          <input type="date" name="del-to" value={to} min={from || undefined} max={today} onChange={(e) => setTo((e.target as HTMLInputElement).value)} />
+        </Field>
+        <Field label="Only source (optional)">
+          <input name="del-source" value={source} onInput={(e) => setSource((e.target as HTMLInputElement).value)} />
+        </Field>
+      </div>
+      <ConfirmButton
+        label="Delete usage data…"
+        danger
+        title="Delete usage data?"
+        confirmText={ws.name}
+        confirmLabel="Delete for good"
+        message={
+          <p>
+            {all ? 'Every event of this workspace' : `Events from ${from || 'the beginning'} to ${to || 'now'} (${ws.timezone})`}
+            {source.trim() ? ` sent with source “${source.trim()}”` : ''} will be deleted. This cannot be undone.
+          </p>
+        }
+        onConfirm={async () => {
+          const job = await post<{ id: string }>(wsPath(ws.id, 'deletions'), body());
+          navigate(`/workspaces/${ws.id}/deletions/${job.id}`);
+        }}
+      />
+    </section>
+  );
+}
+
+function DeleteWorkspace({ ws }: { ws: Workspace }) {
+  return (
+    <section class="card danger-zone">
+      <h2>Delete this workspace</h2>
+      <p>
+        Deletes everything it has: events, rollups, keys (they stop working at once), members, invitations, alerts, the audit log, billing records and reports; an active subscription is cancelled. It
+        disappears from every member's list at once, and you get a receipt.
+      </p>
+      <ConfirmButton
+        label="Delete workspace…"
+        danger
+        title={`Delete ${ws.name}?`}
+        confirmText={ws.name}
+        confirmLabel="Delete the workspace"
+        message={<p>This cannot be undone.</p>}
+        onConfirm={async () => {
+          const job = await post<{ id: string }>(wsPath(ws.id, 'deletions'), { scope: 'workspace', confirm: ws.name });
+          await loadMe();
+          navigate(`/workspaces/${ws.id}/deletions/${job.id}`);
+        }}
+      />
+    </section>
+  );
+}
