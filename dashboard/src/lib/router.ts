@@ -1,8 +1,9 @@
 // A tiny history router: the path and query string are signals; links are intercepted.
 import { signal } from '@preact/signals';
 
-export const path = signal(location.pathname);
-export const search = signal(location.search);
+const loc = typeof location === 'undefined' ? { pathname: '/', search: '' } : location;
+export const path = signal(loc.pathname);
+export const search = signal(loc.search);
 
 export function navigate(to: string, opts: { replace?: boolean } = {}): void {
   const url = new URL(to, location.origin);
