@@ -237,17 +237,18 @@ export async function ingest(base, key, events) {
 
 export async function launchChromium() {
   const { chromium } = await import('playwright-core');
-  const userDataDir = mkdtempSync(join(tmpdir(), 'llmtrack-chromium-'));
+  if (!existsSync(CHROMIUM)) throw new Error(`Chromium not found at ${CHROMIUM} (apt-get install chromium, or set CHROMIUM)`);
+  // playwright-core gives every launch a fresh, temporary --user-data-dir of its own (it refuses
+  // one in args) and removes it on close.
   const browser = await chromium.launch({
     executablePath: CHROMIUM,
     headless: true,
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync', `--user-data-dir=${userDataDir}`],
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
   });
   return {
     browser,
     async close() {
       await browser.close().catch(() => {});
-      rmSync(userDataDir, { recursive: true, force: true });
     },
   };
 }

@@ -15,4 +15,6 @@ setUnauthorizedHandler(() => {
   rememberNext(next);
   navigate(`/signin?next=${encodeURIComponent(next)}`, { replace: true });
 });
-render(<App />, document.getElementById('app')!);
+const root = document.getElementById('app')!;
+root.textContent = '';
+render(<App />, root);
