@@ -85,7 +85,16 @@ export function TimeChart(props: {
           cursor: { points: { size: 6 } },
           scales: { x: { time: true }, y: { range: (_u, _min, max) => [0, max > 0 ? max * 1.08 : 1] } },
           axes: [
-            { stroke: axisColor, grid: { stroke: gridColor, width: 1 }, ticks: { stroke: gridColor } },
+            daily
+              ? {
+                  stroke: axisColor,
+                  grid: { stroke: gridColor, width: 1 },
+                  ticks: { stroke: gridColor },
+                  // Whole days only: a day is one point.
+                  incrs: [86400, 2 * 86400, 7 * 86400, 14 * 86400, 30 * 86400, 91 * 86400],
+                  values: (_u, vals) => vals.map((v) => new Intl.DateTimeFormat('en-US', { timeZone: 'UTC', month: 'short', day: 'numeric' }).format(new Date(v * 1000))),
+                }
+              : { stroke: axisColor, grid: { stroke: gridColor, width: 1 }, ticks: { stroke: gridColor } },
             {
               stroke: axisColor,
               grid: { stroke: gridColor, width: 1 },

@@ -7,6 +7,15 @@ function respond(status: number, body?: unknown, headers: Record<string, string>
 
 afterEach(() => setUnauthorizedHandler(null));
 
+/** The error a request rejects with; a request that succeeds fails the test. */
+const fail = (p: Promise<unknown>): Promise<ApiError> =>
+  p.then(
+    () => {
+      throw new Error('expected the request to fail');
+    },
+    (x: ApiError) => x,
+  );
+
 describe('the API client', () => {
   it('sends the session cookie (same origin) and JSON, never an Authorization header', async () => {
     const f = respond(200, { ok: 1 });
@@ -31,7 +40,7 @@ describe('the API client', () => {
   });
   it('turns the error envelope into an ApiError with code, message and field', async () => {
     setFetch(respond(400, { error: { code: 'invalid_rule', message: '`budget_usd` must be more than 0' } }) as unknown as typeof fetch);
-    const e = await post('/v1/workspaces/ws/alerts', {}).catch((x) => x);
+    const e = await fail(post('/v1/workspaces/ws/alerts', {}));
     expect(e).toBeInstanceOf(ApiError);
     expect(e.status).toBe(400);
     expect(e.code).toBe('invalid_rule');
@@ -40,13 +49,13 @@ describe('the API client', () => {
   });
   it('copes with a non-JSON error body', async () => {
     setFetch(respond(502, '<html>bad gateway</html>') as unknown as typeof fetch);
-    const e = await get('/v1/me').catch((x) => x);
+    const e = await fail(get('/v1/me'));
     expect(e.status).toBe(502);
     expect(e.code).toBe('http_502');
   });
   it('reports 429 with Retry-After', async () => {
     setFetch(respond(429, { error: { code: 'too_many_requests', message: 'too many sign-in attempts' } }, { 'Retry-After': '600' }) as unknown as typeof fetch);
-    const e = await post('/v1/auth/email', { email: 'a@b.c' }).catch((x) => x);
+    const e = await fail(post('/v1/auth/email', { email: 'a@b.c' }));
     expect(e.retryAfter).toBe(600);
     expect(describeError(e)).toBe('too many sign-in attempts (retry in 10 min)');
   });
@@ -63,7 +72,7 @@ describe('the API client', () => {
     setFetch((async () => {
       throw new TypeError('Failed to fetch');
     }) as unknown as typeof fetch);
-    const e = await get('/v1/me').catch((x) => x);
+    const e = await fail(get('/v1/me'));
     expect(e.status).toBe(0);
     expect(e.code).toBe('network');
   });
