@@ -75,8 +75,8 @@ export async function startServer({ env = {}, quiet = true } = {}) {
 
 /** Runs an `llmtrack admin …` command on the server's data dir; returns its JSON output. */
 export async function admin(server, args) {
-  const { stdout } = await promisify(execFile)(BIN, ['admin', ...args, '--data-dir', server.dataDir, '--json'], {
-    env: { ...process.env, LLMTRACK_PUBLIC_URL: server.url, RUST_LOG: 'warn' },
+  const { stdout } = await promisify(execFile)(BIN, ['admin', ...args, '--json'], {
+    env: { ...process.env, LLMTRACK_DATA_DIR: server.dataDir, LLMTRACK_PUBLIC_URL: server.url, RUST_LOG: 'warn' },
   });
   try {
     return JSON.parse(stdout);
@@ -86,8 +86,8 @@ export async function admin(server, args) {
 }
 
 export async function jobs(server, args) {
-  const { stdout, stderr } = await promisify(execFile)(BIN, ['jobs', 'run', ...args, '--data-dir', server.dataDir], {
-    env: { ...process.env, LLMTRACK_PUBLIC_URL: server.url, RUST_LOG: 'warn' },
+  const { stdout, stderr } = await promisify(execFile)(BIN, ['jobs', 'run', ...args], {
+    env: { ...process.env, LLMTRACK_DATA_DIR: server.dataDir, LLMTRACK_PUBLIC_URL: server.url, RUST_LOG: 'warn' },
   });
   return stdout + stderr;
 }

@@ -381,7 +381,7 @@ async function main() {
       await page.waitForSelector('section[aria-labelledby=hist-h] tbody tr');
       await scan(page, 'alert');
       const mail = await waitForMail(server, { to: OWNER, subject: /test|alert/i, after: before });
-      const link = linksIn(mail, base).find((l) => l.includes(`/alerts/${s.rule}`));
+      const link = linksIn(mail, base).find((l) => l.startsWith(`${base}/workspaces/${s.ws}/alerts/${s.rule}`));
       assert(link, `the alert email links to the rule: ${linksIn(mail, base)}`);
       s.alertLink = link;
       // The budget line shows on the overview's forecast.
@@ -449,7 +449,7 @@ async function main() {
         const list = await s.owner.get(`/v1/workspaces/${s.ws}/reports`);
         return { skip: `the server made no report of ${month} for a workspace created this month (${list.length} listed); see /work/notes request 4` };
       }
-      const link = linksIn(mail, base).find((l) => l.includes(`/reports/${month}`));
+      const link = linksIn(mail, base).find((l) => l.startsWith(`${base}/workspaces/${s.ws}/reports/${month}`));
       assert(link, 'the report email links to the report page');
       await page.goto(link);
       await settle(page);
@@ -468,7 +468,7 @@ async function main() {
       await page.waitForSelector(`td:has-text("${MEMBER}")`);
       await scan(page, 'members');
       const invite = await waitForMail(server, { to: MEMBER, after: before });
-      const link = linksIn(invite, base).find((l) => l.includes('/invitations/'));
+      const link = linksIn(invite, base).find((l) => l.startsWith(`${base}/invitations/${s.ws}/`));
       assert(link, `the invitation email links to /invitations/…: ${invite.text}`);
 
       const mctx = await chrome.browser.newContext({ viewport: { width: 1280, height: 860 } });
@@ -483,7 +483,7 @@ async function main() {
       await mp.click('button[type=submit]');
       await mp.waitForSelector('input[name=code]');
       const signin = await waitForMail(server, { to: MEMBER, subject: /sign-in code/, after: b2 });
-      const signinLink = linksIn(signin, base).find((l) => l.includes('/signin?'));
+      const signinLink = linksIn(signin, base).find((l) => l.startsWith(`${base}/signin?`));
       assert(signinLink && /email=/.test(signinLink) && /code=\d{6}/.test(signinLink), 'the sign-in email carries a link');
       // The emailed link signs in directly, then goes back to the invitation.
       await mp.goto(signinLink);
@@ -541,9 +541,12 @@ async function main() {
       const key = await s.owner.post(`/v1/workspaces/${ws2.id}/keys`, { name: 'load', source: 'load', scope: 'ingest' });
       const now = Date.now();
       const ev = Array.from({ length: 8000 }, (_, i) => ({ provider: 'openai', model: 'gpt-4o-mini', input_tokens: 10, output_tokens: 5, timestamp: new Date(now - 120_000 - i * 100).toISOString() }));
+      const before = outbox(server).length;
       await ingest(base, key.secret, ev);
-      const mail = await waitForMail(server, { to: OWNER, subject: /80%|usage|quota|events/i, timeout: 90_000 }).catch(() => null);
-      const link = mail && linksIn(mail, base).find((l) => l.includes(`/workspaces/${ws2.id}/`));
+      // The evaluator runs every minute inside serve; run it once now rather than wait.
+      await jobs(server, ['alerts']).catch((e) => console.log(`    (jobs run alerts: ${e.message.split('\n')[0]})`));
+      const mail = await waitForMail(server, { to: OWNER, subject: /used 80%/, after: before, timeout: 90_000 }).catch(() => null);
+      const link = mail && linksIn(mail, base).find((l) => l.startsWith(`${base}/workspaces/${ws2.id}/usage`));
       assert(link, `the usage email links to the workspace: ${mail ? mail.subject + ' ' + linksIn(mail, base) : 'no email'}`);
       await page.goto(link);
       await settle(page);
@@ -570,7 +573,7 @@ async function main() {
       const ws = (await s.owner.get('/v1/me')).workspaces.map((w) => w.id);
       assert(!ws.includes(s.ws2), 'the workspace is gone from the list');
       const mail = await waitForMail(server, { to: OWNER, subject: /delet|receipt/i, after: before, timeout: 30_000 });
-      const link = linksIn(mail, base).find((l) => l.includes(`/deletions/${job}`));
+      const link = linksIn(mail, base).find((l) => l.startsWith(`${base}/workspaces/${s.ws2}/deletions/${job}`));
       if (!link) return { skip: `the receipt email does not link to /workspaces/…/deletions/${job} yet (links: ${linksIn(mail, base).join(', ') || 'none'})` };
       await page.goto(link);
       await settle(page);

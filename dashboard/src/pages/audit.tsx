@@ -7,7 +7,7 @@ import { can } from '../lib/store';
 import type { AuditEntry } from '../lib/types';
 import { Empty, ErrorBox, Loading, PageHead, useAsync } from '../ui';
 
-const SHOWN = new Set(['id', 'workspace', 'at', 'at_ms', 'time', 'actor', 'actor_email', 'email', 'action', 'target', 'ip', 'user_id', 'expires_ms']);
+const SHOWN = new Set(['id', 'workspace', 'workspace_id', 'actor_id', 'at', 'at_ms', 'time', 'actor', 'actor_email', 'email', 'action', 'target', 'ip', 'user_id', 'expires_ms']);
 
 function when(e: AuditEntry): string | number | undefined {
   return (e.at as string) ?? (e.at_ms as number) ?? (e.time as string);
@@ -48,7 +48,7 @@ export default function Audit({ ws }: PageProps) {
                     return (
                       <tr key={e.id}>
                         <td>{dateTime(when(e), ws.timezone)}</td>
-                        <td>{String(e.actor_email ?? e.email ?? e.actor ?? e.user_id ?? '—')}</td>
+                        <td>{String(e.actor_email ?? e.email ?? e.actor ?? e.actor_id ?? '—')}</td>
                         <td>
                           <code>{String(e.action ?? '')}</code>
                         </td>

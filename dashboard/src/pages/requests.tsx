@@ -84,9 +84,9 @@ export function RequestLog({ ws, view, title = 'Request log' }: { ws: Workspace;
     setExporting(true);
     try {
       const body: Record<string, string> = { kind: 'events', format };
-      for (const [k, v] of params) if (k !== 'workspace') body[k] = v;
+      for (const [k, v] of params) body[k] = v;
       if (view.extra.meta) body.meta = view.extra.meta;
-      const res = await request<Response>('POST', withQuery('/v1/exports', { workspace: ws.id }), body, { raw: true });
+      const res = await request<Response>('POST', '/v1/exports', body, { raw: true });
       const name = fileName(['llmtrack', ws.name, 'events', rangeLabel(view)], format);
       if (res.status === 202) {
         const job = (await res.json()) as { id: string };
