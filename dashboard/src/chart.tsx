@@ -59,6 +59,16 @@ export function TimeChart(props: {
   const [err, setErr] = useState<unknown>(null);
   const [ready, setReady] = useState(false);
   const { buckets, series, stacked, format, tz } = props;
+  // Parents build new arrays on each render: redraw only when the figures change.
+  const dataKey = JSON.stringify([buckets, series.map((x) => [x.label, x.values, x.color])]);
+  // Axis and grid colours come from the theme: redraw when the system theme changes.
+  const [scheme, setScheme] = useState(() => matchMedia('(prefers-color-scheme: dark)').matches);
+  useEffect(() => {
+    const mq = matchMedia('(prefers-color-scheme: dark)');
+    const on = () => setScheme(mq.matches);
+    mq.addEventListener('change', on);
+    return () => mq.removeEventListener('change', on);
+  }, []);
   useEffect(() => {
     let plot: uPlotT | null = null;
     let ro: ResizeObserver | null = null;
@@ -130,7 +140,7 @@ export function TimeChart(props: {
       ro?.disconnect();
       plot?.destroy();
     };
-  }, [buckets, series, stacked, tz, props.line?.value]);
+  }, [dataKey, stacked, tz, props.line?.value, scheme]);
   if (err) return <ErrorBox error={err} title="The chart could not be drawn" />;
   return (
     <figure class="chart">

@@ -22,7 +22,9 @@ export default function SignIn() {
     if (nextParam) rememberNext(nextParam);
   }, [nextParam]);
 
+  const finishing = useRef(false);
   const finish = async () => {
+    finishing.current = true;
     await loadMe();
     const target = nextParam ?? takeNext() ?? '/';
     navigate(target, { replace: true });
@@ -30,7 +32,7 @@ export default function SignIn() {
 
   // Already signed in (and not following a sign-in link): go on.
   useEffect(() => {
-    if (step !== 'auto' && me.value) navigate(nextParam ?? '/', { replace: true });
+    if (step !== 'auto' && me.value && !finishing.current) navigate(nextParam ?? takeNext() ?? '/', { replace: true });
   }, [me.value]);
 
   // The emailed link: verify at once.
