@@ -200,7 +200,7 @@ function Invite({ ws, roles, onDone }: { ws: string; roles: Role[]; onDone: () =
             ))}
           </select>
         </Field>
-        <div class="field">
+        <div class="field shrink">
           <span aria-hidden="true">&nbsp;</span>
           <button type="submit" class="btn primary" disabled={busy}>
             {busy ? 'Sending…' : 'Send invitation'}
