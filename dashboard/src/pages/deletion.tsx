@@ -43,7 +43,7 @@ export default function Deletion({ params }: { params: Record<string, string> })
   }, [a.data, done]);
   return (
     <div>
-      <PageHead title={done ? 'Deletion receipt' : 'Deletion in progress'} sub={ws ? ws.name : `Workspace ${params.ws}`} />
+      <PageHead title={done ? 'Deletion receipt' : 'Deletion in progress'} sub={`${ws ? ws.name : `Workspace ${params.ws}`} · times in ${tz}`} />
       <AsyncView a={a}>
         {(j) => {
           const counts = j.receipt?.deleted ?? j.deleted;
