@@ -567,7 +567,7 @@ async function main() {
       await page.waitForURL(/\/deletions\//);
       await page.waitForSelector('[data-state=done]', { timeout: 60_000 });
       const job = /\/deletions\/([^/?]+)/.exec(page.url())[1];
-      eq(Number(await page.textContent('[data-kind=events] td')), 8000, 'the receipt counts the events');
+      eq(await page.textContent('[data-kind=events] td'), fmt.count(8000), 'the receipt counts the events');
       await settle(page);
       await scan(page, 'deletion-receipt');
       const ws = (await s.owner.get('/v1/me')).workspaces.map((w) => w.id);

@@ -135,7 +135,10 @@ export function Modal({ title, onClose, children, wide }: { title: string; onClo
           ✕
         </button>
       </div>
-      <div class="modal-body">{children}</div>
+      {/* Focusable so a long body scrolls from the keyboard too. */}
+      <div class="modal-body" tabIndex={0}>
+        {children}
+      </div>
     </dialog>
   );
 }
