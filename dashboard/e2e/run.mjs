@@ -447,7 +447,7 @@ async function main() {
       const mail = outbox(server).slice(before).find((m) => m.to.includes(OWNER) && /report/i.test(m.subject));
       if (!mail) {
         const list = await s.owner.get(`/v1/workspaces/${s.ws}/reports`);
-        return { skip: `the server made no report of ${month} for a workspace created this month (${list.length} listed); see /work/notes request 4` };
+        return { skip: `the server made no report of ${month} (${list.length} listed): it skips months that ended before the workspace was created, even with backdated events` };
       }
       const link = linksIn(mail, base).find((l) => l.startsWith(`${base}/workspaces/${s.ws}/reports/${month}`));
       assert(link, 'the report email links to the report page');
@@ -544,7 +544,8 @@ async function main() {
       const before = outbox(server).length;
       await ingest(base, key.secret, ev);
       // The evaluator runs every minute inside serve; run it once now rather than wait.
-      await jobs(server, ['alerts']).catch((e) => console.log(`    (jobs run alerts: ${e.message.split('\n')[0]})`));
+      // (Servers without that command still evaluate within a minute.)
+      await jobs(server, ['alerts']).catch(() => {});
       const mail = await waitForMail(server, { to: OWNER, subject: /used 80%/, after: before, timeout: 90_000 }).catch(() => null);
       const link = mail && linksIn(mail, base).find((l) => l.startsWith(`${base}/workspaces/${ws2.id}/usage`));
       assert(link, `the usage email links to the workspace: ${mail ? mail.subject + ' ' + linksIn(mail, base) : 'no email'}`);
