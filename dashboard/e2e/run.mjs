@@ -223,6 +223,8 @@ async function main() {
           metadata: { region: i % 2 ? 'eu' : 'us', attempt: i % 3 },
         };
         if (features[i % 4]) e.feature = features[i % 4];
+        // A secret pasted into metadata by mistake: dropped at ingest, listed as redacted.
+        if (i === 0) e.metadata.note = 'sk-proj-abcdefghijklmnopqrstuvwxyz012345';
         if (e.status === 'error') e.error_type = 'rate_limit';
         events.push(e);
       }
@@ -299,8 +301,16 @@ async function main() {
       eq(JSON.stringify(ids), JSON.stringify(p1.events.map((e) => e.id)), 'first page ids');
       const costs = await page.$$eval('table.log tbody tr td[data-cost]', (tds) => tds.map((t) => t.getAttribute('data-cost')));
       eq(JSON.stringify(costs.map((c) => (c === '' ? null : Number(c)))), JSON.stringify(p1.events.map((e) => e.cost_usd)), 'first page costs');
+      eq(ids[0], 'e2e-0', 'the newest event first');
       await page.click('table.log tbody tr:first-child button');
       await page.waitForSelector('dialog.modal >> text=Tokens by kind');
+      const drawer = await page.textContent('dialog.modal');
+      assert(!drawer.includes('sk-proj-'), 'the secret was not stored');
+      if (p1.events[0].redacted !== undefined) {
+        assert(/metadata\.note.*was not stored/.test(drawer.replace(/\s+/g, ' ')), `the redaction is shown: ${drawer}`);
+        eq(p1.events[0].cost_source, 'table', 'priced from the table');
+        assert(drawer.includes('Priced from the model price table'), 'the price applied is shown');
+      }
       await scan(page, 'requests-drawer');
       await page.keyboard.press('Escape');
       await page.waitForSelector('dialog.modal', { state: 'detached' });
@@ -454,7 +464,11 @@ async function main() {
       await page.goto(link);
       await settle(page);
       await page.waitForSelector('.report');
-      eq(Number(await page.getAttribute('.report', 'data-report-cost')), Number((await s.owner.get(`/v1/stats/summary?workspace=${s.ws}&from=${month}-01T00:00:00Z&to=${nextMonth(month)}`)).metrics.cost_usd.toFixed(12)), 'report cost');
+      const sum = await s.owner.get(`/v1/stats/summary?workspace=${s.ws}&from=${month}-01T00:00:00Z&to=${nextMonth(month)}`);
+      const shown = Number(await page.getAttribute('.report', 'data-report-cost'));
+      assert(Math.abs(shown - sum.metrics.cost_usd) < 1e-9, `the report's cost ${shown} equals the API's ${sum.metrics.cost_usd} for ${month}`);
+      eq(sum.metrics.requests, 12, "last month's events");
+      assert((await page.textContent('.report .kpi-value')) === fmt.usd(sum.metrics.cost_usd), 'the cost as shown');
       await scan(page, 'report');
     });
 

@@ -170,6 +170,8 @@ export interface Usage {
   active_keys: Limit;
   members: Limit;
   alert_rules: Limit;
+  /** Of members.used, how many are pending invitations (newer servers). */
+  pending_invitations?: number;
   history_days: number;
   report_months: number;
   subscription: {

@@ -59,7 +59,7 @@ export default function Billing({ ws }: PageProps) {
               </h2>
               <Meter label={`Events in ${u.month} (UTC)`} used={u.events.used} limit={u.events.limit} />
               <Meter label="Active API keys" used={u.active_keys.used} limit={u.active_keys.limit} />
-              <Meter label="Members" used={u.members.used} limit={u.members.limit} />
+              <Meter label={u.pending_invitations ? `Members (${u.pending_invitations} pending invitation${u.pending_invitations === 1 ? '' : 's'} included)` : 'Members'} used={u.members.used} limit={u.members.limit} />
               <Meter label="Alert rules" used={u.alert_rules.used} limit={u.alert_rules.limit} />
               <p>
                 Request-level history: <strong>{u.history_days} days</strong>. Monthly reports kept: <strong>{u.report_months} months</strong>. The event quota resets on{' '}

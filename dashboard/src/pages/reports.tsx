@@ -137,10 +137,8 @@ function OneReport({ ws, month }: { ws: PageProps['ws']; month: string }) {
   const report = useAsync(
     async (signal) => {
       if (!links.data) return undefined;
-      const url = links.data.links.json;
-      const res = await fetch(url, { signal, credentials: 'same-origin' });
-      if (!res.ok) throw new Error(`The report file could not be read (${res.status}).`);
-      return JSON.parse(await res.text()) as MonthlyReport;
+      // The report's JSON from the API's own origin (archive links may be on another origin).
+      return get<MonthlyReport>(wsPath(ws.id, 'reports', month, 'report.json'), { signal });
     },
     [links.data],
   );

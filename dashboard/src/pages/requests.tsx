@@ -255,7 +255,15 @@ function Drawer({ e, tz, onClose }: { e: LoggedEvent; tz: string; onClose: () =>
           <dt>Cost</dt>
           <dd>{e.cost_usd === null ? 'Unpriced: the model has no known price and no cost was sent (never counted as $0).' : `${usd(e.cost_usd)} (${e.cost_usd} USD)`}</dd>
           <dt>Price applied</dt>
-          <dd>{e.cost_source || e.price ? <PriceApplied e={e} /> : <span class="muted">Not recorded by this server for each event.</span>}</dd>
+          <dd>
+            {e.cost_source || e.price ? (
+              <PriceApplied e={e} />
+            ) : e.cost_usd === null ? (
+              <span class="muted">None: no price is known for this model.</span>
+            ) : (
+              <span class="muted">Not recorded for this event (stored before prices were kept per event).</span>
+            )}
+          </dd>
         </dl>
         <h3>Tokens by kind</h3>
         <table class="compact">
@@ -285,9 +293,7 @@ function Drawer({ e, tz, onClose }: { e: LoggedEvent; tz: string; onClose: () =>
             </ul>
           )
         ) : (
-          <p class="muted">
-            Values that looked like secrets or card numbers are dropped at ingest (the ingest response lists them); this server does not record them per event.
-          </p>
+          <p class="muted">Not recorded for this event. Values that look like secrets or card numbers are dropped at ingest and listed here.</p>
         )}
         {other.length > 0 && (
           <>
@@ -300,11 +306,63 @@ function Drawer({ e, tz, onClose }: { e: LoggedEvent; tz: string; onClose: () =>
   );
 }
 
+interface Rates {
+  input?: number | null;
+  cached_input?: number | null;
+  cache_write?: number | null;
+  output?: number | null;
+  long_context?: ({ threshold?: number } & Rates) | null;
+  source?: string | null;
+}
+interface Price {
+  model?: string;
+  as_of?: string;
+  rates?: Rates;
+}
+
+const perM = (v: number | null | undefined) => (v === null || v === undefined ? '—' : `$${Number(v.toPrecision(6))} / M tokens`);
+
 function PriceApplied({ e }: { e: LoggedEvent }) {
+  const p = (e.price ?? null) as Price | null;
+  const src = e.cost_source === 'client' ? 'Sent by the client (cost_usd)' : e.cost_source === 'table' ? 'Priced from the model price table' : e.cost_source ? String(e.cost_source).replace(/_/g, ' ') : null;
+  const r = p?.rates;
   return (
-    <span>
-      {e.cost_source && <strong>{String(e.cost_source).replace(/_/g, ' ')}</strong>}
-      {e.price !== undefined && e.price !== null && <pre class="code small">{JSON.stringify(e.price, null, 2)}</pre>}
-    </span>
+    <div>
+      {src && <strong>{src}</strong>}
+      {p && (
+        <div class="small">
+          {p.model && (
+            <>
+              Model <code>{p.model}</code>
+            </>
+          )}
+          {p.as_of && <> · prices as of {p.as_of}</>}
+          {r && (
+            <table class="compact">
+              <caption class="sr-only">Rates applied</caption>
+              <tbody>
+                <tr><th scope="row">Input</th><td class="num">{perM(r.input)}</td></tr>
+                <tr><th scope="row">Cached input</th><td class="num">{perM(r.cached_input)}</td></tr>
+                <tr><th scope="row">Cache write</th><td class="num">{perM(r.cache_write)}</td></tr>
+                <tr><th scope="row">Output</th><td class="num">{perM(r.output)}</td></tr>
+                {r.long_context && (
+                  <tr>
+                    <th scope="row">Above {count(r.long_context.threshold ?? 0)} prompt tokens</th>
+                    <td class="num">
+                      in {perM(r.long_context.input)}, out {perM(r.long_context.output)}
+                    </td>
+                  </tr>
+                )}
+              </tbody>
+            </table>
+          )}
+          {r?.source && (
+            <a href={r.source} target="_blank" rel="noopener noreferrer">
+              Price source
+            </a>
+          )}
+        </div>
+      )}
+    </div>
   );
 }
