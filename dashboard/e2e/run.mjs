@@ -472,6 +472,28 @@ async function main() {
       await scan(page, 'report');
     });
 
+    await step('delete usage data by date range (in the workspace timezone) and read the receipt', async () => {
+      const d = new Date();
+      const day = new Date(Date.UTC(d.getUTCFullYear(), d.getUTCMonth() - 1, 10)).toISOString().slice(0, 10);
+      const next = new Date(Date.UTC(d.getUTCFullYear(), d.getUTCMonth() - 1, 11)).toISOString().slice(0, 10);
+      const month = day.slice(0, 7);
+      const before = (await s.owner.get(`/v1/stats/summary?workspace=${s.ws}&from=${month}-01T00:00:00Z&to=${nextMonth(month)}`)).metrics.requests;
+      await page.goto(`${base}/workspaces/${s.ws}/settings`);
+      await settle(page);
+      await page.fill('input[name=del-from]', day);
+      await page.fill('input[name=del-to]', next);
+      await page.click('text=Delete usage data…');
+      await page.fill('dialog input', 'Acme');
+      await page.click('dialog button[type=submit]');
+      await page.waitForURL(/\/deletions\/del_/);
+      await page.waitForSelector('[data-state=done]', { timeout: 60_000 });
+      await settle(page);
+      eq(await page.textContent('[data-kind=events] td'), fmt.count(before), 'the receipt counts the deleted events');
+      const after = await s.owner.get(`/v1/stats/summary?workspace=${s.ws}&from=${month}-01T00:00:00Z&to=${nextMonth(month)}`);
+      eq(after.metrics.requests, 0, 'the range is empty afterwards');
+      await scan(page, 'deletion-range-receipt');
+    });
+
     await step('members: invite a viewer, who signs in by the emailed links and sees no write buttons', async () => {
       await page.goto(`${base}/workspaces/${s.ws}/members`);
       await settle(page);
