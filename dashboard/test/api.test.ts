@@ -59,6 +59,22 @@ describe('the API client', () => {
     expect(e.retryAfter).toBe(600);
     expect(describeError(e)).toBe('too many sign-in attempts (retry in 10 min)');
   });
+  it('retries a rate-limited read once after a short Retry-After, never a write', async () => {
+    let n = 0;
+    const f = vi.fn(async () => (n++ === 0 ? new Response('{"error":{"code":"rate_limited","message":"slow down"}}', { status: 429, headers: { 'Retry-After': '0' } }) : new Response('{"ok":true}', { status: 200 })));
+    setFetch(f as unknown as typeof fetch);
+    expect(await get('/v1/stats/summary')).toEqual({ ok: true });
+    expect(f).toHaveBeenCalledTimes(2);
+    n = 0;
+    f.mockClear();
+    const e = await fail(post('/v1/exports', {}));
+    expect(e.status).toBe(429);
+    expect(f).toHaveBeenCalledTimes(1);
+    // A long wait is left to the person.
+    setFetch(respond(429, { error: { code: 'rate_limited', message: 'slow down' } }, { 'Retry-After': '30' }) as unknown as typeof fetch);
+    const e2 = await fail(get('/v1/stats/summary'));
+    expect(describeError(e2)).toBe('slow down (retry in 30 s)');
+  });
   it('calls the sign-in handler on 401 unless told to be quiet', async () => {
     setFetch(respond(401, { error: { code: 'unauthorized', message: 'sign in' } }) as unknown as typeof fetch);
     const h = vi.fn();

@@ -47,7 +47,10 @@ export function setFetch(f: Fetch): void {
   fetchImpl = f;
 }
 
-export async function request<T>(method: string, path: string, body?: unknown, opts: RequestOptions = {}): Promise<T> {
+/** How long a read waits, at most, when the server asks it to slow down (429 with Retry-After). */
+export const MAX_RETRY_WAIT_S = 5;
+
+export async function request<T>(method: string, path: string, body?: unknown, opts: RequestOptions = {}, retried = false): Promise<T> {
   const headers: Record<string, string> = { Accept: 'application/json' };
   const init: RequestInit = { method, headers, credentials: 'same-origin', signal: opts.signal };
   if (body !== undefined) {
@@ -87,6 +90,11 @@ export async function request<T>(method: string, path: string, body?: unknown, o
   const e = new ApiError(res.status, code, message, parsed);
   const ra = res.headers.get('Retry-After');
   if (ra) e.retryAfter = Number(ra);
+  // A read refused by the rate limit is tried once more after the wait the server asks for.
+  if (res.status === 429 && method === 'GET' && !retried && e.retryAfter !== undefined && e.retryAfter <= MAX_RETRY_WAIT_S) {
+    await new Promise((r) => setTimeout(r, Math.max(0, e.retryAfter!) * 1000 + 50));
+    if (!opts.signal?.aborted) return request<T>(method, path, body, opts, true);
+  }
   if (res.status === 401 && !opts.quiet401 && onUnauthorized) onUnauthorized(e);
   throw e;
 }
@@ -117,7 +125,7 @@ export function describe(e: unknown): string {
     if (e.status === 0) return e.message;
     if (e.status === 403) return `Not allowed: ${e.message}`;
     if (e.status === 404) return `Not found: ${e.message}`;
-    if (e.status === 429) return `${e.message}${e.retryAfter ? ` (retry in ${Math.ceil(e.retryAfter / 60)} min)` : ''}`;
+    if (e.status === 429) return `${e.message}${e.retryAfter ? ` (retry in ${e.retryAfter < 60 ? `${Math.ceil(e.retryAfter)} s` : `${Math.ceil(e.retryAfter / 60)} min`})` : ''}`;
     return e.message;
   }
   if (e instanceof Error) return e.message;
