@@ -8,7 +8,8 @@ export const PALETTE = ['#3559e0', '#e0731f', '#1f9e6e', '#c2357a', '#7b55d6', '
 export const OTHER_COLOR = '#8a8f98';
 
 let uplotPromise: Promise<typeof uPlotT> | null = null;
-function loadUplot(): Promise<typeof uPlotT> {
+/** Starts loading the chart library (pages call it while their data loads). */
+export function loadUplot(): Promise<typeof uPlotT> {
   if (!uplotPromise) {
     uplotPromise = Promise.all([import('uplot'), import('uplot/dist/uPlot.min.css')]).then(([m]) => m.default);
   }

@@ -1,7 +1,8 @@
 // Explore: a breakdown by any dimension, a second dimension as stacked bars or a pivot table,
 // a time chart, sortable tables and exports of what is on screen. All state is in the URL.
 import { Controls, CoveredNote, useView } from '../analytics';
-import { ChartTable, PALETTE, TimeChart } from '../chart';
+import { useEffect } from 'preact/hooks';
+import { ChartTable, loadUplot, PALETTE, TimeChart } from '../chart';
 import type { PageProps } from '../app';
 import { get, withQuery } from '../lib/api';
 import { type Column, download, fileName, toCsv, toJsonl } from '../lib/csv';
@@ -58,6 +59,7 @@ export function exportColumns(by: string): Column<BreakdownRow>[] {
 }
 
 export default function Explore({ ws }: PageProps) {
+  useEffect(() => void loadUplot().catch(() => {}), []);
   const [view, setView] = useView();
   const by = view.extra.by ?? 'model';
   const by2 = view.extra.by2 && view.extra.by2 !== by ? view.extra.by2 : undefined;

@@ -1,7 +1,8 @@
 // Overview: KPI cards with change, cost over time stacked by a dimension, month-end forecast,
 // plan usage.
 import { Controls, CoveredNote, useView } from '../analytics';
-import { ChartTable, TimeChart, type ChartSeries } from '../chart';
+import { useEffect } from 'preact/hooks';
+import { ChartTable, loadUplot, TimeChart, type ChartSeries } from '../chart';
 import type { PageProps } from '../app';
 import { get, withQuery, wsPath } from '../lib/api';
 import { DIMENSIONS, change, count, dimValue, dimensionLabel, monthName, ms, pct, usd, usdCompact } from '../lib/format';
@@ -20,6 +21,7 @@ export const KPIS: { key: string; label: string; value: (s: Summary['metrics']) 
 ];
 
 export default function Overview({ ws }: PageProps) {
+  useEffect(() => void loadUplot().catch(() => {}), []);
   const [view, setView] = useView();
   const stackBy = view.extra.stack ?? 'model';
   const key = `${ws.id}|${ws.timezone}|${JSON.stringify(view.filters)}|${view.range}|${view.from}|${view.to}`;
