@@ -159,11 +159,16 @@ export function outbox(server) {
     .map((f) => readMail(join(dir, f)));
 }
 
-/** Waits for an email to `to` whose subject matches, newer than `after` mails (count). */
-export async function waitForMail(server, { to, subject, after = 0, timeout = 15_000 }) {
+/** The names of the emails in the outbox now (files can also disappear: a deleted workspace's mail). */
+export function seen(server) {
+  return new Set(outbox(server).map((m) => m.file));
+}
+
+/** Waits for an email to `to` whose subject matches, not among `after` (a set from seen()). */
+export async function waitForMail(server, { to, subject, after = new Set(), timeout = 15_000 }) {
   const deadline = Date.now() + timeout;
   for (;;) {
-    const mails = outbox(server).slice(after);
+    const mails = outbox(server).filter((m) => !after.has(m.file));
     const m = mails.reverse().find((x) => (!to || x.to.toLowerCase().includes(to.toLowerCase())) && (!subject || subject.test(x.subject)));
     if (m) return m;
     if (Date.now() > deadline) throw new Error(`no email to ${to} matching ${subject} within ${timeout} ms; outbox subjects: ${outbox(server).map((x) => `${x.to}: ${x.subject}`).join(' | ')}`);
@@ -210,7 +215,7 @@ export class Api {
   }
   /** Signs in by code from the outbox; keeps the session cookie. */
   async signIn(server, email) {
-    const before = outbox(server).length;
+    const before = seen(server);
     await this.post('/v1/auth/email', { email });
     const mail = await waitForMail(server, { to: email, subject: /sign-in code/, after: before });
     const code = /\b(\d{6})\b/.exec(mail.subject)[1];

@@ -8,7 +8,7 @@ import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { Api, DASHBOARD, admin, ensureDir, ingest, jobs, launchChromium, linksIn, outbox, sleep, startServer, waitForMail } from './lib.mjs';
+import { Api, DASHBOARD, admin, ensureDir, ingest, jobs, launchChromium, linksIn, outbox, seen, sleep, startServer, waitForMail } from './lib.mjs';
 
 const SHOTS = ensureDir(resolve(DASHBOARD, '../target/screenshots'));
 const started = Date.now();
@@ -48,6 +48,19 @@ async function step(name, fn) {
     failedOnce = true;
     results.push({ name, status: 'failed', why: e });
     console.log(`✕ ${name}\n    ${String(e?.stack ?? e).split('\n').join('\n    ')}`);
+    // What the page showed, for whoever reads the log.
+    for (const p of openPages) {
+      try {
+        if (p.isClosed()) continue;
+        const file = join(SHOTS, `FAILED-${results.length}-${openPages.indexOf(p)}.png`);
+        await p.screenshot({ path: file, fullPage: true });
+        const main = (await p.textContent('main').catch(() => '')) ?? '';
+        console.log(`    page ${p.url()} (screenshot ${file}):\n      ${main.replace(/\s+/g, ' ').slice(0, 600)}`);
+      } catch {
+        /* the page is gone */
+      }
+    }
+    if (problems.length) console.log(`    page problems:\n      ${problems.join('\n      ')}`);
   }
 }
 function assert(cond, msg) {
@@ -71,7 +84,9 @@ async function watch(context, who) {
   });
   context.on('page', (p) => attach(p, who));
 }
+const openPages = [];
 function attach(page, who) {
+  openPages.push(page);
   page.on('pageerror', (e) => problems.push(`${who}: uncaught error on ${page.url()}: ${e.message}`));
   page.on('console', (m) => {
     if (m.type() === 'error' && /Content Security Policy|Refused to (execute|apply|load|connect|frame)/i.test(m.text())) problems.push(`${who}: CSP: ${m.text()} on ${page.url()}`);
@@ -115,7 +130,7 @@ async function visit(page, base, path, name) {
 
 async function signInUi(page, server, email) {
   await page.waitForSelector('input[name=email]');
-  const before = outbox(server).length;
+  const before = seen(server);
   await page.fill('input[name=email]', email);
   await page.click('button[type=submit]');
   await page.waitForSelector('input[name=code]');
@@ -382,7 +397,7 @@ async function main() {
       assert(/budget_usd/.test(await err.textContent()), 'the API message is shown beside the budget field');
       await scan(page, 'alerts-validation');
       await page.fill('input[name=budget_usd]', '0.5');
-      const before = outbox(server).length;
+      const before = seen(server);
       await page.click('button:has-text("Create alert")');
       await page.waitForURL(/\/alerts\/alr_/);
       s.rule = /\/alerts\/([^/?]+)/.exec(page.url())[1];
@@ -451,10 +466,10 @@ async function main() {
       const month = last.toISOString().slice(0, 7);
       const events = Array.from({ length: 12 }, (_, i) => ({ id: `last-month-${i}`, timestamp: new Date(last.getTime() + i * 3600_000).toISOString(), provider: 'openai', model: 'gpt-4o', input_tokens: 1000, output_tokens: 100 }));
       await ingest(base, s.key, events);
-      const before = outbox(server).length;
+      const before = seen(server);
       await jobs(server, ['reports', '--month', month, '--workspace', s.ws]);
       await sleep(300);
-      const mail = outbox(server).slice(before).find((m) => m.to.includes(OWNER) && /report/i.test(m.subject));
+      const mail = outbox(server).filter((m) => !before.has(m.file)).find((m) => m.to.includes(OWNER) && /report/i.test(m.subject));
       if (!mail) {
         const list = await s.owner.get(`/v1/workspaces/${s.ws}/reports`);
         return { skip: `the server made no report of ${month} (${list.length} listed): it skips months that ended before the workspace was created, even with backdated events` };
@@ -497,7 +512,7 @@ async function main() {
     await step('members: invite a viewer, who signs in by the emailed links and sees no write buttons', async () => {
       await page.goto(`${base}/workspaces/${s.ws}/members`);
       await settle(page);
-      const before = outbox(server).length;
+      const before = seen(server);
       await page.fill('input[name=invite-email]', MEMBER);
       await page.selectOption('select[name=invite-role]', 'viewer');
       await page.click('button:has-text("Send invitation")');
@@ -515,7 +530,7 @@ async function main() {
       await mp.goto(link);
       await mp.waitForURL(/\/signin\?next=/);
       await mp.fill('input[name=email]', MEMBER);
-      const b2 = outbox(server).length;
+      const b2 = seen(server);
       await mp.click('button[type=submit]');
       await mp.waitForSelector('input[name=code]');
       const signin = await waitForMail(server, { to: MEMBER, subject: /sign-in code/, after: b2 });
@@ -577,7 +592,7 @@ async function main() {
       const key = await s.owner.post(`/v1/workspaces/${ws2.id}/keys`, { name: 'load', source: 'load', scope: 'ingest' });
       const now = Date.now();
       const ev = Array.from({ length: 8000 }, (_, i) => ({ provider: 'openai', model: 'gpt-4o-mini', input_tokens: 10, output_tokens: 5, timestamp: new Date(now - 120_000 - i * 100).toISOString() }));
-      const before = outbox(server).length;
+      const before = seen(server);
       await ingest(base, key.secret, ev);
       // The evaluator runs every minute inside serve; run it once now rather than wait.
       // (Servers without that command still evaluate within a minute.)
@@ -599,7 +614,7 @@ async function main() {
       assert(await confirm.isDisabled(), 'disabled until the name is typed');
       await page.fill('dialog input', 'Quota Co');
       await scan(page, 'settings-delete');
-      const before = outbox(server).length;
+      const before = seen(server);
       await confirm.click();
       await page.waitForURL(/\/deletions\//);
       await page.waitForSelector('[data-state=done]', { timeout: 60_000 });

@@ -20,16 +20,14 @@ interface Figures {
   cost_usd: number;
   unpriced: number;
 }
-interface Line {
-  value: string;
-  figures: Figures;
-  cost_share: number;
-}
+/** A line's figures are flattened into it (older files nest them under `figures`). */
+type Line = { value: string; cost_share: number; figures?: Figures } & Partial<Figures>;
+const fig = (l: Line): Figures => l.figures ?? (l as unknown as Figures);
 interface MonthlyReport {
   workspace_name: string;
   month: string;
   totals: Figures;
-  latency: { p50?: number | null; p95?: number | null; p99?: number | null };
+  latency: { p50_ms?: number | null; p95_ms?: number | null; p99_ms?: number | null };
   previous_month: Figures;
   change: { requests: number | null; cost_usd: number | null; errors: number | null };
   by_model: Line[];
@@ -174,7 +172,7 @@ function ReportView({ r }: { r: MonthlyReport }) {
         <div class="kpi"><div class="kpi-label">Cost</div><div class="kpi-value">{usd(t.cost_usd)}</div><div class="kpi-change neutral">{ch(r.change.cost_usd)} vs previous month</div></div>
         <div class="kpi"><div class="kpi-label">Requests</div><div class="kpi-value">{count(t.requests)}</div><div class="kpi-change neutral">{ch(r.change.requests)}</div></div>
         <div class="kpi"><div class="kpi-label">Errors</div><div class="kpi-value">{count(t.errors)} ({pct(t.error_rate)})</div><div class="kpi-change neutral">{ch(r.change.errors)}</div></div>
-        <div class="kpi"><div class="kpi-label">Latency p50 / p95 / p99</div><div class="kpi-value small">{ms(r.latency.p50)} / {ms(r.latency.p95)} / {ms(r.latency.p99)}</div></div>
+        <div class="kpi"><div class="kpi-label">Latency p50 / p95 / p99</div><div class="kpi-value small">{ms(r.latency.p50_ms)} / {ms(r.latency.p95_ms)} / {ms(r.latency.p99_ms)}</div></div>
         <div class="kpi"><div class="kpi-label">Unpriced requests</div><div class="kpi-value">{count(t.unpriced)}</div></div>
       </div>
       {r.forecast && (
@@ -216,11 +214,11 @@ function ReportView({ r }: { r: MonthlyReport }) {
                   {lines.map((l) => (
                     <tr key={l.value}>
                       <td>{dimValue(l.value)}</td>
-                      <td class="num">{usd(l.figures.cost_usd)}</td>
+                      <td class="num">{usd(fig(l).cost_usd)}</td>
                       <td class="num">{pct(l.cost_share)}</td>
-                      <td class="num">{count(l.figures.requests)}</td>
-                      <td class="num">{count(l.figures.errors)}</td>
-                      <td class="num">{count(l.figures.unpriced)}</td>
+                      <td class="num">{count(fig(l).requests)}</td>
+                      <td class="num">{count(fig(l).errors)}</td>
+                      <td class="num">{count(fig(l).unpriced)}</td>
                     </tr>
                   ))}
                 </tbody>
