@@ -169,7 +169,7 @@ function ReportView({ r }: { r: MonthlyReport }) {
   return (
     <div class="report" data-report-cost={t.cost_usd}>
       <div class="kpis">
-        <div class="kpi"><div class="kpi-label">Cost</div><div class="kpi-value">{usd(t.cost_usd)}</div><div class="kpi-change neutral">{ch(r.change.cost_usd)} vs previous month</div></div>
+        <div class="kpi"><div class="kpi-label">Cost</div><div class="kpi-value">{usd(t.cost_usd)}</div><div class="kpi-change neutral">{r.change.cost_usd === null ? 'no previous month' : `${ch(r.change.cost_usd)} vs previous month`}</div></div>
         <div class="kpi"><div class="kpi-label">Requests</div><div class="kpi-value">{count(t.requests)}</div><div class="kpi-change neutral">{ch(r.change.requests)}</div></div>
         <div class="kpi"><div class="kpi-label">Errors</div><div class="kpi-value">{count(t.errors)} ({pct(t.error_rate)})</div><div class="kpi-change neutral">{ch(r.change.errors)}</div></div>
         <div class="kpi"><div class="kpi-label">Latency p50 / p95 / p99</div><div class="kpi-value small">{ms(r.latency.p50_ms)} / {ms(r.latency.p95_ms)} / {ms(r.latency.p99_ms)}</div></div>
