@@ -248,6 +248,18 @@ async function main() {
       await scan(page, 'quickstart-arrived');
     });
 
+    await step('a second, free workspace fills to 80% of its monthly events (its usage email is followed later)', async () => {
+      // Early, so the minute evaluator of serve has run by the time the email is needed.
+      const ws2 = await s.owner.post('/v1/workspaces', { name: 'Quota Co', timezone: 'UTC' });
+      s.ws2 = ws2.id;
+      eq(ws2.plan, 'free', 'a new workspace is on the free plan');
+      const key = await s.owner.post(`/v1/workspaces/${ws2.id}/keys`, { name: 'load', source: 'load', scope: 'ingest' });
+      const now = Date.now();
+      const ev = Array.from({ length: 8000 }, (_, i) => ({ provider: 'openai', model: 'gpt-4o-mini', input_tokens: 10, output_tokens: 5, timestamp: new Date(now - 120_000 - i * 100).toISOString() }));
+      s.beforeQuota = seen(server);
+      eq(await ingest(base, key.secret, ev), 8000, 'events accepted');
+    });
+
     await step('overview: every KPI equals the API summary for the same range', async () => {
       await page.goto(`${base}/workspaces/${s.ws}?range=last_24h`);
       await settle(page);
@@ -586,18 +598,11 @@ async function main() {
     });
 
     await step('the plan usage link of a usage alert opens the usage page', async () => {
-      // A free workspace at 80% of its monthly events gets a usage email (the evaluator runs every minute).
-      const ws2 = await s.owner.post('/v1/workspaces', { name: 'Quota Co', timezone: 'UTC' });
-      s.ws2 = ws2.id;
-      const key = await s.owner.post(`/v1/workspaces/${ws2.id}/keys`, { name: 'load', source: 'load', scope: 'ingest' });
-      const now = Date.now();
-      const ev = Array.from({ length: 8000 }, (_, i) => ({ provider: 'openai', model: 'gpt-4o-mini', input_tokens: 10, output_tokens: 5, timestamp: new Date(now - 120_000 - i * 100).toISOString() }));
-      const before = seen(server);
-      await ingest(base, key.secret, ev);
-      // The evaluator runs every minute inside serve; run it once now rather than wait.
-      // (Servers without that command still evaluate within a minute.)
+      // The evaluator runs every minute inside serve; run it once now rather than wait
+      // (servers without that command still evaluate within a minute).
       await jobs(server, ['alerts']).catch(() => {});
-      const mail = await waitForMail(server, { to: OWNER, subject: /used 80%/, after: before, timeout: 90_000 }).catch(() => null);
+      const ws2 = { id: s.ws2 };
+      const mail = await waitForMail(server, { to: OWNER, subject: /used 80%/, after: s.beforeQuota, timeout: 90_000 }).catch(() => null);
       const link = mail && linksIn(mail, base).find((l) => l.startsWith(`${base}/workspaces/${ws2.id}/usage`));
       assert(link, `the usage email links to the workspace: ${mail ? mail.subject + ' ' + linksIn(mail, base) : 'no email'}`);
       await page.goto(link);
