@@ -27,10 +27,11 @@ export function freePort() {
 export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 /** Starts `llmtrack serve` on a free port with a fresh data dir; resolves when /healthz is 200. */
-export async function startServer({ env = {}, quiet = true } = {}) {
+export async function startServer({ env = {}, quiet = true, dataDir: given } = {}) {
   if (!existsSync(BIN)) throw new Error(`llmtrack binary not found at ${BIN} (set LLMTRACK_BIN, or build it: cargo build --bin llmtrack)`);
   const port = await freePort();
-  const dataDir = mkdtempSync(join(tmpdir(), 'llmtrack-e2e-'));
+  const dataDir = given ?? mkdtempSync(join(tmpdir(), 'llmtrack-e2e-'));
+  const keep = !!given || !!process.env.KEEP_DATA;
   const url = `http://127.0.0.1:${port}`;
   const proc = spawn(BIN, ['serve', '--addr', `127.0.0.1:${port}`, '--data-dir', dataDir], {
     env: { ...process.env, LLMTRACK_PUBLIC_URL: url, RUST_LOG: process.env.RUST_LOG ?? 'warn', ...env },
@@ -68,7 +69,8 @@ export async function startServer({ env = {}, quiet = true } = {}) {
         for (let i = 0; i < 50 && exited === null; i++) await sleep(100);
         if (exited === null) proc.kill('SIGKILL');
       }
-      if (!process.env.KEEP_DATA) rmSync(dataDir, { recursive: true, force: true });
+      if (!keep) rmSync(dataDir, { recursive: true, force: true });
+      else console.log(`(data kept in ${dataDir})`);
     },
   };
 }

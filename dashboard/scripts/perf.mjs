@@ -4,8 +4,10 @@
 // models, features, sources and end-users), then loads the overview in Chromium several times.
 //
 //   npm run perf                 (EVENTS=200000 LOADS=9 to change the sizes)
+//   PERF_DATA_DIR=/some/dir npm run perf   keeps the data there and, on a later run, reuses the
+//                                          workspace it holds instead of ingesting again
 import { execFileSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { Api, DASHBOARD, admin, launchChromium, startServer } from '../e2e/lib.mjs';
 
@@ -21,14 +23,20 @@ const median = (xs) => {
   return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
 };
 
-const server = await startServer();
+const reuse = process.env.PERF_DATA_DIR;
+if (reuse) mkdirSync(reuse, { recursive: true });
+const server = await startServer({ dataDir: reuse });
 const base = server.url;
 let chrome;
 try {
   const owner = await new Api(base).signIn(server, 'perf@example.com');
-  const ws = await owner.post('/v1/workspaces', { name: 'Perf', timezone: 'UTC' });
+  const existing = (await owner.get('/v1/me')).workspaces.find((w) => w.name === 'Perf');
+  const ws = existing ?? (await owner.post('/v1/workspaces', { name: 'Perf', timezone: 'UTC' }));
   await admin(server, ['set-plan', '--workspace', ws.id, '--plan', 'team']);
   const key = await owner.post(`/v1/workspaces/${ws.id}/keys`, { name: 'perf', source: 'production', scope: 'ingest' });
+  const have = existing ? (await owner.get(`/v1/stats/summary?workspace=${ws.id}&from=last_30d`)).metrics.requests : 0;
+  if (have >= EVENTS) console.log(`reusing ${have.toLocaleString('en-US')} events in ${reuse}`);
+  if (have < EVENTS) {
 
   // ---------- ingest ----------
   const models = [
@@ -84,6 +92,7 @@ try {
   await Promise.all(Array.from({ length: PARALLEL }, worker));
   const ingestS = (Date.now() - t0) / 1000;
   console.log(`\ringested ${sent.toLocaleString('en-US')} events over HTTP in ${ingestS.toFixed(1)} s (${Math.round(sent / ingestS).toLocaleString('en-US')}/s)`);
+  }
   const sum = await owner.get(`/v1/stats/summary?workspace=${ws.id}&from=last_30d`);
   console.log(`the workspace holds ${sum.metrics.requests.toLocaleString('en-US')} requests in the last 30 days`);
 
