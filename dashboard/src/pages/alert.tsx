@@ -25,7 +25,7 @@ interface AlertEvent {
 export function RuleState({ r, tz }: { r: Rule; tz: string }) {
   return r.state === 'firing' ? (
     <Badge kind="bad">
-      <span aria-hidden="true">🔔 </span>firing{r.level > 1 ? ` (level ${r.level})` : ''}
+      <span aria-hidden="true">● </span>firing{r.level > 1 ? ` (level ${r.level})` : ''}
       {r.since ? ` since ${dateTime(r.since, tz)}` : ''}
     </Badge>
   ) : (

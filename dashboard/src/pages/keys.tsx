@@ -59,7 +59,7 @@ export default function Keys({ ws }: PageProps) {
                       </td>
                       <td>{k.source}</td>
                       <td>{k.scope}</td>
-                      <td>{k.state === 'active' ? <Badge kind="good">✓ active</Badge> : <Badge kind="muted">⏸ deactivated</Badge>}</td>
+                      <td>{k.state === 'active' ? <Badge kind="good">✓ active</Badge> : <Badge kind="muted">○ deactivated</Badge>}</td>
                       <td>
                         {dateTime(k.created_at, ws.timezone)}
                         {k.created_by && <div class="small muted">by {k.created_by}</div>}
