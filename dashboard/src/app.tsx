@@ -74,6 +74,12 @@ const ROUTES: Route[] = [
 
 const cache = new Map<Loader, ComponentType<any>>();
 
+/** Starts loading the page's chunk at once, while the session is still being checked. */
+export function prefetchRoute(p: string): void {
+  const r = ROUTES.find((x) => match(x.pattern, p));
+  if (r) void r.load().then((m) => cache.set(r.load, m.default), () => {});
+}
+
 /** Renders a lazily loaded page (one chunk per page). */
 function Lazy({ load, props }: { load: Loader; props: Record<string, unknown> }) {
   const [, force] = useState(0);

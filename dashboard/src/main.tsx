@@ -1,11 +1,12 @@
 import { render } from 'preact';
-import { App } from './app';
+import { App, prefetchRoute } from './app';
 import { setUnauthorizedHandler } from './lib/api';
 import { navigate, startRouter } from './lib/router';
 import { me, rememberNext } from './lib/store';
 import './styles.css';
 
 startRouter();
+prefetchRoute(location.pathname);
 // A 401 from any call means the session ended (expired, signed out elsewhere): back to sign-in,
 // then back here.
 setUnauthorizedHandler(() => {
