@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { ApiError, del, describe as describeError, fieldOf, get, listOf, patch, post, setFetch, setUnauthorizedHandler, withQuery, wsPath } from '../src/lib/api';
+import { ApiError, clearPrefetched, del, prefetch, describe as describeError, fieldOf, get, listOf, patch, post, setFetch, setUnauthorizedHandler, withQuery, wsPath } from '../src/lib/api';
 
 function respond(status: number, body?: unknown, headers: Record<string, string> = {}) {
   return vi.fn(async (_url: RequestInfo | URL, _init?: RequestInit) => new Response(body === undefined ? null : typeof body === 'string' ? body : JSON.stringify(body), { status, headers: { 'Content-Type': 'application/json', ...headers } }));
@@ -74,6 +74,20 @@ describe('the API client', () => {
     setFetch(respond(429, { error: { code: 'rate_limited', message: 'slow down' } }, { 'Retry-After': '30' }) as unknown as typeof fetch);
     const e2 = await fail(get('/v1/stats/summary'));
     expect(describeError(e2)).toBe('slow down (retry in 30 s)');
+  });
+  it('hands a prefetched read to the first page that asks for it, once', async () => {
+    const f = respond(200, { n: 1 });
+    setFetch(f as unknown as typeof fetch);
+    prefetch('/v1/stats/summary?workspace=ws&from=last_7d');
+    expect(f).toHaveBeenCalledTimes(1);
+    expect(await get('/v1/stats/summary?workspace=ws&from=last_7d')).toEqual({ n: 1 });
+    expect(f).toHaveBeenCalledTimes(1);
+    await get('/v1/stats/summary?workspace=ws&from=last_7d');
+    expect(f).toHaveBeenCalledTimes(2);
+    prefetch('/v1/me');
+    clearPrefetched();
+    await get('/v1/me');
+    expect(f).toHaveBeenCalledTimes(4);
   });
   it('calls the sign-in handler on 401 unless told to be quiet', async () => {
     setFetch(respond(401, { error: { code: 'unauthorized', message: 'sign in' } }) as unknown as typeof fetch);

@@ -99,7 +99,30 @@ export async function request<T>(method: string, path: string, body?: unknown, o
   throw e;
 }
 
-export const get = <T>(path: string, opts?: RequestOptions) => request<T>('GET', path, undefined, opts);
+// Reads started before the page that needs them has loaded (see prefetch), used once.
+const prefetched = new Map<string, { p: Promise<unknown>; at: number }>();
+const PREFETCH_FRESH_MS = 15_000;
+
+/** Starts a read now so that the page asking for the same path later gets it sooner. */
+export function prefetch(path: string): void {
+  const p = request('GET', path, undefined, { quiet401: true });
+  p.catch(() => {});
+  prefetched.set(path, { p, at: Date.now() });
+}
+
+/** Forgets prefetched reads (made while signed out, they would answer 401). */
+export function clearPrefetched(): void {
+  prefetched.clear();
+}
+
+function takePrefetched<T>(path: string): Promise<T> | undefined {
+  const e = prefetched.get(path);
+  if (!e) return undefined;
+  prefetched.delete(path);
+  return Date.now() - e.at < PREFETCH_FRESH_MS ? (e.p as Promise<T>) : undefined;
+}
+
+export const get = <T>(path: string, opts?: RequestOptions) => takePrefetched<T>(path) ?? request<T>('GET', path, undefined, opts);
 export const post = <T>(path: string, body?: unknown, opts?: RequestOptions) => request<T>('POST', path, body ?? {}, opts);
 export const patch = <T>(path: string, body: unknown, opts?: RequestOptions) => request<T>('PATCH', path, body, opts);
 export const del = <T>(path: string, opts?: RequestOptions) => request<T>('DELETE', path, undefined, opts);

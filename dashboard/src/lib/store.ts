@@ -1,6 +1,6 @@
 // Global state: who is signed in, their workspaces, this deployment's settings.
 import { computed, signal } from '@preact/signals';
-import { ApiError, get } from './api';
+import { ApiError, clearPrefetched, get } from './api';
 import type { About, Me, Role, Workspace } from './types';
 
 /** undefined while loading, null when signed out. */
@@ -9,11 +9,35 @@ export const meError = signal<string | null>(null);
 /** undefined while loading, null when it could not be read. */
 export const about = signal<About | null | undefined>(undefined);
 
-export async function loadMe(): Promise<void> {
+let loading: Promise<void> | null = null;
+
+/**
+ * Reads who is signed in, one request at a time. `fresh` (after signing in) waits for a read
+ * already under way and then reads again, since that one may have started before the session.
+ */
+export function loadMe(fresh = false): Promise<void> {
+  if (loading && fresh) {
+    const next = loading.then(() => readMe()).finally(() => {
+      if (loading === next) loading = null;
+    });
+    loading = next;
+    return next;
+  }
+  if (!loading) {
+    const p: Promise<void> = readMe().finally(() => {
+      if (loading === p) loading = null;
+    });
+    loading = p;
+  }
+  return loading;
+}
+
+async function readMe(): Promise<void> {
   try {
     me.value = await get<Me>('/v1/me', { quiet401: true });
     meError.value = null;
   } catch (e) {
+    clearPrefetched();
     if (e instanceof ApiError && e.status === 401) {
       me.value = null;
       meError.value = null;

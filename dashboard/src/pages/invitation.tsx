@@ -46,7 +46,7 @@ export default function InvitationPage({ params, ws }: { params: Record<string, 
             setError(null);
             try {
               const w = await post<Workspace>(`/v1/workspaces/${encodeURIComponent(params.ws)}/invitations/${encodeURIComponent(params.invitation)}/accept`);
-              await loadMe();
+              await loadMe(true);
               navigate(`/workspaces/${w.id}`);
             } catch (e) {
               setError(describe(e));

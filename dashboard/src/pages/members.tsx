@@ -80,7 +80,7 @@ export default function Members({ ws }: PageProps) {
                               message="You lose access at once. A workspace keeps at least one owner."
                               onConfirm={async () => {
                                 await del(wsPath(ws.id, 'members', m.user_id));
-                                await loadMe();
+                                await loadMe(true);
                                 navigate('/');
                               }}
                             />

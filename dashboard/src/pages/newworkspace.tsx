@@ -24,7 +24,7 @@ export default function NewWorkspace() {
           setError(null);
           try {
             const ws = await post<Workspace>('/v1/workspaces', { name: name.trim(), timezone: tz });
-            await loadMe();
+            await loadMe(true);
             navigate(`/workspaces/${ws.id}/quickstart`);
           } catch (err) {
             const m = describe(err);

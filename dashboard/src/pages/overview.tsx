@@ -4,10 +4,11 @@ import { Controls, CoveredNote, useView } from '../analytics';
 import { useEffect } from 'preact/hooks';
 import { ChartTable, loadUplot, TimeChart, type ChartSeries } from '../chart';
 import type { PageProps } from '../app';
-import { get, withQuery, wsPath } from '../lib/api';
+import { get } from '../lib/api';
+import { overviewPaths } from '../lib/overviewq';
 import { DIMENSIONS, change, count, dimValue, dimensionLabel, monthName, ms, pct, usd, usdCompact } from '../lib/format';
 import type { Forecast, Rule, Summary, Timeseries, Usage } from '../lib/types';
-import { apiParams, rangeDays, withExtra } from '../lib/urlstate';
+import { withExtra } from '../lib/urlstate';
 import { AsyncView, Empty, ErrorBox, Loading, Meter, PageHead, useAsync } from '../ui';
 
 export const KPIS: { key: string; label: string; value: (s: Summary['metrics']) => number | null; fmt: (n: number | null) => string; upIsBad?: boolean }[] = [
@@ -25,15 +26,12 @@ export default function Overview({ ws }: PageProps) {
   const [view, setView] = useView();
   const stackBy = view.extra.stack ?? 'model';
   const key = `${ws.id}|${ws.timezone}|${JSON.stringify(view.filters)}|${view.range}|${view.from}|${view.to}`;
-  const summary = useAsync((signal) => get<Summary>(withQuery('/v1/stats/summary', apiParams(ws.id, view, ws.timezone)), { signal }), [key]);
-  const gran = rangeDays(view) <= 2 ? 'hour' : 'day';
-  const series = useAsync(
-    (signal) => get<Timeseries>(withQuery('/v1/stats/timeseries', apiParams(ws.id, view, ws.timezone, { metric: 'cost_usd', by: stackBy, granularity: gran, top: 8 })), { signal }),
-    [key, stackBy],
-  );
-  const usage = useAsync((signal) => get<Usage>(wsPath(ws.id, 'usage'), { signal }), [ws.id]);
-  const forecast = useAsync((signal) => get<Forecast>(withQuery('/v1/stats/forecast', { workspace: ws.id }), { signal }), [ws.id]);
-  const rules = useAsync((signal) => get<Rule[] | { rules: Rule[] }>(wsPath(ws.id, 'alerts'), { signal }), [ws.id]);
+  const paths = overviewPaths(ws.id, view, ws.timezone);
+  const summary = useAsync((signal) => get<Summary>(paths.summary, { signal }), [key]);
+  const series = useAsync((signal) => get<Timeseries>(paths.series, { signal }), [key, stackBy]);
+  const usage = useAsync((signal) => get<Usage>(paths.usage, { signal }), [ws.id]);
+  const forecast = useAsync((signal) => get<Forecast>(paths.forecast, { signal }), [ws.id]);
+  const rules = useAsync((signal) => get<Rule[] | { rules: Rule[] }>(paths.alerts, { signal }), [ws.id]);
 
   const noEvents = usage.data && usage.data.events.used === 0 && summary.data && summary.data.metrics.requests === 0;
   return (

@@ -160,7 +160,7 @@ function DeleteWorkspace({ ws }: { ws: Workspace }) {
         message={<p>This cannot be undone.</p>}
         onConfirm={async () => {
           const job = await post<{ id: string }>(wsPath(ws.id, 'deletions'), { scope: 'workspace', confirm: ws.name });
-          await loadMe();
+          await loadMe(true);
           navigate(`/workspaces/${ws.id}/deletions/${job.id}`);
         }}
       />

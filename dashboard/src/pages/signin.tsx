@@ -25,7 +25,7 @@ export default function SignIn() {
   const finishing = useRef(false);
   const finish = async () => {
     finishing.current = true;
-    await loadMe();
+    await loadMe(true);
     const target = nextParam ?? takeNext() ?? '/';
     navigate(target, { replace: true });
   };
