@@ -163,10 +163,10 @@ export function RuleForm({ ws, rule, kind, onDone, onCancel }: { ws: string; rul
         </p>
       )}
       <Field label="Name" error={fe('name')}>
-        <input name="name" required value={f.name} onInput={set('name')} />
+        <input name="name" aria-invalid={!!fe('name')} required value={f.name} onInput={set('name')} />
       </Field>
       <Field label="Alert when" error={fe('metric')}>
-        <select name="metric" value={m} onChange={set('metric')}>
+        <select name="metric" aria-invalid={!!fe('metric')} value={m} onChange={set('metric')}>
           {KINDS.map((k) => (
             <option key={k.id} value={k.id}>
               {k.label}
@@ -178,50 +178,50 @@ export function RuleForm({ ws, rule, kind, onDone, onCancel }: { ws: string; rul
         {m === 'cost' && (
           <>
             <Field label="Period (UTC)" error={fe('period')}>
-              <select name="period" value={f.period} onChange={set('period')}>
+              <select name="period" aria-invalid={!!fe('period')} value={f.period} onChange={set('period')}>
                 <option value="day">Day</option>
                 <option value="month">Month</option>
               </select>
             </Field>
             <Field label="Over (USD)" error={fe('over_usd')}>
-              <input name="over_usd" inputMode="decimal" value={f.over_usd} onInput={set('over_usd')} />
+              <input name="over_usd" aria-invalid={!!fe('over_usd')} inputMode="decimal" value={f.over_usd} onInput={set('over_usd')} />
             </Field>
           </>
         )}
         {(m === 'budget' || m === 'forecast') && (
           <Field label="Monthly budget (USD)" error={fe('budget_usd')}>
-            <input name="budget_usd" inputMode="decimal" value={f.budget_usd} onInput={set('budget_usd')} />
+            <input name="budget_usd" aria-invalid={!!fe('budget_usd')} inputMode="decimal" value={f.budget_usd} onInput={set('budget_usd')} />
           </Field>
         )}
         {m === 'budget' && (
           <Field label="Thresholds (%)" error={fe('thresholds')} hint="1 to 10 increasing percentages, e.g. 50, 80, 100.">
-            <input name="thresholds" value={f.thresholds} onInput={set('thresholds')} />
+            <input name="thresholds" aria-invalid={!!fe('thresholds')} value={f.thresholds} onInput={set('thresholds')} />
           </Field>
         )}
         {m === 'error_rate' && (
           <>
             <Field label="Over (%)" error={fe('over_pct')}>
-              <input name="over_pct" inputMode="decimal" value={f.over_pct} onInput={set('over_pct')} />
+              <input name="over_pct" aria-invalid={!!fe('over_pct')} inputMode="decimal" value={f.over_pct} onInput={set('over_pct')} />
             </Field>
             <Field label="At least (requests)" error={fe('min_requests')}>
-              <input name="min_requests" inputMode="numeric" value={f.min_requests} onInput={set('min_requests')} />
+              <input name="min_requests" aria-invalid={!!fe('min_requests')} inputMode="numeric" value={f.min_requests} onInput={set('min_requests')} />
             </Field>
           </>
         )}
         {m === 'latency_p95' && (
           <Field label="Over (ms)" error={fe('over_ms')}>
-            <input name="over_ms" inputMode="decimal" value={f.over_ms} onInput={set('over_ms')} />
+            <input name="over_ms" aria-invalid={!!fe('over_ms')} inputMode="decimal" value={f.over_ms} onInput={set('over_ms')} />
           </Field>
         )}
         {(m === 'error_rate' || m === 'latency_p95') && (
           <Field label="Window (minutes)" error={fe('window_minutes')} hint="5 to 1,440, a multiple of 5.">
-            <input name="window_minutes" inputMode="numeric" value={f.window_minutes} onInput={set('window_minutes')} />
+            <input name="window_minutes" aria-invalid={!!fe('window_minutes')} inputMode="numeric" value={f.window_minutes} onInput={set('window_minutes')} />
           </Field>
         )}
       </div>
       <div class="row">
         <Field label="Only for" error={fe('dimension')}>
-          <select name="dimension" value={f.dimension} onChange={set('dimension')}>
+          <select name="dimension" aria-invalid={!!fe('dimension')} value={f.dimension} onChange={set('dimension')}>
             <option value="">All traffic</option>
             <option value="model">One model</option>
             <option value="feature">One feature</option>
@@ -231,7 +231,7 @@ export function RuleForm({ ws, rule, kind, onDone, onCancel }: { ws: string; rul
         </Field>
         {f.dimension && (
           <Field label="Value" error={fe('value')}>
-            <input name="value" value={f.value} onInput={set('value')} />
+            <input name="value" aria-invalid={!!fe('value')} value={f.value} onInput={set('value')} />
           </Field>
         )}
       </div>
@@ -243,7 +243,7 @@ export function RuleForm({ ws, rule, kind, onDone, onCancel }: { ws: string; rul
         </label>
         {fe('email') && <p class="field-error" role="alert">{fe('email')}</p>}
         <Field label="Webhook URL (optional)" error={fe('webhook_url')} hint="https only; Slack incoming webhooks work. The signing secret is shown once when you set it.">
-          <input name="webhook_url" type="url" value={f.webhook_url} onInput={set('webhook_url')} placeholder="https://hooks.slack.com/services/…" />
+          <input name="webhook_url" aria-invalid={!!fe('webhook_url')} type="url" value={f.webhook_url} onInput={set('webhook_url')} placeholder="https://hooks.slack.com/services/…" />
         </Field>
       </fieldset>
       <div class="actions start">
