@@ -345,7 +345,7 @@ export function Table<R>(props: {
 
 export function Meter({ label, used, limit, format = (n: number) => n.toLocaleString('en-US') }: { label: string; used: number; limit: number; format?: (n: number) => string }) {
   const ratio = limit > 0 ? used / limit : 0;
-  const level = ratio >= 1 ? 'full' : ratio >= 0.8 ? 'high' : 'ok';
+  const level = ratio >= 1 ? 'full' : ratio >= 0.8 ? 'high' : 'normal';
   const pctText = limit > 0 ? `${Math.min(999, Math.round(ratio * 100))}%` : '';
   return (
     <div class={`meter ${level}`}>
