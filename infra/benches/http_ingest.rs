@@ -51,7 +51,7 @@ async fn main() {
         mailer: Arc::new(
             llmtrack_shared::adapters::outbox::Outbox::new(mail.path().join("outbox")).unwrap(),
         ),
-        web: llmtrack_shared::config::WebConfig::new(&format!("http://{addr}"), false).unwrap(),
+        web: llmtrack_shared::config::WebConfig::new(&format!("http://{addr}"), vec![]).unwrap(),
         archive: Arc::new(
             llmtrack_shared::adapters::folder::FolderArchive::open(
                 &mail.path().join("archive"),
@@ -61,6 +61,8 @@ async fn main() {
         ),
         stripe: None,
         alert_key: b"test alert signing key, 32 bytes..".to_vec(),
+        // The alert tests run their webhook receivers on this machine.
+        allow_local_webhooks: true,
     });
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
 

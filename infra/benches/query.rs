@@ -40,7 +40,7 @@ fn event(i: u64, n: u64, now: i64) -> Event {
     let (provider, model) = MODELS[(i % 6) as usize];
     Event {
         id: format!("ev-{i}"),
-        idempotency_key: None,
+        dedup: llmtrack_shared::domain::event::Dedup::None,
         ts_ms: ts,
         provider: provider.into(),
         model: model.into(),
@@ -55,6 +55,8 @@ fn event(i: u64, n: u64, now: i64) -> Event {
             reasoning: 0,
         },
         cost_pico: Some(((mix >> 20) % 5_000_000_000) as i64),
+        cost_source: Some(llmtrack_shared::domain::event::CostSource::Client),
+        price: None,
         latency_ms: Some(100.0 + ((mix >> 12) % 5000) as f64),
         status: if (mix >> 48).is_multiple_of(20) {
             Status::Error
@@ -63,6 +65,7 @@ fn event(i: u64, n: u64, now: i64) -> Event {
         },
         error_type: None,
         metadata: Vec::new(),
+        redactions: Vec::new(),
         expires_ms: ts + 365 * DAY,
     }
 }
@@ -176,7 +179,8 @@ async fn main() {
             mailer: Arc::new(
                 llmtrack_shared::adapters::outbox::Outbox::new(dir.path().join("outbox")).unwrap(),
             ),
-            web: llmtrack_shared::config::WebConfig::new(&format!("http://{addr}"), false).unwrap(),
+            web: llmtrack_shared::config::WebConfig::new(&format!("http://{addr}"), vec![])
+                .unwrap(),
             archive: Arc::new(
                 llmtrack_shared::adapters::folder::FolderArchive::open(
                     &dir.path().join("archive"),
@@ -186,6 +190,7 @@ async fn main() {
             ),
             stripe: None,
             alert_key: b"bench alert signing key, 32 bytes".to_vec(),
+            allow_local_webhooks: false,
         });
         let server = tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
         let http = reqwest::Client::new();

@@ -7,7 +7,8 @@ use std::sync::Arc;
 
 use anyhow::Context as _;
 use axum::Json;
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
 use llmtrack_account::AccountState;
 use llmtrack_billing::config::StripeConfig;
 use llmtrack_billing::stripe::StripeApi;
@@ -23,9 +24,12 @@ use llmtrack_shared::adapters::sqlite::SqliteStore;
 use llmtrack_shared::config::WebConfig;
 use llmtrack_shared::domain::pricing::PriceTable;
 use llmtrack_shared::ports::{DynClock, DynMailer, DynStore, SystemClock};
+use llmtrack_shared::ratelimit::RequestLimits;
 use llmtrack_shared::retention_job;
 
 pub mod admin;
+pub mod dashboard;
+pub mod server;
 
 /// What the local app is made of: the adapters every router shares.
 #[derive(Clone)]
@@ -40,6 +44,9 @@ pub struct Parts {
     pub stripe: Option<Arc<dyn Payments>>,
     /// The key alert rules' webhook secrets are derived from (`DATA_DIR/.alert-signing-key`).
     pub alert_key: Vec<u8>,
+    /// Whether alert webhooks may go to plain-http loopback receivers (development only: any
+    /// workspace admin could otherwise reach the server's local ports).
+    pub allow_local_webhooks: bool,
 }
 
 impl Parts {
@@ -72,8 +79,7 @@ impl Parts {
                 mailer: self.mailer.clone(),
                 public_url: self.web.public_url.clone(),
                 signing_key: self.alert_key.clone(),
-                // A local server may deliver to a webhook receiver on the same machine.
-                allow_local_http: true,
+                allow_local_http: self.allow_local_webhooks,
             },
             web: self.web.clone(),
         }
@@ -102,6 +108,7 @@ pub fn app(p: Parts) -> axum::Router {
         store: p.store.clone(),
         clock: p.clock.clone(),
         prices: PriceTable::bundled(),
+        limits: RequestLimits::ingest(p.web.trusted_proxies.clone()),
     })
     .split_for_parts();
     let (query, _) = llmtrack_query::router(QueryState {
@@ -110,6 +117,7 @@ pub fn app(p: Parts) -> axum::Router {
         archive: p.archive.clone(),
         run_jobs_here: true,
         web: p.web.clone(),
+        limits: RequestLimits::query(p.web.trusted_proxies.clone()),
     })
     .split_for_parts();
     let archive = axum::Router::new()
@@ -136,9 +144,10 @@ pub fn app(p: Parts) -> axum::Router {
         support_email: std::env::var("LLMTRACK_SUPPORT_EMAIL")
             .ok()
             .filter(|s| !s.trim().is_empty()),
+        billing_configured: p.stripe.is_some(),
     })
     .split_for_parts();
-    ingest
+    let api = ingest
         .merge(query)
         .merge(keys)
         .merge(account)
@@ -148,16 +157,22 @@ pub fn app(p: Parts) -> axum::Router {
         .merge(alerts)
         .merge(llmtrack_docs::router())
         .merge(archive)
-        .fallback(not_found)
+        .fallback(not_found);
+    llmtrack_shared::http::harden(api)
 }
 
-async fn not_found() -> (StatusCode, Json<serde_json::Value>) {
+/// Anything no API route took: a dashboard file or page, else the API's JSON 404.
+async fn not_found(method: Method, uri: Uri, headers: HeaderMap) -> Response {
+    if let Some(page) = dashboard::respond(&method, &uri, &headers) {
+        return page;
+    }
     (
         StatusCode::NOT_FOUND,
         Json(
             serde_json::json!({"error": {"code": "not_found", "message": "no such endpoint; see /v1/openapi.json"}}),
         ),
     )
+        .into_response()
 }
 
 /// Opens (or creates) the store inside a data directory.
@@ -167,19 +182,32 @@ pub fn open_store(data_dir: &Path) -> anyhow::Result<SqliteStore> {
     SqliteStore::open(&data_dir.join("llmtrack.sqlite3"))
 }
 
+/// How the local server is set up besides its data directory.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// The dashboard's origin, for links in emails and the cross-site check.
+    pub public_url: String,
+    /// Reverse proxies whose `X-Forwarded-For` is believed.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// Let alert webhooks go to `http://127.0.0.1` (development).
+    pub allow_local_webhooks: bool,
+}
+
 /// The local parts: SQLite and the outbox folder in the data directory.
-pub fn local_parts(data_dir: &Path, public_url: &str) -> anyhow::Result<Parts> {
+pub fn local_parts(data_dir: &Path, options: &Options) -> anyhow::Result<Parts> {
+    let public_url = options.public_url.as_str();
     Ok(Parts {
         store: Arc::new(open_store(data_dir)?),
         clock: Arc::new(SystemClock),
         mailer: Arc::new(Outbox::new(data_dir.join("outbox"))?),
-        web: WebConfig::new(public_url, false)?,
+        web: WebConfig::new(public_url, options.trusted_proxies.clone())?,
         archive: Arc::new(FolderArchive::open(&data_dir.join("archive"), public_url)?),
         stripe: match StripeConfig::from_env()? {
             Some(c) => Some(Arc::new(StripeApi::new(c)?)),
             None => None,
         },
         alert_key: folder::load_or_create_secret(&data_dir.join(".alert-signing-key"))?,
+        allow_local_webhooks: options.allow_local_webhooks,
     })
 }
 
@@ -227,6 +255,19 @@ pub async fn upkeep(parts: &Parts) -> anyhow::Result<()> {
             .await
             .map(drop),
     );
+    // Export files expire two days after they were written, as the bucket's lifecycle rule
+    // does on AWS (their links last an hour).
+    note(
+        "export files",
+        parts
+            .archive
+            .expire(
+                "exports/",
+                std::time::SystemTime::now() - llmtrack_query::export::FILES_KEPT,
+            )
+            .await
+            .map(drop),
+    );
     note(
         "expiry",
         parts
@@ -244,13 +285,8 @@ pub async fn upkeep(parts: &Parts) -> anyhow::Result<()> {
 }
 
 /// `llmtrack serve`: runs until Ctrl-C or SIGTERM.
-pub async fn serve(
-    addr: SocketAddr,
-    data_dir: &Path,
-    public_url: Option<String>,
-) -> anyhow::Result<()> {
-    let public_url = public_url.unwrap_or_else(|| format!("http://{addr}"));
-    let parts = local_parts(data_dir, &public_url)?;
+pub async fn serve(addr: SocketAddr, data_dir: &Path, options: Options) -> anyhow::Result<()> {
+    let parts = local_parts(data_dir, &options)?;
     // Jobs a previous run left unfinished (exports) start over in the background.
     {
         let (store, clock) = (parts.store.clone(), parts.clock.clone());
@@ -290,11 +326,13 @@ pub async fn serve(
         .await
         .with_context(|| format!("binding {addr}"))?;
     tracing::info!(%addr, data_dir = %data_dir.display(), outbox = %data_dir.join("outbox").display(), "llmtrack serving on http://{addr}");
-    axum::serve(
+    server::run(
         listener,
-        app(parts).into_make_service_with_connect_info::<SocketAddr>(),
+        app(parts),
+        server::Limits::default(),
+        options.trusted_proxies,
+        shutdown_signal(),
     )
-    .with_graceful_shutdown(shutdown_signal())
     .await
     .context("server failed")
 }

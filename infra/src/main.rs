@@ -35,6 +35,14 @@ enum Command {
         /// The dashboard's origin, for links in emails and the cross-site check (default: http://ADDR).
         #[arg(long, env = "LLMTRACK_PUBLIC_URL")]
         public_url: Option<String>,
+        /// Reverse proxies in front of this server, as comma-separated addresses or CIDR blocks:
+        /// their X-Forwarded-For gives the client's address (ignored from anyone else).
+        #[arg(long, env = "LLMTRACK_TRUSTED_PROXIES")]
+        trusted_proxies: Option<String>,
+        /// Let alert webhooks go to plain-http receivers on 127.0.0.1 (development only: any
+        /// workspace admin could then reach this machine's local ports).
+        #[arg(long, env = "LLMTRACK_ALLOW_LOCAL_WEBHOOKS")]
+        allow_local_webhooks: bool,
     },
     /// Run a job now, as its schedule would.
     Jobs {
@@ -145,10 +153,21 @@ fn parse_scope(s: &str) -> Result<Scope, String> {
 async fn main() -> anyhow::Result<()> {
     llmtrack_shared::telemetry::init();
     match Cli::parse().command {
-        Command::Serve { addr, data_dir, public_url } => llmtrack::serve(addr, &data_dir, public_url).await,
+        Command::Serve { addr, data_dir, public_url, trusted_proxies, allow_local_webhooks } => {
+            let options = llmtrack::Options {
+                public_url: public_url.unwrap_or_else(|| format!("http://{addr}")),
+                trusted_proxies: match trusted_proxies {
+                    Some(list) => llmtrack_shared::config::parse_proxies(&list)
+                        .map_err(|e| anyhow!("--trusted-proxies: {e}"))?,
+                    None => Vec::new(),
+                },
+                allow_local_webhooks,
+            };
+            llmtrack::serve(addr, &data_dir, options).await
+        }
         Command::Jobs { data_dir, public_url, command: JobsCommand::Run { job: Job::Reports { month, workspace } } } => {
             let url = public_url.unwrap_or_else(|| "http://127.0.0.1:8080".to_owned());
-            let parts = llmtrack::local_parts(&data_dir, &url)?;
+            let parts = llmtrack::local_parts(&data_dir, &llmtrack::Options { public_url: url, ..Default::default() })?;
             let now = chrono::Utc::now().timestamp_millis();
             let month = llmtrack_reports::past_month(&month, now)?;
             let only = match workspace {

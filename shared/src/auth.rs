@@ -164,21 +164,47 @@ pub fn same_origin(headers: &HeaderMap, web: &crate::config::WebConfig) -> Resul
     }
 }
 
-/// The client's address: API Gateway's `X-Forwarded-For` where trusted, else the TCP peer.
+/// The client's address. `peer` is the connection's peer (locally) or API Gateway's source IP
+/// (on Lambda, see `extract::Peer`). Behind trusted proxies, it is the last `X-Forwarded-For`
+/// entry no trusted proxy added: each proxy appends the address it saw, so entries to the left
+/// of the first untrusted one are whatever the client chose to send.
 pub fn client_addr(
     headers: &HeaderMap,
-    peer: Option<std::net::SocketAddr>,
+    peer: Option<std::net::IpAddr>,
     web: &crate::config::WebConfig,
 ) -> Option<String> {
-    if web.trust_forwarded_for
-        && let Some(first) = headers
-            .get("x-forwarded-for")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.split(',').next())
-    {
-        return Some(first.trim().to_owned());
+    client_ip(headers, peer, &web.trusted_proxies).map(|ip| ip.to_string())
+}
+
+/// [`client_addr`] as an address, given the trusted proxies.
+pub fn client_ip(
+    headers: &HeaderMap,
+    peer: Option<std::net::IpAddr>,
+    trusted_proxies: &[ipnet::IpNet],
+) -> Option<std::net::IpAddr> {
+    let trusted = |ip: &std::net::IpAddr| trusted_proxies.iter().any(|n| n.contains(ip));
+    let mut addr = peer?;
+    if trusted(&addr) {
+        let forwarded = headers
+            .get_all("x-forwarded-for")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .map(str::trim)
+            .collect::<Vec<_>>();
+        for entry in forwarded.iter().rev() {
+            match entry.parse::<std::net::IpAddr>() {
+                Ok(ip) if trusted(&ip) => addr = ip,
+                Ok(ip) => {
+                    addr = ip;
+                    break;
+                }
+                // Garbage where an address should be: stop at the last address we could trust.
+                Err(_) => break,
+            }
+        }
     }
-    peer.map(|p| p.ip().to_string())
+    Some(addr)
 }
 
 /// The caller's membership of a workspace named in a path. Anything the caller cannot see,
@@ -212,5 +238,54 @@ pub fn require(
             "your role ({}) does not allow this; see the permissions in docs/PERMISSIONS.md",
             role.as_str()
         )))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{WebConfig, parse_proxies};
+
+    fn addr(xff: &[&str], peer: &str, proxies: &str) -> Option<String> {
+        let web = WebConfig::new("http://127.0.0.1:8080", parse_proxies(proxies).unwrap()).unwrap();
+        let mut h = HeaderMap::new();
+        for v in xff {
+            h.append("x-forwarded-for", v.parse().unwrap());
+        }
+        client_addr(&h, Some(peer.parse().unwrap()), &web)
+    }
+
+    #[test]
+    fn forwarded_for_is_believed_only_from_trusted_proxies_and_from_the_right() {
+        // No trusted proxy: the header is the client's own writing.
+        assert_eq!(
+            addr(&["6.6.6.6"], "203.0.113.9", "").as_deref(),
+            Some("203.0.113.9")
+        );
+        // From a peer that is not a trusted proxy: ignored too.
+        assert_eq!(
+            addr(&["6.6.6.6"], "203.0.113.9", "10.0.0.0/8").as_deref(),
+            Some("203.0.113.9")
+        );
+        // Behind one proxy: the entry it appended, not the forged one the client sent first.
+        assert_eq!(
+            addr(&["6.6.6.6, 198.51.100.7"], "10.0.0.2", "10.0.0.0/8").as_deref(),
+            Some("198.51.100.7")
+        );
+        // Two proxies, the header split over two lines.
+        assert_eq!(
+            addr(
+                &["6.6.6.6", "198.51.100.7, 10.0.0.3"],
+                "10.0.0.2",
+                "10.0.0.0/8"
+            )
+            .as_deref(),
+            Some("198.51.100.7")
+        );
+        // Garbage: the last trusted hop's view.
+        assert_eq!(
+            addr(&["nonsense"], "10.0.0.2", "10.0.0.0/8").as_deref(),
+            Some("10.0.0.2")
+        );
     }
 }

@@ -1,7 +1,7 @@
 //! Request extractors with our error shape: JSON bodies whose rejections say what is wrong, and the
 //! TCP peer address when the server knows it.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request};
@@ -27,33 +27,65 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Json<T> {
     }
 }
 
-/// `axum::extract::Query`, but a malformed query string is a 400 in the `{"error": ...}` shape.
+/// `axum::extract::Query`, but a malformed query string is a 400 in the `{"error": ...}` shape
+/// that names the parameter and says what it must be.
 pub struct Query<T>(pub T);
 
 impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for Query<T> {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        match axum::extract::Query::<T>::from_request_parts(parts, state).await {
-            Ok(axum::extract::Query(v)) => Ok(Query(v)),
-            Err(e) => Err(ApiError::bad_request("invalid_query", e.body_text())),
-        }
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        let query = parts.uri.query().unwrap_or("");
+        let de = serde_urlencoded::Deserializer::new(form_urlencoded::parse(query.as_bytes()));
+        serde_path_to_error::deserialize(de)
+            .map(Query)
+            .map_err(|e| ApiError::bad_request("invalid_query", explain_query_error(&e)))
     }
 }
 
-/// The TCP peer, when the server was started with connect info (the local server is; Lambda has
-/// none and relies on API Gateway's `X-Forwarded-For`).
-pub struct Peer(pub Option<SocketAddr>);
+/// serde's words made ours: `missing field `by`` → "the query parameter `by` is required".
+fn explain_query_error(e: &serde_path_to_error::Error<serde::de::value::Error>) -> String {
+    let message = e.inner().to_string();
+    if let Some(missing) = message
+        .strip_prefix("missing field `")
+        .and_then(|m| m.split('`').next())
+    {
+        return format!("the query parameter `{missing}` is required");
+    }
+    let field = e.path().to_string();
+    let what = if message.contains("invalid digit") || message.contains("number too large") {
+        "must be a whole number in range".to_owned()
+    } else if message.contains("provided string was not `true` or `false`") {
+        "must be `true` or `false`".to_owned()
+    } else {
+        message
+    };
+    if field == "." || field.is_empty() {
+        format!("the query string is not valid: {what}")
+    } else {
+        format!("the query parameter `{field}` {what}")
+    }
+}
+
+/// The address a request came from: API Gateway's source IP on Lambda (put in the request by
+/// `lambda::run`), or the TCP peer of the local server. Neither can be forged by a header.
+pub struct Peer(pub Option<IpAddr>);
+
+/// The source IP API Gateway saw, as a request extension.
+#[derive(Debug, Clone, Copy)]
+pub struct SourceIp(pub IpAddr);
 
 impl<S: Send + Sync> FromRequestParts<S> for Peer {
     type Rejection = std::convert::Infallible;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
         Ok(Peer(
-            parts
-                .extensions
-                .get::<ConnectInfo<SocketAddr>>()
-                .map(|c| c.0),
+            parts.extensions.get::<SourceIp>().map(|s| s.0).or_else(|| {
+                parts
+                    .extensions
+                    .get::<ConnectInfo<SocketAddr>>()
+                    .map(|c| c.0.ip())
+            }),
         ))
     }
 }

@@ -10,8 +10,12 @@ pub mod config;
 pub mod domain;
 pub mod error;
 pub mod extract;
+pub mod http;
+#[cfg(feature = "lambda")]
+pub mod lambda;
 pub mod openapi;
 pub mod ports;
+pub mod ratelimit;
 pub mod retention_job;
 pub mod telemetry;
 

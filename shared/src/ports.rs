@@ -50,8 +50,10 @@ pub struct Quota {
 pub enum IngestOutcome {
     /// One entry per event, in order.
     Stored(Vec<Stored>),
-    /// The month's quota was already used up: nothing was written.
-    QuotaExceeded { used: u64 },
+    /// The month's quota was already used up: nothing was written. `stored[i]` tells whether
+    /// event `i` is already stored (a retry of an acknowledged event), so it can still be
+    /// answered as a duplicate.
+    QuotaExceeded { used: u64, stored: Vec<bool> },
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -181,12 +183,13 @@ pub trait Store: Send + Sync + 'static {
         hash: &str,
         now_ms: i64,
     ) -> StoreResult<CodeCheck>;
-    /// Counts one hit in a fixed window and returns the window's count so far.
+    /// Counts `hits` (0 to only look) in a fixed window and returns the window's count so far.
     async fn hit_rate_limit(
         &self,
         bucket: &str,
         window_start_ms: i64,
         window_ms: i64,
+        hits: u64,
     ) -> StoreResult<u64>;
 
     async fn create_session(&self, session: &Session) -> StoreResult<()>;
@@ -276,6 +279,11 @@ pub trait Store: Send + Sync + 'static {
     /// and the user (by id and by email). Memberships must already be gone from the
     /// workspaces' side. Returns how many records of each kind it deleted.
     async fn delete_user(&self, user: &UserId) -> StoreResult<Purged>;
+    /// Makes what was deleted unrecoverable from the store's own files, once a deletion has
+    /// finished. SQLite zeroes deleted rows as it goes (`secure_delete`), but copies of their
+    /// pages stay in the write-ahead log until it is checkpointed and truncated, which this does.
+    /// DynamoDB: nothing to do (a deleted item is gone; backups age out, see DELETION.md).
+    async fn scrub(&self) -> StoreResult<()>;
 
     // Retention.
 
@@ -494,12 +502,21 @@ pub struct Mail {
     pub subject: String,
     pub text: String,
     pub html: Option<String>,
+    /// The workspace the mail tells about (its data may be in it), if any: a mailer that keeps
+    /// copies forgets them when the workspace is deleted.
+    pub about: Option<WorkspaceId>,
 }
 
 /// The mail port: SES on AWS, an outbox folder of `.eml` files locally.
 #[async_trait]
 pub trait Mailer: Send + Sync + 'static {
     async fn send(&self, mail: &Mail) -> anyhow::Result<()>;
+    /// Deletes the copies this mailer keeps of mail about a deleted workspace; returns how
+    /// many. Sent mail is its recipients' and cannot be recalled: SES keeps none, so this does
+    /// nothing there; the local outbox deletes its files.
+    async fn forget(&self, _ws: &WorkspaceId) -> anyhow::Result<usize> {
+        Ok(0)
+    }
 }
 
 pub type DynMailer = Arc<dyn Mailer>;

@@ -292,17 +292,19 @@ async fn codes_work_once_expire_and_resist_guessing() {
     // Past the 10-minute expiry, and into the next rate-limit window.
     clock.set(t0 + 15 * 60_000);
     assert_eq!(verify("cy@example.com", &code).await.0, 400);
-    // Five wrong guesses void the code, even for the right one after.
+    // Wrong guesses count per email: with the expired code above, four more make five failures
+    // in this window, and then even the right code is refused until the window ends.
     b.post("/v1/auth/email", json!({"email": "cy@example.com"}))
         .await;
     let code = code_in(&app.last_mail_to("cy@example.com"));
     let wrong = if code == "000000" { "000001" } else { "000000" };
-    for _ in 0..5 {
+    for _ in 0..4 {
         let (status, body) = verify("cy@example.com", wrong).await;
         assert_eq!(status, 400);
         assert_eq!(body["error"]["code"], "invalid_code");
     }
-    assert_eq!(verify("cy@example.com", &code).await.0, 400);
+    // And the email is locked for the rest of the window: failures count per email.
+    assert_eq!(verify("cy@example.com", &code).await.0, 429);
     // Asking for codes is rate limited per email: five per 15-minute window.
     for _ in 0..4 {
         assert_eq!(
@@ -322,6 +324,79 @@ async fn codes_work_once_expire_and_resist_guessing() {
             .unwrap()
             .contains("try again")
     );
+}
+
+/// Wrong codes count per email across every code it asks for: five lock it for the rest of a
+/// 15-minute window, twenty for the rest of the day, and new codes buy no new guesses.
+#[tokio::test]
+async fn wrong_codes_count_per_email_across_codes() {
+    let day = 86_400_000;
+    let t0 = now_ms() / day * day + 60_000;
+    let clock = TestClock::at(t0);
+    let app = spawn_app_with_clock(clock.clone()).await;
+    let b = app.browser();
+    let email = "guess@example.com";
+    let new_code = || {
+        let (b, app) = (b.clone(), &app);
+        async move {
+            let (status, body) = b.post("/v1/auth/email", json!({"email": email})).await;
+            assert_eq!(status, 202, "{body}");
+            code_in(&app.last_mail_to(email))
+        }
+    };
+    let verify = |code: String| {
+        let b = b.clone();
+        async move {
+            b.post("/v1/auth/verify", json!({"email": email, "code": code}))
+                .await
+        }
+    };
+    let wrong = |code: &str| {
+        if code == "000000" {
+            "000001".to_owned()
+        } else {
+            "000000".to_owned()
+        }
+    };
+    // Three windows of five wrong guesses spread over two codes; a third code is refused.
+    for w in 0..3 {
+        clock.set(t0 + w * 15 * 60_000);
+        for guesses in [3, 2] {
+            let code = new_code().await;
+            for _ in 0..guesses {
+                let (status, body) = verify(wrong(&code)).await;
+                assert_eq!(status, 400, "window {w}: {body}");
+            }
+        }
+        let code = new_code().await;
+        let (status, body) = verify(code).await;
+        assert_eq!(status, 429, "window {w}: {body}");
+        assert!(
+            body["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("wrong sign-in codes"),
+            "{body}"
+        );
+    }
+    // Five more in the next window reach the day's limit of 20.
+    clock.set(t0 + 3 * 15 * 60_000);
+    let code = new_code().await;
+    for _ in 0..5 {
+        assert_eq!(verify(wrong(&code)).await.0, 400);
+    }
+    clock.set(t0 + 4 * 15 * 60_000);
+    let code = new_code().await;
+    let (status, body) = verify(code).await;
+    assert_eq!(status, 429, "locked for the day: {body}");
+    assert!(
+        body["error"]["message"].as_str().unwrap().contains("hours"),
+        "{body}"
+    );
+    // The next day, the right code works.
+    clock.set(t0 + day);
+    let code = new_code().await;
+    assert_eq!(verify(code).await.0, 200);
 }
 
 #[tokio::test]

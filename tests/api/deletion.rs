@@ -186,7 +186,7 @@ async fn a_workspace_deletion_is_checked_goes_dark_at_once_and_ends_with_a_recei
         .post_events(&ingest, &json!({"events": [event(1, now_ms())]}))
         .await;
     assert_eq!(status, 401, "{body}");
-    let (status, _) = app.summary(&read, "?range=last_24h").await;
+    let (status, _) = app.summary(&read, "?from=last_24h").await;
     assert_eq!(status, 401);
     let (status, _) = b.owner.get(&format!("/v1/workspaces/{}", b.ws)).await;
     assert_eq!(status, 404);
@@ -344,7 +344,7 @@ async fn a_range_deletion_leaves_every_aggregate_equal_to_a_recomputation() {
     }
     // ...and so do the answers of the API.
     let read = app.key(&ws, KeyScope::Read, "scripts").await;
-    let (status, summary) = app.summary(&read, "?range=last_24h").await;
+    let (status, summary) = app.summary(&read, "?from=last_24h").await;
     assert_eq!(status, 200, "{summary}");
     assert_eq!(
         summary["metrics"]["requests"],
@@ -442,4 +442,126 @@ async fn an_account_deletion_names_what_it_takes_and_leaves_shared_workspaces() 
             .iter()
             .any(|m| m.contains("your deletion is complete"))
     );
+}
+
+/// After a workspace deletion reports done, no byte of what it held is in any file of the data
+/// dir: the SQLite database, its write-ahead log and shared memory, the archive, and the outbox
+/// (which keeps the receipt). Another workspace's data stays.
+#[tokio::test]
+async fn a_deleted_workspace_leaves_no_byte_in_the_data_dir() {
+    let app = spawn_app().await;
+    let owner = app.sign_in("owner@example.com").await;
+    let (_, gone) = owner
+        .post("/v1/workspaces", json!({"name": "Gone Co"}))
+        .await;
+    let gone = WorkspaceId::parse(gone["id"].as_str().unwrap()).unwrap();
+    let (_, kept) = owner
+        .post("/v1/workspaces", json!({"name": "Kept Co"}))
+        .await;
+    let kept = WorkspaceId::parse(kept["id"].as_str().unwrap()).unwrap();
+    let key = app.key(&gone, KeyScope::Ingest, "source-qq41z").await;
+    let key_hash = llmtrack_shared::domain::apikey::RawKey::parse(&key)
+        .unwrap()
+        .hash()
+        .0;
+    let secrets = [
+        "feature-zq81x",
+        "user-kw55t",
+        "meta-value-pp09r",
+        "model-xx71q",
+        "errtype-yy3m",
+        "event-id-uu27",
+        "source-qq41z",
+        "alert-name-ab12",
+        key_hash.as_str(),
+    ];
+    let now = now_ms();
+    let events: Vec<Value> = (0..300)
+        .map(|i| {
+            json!({"id": format!("event-id-uu27-{i}"), "timestamp": now - i * 60_000,
+                "provider": "openai", "model": if i % 2 == 0 { "model-xx71q" } else { "gpt-4o" },
+                "feature": "feature-zq81x", "user_id": "user-kw55t", "status": "error",
+                "error_type": "errtype-yy3m", "input_tokens": 100, "output_tokens": 10,
+                "metadata": {"note": "meta-value-pp09r"}})
+        })
+        .collect();
+    let (status, body) = app.post_events(&key, &json!({"events": events})).await;
+    assert_eq!(status, 200, "{body}");
+    let kept_key = app.key(&kept, KeyScope::Ingest, "production").await;
+    let (status, _) = app
+        .post_events(
+            &kept_key,
+            &json!({"feature": "feature-stays-7", "provider": "openai", "model": "gpt-4o"}),
+        )
+        .await;
+    assert_eq!(status, 200);
+    // Mail about it, and an export in the archive.
+    let (status, rule) = owner
+        .post(
+            &format!("/v1/workspaces/{gone}/alerts"),
+            json!({"name": "alert-name-ab12", "condition": {"metric": "cost", "period": "day", "over_usd": 1}}),
+        )
+        .await;
+    assert_eq!(status, 201, "{rule}");
+    let (status, _) = owner
+        .post(
+            &format!(
+                "/v1/workspaces/{gone}/alerts/{}/test",
+                rule["id"].as_str().unwrap()
+            ),
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let (status, body) = owner
+        .post(
+            "/v1/exports",
+            json!({"kind": "events", "format": "csv", "from": "last_24h", "workspace": gone.as_str()}),
+        )
+        .await;
+    assert!(status == 200 || status == 202, "{status} {body}");
+    // The folder archive as the deletion will find it: an export file written by a job.
+    llmtrack_shared::ports::Archive::put(
+        app.parts.archive.as_ref(),
+        &format!("exports/{gone}/exp_1.csv"),
+        "text/csv",
+        b"feature-zq81x,user-kw55t".to_vec(),
+    )
+    .await
+    .unwrap();
+    // Their bytes are on disk now (the test can see them).
+    let found = |needle: &str| -> Vec<std::path::PathBuf> {
+        app.data_files()
+            .into_iter()
+            .filter(|p| {
+                let bytes = std::fs::read(p).unwrap_or_default();
+                bytes.windows(needle.len()).any(|w| w == needle.as_bytes())
+            })
+            .collect()
+    };
+    assert!(!found("feature-zq81x").is_empty());
+
+    let (status, job) = owner
+        .post(
+            &deletions(gone.as_str()),
+            json!({"scope": "workspace", "confirm": "Gone Co"}),
+        )
+        .await;
+    assert_eq!(status, 202, "{job}");
+    done(&owner, gone.as_str(), job["id"].as_str().unwrap()).await;
+
+    for needle in secrets {
+        let left = found(needle);
+        assert!(left.is_empty(), "`{needle}` is still in {left:?}");
+    }
+    // Only the receipt mentions the workspace's name; the other workspace is untouched.
+    let named = found("Gone Co");
+    assert!(
+        named
+            .iter()
+            .all(|p| String::from_utf8_lossy(&std::fs::read(p).unwrap())
+                .contains("deletion is complete")),
+        "{named:?}"
+    );
+    assert!(!found("feature-stays-7").is_empty());
 }

@@ -20,4 +20,5 @@ mod queries;
 mod quota;
 mod reports;
 mod secrets;
+mod server;
 mod summary;

@@ -41,6 +41,31 @@ async fn the_free_plan_stops_at_its_monthly_limit_with_a_clear_429() {
         "{message}"
     );
     assert_eq!(all_events(app.store.as_ref(), &ws).await.len(), 10_000);
+    assert_eq!(body["results"][0]["status"], "rejected");
+    assert_eq!(body["results"][0]["error"]["code"], "quota_exceeded");
+
+    // A client that lost the acknowledgement of its last batch resends it: duplicates, not 429.
+    let last: Vec<_> = (9000..10_000)
+        .map(|i| event(i, now - (i as i64 % 3600) * 1000))
+        .collect();
+    let (status, body) = app.post_events(&key, &json!({"events": last})).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        (body["accepted"].as_u64(), body["duplicates"].as_u64()),
+        (Some(0), Some(1000))
+    );
+    // Mixed with a new event: the known one is a duplicate, the new one refused, 429.
+    let (status, body) = app
+        .post_events(
+            &key,
+            &json!({"events": [event(9999, now - (9999 % 3600) * 1000), event(10_001, now)]}),
+        )
+        .await;
+    assert_eq!(status, 429, "{body}");
+    assert_eq!(body["results"][0]["status"], "duplicate");
+    assert_eq!(body["results"][1]["status"], "rejected");
+    assert_eq!(body["error"]["code"], "quota_exceeded");
+    assert_eq!(all_events(app.store.as_ref(), &ws).await.len(), 10_000);
 
     // A plan change lifts the limit at once.
     app.store.set_plan(&ws, Plan::Pro).await.unwrap();

@@ -102,7 +102,7 @@ pub async fn users_codes_and_sessions(store: DynStore) {
     for n in 1..=3 {
         assert_eq!(
             store
-                .hit_rate_limit("code:ada", 1_000, 900_000)
+                .hit_rate_limit("code:ada", 1_000, 900_000, 1)
                 .await
                 .unwrap(),
             n
@@ -110,11 +110,35 @@ pub async fn users_codes_and_sessions(store: DynStore) {
     }
     assert_eq!(
         store
-            .hit_rate_limit("code:ada", 901_000, 900_000)
+            .hit_rate_limit("code:ada", 901_000, 900_000, 1)
             .await
             .unwrap(),
         1,
         "a new window"
+    );
+    // Looking counts nothing; several hits count at once.
+    for _ in 0..2 {
+        assert_eq!(
+            store
+                .hit_rate_limit("code:ada", 901_000, 900_000, 0)
+                .await
+                .unwrap(),
+            1
+        );
+    }
+    assert_eq!(
+        store
+            .hit_rate_limit("code:ada", 901_000, 900_000, 3)
+            .await
+            .unwrap(),
+        4
+    );
+    assert_eq!(
+        store
+            .hit_rate_limit("nobody-yet", 901_000, 900_000, 0)
+            .await
+            .unwrap(),
+        0
     );
 
     let sessions: Vec<Session> = (0..2)

@@ -66,7 +66,9 @@ suite!(
     keys_are_found_by_hash_only_and_scoped_to_their_workspace,
     each_event_is_stored_once_and_rollups_match,
     ids_without_timestamps_are_idempotent,
+    an_id_is_never_taken_for_another_id_and_a_timestamp,
     quota_stops_a_batch_once_used_up,
+    a_used_up_quota_still_recognises_stored_events,
     concurrent_batches_overshoot_quota_by_at_most_one_batch,
     rollup_ranges_are_half_open,
     events_page_in_time_order,
@@ -309,6 +311,89 @@ async fn ids_without_timestamps_are_idempotent(store: DynStore) {
     assert_rollups_match_events(store.as_ref(), &ws).await;
 }
 
+/// `{"id": "req@T"}` and `{"id": "req", "timestamp": T}` are two events (their keys were once
+/// both `req@T`).
+async fn an_id_is_never_taken_for_another_id_and_a_timestamp(store: DynStore) {
+    let ws = new_workspace(&store, Plan::Pro).await;
+    let t = now_ms() - 60_000;
+    let base =
+        json!({"provider": "openai", "model": "gpt-4o", "input_tokens": 100, "output_tokens": 10});
+    let with = |extra: serde_json::Value| {
+        let mut v = base.clone();
+        v.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        v
+    };
+    let sent = [
+        with(json!({"id": format!("req@{t}")})),
+        with(json!({"id": "req", "timestamp": t})),
+        with(json!({"id": format!("t:{t}:req")})),
+        with(json!({"id": "req"})),
+    ];
+    for body in &sent {
+        let e = validated(std::slice::from_ref(body), "production");
+        assert_eq!(
+            stored(store.ingest(&ws, &e, &quota(100)).await.unwrap()),
+            vec![Stored::Accepted],
+            "{body}"
+        );
+    }
+    // Each retried is a duplicate of itself only.
+    for body in &sent {
+        let e = validated(std::slice::from_ref(body), "production");
+        assert_eq!(
+            stored(store.ingest(&ws, &e, &quota(100)).await.unwrap()),
+            vec![Stored::Duplicate],
+            "{body}"
+        );
+    }
+    assert_eq!(all_events(store.as_ref(), &ws).await.len(), sent.len());
+    assert_eq!(
+        store.usage(&ws, &month_of(now_ms())).await.unwrap(),
+        sent.len() as u64
+    );
+    assert_rollups_match_events(store.as_ref(), &ws).await;
+}
+
+/// A client that lost the acknowledgement of a batch can confirm it after the quota ran out.
+async fn a_used_up_quota_still_recognises_stored_events(store: DynStore) {
+    let ws = new_workspace(&store, Plan::Free).await;
+    let now = now_ms();
+    let with_ts = validated(
+        &(0..4).map(|i| event(i, now)).collect::<Vec<_>>(),
+        "production",
+    );
+    let id_only = validated(
+        &[json!({"id": "no-ts", "provider": "openai", "model": "gpt-4o", "input_tokens": 3})],
+        "production",
+    );
+    let batch: Vec<Event> = with_ts.iter().chain(&id_only).cloned().collect();
+    stored(store.ingest(&ws, &batch, &quota(5)).await.unwrap());
+    // Used up: the same batch is all known; a new event is not; a mix says which is which.
+    match store.ingest(&ws, &batch, &quota(5)).await.unwrap() {
+        IngestOutcome::QuotaExceeded { used, stored } => {
+            assert_eq!(used, 5);
+            assert_eq!(stored, vec![true; 5]);
+        }
+        other => panic!("expected quota exceeded, got {other:?}"),
+    }
+    let new = validated(&[event(9, now)], "production");
+    let keyless = validated(
+        &[json!({"provider": "openai", "model": "gpt-4o", "input_tokens": 3})],
+        "production",
+    );
+    let mixed: Vec<Event> = [batch[1].clone(), new[0].clone(), keyless[0].clone()].to_vec();
+    match store.ingest(&ws, &mixed, &quota(5)).await.unwrap() {
+        IngestOutcome::QuotaExceeded { stored, .. } => {
+            assert_eq!(stored, vec![true, false, false])
+        }
+        other => panic!("expected quota exceeded, got {other:?}"),
+    }
+    assert_eq!(all_events(store.as_ref(), &ws).await.len(), 5);
+    assert_eq!(store.usage(&ws, &month_of(now)).await.unwrap(), 5);
+}
+
 async fn quota_stops_a_batch_once_used_up(store: DynStore) {
     let ws = new_workspace(&store, Plan::Free).await;
     let now = now_ms();
@@ -323,7 +408,10 @@ async fn quota_stops_a_batch_once_used_up(store: DynStore) {
     stored(store.ingest(&ws, &batch(5), &quota(8)).await.unwrap());
     assert_eq!(store.usage(&ws, &month_of(now)).await.unwrap(), 10);
     match store.ingest(&ws, &batch(10), &quota(8)).await.unwrap() {
-        IngestOutcome::QuotaExceeded { used } => assert_eq!(used, 10),
+        IngestOutcome::QuotaExceeded { used, stored } => {
+            assert_eq!(used, 10);
+            assert_eq!(stored, vec![false; 5]);
+        }
         other => panic!("expected quota exceeded, got {other:?}"),
     }
     assert_eq!(all_events(store.as_ref(), &ws).await.len(), 10);
@@ -540,4 +628,80 @@ async fn jobs_update_once_per_version(store: DynStore) {
     );
     let other = new_workspace(&store, Plan::Pro).await;
     assert!(store.job(&other, &job.id).await.unwrap().is_none());
+}
+
+/// A SQLite file of an earlier release keyed events `{id}@{ts}` (or the id alone): opened by this
+/// release, its events keep their identity, and the two forms no longer collide.
+#[tokio::test]
+async fn sqlite_idempotency_keys_of_an_earlier_release_are_migrated() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("old.sqlite3");
+    let t = now_ms() - 60_000;
+    let sent = [
+        json!({"id": "a", "timestamp": t, "provider": "openai", "model": "gpt-4o", "input_tokens": 5}),
+        json!({"id": "b", "provider": "openai", "model": "gpt-4o", "input_tokens": 5}),
+    ];
+    let ws = {
+        let store: DynStore = std::sync::Arc::new(
+            llmtrack_shared::adapters::sqlite::SqliteStore::open(&path).unwrap(),
+        );
+        let ws = new_workspace(&store, Plan::Pro).await;
+        stored(
+            store
+                .ingest(&ws, &validated(&sent, "production"), &quota(100))
+                .await
+                .unwrap(),
+        );
+        ws
+    };
+    {
+        // What the earlier release wrote: its keys, its event bodies, no schema version.
+        let c = rusqlite::Connection::open(&path).unwrap();
+        c.execute_batch(
+            "UPDATE events SET idempotency_key = CASE id WHEN 'a' THEN id || '@' || ts_ms ELSE id END;
+             UPDATE events SET body = json_set(json_remove(body, '$.dedup'), '$.idempotency_key', idempotency_key);
+             PRAGMA user_version = 0;",
+        )
+        .unwrap();
+        let keys: Vec<String> = c
+            .prepare("SELECT idempotency_key FROM events ORDER BY id")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(keys, vec![format!("a@{t}"), "b".to_owned()]);
+    }
+    let store: DynStore =
+        std::sync::Arc::new(llmtrack_shared::adapters::sqlite::SqliteStore::open(&path).unwrap());
+    let events = all_events(store.as_ref(), &ws).await;
+    let mut dedup: Vec<_> = events.iter().map(|e| (e.id.clone(), e.dedup)).collect();
+    dedup.sort_by(|a, b| a.0.cmp(&b.0));
+    assert_eq!(
+        dedup,
+        vec![
+            ("a".to_owned(), event::Dedup::IdAndTimestamp),
+            ("b".to_owned(), event::Dedup::Id)
+        ]
+    );
+    // Retries of both are duplicates; the id that looks like the old key of `a` is new.
+    assert_eq!(
+        stored(
+            store
+                .ingest(&ws, &validated(&sent, "production"), &quota(100))
+                .await
+                .unwrap()
+        ),
+        vec![Stored::Duplicate, Stored::Duplicate]
+    );
+    let lookalike = validated(
+        &[
+            json!({"id": format!("a@{t}"), "provider": "openai", "model": "gpt-4o", "input_tokens": 5}),
+        ],
+        "production",
+    );
+    assert_eq!(
+        stored(store.ingest(&ws, &lookalike, &quota(100)).await.unwrap()),
+        vec![Stored::Accepted]
+    );
 }

@@ -251,7 +251,7 @@ pub async fn spawn_app_with(
         mailer: Arc::new(
             llmtrack_shared::adapters::outbox::Outbox::new(outbox.clone()).expect("outbox"),
         ),
-        web: llmtrack_shared::config::WebConfig::new(&format!("http://{addr}"), false)
+        web: llmtrack_shared::config::WebConfig::new(&format!("http://{addr}"), vec![])
             .expect("web config"),
         archive: Arc::new(
             llmtrack_shared::adapters::folder::FolderArchive::open(
@@ -265,6 +265,8 @@ pub async fn spawn_app_with(
                 as Arc<dyn llmtrack_billing::Payments>
         }),
         alert_key: b"test alert signing key, 32 bytes..".to_vec(),
+        // The alert tests run their webhook receivers on this machine.
+        allow_local_webhooks: true,
     };
     let app = llmtrack::app(parts.clone()).into_make_service_with_connect_info::<SocketAddr>();
     tokio::spawn(async move { axum::serve(listener, app).await.expect("serve") });
@@ -333,6 +335,30 @@ impl TestApp {
             cookie: None,
             origin: Some(self.url("")),
         }
+    }
+
+    /// Every file the app keeps on disk: its SQLite files (when it made them), the outbox and
+    /// the archive.
+    pub fn data_files(&self) -> Vec<std::path::PathBuf> {
+        let mut out = Vec::new();
+        let mut pending: Vec<std::path::PathBuf> = self
+            ._dir
+            .iter()
+            .map(|d| d.path().to_owned())
+            .chain([self._mail_dir.path().to_owned()])
+            .collect();
+        while let Some(dir) = pending.pop() {
+            for entry in std::fs::read_dir(&dir).unwrap() {
+                let path = entry.unwrap().path();
+                if path.is_dir() {
+                    pending.push(path);
+                } else {
+                    out.push(path);
+                }
+            }
+        }
+        out.sort();
+        out
     }
 
     /// Every email to `to` in the outbox, oldest first, as text.

@@ -35,8 +35,11 @@ pub struct AccountState {
     pub clock: DynClock,
     pub mailer: DynMailer,
     pub web: WebConfig,
-    /// Printed in emails only when configured (and so verified by the operator).
+    /// Printed in emails and on the privacy page only when configured (and so verified by the
+    /// operator).
     pub support_email: Option<String>,
+    /// Whether Stripe is set up, so the dashboard can say plainly when billing is not.
+    pub billing_configured: bool,
 }
 
 fn routes() -> OpenApiRouter<AccountState> {
@@ -44,6 +47,7 @@ fn routes() -> OpenApiRouter<AccountState> {
         .routes(routes!(request_code))
         .routes(routes!(verify_code))
         .routes(routes!(logout))
+        .routes(routes!(about))
         .routes(routes!(me, update_me))
         .routes(routes!(list_workspaces, create_workspace))
         .routes(routes!(get_workspace, update_workspace))
@@ -57,7 +61,7 @@ fn routes() -> OpenApiRouter<AccountState> {
 }
 
 pub fn router(state: AccountState) -> OpenApiRouter {
-    routes().with_state(state)
+    llmtrack_shared::openapi::strict_query(routes()).with_state(state)
 }
 
 pub fn openapi() -> utoipa::openapi::OpenApi {
@@ -101,21 +105,34 @@ impl AccountState {
         }
     }
 
-    /// Enforces a rate limit in a fixed window; 429 past it.
-    async fn limit(&self, bucket: &str, max: u64) -> Result<()> {
+    /// Counts `hits` against a limit for `key` (0 to only look); 429 once past it.
+    async fn limit(&self, limit: &account::WindowLimit, key: &str, hits: u64) -> Result<()> {
         let now = self.clock.now_ms();
-        let window = now - now.rem_euclid(account::RATE_WINDOW_MS);
-        let hits = self
+        let window = limit.window(now);
+        let counted = self
             .store
-            .hit_rate_limit(bucket, window, account::RATE_WINDOW_MS)
+            .hit_rate_limit(
+                &format!("{}:{key}", limit.bucket),
+                window,
+                limit.window_ms,
+                hits,
+            )
             .await?;
-        if hits > max {
-            let wait_s = (window + account::RATE_WINDOW_MS - now) / 1000;
+        // Looking, the limit is reached at `max`; counting, only past it.
+        let over = if hits == 0 {
+            counted >= limit.max
+        } else {
+            counted > limit.max
+        };
+        if over {
+            let wait_s = (window + limit.window_ms - now) / 1000;
+            let wait = if wait_s >= 3600 {
+                format!("{} hours", wait_s / 3600 + 1)
+            } else {
+                format!("{} minutes", wait_s / 60 + 1)
+            };
             return Err(ApiError::TooManyRequests {
-                message: format!(
-                    "too many sign-in attempts; try again in {} minutes",
-                    wait_s / 60 + 1
-                ),
+                message: format!("too many {}; try again in {wait}", limit.what),
                 retry_after_s: wait_s,
             });
         }
@@ -167,14 +184,11 @@ async fn request_code(
 ) -> Result<(StatusCode, axum::Json<Message>)> {
     let email = Email::parse(&req.email).map_err(|m| ApiError::bad_request("invalid_email", m))?;
     if let Some(addr) = s.addr(&headers, &peer) {
-        s.limit(&format!("auth:{addr}"), account::AUTH_REQUESTS_PER_ADDRESS)
+        s.limit(&account::AUTH_REQUESTS_PER_ADDRESS, &addr, 1)
             .await?;
     }
-    s.limit(
-        &format!("code:{}", email.as_str()),
-        account::CODES_PER_EMAIL,
-    )
-    .await?;
+    s.limit(&account::CODES_PER_EMAIL, email.as_str(), 1)
+        .await?;
     let code = account::new_code();
     let expires_ms = s.clock.now_ms() + account::CODE_TTL_MS;
     s.store
@@ -200,6 +214,7 @@ async fn request_code(
         html: Some(format!(
             "<p>Your LLMtrack sign-in code is <strong style=\"font-size:1.4em\">{code}</strong>.</p><p><a href=\"{link}\">Sign in to LLMtrack</a></p><p>The code works once and expires in 10 minutes. If you did not ask for it, ignore this email.</p>"
         )),
+        about: None,
     };
     s.mailer.send(&mail).await.map_err(ApiError::Unexpected)?;
     Ok((
@@ -273,31 +288,36 @@ async fn verify_code(
     let email = Email::parse(&req.email).map_err(|m| ApiError::bad_request("invalid_email", m))?;
     let addr = s.addr(&headers, &peer);
     if let Some(addr) = &addr {
-        s.limit(
-            &format!("verify:{addr}"),
-            account::AUTH_REQUESTS_PER_ADDRESS,
-        )
-        .await?;
+        s.limit(&account::VERIFY_REQUESTS_PER_ADDRESS, addr, 1)
+            .await?;
+    }
+    // Wrong codes count per email across all its codes: requesting new codes does not buy
+    // new guesses.
+    for limit in &account::FAILED_SIGNINS {
+        s.limit(limit, email.as_str(), 0).await?;
     }
     let now = s.clock.now_ms();
-    match s
+    let wrong = match s
         .store
         .check_login_code(&email, &account::code_hash(&email, &req.code), now)
         .await?
     {
-        CodeCheck::Valid => {}
-        CodeCheck::Wrong => {
-            return Err(ApiError::bad_request(
-                "invalid_code",
-                "the code is wrong; check the latest email or request a new code",
-            ));
+        CodeCheck::Valid => None,
+        CodeCheck::Wrong => Some("the code is wrong; check the latest email or request a new code"),
+        CodeCheck::Missing => Some(
+            "no valid code for this email: it expired, was used, or had too many wrong tries; request a new one",
+        ),
+    };
+    if let Some(message) = wrong {
+        for limit in &account::FAILED_SIGNINS {
+            // Counted; the refusal comes with the next attempt.
+            if let Err(e) = s.limit(limit, email.as_str(), 1).await
+                && !matches!(e, ApiError::TooManyRequests { .. })
+            {
+                return Err(e);
+            }
         }
-        CodeCheck::Missing => {
-            return Err(ApiError::bad_request(
-                "invalid_code",
-                "no valid code for this email: it expired, was used, or had too many wrong tries; request a new one",
-            ));
-        }
+        return Err(ApiError::bad_request("invalid_code", message));
     }
     let user = s
         .store
@@ -396,6 +416,27 @@ async fn my_workspaces(s: &AccountState, user: &UserId) -> Result<Vec<(Workspace
         }
     }
     Ok(out)
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct AboutView {
+    /// The address people may write to; absent until the operator configured (and verified) one.
+    support_email: Option<String>,
+    /// Whether subscriptions can be bought here (Stripe configured).
+    billing_configured: bool,
+    /// The server's version.
+    version: &'static str,
+}
+
+/// What the dashboard shows before sign-in: the support address (privacy page) and whether
+/// billing is set up. Public: nothing in it is secret.
+#[utoipa::path(get, path = "/v1/about", tag = "account", responses((status = 200, description = "This deployment's public settings", body = AboutView)))]
+async fn about(State(s): State<AccountState>) -> axum::Json<AboutView> {
+    axum::Json(AboutView {
+        support_email: s.support_email.clone(),
+        billing_configured: s.billing_configured,
+        version: env!("CARGO_PKG_VERSION"),
+    })
 }
 
 /// The signed-in user and their workspaces.
@@ -552,7 +593,10 @@ pub struct UsageView {
     resets_at: String,
     events: Limit,
     active_keys: Limit,
+    /// Members and pending invitations: both count against the plan's member limit.
     members: Limit,
+    /// How many of `members.used` are invitations not yet accepted.
+    pending_invitations: u64,
     alert_rules: Limit,
     history_days: u32,
     report_months: u32,
@@ -606,6 +650,14 @@ async fn usage(
         .filter(|k| k.state == KeyState::Active)
         .count() as u64;
     let members = s.store.members(&ws.id).await?.len() as u64;
+    let pending = s
+        .store
+        .invitations(&ws.id)
+        .await?
+        .iter()
+        .filter(|i| i.expires_ms > now)
+        .count() as u64;
+    let rules = s.store.alert_rules(&ws.id).await?.len() as u64;
     Ok(axum::Json(UsageView {
         plan: ws.plan,
         resets_at: rfc3339(next_month_start(now).timestamp_millis()),
@@ -620,11 +672,12 @@ async fn usage(
         },
         members: Limit {
             limit: limits.members.into(),
-            used: members,
+            used: members + pending,
         },
+        pending_invitations: pending,
         alert_rules: Limit {
             limit: limits.alert_rules.into(),
-            used: 0,
+            used: rules,
         },
         history_days: limits.history_days,
         report_months: limits.report_months,
@@ -870,6 +923,12 @@ async fn invite(
     if members.len() + pending.len() >= max {
         return Err(refusal(StoreError::Refused(Refusal::MemberLimit), ws.plan));
     }
+    // Each invitation emails someone who did not ask for it: bounded per workspace and per
+    // address, whoever sends them.
+    s.limit(&account::INVITATIONS_PER_WORKSPACE, ws.id.as_str(), 1)
+        .await?;
+    s.limit(&account::INVITATIONS_PER_ADDRESS, email.as_str(), 1)
+        .await?;
     let inv = Invitation {
         id: InvitationId::generate(),
         workspace_id: ws.id.clone(),
@@ -883,11 +942,8 @@ async fn invite(
     let link = format!("{}/invitations/{}/{}", s.web.public_url, ws.id, inv.id);
     let mail = Mail {
         to: inv.email.as_str().to_owned(),
-        subject: format!(
-            "{} invited you to {} on LLMtrack",
-            who.user.email.as_str(),
-            ws.name
-        ),
+        // Fixed: a subject is what a stranger sees first, so it holds no text a sender chose.
+        subject: "You are invited to a workspace on LLMtrack".to_owned(),
         text: format!(
             "{} invited you to join the workspace \"{}\" on LLMtrack as {}.\n\nAccept within 7 days: {link}\n\nSign in with this email address ({}) to accept.{}",
             who.user.email.as_str(),
@@ -897,6 +953,7 @@ async fn invite(
             s.footer()
         ),
         html: None,
+        about: Some(ws.id.clone()),
     };
     s.mailer.send(&mail).await.map_err(ApiError::Unexpected)?;
     s.audit(

@@ -20,7 +20,8 @@ async fn main() -> Result<(), lambda_http::Error> {
         mailer: Arc::new(Ses::from_env(&mail.from).await),
         web,
         support_email: mail.support_email,
+        billing_configured: llmtrack_shared::config::flag("BILLING_CONFIGURED")?,
     };
     let (app, _) = router(state).split_for_parts();
-    lambda_http::run(app).await
+    llmtrack_shared::lambda::run(app).await
 }

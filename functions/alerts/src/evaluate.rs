@@ -138,7 +138,7 @@ async fn slice(
 }
 
 fn cost(rows: &[(i64, Rollup)]) -> f64 {
-    rows.iter().map(|(_, r)| r.cost_pico).sum::<i64>() as f64 / 1e12
+    rows.iter().map(|(_, r)| r.cost_pico).sum::<i128>() as f64 / 1e12
 }
 
 async fn measure(

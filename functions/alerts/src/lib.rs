@@ -78,7 +78,7 @@ fn routes() -> OpenApiRouter<AlertsState> {
 }
 
 pub fn router(state: AlertsState) -> OpenApiRouter {
-    routes().with_state(state)
+    llmtrack_shared::openapi::strict_query(routes()).with_state(state)
 }
 
 pub fn openapi() -> utoipa::openapi::OpenApi {

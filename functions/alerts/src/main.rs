@@ -12,5 +12,5 @@ async fn main() -> Result<(), lambda_http::Error> {
         web: WebConfig::from_env()?,
     };
     let (app, _) = router(state).split_for_parts();
-    lambda_http::run(app).await
+    llmtrack_shared::lambda::run(app).await
 }

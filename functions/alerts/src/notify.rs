@@ -142,6 +142,7 @@ pub async fn email_admins(deps: &Deps, ws: &Workspace, subject: &str, body: &str
                     subject: subject.to_owned(),
                     text: body.to_owned(),
                     html: None,
+                    about: Some(ws.id.clone()),
                 };
                 match deps.mailer.send(&mail).await {
                     Ok(()) => sent += 1,
@@ -226,7 +227,12 @@ async fn webhook(
                     break;
                 }
             }
-            Err(e) => last = format!("{e:#}"),
+            Err(e) => {
+                // The cause (refused, timed out, resolves to a private address) stays in the
+                // log: told to the client, it would map the network behind the server.
+                tracing::info!(workspace = %ws.id, rule = %rule.id, attempts, error = format!("{e:#}"), "webhook attempt failed");
+                last = UNREACHABLE.to_owned();
+            }
         }
     }
     tracing::warn!(workspace = %ws.id, rule = %rule.id, attempts, error = %last, "webhook delivery failed");
@@ -237,6 +243,10 @@ async fn webhook(
         detail: last,
     }
 }
+
+/// What a client is told of a webhook that could not be reached, whatever the cause.
+pub const UNREACHABLE: &str =
+    "the webhook could not be reached (no public address, refused, timed out or not https)";
 
 /// One POST, to an address checked to be public (or the local loopback where allowed).
 async fn post(

@@ -107,7 +107,7 @@ fn routes() -> OpenApiRouter<BillingState> {
 }
 
 pub fn router(state: BillingState) -> OpenApiRouter {
-    routes().with_state(state)
+    llmtrack_shared::openapi::strict_query(routes()).with_state(state)
 }
 
 pub fn openapi() -> utoipa::openapi::OpenApi {
@@ -537,6 +537,7 @@ async fn notify_owners(s: &BillingState, ws: &Workspace, subject: String, text: 
             subject: subject.clone(),
             text: text.clone(),
             html: None,
+            about: Some(ws.id.clone()),
         };
         if let Err(e) = s.mailer.send(&mail).await {
             tracing::error!(workspace = %ws.id, error = format!("{e:#}"), "could not send a billing email");

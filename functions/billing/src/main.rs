@@ -6,5 +6,5 @@ use llmtrack_billing::{lambda_state, router};
 async fn main() -> Result<(), lambda_http::Error> {
     llmtrack_shared::telemetry::init();
     let (app, _) = router(lambda_state().await?).split_for_parts();
-    lambda_http::run(app).await
+    llmtrack_shared::lambda::run(app).await
 }

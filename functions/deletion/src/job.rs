@@ -266,6 +266,8 @@ pub async fn run(deps: &Deps, mut job: Job, deadline: Option<Instant>) -> anyhow
             for area in ARCHIVE_AREAS {
                 deps.archive.delete_prefix(&format!("{area}/{ws}/")).await?;
             }
+            // Copies of mail about the workspace (a local outbox's; SES keeps none).
+            deps.mailer.forget(&ws).await?;
             progress.receipt.deleted = progress.census.clone().unwrap_or_default();
         }
     }
@@ -282,6 +284,9 @@ pub async fn run(deps: &Deps, mut job: Job, deadline: Option<Instant>) -> anyhow
     if !save(deps, &mut job, &progress).await? {
         return Ok(Ran::Overtaken);
     }
+    // Nothing of what was deleted may linger in the store's files (SQLite's write-ahead log),
+    // the job's own earlier saves (which named the workspace) included.
+    deps.store.scrub().await?;
     tracing::info!(workspace = %ws, job = %job.id, "deletion finished");
     Ok(Ran::Finished)
 }
@@ -445,7 +450,7 @@ async fn send_receipt(deps: &Deps, job: &Job, scope: &Scope, to: &Notify, receip
     };
     let mut text = receipt.text(&what);
     text.push_str(&format!(
-        "\nJob: {}\nThe receipt stays readable at {}/v1/workspaces/{}/deletions/{} for a year.\n\n{}\n",
+        "\nJob: {}\nThe receipt stays readable at {}/workspaces/{}/deletions/{} for a year.\n\n{}\n",
         job.id,
         deps.public_url,
         job.workspace,
@@ -457,6 +462,8 @@ async fn send_receipt(deps: &Deps, job: &Job, scope: &Scope, to: &Notify, receip
         subject: "LLMtrack: your deletion is complete".into(),
         text,
         html: None,
+        // The receipt is kept, not forgotten with the workspace.
+        about: None,
     };
     // The deletion stands without its email; the receipt stays readable.
     if let Err(e) = deps.mailer.send(&mail).await {

@@ -82,7 +82,7 @@ fn routes() -> OpenApiRouter<DeletionState> {
 }
 
 pub fn router(state: DeletionState) -> OpenApiRouter {
-    routes().with_state(state)
+    llmtrack_shared::openapi::strict_query(routes()).with_state(state)
 }
 
 pub fn openapi() -> utoipa::openapi::OpenApi {
@@ -488,6 +488,7 @@ async fn delete_account(
     }
     // The user last: until then a retry finds the account and finishes the request.
     let mut deleted = s.deps.store.delete_user(&who.user.id).await?.deleted;
+    s.deps.store.scrub().await?;
     *deleted.entry("memberships".into()).or_default() += plan.left.len() as u64;
     let now = s.deps.clock.now_ms();
     let mut text = format!(
@@ -511,6 +512,8 @@ async fn delete_account(
         subject: "LLMtrack: your account is deleted".into(),
         text,
         html: None,
+        // The receipt is kept, not forgotten with the workspace.
+        about: None,
     };
     if let Err(e) = s.deps.mailer.send(&mail).await {
         tracing::error!(

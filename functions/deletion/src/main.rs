@@ -13,5 +13,5 @@ async fn main() -> Result<(), lambda_http::Error> {
         run_jobs_here: false,
     };
     let (app, _) = router(state).split_for_parts();
-    lambda_http::run(app).await
+    llmtrack_shared::lambda::run(app).await
 }

@@ -3,5 +3,5 @@
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
     llmtrack_shared::telemetry::init();
-    lambda_http::run(llmtrack_docs::router()).await
+    llmtrack_shared::lambda::run(llmtrack_docs::router()).await
 }

@@ -4,7 +4,7 @@
 use axum::Json;
 use axum::body::Body;
 use axum::extract::{DefaultBodyLimit, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use llmtrack_shared::ApiError;
 use llmtrack_shared::auth;
@@ -14,6 +14,7 @@ use llmtrack_shared::domain::pricing::PriceTable;
 use llmtrack_shared::domain::time::{month_of, next_month_start};
 use llmtrack_shared::error::ErrorDetail;
 use llmtrack_shared::ports::{DynClock, DynStore, IngestOutcome, Quota, Stored};
+use llmtrack_shared::ratelimit::{self, DynLimits};
 use serde::Serialize;
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
@@ -24,6 +25,8 @@ pub struct IngestState {
     pub store: DynStore,
     pub clock: DynClock,
     pub prices: &'static PriceTable,
+    /// Request rates per key and per client address.
+    pub limits: DynLimits,
 }
 
 fn routes() -> OpenApiRouter<IngestState> {
@@ -33,8 +36,13 @@ fn routes() -> OpenApiRouter<IngestState> {
 /// The ingest routes.
 pub fn router(state: IngestState) -> OpenApiRouter {
     // The body limit is enforced in the handler so the 413 has our JSON error shape.
-    routes()
+    let limits = state.limits.clone();
+    llmtrack_shared::openapi::strict_query(routes())
         .layer(DefaultBodyLimit::disable())
+        .layer(axum::middleware::from_fn_with_state(
+            limits,
+            ratelimit::per_address,
+        ))
         .with_state(state)
 }
 
@@ -76,7 +84,8 @@ pub struct IngestResponse {
     pub rejected: usize,
     /// One entry per event, in request order.
     pub results: Vec<EventResult>,
-    /// Present when every event was rejected.
+    /// Present when nothing was stored: every event rejected (400), or the monthly quota used up
+    /// (429; events already stored are still answered `duplicate`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<ErrorDetail>,
 }
@@ -98,7 +107,7 @@ pub struct IngestResponse {
         (status = 403, description = "The key's scope is not `ingest`", body = llmtrack_shared::error::ErrorBody),
         (status = 413, description = "Body larger than 5 MiB", body = llmtrack_shared::error::ErrorBody),
         (status = 415, description = "Content-Type is not application/json", body = llmtrack_shared::error::ErrorBody),
-        (status = 429, description = "Monthly event quota used up", body = llmtrack_shared::error::ErrorBody),
+        (status = 429, description = "Monthly event quota used up (`quota_exceeded`: nothing new stored; events already stored are answered `duplicate`), or too many requests for the key or address (`rate_limited`, error shape); see Retry-After", body = IngestResponse),
     ),
     security(("api_key" = []))
 )]
@@ -108,13 +117,21 @@ async fn post_events(
     body: Body,
 ) -> Result<Response, ApiError> {
     let (key, workspace) = auth::api_key(&s.store, &s.clock, &headers, Scope::Ingest).await?;
+    s.limits.caller(&format!("key:{}", key.id))?;
     require_json(&headers)?;
     let bytes = axum::body::to_bytes(body, MAX_BODY_BYTES)
         .await
-        .map_err(|_| {
-            ApiError::PayloadTooLarge(format!(
-                "the body is larger than {MAX_BODY_BYTES} bytes; split the batch"
-            ))
+        .map_err(|e| {
+            if e.into_inner()
+                .downcast_ref::<http_body_util::LengthLimitError>()
+                .is_some()
+            {
+                ApiError::PayloadTooLarge(format!(
+                    "the body is larger than {MAX_BODY_BYTES} bytes; split the batch"
+                ))
+            } else {
+                ApiError::bad_request("invalid_body", "the body could not be read to its end")
+            }
         })?;
     let raw = event::split_body(&bytes)
         .map_err(|e| ApiError::bad_request("invalid_body", e.to_string()))?;
@@ -160,39 +177,69 @@ async fn post_events(
             month: month_of(now),
             limit,
         };
-        match s.store.ingest(&workspace.id, &valid, &quota).await? {
-            IngestOutcome::QuotaExceeded { used } => {
-                let reset = next_month_start(now);
-                return Err(ApiError::QuotaExceeded {
-                    message: format!(
-                        "the {} plan's limit of {limit} events per month is used up ({used} counted this month); it resets at {}. Upgrade the plan to send more.",
-                        workspace.plan.as_str(),
-                        reset.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-                    ),
-                    retry_after_s: (reset.timestamp_millis() - now) / 1000,
-                });
+        let outcomes = match s.store.ingest(&workspace.id, &valid, &quota).await? {
+            IngestOutcome::Stored(outcomes) => outcomes,
+            // A retry of events already acknowledged is answered as such whatever the quota, so
+            // a client that lost an acknowledgement can confirm it.
+            IngestOutcome::QuotaExceeded { stored, .. } if stored.iter().all(|s| *s) => {
+                vec![Stored::Duplicate; valid.len()]
             }
-            IngestOutcome::Stored(outcomes) => {
-                let mut outcomes = outcomes.into_iter();
+            IngestOutcome::QuotaExceeded { used, stored } => {
+                let reset = next_month_start(now);
+                let message = format!(
+                    "the {} plan's limit of {limit} events per month is used up ({used} counted this month); it resets at {}. Upgrade the plan to send more.",
+                    workspace.plan.as_str(),
+                    reset.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                );
+                let mut stored = stored.into_iter();
                 for r in results
                     .iter_mut()
                     .filter(|r| r.status == EventStatus::Accepted)
                 {
-                    if outcomes.next() == Some(Stored::Duplicate) {
+                    if stored.next() == Some(true) {
                         r.status = EventStatus::Duplicate;
+                    } else {
+                        r.status = EventStatus::Rejected;
+                        r.error = Some(Rejection::new(
+                            "",
+                            "quota_exceeded",
+                            "not stored: the monthly event quota is used up",
+                        ));
                     }
                 }
+                let retry_after_s = ((reset.timestamp_millis() - now) / 1000).max(1);
+                let mut response = (
+                    StatusCode::TOO_MANY_REQUESTS,
+                    Json(IngestResponse::of(
+                        results,
+                        Some(ErrorDetail {
+                            code: "quota_exceeded".into(),
+                            message,
+                        }),
+                    )),
+                )
+                    .into_response();
+                response
+                    .headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from(retry_after_s));
+                return Ok(response);
+            }
+        };
+        let mut outcomes = outcomes.into_iter();
+        for r in results
+            .iter_mut()
+            .filter(|r| r.status == EventStatus::Accepted)
+        {
+            if outcomes.next() == Some(Stored::Duplicate) {
+                r.status = EventStatus::Duplicate;
             }
         }
     }
 
-    let count = |st: EventStatus| results.iter().filter(|r| r.status == st).count();
-    let (accepted, duplicates, rejected) = (
-        count(EventStatus::Accepted),
-        count(EventStatus::Duplicate),
-        count(EventStatus::Rejected),
-    );
-    tracing::info!(workspace = %workspace.id, accepted, duplicates, rejected, "events ingested");
+    let rejected = results
+        .iter()
+        .filter(|r| r.status == EventStatus::Rejected)
+        .count();
     let (status, error) = if rejected == 0 {
         (StatusCode::OK, None)
     } else if rejected < results.len() {
@@ -224,17 +271,22 @@ async fn post_events(
             }),
         )
     };
-    Ok((
-        status,
-        Json(IngestResponse {
-            accepted,
-            duplicates,
-            rejected,
+    let response = IngestResponse::of(results, error);
+    tracing::info!(workspace = %workspace.id, accepted = response.accepted, duplicates = response.duplicates, rejected = response.rejected, "events ingested");
+    Ok((status, Json(response)).into_response())
+}
+
+impl IngestResponse {
+    fn of(results: Vec<EventResult>, error: Option<ErrorDetail>) -> IngestResponse {
+        let count = |st: EventStatus| results.iter().filter(|r| r.status == st).count();
+        IngestResponse {
+            accepted: count(EventStatus::Accepted),
+            duplicates: count(EventStatus::Duplicate),
+            rejected: count(EventStatus::Rejected),
             results,
             error,
-        }),
-    )
-        .into_response())
+        }
+    }
 }
 
 fn require_json(headers: &HeaderMap) -> Result<(), ApiError> {

@@ -7,6 +7,7 @@ use llmtrack_shared::adapters::dynamodb::DynamoStore;
 use llmtrack_shared::config::LambdaConfig;
 use llmtrack_shared::domain::pricing::PriceTable;
 use llmtrack_shared::ports::SystemClock;
+use llmtrack_shared::ratelimit::RequestLimits;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
@@ -17,7 +18,9 @@ async fn main() -> Result<(), lambda_http::Error> {
         store: Arc::new(store),
         clock: Arc::new(SystemClock),
         prices: PriceTable::bundled(),
+        // API Gateway's source address, never a header: no proxies to trust.
+        limits: RequestLimits::ingest(Vec::new()),
     };
     let (app, _api) = router(state).split_for_parts();
-    lambda_http::run(app).await
+    llmtrack_shared::lambda::run(app).await
 }

@@ -36,7 +36,7 @@ fn routes() -> OpenApiRouter<KeysState> {
 }
 
 pub fn router(state: KeysState) -> OpenApiRouter {
-    routes().with_state(state)
+    llmtrack_shared::openapi::strict_query(routes()).with_state(state)
 }
 
 pub fn openapi() -> utoipa::openapi::OpenApi {

@@ -34,6 +34,14 @@ use crate::{QueryScope, QueryState, reader};
 
 /// Largest export answered in the response.
 pub const INLINE_LIMIT_BYTES: usize = 5_000_000;
+/// How long export files are kept (the archive bucket's lifecycle rule on AWS; `serve`'s upkeep
+/// locally): their links last an hour, so a retried download still finds them.
+pub const FILES_KEPT: Duration = Duration::from_secs(2 * 86_400);
+/// Export jobs that may run at once for one workspace; past them, 429.
+pub const MAX_RUNNING_EXPORTS: usize = 3;
+/// Exports answered in the response that this process builds at once: each holds up to
+/// `INLINE_LIMIT_BYTES` in memory (a Lambda instance builds one at a time anyway).
+static INLINE_EXPORTS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(4);
 /// Largest export job, in events: one run must fit in one Lambda invocation (15 minutes).
 pub const MAX_EXPORT_EVENTS: u64 = 5_000_000;
 /// How long a download link works. A new one is made each time the job is read.
@@ -187,6 +195,12 @@ pub async fn create(
             }
         }
     };
+    let Ok(_building) = INLINE_EXPORTS.try_acquire() else {
+        return Err(ApiError::TooManyRequests {
+            message: "too many exports are being built on this server; retry shortly".into(),
+            retry_after_s: 5,
+        });
+    };
     let mut out = Output::new(spec.format, Some(INLINE_LIMIT_BYTES), header(&spec));
     match produce(&s.store, &ws, &spec, &mut out, None).await {
         Ok(_) => {
@@ -239,6 +253,19 @@ pub async fn status(
 }
 
 async fn start_job(s: &QueryState, ws: &Workspace, spec: &ExportSpec) -> Result<Job, ApiError> {
+    let running = unfinished_jobs_of(s.store.as_ref(), JOB_KIND)
+        .await?
+        .iter()
+        .filter(|j| j.workspace == ws.id)
+        .count();
+    if running >= MAX_RUNNING_EXPORTS {
+        return Err(ApiError::TooManyRequests {
+            message: format!(
+                "this workspace already has {running} exports running (at most {MAX_RUNNING_EXPORTS}); retry when one has finished"
+            ),
+            retry_after_s: 30,
+        });
+    }
     let now = s.clock.now_ms();
     let job = Job::queued(
         "exp",

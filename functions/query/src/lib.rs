@@ -37,6 +37,8 @@ pub struct QueryState {
     pub run_jobs_here: bool,
     /// The dashboard's origin: a session's POST must come from it.
     pub web: llmtrack_shared::config::WebConfig,
+    /// Request rates per caller and per client address.
+    pub limits: llmtrack_shared::ratelimit::DynLimits,
 }
 
 fn routes() -> OpenApiRouter<QueryState> {
@@ -54,7 +56,13 @@ fn routes() -> OpenApiRouter<QueryState> {
 
 /// The analytics routes.
 pub fn router(state: QueryState) -> OpenApiRouter {
-    routes().with_state(state)
+    let limits = state.limits.clone();
+    llmtrack_shared::openapi::strict_query(routes())
+        .layer(axum::middleware::from_fn_with_state(
+            limits,
+            llmtrack_shared::ratelimit::per_address,
+        ))
+        .with_state(state)
 }
 
 /// The analytics part of the OpenAPI document.
@@ -318,7 +326,8 @@ pub(crate) async fn reader(
 ) -> Result<Workspace, ApiError> {
     if headers.contains_key(axum::http::header::AUTHORIZATION) || !auth::has_session_cookie(headers)
     {
-        let (_, ws) = auth::api_key(&s.store, &s.clock, headers, Scope::Read).await?;
+        let (key, ws) = auth::api_key(&s.store, &s.clock, headers, Scope::Read).await?;
+        s.limits.caller(&format!("key:{}", key.id))?;
         if workspace.is_some_and(|w| w != ws.id.as_str()) {
             return Err(ApiError::NotFound(
                 "a read key reads only its own workspace".into(),
@@ -327,6 +336,7 @@ pub(crate) async fn reader(
         return Ok(ws);
     }
     let who = auth::session(&s.store, &s.clock, headers).await?;
+    s.limits.caller(&format!("user:{}", who.user.id))?;
     let workspace = workspace.ok_or_else(|| {
         ApiError::bad_request(
             "missing_workspace",

@@ -4,11 +4,11 @@ use crate::ReadErrors;
 use axum::Json;
 use axum::extract::State;
 use axum::http::HeaderMap;
-use base64::Engine as _;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use llmtrack_shared::ApiError;
 use llmtrack_shared::domain::analytics::Range;
-use llmtrack_shared::domain::event::{Event, MetaValue};
+use llmtrack_shared::domain::cursor::EventCursor;
+use llmtrack_shared::domain::event::{CostSource, Event, MetaValue, PriceRef, Redaction};
+use llmtrack_shared::domain::pricing::PriceTable;
 use llmtrack_shared::domain::time::{HOUR_MS, rfc3339};
 use llmtrack_shared::extract::Query;
 use serde::{Deserialize, Serialize};
@@ -51,9 +51,73 @@ pub struct LoggedEvent {
     pub reasoning_tokens: u64,
     /// null when the cost is unknown (unpriced).
     pub cost_usd: Option<f64>,
+    /// How the cost was obtained: `client` (sent as `cost_usd`) or `table` (the bundled price
+    /// table); null when unpriced or stored before this was recorded.
+    pub cost_source: Option<CostSource>,
+    /// The prices applied, when the cost came from the price table.
+    pub price: Option<AppliedPrice>,
     pub latency_ms: Option<f64>,
     #[schema(value_type = Object)]
     pub metadata: serde_json::Map<String, serde_json::Value>,
+    /// Fields the privacy guard dropped at ingest (names and reasons; never the values).
+    pub redacted: Vec<Redaction>,
+}
+
+/// The price-table entry that priced an event, with its rates in USD per million tokens (when the
+/// bundled table still holds that entry as it was).
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct AppliedPrice {
+    pub model: String,
+    /// When the entry's prices were last checked against the provider's page.
+    pub as_of: String,
+    pub rates: Option<AppliedRates>,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct AppliedRates {
+    pub input: f64,
+    pub cached_input: f64,
+    pub cache_write: f64,
+    pub output: f64,
+    /// Rates applied instead when the input is above `threshold` tokens.
+    pub long_context: Option<LongContextRates>,
+    pub source: String,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct LongContextRates {
+    pub threshold: u64,
+    pub input: f64,
+    pub cached_input: f64,
+    pub cache_write: f64,
+    pub output: f64,
+}
+
+fn applied(p: &PriceRef) -> AppliedPrice {
+    // Rates are picodollars per token, so micro-USD per million: /1e6 gives USD per million.
+    let usd = |v: i64| v as f64 / 1e6;
+    let rates = PriceTable::bundled()
+        .lookup(&p.model)
+        .filter(|m| m.model == p.model && m.as_of == p.as_of)
+        .map(|m| AppliedRates {
+            input: usd(m.rates.input),
+            cached_input: usd(m.rates.cached_input),
+            cache_write: usd(m.rates.cache_write),
+            output: usd(m.rates.output),
+            long_context: m.long_context.map(|(threshold, r)| LongContextRates {
+                threshold,
+                input: usd(r.input),
+                cached_input: usd(r.cached_input),
+                cache_write: usd(r.cache_write),
+                output: usd(r.output),
+            }),
+            source: m.source.clone(),
+        });
+    AppliedPrice {
+        model: p.model.clone(),
+        as_of: p.as_of.clone(),
+        rates,
+    }
 }
 
 impl From<&Event> for LoggedEvent {
@@ -74,12 +138,15 @@ impl From<&Event> for LoggedEvent {
             cache_write_tokens: e.tokens.cache_write,
             reasoning_tokens: e.tokens.reasoning,
             cost_usd: e.cost_pico.map(|c| c as f64 / 1e12),
+            cost_source: e.cost_source,
+            price: e.price.as_ref().map(applied),
             latency_ms: e.latency_ms,
             metadata: e
                 .metadata
                 .iter()
                 .map(|(k, v)| (k.clone(), serde_json::to_value(v).unwrap_or_default()))
                 .collect(),
+            redacted: e.redactions.clone(),
         }
     }
 }
@@ -93,38 +160,6 @@ pub struct EventPage {
     pub from: String,
     pub to: String,
     pub clamped: bool,
-}
-
-/// Where a page ended. It names its workspace and range so it cannot be replayed elsewhere.
-#[derive(Debug, Serialize, Deserialize, PartialEq)]
-struct Cursor {
-    w: String,
-    t: i64,
-    i: String,
-}
-
-impl Cursor {
-    fn encode(&self) -> String {
-        URL_SAFE_NO_PAD.encode(serde_json::to_vec(self).unwrap_or_default())
-    }
-
-    fn decode(s: &str, workspace: &str) -> Result<Cursor, ApiError> {
-        let bad = || {
-            ApiError::bad_request(
-                "invalid_cursor",
-                "`cursor` is not a cursor this endpoint returned: pass `next_cursor` unchanged",
-            )
-        };
-        let bytes = URL_SAFE_NO_PAD.decode(s).map_err(|_| bad())?;
-        let c: Cursor = serde_json::from_slice(&bytes).map_err(|_| bad())?;
-        if c.w != workspace {
-            return Err(ApiError::bad_request(
-                "invalid_cursor",
-                "`cursor` belongs to another workspace's request log",
-            ));
-        }
-        Ok(c)
-    }
 }
 
 /// A metadata filter `key:value`.
@@ -204,7 +239,10 @@ pub async fn events(
     let mut before = p
         .cursor
         .as_deref()
-        .map(|c| Cursor::decode(c, ws.id.as_str()))
+        .map(|c| {
+            EventCursor::decode(c, ws.id.as_str())
+                .map_err(|e| ApiError::bad_request("invalid_cursor", e.to_string()))
+        })
         .transpose()?
         .map(|c| (c.t, c.i));
     let (from, to, clamped) = visible_range(&s, &ws, &q)?;
@@ -241,7 +279,7 @@ pub async fn events(
     // Nothing left once the store ran dry short of a full page.
     let done = exhausted && out.len() < limit;
     let next_cursor = before.filter(|_| !done).map(|(t, i)| {
-        Cursor {
+        EventCursor {
             w: ws.id.as_str().to_owned(),
             t,
             i,

@@ -8,6 +8,7 @@ use llmtrack_shared::adapters::dynamodb::DynamoStore;
 use llmtrack_shared::adapters::s3::S3Archive;
 use llmtrack_shared::config::{LambdaConfig, WebConfig, required};
 use llmtrack_shared::ports::SystemClock;
+use llmtrack_shared::ratelimit::RequestLimits;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
@@ -19,7 +20,8 @@ async fn main() -> Result<(), lambda_http::Error> {
         archive: Arc::new(S3Archive::from_env(&required("ARCHIVE_BUCKET")?).await),
         run_jobs_here: false,
         web: WebConfig::from_env()?,
+        limits: RequestLimits::query(Vec::new()),
     };
     let (app, _) = router(state).split_for_parts();
-    lambda_http::run(app).await
+    llmtrack_shared::lambda::run(app).await
 }

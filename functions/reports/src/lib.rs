@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use axum::extract::{Path, State};
 use axum::http::HeaderMap;
+use axum::response::IntoResponse as _;
 use llmtrack_shared::ApiError;
 use llmtrack_shared::auth;
 use llmtrack_shared::domain::access::{Action, Role};
@@ -143,11 +144,15 @@ fn dashboard(deps: &Deps, ws: &WorkspaceId, month: Month) -> String {
 /// Builds, archives and mails one workspace's report of `month`.
 pub async fn run_workspace(deps: &Deps, ws: &Workspace, month: Month) -> anyhow::Result<Ran> {
     let mut ran = Ran::default();
-    // Nothing to say about a month before the workspace existed.
-    if ws.created_ms >= month.end_ms() || ws.deleting.is_some() {
+    if ws.deleting.is_some() {
         return Ok(ran);
     }
     let r = build(deps, ws, month).await?;
+    // Nothing to say about a month before the workspace existed, unless events were backdated
+    // into it.
+    if ws.created_ms >= month.end_ms() && r.totals.requests == 0 {
+        return Ok(ran);
+    }
     let link = dashboard(deps, &ws.id, month);
     let html = render::html(&r, &link);
     for (ext, content_type) in FORMATS {
@@ -193,6 +198,7 @@ pub async fn run_workspace(deps: &Deps, ws: &Workspace, month: Month) -> anyhow:
             subject: subject.clone(),
             text: text.clone(),
             html: Some(html.clone()),
+            about: Some(ws.id.clone()),
         };
         match deps.mailer.send(&mail).await {
             Ok(()) => ran.emails += 1,
@@ -266,10 +272,11 @@ fn routes() -> OpenApiRouter<ReportsState> {
     OpenApiRouter::new()
         .routes(routes!(list_reports))
         .routes(routes!(get_report))
+        .routes(routes!(report_json))
 }
 
 pub fn router(state: ReportsState) -> OpenApiRouter {
-    routes().with_state(state)
+    llmtrack_shared::openapi::strict_query(routes()).with_state(state)
 }
 
 pub fn openapi() -> utoipa::openapi::OpenApi {
@@ -368,4 +375,41 @@ async fn get_report(
         month: month.to_string(),
         links: links(&s.deps, &ws.id, month).await?,
     }))
+}
+
+/// One month's report itself (the archived JSON), read through the API so the dashboard shows it
+/// from its own origin (download links may point at another, such as S3).
+#[utoipa::path(get, path = "/v1/workspaces/{id}/reports/{month}/report.json", tag = "reports",
+    params(("id" = String, Path, description = "The workspace"), ("month" = String, Path, description = "YYYY-MM")),
+    responses((status = 200, description = "The report: totals, breakdowns, top end-users, daily series, change, latency, forecast check", content_type = "application/json"),
+        (status = 400, description = "Not a month, or a month not over yet", body = llmtrack_shared::error::ErrorBody),
+        (status = 401, description = "No session", body = llmtrack_shared::error::ErrorBody),
+        (status = 404, description = "No such workspace among yours, or no report of that month", body = llmtrack_shared::error::ErrorBody)))]
+async fn report_json(
+    State(s): State<ReportsState>,
+    headers: HeaderMap,
+    Path((id, month)): Path<(String, String)>,
+) -> Result<axum::response::Response, ApiError> {
+    let who = auth::session(&s.deps.store, &s.deps.clock, &headers).await?;
+    let (ws, m) = auth::membership(&s.deps.store, &id, &who.user.id).await?;
+    auth::require(m.role, Action::Read)?;
+    let now = s.deps.clock.now_ms();
+    let month = past_month(&month, now)
+        .map_err(|e| ApiError::bad_request("invalid_month", e.to_string()))?;
+    let missing = || ApiError::NotFound(format!("no report of {month} for this workspace"));
+    // Listed first: on S3 a missing object reads as access denied without list permission.
+    if !kept_months(&ws, now).contains(&month) || !archived(&s.deps, &ws.id, month).await? {
+        return Err(missing());
+    }
+    let body = s
+        .deps
+        .archive
+        .get(&key(&ws.id, month, "json"))
+        .await?
+        .ok_or_else(missing)?;
+    Ok((
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        body,
+    )
+        .into_response())
 }

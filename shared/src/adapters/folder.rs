@@ -225,6 +225,35 @@ impl FolderArchive {
         Ok(Walk { keys, dirs })
     }
 
+    /// Deletes the objects under `prefix` last written before `older_than`: what S3's lifecycle
+    /// rules do on AWS (exports expire two days after they were written). Returns how many.
+    pub async fn expire(
+        &self,
+        prefix: &str,
+        older_than: std::time::SystemTime,
+    ) -> anyhow::Result<usize> {
+        let Walk { keys, dirs } = self.walk(prefix).await?;
+        let mut deleted = 0;
+        for key in &keys {
+            let path = self.path_of(key);
+            let modified = match tokio::fs::metadata(&path).await {
+                Ok(m) => m.modified()?,
+                Err(e) if is_absent(&e) => continue,
+                Err(e) => return Err(e).with_context(|| format!("inspecting {}", path.display())),
+            };
+            if modified >= older_than {
+                continue;
+            }
+            match tokio::fs::remove_file(&path).await {
+                Ok(()) => deleted += 1,
+                Err(e) if is_absent(&e) => {}
+                Err(e) => return Err(e).with_context(|| format!("deleting {}", path.display())),
+            }
+        }
+        self.prune_empty_dirs(&dirs).await;
+        Ok(deleted)
+    }
+
     /// Removes the folders of a deleted prefix that are now empty, and the empty folders above
     /// them, deepest first, so a deleted workspace leaves not even its folder name behind
     /// (aborted writes can leave empty folders too). `remove_dir` refuses a folder that is not

@@ -57,16 +57,37 @@ impl Mailer for Outbox {
     async fn send(&self, mail: &Mail) -> anyhow::Result<()> {
         let bytes = mime(&self.from, mail)?.formatted();
         let id = self.ids.lock().ok().and_then(|mut g| g.generate().ok());
-        let name = format!(
-            "{}.eml",
-            id.map_or_else(|| ulid::Ulid::new().to_string(), |id| id.to_string())
-        );
+        let id = id.map_or_else(|| ulid::Ulid::new().to_string(), |id| id.to_string());
+        // The workspace in the name, so its mail can be forgotten without reading every file.
+        let name = match &mail.about {
+            Some(ws) => format!("{id}.{ws}.eml"),
+            None => format!("{id}.eml"),
+        };
         let path = self.dir.join(name);
         tokio::fs::write(&path, bytes)
             .await
             .with_context(|| format!("writing {}", path.display()))?;
-        // Local only: say where the mail went (the recipient is the developer's own test address).
-        tracing::info!(path = %path.display(), subject = %mail.subject, "email written to the outbox");
+        // Local only: say where the mail went. Not the subject: it may hold a sign-in code.
+        tracing::info!(path = %path.display(), "email written to the outbox");
         Ok(())
+    }
+
+    async fn forget(&self, ws: &crate::domain::ids::WorkspaceId) -> anyhow::Result<usize> {
+        let suffix = format!(".{ws}.eml");
+        let mut entries = tokio::fs::read_dir(&self.dir)
+            .await
+            .with_context(|| format!("listing {}", self.dir.display()))?;
+        let mut deleted = 0;
+        while let Some(entry) = entries.next_entry().await? {
+            if entry
+                .file_name()
+                .to_str()
+                .is_some_and(|n| n.ends_with(&suffix))
+            {
+                tokio::fs::remove_file(entry.path()).await?;
+                deleted += 1;
+            }
+        }
+        Ok(deleted)
     }
 }

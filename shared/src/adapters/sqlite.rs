@@ -8,7 +8,7 @@ use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
-use anyhow::{Context as _, anyhow};
+use anyhow::{Context as _, anyhow, bail};
 use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension as _, TransactionBehavior, params};
 
@@ -196,6 +196,8 @@ pub struct SqliteStore {
     writer: Arc<Mutex<Connection>>,
     readers: Arc<Vec<Mutex<Connection>>>,
     next_reader: Arc<AtomicUsize>,
+    /// Workspaces with deltas to fold, for the compactor thread.
+    compactor: Compactor,
     /// Rollup rows read so far: what the query benchmark reports (cost must not grow with volume).
     rollup_rows_read: Arc<std::sync::atomic::AtomicU64>,
 }
@@ -203,6 +205,9 @@ pub struct SqliteStore {
 fn open(path: &Path) -> anyhow::Result<Connection> {
     let conn = Connection::open(path).with_context(|| format!("opening {}", path.display()))?;
     conn.busy_timeout(std::time::Duration::from_secs(10))?;
+    // Deleted rows are overwritten with zeros, not left in free space: the privacy policy
+    // promises deletion from active systems, and a database file is one.
+    conn.pragma_update(None, "secure_delete", "ON")?;
     // WAL: readers do not block the writer; NORMAL sync is durable across process crashes (the
     // failure this store guards against) and fast; a power loss may drop the last transactions.
     conn.pragma_update(None, "journal_mode", "WAL")?;
@@ -257,6 +262,21 @@ fn migrate(c: &mut Connection) -> anyhow::Result<()> {
         }
     }
     tx.execute_batch(SCHEMA).context("creating the schema")?;
+    let version: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    if version < 1 {
+        // Idempotency keys were `{id}@{ts}`, or the id alone when sent without a timestamp: two
+        // events could share one. Rewritten to the tagged form of `Event::idempotency_key`.
+        // Through a control-character prefix no id holds, so no row meets another's key midway.
+        tx.execute_batch(
+            "UPDATE events SET idempotency_key = char(1) ||
+                 CASE WHEN idempotency_key = id THEN 'i:' || id ELSE 't:' || ts_ms || ':' || id END
+             WHERE idempotency_key IS NOT NULL;
+             UPDATE events SET idempotency_key = substr(idempotency_key, 2)
+             WHERE idempotency_key IS NOT NULL;
+             PRAGMA user_version = 1;",
+        )
+        .context("migrating idempotency keys")?;
+    }
     if old_rollups {
         let workspaces: Vec<String> = {
             let mut stmt = tx.prepare("SELECT DISTINCT workspace_id FROM events")?;
@@ -278,21 +298,22 @@ fn migrate(c: &mut Connection) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Batches whose deferred views wait in `deltas` before one transaction folds them all.
+/// Batches whose deferred views wait in `deltas` before the compactor folds them.
 const COMPACT_EVERY: i64 = 32;
 
 /// Folds a batch into the rollups: the workspace total at once, every other view through a
-/// delta row, folded with the next 31 batches'. A batch has one group per distinct (hour,
-/// provider, model, feature, source, status) and per (hour, feature, source, user); writing each
-/// of its 17 views row by row would cost about 2.5 row updates per event, folding 32 batches at
-/// once a fraction of that. Readers merge the pending rows (`pending_views`).
+/// delta row, folded later with other batches' by the compactor thread. A batch has one group
+/// per distinct (hour, provider, model, feature, source, status) and per (hour, feature, source,
+/// user); writing each of its 17 views row by row would cost about 2.5 row updates per event,
+/// folding 32 batches at once a fraction of that. Readers merge the pending rows. Returns how
+/// many delta rows are pending.
 fn add_batch(
     tx: &rusqlite::Transaction,
     ws: &WorkspaceId,
     batch: &BatchRollups,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<i64> {
     if batch.delta.is_empty() {
-        return Ok(());
+        return Ok(0);
     }
     merge_rollups(tx, ws, &batch.total)?;
     let (seq, pending): (i64, i64) = tx
@@ -302,10 +323,143 @@ fn add_batch(
         .query_row(params![ws.as_str()], |r| Ok((r.get(0)?, r.get(1)?)))?;
     tx.prepare_cached("INSERT INTO deltas (workspace_id, seq, data) VALUES (?1, ?2, ?3)")?
         .execute(params![ws.as_str(), seq, batch.delta])?;
-    if pending >= COMPACT_EVERY {
-        compact(tx, ws)?;
+    Ok(pending)
+}
+
+/// Rollup rows one compaction step may write. Folding holds the single writer, so a step is kept
+/// short (about 10 ms here) and ingest requests slip in between steps; a batch backfilled over
+/// many hours is folded over several steps.
+const COMPACT_STEP_ROWS: usize = 1_500;
+
+/// The deferred views of a group kind that one group can touch: a fine group is in every view
+/// but the total and the end-user ones (13), an end-user group in the three end-user views.
+const VIEWS_PER_FINE_GROUP: usize = 13;
+const VIEWS_PER_USER_GROUP: usize = 3;
+
+/// One bounded step of folding a workspace's pending deltas, in the caller's transaction: the
+/// oldest rows whose views fit in `budget` rollup rows (a row larger than that alone is split,
+/// its rest written back). Returns whether rows are left.
+fn compact_step(
+    tx: &rusqlite::Transaction,
+    ws: &WorkspaceId,
+    budget: usize,
+) -> anyhow::Result<bool> {
+    let rows: Vec<(i64, Vec<u8>)> = {
+        let mut stmt = tx.prepare_cached(
+            "SELECT seq, data FROM deltas WHERE workspace_id = ?1 ORDER BY seq LIMIT 64",
+        )?;
+        stmt.query_map(params![ws.as_str()], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .collect::<Result<_, _>>()?
+    };
+    let mut all = Groups::default();
+    let mut cost = 0;
+    let mut folded = Vec::new();
+    let mut more = false;
+    for (seq, data) in &rows {
+        let mut groups: Groups =
+            postcard::from_bytes(data).map_err(|e| anyhow!("corrupt delta of {ws}: {e}"))?;
+        let weight =
+            groups.fine.len() * VIEWS_PER_FINE_GROUP + groups.users.len() * VIEWS_PER_USER_GROUP;
+        if cost + weight <= budget {
+            all.extend(groups);
+            cost += weight;
+            folded.push(*seq);
+            continue;
+        }
+        more = true;
+        if cost == 0 {
+            // Too large for one step: fold a part now and keep the rest for the next.
+            let take_fine = (budget / VIEWS_PER_FINE_GROUP)
+                .max(1)
+                .min(groups.fine.len());
+            let room = budget.saturating_sub(take_fine * VIEWS_PER_FINE_GROUP);
+            let take_users = (room / VIEWS_PER_USER_GROUP)
+                .max(usize::from(take_fine == 0))
+                .min(groups.users.len());
+            let rest = Groups {
+                fine: groups.fine.split_off(take_fine),
+                users: groups.users.split_off(take_users),
+            };
+            all.extend(groups);
+            tx.prepare_cached("UPDATE deltas SET data = ?3 WHERE workspace_id = ?1 AND seq = ?2")?
+                .execute(params![ws.as_str(), seq, postcard::to_stdvec(&rest)?])?;
+        }
+        break;
     }
-    Ok(())
+    if rows.len() == 64 {
+        more = true;
+    }
+    merge_rollups(tx, ws, &all.views(Select::Deferred))?;
+    let mut delete =
+        tx.prepare_cached("DELETE FROM deltas WHERE workspace_id = ?1 AND seq = ?2")?;
+    for seq in folded {
+        delete.execute(params![ws.as_str(), seq])?;
+    }
+    Ok(more)
+}
+
+/// The compactor: a thread that folds workspaces' pending deltas off the request path, one
+/// short writer transaction at a time.
+#[derive(Clone)]
+struct Compactor {
+    queue: std::sync::mpsc::Sender<WorkspaceId>,
+    /// Workspaces queued and not yet folded, so a busy workspace is queued once.
+    queued: Arc<Mutex<std::collections::HashSet<WorkspaceId>>>,
+}
+
+impl Compactor {
+    fn start(writer: Arc<Mutex<Connection>>) -> anyhow::Result<Compactor> {
+        let (queue, jobs) = std::sync::mpsc::channel::<WorkspaceId>();
+        let queued: Arc<Mutex<std::collections::HashSet<WorkspaceId>>> = Arc::default();
+        let seen = queued.clone();
+        // Ends when every store clone (and so every sender) is gone.
+        std::thread::Builder::new()
+            .name("sqlite-compactor".into())
+            .spawn(move || {
+                for ws in jobs {
+                    if let Ok(mut q) = seen.lock() {
+                        q.remove(&ws);
+                    }
+                    if let Err(e) = compact_bounded(&writer, &ws) {
+                        tracing::error!(workspace = %ws, error = format!("{e:#}"), "folding rollup deltas failed");
+                    }
+                }
+            })
+            .context("starting the compactor thread")?;
+        Ok(Compactor { queue, queued })
+    }
+
+    fn request(&self, ws: &WorkspaceId) {
+        let fresh = self
+            .queued
+            .lock()
+            .map(|mut q| q.insert(ws.clone()))
+            .unwrap_or(true);
+        if fresh {
+            // A closed queue means the store is being dropped: nothing left to fold for.
+            let _ = self.queue.send(ws.clone());
+        }
+    }
+}
+
+/// Folds a workspace's deltas in bounded steps, releasing the writer between them.
+fn compact_bounded(writer: &Mutex<Connection>, ws: &WorkspaceId) -> anyhow::Result<()> {
+    loop {
+        let more = {
+            let mut conn = writer
+                .lock()
+                .map_err(|_| anyhow!("sqlite writer lock poisoned"))?;
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let more = compact_step(&tx, ws, COMPACT_STEP_ROWS)?;
+            tx.commit()?;
+            more
+        };
+        if !more {
+            return Ok(());
+        }
+        // Let the writers queued behind this step go first.
+        std::thread::yield_now();
+    }
 }
 
 /// A batch's rollup work, prepared before the writer lock is taken (the lock is the throughput
@@ -405,8 +559,10 @@ impl SqliteStore {
         let readers = (0..READERS)
             .map(|_| open(path).map(Mutex::new))
             .collect::<anyhow::Result<Vec<_>>>()?;
+        let writer = Arc::new(Mutex::new(writer));
         Ok(SqliteStore {
-            writer: Arc::new(Mutex::new(writer)),
+            compactor: Compactor::start(writer.clone())?,
+            writer,
             readers: Arc::new(readers),
             next_reader: Arc::new(AtomicUsize::new(0)),
             rollup_rows_read: Arc::default(),
@@ -738,7 +894,8 @@ impl Store for SqliteStore {
         let prepared = BatchRollups::of(events)?;
         let events = events.to_vec();
         let (ws, quota) = (ws.clone(), quota.clone());
-        self.write(move |c| {
+        let workspace = ws.clone();
+        let (outcome, pending) = self.write(move |c| {
             let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
             // Checked inside the write, which SQLite serialises: once a deletion is accepted
             // no batch lands behind it (DynamoDB waits `in_flight_ms` instead).
@@ -757,7 +914,17 @@ impl Store for SqliteStore {
                 .unwrap_or(0);
             let used = used.max(0) as u64;
             if used >= quota.limit {
-                return Ok(IngestOutcome::QuotaExceeded { used });
+                let mut find = tx.prepare_cached(
+                    "SELECT EXISTS (SELECT 1 FROM events WHERE workspace_id = ?1 AND idempotency_key = ?2)",
+                )?;
+                let stored = events
+                    .iter()
+                    .map(|e| match e.idempotency_key() {
+                        Some(k) => find.query_row(params![ws.as_str(), k], |r| r.get(0)),
+                        None => Ok(false),
+                    })
+                    .collect::<rusqlite::Result<Vec<bool>>>()?;
+                return Ok((IngestOutcome::QuotaExceeded { used, stored }, 0));
             }
             let mut outcomes = Vec::with_capacity(events.len());
             {
@@ -766,17 +933,17 @@ impl Store for SqliteStore {
                      ON CONFLICT DO NOTHING",
                 )?;
                 for (e, body) in events.iter().zip(&bodies) {
-                    let n = insert.execute(params![ws.as_str(), e.ts_ms, e.id, e.idempotency_key, e.expires_ms, body])?;
+                    let n = insert.execute(params![ws.as_str(), e.ts_ms, e.id, e.idempotency_key(), e.expires_ms, body])?;
                     outcomes.push(if n == 1 { Stored::Accepted } else { Stored::Duplicate });
                 }
             }
             let accepted = events.iter().zip(&outcomes).filter(|(_, o)| **o == Stored::Accepted).map(|(e, _)| e);
             // Prepared for the whole batch outside the lock; redone here only for duplicates.
-            if outcomes.iter().all(|o| *o == Stored::Accepted) {
-                add_batch(&tx, &ws, &prepared)?;
+            let pending = if outcomes.iter().all(|o| *o == Stored::Accepted) {
+                add_batch(&tx, &ws, &prepared)?
             } else {
-                add_batch(&tx, &ws, &BatchRollups::of(accepted)?)?;
-            }
+                add_batch(&tx, &ws, &BatchRollups::of(accepted)?)?
+            };
             let accepted_count = outcomes.iter().filter(|o| **o == Stored::Accepted).count() as i64;
             tx.prepare_cached(
                 "INSERT INTO usage (workspace_id, month, events) VALUES (?1, ?2, ?3)
@@ -784,9 +951,13 @@ impl Store for SqliteStore {
             )?
             .execute(params![ws.as_str(), quota.month, accepted_count])?;
             tx.commit()?;
-            Ok(IngestOutcome::Stored(outcomes))
+            Ok((IngestOutcome::Stored(outcomes), pending))
         })
-        .await
+        .await?;
+        if pending >= COMPACT_EVERY {
+            self.compactor.request(&workspace);
+        }
+        Ok(outcome)
     }
 
     async fn usage(&self, ws: &WorkspaceId, month: &str) -> StoreResult<u64> {
@@ -1060,14 +1231,16 @@ impl Store for SqliteStore {
         bucket: &str,
         window_start_ms: i64,
         window_ms: i64,
+        hits: u64,
     ) -> StoreResult<u64> {
         let bucket = bucket.to_owned();
+        let add = i64::try_from(hits).unwrap_or(i64::MAX);
         self.write(move |c| {
             c.execute("DELETE FROM rate_limits WHERE expires_ms < ?1", [window_start_ms])?;
             let hits: i64 = c.query_row(
-                "INSERT INTO rate_limits (bucket, window_start, hits, expires_ms) VALUES (?1, ?2, 1, ?3)
-                 ON CONFLICT (bucket, window_start) DO UPDATE SET hits = hits + 1 RETURNING hits",
-                params![bucket, window_start_ms, window_start_ms + window_ms],
+                "INSERT INTO rate_limits (bucket, window_start, hits, expires_ms) VALUES (?1, ?2, ?4, ?3)
+                 ON CONFLICT (bucket, window_start) DO UPDATE SET hits = hits + ?4 RETURNING hits",
+                params![bucket, window_start_ms, window_start_ms + window_ms, add],
                 |r| r.get(0),
             )?;
             Ok(hits.max(0) as u64)
@@ -1868,6 +2041,22 @@ impl Store for SqliteStore {
             tx.commit()?;
             out.done = true;
             Ok(out)
+        })
+        .await
+    }
+    async fn scrub(&self) -> StoreResult<()> {
+        self.write(|c| {
+            // Blocks (up to the busy timeout) until readers are on the newest snapshot, copies
+            // every frame into the database (whose freed content `secure_delete` zeroed) and
+            // truncates the log to nothing.
+            let (busy, _, _): (i64, i64, i64) =
+                c.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+                })?;
+            if busy != 0 {
+                bail!("the write-ahead log could not be truncated: readers were busy");
+            }
+            Ok(())
         })
         .await
     }

@@ -17,10 +17,76 @@ pub const CODE_MAX_ATTEMPTS: u32 = 5;
 pub const SESSION_TTL_MS: i64 = 30 * 86_400_000;
 /// An invitation can be accepted this long.
 pub const INVITATION_TTL_MS: i64 = 7 * 86_400_000;
-/// Sign-in rate limits, per 15-minute window: codes requested per email, and requests per client address.
-pub const RATE_WINDOW_MS: i64 = 15 * 60 * 1000;
-pub const CODES_PER_EMAIL: u64 = 5;
-pub const AUTH_REQUESTS_PER_ADDRESS: u64 = 30;
+/// A limit over a fixed window, counted in the store (so it holds across Lambda instances):
+/// at most `max` per `window_ms` for one value of `bucket` (an email, an address, a workspace).
+#[derive(Debug, Clone, Copy)]
+pub struct WindowLimit {
+    pub bucket: &'static str,
+    pub window_ms: i64,
+    pub max: u64,
+    /// What is being counted, for the 429's message ("sign-in codes for this email").
+    pub what: &'static str,
+}
+
+const MINUTES_15: i64 = 15 * 60 * 1000;
+const DAY: i64 = 86_400_000;
+
+/// Sign-in codes emailed to one address.
+pub const CODES_PER_EMAIL: WindowLimit = WindowLimit {
+    bucket: "code",
+    window_ms: MINUTES_15,
+    max: 5,
+    what: "sign-in codes requested for this email",
+};
+/// Sign-in requests (each of `/auth/email` and `/auth/verify`) from one client address.
+pub const AUTH_REQUESTS_PER_ADDRESS: WindowLimit = WindowLimit {
+    bucket: "auth",
+    window_ms: MINUTES_15,
+    max: 30,
+    what: "sign-in requests from this address",
+};
+pub const VERIFY_REQUESTS_PER_ADDRESS: WindowLimit = WindowLimit {
+    bucket: "verify",
+    ..AUTH_REQUESTS_PER_ADDRESS
+};
+/// Wrong codes entered for one email, across all its codes: the back-off grows from a quarter
+/// of an hour after 5 failures to a day after 20, so guessing stays hopeless (1 in a million
+/// per guess) however many codes are requested.
+pub const FAILED_SIGNINS: [WindowLimit; 2] = [
+    WindowLimit {
+        bucket: "signin-fail-15m",
+        window_ms: MINUTES_15,
+        max: 5,
+        what: "wrong sign-in codes for this email",
+    },
+    WindowLimit {
+        bucket: "signin-fail-1d",
+        window_ms: DAY,
+        max: 20,
+        what: "wrong sign-in codes for this email",
+    },
+];
+/// Invitations sent by one workspace, and received by one address from all workspaces: an
+/// invitation emails someone who never asked for it.
+pub const INVITATIONS_PER_WORKSPACE: WindowLimit = WindowLimit {
+    bucket: "invite-ws",
+    window_ms: DAY,
+    max: 20,
+    what: "invitations sent by this workspace",
+};
+pub const INVITATIONS_PER_ADDRESS: WindowLimit = WindowLimit {
+    bucket: "invite-to",
+    window_ms: DAY,
+    max: 3,
+    what: "invitations sent to this address",
+};
+
+impl WindowLimit {
+    /// The start of the window `now_ms` falls in.
+    pub fn window(&self, now_ms: i64) -> i64 {
+        now_ms - now_ms.rem_euclid(self.window_ms)
+    }
+}
 
 /// An email address, trimmed and lowercased so one person is one account.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]

@@ -255,34 +255,63 @@ pub fn webhook_url(s: &str, allow_local_http: bool) -> Result<url::Url, Invalid>
     }
 }
 
-/// Whether an address is on the public internet: not private, loopback, link-local (cloud
-/// metadata lives there), shared (CGNAT), documentation, multicast or unspecified.
+/// IPv4 ranges of the IANA IPv4 Special-Purpose Address Registry (every entry, globally reachable
+/// or not: a webhook has no business there), plus multicast, as (network, prefix length).
+const SPECIAL_V4: [([u8; 4], u8); 19] = [
+    ([0, 0, 0, 0], 8),          // "this network"
+    ([10, 0, 0, 0], 8),         // private
+    ([100, 64, 0, 0], 10),      // shared address space (CGNAT)
+    ([127, 0, 0, 0], 8),        // loopback
+    ([169, 254, 0, 0], 16),     // link-local (cloud metadata endpoints)
+    ([172, 16, 0, 0], 12),      // private
+    ([192, 0, 0, 0], 24),       // IETF protocol assignments (DS-Lite, NAT64 discovery, ...)
+    ([192, 0, 2, 0], 24),       // documentation (TEST-NET-1)
+    ([192, 31, 196, 0], 24),    // AS112-v4
+    ([192, 52, 193, 0], 24),    // AMT
+    ([192, 88, 99, 0], 24),     // deprecated 6to4 relay anycast
+    ([192, 168, 0, 0], 16),     // private
+    ([192, 175, 48, 0], 24),    // direct delegation AS112
+    ([198, 18, 0, 0], 15),      // benchmarking
+    ([198, 51, 100, 0], 24),    // documentation (TEST-NET-2)
+    ([203, 0, 113, 0], 24),     // documentation (TEST-NET-3)
+    ([224, 0, 0, 0], 4),        // multicast
+    ([240, 0, 0, 0], 4),        // reserved
+    ([255, 255, 255, 255], 32), // limited broadcast
+];
+
+/// IPv6 ranges of the IANA IPv6 Special-Purpose Address Registry inside global unicast
+/// (`2000::/3`); everything outside `2000::/3` (loopback, IPv4-mapped and -compatible, NAT64
+/// `64:ff9b::/96`, discard-only, ULA, link-local, site-local `fec0::/10`, multicast, SRv6)
+/// is refused before these are looked at.
+const SPECIAL_V6: [([u16; 8], u8); 5] = [
+    ([0x2001, 0, 0, 0, 0, 0, 0, 0], 23), // IETF protocol assignments (Teredo, ORCHID, ...)
+    ([0x2001, 0x0db8, 0, 0, 0, 0, 0, 0], 32), // documentation
+    ([0x2002, 0, 0, 0, 0, 0, 0, 0], 16), // 6to4 (embeds an IPv4 address)
+    ([0x2620, 0x4f, 0x8000, 0, 0, 0, 0, 0], 48), // direct delegation AS112
+    ([0x3fff, 0, 0, 0, 0, 0, 0, 0], 20), // documentation
+];
+
+/// Whether an address is on the public internet: in none of IANA's special-purpose ranges.
+/// IPv6 must be global unicast, so no IPv4 address can be reached through an IPv6 form of it.
 pub fn public_ip(ip: std::net::IpAddr) -> bool {
     match ip {
         std::net::IpAddr::V4(v4) => {
-            let [a, b, ..] = v4.octets();
-            !(v4.is_private()
-                || v4.is_loopback()
-                || v4.is_link_local()
-                || v4.is_broadcast()
-                || v4.is_documentation()
-                || v4.is_unspecified()
-                || v4.is_multicast()
-                || a == 0
-                || (a == 100 && (64..128).contains(&b))
-                || (a == 198 && (b == 18 || b == 19)))
+            let ip = u32::from(v4);
+            !SPECIAL_V4.iter().any(|(net, len)| {
+                let mask = u32::MAX.checked_shl(32 - u32::from(*len)).unwrap_or(0);
+                ip & mask == u32::from_be_bytes(*net) & mask
+            })
         }
         std::net::IpAddr::V6(v6) => {
-            if let Some(v4) = v6.to_ipv4_mapped() {
-                return public_ip(v4.into());
-            }
-            let first = v6.segments()[0];
-            !(v6.is_loopback()
-                || v6.is_unspecified()
-                || v6.is_multicast()
-                || (first & 0xfe00) == 0xfc00
-                || (first & 0xffc0) == 0xfe80
-                || first == 0x2001 && v6.segments()[1] == 0x0db8)
+            let ip = u128::from(v6);
+            let within = |net: u128, len: u8| {
+                let mask = u128::MAX.checked_shl(128 - u32::from(len)).unwrap_or(0);
+                ip & mask == net & mask
+            };
+            within(0x2000_u128 << 112, 3)
+                && !SPECIAL_V6
+                    .iter()
+                    .any(|(net, len)| within(u128::from(std::net::Ipv6Addr::from(*net)), *len))
         }
     }
 }
@@ -585,6 +614,23 @@ mod tests {
             "https://[fe80::1]/hook",
             "https://[fd00::1]/hook",
             "https://[::ffff:10.0.0.1]/hook",
+            "https://[::ffff:8.8.8.8]/hook",
+            "https://[::10.0.0.1]/hook",
+            "https://[64:ff9b::a00:1]/hook",
+            "https://[64:ff9b::808:808]/hook",
+            "https://[::ffff:0:a00:1]/hook",
+            "https://[2002:a00:1::]/hook",
+            "https://[2001::1]/hook",
+            "https://[fec0::1]/hook",
+            "https://[ff02::1]/hook",
+            "https://[2001:db8::1]/hook",
+            "https://[3fff::1]/hook",
+            "https://192.0.0.1/hook",
+            "https://192.0.0.170/hook",
+            "https://198.18.0.1/hook",
+            "https://240.0.0.1/hook",
+            "https://255.255.255.255/hook",
+            "https://224.0.0.1/hook",
             "https://localhost/hook",
             "https://user:pw@example.com/hook",
             "ftp://example.com/hook",

@@ -2154,3 +2154,44 @@ mod tests {
         let _ = b.next_change_ms(i64::MAX);
     }
 }
+
+/// Generated inputs for the signature check (Stripe's webhooks, and the same scheme signing
+/// alert webhooks): a signature verifies exactly when body, secret and time match.
+#[cfg(test)]
+mod signature_props {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn a_signature_verifies_only_its_own_body_secret_and_time(
+            body in prop::collection::vec(any::<u8>(), 0..256),
+            secret in "whsec_[a-zA-Z0-9]{8,40}",
+            other in "whsec_[a-zA-Z0-9]{8,40}",
+            t in 1_600_000_000i64..2_000_000_000,
+            skew in -SIGNATURE_TOLERANCE_S..=SIGNATURE_TOLERANCE_S,
+            flip in any::<prop::sample::Index>(),
+        ) {
+            let header = sign(&body, &secret, t);
+            prop_assert_eq!(verify_signature(Some(&header), &body, std::slice::from_ref(&secret), t + skew), Ok(t));
+            // Any one secret of several (a rotation) will do.
+            prop_assert_eq!(verify_signature(Some(&header), &body, &[other.clone(), secret.clone()], t), Ok(t));
+            if other != secret {
+                prop_assert!(verify_signature(Some(&header), &body, &[other], t).is_err());
+            }
+            if !body.is_empty() {
+                let mut changed = body.clone();
+                let i = flip.index(changed.len());
+                changed[i] ^= 1;
+                prop_assert!(verify_signature(Some(&header), &changed, std::slice::from_ref(&secret), t).is_err());
+            }
+            prop_assert!(verify_signature(Some(&header), &body, std::slice::from_ref(&secret), t + SIGNATURE_TOLERANCE_S + 1).is_err());
+        }
+
+        #[test]
+        fn any_header_is_refused_or_checked_without_panic(header in ".{0,200}", body in prop::collection::vec(any::<u8>(), 0..64), now in any::<i64>()) {
+            let _ = verify_signature(Some(&header), &body, &["whsec_x".to_owned()], now);
+            let _ = verify_signature(Some(&format!("t={now},v1={header}")), &body, &["whsec_x".to_owned()], now);
+        }
+    }
+}

@@ -30,8 +30,13 @@ pub const MAX_METADATA_KEY_CHARS: usize = 64;
 pub const MAX_METADATA_VALUE_CHARS: usize = 256;
 /// Sum of all metadata keys and values, in bytes: keeps an event a single small store item.
 pub const MAX_METADATA_BYTES: usize = 1024;
-/// Upper bound on `cost_usd` for one call: catches cents-vs-dollars and overflow mistakes.
+/// Upper bound on `cost_usd` for one call, and on the cost computed from its tokens: catches
+/// cents-vs-dollars and overflow mistakes.
 pub const MAX_COST_USD: f64 = 100_000.0;
+const MAX_COST_PICO: i128 = 100_000 * 1_000_000_000_000;
+/// Upper bound on each token count of one call: a thousand times the largest context window
+/// offered today, and small enough that no sum of counts in a rollup can overflow.
+pub const MAX_TOKENS: u64 = 1_000_000_000;
 /// Upper bound on `latency_ms`: one day.
 pub const MAX_LATENCY_MS: f64 = 86_400_000.0;
 
@@ -76,13 +81,29 @@ pub enum MetaValue {
     String(String),
 }
 
+/// How a retry of an event is recognised. Kept as a kind, not a joined string, so no id can be
+/// mistaken for another id and a timestamp (`{"id": "req@T"}` is not `{"id": "req", "timestamp": T}`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Dedup {
+    /// No client id: the id was made by LLMtrack and the event is always new.
+    #[default]
+    None,
+    /// A client id without a timestamp: the id alone identifies the event (a retry gets a new
+    /// receive time).
+    Id,
+    /// A client id with a timestamp: both identify the event.
+    IdAndTimestamp,
+}
+
 /// A validated, priced event, ready to store.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(from = "StoredEvent")]
 pub struct Event {
     /// The client's id, or one we made (`ev_…`) when it sent none.
     pub id: String,
-    /// Present when the client sent an `id`: what makes a retry a duplicate.
-    pub idempotency_key: Option<String>,
+    /// What makes a retry a duplicate.
+    pub dedup: Dedup,
     pub ts_ms: i64,
     pub provider: String,
     pub model: String,
@@ -93,27 +114,99 @@ pub struct Event {
     pub tokens: Tokens,
     /// Picodollars; None when the cost is unknown (unpriced).
     pub cost_pico: Option<i64>,
+    /// How the cost was obtained (None: unpriced, or stored before this was recorded).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cost_source: Option<CostSource>,
+    /// The price-table entry that priced it, when `cost_source` is `table`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub price: Option<PriceRef>,
     pub latency_ms: Option<f64>,
     pub status: Status,
     pub error_type: Option<String>,
     pub metadata: Vec<(String, MetaValue)>,
+    /// Fields the privacy guard dropped, as reported to the client.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub redactions: Vec<Redaction>,
     /// When the store may delete it: its time plus the plan's history window.
     pub expires_ms: i64,
 }
 
+/// An event as stored, in this release's form or an earlier one's: stores written before
+/// [`Dedup`] hold `idempotency_key` (`"{id}@{ts}"`, or the id alone when sent without a timestamp).
+#[derive(Deserialize)]
+struct StoredEvent {
+    id: String,
+    #[serde(default)]
+    dedup: Option<Dedup>,
+    #[serde(default)]
+    idempotency_key: Option<String>,
+    ts_ms: i64,
+    provider: String,
+    model: String,
+    feature: Option<String>,
+    user_id: Option<String>,
+    source: String,
+    tokens: Tokens,
+    cost_pico: Option<i64>,
+    #[serde(default)]
+    cost_source: Option<CostSource>,
+    #[serde(default)]
+    price: Option<PriceRef>,
+    latency_ms: Option<f64>,
+    status: Status,
+    error_type: Option<String>,
+    metadata: Vec<(String, MetaValue)>,
+    #[serde(default)]
+    redactions: Vec<Redaction>,
+    expires_ms: i64,
+}
+
+impl From<StoredEvent> for Event {
+    fn from(s: StoredEvent) -> Event {
+        let dedup = match (s.dedup, &s.idempotency_key) {
+            (Some(d), _) => d,
+            (None, None) => Dedup::None,
+            (None, Some(key)) if *key == s.id => Dedup::Id,
+            (None, Some(_)) => Dedup::IdAndTimestamp,
+        };
+        Event {
+            id: s.id,
+            dedup,
+            ts_ms: s.ts_ms,
+            provider: s.provider,
+            model: s.model,
+            feature: s.feature,
+            user_id: s.user_id,
+            source: s.source,
+            tokens: s.tokens,
+            cost_pico: s.cost_pico,
+            cost_source: s.cost_source,
+            price: s.price,
+            latency_ms: s.latency_ms,
+            status: s.status,
+            error_type: s.error_type,
+            metadata: s.metadata,
+            redactions: s.redactions,
+            expires_ms: s.expires_ms,
+        }
+    }
+}
+
 impl Event {
-    /// Idempotency: a client `id` sent with a `timestamp` is identified by both (a retry resends
-    /// the same event); an `id` without a timestamp by the id alone.
-    fn idempotency_key_for(id: &str, timestamp: Option<i64>) -> String {
-        match timestamp {
-            Some(ts) => format!("{id}@{ts}"),
-            None => id.to_owned(),
+    /// The store's idempotency key: `i:{id}` for an id sent alone, `t:{ts}:{id}` for an id sent
+    /// with its timestamp, none for an id LLMtrack made. The tag and the timestamp (an integer,
+    /// no `:`) come first, so the encoding is unambiguous whatever the id holds.
+    pub fn idempotency_key(&self) -> Option<String> {
+        match self.dedup {
+            Dedup::None => None,
+            Dedup::Id => Some(format!("i:{}", self.id)),
+            Dedup::IdAndTimestamp => Some(format!("t:{}:{}", self.ts_ms, self.id)),
         }
     }
 
-    /// Whether the client left the timestamp out (the key is then the id alone).
+    /// Whether the client left the timestamp out (a retry is then found by the id alone).
     pub fn idempotent_without_timestamp(&self) -> bool {
-        self.idempotency_key.as_deref() == Some(self.id.as_str())
+        self.dedup == Dedup::Id
     }
 }
 
@@ -126,7 +219,11 @@ pub struct Rejection {
 }
 
 impl Rejection {
-    fn new(field: impl Into<String>, code: &'static str, message: impl Into<String>) -> Rejection {
+    pub fn new(
+        field: impl Into<String>,
+        code: &'static str,
+        message: impl Into<String>,
+    ) -> Rejection {
         Rejection {
             field: field.into(),
             code,
@@ -189,11 +286,28 @@ pub struct Context<'a> {
     pub prices: &'a PriceTable,
 }
 
-/// A metadata field that was dropped by the privacy guard.
-#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+/// A field that was dropped by the privacy guard (the value itself is never kept).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct Redaction {
     pub field: String,
-    pub reason: &'static str,
+    pub reason: String,
+}
+
+/// How an event's cost was obtained.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum CostSource {
+    /// Sent by the client as `cost_usd`.
+    Client,
+    /// Computed from the token counts with the bundled price table.
+    Table,
+}
+
+/// Which price-table entry priced an event: its model id and the date its prices were checked.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct PriceRef {
+    pub model: String,
+    pub as_of: String,
 }
 
 #[derive(Deserialize)]
@@ -268,16 +382,52 @@ pub fn validate(raw: &RawValue, ctx: &Context) -> Result<(Event, Vec<Redaction>)
     let id = match input.id {
         Some(id) => {
             text(&id, "id", MAX_ID_CHARS)?;
+            no_secret(&id, "id")?;
             Some(id.into_owned())
         }
         None => None,
     };
     text(&input.provider, "provider", MAX_NAME_CHARS)?;
+    no_secret(&input.provider, "provider")?;
     text(&input.model, "model", MAX_NAME_CHARS)?;
-    let feature = optional_text(input.feature, "feature", MAX_NAME_CHARS)?;
-    let user_id = optional_text(input.user_id, "user_id", MAX_USER_ID_CHARS)?;
-    let error_type = optional_text(input.error_type, "error_type", MAX_NAME_CHARS)?;
+    no_secret(&input.model, "model")?;
+    let mut redactions = Vec::new();
+    // Optional labels that look like secrets are dropped, not stored: the call is still counted.
+    let mut guarded = |value: Option<String>, field: &'static str, max: usize| {
+        let value = optional_text(value, field, max)?;
+        Ok::<_, Rejection>(match value {
+            Some(v) => match privacy::scan(&v) {
+                Some(finding) => {
+                    redactions.push(Redaction {
+                        field: field.to_owned(),
+                        reason: finding.describe().to_owned(),
+                    });
+                    None
+                }
+                None => Some(v),
+            },
+            None => None,
+        })
+    };
+    let feature = guarded(input.feature, "feature", MAX_NAME_CHARS)?;
+    let user_id = guarded(input.user_id, "user_id", MAX_USER_ID_CHARS)?;
+    let error_type = guarded(input.error_type, "error_type", MAX_NAME_CHARS)?;
 
+    for (field, n) in [
+        ("input_tokens", input.input_tokens),
+        ("output_tokens", input.output_tokens),
+        ("cached_input_tokens", input.cached_input_tokens),
+        ("cache_write_tokens", input.cache_write_tokens),
+        ("reasoning_tokens", input.reasoning_tokens),
+    ] {
+        if n > MAX_TOKENS {
+            return Err(Rejection::new(
+                field,
+                "out_of_range",
+                format!("{field} is {n}; at most {MAX_TOKENS} tokens are accepted per event"),
+            ));
+        }
+    }
     let tokens = Tokens {
         input: input.input_tokens,
         output: input.output_tokens,
@@ -285,7 +435,8 @@ pub fn validate(raw: &RawValue, ctx: &Context) -> Result<(Event, Vec<Redaction>)
         cache_write: input.cache_write_tokens,
         reasoning: input.reasoning_tokens,
     };
-    if tokens.cached_input.saturating_add(tokens.cache_write) > tokens.input {
+    // Bounded above, so these sums cannot overflow.
+    if tokens.cached_input + tokens.cache_write > tokens.input {
         return Err(Rejection::new(
             "cached_input_tokens",
             "subset_exceeds_total",
@@ -327,6 +478,7 @@ pub fn validate(raw: &RawValue, ctx: &Context) -> Result<(Event, Vec<Redaction>)
         ));
     }
 
+    let mut price = None;
     let cost_pico = match input.cost_usd {
         Some(c) if !(0.0..=MAX_COST_USD).contains(&c) || !c.is_finite() => {
             return Err(Rejection::new(
@@ -336,10 +488,43 @@ pub fn validate(raw: &RawValue, ctx: &Context) -> Result<(Event, Vec<Redaction>)
             ));
         }
         Some(c) => Some((c * 1e12).round() as i64),
-        None => ctx
-            .prices
-            .lookup(&input.model)
-            .map(|p| p.cost_pico(&tokens)),
+        None => match ctx.prices.lookup(&input.model) {
+            Some(price) if price.cost_pico(&tokens) > MAX_COST_PICO => {
+                // Name the side of the call that made the cost.
+                let output_side = price.cost_pico(&Tokens {
+                    output: tokens.output,
+                    reasoning: tokens.reasoning,
+                    ..Tokens::default()
+                });
+                let field = if output_side * 2 > price.cost_pico(&tokens) {
+                    "output_tokens"
+                } else {
+                    "input_tokens"
+                };
+                return Err(Rejection::new(
+                    field,
+                    "cost_out_of_range",
+                    format!(
+                        "the cost computed from the token counts (${:.2}) is above the per-event maximum of ${MAX_COST_USD}; check the token counts",
+                        price.cost_pico(&tokens) as f64 / 1e12
+                    ),
+                ));
+            }
+            // At most MAX_COST_PICO, so within i64.
+            Some(p) => {
+                price = Some(PriceRef {
+                    model: p.model.clone(),
+                    as_of: p.as_of.clone(),
+                });
+                Some(p.cost_pico(&tokens) as i64)
+            }
+            None => None,
+        },
+    };
+    let cost_source = match (input.cost_usd, &price) {
+        (Some(_), _) => Some(CostSource::Client),
+        (None, Some(_)) => Some(CostSource::Table),
+        (None, None) => None,
     };
     let latency_ms = match input.latency_ms {
         Some(l) if !(0.0..=MAX_LATENCY_MS).contains(&l) || !l.is_finite() => {
@@ -352,14 +537,17 @@ pub fn validate(raw: &RawValue, ctx: &Context) -> Result<(Event, Vec<Redaction>)
         other => other,
     };
 
-    let (metadata, redactions) = metadata(input.metadata)?;
-    let idempotency_key = id
-        .as_deref()
-        .map(|id| Event::idempotency_key_for(id, input.timestamp));
+    let (metadata, more) = metadata(input.metadata)?;
+    redactions.extend(more);
+    let dedup = match (&id, input.timestamp) {
+        (None, _) => Dedup::None,
+        (Some(_), None) => Dedup::Id,
+        (Some(_), Some(_)) => Dedup::IdAndTimestamp,
+    };
     Ok((
         Event {
             id: id.unwrap_or_else(ids::event_id),
-            idempotency_key,
+            dedup,
             ts_ms,
             provider: input.provider.into_owned(),
             model: input.model.into_owned(),
@@ -368,10 +556,13 @@ pub fn validate(raw: &RawValue, ctx: &Context) -> Result<(Event, Vec<Redaction>)
             source: ctx.source.to_owned(),
             tokens,
             cost_pico,
+            cost_source,
+            price,
             latency_ms,
             status: input.status.unwrap_or_default(),
             error_type,
             metadata,
+            redactions: redactions.clone(),
             expires_ms: ts_ms + history_ms,
         },
         redactions,
@@ -430,6 +621,21 @@ fn text(value: &str, field: &str, max: usize) -> Result<(), Rejection> {
     Ok(())
 }
 
+/// Identifying fields that look like a secret refuse the event: they cannot be dropped.
+fn no_secret(value: &str, field: &str) -> Result<(), Rejection> {
+    match privacy::scan(value) {
+        Some(finding) => Err(Rejection::new(
+            field,
+            "looks_like_secret",
+            format!(
+                "{field} looks like {}; it was not stored. Rotate that secret if it was real",
+                finding.describe()
+            ),
+        )),
+        None => Ok(()),
+    }
+}
+
 fn optional_text(
     value: Option<String>,
     field: &str,
@@ -472,9 +678,24 @@ fn metadata(input: Option<HashMap<String, serde_json::Value>>) -> Result<Metadat
                 format!("metadata keys must be 1 to {MAX_METADATA_KEY_CHARS} printable characters"),
             ));
         }
+        if let Some(finding) = privacy::scan(&key) {
+            // The key itself is the secret: the report names neither it nor its value.
+            redactions.push(Redaction {
+                field: "metadata".to_owned(),
+                reason: finding.describe().to_owned(),
+            });
+            continue;
+        }
         bytes += key.len();
         let value = match value {
             serde_json::Value::Bool(b) => MetaValue::Bool(b),
+            serde_json::Value::Number(n) if privacy::scan_number(&n).is_some() => {
+                redactions.push(Redaction {
+                    field,
+                    reason: privacy::Finding::PaymentCard.describe().to_owned(),
+                });
+                continue;
+            }
             serde_json::Value::Number(n) => match n.as_f64() {
                 Some(f) if f.is_finite() => MetaValue::Number(f),
                 _ => {
@@ -498,7 +719,7 @@ fn metadata(input: Option<HashMap<String, serde_json::Value>>) -> Result<Metadat
                 if let Some(finding) = privacy::scan(&s) {
                     redactions.push(Redaction {
                         field,
-                        reason: finding.describe(),
+                        reason: finding.describe().to_owned(),
                     });
                     continue;
                 }
@@ -533,4 +754,268 @@ fn metadata(input: Option<HashMap<String, serde_json::Value>>) -> Result<Metadat
     }
     out.sort_by(|a, b| a.0.cmp(&b.0));
     Ok((out, redactions))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check(v: serde_json::Value) -> Result<Event, Rejection> {
+        let ctx = Context {
+            now_ms: 1_800_000_000_000,
+            source: "production",
+            plan: Plan::Pro,
+            prices: PriceTable::bundled(),
+        };
+        let raw = serde_json::value::to_raw_value(&v).unwrap();
+        validate(&raw, &ctx).map(|(e, _)| e)
+    }
+
+    #[test]
+    fn token_counts_are_bounded_and_named() {
+        for field in [
+            "input_tokens",
+            "output_tokens",
+            "cached_input_tokens",
+            "cache_write_tokens",
+            "reasoning_tokens",
+        ] {
+            for n in [MAX_TOKENS + 1, u64::MAX] {
+                let mut v = serde_json::json!({"provider": "openai", "model": "gpt-4o"});
+                v[field] = n.into();
+                let r = check(v).unwrap_err();
+                assert_eq!((r.field.as_str(), r.code), (field, "out_of_range"), "{n}");
+            }
+        }
+        let at_max = check(serde_json::json!({"provider": "acme", "model": "own-model",
+            "input_tokens": MAX_TOKENS, "cached_input_tokens": MAX_TOKENS}))
+        .unwrap();
+        assert_eq!(at_max.tokens.input, MAX_TOKENS);
+    }
+
+    #[test]
+    fn cached_and_cache_write_together_stay_within_input() {
+        let r = check(serde_json::json!({"provider": "openai", "model": "gpt-4o",
+            "input_tokens": MAX_TOKENS, "cached_input_tokens": MAX_TOKENS, "cache_write_tokens": 1}))
+        .unwrap_err();
+        assert_eq!(r.code, "subset_exceeds_total");
+        assert_eq!(r.field, "cached_input_tokens");
+    }
+
+    #[test]
+    fn a_computed_cost_above_the_event_maximum_is_refused() {
+        // gpt-4o output at $10 per million: a billion tokens is $10,000, within the maximum.
+        let e = check(serde_json::json!({"provider": "openai", "model": "gpt-4o",
+            "output_tokens": MAX_TOKENS}))
+        .unwrap();
+        assert!(e.cost_pico.unwrap() > 0);
+        // o1-pro output at $600 per million: a billion tokens is $600,000, past the maximum.
+        let r = check(serde_json::json!({"provider": "openai", "model": "o1-pro",
+            "output_tokens": MAX_TOKENS}))
+        .unwrap_err();
+        assert_eq!(
+            (r.code, r.field.as_str()),
+            ("cost_out_of_range", "output_tokens")
+        );
+        assert!(r.message.contains("$600000.00"), "{}", r.message);
+    }
+
+    #[test]
+    fn an_id_and_a_timestamp_never_share_a_key_with_another_id() {
+        let a =
+            check(serde_json::json!({"id": "req@1799999990000", "provider": "p", "model": "m"}))
+                .unwrap();
+        let b = check(serde_json::json!({"id": "req", "timestamp": 1_799_999_990_000_i64, "provider": "p", "model": "m"}))
+            .unwrap();
+        let c = check(serde_json::json!({"provider": "p", "model": "m"})).unwrap();
+        assert_ne!(a.idempotency_key(), b.idempotency_key());
+        assert_eq!(a.idempotency_key().as_deref(), Some("i:req@1799999990000"));
+        assert_eq!(b.idempotency_key().as_deref(), Some("t:1799999990000:req"));
+        assert_eq!(c.idempotency_key(), None);
+    }
+
+    #[test]
+    fn events_stored_by_an_earlier_release_read_back_with_their_identity() {
+        let e = check(serde_json::json!({"id": "x", "provider": "p", "model": "m"})).unwrap();
+        let mut legacy = serde_json::to_value(&e).unwrap();
+        let body = legacy.as_object_mut().unwrap();
+        body.remove("dedup");
+        for (key, dedup) in [
+            (serde_json::json!("x"), Dedup::Id),
+            (
+                serde_json::json!(format!("x@{}", e.ts_ms)),
+                Dedup::IdAndTimestamp,
+            ),
+            (serde_json::Value::Null, Dedup::None),
+        ] {
+            body.insert("idempotency_key".into(), key);
+            let back: Event =
+                serde_json::from_value(serde_json::Value::Object(body.clone())).unwrap();
+            assert_eq!(back.dedup, dedup);
+        }
+        let round: Event = serde_json::from_str(&serde_json::to_string(&e).unwrap()).unwrap();
+        assert_eq!(round, e);
+    }
+}
+
+/// Generated inputs: the parser and validator never panic, name a field for what they refuse,
+/// and keep every invariant of what they accept.
+#[cfg(test)]
+mod props {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn ctx() -> Context<'static> {
+        Context {
+            now_ms: 1_800_000_000_000,
+            source: "production",
+            plan: Plan::Pro,
+            prices: PriceTable::bundled(),
+        }
+    }
+
+    /// A JSON value of any shape, a few levels deep.
+    fn json() -> impl Strategy<Value = serde_json::Value> {
+        let leaf = prop_oneof![
+            Just(serde_json::Value::Null),
+            any::<bool>().prop_map(serde_json::Value::from),
+            any::<i64>().prop_map(serde_json::Value::from),
+            any::<u64>().prop_map(serde_json::Value::from),
+            any::<f64>().prop_map(|f| serde_json::Number::from_f64(f)
+                .map_or(serde_json::Value::Null, serde_json::Value::Number)),
+            ".{0,40}".prop_map(serde_json::Value::from),
+        ];
+        leaf.prop_recursive(3, 24, 6, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..4).prop_map(serde_json::Value::from),
+                prop::collection::hash_map("[a-z_]{1,20}", inner, 0..6)
+                    .prop_map(|m| serde_json::Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    /// An event object with each field present or not, of the right type or not.
+    fn event_like() -> impl Strategy<Value = serde_json::Value> {
+        let count = prop_oneof![
+            (0u64..2_000_000).prop_map(serde_json::Value::from),
+            any::<u64>().prop_map(serde_json::Value::from),
+            any::<i64>().prop_map(serde_json::Value::from),
+            json(),
+        ];
+        (
+            prop::option::of(".{0,140}"),
+            prop::option::of(prop_oneof![
+                (1_700_000_000_000i64..1_800_000_400_000).prop_map(serde_json::Value::from),
+                "[0-9T:.Z+-]{0,30}".prop_map(serde_json::Value::from),
+                json(),
+            ]),
+            prop_oneof![Just("openai".to_owned()), ".{0,140}"],
+            prop_oneof![
+                Just("gpt-4o".to_owned()),
+                Just("o1-pro".to_owned()),
+                ".{0,140}"
+            ],
+            prop::collection::vec(prop::option::of(count), 5),
+            prop::option::of(json()),
+            prop::option::of(prop::collection::hash_map(".{1,70}", json(), 0..20)),
+        )
+            .prop_map(|(id, ts, provider, model, counts, cost, metadata)| {
+                let mut e = serde_json::json!({"provider": provider, "model": model});
+                if let Some(id) = id {
+                    e["id"] = id.into();
+                }
+                if let Some(ts) = ts {
+                    e["timestamp"] = ts;
+                }
+                for (name, c) in [
+                    "input_tokens",
+                    "output_tokens",
+                    "cached_input_tokens",
+                    "cache_write_tokens",
+                    "reasoning_tokens",
+                ]
+                .iter()
+                .zip(counts)
+                {
+                    if let Some(c) = c {
+                        e[*name] = c;
+                    }
+                }
+                if let Some(c) = cost {
+                    e["cost_usd"] = c;
+                }
+                if let Some(m) = metadata {
+                    e["metadata"] = serde_json::Value::Object(m.into_iter().collect());
+                }
+                e
+            })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+
+        #[test]
+        fn whatever_the_event_the_validator_answers_and_keeps_its_invariants(v in event_like()) {
+            let raw = serde_json::value::to_raw_value(&v).unwrap();
+            match validate(&raw, &ctx()) {
+                Ok((e, _)) => {
+                    let t = e.tokens;
+                    for n in [t.input, t.output, t.cached_input, t.cache_write, t.reasoning] {
+                        prop_assert!(n <= MAX_TOKENS);
+                    }
+                    prop_assert!(t.cached_input + t.cache_write <= t.input);
+                    prop_assert!(t.reasoning <= t.output);
+                    if let Some(c) = e.cost_pico {
+                        prop_assert!((0..=MAX_COST_PICO).contains(&i128::from(c)));
+                    }
+                    prop_assert!(e.ts_ms <= ctx().now_ms + MAX_FUTURE_MS);
+                    prop_assert!(e.metadata.len() <= MAX_METADATA_KEYS);
+                    // What is stored reads back as itself.
+                    let back: Event = serde_json::from_str(&serde_json::to_string(&e).unwrap()).unwrap();
+                    prop_assert_eq!(back, e);
+                }
+                Err(r) => prop_assert!(!r.code.is_empty() && !r.message.is_empty()),
+            }
+        }
+
+        #[test]
+        fn any_body_is_split_or_refused_without_panic(bytes in prop::collection::vec(any::<u8>(), 0..512), v in json()) {
+            let _ = split_body(&bytes);
+            let _ = split_body(serde_json::to_string(&v).unwrap().as_bytes());
+            let batch = serde_json::json!({"events": [v.clone(), v]});
+            if let Ok(events) = split_body(serde_json::to_string(&batch).unwrap().as_bytes()) {
+                prop_assert_eq!(events.len(), 2);
+                for e in events {
+                    let _ = validate(e, &ctx());
+                }
+            }
+        }
+
+        #[test]
+        fn token_counts_past_the_bound_are_refused_by_name(field in 0usize..5, n in (MAX_TOKENS + 1)..=u64::MAX) {
+            let name = ["input_tokens", "output_tokens", "cached_input_tokens", "cache_write_tokens", "reasoning_tokens"][field];
+            let mut v = serde_json::json!({"provider": "openai", "model": "gpt-4o"});
+            v[name] = n.into();
+            let raw = serde_json::value::to_raw_value(&v).unwrap();
+            let r = validate(&raw, &ctx()).unwrap_err();
+            prop_assert_eq!(r.field.as_str(), name);
+        }
+
+        #[test]
+        fn distinct_identities_have_distinct_keys(a in ".{1,20}", b in ".{1,20}", ta in any::<i64>(), tb in any::<i64>(), da in 0u8..3, db in 0u8..3) {
+            let event = |id: &str, ts: i64, d: u8| Event {
+                id: id.to_owned(),
+                dedup: [Dedup::None, Dedup::Id, Dedup::IdAndTimestamp][usize::from(d)],
+                ts_ms: ts,
+                provider: "p".into(), model: "m".into(), feature: None, user_id: None, source: "s".into(),
+                tokens: Tokens::default(), cost_pico: None, cost_source: None, price: None, latency_ms: None,
+                status: Status::Success, error_type: None, metadata: vec![], redactions: vec![], expires_ms: 0,
+            };
+            let (x, y) = (event(&a, ta, da), event(&b, tb, db));
+            if let (Some(kx), Some(ky)) = (x.idempotency_key(), y.idempotency_key()) {
+                let same = x.dedup == y.dedup && a == b && (x.dedup == Dedup::Id || ta == tb);
+                prop_assert_eq!(kx == ky, same);
+            }
+        }
+    }
 }

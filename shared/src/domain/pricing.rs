@@ -34,17 +34,20 @@ pub struct ModelPrice {
 
 impl ModelPrice {
     /// Cost in picodollars of one call.
-    pub fn cost_pico(&self, t: &Tokens) -> i64 {
+    /// Exact, in i128: the caller bounds it (an event's cost is at most `event::MAX_COST_USD`).
+    pub fn cost_pico(&self, t: &Tokens) -> i128 {
         let rates = match self.long_context {
             Some((threshold, r)) if t.input > threshold => r,
             _ => self.rates,
         };
-        let plain_input = t.input.saturating_sub(t.cached_input + t.cache_write);
+        let plain_input = t
+            .input
+            .saturating_sub(t.cached_input.saturating_add(t.cache_write));
         let pico = i128::from(plain_input) * i128::from(rates.input)
             + i128::from(t.cached_input) * i128::from(rates.cached_input)
             + i128::from(t.cache_write) * i128::from(rates.cache_write)
             + i128::from(t.output) * i128::from(rates.output);
-        i64::try_from(pico).unwrap_or(i64::MAX)
+        pico
     }
 }
 

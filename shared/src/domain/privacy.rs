@@ -4,6 +4,7 @@
 use std::sync::OnceLock;
 
 use regex::RegexSet;
+use unicode_normalization::UnicodeNormalization as _;
 
 /// Why a value was redacted (the value itself is never echoed).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -27,27 +28,32 @@ impl Finding {
     }
 }
 
+// Each pattern is preceded by a start or a character that cannot continue the secret, instead of
+// `\b`: `_` and digits are word characters, so `\b` misses `key_AKIA…` or `user_sk-…`.
 const PATTERNS: &[(Finding, &str)] = &[
     (
         Finding::PrivateKey,
         r"-----BEGIN [A-Z0-9 ]*PRIVATE KEY( BLOCK)?-----",
     ),
-    // AWS access key ids (long-term AKIA, temporary ASIA) and secret-looking pairs.
+    // AWS access key ids (long-term AKIA, temporary ASIA, and the other principal prefixes).
     (
         Finding::CloudAccessKey,
-        r"\b(AKIA|ASIA|AGPA|AIDA|AROA|ANPA)[0-9A-Z]{16}\b",
+        r"(?:^|[^A-Z0-9])(AKIA|ASIA|AGPA|AIDA|AROA|ANPA|ANVA|AIPA|ABIA|ACCA)[0-9A-Z]{16}(?:[^A-Z0-9]|$)",
     ),
     // Google API keys.
-    (Finding::CloudAccessKey, r"\bAIza[0-9A-Za-z_\-]{35}\b"),
-    // OpenAI (sk-, sk-proj-, sk-svcacct-), Anthropic (sk-ant-), and similar `sk-` keys.
+    (
+        Finding::CloudAccessKey,
+        r"(?:^|[^A-Za-z0-9])AIza[0-9A-Za-z_\-]{35}",
+    ),
+    // OpenAI (sk-, sk-proj-, sk-svcacct-, sk-admin-), Anthropic (sk-ant-), OpenRouter (sk-or-).
     (
         Finding::ProviderApiKey,
-        r"\bsk-(proj-|ant-|svcacct-|or-)?[A-Za-z0-9_\-]{20,}",
+        r"(?:^|[^A-Za-z0-9])sk-(proj-|ant-|svcacct-|admin-|or-)?[A-Za-z0-9_\-]{20,}",
     ),
     // Groq, xAI, Hugging Face, GitHub, Stripe, Slack tokens.
     (
         Finding::ProviderApiKey,
-        r"\b(gsk_[A-Za-z0-9]{20,}|xai-[A-Za-z0-9]{20,}|hf_[A-Za-z0-9]{30,}|gh[pousr]_[A-Za-z0-9]{36,}|github_pat_[A-Za-z0-9_]{40,}|[rs]k_(live|test)_[A-Za-z0-9]{20,}|xox[abpr]-[A-Za-z0-9\-]{10,})",
+        r"(?:^|[^A-Za-z0-9])(gsk_[A-Za-z0-9]{20,}|xai-[A-Za-z0-9]{20,}|hf_[A-Za-z0-9]{30,}|gh[pousr]_[A-Za-z0-9]{36,}|github_pat_[A-Za-z0-9_]{40,}|[rs]k_(live|test)_[A-Za-z0-9]{20,}|xox[abpr]-[A-Za-z0-9\-]{10,})",
     ),
     (Finding::LlmtrackKey, r"llmt_[A-Za-z0-9_\-]{32}"),
 ];
@@ -59,51 +65,106 @@ fn patterns() -> &'static RegexSet {
     })
 }
 
-/// What, if anything, makes this value unfit to store.
+/// What, if anything, makes this text unfit to store. Used on every free-text field of an event:
+/// its id, provider, model, feature, end-user, error type, and metadata keys and values.
 pub fn scan(value: &str) -> Option<Finding> {
     // The shortest secret pattern is 20 characters and the shortest card number 13 digits: most
-    // metadata values are shorter and need no scan at all.
+    // values are shorter and need no scan at all. (A full-width digit is 3 bytes, so a short
+    // byte length rules out both.)
     if value.len() < 13 {
         return None;
     }
-    if value.len() >= 20
-        && let Some(i) = patterns().matches(value).into_iter().next()
+    // Full-width and other compatibility forms (`４１１１`, `ｓｋ－`) are read as what they look like.
+    let normalised: std::borrow::Cow<str> = if value.is_ascii() {
+        value.into()
+    } else {
+        value.nfkc().collect::<String>().into()
+    };
+    if normalised.len() >= 20
+        && let Some(i) = patterns().matches(&normalised).into_iter().next()
     {
         return Some(PATTERNS[i].0);
     }
-    contains_card_number(value).then_some(Finding::PaymentCard)
+    contains_card_number(&normalised).then_some(Finding::PaymentCard)
 }
 
-/// A run of 13 to 19 digits (single spaces or dashes allowed between them) that passes the Luhn check.
+/// What, if anything, makes a metadata number unfit to store: a card number sent as a JSON number.
+pub fn scan_number(n: &serde_json::Number) -> Option<Finding> {
+    let digits = if let Some(u) = n.as_u64() {
+        u.to_string()
+    } else if let Some(i) = n.as_i64() {
+        i.unsigned_abs().to_string()
+    } else {
+        let f = n.as_f64()?.abs();
+        // Only whole numbers can be card numbers, and only those f64 holds exactly.
+        if f.fract() != 0.0 || f >= 9_007_199_254_740_992.0 {
+            return None;
+        }
+        format!("{f:.0}")
+    };
+    contains_card_number(&digits).then_some(Finding::PaymentCard)
+}
+
+/// Characters people put between the digit groups of a card number.
+fn is_separator(c: char) -> bool {
+    matches!(c, ' ' | '-' | '.' | '/' | '_' | '\u{a0}' | '\t')
+}
+
+/// At most this many separators in a row still join two digit groups (`4111  1111`, `4111 - 1111`).
+const MAX_SEPARATORS: usize = 3;
+
+/// A card number: 13 to 19 digits, whole digit groups (separated by spaces, dashes, dots, slashes
+/// or underscores, a few in a row at most), starting with 2-6 (Mastercard, Amex, Diners, JCB, Visa,
+/// Discover, UnionPay: this spares epoch timestamps and most other ids) and passing the Luhn check.
 fn contains_card_number(value: &str) -> bool {
-    let bytes = value.as_bytes();
+    let chars: Vec<char> = value.chars().collect();
     let mut i = 0;
-    while i < bytes.len() {
-        if !bytes[i].is_ascii_digit() {
+    while i < chars.len() {
+        if !chars[i].is_ascii_digit() {
             i += 1;
             continue;
         }
-        // Collect one run of digits and separators.
-        let mut digits: Vec<u8> = Vec::with_capacity(19);
+        // One run: digit groups joined by short stretches of separators.
+        let mut groups: Vec<Vec<u8>> = vec![Vec::new()];
         let mut j = i;
-        while j < bytes.len()
-            && (bytes[j].is_ascii_digit()
-                || ((bytes[j] == b' ' || bytes[j] == b'-')
-                    && j + 1 < bytes.len()
-                    && bytes[j + 1].is_ascii_digit()))
-        {
-            if bytes[j].is_ascii_digit() {
-                digits.push(bytes[j] - b'0');
+        while j < chars.len() {
+            let c = chars[j];
+            if c.is_ascii_digit() {
+                groups.last_mut().map(|g| g.push(c as u8 - b'0'));
+                j += 1;
+                continue;
             }
-            j += 1;
+            let gap = chars[j..].iter().take_while(|c| is_separator(**c)).count();
+            if gap == 0
+                || gap > MAX_SEPARATORS
+                || !chars.get(j + gap).is_some_and(char::is_ascii_digit)
+            {
+                break;
+            }
+            groups.push(Vec::new());
+            j += gap;
         }
-        // The whole run is the candidate; card numbers start with 2-6 (Mastercard, Amex, Diners,
-        // JCB, Visa, Discover, UnionPay), which spares epoch timestamps and most other ids.
-        if (13..=19).contains(&digits.len()) && (2..=6).contains(&digits[0]) && luhn_valid(&digits)
-        {
+        if run_holds_card(&groups) {
             return true;
         }
         i = j.max(i + 1);
+    }
+    false
+}
+
+/// Whether consecutive whole groups of a run form a card number.
+fn run_holds_card(groups: &[Vec<u8>]) -> bool {
+    for start in 0..groups.len() {
+        let mut digits: Vec<u8> = Vec::with_capacity(19);
+        for g in &groups[start..] {
+            digits.extend_from_slice(g);
+            if digits.len() > 19 {
+                break;
+            }
+            if digits.len() >= 13 && (2..=6).contains(&digits[0]) && luhn_valid(&digits) {
+                return true;
+            }
+        }
     }
     false
 }
@@ -148,6 +209,24 @@ mod tests {
             ),
             ("card 4111 1111 1111 1111 exp", Finding::PaymentCard),
             ("4242-4242-4242-4242", Finding::PaymentCard),
+            ("4111.1111.1111.1111", Finding::PaymentCard),
+            ("4111/1111/1111/1111", Finding::PaymentCard),
+            ("4111  1111  1111  1111", Finding::PaymentCard),
+            ("４１１１ １１１１ １１１１ １１１１", Finding::PaymentCard),
+            (
+                "order 12345 paid with 4111 1111 1111 1111",
+                Finding::PaymentCard,
+            ),
+            ("user_AKIAIOSFODNN7EXAMPLE", Finding::CloudAccessKey),
+            ("AKIAIOSFODNN7EXAMPLE", Finding::CloudAccessKey),
+            (
+                "tenant_sk-proj-abcdefghijklmnopqrstuvwxyz012345",
+                Finding::ProviderApiKey,
+            ),
+            (
+                "ｓｋ－ｐｒｏｊ－abcdefghijklmnopqrstuvwxyz012345",
+                Finding::ProviderApiKey,
+            ),
         ];
         for (value, finding) in cases {
             assert_eq!(scan(value), Some(finding), "{value}");
@@ -166,6 +245,118 @@ mod tests {
         ] {
             // 4234567812345679 fails Luhn; the others are not secrets.
             assert_eq!(scan(value), None, "{value}");
+        }
+    }
+
+    #[test]
+    fn card_numbers_sent_as_json_numbers_are_found() {
+        for (json, finding) in [
+            ("4111111111111111", Some(Finding::PaymentCard)),
+            ("4111111111111111.0", Some(Finding::PaymentCard)),
+            ("-4111111111111111", Some(Finding::PaymentCard)),
+            ("1764547200000", None),
+            ("42", None),
+            ("3.14", None),
+            ("1e300", None),
+        ] {
+            let n: serde_json::Number = serde_json::from_str(json).unwrap();
+            assert_eq!(scan_number(&n), finding, "{json}");
+        }
+    }
+}
+
+/// Generated inputs: card numbers and keys in every disguise are found; nothing panics.
+#[cfg(test)]
+mod props {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// A Luhn-valid number of `len` digits starting with `first`.
+    fn card(first: u8, body: Vec<u8>) -> Vec<u8> {
+        let mut digits = vec![first];
+        digits.extend(body);
+        // Choose the check digit that makes the whole number pass.
+        for check in 0..10 {
+            let mut d = digits.clone();
+            d.push(check);
+            if luhn_valid(&d) {
+                return d;
+            }
+        }
+        unreachable!("one check digit always works")
+    }
+
+    fn cards() -> impl Strategy<Value = Vec<u8>> {
+        (2u8..=6, 11usize..=17).prop_flat_map(|(first, n)| {
+            prop::collection::vec(0u8..10, n).prop_map(move |body| card(first, body))
+        })
+    }
+
+    /// The digits written with separators between groups, some full-width.
+    fn disguised(digits: &[u8], seps: &[&str], group: usize, wide: bool) -> String {
+        let mut out = String::new();
+        for (i, d) in digits.iter().enumerate() {
+            if i > 0 && i % group == 0 {
+                out.push_str(seps[(i / group) % seps.len()]);
+            }
+            let c = if wide {
+                char::from_u32(0xFF10 + u32::from(*d)).unwrap()
+            } else {
+                char::from(b'0' + d)
+            };
+            out.push(c);
+        }
+        out
+    }
+
+    proptest! {
+        #[test]
+        fn card_numbers_are_found_however_written(
+            digits in cards(),
+            seps in prop::collection::vec(prop::sample::select(vec!["", " ", "-", ".", "/", "  ", " - ", "_"]), 1..4),
+            group in 3usize..6,
+            wide in any::<bool>(),
+            before in "[a-z :=]{0,12}",
+            after in "[a-z :=]{0,12}",
+        ) {
+            let text = format!("{before}{}{after}", disguised(&digits, &seps, group, wide));
+            prop_assert_eq!(scan(&text), Some(Finding::PaymentCard), "{}", text);
+        }
+
+        #[test]
+        fn card_numbers_sent_as_numbers_are_found(digits in cards()) {
+            let s: String = digits.iter().map(|d| char::from(b'0' + d)).collect();
+            let n: serde_json::Number = serde_json::from_str(&s).unwrap();
+            prop_assert_eq!(scan_number(&n), Some(Finding::PaymentCard));
+        }
+
+        #[test]
+        fn provider_keys_are_found_inside_any_label(
+            prefix in prop::sample::select(vec!["sk-", "sk-proj-", "sk-ant-api03-", "sk-or-v1-", "gsk_", "xai-", "AKIA", "llmt_"]),
+            body in "[A-Z0-9]{40}",
+            // A key glued to a word (`ask-…`) is a word; after a separator it is a key.
+            before in "([a-z]{0,8}[_ :=-])?",
+            after in "( [a-z]{0,8})?",
+        ) {
+            let body = if prefix == "AKIA" { body[..16].to_owned() } else if prefix == "llmt_" { body[..32].to_owned() } else { body };
+            let text = format!("{before}{prefix}{body}{after}");
+            prop_assert!(scan(&text).is_some(), "{}", text);
+        }
+
+        #[test]
+        fn no_input_panics(text in any::<String>(), n in any::<f64>(), i in any::<i64>()) {
+            let _ = scan(&text);
+            if let Some(n) = serde_json::Number::from_f64(n) {
+                let _ = scan_number(&n);
+            }
+            let _ = scan_number(&serde_json::Number::from(i));
+        }
+
+        #[test]
+        fn short_and_digitless_values_pass(text in "[a-zA-Z ,.:/-]{0,64}") {
+            // No digits, no key prefix long enough: nothing to find.
+            prop_assume!(!text.contains("sk-") && !text.contains("AKIA"));
+            prop_assert_eq!(scan(&text), None);
         }
     }
 }

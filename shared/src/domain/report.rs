@@ -161,7 +161,7 @@ impl DayLine {
         Figures::of(&Rollup {
             requests: self.requests,
             errors: self.errors,
-            cost_pico: (self.cost_usd * PICO).round() as i64,
+            cost_pico: (self.cost_usd * PICO).round() as i128,
             ..Rollup::default()
         })
     }
@@ -435,7 +435,7 @@ mod tests {
             },
             Rollup {
                 requests,
-                cost_pico,
+                cost_pico: i128::from(cost_pico),
                 ..Rollup::default()
             },
         )

@@ -155,7 +155,10 @@ pub struct RollupKey {
     pub value: String,
 }
 
-/// Counters of one rollup. Cost is in picodollars (1e-12 USD) so sums are exact integers.
+/// Counters of one rollup. Cost is in picodollars (1e-12 USD) so sums are exact integers; it is an
+/// i128 because a busy workspace's month passes i64's $9.2 million (postcard writes both as the
+/// same zigzag varint, so rollups stored as i64 read back unchanged). Counters saturate rather
+/// than wrap: with every per-event count bounded at ingest they cannot reach u64::MAX in practice.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Rollup {
     pub requests: u64,
@@ -165,7 +168,7 @@ pub struct Rollup {
     pub cached_input_tokens: u64,
     pub cache_write_tokens: u64,
     pub reasoning_tokens: u64,
-    pub cost_pico: i64,
+    pub cost_pico: i128,
     /// Events whose cost is unknown (no `cost_usd` and no price for the model): never counted as $0.
     pub unpriced: u64,
     pub latency: LatencySketch,
@@ -173,16 +176,17 @@ pub struct Rollup {
 
 impl Rollup {
     pub fn add_event(&mut self, e: &Event) {
-        self.requests += 1;
-        self.errors += u64::from(e.status == Status::Error);
-        self.input_tokens += e.tokens.input;
-        self.output_tokens += e.tokens.output;
-        self.cached_input_tokens += e.tokens.cached_input;
-        self.cache_write_tokens += e.tokens.cache_write;
-        self.reasoning_tokens += e.tokens.reasoning;
+        let add = |a: &mut u64, b: u64| *a = a.saturating_add(b);
+        add(&mut self.requests, 1);
+        add(&mut self.errors, u64::from(e.status == Status::Error));
+        add(&mut self.input_tokens, e.tokens.input);
+        add(&mut self.output_tokens, e.tokens.output);
+        add(&mut self.cached_input_tokens, e.tokens.cached_input);
+        add(&mut self.cache_write_tokens, e.tokens.cache_write);
+        add(&mut self.reasoning_tokens, e.tokens.reasoning);
         match e.cost_pico {
-            Some(c) => self.cost_pico += c,
-            None => self.unpriced += 1,
+            Some(c) => self.cost_pico = self.cost_pico.saturating_add(i128::from(c)),
+            None => add(&mut self.unpriced, 1),
         }
         if let Some(l) = e.latency_ms {
             self.latency.add(l);
@@ -190,15 +194,16 @@ impl Rollup {
     }
 
     pub fn merge(&mut self, o: &Rollup) {
-        self.requests += o.requests;
-        self.errors += o.errors;
-        self.input_tokens += o.input_tokens;
-        self.output_tokens += o.output_tokens;
-        self.cached_input_tokens += o.cached_input_tokens;
-        self.cache_write_tokens += o.cache_write_tokens;
-        self.reasoning_tokens += o.reasoning_tokens;
-        self.cost_pico += o.cost_pico;
-        self.unpriced += o.unpriced;
+        let add = |a: &mut u64, b: u64| *a = a.saturating_add(b);
+        add(&mut self.requests, o.requests);
+        add(&mut self.errors, o.errors);
+        add(&mut self.input_tokens, o.input_tokens);
+        add(&mut self.output_tokens, o.output_tokens);
+        add(&mut self.cached_input_tokens, o.cached_input_tokens);
+        add(&mut self.cache_write_tokens, o.cache_write_tokens);
+        add(&mut self.reasoning_tokens, o.reasoning_tokens);
+        self.cost_pico = self.cost_pico.saturating_add(o.cost_pico);
+        add(&mut self.unpriced, o.unpriced);
         self.latency.merge(&o.latency);
     }
 
@@ -384,6 +389,70 @@ impl<S: AsRef<str>> Groups<S> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The form rollups were stored in while cost was an i64.
+    #[derive(Serialize)]
+    struct RollupV1 {
+        requests: u64,
+        errors: u64,
+        input_tokens: u64,
+        output_tokens: u64,
+        cached_input_tokens: u64,
+        cache_write_tokens: u64,
+        reasoning_tokens: u64,
+        cost_pico: i64,
+        unpriced: u64,
+        latency: LatencySketch,
+    }
+
+    #[test]
+    fn rollups_stored_with_an_i64_cost_read_back_unchanged() {
+        for cost in [0, 1, -1, 2_500_000_000_000, i64::MAX, i64::MIN] {
+            let mut latency = LatencySketch::default();
+            latency.add(12.5);
+            let old = RollupV1 {
+                requests: 3,
+                errors: 1,
+                input_tokens: u64::MAX,
+                output_tokens: 7,
+                cached_input_tokens: 2,
+                cache_write_tokens: 1,
+                reasoning_tokens: 0,
+                cost_pico: cost,
+                unpriced: 4,
+                latency,
+            };
+            let r = Rollup::decode(&postcard::to_stdvec(&old).unwrap()).expect("decodes");
+            assert_eq!(r.cost_pico, i128::from(cost));
+            assert_eq!((r.requests, r.input_tokens, r.unpriced), (3, u64::MAX, 4));
+            assert_eq!(r.latency.count(), 1);
+        }
+    }
+
+    #[test]
+    fn sums_at_the_bounds_saturate_or_stay_exact() {
+        let mut a = Rollup {
+            input_tokens: u64::MAX - 1,
+            cost_pico: i128::from(i64::MAX),
+            ..Rollup::default()
+        };
+        let b = Rollup {
+            input_tokens: 5,
+            cost_pico: i128::from(i64::MAX),
+            requests: u64::MAX,
+            ..Rollup::default()
+        };
+        a.merge(&b);
+        assert_eq!(a.input_tokens, u64::MAX);
+        assert_eq!(a.requests, u64::MAX);
+        // Past i64: exact, not wrapped to a negative number.
+        assert_eq!(a.cost_pico, 2 * i128::from(i64::MAX));
+        a.merge(&Rollup {
+            cost_pico: i128::MAX,
+            ..Rollup::default()
+        });
+        assert_eq!(a.cost_pico, i128::MAX);
+    }
 
     #[test]
     fn view_names_round_trip_whatever_the_value() {

@@ -9,5 +9,5 @@ async fn main() -> Result<(), lambda_http::Error> {
         deps: lambda_deps().await?,
     };
     let (app, _) = router(state).split_for_parts();
-    lambda_http::run(app).await
+    llmtrack_shared::lambda::run(app).await
 }

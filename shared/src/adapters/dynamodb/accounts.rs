@@ -456,6 +456,7 @@ impl DynamoStore {
         bucket: &str,
         window_start_ms: i64,
         window_ms: i64,
+        hits: u64,
     ) -> StoreResult<u64> {
         let out = self
             .client
@@ -463,11 +464,12 @@ impl DynamoStore {
             .table_name(&self.table)
             .key("pk", s(format!("RL#{bucket}")))
             .key("sk", s(window_start_ms.to_string()))
-            .update_expression("ADD hits :one SET #ttl = :ttl")
+            .update_expression("ADD hits :n SET #ttl = :ttl")
             .expression_attribute_names("#ttl", TTL_ATTRIBUTE)
-            .expression_attribute_values(":one", n(1))
+            .expression_attribute_values(":n", n(hits))
             .expression_attribute_values(":ttl", ttl(window_start_ms + window_ms))
-            .return_values(ReturnValue::UpdatedNew)
+            // All of the (small) item: adding 0 to look updates nothing UpdatedNew would return.
+            .return_values(ReturnValue::AllNew)
             .send()
             .await
             .map_err(err)?;
@@ -476,7 +478,7 @@ impl DynamoStore {
             .as_ref()
             .map(|a| get_n::<u64>(a, "hits"))
             .transpose()?
-            .unwrap_or(1))
+            .unwrap_or(hits))
     }
 
     pub(super) async fn create_session_impl(&self, session: &Session) -> StoreResult<()> {

@@ -67,7 +67,7 @@ use crate::domain::alert::{AlertEvent, AlertRule};
 use crate::domain::apikey::{ApiKey, KeyHash, KeyState, Scope};
 use crate::domain::audit::AuditEntry;
 use crate::domain::billing::Billing;
-use crate::domain::event::Event;
+use crate::domain::event::{Dedup, Event};
 use crate::domain::ids::{self, InvitationId, KeyId, UserId, WorkspaceId};
 use crate::domain::plan::Plan;
 use crate::domain::rollup::{self, Rollup, RollupKey, View};
@@ -562,7 +562,7 @@ impl DynamoStore {
         batch: &str,
     ) -> anyhow::Result<Stored> {
         let item = Self::event_item(ws, e, batch)?;
-        if e.idempotency_key.is_none() {
+        if e.dedup == Dedup::None {
             self.put(item, None).await?;
             return Ok(Stored::Accepted);
         }
@@ -640,6 +640,25 @@ impl DynamoStore {
         } else {
             Stored::Duplicate
         })
+    }
+
+    /// Whether an event with this identity is stored already (for answering a retry when nothing
+    /// new may be written).
+    async fn already_stored(&self, ws: &WorkspaceId, e: &Event) -> anyhow::Result<bool> {
+        match e.dedup {
+            Dedup::None => Ok(false),
+            Dedup::IdAndTimestamp => Ok(self
+                .get(event_pk(ws, hour_of(e.ts_ms)), &event_sk(e))
+                .await?
+                .is_some()),
+            Dedup::Id => {
+                let Some(guard) = self.get(guard_pk(ws, &e.id), "ID").await? else {
+                    return Ok(false);
+                };
+                let (epk, esk) = (get_s(&guard, "epk")?, get_s(&guard, "esk")?);
+                Ok(self.get(epk.to_owned(), esk).await?.is_some())
+            }
+        }
     }
 
     /// Step 4: the batch's groups as delta items, for the deferred views (see `rollups`), then the
@@ -889,11 +908,7 @@ impl Store for DynamoStore {
         let mut seen = HashSet::new();
         let first: Vec<bool> = events
             .iter()
-            .map(|e| {
-                e.idempotency_key
-                    .as_ref()
-                    .is_none_or(|k| seen.insert(k.as_str()))
-            })
+            .map(|e| e.idempotency_key().is_none_or(|k| seen.insert(k)))
             .collect();
         let reserve = first.iter().filter(|f| **f).count() as u64;
 
@@ -916,8 +931,14 @@ impl Store for DynamoStore {
         match reserved {
             Ok(out) => self.capacity.record(out.consumed_capacity(), 64),
             Err(e) if is_condition_failed(&e) => {
+                let mut stored = Vec::with_capacity(events.len());
+                // Rare (a client retrying after the quota ran out): one look per event.
+                for e in events {
+                    stored.push(self.already_stored(ws, e).await?);
+                }
                 return Ok(IngestOutcome::QuotaExceeded {
                     used: self.usage(ws, &quota.month).await?,
+                    stored,
                 });
             }
             Err(e) => return Err(err(e).into()),
@@ -1156,8 +1177,9 @@ impl Store for DynamoStore {
         bucket: &str,
         window_start_ms: i64,
         window_ms: i64,
+        hits: u64,
     ) -> StoreResult<u64> {
-        self.hit_rate_limit_impl(bucket, window_start_ms, window_ms)
+        self.hit_rate_limit_impl(bucket, window_start_ms, window_ms, hits)
             .await
     }
 
@@ -1363,6 +1385,9 @@ impl Store for DynamoStore {
 
     async fn delete_user(&self, user: &UserId) -> StoreResult<Purged> {
         self.delete_user_impl(user).await
+    }
+    async fn scrub(&self) -> StoreResult<()> {
+        Ok(())
     }
 
     async fn apply_retention(
