@@ -49,6 +49,111 @@ pub fn document(parts: impl IntoIterator<Item = OpenApi>) -> OpenApi {
     doc
 }
 
+/// Operations that take no credential; every other operation is authenticated by a session
+/// (or a key, where its annotation says so).
+const PUBLIC: [(&str, &str); 7] = [
+    ("post", "/v1/auth/email"),
+    ("post", "/v1/auth/verify"),
+    ("get", "/v1/about"),
+    ("get", "/healthz"),
+    ("get", "/v1/openapi.json"),
+    ("post", "/v1/billing/webhook"),
+    ("get", "/v1/archive/{key}"),
+];
+
+/// The document as served: `doc` completed with what every operation shares, so no annotation
+/// can forget it: a description on every response (OpenAPI requires one), the error shape on
+/// every 4xx and 5xx without a body of its own, the session as the security of every operation
+/// that names none and is not public, the 400 every operation answers for an unknown query
+/// parameter, and the local server's signed archive links.
+pub fn served(doc: OpenApi) -> serde_json::Value {
+    let mut doc = serde_json::to_value(doc).unwrap_or_default();
+    let error = serde_json::json!({"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}});
+    if let Some(paths) = doc.get_mut("paths").and_then(|p| p.as_object_mut()) {
+        paths.insert("/v1/archive/{key}".into(), serde_json::json!({"get": {
+            "tags": ["meta"],
+            "summary": "Download an archived file (local server only)",
+            "description": "Export files and monthly reports on `llmtrack serve` are downloaded through HMAC-signed links that expire (`expires` and `sig` in the query string). On AWS the links are presigned S3 URLs instead.",
+            "operationId": "archive_download",
+            "parameters": [
+                {"name": "key", "in": "path", "required": true, "schema": {"type": "string"}, "description": "The object's key, e.g. `exports/ws_…/exp_….csv`"},
+                {"name": "expires", "in": "query", "required": true, "schema": {"type": "integer"}, "description": "When the link stops working (epoch seconds)"},
+                {"name": "filename", "in": "query", "required": false, "schema": {"type": "string"}, "description": "The name the download is saved as"},
+                {"name": "sig", "in": "query", "required": true, "schema": {"type": "string"}, "description": "The link's signature"}
+            ],
+            "responses": {
+                "200": {"description": "The file", "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}},
+                "403": {"description": "The link is forged, altered or expired"},
+                "404": {"description": "No such file (it expired or was deleted)"}
+            }
+        }}));
+        for (path, item) in paths.iter_mut() {
+            let Some(item) = item.as_object_mut() else { continue };
+            for (method, op) in item.iter_mut() {
+                let Some(op) = op.as_object_mut() else { continue };
+                let public = PUBLIC.contains(&(method.as_str(), path.as_str()));
+                if !public && !op.contains_key("security") {
+                    op.insert("security".into(), serde_json::json!([{"session": []}]));
+                }
+                let responses = op
+                    .entry("responses")
+                    .or_insert_with(|| serde_json::json!({}));
+                let Some(responses) = responses.as_object_mut() else { continue };
+                responses.entry("400").or_insert_with(|| {
+                    serde_json::json!({"description": "An unknown query parameter, or a malformed request: `error.message` says what and where"})
+                });
+                if !public {
+                    responses.entry("401").or_insert_with(|| serde_json::json!({"description": "Not signed in, or the session or key is not valid"}));
+                }
+                for (status, r) in responses.iter_mut() {
+                    let Some(r) = r.as_object_mut() else { continue };
+                    let empty = r
+                        .get("description")
+                        .and_then(|d| d.as_str())
+                        .is_none_or(str::is_empty);
+                    if empty {
+                        r.insert("description".into(), reason(status).into());
+                    }
+                    if status.starts_with('4') || status.starts_with('5') {
+                        r.entry("content").or_insert_with(|| error.clone());
+                    }
+                }
+            }
+        }
+    }
+    // An untagged enum comes out as `oneOf`, which demands that exactly one branch match; an
+    // ingest refusal with results also carries `error`, so it matches both: either will do.
+    if let Some(o) = doc
+        .pointer_mut("/components/schemas/IngestRefusal")
+        .and_then(|s| s.as_object_mut())
+        && let Some(branches) = o.remove("oneOf")
+    {
+        o.insert("anyOf".into(), branches);
+    }
+    doc
+}
+
+/// The standard phrase of a status code, for responses annotated without a description.
+fn reason(status: &str) -> &'static str {
+    match status {
+        "200" => "OK",
+        "201" => "Created",
+        "202" => "Accepted",
+        "204" => "No content",
+        "207" => "Some parts succeeded, others failed",
+        "400" => "Bad request",
+        "401" => "Not signed in, or the session or key is not valid",
+        "403" => "Not allowed",
+        "404" => "Not found",
+        "409" => "Conflict",
+        "413" => "Too large",
+        "415" => "Unsupported media type",
+        "429" => "Too many requests",
+        "503" => "Unavailable",
+        _ => "See the error's message",
+    }
+}
+
 /// `GET /healthz`.
 pub fn health() -> OpenApiRouter {
     OpenApiRouter::new().routes(routes!(healthz))

@@ -62,6 +62,7 @@ const ROUTES: &[(&str, &str)] = &[
     ("delete", "/v1/workspaces/{id}/alerts/{rule}"),
     ("get", "/v1/workspaces/{id}/alerts/{rule}/history"),
     ("post", "/v1/workspaces/{id}/alerts/{rule}/test"),
+    ("get", "/v1/archive/{key}"),
 ];
 
 #[tokio::test]
@@ -119,4 +120,37 @@ async fn unknown_paths_answer_json_404() {
     assert_eq!(resp.status(), 404);
     let body: Value = resp.json().await.unwrap();
     assert_eq!(body["error"]["code"], "not_found");
+}
+
+/// The served document is valid OpenAPI 3.1, by a validator of its own (openapi-spec-validator,
+/// installed into `.venv` by `make`), not by the code that wrote it.
+#[tokio::test]
+async fn openapi_document_passes_a_real_validator() {
+    let app = spawn_app().await;
+    let doc = app
+        .http
+        .get(app.url("/v1/openapi.json"))
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("openapi.json");
+    std::fs::write(&file, &doc).unwrap();
+    let validator = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../.venv/bin/openapi-spec-validator"
+    );
+    let out = std::process::Command::new(validator)
+        .arg(&file)
+        .output()
+        .unwrap_or_else(|e| panic!("{validator}: {e} (run `make test`, which installs it)"));
+    assert!(
+        out.status.success(),
+        "the OpenAPI document is not valid:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

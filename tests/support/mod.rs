@@ -2,6 +2,8 @@
 //! app on a random port (zero2prod's `spawn_app`), and recomputation of rollups from raw events.
 #![allow(dead_code)]
 
+pub mod openapi;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -305,8 +307,7 @@ impl Browser {
             req = req.json(&b);
         }
         let resp = req.send().await.expect("request");
-        let status = resp.status().as_u16();
-        (status, resp.json().await.unwrap_or(Value::Null))
+        checked(method, path, resp).await
     }
     pub async fn get(&self, path: &str) -> (u16, Value) {
         self.send("GET", path, None).await
@@ -457,8 +458,7 @@ impl TestApp {
             .send()
             .await
             .expect("request");
-        let status = resp.status().as_u16();
-        (status, resp.json().await.unwrap_or(Value::Null))
+        checked("POST", "/v1/events", resp).await
     }
 
     /// A GET with an API key (analytics, as scripts and the dashboard's read key do).
@@ -470,8 +470,7 @@ impl TestApp {
             .send()
             .await
             .expect("request");
-        let status = resp.status().as_u16();
-        (status, resp.json().await.unwrap_or(Value::Null))
+        checked("GET", path, resp).await
     }
 
     pub async fn summary(&self, key: &str, query: &str) -> (u16, Value) {
@@ -482,9 +481,22 @@ impl TestApp {
             .send()
             .await
             .expect("request");
-        let status = resp.status().as_u16();
-        (status, resp.json().await.unwrap_or(Value::Null))
+        checked("GET", "/v1/stats/summary", resp).await
     }
+}
+
+/// The status and JSON body (Null when there is none), after checking both against the OpenAPI
+/// document.
+pub async fn checked(method: &str, path: &str, resp: reqwest::Response) -> (u16, Value) {
+    let status = resp.status().as_u16();
+    let content_type = resp
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let body = resp.json().await.unwrap_or(Value::Null);
+    openapi::check(method, path, status, content_type.as_deref(), &body);
+    (status, body)
 }
 
 /// Undoes quoted-printable soft line breaks and escapes, so links read whole.

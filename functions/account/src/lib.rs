@@ -734,6 +734,7 @@ async fn list_members(
 #[derive(Deserialize, ToSchema)]
 pub struct RoleRequest {
     /// `owner`, `admin` or `viewer`.
+    #[schema(value_type = Role)]
     role: String,
 }
 
@@ -877,6 +878,7 @@ async fn list_invitations(
 pub struct InviteRequest {
     email: String,
     /// `owner`, `admin` or `viewer`.
+    #[schema(value_type = Role)]
     role: String,
 }
 

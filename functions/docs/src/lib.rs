@@ -6,8 +6,13 @@ use axum::Json;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-/// The whole public API's OpenAPI 3.1 document.
-pub fn openapi_document() -> utoipa::openapi::OpenApi {
+/// The whole public API's OpenAPI 3.1 document, as served.
+pub fn openapi_document() -> serde_json::Value {
+    llmtrack_shared::openapi::served(annotated())
+}
+
+/// The document as the handlers' annotations give it.
+fn annotated() -> utoipa::openapi::OpenApi {
     llmtrack_shared::openapi::document([
         llmtrack_shared::openapi::health().into_openapi(),
         llmtrack_ingest::openapi(),
@@ -35,6 +40,6 @@ pub fn router() -> axum::Router {
 
 /// This document: the OpenAPI 3.1 description of the LLMtrack API.
 #[utoipa::path(get, path = "/v1/openapi.json", tag = "meta", responses((status = 200, description = "The OpenAPI document", content_type = "application/json")))]
-async fn openapi_json() -> Json<utoipa::openapi::OpenApi> {
+async fn openapi_json() -> Json<serde_json::Value> {
     Json(openapi_document())
 }

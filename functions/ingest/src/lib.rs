@@ -77,6 +77,16 @@ pub struct EventResult {
     pub redacted: Vec<Redaction>,
 }
 
+/// A 400 of `POST /v1/events`: a body that could not be read has only the error; a body whose
+/// every event was rejected has each event's result too.
+#[derive(Serialize, ToSchema)]
+#[serde(untagged)]
+#[allow(dead_code)]
+pub enum IngestRefusal {
+    Results(IngestResponse),
+    Error(llmtrack_shared::error::ErrorBody),
+}
+
 #[derive(Debug, Serialize, ToSchema)]
 pub struct IngestResponse {
     pub accepted: usize,
@@ -98,11 +108,11 @@ pub struct IngestResponse {
     post,
     path = "/v1/events",
     tag = "ingest",
-    request_body(content = serde_json::Value, description = "One event object, or {\"events\": [event, ...]} with at most 1000 events; body at most 5 MiB", content_type = "application/json"),
+    request_body(content = event::IngestBody, description = "One event object, or {\"events\": [event, ...]} with at most 1000 events; body at most 5 MiB", content_type = "application/json"),
     responses(
         (status = 200, description = "Every event stored or recognised as a duplicate", body = IngestResponse),
         (status = 207, description = "Some events rejected; the others stored", body = IngestResponse),
-        (status = 400, description = "Malformed body, or every event rejected", body = IngestResponse),
+        (status = 400, description = "Malformed body (the error shape), or every event rejected (results with the error)", body = IngestRefusal),
         (status = 401, description = "Missing, malformed, unknown or deactivated API key", body = llmtrack_shared::error::ErrorBody),
         (status = 403, description = "The key's scope is not `ingest`", body = llmtrack_shared::error::ErrorBody),
         (status = 413, description = "Body larger than 5 MiB", body = llmtrack_shared::error::ErrorBody),

@@ -86,8 +86,10 @@ pub struct ExportRequest {
     /// Events: only those whose metadata has this `key:value`.
     pub meta: Option<String>,
     /// Breakdown: the dimension of the rows.
+    #[schema(value_type = Option<llmtrack_shared::domain::analytics::GroupBy>)]
     pub by: Option<String>,
     /// Breakdown: the metric rows are sorted by (default `cost_usd`).
+    #[schema(value_type = Option<llmtrack_shared::domain::analytics::Metric>)]
     pub sort: Option<String>,
 }
 

@@ -67,7 +67,15 @@ pub fn router(state: QueryState) -> OpenApiRouter {
 
 /// The analytics part of the OpenAPI document.
 pub fn openapi() -> utoipa::openapi::OpenApi {
-    routes().into_openapi()
+    use utoipa::{PartialSchema, ToSchema};
+    use llmtrack_shared::domain::analytics::SortOrder;
+    let mut doc = routes().into_openapi();
+    // Schemas named only by a query parameter's `value_type` are not collected by utoipa.
+    doc.components
+        .get_or_insert_with(Default::default)
+        .schemas
+        .insert(SortOrder::name().into_owned(), SortOrder::schema());
+    doc
 }
 
 /// The errors every analytics endpoint may answer, for the OpenAPI document.
@@ -112,6 +120,8 @@ pub struct QueryScope {
     /// Only events sent with keys of this source label.
     pub source: Option<String>,
     /// Only `success` or `error` events.
+    #[param(value_type = Option<llmtrack_shared::domain::event::Status>)]
+    #[schema(value_type = Option<llmtrack_shared::domain::event::Status>)]
     pub status: Option<String>,
     /// Only events of this end-user id.
     pub user: Option<String>,

@@ -158,11 +158,14 @@ pub async fn summary(
 #[into_params(parameter_in = Query)]
 pub struct SeriesParams {
     /// The metric to chart (default `cost_usd`).
+    #[param(value_type = Option<Metric>)]
     pub metric: Option<String>,
     /// `hour` (ranges up to 31 days) or `day` (up to 366 days, in the workspace's timezone).
     /// Default: `hour` for ranges up to 2 days, else `day`.
+    #[param(value_type = Option<Granularity>)]
     pub granularity: Option<String>,
     /// Split into one series per value of this dimension.
+    #[param(value_type = Option<llmtrack_shared::domain::analytics::GroupBy>)]
     pub by: Option<String>,
     /// With `by`: how many series to keep, ranked by the metric over the range (default 5, at
     /// most 20); the rest are folded into `other`.
@@ -315,10 +318,13 @@ pub async fn timeseries(
 #[into_params(parameter_in = Query)]
 pub struct TableParams {
     /// The dimension of the rows (`provider`, `model`, `feature`, `source`, `status`, `user`).
+    #[param(value_type = llmtrack_shared::domain::analytics::GroupBy)]
     pub by: String,
     /// The metric rows are sorted by (default `cost_usd`).
+    #[param(value_type = Option<Metric>)]
     pub sort: Option<String>,
     /// `desc` (default) or `asc`.
+    #[param(value_type = Option<llmtrack_shared::domain::analytics::SortOrder>)]
     pub order: Option<String>,
     /// At most this many rows (default 100, at most 1000).
     pub limit: Option<usize>,
@@ -430,6 +436,7 @@ pub async fn breakdown(
 #[into_params(parameter_in = Query)]
 pub struct UsersParams {
     /// `cost_usd` (default), `requests`, or any other metric.
+    #[param(value_type = Option<Metric>)]
     pub sort: Option<String>,
     /// At most this many end-users (default 20, at most 1000).
     pub limit: Option<usize>,

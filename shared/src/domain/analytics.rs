@@ -520,3 +520,26 @@ mod tests {
         assert!(long.check_length(Granularity::Day).is_ok());
     }
 }
+
+/// The dimensions a request can group by (`by`), for the OpenAPI document; parsed with
+/// `rollup::Dimension::parse`, which answers the 400 that names the bad value.
+#[derive(utoipa::ToSchema)]
+#[schema(rename_all = "lowercase")]
+#[allow(dead_code)]
+pub enum GroupBy {
+    Provider,
+    Model,
+    Feature,
+    Source,
+    Status,
+    User,
+}
+
+/// The order of a table (`order`), for the OpenAPI document.
+#[derive(utoipa::ToSchema)]
+#[schema(rename_all = "lowercase")]
+#[allow(dead_code)]
+pub enum SortOrder {
+    Asc,
+    Desc,
+}

@@ -245,6 +245,86 @@ pub enum BodyError {
     TooManyEvents(usize),
 }
 
+/// One usage event as sent to `POST /v1/events`: the public contract (docs/INGEST.md), for the
+/// OpenAPI document. `EventIn` below is what actually reads it, borrowing from the body.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(as = UsageEvent)]
+#[allow(dead_code)]
+pub struct EventSchema {
+    /// The idempotency key: a retry with the same id (and timestamp, when sent) is never counted twice.
+    #[schema(min_length = 1, max_length = 128)]
+    id: Option<String>,
+    /// RFC 3339 time or epoch milliseconds; default: when received. At most 5 minutes ahead,
+    /// not older than the plan's history window.
+    timestamp: Option<TimestampSchema>,
+    /// `openai`, `anthropic`, `google`, `aws.bedrock`, ... (OpenTelemetry `gen_ai.provider.name`).
+    #[schema(min_length = 1, max_length = 128)]
+    provider: String,
+    #[schema(min_length = 1, max_length = 128)]
+    model: String,
+    /// The product feature that made the call.
+    #[schema(min_length = 1, max_length = 128)]
+    feature: Option<String>,
+    /// Your own pseudonymous end-user id.
+    #[schema(min_length = 1, max_length = 256)]
+    user_id: Option<String>,
+    /// All input tokens, cached reads and cache writes included.
+    #[schema(minimum = 0, maximum = 1_000_000_000)]
+    input_tokens: Option<u64>,
+    /// All output tokens, reasoning included.
+    #[schema(minimum = 0, maximum = 1_000_000_000)]
+    output_tokens: Option<u64>,
+    /// Part of `input_tokens` read from the prompt cache.
+    #[schema(minimum = 0, maximum = 1_000_000_000)]
+    cached_input_tokens: Option<u64>,
+    /// Part of `input_tokens` written to the prompt cache.
+    #[schema(minimum = 0, maximum = 1_000_000_000)]
+    cache_write_tokens: Option<u64>,
+    /// Part of `output_tokens`.
+    #[schema(minimum = 0, maximum = 1_000_000_000)]
+    reasoning_tokens: Option<u64>,
+    /// The call's cost; when absent it is computed from the price table.
+    #[schema(minimum = 0, maximum = 100_000)]
+    cost_usd: Option<f64>,
+    #[schema(minimum = 0, maximum = 86_400_000)]
+    latency_ms: Option<f64>,
+    status: Option<Status>,
+    /// `rate_limit`, `timeout`, ...
+    #[schema(min_length = 1, max_length = 128)]
+    error_type: Option<String>,
+    /// Flat: at most 16 keys of 1 to 64 characters, string values of at most 256 characters,
+    /// 1,024 bytes in all.
+    metadata: Option<HashMap<String, MetaValue>>,
+}
+
+/// An RFC 3339 time or epoch milliseconds.
+#[derive(Deserialize, ToSchema)]
+#[serde(untagged)]
+#[allow(dead_code)]
+pub enum TimestampSchema {
+    #[schema(format = DateTime)]
+    Rfc3339(String),
+    EpochMs(i64),
+}
+
+/// The body of `POST /v1/events`: one event, or a batch of at most 1,000.
+#[derive(Deserialize, ToSchema)]
+#[serde(untagged)]
+#[allow(dead_code)]
+pub enum IngestBody {
+    One(EventSchema),
+    Batch(BatchSchema),
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+pub struct BatchSchema {
+    #[schema(min_items = 1, max_items = 1000)]
+    events: Vec<EventSchema>,
+}
+
 /// Splits a body into its raw events without parsing them, so each can fail on its own.
 /// One pass over a batch: each event is only delimited here and parsed by [`validate`].
 pub fn split_body(body: &[u8]) -> Result<Vec<&RawValue>, BodyError> {
