@@ -323,6 +323,12 @@ impl Groups<String> {
         self.fine.extend(other.fine);
         self.users.extend(other.users);
     }
+
+    /// Keeps only the groups of these hours.
+    pub fn retain_hours(&mut self, hours: std::ops::Range<i64>) {
+        self.fine.retain(|(h, _, _)| hours.contains(h));
+        self.users.retain(|(h, _, _)| hours.contains(h));
+    }
 }
 
 impl<S: AsRef<str>> Groups<S> {
@@ -341,6 +347,12 @@ impl<S: AsRef<str>> Groups<S> {
     /// The deltas of the selected views.
     pub fn views(&self, select: Select) -> HashMap<RollupKey, Rollup> {
         let mut out: HashMap<RollupKey, Rollup> = HashMap::new();
+        self.views_into(select, &mut out);
+        out
+    }
+
+    /// Adds the deltas of the selected views to `out` (several batches' groups folded at once).
+    pub fn views_into(&self, select: Select, out: &mut HashMap<RollupKey, Rollup>) {
         let mut put = |hour: i64,
                        within: Dimension,
                        within_value: &str,
@@ -382,7 +394,6 @@ impl<S: AsRef<str>> Groups<S> {
             put(*hour, Dimension::Feature, feature, Dimension::User, user, r);
             put(*hour, Dimension::Source, source, Dimension::User, user, r);
         }
-        out
     }
 }
 
