@@ -239,8 +239,12 @@ pub fn webhook_url(s: &str, allow_local_http: bool) -> Result<url::Url, Invalid>
     }
     match u.host() {
         None => Err(bad("has no host")),
+        // `localhost.` is the same name, fully qualified.
         Some(url::Host::Domain(d))
-            if d.eq_ignore_ascii_case("localhost") || d.ends_with(".localhost") =>
+            if {
+                let d = d.trim_end_matches('.').to_ascii_lowercase();
+                d == "localhost" || d.ends_with(".localhost")
+            } =>
         {
             Err(bad("must point at a public address, not localhost"))
         }
@@ -632,6 +636,8 @@ mod tests {
             "https://255.255.255.255/hook",
             "https://224.0.0.1/hook",
             "https://localhost/hook",
+            "https://localhost./hook",
+            "https://api.LOCALHOST./hook",
             "https://user:pw@example.com/hook",
             "ftp://example.com/hook",
             "not a url",

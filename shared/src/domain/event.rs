@@ -851,6 +851,29 @@ mod tests {
         validate(&raw, &ctx).map(|(e, _)| e)
     }
 
+    /// Found by the `event` fuzz target: serde_json's default float parser can land one ULP off,
+    /// so a number was stored as another and drifted again when read back.
+    #[test]
+    fn floats_are_stored_and_read_back_exactly() {
+        let text = r#"{"provider":"acme","model":"own-model","latency_ms":16325270.135517213494,
+            "metadata":{"x":1.0715660391465826e-75}}"#;
+        let raw: Box<RawValue> = serde_json::from_str(text).unwrap();
+        let ctx = Context {
+            now_ms: 1_800_000_000_000,
+            source: "production",
+            plan: Plan::Pro,
+            prices: PriceTable::bundled(),
+        };
+        let (e, _) = validate(&raw, &ctx).unwrap();
+        assert_eq!(e.latency_ms, Some(16325270.135517213494_f64));
+        assert_eq!(
+            e.metadata,
+            vec![("x".to_owned(), MetaValue::Number(1.0715660391465826e-75_f64))]
+        );
+        let back: Event = serde_json::from_str(&serde_json::to_string(&e).unwrap()).unwrap();
+        assert_eq!(back, e);
+    }
+
     #[test]
     fn token_counts_are_bounded_and_named() {
         for field in [
