@@ -299,7 +299,8 @@ pub async fn retention_keeps_or_deletes_by_the_plan_window(store: DynStore) {
         .unwrap();
     assert_eq!((r.events_kept, r.events_deleted), (0, 4));
     assert_eq!(r.rollups_kept, 0);
-    assert!(r.rollups_deleted >= hours.len() as u64, "{r:?}");
+    // (Less the hours whose rollups the first call already deleted, early in a month.)
+    assert!(r.rollups_deleted >= hours.len() as u64 - expired, "{r:?}");
     assert!(all_events(store.as_ref(), &ws).await.is_empty());
     let mut views: Vec<View> = Dimension::ALL.into_iter().map(View::of).collect();
     views.push(View::within(Dimension::Model, Dimension::Feature, "chat"));
