@@ -5,7 +5,10 @@ VENV := .venv
 PY_STAMP := $(VENV)/.installed
 CARGO ?= cargo
 
-.PHONY: dev test lint bench sizes deploy clean
+ADDR ?= 127.0.0.1:8080
+DASH_STAMP := dashboard/node_modules/.installed
+
+.PHONY: dev test test-rust test-dashboard dashboard lint bench fuzz sizes deploy clean
 
 ## Python tools for the tests (moto's server mode, cfn-lint) in a git-ignored virtualenv.
 $(PY_STAMP): infra/requirements-test.txt
@@ -14,16 +17,37 @@ $(PY_STAMP): infra/requirements-test.txt
 	$(VENV)/bin/pip install --quiet -r infra/requirements-test.txt
 	touch $(PY_STAMP)
 
-## Serve LLMtrack on http://127.0.0.1:8080 with the SQLite store in .llmtrack/.
-dev:
-	$(CARGO) run -p llmtrack --bin llmtrack -- serve --addr 127.0.0.1:8080 --data-dir .llmtrack
+## The dashboard's npm packages (exact versions from package-lock.json).
+$(DASH_STAMP): dashboard/package-lock.json
+	cd dashboard && npm ci --no-audit --no-fund
+	touch $(DASH_STAMP)
+
+## Build the dashboard into dashboard/dist: `llmtrack serve` serves it (debug builds read the folder,
+## release builds embed it).
+dashboard: $(DASH_STAMP)
+	cd dashboard && npm run build
+
+## Serve LLMtrack (API and dashboard) on http://$(ADDR) with the SQLite store in .llmtrack/.
+dev: dashboard
+	$(CARGO) run -p llmtrack --bin llmtrack -- serve --addr $(ADDR) --data-dir .llmtrack
 
 ## Every test: template lint, unit tests, the conformance suite on SQLite and DynamoDB (moto), API tests,
 ## and each benchmark once as a quick smoke run (so they cannot rot).
-test: $(PY_STAMP) lint
+test: test-rust test-dashboard
+
+test-rust: $(PY_STAMP) lint
 	@mkdir -p target
 	infra/scripts/with-moto $(CARGO) test --workspace --all-targets 2>&1 | tee target/test.log
 	@awk '/^test result:/ {p += $$4; f += $$6} END {printf "tests: %d passed, %d failed\n", p, f}' target/test.log
+
+## The dashboard: unit tests (Vitest), the bundle-size budget, and the end-to-end run in real
+## Chromium against a real `llmtrack serve` (the debug binary test-rust built).
+test-dashboard: dashboard
+	cd dashboard && npm test
+	cd dashboard && npm run size
+	@# The binary `cargo test` builds (same features: nothing is rebuilt after test-rust).
+	$(CARGO) test --workspace --all-targets --no-run
+	cd dashboard && LLMTRACK_BIN=$(CURDIR)/target/debug/llmtrack npm run e2e
 
 lint: $(PY_STAMP)
 	$(VENV)/bin/cfn-lint template.yaml
@@ -37,6 +61,12 @@ bench: $(PY_STAMP)
 	infra/scripts/with-moto $(CARGO) bench -p llmtrack --bench dynamodb_wcu
 	$(MAKE) sizes
 
+## Each fuzz target for five minutes (nightly toolchain and cargo-fuzz; see docs/FUZZING.md).
+fuzz:
+	cd fuzz && for t in event privacy cursor signature webhook_url; do \
+		dict=""; [ -f dicts/$$t.dict ] && dict="-dict=dicts/$$t.dict"; \
+		cargo +nightly fuzz run $$t -- $$dict -max_total_time=$${FUZZ_SECONDS:-300} || exit 1; done
+
 ## Release size of each Lambda binary and of the local binary.
 sizes:
 	$(CARGO) build --release -p llmtrack-ingest -p llmtrack-query -p llmtrack-account -p llmtrack-keys -p llmtrack-docs -p llmtrack-billing -p llmtrack-deletion -p llmtrack-reports -p llmtrack-alerts -p llmtrack
@@ -49,4 +79,4 @@ deploy:
 
 clean:
 	$(CARGO) clean
-	rm -rf $(VENV)
+	rm -rf $(VENV) dashboard/node_modules dashboard/dist

@@ -58,10 +58,14 @@ pub fn respond(method: &Method, uri: &Uri, request_headers: &HeaderMap) -> Optio
             page_headers(r.headers_mut());
             r
         }
-        None => plain(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "The dashboard is not built into this binary: run `make dashboard` (needs Node 20), then start `llmtrack serve` again. The API is at /v1/.\n",
-        ),
+        None => {
+            let mut r = plain(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "The dashboard is not built into this binary: run `make dashboard` (needs Node 20), then start `llmtrack serve` again. The API is at /v1/.\n",
+            );
+            page_headers(r.headers_mut());
+            r
+        }
     })
 }
 
