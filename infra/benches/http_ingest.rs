@@ -107,7 +107,11 @@ async fn start() -> (String, String, tempfile::TempDir) {
         Vec::new(),
         std::future::pending(),
     ));
-    (format!("http://{addr}/v1/events"), key.expose().to_owned(), dir)
+    (
+        format!("http://{addr}/v1/events"),
+        key.expose().to_owned(),
+        dir,
+    )
 }
 
 /// `clients` concurrent clients, each sending its batches one after another.
@@ -119,7 +123,8 @@ async fn http_run(clients: usize, batches_per_client: usize) -> Run {
             (0..batches_per_client)
                 .map(|b| {
                     let first = (c * batches_per_client + b) * BATCH;
-                    let events: Vec<Value> = (first..first + BATCH).map(|n| event(n, now)).collect();
+                    let events: Vec<Value> =
+                        (first..first + BATCH).map(|n| event(n, now)).collect();
                     serde_json::to_vec(&json!({ "events": events })).unwrap()
                 })
                 .collect()
@@ -196,7 +201,13 @@ fn bare_sqlite(batches: usize) -> Run {
                     let raw = serde_json::value::to_raw_value(&event(n, now)).unwrap();
                     let e = event::validate(&raw, &ctx).unwrap().0;
                     let body = serde_json::to_string(&e).unwrap();
-                    (e.ts_ms, e.id.clone(), e.idempotency_key(), e.expires_ms, body)
+                    (
+                        e.ts_ms,
+                        e.id.clone(),
+                        e.idempotency_key(),
+                        e.expires_ms,
+                        body,
+                    )
                 })
                 .collect()
         })

@@ -88,9 +88,13 @@ pub fn served(doc: OpenApi) -> serde_json::Value {
             }
         }}));
         for (path, item) in paths.iter_mut() {
-            let Some(item) = item.as_object_mut() else { continue };
+            let Some(item) = item.as_object_mut() else {
+                continue;
+            };
             for (method, op) in item.iter_mut() {
-                let Some(op) = op.as_object_mut() else { continue };
+                let Some(op) = op.as_object_mut() else {
+                    continue;
+                };
                 let public = PUBLIC.contains(&(method.as_str(), path.as_str()));
                 if !public && !op.contains_key("security") {
                     op.insert("security".into(), serde_json::json!([{"session": []}]));
@@ -98,7 +102,9 @@ pub fn served(doc: OpenApi) -> serde_json::Value {
                 let responses = op
                     .entry("responses")
                     .or_insert_with(|| serde_json::json!({}));
-                let Some(responses) = responses.as_object_mut() else { continue };
+                let Some(responses) = responses.as_object_mut() else {
+                    continue;
+                };
                 responses.entry("400").or_insert_with(|| {
                     serde_json::json!({"description": "An unknown query parameter, or a malformed request: `error.message` says what and where"})
                 });

@@ -58,11 +58,17 @@ pub fn check(method: &str, path: &str, status: u16, content_type: Option<&str>, 
     let d = document();
     let method = method.to_lowercase();
     let Some(op) = d.doc["paths"][t].get(&method) else {
-        assert!(status == 405 || status == 404, "{method} {t} is not documented but answered {status}");
+        assert!(
+            status == 405 || status == 404,
+            "{method} {t} is not documented but answered {status}"
+        );
         return;
     };
     let Some(response) = op["responses"].get(status.to_string()) else {
-        panic!("{} {t} answered {status}, which its OpenAPI operation does not document: {body}", method.to_uppercase());
+        panic!(
+            "{} {t} answered {status}, which its OpenAPI operation does not document: {body}",
+            method.to_uppercase()
+        );
     };
     let json = content_type.is_some_and(|c| c.starts_with("application/json"));
     if !json {

@@ -67,8 +67,8 @@ pub fn router(state: QueryState) -> OpenApiRouter {
 
 /// The analytics part of the OpenAPI document.
 pub fn openapi() -> utoipa::openapi::OpenApi {
-    use utoipa::{PartialSchema, ToSchema};
     use llmtrack_shared::domain::analytics::SortOrder;
+    use utoipa::{PartialSchema, ToSchema};
     let mut doc = routes().into_openapi();
     // Schemas named only by a query parameter's `value_type` are not collected by utoipa.
     doc.components

@@ -261,9 +261,10 @@ impl Checkpointer {
 }
 
 fn checkpoint(conn: &Connection) -> anyhow::Result<()> {
-    let (_, log, _): (i64, i64, i64) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| {
-        Ok((r.get(0)?, r.get(1)?, r.get(2)?))
-    })?;
+    let (_, log, _): (i64, i64, i64) =
+        conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+        })?;
     if log > WAL_MAX_PAGES {
         // Waits (within the busy timeout) for the writer and readers, copies the rest, and
         // makes the next writer start the log from its beginning.
@@ -430,8 +431,8 @@ fn plan_step(c: &Connection, ws: &WorkspaceId, budget: usize) -> anyhow::Result<
             step.more = true;
             break;
         }
-        let mut groups: Groups = postcard::from_bytes(&data)
-            .map_err(|e| anyhow!("corrupt delta of {ws}: {e}"))?;
+        let mut groups: Groups =
+            postcard::from_bytes(&data).map_err(|e| anyhow!("corrupt delta of {ws}: {e}"))?;
         let bound =
             groups.fine.len() * VIEWS_PER_FINE_GROUP + groups.users.len() * VIEWS_PER_USER_GROUP;
         if bound > COMPACT_SPLIT_ROWS {
@@ -466,9 +467,8 @@ fn plan_step(c: &Connection, ws: &WorkspaceId, budget: usize) -> anyhow::Result<
 /// as it was read (retention or a deletion may have folded or removed it, and its seq been
 /// reused since); if one is not, nothing may be kept: returns `false` and the caller rolls back.
 fn apply_step(tx: &rusqlite::Transaction, ws: &WorkspaceId, step: &Step) -> anyhow::Result<bool> {
-    let mut delete = tx.prepare_cached(
-        "DELETE FROM deltas WHERE workspace_id = ?1 AND seq = ?2 AND data = ?3",
-    )?;
+    let mut delete =
+        tx.prepare_cached("DELETE FROM deltas WHERE workspace_id = ?1 AND seq = ?2 AND data = ?3")?;
     for (seq, data) in &step.folded {
         if delete.execute(params![ws.as_str(), seq, data])? != 1 {
             return Ok(false);

@@ -868,7 +868,10 @@ mod tests {
         assert_eq!(e.latency_ms, Some(16325270.135517213494_f64));
         assert_eq!(
             e.metadata,
-            vec![("x".to_owned(), MetaValue::Number(1.0715660391465826e-75_f64))]
+            vec![(
+                "x".to_owned(),
+                MetaValue::Number(1.0715660391465826e-75_f64)
+            )]
         );
         let back: Event = serde_json::from_str(&serde_json::to_string(&e).unwrap()).unwrap();
         assert_eq!(back, e);
