@@ -96,6 +96,9 @@ enum Job {
         #[arg(long)]
         workspace: Option<String>,
     },
+    /// Evaluate every workspace's alert rules and plan usage once, and send what is due (what
+    /// `serve` does every minute).
+    Alerts,
 }
 
 #[derive(Subcommand)]
@@ -179,6 +182,13 @@ async fn main() -> anyhow::Result<()> {
             };
             let ran = llmtrack_reports::run_month(&parts.reports(), month, only.as_ref()).await?;
             println!("{month}: {} reports archived, {} emails sent", ran.reports, ran.emails);
+            Ok(())
+        }
+        Command::Jobs { data_dir, public_url, command: JobsCommand::Run { job: Job::Alerts } } => {
+            let url = public_url.unwrap_or_else(|| "http://127.0.0.1:8080".to_owned());
+            let parts = llmtrack::local_parts(&data_dir, &llmtrack::Options { public_url: url, ..Default::default() })?;
+            let ran = llmtrack_alerts::evaluate::all(&parts.alerts().deps).await?;
+            println!("{} alert rules evaluated, {} notifications sent", ran.rules, ran.notifications);
             Ok(())
         }
         Command::Admin { data_dir, json, command } => {
