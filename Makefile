@@ -35,7 +35,7 @@ dev: dashboard
 ## and each benchmark once as a quick smoke run (so they cannot rot).
 test: test-rust test-dashboard
 
-test-rust: $(PY_STAMP) lint
+test-rust: $(PY_STAMP) lint dashboard
 	@mkdir -p target
 	infra/scripts/with-moto $(CARGO) test --workspace --all-targets 2>&1 | tee target/test.log
 	@awk '/^test result:/ {p += $$4; f += $$6} END {printf "tests: %d passed, %d failed\n", p, f}' target/test.log
