@@ -12,9 +12,11 @@ use serde_json::json;
 
 use crate::support::*;
 
-fn jobs(dir: &std::path::Path, args: &[&str]) -> String {
+/// Runs `llmtrack <command> --data-dir DIR <args>` as an operator would; panics with its stderr
+/// unless it succeeds, and returns its stdout.
+pub fn llmtrack(command: &str, dir: &std::path::Path, args: &[&str]) -> String {
     let out = Command::new(env!("CARGO_BIN_EXE_llmtrack"))
-        .arg("jobs")
+        .arg(command)
         .arg("--data-dir")
         .arg(dir)
         .args(args)
@@ -26,6 +28,10 @@ fn jobs(dir: &std::path::Path, args: &[&str]) -> String {
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8(out.stdout).unwrap()
+}
+
+fn jobs(dir: &std::path::Path, args: &[&str]) -> String {
+    llmtrack("jobs", dir, args)
 }
 
 #[tokio::test]

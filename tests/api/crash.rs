@@ -53,20 +53,8 @@ async fn start(dir: &std::path::Path, port: u16) -> Child {
 }
 
 fn admin(dir: &std::path::Path, args: &[&str]) -> Value {
-    let out = Command::new(BIN)
-        .arg("admin")
-        .arg("--data-dir")
-        .arg(dir)
-        .arg("--json")
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
+    let json = [&["--json"], args].concat();
+    serde_json::from_str(&crate::cli::llmtrack("admin", dir, &json)).unwrap()
 }
 
 #[tokio::test]
