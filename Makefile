@@ -8,7 +8,7 @@ CARGO ?= cargo
 ADDR ?= 127.0.0.1:8080
 DASH_STAMP := dashboard/node_modules/.installed
 
-.PHONY: dev test test-rust test-dashboard dashboard lint bench fuzz sizes deploy clean
+.PHONY: dev test test-rust test-dashboard test-infra dashboard lint bench fuzz sizes package deploy clean
 
 ## Python tools for the tests (moto's server mode, cfn-lint) in a git-ignored virtualenv.
 $(PY_STAMP): infra/requirements-test.txt
@@ -16,6 +16,12 @@ $(PY_STAMP): infra/requirements-test.txt
 	$(VENV)/bin/pip install --quiet --upgrade pip
 	$(VENV)/bin/pip install --quiet -r infra/requirements-test.txt
 	touch $(PY_STAMP)
+
+## What `make package` adds (cargo-lambda, zig): not needed by `make test`.
+PKG_STAMP := $(VENV)/.package-installed
+$(PKG_STAMP): $(PY_STAMP) infra/requirements-package.txt
+	$(VENV)/bin/pip install --quiet -r infra/requirements-package.txt
+	touch $(PKG_STAMP)
 
 ## The dashboard's npm packages (exact versions from package-lock.json).
 $(DASH_STAMP): dashboard/package-lock.json
@@ -35,6 +41,11 @@ dev: dashboard
 ## and each benchmark once as a quick smoke run (so they cannot rot).
 test: test-rust test-dashboard
 
+## The template against the code (routes, environment) and the deploy preflight against moto's
+## SES and Secrets Manager (docs/DEPLOYMENT.md).
+test-infra: $(PY_STAMP) lint
+	infra/scripts/with-moto $(VENV)/bin/pytest -q infra/aws/tests
+
 test-rust: $(PY_STAMP) lint dashboard
 	@mkdir -p target
 	infra/scripts/with-moto $(CARGO) test --workspace --all-targets 2>&1 | tee target/test.log
@@ -51,6 +62,7 @@ test-dashboard: dashboard
 
 lint: $(PY_STAMP)
 	$(VENV)/bin/cfn-lint template.yaml
+	SAM_CLI_TELEMETRY=0 $(VENV)/bin/sam validate --lint --template-file template.yaml --region us-east-1
 
 ## Benchmarks; results are recorded in docs/PERFORMANCE.md.
 bench: $(PY_STAMP)
@@ -72,10 +84,21 @@ sizes: dashboard
 	$(CARGO) build --release -p llmtrack-ingest -p llmtrack-query -p llmtrack-account -p llmtrack-keys -p llmtrack-docs -p llmtrack-billing -p llmtrack-deletion -p llmtrack-reports -p llmtrack-alerts -p llmtrack
 	@ls -l target/release/ingest target/release/query target/release/jobs target/release/account target/release/keys target/release/docs target/release/billing target/release/billing-sweep target/release/deletion target/release/deletion-worker target/release/reports target/release/reports-api target/release/alerts target/release/alerts-evaluator target/release/llmtrack | awk '{printf "%-28s %6.1f MiB\n", $$9, $$5/1048576}'
 
-## Deploy to AWS (needs the AWS SAM CLI and cargo-lambda; see docs/DEPLOYMENT.md).
-deploy:
-	sam build --beta-features
-	sam deploy --guided
+## Each function's arm64 zip (cargo-lambda, in target/lambda so the main target dir is left
+## alone), checked against the size budget; `LAMBDA_ARCH=x86_64` where no aarch64 std is installed.
+LAMBDA_ARCH ?= arm64
+package: $(PKG_STAMP)
+	PATH=$(CURDIR)/$(VENV)/bin:$$PATH CARGO_TARGET_DIR=target/lambda \
+		$(VENV)/bin/python infra/aws/package.py --arch $(LAMBDA_ARCH)
+
+## Deploy to AWS (needs AWS credentials; see docs/DEPLOYMENT.md): refuses to deploy a stack that
+## could not work (infra/aws/preflight.py), then builds, deploys and uploads the dashboard.
+## `DEPLOY_ARGS` go to `sam deploy` (e.g. --guided the first time, --config-env staging).
+deploy: $(PKG_STAMP) dashboard
+	$(VENV)/bin/python infra/aws/preflight.py $(DEPLOY_ARGS)
+	PATH=$(CURDIR)/$(VENV)/bin:$$PATH SAM_CLI_TELEMETRY=0 $(VENV)/bin/sam build --beta-features
+	SAM_CLI_TELEMETRY=0 $(VENV)/bin/sam deploy $(DEPLOY_ARGS)
+	$(VENV)/bin/python infra/aws/upload_dashboard.py $(DEPLOY_ARGS)
 
 clean:
 	$(CARGO) clean
