@@ -37,14 +37,15 @@ dashboard: $(DASH_STAMP)
 dev: dashboard
 	$(CARGO) run -p llmtrack --bin llmtrack -- serve --addr $(ADDR) --data-dir .llmtrack
 
-## Every test: template lint, unit tests, the conformance suite on SQLite and DynamoDB (moto), API tests,
+## Every test: template lint (cfn-lint, sam validate), the template against the code and the deploy
+## preflight (pytest), unit tests, the conformance suite on SQLite and DynamoDB (moto), API tests,
 ## and each benchmark once as a quick smoke run (so they cannot rot).
-test: test-rust test-dashboard
+test: test-infra test-rust test-dashboard
 
 ## The template against the code (routes, environment) and the deploy preflight against moto's
 ## SES and Secrets Manager (docs/DEPLOYMENT.md).
 test-infra: $(PY_STAMP) lint
-	infra/scripts/with-moto $(VENV)/bin/pytest -q infra/aws/tests
+	infra/scripts/with-moto $(VENV)/bin/pytest -q -p no:cacheprovider infra/aws/tests
 
 test-rust: $(PY_STAMP) lint dashboard
 	@mkdir -p target
@@ -93,7 +94,7 @@ package: $(PKG_STAMP)
 
 ## Deploy to AWS (needs AWS credentials; see docs/DEPLOYMENT.md): refuses to deploy a stack that
 ## could not work (infra/aws/preflight.py), then builds, deploys and uploads the dashboard.
-## `DEPLOY_ARGS` go to `sam deploy` (e.g. --guided the first time, --config-env staging).
+## `DEPLOY_ARGS` go to the preflight and `sam deploy` alike (e.g. --config-env staging).
 deploy: $(PKG_STAMP) dashboard
 	$(VENV)/bin/python infra/aws/preflight.py $(DEPLOY_ARGS)
 	PATH=$(CURDIR)/$(VENV)/bin:$$PATH SAM_CLI_TELEMETRY=0 $(VENV)/bin/sam build --beta-features
