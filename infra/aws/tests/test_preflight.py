@@ -228,3 +228,33 @@ def test_the_example_samconfig_names_only_template_parameters():
     cfg = __import__("deployconfig").read(["--config-file", str(cfn.ROOT / "infra/aws/samconfig.example.toml")])
     declared = cfn.load()["Parameters"]
     assert cfg.parameters and set(cfg.parameters) <= set(declared)
+
+
+def test_the_dashboard_upload_sets_cache_headers_and_invalidates(aws, tmp_path, monkeypatch):
+    import upload_dashboard
+
+    dist = tmp_path / "dist"
+    (dist / "assets").mkdir(parents=True)
+    (dist / "index.html").write_text("<!doctype html>")
+    (dist / "assets" / "app-1234.js").write_text("console.log(1)")
+    monkeypatch.setattr(upload_dashboard, "DIST", dist)
+    s3 = aws.client("s3")
+    s3.create_bucket(Bucket="dash", CreateBucketConfiguration={"LocationConstraint": REGION})
+    dist_id = aws.client("cloudfront").create_distribution(DistributionConfig={
+        "CallerReference": "t", "Comment": "", "Enabled": True,
+        "Origins": {"Quantity": 1, "Items": [{"Id": "o", "DomainName": "dash.s3.amazonaws.com", "S3OriginConfig": {"OriginAccessIdentity": ""}}]},
+        "DefaultCacheBehavior": {"TargetOriginId": "o", "ViewerProtocolPolicy": "redirect-to-https", "MinTTL": 0},
+    })["Distribution"]["Id"]
+    aws.client("cloudformation").create_stack(StackName="llmtrack-test", TemplateBody=json.dumps({
+        "Resources": {"T": {"Type": "AWS::SNS::Topic"}},
+        "Outputs": {"DashboardBucketName": {"Value": "dash"}, "DistributionId": {"Value": dist_id},
+                    "DashboardUrl": {"Value": "https://d1.cloudfront.net"}},
+    }))
+    assert upload_dashboard.main(["--stack-name", "llmtrack-test", "--region", REGION]) == 0
+    index = s3.head_object(Bucket="dash", Key="index.html")
+    asset = s3.head_object(Bucket="dash", Key="assets/app-1234.js")
+    assert index["CacheControl"] == "no-cache" and index["ContentType"].startswith("text/html")
+    assert asset["CacheControl"] == "public, max-age=31536000, immutable"
+    assert asset["ContentType"].startswith("text/javascript")
+    invalidations = aws.client("cloudfront").list_invalidations(DistributionId=dist_id)["InvalidationList"]
+    assert invalidations.get("Quantity", 0) == 1
