@@ -97,7 +97,7 @@ async fn main() {
     );
 
     let deps = Deps {
-        store: store.clone(),
+        store: job::DeletionPorts::of(&store),
         clock: Arc::new(SystemClock),
         archive: Arc::new(
             FolderArchive::open(&dir.path().join("archive"), "http://127.0.0.1:1").unwrap(),
@@ -106,6 +106,7 @@ async fn main() {
         payments: None,
         public_url: "http://127.0.0.1:1".into(),
         page: job::PURGE_PAGE,
+        in_flight_ms: 0,
     };
     let spec = |scope| Spec {
         scope,

@@ -18,7 +18,8 @@ use llmtrack_shared::domain::ids::WorkspaceId;
 use llmtrack_shared::domain::plan::Plan;
 use llmtrack_shared::domain::pricing::PriceTable;
 use llmtrack_shared::domain::time::month_of;
-use llmtrack_shared::ports::{Quota, Store, Workspace};
+use llmtrack_shared::ports::prelude::*;
+use llmtrack_shared::ports::{Quota, Workspace};
 use serde_json::json;
 
 const FEATURES: [&str; 3] = ["chat", "search", "summarize"];

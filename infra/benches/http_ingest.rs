@@ -85,6 +85,7 @@ async fn start() -> (String, String, tempfile::TempDir) {
     let addr = listener.local_addr().unwrap();
     let app = llmtrack::app(llmtrack::Parts {
         store,
+        sqlite: None,
         clock: Arc::new(SystemClock),
         mailer: Arc::new(
             llmtrack_shared::adapters::outbox::Outbox::new(dir.path().join("outbox")).unwrap(),

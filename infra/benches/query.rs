@@ -17,7 +17,8 @@ use llmtrack_shared::domain::time::month_of;
 fn rfc3339(ms: i64) -> String {
     llmtrack_shared::domain::time::rfc3339(ms).replace(':', "%3A")
 }
-use llmtrack_shared::ports::{DynStore, Quota, Store, SystemClock};
+use llmtrack_shared::ports::prelude::*;
+use llmtrack_shared::ports::{DynStore, Quota, SystemClock};
 
 const DAY: i64 = 86_400_000;
 const MODELS: [(&str, &str); 6] = [
@@ -175,6 +176,7 @@ async fn main() {
         let addr = listener.local_addr().unwrap();
         let app = llmtrack::app(llmtrack::Parts {
             store: store.clone(),
+            sqlite: None,
             clock: Arc::new(SystemClock),
             mailer: Arc::new(
                 llmtrack_shared::adapters::outbox::Outbox::new(dir.path().join("outbox")).unwrap(),

@@ -3,16 +3,16 @@
 
 use anyhow::{Context as _, anyhow};
 use llmtrack_shared::domain::access::Role;
-use llmtrack_shared::domain::account::{Email, Membership, User};
+use llmtrack_shared::domain::account::{Email, Membership};
 use llmtrack_shared::domain::apikey::{ApiKey, RawKey, Scope};
-use llmtrack_shared::domain::audit::AuditEntry;
-use llmtrack_shared::domain::ids::{UserId, WorkspaceId};
+use llmtrack_shared::domain::ids::WorkspaceId;
 use llmtrack_shared::domain::names;
 use llmtrack_shared::domain::plan::Plan;
 use llmtrack_shared::ports::{
     DynClock, DynStore, Job, Refusal, Store, StoreError, SystemClock, Workspace,
 };
-use llmtrack_shared::retention_job;
+use llmtrack_shared::retention_job::{self, RetentionPorts};
+use llmtrack_shared::usecases::{self, Actor, NewWorkspace};
 
 async fn workspace(store: &dyn Store, id: &str) -> anyhow::Result<Workspace> {
     let ws = WorkspaceId::parse(id)
@@ -23,27 +23,6 @@ async fn workspace(store: &dyn Store, id: &str) -> anyhow::Result<Workspace> {
         .ok_or_else(|| anyhow!("workspace {ws} does not exist"))
 }
 
-async fn audit(
-    store: &dyn Store,
-    ws: &WorkspaceId,
-    now_ms: i64,
-    action: &str,
-    target: String,
-) -> anyhow::Result<()> {
-    store
-        .append_audit(&AuditEntry::new(
-            ws,
-            now_ms,
-            "cli",
-            None,
-            action,
-            Some(target),
-            None,
-        ))
-        .await?;
-    Ok(())
-}
-
 pub async fn create_workspace(
     store: &dyn Store,
     name: &str,
@@ -51,20 +30,15 @@ pub async fn create_workspace(
     now_ms: i64,
 ) -> anyhow::Result<Workspace> {
     let name = names::display_name("name", name).map_err(|e| anyhow!(e))?;
-    let ws = Workspace {
-        id: WorkspaceId::generate(),
+    let new = NewWorkspace {
         name,
-        plan,
         timezone: "UTC".into(),
-        created_ms: now_ms,
-        deleting: None,
+        plan,
+        owner: None,
     };
-    store
-        .create_workspace(&ws)
+    usecases::create_workspace(store, store, store, new, Actor::CLI, now_ms)
         .await
-        .context("creating the workspace")?;
-    audit(store, &ws.id, now_ms, "workspace.created", ws.name.clone()).await?;
-    Ok(ws)
+        .context("creating the workspace")
 }
 
 /// Makes a key and returns it with its raw value, which exists only here.
@@ -79,27 +53,15 @@ pub async fn create_key(
     let ws = workspace(store, workspace_id).await?;
     let name = names::display_name("name", name).map_err(|e| anyhow!(e))?;
     let source = names::source_label(source).map_err(|e| anyhow!(e))?;
-    let (key, raw) = ApiKey::issue(ws.id.clone(), name, source, scope, now_ms, None);
-    match store.create_key(&key, ws.plan.limits().active_keys).await {
-        Ok(()) => {}
-        Err(StoreError::Refused(Refusal::KeyLimit)) => {
-            return Err(anyhow!(
-                "the {} plan allows {} active keys; deactivate one or change the plan",
-                ws.plan.as_str(),
-                ws.plan.limits().active_keys
-            ));
-        }
-        Err(e) => return Err(e).context("creating the key"),
+    match usecases::create_key(store, store, &ws, name, source, scope, Actor::CLI, now_ms).await {
+        Ok(made) => Ok(made),
+        Err(StoreError::Refused(Refusal::KeyLimit)) => Err(anyhow!(
+            "the {} plan allows {} active keys; deactivate one or change the plan",
+            ws.plan.as_str(),
+            ws.plan.limits().active_keys
+        )),
+        Err(e) => Err(e).context("creating the key"),
     }
-    audit(
-        store,
-        &ws.id,
-        now_ms,
-        "key.created",
-        format!("{} ({})", key.id, key.name),
-    )
-    .await?;
-    Ok((key, raw))
 }
 
 /// Adds (or re-roles) a member by email, creating the user if needed. Within the plan's limit.
@@ -112,41 +74,15 @@ pub async fn add_member(
 ) -> anyhow::Result<Membership> {
     let ws = workspace(store, workspace_id).await?;
     let email = Email::parse(email).map_err(|e| anyhow!(e))?;
-    let user = store
-        .upsert_user(&User {
-            id: UserId::generate(),
-            email,
-            created_ms: now_ms,
-            reports_opt_out: false,
-        })
-        .await?;
-    let m = Membership {
-        workspace_id: ws.id.clone(),
-        user_id: user.id,
-        email: user.email,
-        role,
-        since_ms: now_ms,
-    };
-    match store.add_member(&m, ws.plan.limits().members).await {
-        Ok(()) => {}
-        Err(StoreError::Refused(r)) => {
-            return Err(anyhow!(
-                "{r} (the {} plan allows {} members)",
-                ws.plan.as_str(),
-                ws.plan.limits().members
-            ));
-        }
-        Err(e) => return Err(e.into()),
+    match usecases::add_member(store, store, store, &ws, email, role, Actor::CLI, now_ms).await {
+        Ok(m) => Ok(m),
+        Err(StoreError::Refused(r)) => Err(anyhow!(
+            "{r} (the {} plan allows {} members)",
+            ws.plan.as_str(),
+            ws.plan.limits().members
+        )),
+        Err(e) => Err(e.into()),
     }
-    audit(
-        store,
-        &ws.id,
-        now_ms,
-        "member.added",
-        format!("{} as {}", m.email.as_str(), role.as_str()),
-    )
-    .await?;
-    Ok(m)
 }
 
 /// Sets the plan and queues the retention pass that follows it (returned, for the caller to
@@ -159,20 +95,8 @@ pub async fn set_plan(
 ) -> anyhow::Result<Option<Job>> {
     let ws = workspace(store, workspace_id).await?;
     store.set_plan(&ws.id, plan).await?;
-    audit(
-        store,
-        &ws.id,
-        now_ms,
-        "plan.changed",
-        format!("{} -> {}", ws.plan.as_str(), plan.as_str()),
-    )
-    .await?;
-    if ws.plan == plan {
-        return Ok(None);
-    }
     // Stored history follows the new window now, not at the next `serve`.
-    let job = retention_job::start(store, &ws.id, ws.plan, plan, now_ms).await?;
-    Ok(Some(job))
+    usecases::plan_changed(store, store, &ws.id, ws.plan, plan, Actor::CLI, now_ms).await
 }
 
 /// Runs a retention pass to its end; returns what it did (the job's result).
@@ -180,7 +104,7 @@ pub async fn run_retention(store: DynStore, job: Job) -> anyhow::Result<serde_js
     let clock: DynClock = std::sync::Arc::new(SystemClock);
     let id = job.id.clone();
     let ws = job.workspace.clone();
-    retention_job::run(&store, &clock, job).await?;
+    retention_job::run(&RetentionPorts::of(&store), &clock, job).await?;
     let done = store
         .job(&ws, &id)
         .await?

@@ -21,6 +21,7 @@ use llmtrack_query::QueryState;
 use llmtrack_shared::adapters::folder::{self, FolderArchive};
 use llmtrack_shared::adapters::outbox::Outbox;
 use llmtrack_shared::adapters::sqlite::SqliteStore;
+use llmtrack_shared::auth::Gate;
 use llmtrack_shared::config::WebConfig;
 use llmtrack_shared::domain::pricing::PriceTable;
 use llmtrack_shared::ports::{DynClock, DynMailer, DynStore, SystemClock};
@@ -35,6 +36,9 @@ pub mod server;
 #[derive(Clone)]
 pub struct Parts {
     pub store: DynStore,
+    /// The same store when it is SQLite: upkeep deletes what has expired, as DynamoDB's TTL
+    /// does on its own.
+    pub sqlite: Option<SqliteStore>,
     pub clock: DynClock,
     pub mailer: DynMailer,
     pub web: WebConfig,
@@ -52,7 +56,9 @@ pub struct Parts {
 impl Parts {
     pub fn billing(&self) -> BillingState {
         BillingState {
-            store: self.store.clone(),
+            gate: Gate::new(&self.store, &self.clock, &self.web),
+            store: llmtrack_billing::BillingPorts::of(&self.store),
+            retention: retention_job::RetentionPorts::of(&self.store),
             clock: self.clock.clone(),
             mailer: self.mailer.clone(),
             web: self.web.clone(),
@@ -63,7 +69,7 @@ impl Parts {
 
     pub fn reports(&self) -> llmtrack_reports::Deps {
         llmtrack_reports::Deps {
-            store: self.store.clone(),
+            store: llmtrack_reports::ReportsPorts::of(&self.store),
             clock: self.clock.clone(),
             archive: self.archive.clone(),
             mailer: self.mailer.clone(),
@@ -73,8 +79,9 @@ impl Parts {
 
     pub fn alerts(&self) -> llmtrack_alerts::AlertsState {
         llmtrack_alerts::AlertsState {
+            gate: Gate::new(&self.store, &self.clock, &self.web),
             deps: llmtrack_alerts::Deps {
-                store: self.store.clone(),
+                store: llmtrack_alerts::AlertsPorts::of(&self.store),
                 clock: self.clock.clone(),
                 mailer: self.mailer.clone(),
                 public_url: self.web.public_url.clone(),
@@ -87,14 +94,16 @@ impl Parts {
 
     pub fn deletion(&self) -> DeletionState {
         DeletionState {
+            gate: Gate::new(&self.store, &self.clock, &self.web),
             deps: deletion_job::Deps {
-                store: self.store.clone(),
+                store: deletion_job::DeletionPorts::of(&self.store),
                 clock: self.clock.clone(),
                 archive: self.archive.clone(),
                 mailer: self.mailer.clone(),
                 payments: self.stripe.clone(),
                 public_url: self.web.public_url.clone(),
                 page: deletion_job::PURGE_PAGE,
+                in_flight_ms: 0,
             },
             web: self.web.clone(),
             run_jobs_here: true,
@@ -105,14 +114,15 @@ impl Parts {
 /// Every function's routes on one router.
 pub fn app(p: Parts) -> axum::Router {
     let (ingest, _) = llmtrack_ingest::router(IngestState {
-        store: p.store.clone(),
+        store: llmtrack_ingest::IngestPorts::of(&p.store),
         clock: p.clock.clone(),
         prices: PriceTable::bundled(),
         limits: RequestLimits::ingest(p.web.trusted_proxies.clone()),
     })
     .split_for_parts();
     let (query, _) = llmtrack_query::router(QueryState {
-        store: p.store.clone(),
+        gate: Gate::new(&p.store, &p.clock, &p.web),
+        store: llmtrack_query::QueryPorts::of(&p.store),
         clock: p.clock.clone(),
         archive: p.archive.clone(),
         run_jobs_here: true,
@@ -123,20 +133,19 @@ pub fn app(p: Parts) -> axum::Router {
     let archive = axum::Router::new()
         .route("/v1/archive/{*key}", axum::routing::get(folder::download))
         .with_state(p.archive.clone());
-    let (keys, _) = llmtrack_keys::router(KeysState {
-        store: p.store.clone(),
-        clock: p.clock.clone(),
-        web: p.web.clone(),
-    })
-    .split_for_parts();
+    let (keys, _) = llmtrack_keys::router(KeysState::new(&p.store, p.clock.clone(), p.web.clone()))
+        .split_for_parts();
     let (billing, _) = llmtrack_billing::router(p.billing()).split_for_parts();
     let (deletion, _) = llmtrack_deletion::router(p.deletion()).split_for_parts();
     let (alerts, _) = llmtrack_alerts::router(p.alerts()).split_for_parts();
-    let (reports, _) =
-        llmtrack_reports::router(llmtrack_reports::ReportsState { deps: p.reports() })
-            .split_for_parts();
+    let (reports, _) = llmtrack_reports::router(llmtrack_reports::ReportsState {
+        gate: Gate::new(&p.store, &p.clock, &p.web),
+        deps: p.reports(),
+    })
+    .split_for_parts();
     let (account, _) = llmtrack_account::router(AccountState {
-        store: p.store,
+        gate: Gate::new(&p.store, &p.clock, &p.web),
+        store: llmtrack_account::AccountPorts::of(&p.store),
         clock: p.clock,
         mailer: p.mailer,
         web: p.web,
@@ -196,8 +205,10 @@ pub struct Options {
 /// The local parts: SQLite and the outbox folder in the data directory.
 pub fn local_parts(data_dir: &Path, options: &Options) -> anyhow::Result<Parts> {
     let public_url = options.public_url.as_str();
+    let sqlite = open_store(data_dir)?;
     Ok(Parts {
-        store: Arc::new(open_store(data_dir)?),
+        store: Arc::new(sqlite.clone()),
+        sqlite: Some(sqlite),
         clock: Arc::new(SystemClock),
         mailer: Arc::new(Outbox::new(data_dir.join("outbox"))?),
         web: WebConfig::new(public_url, options.trusted_proxies.clone())?,
@@ -232,9 +243,12 @@ pub async fn upkeep(parts: &Parts) -> anyhow::Result<()> {
     );
     note(
         "retention passes",
-        retention_job::resume(&parts.store, &parts.clock)
-            .await
-            .map(drop),
+        retention_job::resume(
+            &retention_job::RetentionPorts::of(&parts.store),
+            &parts.clock,
+        )
+        .await
+        .map(drop),
     );
     // A deletion saves progress every page: one quiet for a minute is not running.
     note(
@@ -268,15 +282,16 @@ pub async fn upkeep(parts: &Parts) -> anyhow::Result<()> {
             .await
             .map(drop),
     );
-    note(
-        "expiry",
-        parts
-            .store
-            .purge_expired(parts.clock.now_ms())
-            .await
-            .map(drop)
-            .map_err(Into::into),
-    );
+    if let Some(sqlite) = &parts.sqlite {
+        note(
+            "expiry",
+            sqlite
+                .purge_expired(parts.clock.now_ms())
+                .await
+                .map(drop)
+                .map_err(Into::into),
+        );
+    }
     if failed.is_empty() {
         Ok(())
     } else {
@@ -289,7 +304,8 @@ pub async fn serve(addr: SocketAddr, data_dir: &Path, options: Options) -> anyho
     let parts = local_parts(data_dir, &options)?;
     // Jobs a previous run left unfinished (exports) start over in the background.
     {
-        let (store, clock) = (parts.store.clone(), parts.clock.clone());
+        let store = llmtrack_query::QueryPorts::of(&parts.store);
+        let clock = parts.clock.clone();
         let archive: llmtrack_shared::ports::DynArchive = parts.archive.clone();
         tokio::spawn(async move {
             match llmtrack_query::export::resume(&store, &archive, &clock).await {

@@ -111,9 +111,9 @@ const TRANSACT_ITEMS: &[(&str, &str)] = &[
     ("ConditionCheck", "dynamodb:ConditionCheckItem"),
 ];
 
-/// Where the ports are declared: the traits of this file are the ports, and a call through one
-/// is resolved against the impls of the adapters the binary constructs.
-const PORTS_FILE: &str = "shared/src/ports.rs";
+/// Where the ports are declared: the traits of this folder's files are the ports, and a call
+/// through one is resolved against the impls of the adapters the binary constructs.
+const PORTS_DIR: &str = "shared/src/ports/";
 
 // ---------------------------------------------------------------------------------------------
 // The tests
@@ -815,7 +815,7 @@ impl Code {
                 syn::Item::Trait(t) => {
                     let name = t.ident.to_string();
                     self.module(&key).types.insert(name.clone());
-                    let is_port = file.ends_with(PORTS_FILE);
+                    let is_port = file.to_string_lossy().contains(PORTS_DIR);
                     let mut port = Port {
                         methods: HashMap::new(),
                     };
@@ -844,6 +844,32 @@ impl Code {
                     }
                     if is_port {
                         self.ports.insert(name, port);
+                    }
+                }
+                // `store_ports! { pub struct IngestPorts { keys: Keys, .. } }`: a struct whose
+                // fields are handles to the ports their types name.
+                syn::Item::Macro(m)
+                    if m.mac
+                        .path
+                        .segments
+                        .last()
+                        .is_some_and(|s| s.ident == "store_ports") =>
+                {
+                    let Ok(s) = syn::parse2::<syn::ItemStruct>(m.mac.tokens.clone()) else {
+                        self.errors.push(format!(
+                            "{}: a store_ports! invocation that does not read as a struct",
+                            file.display()
+                        ));
+                        continue;
+                    };
+                    self.module(&key).types.insert(s.ident.to_string());
+                    for field in &s.fields {
+                        if let Some(name) = &field.ident {
+                            self.fields
+                                .entry(name.to_string())
+                                .or_default()
+                                .extend(type_idents(&field.ty));
+                        }
                     }
                 }
                 syn::Item::Struct(s) => {
@@ -936,7 +962,7 @@ impl Code {
         if self.ports.is_empty() {
             self.errors.push(format!(
                 "no port traits found in {}",
-                root.join(PORTS_FILE).display()
+                root.join(PORTS_DIR).display()
             ));
         }
         // Expand aliases of aliases (`DynStore` = `Arc<dyn Store>`).

@@ -4,15 +4,122 @@ use axum::http::HeaderMap;
 use axum::http::header::AUTHORIZATION;
 
 use crate::ApiError;
+use crate::config::WebConfig;
+use crate::domain::access::{Action, Role};
+use crate::domain::account::Membership;
 use crate::domain::apikey::{ApiKey, KeyState, RawKey, Scope};
-use crate::ports::{DynClock, DynStore, Workspace};
+use crate::ports::{Accounts, DynClock, DynStore, Keys, Members, Workspace, Workspaces};
+
+crate::store_ports! {
+    /// What resolving a caller reads: keys, sessions, memberships and their workspaces.
+    pub struct GatePorts {
+        keys: Keys,
+        workspaces: Workspaces,
+        accounts: Accounts,
+        members: Members,
+    }
+}
+
+/// Who is calling and what they may do: the one place every function checks access. An API
+/// key resolves to its workspace; a session to a person, who reaches a workspace as a member
+/// with a permission. Whatever changes state with a session also passes the same-origin check.
+#[derive(Clone)]
+pub struct Gate {
+    pub store: GatePorts,
+    pub clock: DynClock,
+    pub web: WebConfig,
+}
+
+/// A member acting in a workspace, allowed to do what they asked.
+#[derive(Debug, Clone)]
+pub struct Member {
+    pub who: SignedIn,
+    pub workspace: Workspace,
+    pub role: Role,
+}
+
+impl Gate {
+    pub fn new(store: &DynStore, clock: &DynClock, web: &WebConfig) -> Gate {
+        Gate {
+            store: GatePorts::of(store),
+            clock: clock.clone(),
+            web: web.clone(),
+        }
+    }
+
+    /// The bearer key's record and workspace, checked for state and scope.
+    pub async fn api_key(
+        &self,
+        headers: &HeaderMap,
+        scope: Scope,
+    ) -> Result<(ApiKey, Workspace), ApiError> {
+        api_key(
+            self.store.keys.as_ref(),
+            self.store.workspaces.as_ref(),
+            &self.clock,
+            headers,
+            scope,
+        )
+        .await
+    }
+
+    /// The signed-in person (reads).
+    pub async fn session(&self, headers: &HeaderMap) -> Result<SignedIn, ApiError> {
+        session(self.store.accounts.as_ref(), &self.clock, headers).await
+    }
+
+    /// The signed-in person making a state-changing request: session, then same origin.
+    pub async fn writer(&self, headers: &HeaderMap) -> Result<SignedIn, ApiError> {
+        let who = self.session(headers).await?;
+        same_origin(headers, &self.web)?;
+        Ok(who)
+    }
+
+    /// A person's membership of a workspace named in a path (404 for anything they cannot see).
+    pub async fn membership(
+        &self,
+        who: &SignedIn,
+        workspace: &str,
+    ) -> Result<(Workspace, Membership), ApiError> {
+        membership(
+            self.store.members.as_ref(),
+            self.store.workspaces.as_ref(),
+            workspace,
+            &who.user.id,
+        )
+        .await
+    }
+
+    /// A member of `workspace` whose role permits `action`: session, same origin when the
+    /// action changes state, membership, permission.
+    pub async fn member(
+        &self,
+        headers: &HeaderMap,
+        workspace: &str,
+        action: Action,
+    ) -> Result<Member, ApiError> {
+        let who = if action.changes_state() {
+            self.writer(headers).await?
+        } else {
+            self.session(headers).await?
+        };
+        let (workspace, m) = self.membership(&who, workspace).await?;
+        require(m.role, action)?;
+        Ok(Member {
+            who,
+            workspace,
+            role: m.role,
+        })
+    }
+}
 
 /// last_used is written at most this often per key, so a busy key costs no extra write per request.
 const TOUCH_EVERY_MS: i64 = 60_000;
 
 /// Resolves the bearer key of a request to its key record and workspace, checking state and scope.
 pub async fn api_key(
-    store: &DynStore,
+    keys: &dyn Keys,
+    workspaces: &dyn Workspaces,
     clock: &DynClock,
     headers: &HeaderMap,
     scope: Scope,
@@ -38,7 +145,7 @@ pub async fn api_key(
                 .into(),
         )
     })?;
-    let key = store.key_by_hash(&raw.hash()).await?.ok_or_else(|| {
+    let key = keys.key_by_hash(&raw.hash()).await?.ok_or_else(|| {
         ApiError::Unauthorized("the API key is not recognised (it may have been deleted)".into())
     })?;
     if key.state != KeyState::Active {
@@ -54,7 +161,7 @@ pub async fn api_key(
             scope.as_str()
         )));
     }
-    let workspace = store
+    let workspace = workspaces
         .workspace(&key.workspace_id)
         .await?
         .ok_or_else(|| ApiError::Unauthorized("the API key's workspace no longer exists".into()))?;
@@ -66,7 +173,7 @@ pub async fn api_key(
     let now = clock.now_ms();
     if key.last_used_ms.is_none_or(|t| now - t >= TOUCH_EVERY_MS) {
         // Best effort: a failed touch must not fail the request it describes.
-        if let Err(e) = store.touch_key(&key, now).await {
+        if let Err(e) = keys.touch_key(&key, now).await {
             tracing::warn!(key = %key.id, error = %e, "could not record key use");
         }
     }
@@ -119,14 +226,14 @@ pub fn has_session_cookie(headers: &HeaderMap) -> bool {
 
 /// Resolves the session cookie to its user: 401 when missing, unknown or expired.
 pub async fn session(
-    store: &DynStore,
+    accounts: &dyn Accounts,
     clock: &DynClock,
     headers: &HeaderMap,
 ) -> Result<SignedIn, ApiError> {
     let token = session_token(headers)
         .ok_or_else(|| ApiError::Unauthorized("sign in first: no session cookie".into()))?;
     let hash = token.hash();
-    let session = store
+    let session = accounts
         .session(&hash)
         .await?
         .filter(|s| s.expires_ms > clock.now_ms())
@@ -135,7 +242,7 @@ pub async fn session(
                 "the session has expired or was signed out: sign in again".into(),
             )
         })?;
-    let user = store
+    let user = accounts
         .user(&session.user_id)
         .await?
         .ok_or_else(|| ApiError::Unauthorized("the session's account no longer exists".into()))?;
@@ -210,15 +317,16 @@ pub fn client_ip(
 /// The caller's membership of a workspace named in a path. Anything the caller cannot see,
 /// malformed ids included, is 404, never 403, so ids cannot be probed.
 pub async fn membership(
-    store: &DynStore,
+    members: &dyn Members,
+    workspaces: &dyn Workspaces,
     workspace: &str,
     user: &crate::domain::ids::UserId,
 ) -> Result<(Workspace, crate::domain::account::Membership), ApiError> {
     let not_found = || ApiError::NotFound(format!("workspace `{workspace}` not found"));
     let id = crate::domain::ids::WorkspaceId::parse(workspace).ok_or_else(not_found)?;
-    let member = store.member(&id, user).await?.ok_or_else(not_found)?;
+    let member = members.member(&id, user).await?.ok_or_else(not_found)?;
     // A workspace being deleted is gone for every purpose but following its deletion.
-    let ws = store
+    let ws = workspaces
         .workspace(&id)
         .await?
         .filter(|w| w.deleting.is_none())

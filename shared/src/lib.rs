@@ -18,5 +18,6 @@ pub mod ports;
 pub mod ratelimit;
 pub mod retention_job;
 pub mod telemetry;
+pub mod usecases;
 
 pub use error::ApiError;

@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use crate::domain::ids::WorkspaceId;
 use crate::domain::plan::Plan;
 use crate::domain::time::hour_of;
-use crate::ports::{DynClock, DynStore, Job, JobState, Retained, Store, unfinished_jobs_of};
+use crate::ports::{DynClock, Job, JobState, Jobs, Retained, unfinished_jobs_of};
 
 pub const JOB_KIND: &str = "retention";
 
@@ -40,9 +40,18 @@ struct Progress {
     retained: Retained,
 }
 
+crate::store_ports! {
+    /// What a retention pass reads and writes.
+    pub struct RetentionPorts {
+        workspaces: Workspaces,
+        jobs: Jobs,
+        retention: Retention,
+    }
+}
+
 /// Queues the pass for a workspace that just moved from plan `from` to plan `to`.
 pub async fn start(
-    store: &dyn Store,
+    jobs: &dyn Jobs,
     ws: &WorkspaceId,
     from: Plan,
     to: Plan,
@@ -63,13 +72,13 @@ pub async fn start(
         serde_json::to_value(Progress::default())?,
         now_ms,
     );
-    store.create_job(&job).await?;
+    jobs.create_job(&job).await?;
     Ok(job)
 }
 
 /// Runs a pass to its end from wherever its progress says. Returns without doing anything if
 /// another worker saved the job in between (it carries on).
-pub async fn run(store: &DynStore, clock: &DynClock, mut job: Job) -> anyhow::Result<()> {
+pub async fn run(store: &RetentionPorts, clock: &DynClock, mut job: Job) -> anyhow::Result<()> {
     if matches!(job.state, JobState::Done | JobState::Failed) {
         return Ok(());
     }
@@ -79,6 +88,7 @@ pub async fn run(store: &DynStore, clock: &DynClock, mut job: Job) -> anyhow::Re
     while hour < spec.to_hour {
         // A workspace being deleted keeps no plan: its deletion takes over.
         let current = store
+            .workspaces
             .workspace(&job.workspace)
             .await?
             .filter(|w| w.deleting.is_none())
@@ -89,6 +99,7 @@ pub async fn run(store: &DynStore, clock: &DynClock, mut job: Job) -> anyhow::Re
         }
         let end = (hour + HOURS_PER_PAGE).min(spec.to_hour);
         let page = store
+            .retention
             .apply_retention(
                 &job.workspace,
                 hour,
@@ -103,7 +114,7 @@ pub async fn run(store: &DynStore, clock: &DynClock, mut job: Job) -> anyhow::Re
         job.state = JobState::Running;
         job.progress = serde_json::to_value(&progress)?;
         job.updated_ms = clock.now_ms();
-        if !store.update_job(&mut job).await? {
+        if !store.jobs.update_job(&mut job).await? {
             return Ok(());
         }
     }
@@ -112,7 +123,7 @@ pub async fn run(store: &DynStore, clock: &DynClock, mut job: Job) -> anyhow::Re
         job.result = Some(serde_json::to_value(progress.retained)?);
     }
     job.updated_ms = clock.now_ms();
-    store.update_job(&mut job).await?;
+    store.jobs.update_job(&mut job).await?;
     tracing::info!(workspace = %job.workspace, job = %job.id, "retention pass finished");
     Ok(())
 }
@@ -120,7 +131,7 @@ pub async fn run(store: &DynStore, clock: &DynClock, mut job: Job) -> anyhow::Re
 /// Runs the passes that made no progress for `idle_ms`: on AWS, one whose jobs Lambda ran out
 /// of time and retries (the billing sweep calls this every 15 minutes).
 pub async fn resume_stalled(
-    store: &DynStore,
+    store: &RetentionPorts,
     clock: &DynClock,
     idle_ms: i64,
 ) -> anyhow::Result<usize> {
@@ -129,16 +140,16 @@ pub async fn resume_stalled(
 }
 
 /// Runs every unfinished pass (a restarted local server).
-pub async fn resume(store: &DynStore, clock: &DynClock) -> anyhow::Result<usize> {
+pub async fn resume(store: &RetentionPorts, clock: &DynClock) -> anyhow::Result<usize> {
     run_unfinished(store, clock, |_| true).await
 }
 
 async fn run_unfinished(
-    store: &DynStore,
+    store: &RetentionPorts,
     clock: &DynClock,
     pick: impl Fn(&Job) -> bool,
 ) -> anyhow::Result<usize> {
-    let jobs: Vec<Job> = unfinished_jobs_of(store.as_ref(), JOB_KIND)
+    let jobs: Vec<Job> = unfinished_jobs_of(store.jobs.as_ref(), JOB_KIND)
         .await?
         .into_iter()
         .filter(|j| pick(j))

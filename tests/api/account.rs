@@ -151,7 +151,7 @@ pub async fn walkthrough(app: &TestApp) -> Secrets {
         .collect();
     for expected in [
         "workspace.created",
-        "plan.changed",
+        "workspace.plan_changed",
         "member.invited",
         "member.joined",
         "key.created",

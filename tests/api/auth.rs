@@ -1,3 +1,6 @@
+//! API-key authentication through the API: every malformed, unknown, paused or wrong-scope key
+//! is refused with a 401 or 403 that says why.
+
 use llmtrack_shared::domain::apikey::{KeyState, RawKey, Scope};
 use llmtrack_shared::domain::plan::Plan;
 use serde_json::json;

@@ -1,3 +1,5 @@
+//! The OpenAPI document: every route documented, the document valid, examples that pass.
+
 use serde_json::Value;
 
 use crate::support::spawn_app;

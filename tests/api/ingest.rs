@@ -1,3 +1,5 @@
+//! Ingest through the API: validation, per-event results, idempotency and limits.
+
 use llmtrack_shared::domain::apikey::Scope;
 use llmtrack_shared::domain::plan::Plan;
 use serde_json::{Value, json};

@@ -13,6 +13,7 @@ use llmtrack_shared::ports::{Quota, Store};
 use serde_json::{Value, json};
 
 use crate::support::*;
+use llmtrack_shared::ports::prelude::*;
 
 const HOUR: i64 = 3_600_000;
 
@@ -505,9 +506,14 @@ async fn an_export_job_on_dynamodb_writes_to_s3_behind_a_presigned_link() {
     };
     store.create_job(&job).await.unwrap();
     // As the jobs Lambda does with the job its stream record carries.
-    export::run(&store, &archive, &clock, job.clone())
-        .await
-        .unwrap();
+    export::run(
+        &llmtrack_query::QueryPorts::of(&store),
+        &archive,
+        &clock,
+        job.clone(),
+    )
+    .await
+    .unwrap();
     let done = store.job(&ws, &job.id).await.unwrap().unwrap();
     assert_eq!(done.state, JobState::Done, "{done:?}");
     let result = done.result.clone().unwrap();
@@ -525,9 +531,14 @@ async fn an_export_job_on_dynamodb_writes_to_s3_behind_a_presigned_link() {
     assert_eq!(fetched.status(), 200);
     assert_eq!(fetched.text().await.unwrap(), body);
     // Run again (a retried stream record): a finished job is left as it is.
-    export::run(&store, &archive, &clock, done.clone())
-        .await
-        .unwrap();
+    export::run(
+        &llmtrack_query::QueryPorts::of(&store),
+        &archive,
+        &clock,
+        done.clone(),
+    )
+    .await
+    .unwrap();
     assert_eq!(
         store.job(&ws, &job.id).await.unwrap().unwrap().version,
         done.version

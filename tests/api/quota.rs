@@ -1,3 +1,6 @@
+//! The plans' monthly event quotas through the API: a clear 429 once used up, duplicates still
+//! answered as duplicates.
+
 use llmtrack_shared::domain::apikey::Scope;
 use llmtrack_shared::domain::plan::Plan;
 use llmtrack_shared::domain::time::month_of;

@@ -492,7 +492,7 @@ async fn on_dynamodb_s3_and_ses_the_report_is_archived_tagged_and_mailed_once() 
         ulid::Ulid::new().to_string().to_lowercase()
     );
     let deps = llmtrack_reports::Deps {
-        store: store.clone(),
+        store: llmtrack_reports::ReportsPorts::of(&store),
         clock: std::sync::Arc::new(llmtrack_shared::ports::SystemClock),
         archive: archive.clone(),
         mailer: std::sync::Arc::new(moto_ses("reports@llm-track.test").await),

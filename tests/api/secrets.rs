@@ -1,3 +1,5 @@
+//! Secrets at rest: no raw API key, sign-in code or session token anywhere in the store's files.
+
 use llmtrack_shared::domain::apikey::Scope;
 use llmtrack_shared::domain::plan::Plan;
 use serde_json::json;

@@ -1,3 +1,6 @@
+//! The summary endpoint against exact answers: totals, costs and latency percentiles computed
+//! from the raw events.
+
 use llmtrack_shared::domain::apikey::Scope;
 use llmtrack_shared::domain::plan::Plan;
 use serde_json::{Value, json};

@@ -10,11 +10,12 @@ use llmtrack_shared::domain::ids::WorkspaceId;
 use llmtrack_shared::domain::plan::Plan;
 use llmtrack_shared::domain::rollup::{Dimension, Rollup, RollupKey, VIEWS, View};
 use llmtrack_shared::domain::time::{HOUR_MS, hour_of, month_of};
-use llmtrack_shared::ports::{DynStore, IngestOutcome, Quota, Store, Stored};
+use llmtrack_shared::ports::{DynStore, IngestOutcome, Quota, Stored};
 use serde_json::json;
 
 use super::support::*;
 use super::{new_workspace, validated};
+use llmtrack_shared::ports::prelude::*;
 
 /// Deletion takes events off the month of their time, so each batch here holds one hour's
 /// events and is counted in that hour's month (the same as the receive month but in a test run

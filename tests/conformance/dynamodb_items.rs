@@ -8,10 +8,11 @@ use llmtrack_shared::domain::ids::{KeyId, WorkspaceId};
 use llmtrack_shared::domain::plan::Plan;
 use llmtrack_shared::domain::retention;
 use llmtrack_shared::domain::time::hour_of;
-use llmtrack_shared::ports::{Store, Workspace};
+use llmtrack_shared::ports::Workspace;
 
 use super::support::*;
 use super::{quota, validated};
+use llmtrack_shared::ports::prelude::*;
 
 async fn scan(store: &DynamoStore) -> Vec<std::collections::HashMap<String, AttributeValue>> {
     scan_table(store).await

@@ -249,6 +249,7 @@ pub async fn spawn_app_with(
     let outbox = mail_dir.path().join("outbox");
     let parts = llmtrack::Parts {
         store: store.clone(),
+        sqlite: None,
         clock,
         mailer: Arc::new(
             llmtrack_shared::adapters::outbox::Outbox::new(outbox.clone()).expect("outbox"),

@@ -8,7 +8,7 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use llmtrack_shared::ApiError;
-use llmtrack_shared::auth::{self, SignedIn};
+use llmtrack_shared::auth::{self, Gate};
 use llmtrack_shared::config::WebConfig;
 use llmtrack_shared::domain::access::{Action, Role};
 use llmtrack_shared::domain::account::{
@@ -23,15 +23,31 @@ use llmtrack_shared::domain::plan::Plan;
 use llmtrack_shared::domain::time::{month_of, next_month_start, rfc3339};
 use llmtrack_shared::extract::Query;
 use llmtrack_shared::extract::{Json, Peer};
-use llmtrack_shared::ports::{DynClock, DynMailer, DynStore, Mail, Refusal, StoreError, Workspace};
+use llmtrack_shared::ports::{DynClock, DynMailer, Mail, Refusal, StoreError, Workspace};
+use llmtrack_shared::usecases::{self, Actor, NewWorkspace};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+llmtrack_shared::store_ports! {
+    /// People, their sign-in, their workspaces and members; what the overview counts.
+    pub struct AccountPorts {
+        accounts: Accounts,
+        workspaces: Workspaces,
+        members: Members,
+        keys: Keys,
+        events: Events,
+        alert_rules: AlertRules,
+        billing_records: BillingRecords,
+        audit_log: AuditLog,
+    }
+}
+
 #[derive(Clone)]
 pub struct AccountState {
-    pub store: DynStore,
+    pub gate: Gate,
+    pub store: AccountPorts,
     pub clock: DynClock,
     pub mailer: DynMailer,
     pub web: WebConfig,
@@ -75,13 +91,6 @@ impl AccountState {
         auth::client_addr(headers, peer.0, &self.web)
     }
 
-    /// A signed-in caller making a state-changing request: session plus same-origin check.
-    async fn writer(&self, headers: &HeaderMap) -> Result<SignedIn> {
-        let who = auth::session(&self.store, &self.clock, headers).await?;
-        auth::same_origin(headers, &self.web)?;
-        Ok(who)
-    }
-
     async fn audit(
         &self,
         ws: &WorkspaceId,
@@ -90,19 +99,15 @@ impl AccountState {
         target: Option<String>,
         ip: Option<&str>,
     ) {
-        let entry = AuditEntry::new(
-            ws,
-            self.clock.now_ms(),
-            who.id.as_str(),
-            Some(who.email.as_str()),
-            action,
-            target,
-            ip,
-        );
-        // The change it records has happened; a lost audit line is logged, not turned into an error.
-        if let Err(e) = self.store.append_audit(&entry).await {
-            tracing::error!(workspace = %ws, action, error = %e, "could not write the audit log");
-        }
+        Actor::person(who, ip)
+            .record(
+                self.store.audit_log.as_ref(),
+                ws,
+                self.clock.now_ms(),
+                action,
+                target,
+            )
+            .await;
     }
 
     /// Counts `hits` against a limit for `key` (0 to only look); 429 once past it.
@@ -111,6 +116,7 @@ impl AccountState {
         let window = limit.window(now);
         let counted = self
             .store
+            .accounts
             .hit_rate_limit(
                 &format!("{}:{key}", limit.bucket),
                 window,
@@ -192,6 +198,7 @@ async fn request_code(
     let code = account::new_code();
     let expires_ms = s.clock.now_ms() + account::CODE_TTL_MS;
     s.store
+        .accounts
         .put_login_code(&LoginCode {
             email: email.clone(),
             hash: account::code_hash(&email, &code),
@@ -266,9 +273,10 @@ async fn update_me(
     headers: HeaderMap,
     Json(req): Json<MePatch>,
 ) -> Result<axum::Json<UserView>> {
-    let who = auth::session(&s.store, &s.clock, &headers).await?;
+    let who = s.gate.session(&headers).await?;
     auth::same_origin(&headers, &s.web)?;
     s.store
+        .accounts
         .set_reports_opt_out(&who.user.id, !req.monthly_reports)
         .await?;
     let mut user = who.user;
@@ -299,6 +307,7 @@ async fn verify_code(
     let now = s.clock.now_ms();
     let wrong = match s
         .store
+        .accounts
         .check_login_code(&email, &account::code_hash(&email, &req.code), now)
         .await?
     {
@@ -321,6 +330,7 @@ async fn verify_code(
     }
     let user = s
         .store
+        .accounts
         .upsert_user(&User {
             id: UserId::generate(),
             email,
@@ -330,6 +340,7 @@ async fn verify_code(
         .await?;
     let token = SessionToken::generate();
     s.store
+        .accounts
         .create_session(&Session {
             hash: token.hash(),
             user_id: user.id.clone(),
@@ -364,11 +375,11 @@ async fn logout(
     headers: HeaderMap,
     Query(p): Query<LogoutParams>,
 ) -> Result<Response> {
-    let who = s.writer(&headers).await?;
+    let who = s.gate.writer(&headers).await?;
     if p.everywhere == Some(true) {
-        s.store.delete_user_sessions(&who.user.id).await?;
+        s.store.accounts.delete_user_sessions(&who.user.id).await?;
     } else {
-        s.store.delete_session(&who.session_hash).await?;
+        s.store.accounts.delete_session(&who.session_hash).await?;
     }
     let mut response = StatusCode::NO_CONTENT.into_response();
     response
@@ -407,9 +418,9 @@ pub struct MeView {
 
 async fn my_workspaces(s: &AccountState, user: &UserId) -> Result<Vec<(Workspace, Role)>> {
     let mut out = Vec::new();
-    for m in s.store.memberships(user).await? {
+    for m in s.store.members.memberships(user).await? {
         // One being deleted is already gone as far as its members can see.
-        if let Some(ws) = s.store.workspace(&m.workspace_id).await?
+        if let Some(ws) = s.store.workspaces.workspace(&m.workspace_id).await?
             && ws.deleting.is_none()
         {
             out.push((ws, m.role));
@@ -442,7 +453,7 @@ async fn about(State(s): State<AccountState>) -> axum::Json<AboutView> {
 /// The signed-in user and their workspaces.
 #[utoipa::path(get, path = "/v1/me", tag = "account", responses((status = 200, body = MeView), (status = 401, description = "No session")))]
 async fn me(State(s): State<AccountState>, headers: HeaderMap) -> Result<axum::Json<MeView>> {
-    let who = auth::session(&s.store, &s.clock, &headers).await?;
+    let who = s.gate.session(&headers).await?;
     Ok(axum::Json(MeView {
         user: UserView::from(&who.user),
         workspaces: my_workspaces(&s, &who.user.id)
@@ -461,7 +472,7 @@ async fn list_workspaces(
     State(s): State<AccountState>,
     headers: HeaderMap,
 ) -> Result<axum::Json<Vec<WorkspaceView>>> {
-    let who = auth::session(&s.store, &s.clock, &headers).await?;
+    let who = s.gate.session(&headers).await?;
     Ok(axum::Json(
         my_workspaces(&s, &who.user.id)
             .await?
@@ -502,35 +513,24 @@ async fn create_workspace(
     headers: HeaderMap,
     Json(req): Json<WorkspaceRequest>,
 ) -> Result<(StatusCode, axum::Json<WorkspaceView>)> {
-    let who = s.writer(&headers).await?;
+    let who = s.gate.writer(&headers).await?;
     let name = parse_name(req.name.as_deref().unwrap_or(""))?;
     let timezone = parse_timezone(req.timezone.as_deref().unwrap_or("UTC"))?;
-    let now = s.clock.now_ms();
-    let ws = Workspace {
-        id: WorkspaceId::generate(),
-        name,
-        plan: Plan::Free,
-        timezone,
-        created_ms: now,
-        deleting: None,
-    };
-    s.store.create_workspace(&ws).await?;
-    let owner = Membership {
-        workspace_id: ws.id.clone(),
-        user_id: who.user.id.clone(),
-        email: who.user.email.clone(),
-        role: Role::Owner,
-        since_ms: now,
-    };
-    s.store.add_member(&owner, u32::MAX).await?;
-    s.audit(
-        &ws.id,
-        &who.user,
-        "workspace.created",
-        Some(ws.name.clone()),
-        s.addr(&headers, &peer).as_deref(),
+    let ip = s.addr(&headers, &peer);
+    let ws = usecases::create_workspace(
+        s.store.workspaces.as_ref(),
+        s.store.members.as_ref(),
+        s.store.audit_log.as_ref(),
+        NewWorkspace {
+            name,
+            timezone,
+            plan: Plan::Free,
+            owner: Some(who.user.clone()),
+        },
+        Actor::person(&who.user, ip.as_deref()),
+        s.clock.now_ms(),
     )
-    .await;
+    .await?;
     Ok((StatusCode::CREATED, axum::Json(view(&ws, Role::Owner))))
 }
 
@@ -542,8 +542,8 @@ async fn get_workspace(
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Result<axum::Json<WorkspaceView>> {
-    let who = auth::session(&s.store, &s.clock, &headers).await?;
-    let (ws, m) = auth::membership(&s.store, &id, &who.user.id).await?;
+    let who = s.gate.session(&headers).await?;
+    let (ws, m) = s.gate.membership(&who, &id).await?;
     Ok(axum::Json(view(&ws, m.role)))
 }
 
@@ -557,8 +557,8 @@ async fn update_workspace(
     Path(id): Path<String>,
     Json(req): Json<WorkspaceRequest>,
 ) -> Result<axum::Json<WorkspaceView>> {
-    let who = s.writer(&headers).await?;
-    let (mut ws, m) = auth::membership(&s.store, &id, &who.user.id).await?;
+    let who = s.gate.writer(&headers).await?;
+    let (mut ws, m) = s.gate.membership(&who, &id).await?;
     auth::require(m.role, Action::ManageSettings)?;
     if let Some(name) = &req.name {
         ws.name = parse_name(name)?;
@@ -566,7 +566,7 @@ async fn update_workspace(
     if let Some(tz) = &req.timezone {
         ws.timezone = parse_timezone(tz)?;
     }
-    s.store.update_workspace(&ws).await?;
+    s.store.workspaces.update_workspace(&ws).await?;
     s.audit(
         &ws.id,
         &who.user,
@@ -636,28 +636,30 @@ async fn usage(
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Result<axum::Json<UsageView>> {
-    let who = auth::session(&s.store, &s.clock, &headers).await?;
-    let (ws, _) = auth::membership(&s.store, &id, &who.user.id).await?;
+    let who = s.gate.session(&headers).await?;
+    let (ws, _) = s.gate.membership(&who, &id).await?;
     let now = s.clock.now_ms();
     let month = month_of(now);
     let limits = ws.plan.limits();
-    let events = s.store.usage(&ws.id, &month).await?;
+    let events = s.store.events.usage(&ws.id, &month).await?;
     let active = s
         .store
+        .keys
         .keys(&ws.id)
         .await?
         .iter()
         .filter(|k| k.state == KeyState::Active)
         .count() as u64;
-    let members = s.store.members(&ws.id).await?.len() as u64;
+    let members = s.store.members.members(&ws.id).await?.len() as u64;
     let pending = s
         .store
+        .members
         .invitations(&ws.id)
         .await?
         .iter()
         .filter(|i| i.expires_ms > now)
         .count() as u64;
-    let rules = s.store.alert_rules(&ws.id).await?.len() as u64;
+    let rules = s.store.alert_rules.alert_rules(&ws.id).await?.len() as u64;
     Ok(axum::Json(UsageView {
         plan: ws.plan,
         resets_at: rfc3339(next_month_start(now).timestamp_millis()),
@@ -683,6 +685,7 @@ async fn usage(
         report_months: limits.report_months,
         subscription: s
             .store
+            .billing_records
             .billing(&ws.id)
             .await?
             .as_ref()
@@ -719,10 +722,11 @@ async fn list_members(
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Result<axum::Json<Vec<MemberView>>> {
-    let who = auth::session(&s.store, &s.clock, &headers).await?;
-    let (ws, _) = auth::membership(&s.store, &id, &who.user.id).await?;
+    let who = s.gate.session(&headers).await?;
+    let (ws, _) = s.gate.membership(&who, &id).await?;
     Ok(axum::Json(
         s.store
+            .members
             .members(&ws.id)
             .await?
             .iter()
@@ -750,7 +754,7 @@ fn parse_role(role: &str) -> Result<Role> {
 async fn target_member(s: &AccountState, ws: &WorkspaceId, user: &str) -> Result<Membership> {
     let not_found = || ApiError::NotFound(format!("member `{user}` not found"));
     let id = UserId::parse(user).ok_or_else(not_found)?;
-    s.store.member(ws, &id).await?.ok_or_else(not_found)
+    s.store.members.member(ws, &id).await?.ok_or_else(not_found)
 }
 
 /// Change a member's role. Admins manage roles below owner; only owners grant or revoke owner.
@@ -763,8 +767,8 @@ async fn change_role(
     Path((id, user)): Path<(String, String)>,
     Json(req): Json<RoleRequest>,
 ) -> Result<axum::Json<MemberView>> {
-    let who = s.writer(&headers).await?;
-    let (ws, me) = auth::membership(&s.store, &id, &who.user.id).await?;
+    let who = s.gate.writer(&headers).await?;
+    let (ws, me) = s.gate.membership(&who, &id).await?;
     auth::require(me.role, Action::ManageMembers)?;
     let role = parse_role(&req.role)?;
     let mut target = target_member(&s, &ws.id, &user).await?;
@@ -772,6 +776,7 @@ async fn change_role(
         auth::require(me.role, Action::ManageOwners)?;
     }
     s.store
+        .members
         .set_role(&ws.id, &target.user_id, role)
         .await
         .map_err(|e| refusal(e, ws.plan))?;
@@ -796,8 +801,8 @@ async fn remove_member(
     headers: HeaderMap,
     Path((id, user)): Path<(String, String)>,
 ) -> Result<StatusCode> {
-    let who = s.writer(&headers).await?;
-    let (ws, me) = auth::membership(&s.store, &id, &who.user.id).await?;
+    let who = s.gate.writer(&headers).await?;
+    let (ws, me) = s.gate.membership(&who, &id).await?;
     let target = target_member(&s, &ws.id, &user).await?;
     let leaving = target.user_id == who.user.id;
     if !leaving {
@@ -807,6 +812,7 @@ async fn remove_member(
         }
     }
     s.store
+        .members
         .remove_member(&ws.id, &target.user_id)
         .await
         .map_err(|e| refusal(e, ws.plan))?;
@@ -859,12 +865,13 @@ async fn list_invitations(
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Result<axum::Json<Vec<InvitationView>>> {
-    let who = auth::session(&s.store, &s.clock, &headers).await?;
-    let (ws, me) = auth::membership(&s.store, &id, &who.user.id).await?;
+    let who = s.gate.session(&headers).await?;
+    let (ws, me) = s.gate.membership(&who, &id).await?;
     auth::require(me.role, Action::ManageMembers)?;
     let now = s.clock.now_ms();
     Ok(axum::Json(
         s.store
+            .members
             .invitations(&ws.id)
             .await?
             .iter()
@@ -892,8 +899,8 @@ async fn invite(
     Path(id): Path<String>,
     Json(req): Json<InviteRequest>,
 ) -> Result<(StatusCode, axum::Json<InvitationView>)> {
-    let who = s.writer(&headers).await?;
-    let (ws, me) = auth::membership(&s.store, &id, &who.user.id).await?;
+    let who = s.gate.writer(&headers).await?;
+    let (ws, me) = s.gate.membership(&who, &id).await?;
     auth::require(me.role, Action::ManageMembers)?;
     let email = Email::parse(&req.email).map_err(|m| ApiError::bad_request("invalid_email", m))?;
     let role = parse_role(&req.role)?;
@@ -901,7 +908,7 @@ async fn invite(
         auth::require(me.role, Action::ManageOwners)?;
     }
     let now = s.clock.now_ms();
-    let members = s.store.members(&ws.id).await?;
+    let members = s.store.members.members(&ws.id).await?;
     if members.iter().any(|m| m.email == email) {
         return Err(ApiError::Conflict(format!(
             "{} is already a member",
@@ -910,6 +917,7 @@ async fn invite(
     }
     let pending: Vec<Invitation> = s
         .store
+        .members
         .invitations(&ws.id)
         .await?
         .into_iter()
@@ -940,7 +948,7 @@ async fn invite(
         created_ms: now,
         expires_ms: now + account::INVITATION_TTL_MS,
     };
-    s.store.create_invitation(&inv).await?;
+    s.store.members.create_invitation(&inv).await?;
     let link = format!("{}/invitations/{}/{}", s.web.public_url, ws.id, inv.id);
     let mail = Mail {
         to: inv.email.as_str().to_owned(),
@@ -973,6 +981,7 @@ async fn find_invitation(s: &AccountState, ws: &WorkspaceId, id: &str) -> Result
     let not_found = || ApiError::NotFound(format!("invitation `{id}` not found"));
     let inv_id = InvitationId::parse(id).ok_or_else(not_found)?;
     s.store
+        .members
         .invitation(ws, &inv_id)
         .await?
         .filter(|i| i.expires_ms > s.clock.now_ms())
@@ -988,11 +997,11 @@ async fn revoke_invitation(
     headers: HeaderMap,
     Path((id, inv)): Path<(String, String)>,
 ) -> Result<StatusCode> {
-    let who = s.writer(&headers).await?;
-    let (ws, me) = auth::membership(&s.store, &id, &who.user.id).await?;
+    let who = s.gate.writer(&headers).await?;
+    let (ws, me) = s.gate.membership(&who, &id).await?;
     auth::require(me.role, Action::ManageMembers)?;
     let inv = find_invitation(&s, &ws.id, &inv).await?;
-    s.store.delete_invitation(&ws.id, &inv.id).await?;
+    s.store.members.delete_invitation(&ws.id, &inv.id).await?;
     s.audit(
         &ws.id,
         &who.user,
@@ -1013,7 +1022,7 @@ async fn accept_invitation(
     headers: HeaderMap,
     Path((id, inv)): Path<(String, String)>,
 ) -> Result<axum::Json<WorkspaceView>> {
-    let who = s.writer(&headers).await?;
+    let who = s.gate.writer(&headers).await?;
     let not_found = || ApiError::NotFound(format!("invitation `{inv}` not found"));
     let ws_id = WorkspaceId::parse(&id).ok_or_else(not_found)?;
     let invitation = find_invitation(&s, &ws_id, &inv).await?;
@@ -1021,7 +1030,12 @@ async fn accept_invitation(
     if invitation.email != who.user.email {
         return Err(not_found());
     }
-    let ws = s.store.workspace(&ws_id).await?.ok_or_else(not_found)?;
+    let ws = s
+        .store
+        .workspaces
+        .workspace(&ws_id)
+        .await?
+        .ok_or_else(not_found)?;
     let m = Membership {
         workspace_id: ws.id.clone(),
         user_id: who.user.id.clone(),
@@ -1030,10 +1044,14 @@ async fn accept_invitation(
         since_ms: s.clock.now_ms(),
     };
     s.store
+        .members
         .add_member(&m, ws.plan.limits().members)
         .await
         .map_err(|e| refusal(e, ws.plan))?;
-    s.store.delete_invitation(&ws.id, &invitation.id).await?;
+    s.store
+        .members
+        .delete_invitation(&ws.id, &invitation.id)
+        .await?;
     s.audit(
         &ws.id,
         &who.user,
@@ -1071,8 +1089,8 @@ async fn audit_log(
     Path(id): Path<String>,
     Query(p): Query<AuditParams>,
 ) -> Result<axum::Json<AuditPage>> {
-    let who = auth::session(&s.store, &s.clock, &headers).await?;
-    let (ws, me) = auth::membership(&s.store, &id, &who.user.id).await?;
+    let who = s.gate.session(&headers).await?;
+    let (ws, me) = s.gate.membership(&who, &id).await?;
     auth::require(me.role, Action::ReadAudit)?;
     let limit = p.limit.unwrap_or(50);
     if !(1..=100).contains(&limit) {
@@ -1090,7 +1108,11 @@ async fn audit_log(
             "`cursor` is not one this endpoint returned",
         ));
     }
-    let entries = s.store.audit(&ws.id, p.cursor.as_deref(), limit).await?;
+    let entries = s
+        .store
+        .audit_log
+        .audit(&ws.id, p.cursor.as_deref(), limit)
+        .await?;
     let next_cursor = (entries.len() == limit)
         .then(|| entries.last().map(|e| e.id.clone()))
         .flatten();

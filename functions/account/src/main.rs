@@ -2,11 +2,12 @@
 
 use std::sync::Arc;
 
-use llmtrack_account::{AccountState, router};
+use llmtrack_account::{AccountPorts, AccountState, router};
 use llmtrack_shared::adapters::dynamodb::DynamoStore;
 use llmtrack_shared::adapters::ses::Ses;
+use llmtrack_shared::auth::Gate;
 use llmtrack_shared::config::{LambdaConfig, MailConfig, WebConfig};
-use llmtrack_shared::ports::SystemClock;
+use llmtrack_shared::ports::{DynClock, DynStore, SystemClock};
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
@@ -14,9 +15,12 @@ async fn main() -> Result<(), lambda_http::Error> {
     let config = LambdaConfig::from_env()?;
     let web = WebConfig::from_env()?;
     let mail = MailConfig::from_env()?;
+    let store: DynStore = Arc::new(DynamoStore::from_env(&config.table_name).await);
+    let clock: DynClock = Arc::new(SystemClock);
     let state = AccountState {
-        store: Arc::new(DynamoStore::from_env(&config.table_name).await),
-        clock: Arc::new(SystemClock),
+        gate: Gate::new(&store, &clock, &web),
+        store: AccountPorts::of(&store),
+        clock,
         mailer: Arc::new(Ses::from_env(&mail.from).await),
         web,
         support_email: mail.support_email,

@@ -32,8 +32,8 @@ pub struct Evaluated {
 /// Evaluates every workspace's rules and plan usage.
 pub async fn all(deps: &Deps) -> anyhow::Result<Evaluated> {
     let mut total = Evaluated::default();
-    for id in all_workspace_ids(deps.store.as_ref()).await? {
-        let Some(ws) = deps.store.workspace(&id).await? else {
+    for id in all_workspace_ids(deps.store.workspaces.as_ref()).await? {
+        let Some(ws) = deps.store.workspaces.workspace(&id).await? else {
             continue;
         };
         // One workspace failing (a corrupt rule, a timeout) must not stop the others.
@@ -58,7 +58,7 @@ pub async fn workspace(deps: &Deps, ws: &Workspace) -> anyhow::Result<Evaluated>
     }
     let now = deps.clock.now_ms();
     out.notifications += plan_usage(deps, ws, now).await?;
-    for mut rule in deps.store.alert_rules(&ws.id).await? {
+    for mut rule in deps.store.alert_rules.alert_rules(&ws.id).await? {
         out.rules += 1;
         let m = measure(deps, ws, &rule, now).await?;
         let (state, t) = alert::step(
@@ -74,7 +74,7 @@ pub async fn workspace(deps: &Deps, ws: &Workspace) -> anyhow::Result<Evaluated>
         rule.state = state;
         rule.updated_ms = now;
         // Someone edited the rule meanwhile: the next run measures it afresh.
-        if !deps.store.update_alert_rule(&mut rule).await? {
+        if !deps.store.alert_rules.update_alert_rule(&mut rule).await? {
             continue;
         }
         if let Some(t) = t {
@@ -102,7 +102,7 @@ pub async fn record(
         transition: t,
         deliveries,
     };
-    deps.store.append_alert_event(&event).await?;
+    deps.store.alert_rules.append_alert_event(&event).await?;
     Ok(event)
 }
 
@@ -129,6 +129,7 @@ async fn slice(
     let view = View::of(filter.map_or(Dimension::Total, |f| f.dimension));
     Ok(deps
         .store
+        .events
         .rollups(&ws.id, &view, from_hour, to_hour)
         .await?
         .into_iter()
@@ -185,6 +186,7 @@ async fn measure(
             let from = now - i64::from(*window_minutes) * 60_000;
             let events = deps
                 .store
+                .events
                 .recent_events(&ws.id, from, now + 1, None, WINDOW_EVENTS)
                 .await?;
             let mut m = Measured::default();
@@ -234,7 +236,7 @@ fn month_end_forecast(rows: &[(i64, Rollup)], now: i64) -> f64 {
 /// and again at 100%, of its monthly event limit.
 async fn plan_usage(deps: &Deps, ws: &Workspace, now: i64) -> anyhow::Result<usize> {
     let month = month_of(now);
-    let used = deps.store.usage(&ws.id, &month).await?;
+    let used = deps.store.events.usage(&ws.id, &month).await?;
     let limit = ws.plan.limits().events_per_month;
     let mut sent = 0;
     for pct in [80u64, 100] {
@@ -243,6 +245,7 @@ async fn plan_usage(deps: &Deps, ws: &Workspace, now: i64) -> anyhow::Result<usi
         }
         if !deps
             .store
+            .workspaces
             .claim_notice(&ws.id, &format!("usage:{month}:{pct}"), now)
             .await?
         {

@@ -7,7 +7,7 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use llmtrack_shared::ApiError;
-use llmtrack_shared::auth::{self, SignedIn};
+use llmtrack_shared::auth::Gate;
 use llmtrack_shared::config::WebConfig;
 use llmtrack_shared::domain::access::Action;
 use llmtrack_shared::domain::alert::{
@@ -25,10 +25,20 @@ use utoipa_axum::routes;
 pub mod evaluate;
 pub mod notify;
 
+llmtrack_shared::store_ports! {
+    /// What alerting reads (workspaces, rollups, usage, members to tell) and its rules.
+    pub struct AlertsPorts {
+        workspaces: Workspaces,
+        events: Events,
+        members: Members,
+        alert_rules: AlertRules,
+    }
+}
+
 /// What evaluation and notification need.
 #[derive(Clone)]
 pub struct Deps {
-    pub store: DynStore,
+    pub store: AlertsPorts,
     pub clock: DynClock,
     pub mailer: DynMailer,
     /// The dashboard's origin, for links.
@@ -41,26 +51,25 @@ pub struct Deps {
 
 #[derive(Clone)]
 pub struct AlertsState {
+    pub gate: Gate,
     pub deps: Deps,
     pub web: WebConfig,
 }
 
 /// The Lambda functions' parts: DynamoDB and SES; the signing key from `ALERT_SIGNING_KEY`.
 #[cfg(feature = "lambda")]
-pub async fn lambda_deps() -> anyhow::Result<Deps> {
+pub async fn lambda_deps(store: &DynStore) -> anyhow::Result<Deps> {
     use std::sync::Arc;
 
-    use llmtrack_shared::adapters::dynamodb::DynamoStore;
     use llmtrack_shared::adapters::ses::Ses;
-    use llmtrack_shared::config::{LambdaConfig, MailConfig, required};
-    let config = LambdaConfig::from_env()?;
+    use llmtrack_shared::config::{MailConfig, required};
     let key = required("ALERT_SIGNING_KEY")?;
     anyhow::ensure!(
         key.len() >= 32,
         "ALERT_SIGNING_KEY must be at least 32 characters"
     );
     Ok(Deps {
-        store: Arc::new(DynamoStore::from_env(&config.table_name).await),
+        store: AlertsPorts::of(store),
         clock: Arc::new(llmtrack_shared::ports::SystemClock),
         mailer: Arc::new(Ses::from_env(&MailConfig::from_env()?.from).await),
         public_url: WebConfig::from_env()?.public_url,
@@ -163,24 +172,10 @@ where
 }
 
 impl AlertsState {
-    async fn member(
-        &self,
-        headers: &HeaderMap,
-        id: &str,
-        action: Action,
-    ) -> Result<(SignedIn, Workspace)> {
-        let who = auth::session(&self.deps.store, &self.deps.clock, headers).await?;
-        if action != Action::Read {
-            auth::same_origin(headers, &self.web)?;
-        }
-        let (ws, m) = auth::membership(&self.deps.store, id, &who.user.id).await?;
-        auth::require(m.role, action)?;
-        Ok((who, ws))
-    }
-
     async fn rule(&self, ws: &Workspace, id: &str) -> Result<AlertRule> {
         self.deps
             .store
+            .alert_rules
             .alert_rule(&ws.id, id)
             .await?
             .ok_or_else(|| ApiError::NotFound(format!("alert rule `{id}` not found")))
@@ -250,8 +245,8 @@ async fn list_rules(
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Result<axum::Json<Vec<RuleView>>> {
-    let (_, ws) = s.member(&headers, &id, Action::Read).await?;
-    let rules = s.deps.store.alert_rules(&ws.id).await?;
+    let ws = s.gate.member(&headers, &id, Action::Read).await?.workspace;
+    let rules = s.deps.store.alert_rules.alert_rules(&ws.id).await?;
     Ok(axum::Json(rules.iter().map(RuleView::of).collect()))
 }
 
@@ -269,7 +264,11 @@ async fn create_rule(
     Path(id): Path<String>,
     Json(req): Json<RuleRequest>,
 ) -> Result<Response> {
-    let (_, ws) = s.member(&headers, &id, Action::ManageAlerts).await?;
+    let ws = s
+        .gate
+        .member(&headers, &id, Action::ManageAlerts)
+        .await?
+        .workspace;
     if req.name.is_none() || req.condition.is_none() {
         return Err(ApiError::bad_request(
             "invalid_rule",
@@ -293,6 +292,7 @@ async fn create_rule(
     s.apply(&mut rule, req)?;
     s.deps
         .store
+        .alert_rules
         .create_alert_rule(&rule, ws.plan.limits().alert_rules)
         .await?;
     let mut view = RuleView::of(&rule);
@@ -313,7 +313,7 @@ async fn get_rule(
     headers: HeaderMap,
     Path((id, rule)): Path<(String, String)>,
 ) -> Result<axum::Json<RuleView>> {
-    let (_, ws) = s.member(&headers, &id, Action::Read).await?;
+    let ws = s.gate.member(&headers, &id, Action::Read).await?.workspace;
     Ok(axum::Json(RuleView::of(&s.rule(&ws, &rule).await?)))
 }
 
@@ -330,12 +330,22 @@ async fn update_rule(
     Path((id, rule_id)): Path<(String, String)>,
     Json(req): Json<RuleRequest>,
 ) -> Result<axum::Json<RuleView>> {
-    let (_, ws) = s.member(&headers, &id, Action::ManageAlerts).await?;
+    let ws = s
+        .gate
+        .member(&headers, &id, Action::ManageAlerts)
+        .await?
+        .workspace;
     let mut rule = s.rule(&ws, &rule_id).await?;
     let new_webhook = matches!(req.webhook_url, Some(Some(_)));
     s.apply(&mut rule, req)?;
     rule.updated_ms = s.deps.clock.now_ms();
-    if !s.deps.store.update_alert_rule(&mut rule).await? {
+    if !s
+        .deps
+        .store
+        .alert_rules
+        .update_alert_rule(&mut rule)
+        .await?
+    {
         return Err(ApiError::Conflict(
             "the rule changed meanwhile (it may have just fired): read it again and retry".into(),
         ));
@@ -357,8 +367,18 @@ async fn delete_rule(
     headers: HeaderMap,
     Path((id, rule)): Path<(String, String)>,
 ) -> Result<StatusCode> {
-    let (_, ws) = s.member(&headers, &id, Action::ManageAlerts).await?;
-    if !s.deps.store.delete_alert_rule(&ws.id, &rule).await? {
+    let ws = s
+        .gate
+        .member(&headers, &id, Action::ManageAlerts)
+        .await?
+        .workspace;
+    if !s
+        .deps
+        .store
+        .alert_rules
+        .delete_alert_rule(&ws.id, &rule)
+        .await?
+    {
         return Err(ApiError::NotFound(format!("alert rule `{rule}` not found")));
     }
     Ok(StatusCode::NO_CONTENT)
@@ -374,10 +394,14 @@ async fn history(
     headers: HeaderMap,
     Path((id, rule)): Path<(String, String)>,
 ) -> Result<axum::Json<Vec<AlertEvent>>> {
-    let (_, ws) = s.member(&headers, &id, Action::Read).await?;
+    let ws = s.gate.member(&headers, &id, Action::Read).await?.workspace;
     let rule = s.rule(&ws, &rule).await?;
     Ok(axum::Json(
-        s.deps.store.alert_events(&ws.id, &rule.id, 100).await?,
+        s.deps
+            .store
+            .alert_rules
+            .alert_events(&ws.id, &rule.id, 100)
+            .await?,
     ))
 }
 
@@ -392,7 +416,11 @@ async fn test_rule(
     headers: HeaderMap,
     Path((id, rule)): Path<(String, String)>,
 ) -> Result<axum::Json<AlertEvent>> {
-    let (_, ws) = s.member(&headers, &id, Action::ManageAlerts).await?;
+    let ws = s
+        .gate
+        .member(&headers, &id, Action::ManageAlerts)
+        .await?
+        .workspace;
     let rule = s.rule(&ws, &rule).await?;
     let now = s.deps.clock.now_ms();
     Ok(axum::Json(

@@ -134,7 +134,7 @@ pub async fn send(
 pub async fn email_admins(deps: &Deps, ws: &Workspace, subject: &str, body: &str) -> Delivery {
     let mut sent = 0;
     let mut failed = Vec::new();
-    match deps.store.members(&ws.id).await {
+    match deps.store.members.members(&ws.id).await {
         Ok(members) => {
             for m in members.iter().filter(|m| m.role >= Role::Admin) {
                 let mail = Mail {

@@ -12,10 +12,9 @@ use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::HeaderMap;
 use llmtrack_shared::ApiError;
-use llmtrack_shared::auth::{self, SignedIn};
+use llmtrack_shared::auth::{Gate, Member};
 use llmtrack_shared::config::WebConfig;
 use llmtrack_shared::domain::access::{Action, Role};
-use llmtrack_shared::domain::audit::AuditEntry;
 use llmtrack_shared::domain::billing::{self, Applied, Billing, EventObject, Notice, StripeEvent};
 use llmtrack_shared::domain::ids::WorkspaceId;
 use llmtrack_shared::domain::plan::Plan;
@@ -24,7 +23,8 @@ use llmtrack_shared::extract::Json;
 use llmtrack_shared::ports::{
     BillingSave, DynClock, DynMailer, DynStore, Mail, StoreResult, Workspace,
 };
-use llmtrack_shared::retention_job;
+use llmtrack_shared::retention_job::{self, RetentionPorts};
+use llmtrack_shared::usecases::{self, Actor};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
@@ -64,9 +64,22 @@ pub trait Payments: Send + Sync + 'static {
     async fn cancel_subscription(&self, subscription_id: &str) -> anyhow::Result<()>;
 }
 
+llmtrack_shared::store_ports! {
+    /// Billing records and the plans they entitle workspaces to; owners to tell; the audit log.
+    pub struct BillingPorts {
+        workspaces: Workspaces,
+        billing_records: BillingRecords,
+        members: Members,
+        audit_log: AuditLog,
+    }
+}
+
 #[derive(Clone)]
 pub struct BillingState {
-    pub store: DynStore,
+    pub gate: Gate,
+    pub store: BillingPorts,
+    /// A plan change re-applies retention to what the workspace already stores.
+    pub retention: RetentionPorts,
     pub clock: DynClock,
     pub mailer: DynMailer,
     pub web: WebConfig,
@@ -89,11 +102,16 @@ pub async fn lambda_state() -> anyhow::Result<BillingState> {
         Some(c) => Some(Arc::new(stripe::StripeApi::new(c)?) as Arc<dyn Payments>),
         None => None,
     };
+    let store: DynStore = Arc::new(DynamoStore::from_env(&config.table_name).await);
+    let clock: DynClock = Arc::new(llmtrack_shared::ports::SystemClock);
+    let web = WebConfig::from_env()?;
     Ok(BillingState {
-        store: Arc::new(DynamoStore::from_env(&config.table_name).await),
-        clock: Arc::new(llmtrack_shared::ports::SystemClock),
+        gate: Gate::new(&store, &clock, &web),
+        store: BillingPorts::of(&store),
+        retention: RetentionPorts::of(&store),
+        clock,
         mailer: Arc::new(Ses::from_env(&mail.from).await),
-        web: WebConfig::from_env()?,
+        web,
         stripe,
         run_jobs_here: false,
     })
@@ -130,38 +148,19 @@ impl BillingState {
         self.stripe.as_deref().ok_or_else(not_configured)
     }
 
-    /// An owner's session on their workspace, from the dashboard's origin.
-    async fn owner(&self, headers: &HeaderMap, workspace: &str) -> Result<(SignedIn, Workspace)> {
-        let who = auth::session(&self.store, &self.clock, headers).await?;
-        auth::same_origin(headers, &self.web)?;
-        let (ws, m) = auth::membership(&self.store, workspace, &who.user.id).await?;
-        auth::require(m.role, Action::ManageBilling)?;
-        Ok((who, ws))
-    }
-
     fn billing_page(&self, ws: &WorkspaceId) -> String {
         format!("{}/workspaces/{ws}/billing", self.web.public_url)
     }
 
-    async fn audit(
-        &self,
-        ws: &WorkspaceId,
-        actor: (&str, Option<&str>),
-        action: &str,
-        target: String,
-    ) {
-        let entry = AuditEntry::new(
+    async fn audit(&self, ws: &WorkspaceId, by: Actor<'_>, action: &str, target: String) {
+        by.record(
+            self.store.audit_log.as_ref(),
             ws,
             self.clock.now_ms(),
-            actor.0,
-            actor.1,
             action,
             Some(target),
-            None,
-        );
-        if let Err(e) = self.store.append_audit(&entry).await {
-            tracing::error!(workspace = %ws, action, error = %e, "could not write the audit log");
-        }
+        )
+        .await;
     }
 }
 
@@ -194,7 +193,9 @@ async fn checkout(
     Path(id): Path<String>,
     Json(req): Json<CheckoutRequest>,
 ) -> Result<axum::Json<RedirectView>> {
-    let (who, ws) = s.owner(&headers, &id).await?;
+    let Member {
+        who, workspace: ws, ..
+    } = s.gate.member(&headers, &id, Action::ManageBilling).await?;
     let stripe = s.stripe()?;
     let plan = match Plan::parse(req.plan.trim()) {
         Some(Plan::Free) => {
@@ -211,7 +212,7 @@ async fn checkout(
             ));
         }
     };
-    let record = s.store.billing(&ws.id).await?;
+    let record = s.store.billing_records.billing(&ws.id).await?;
     let now = s.clock.now_ms();
     if let Some(b) = record
         .as_ref()
@@ -240,7 +241,7 @@ async fn checkout(
         .map_err(stripe_down)?;
     s.audit(
         &ws.id,
-        (who.user.id.as_str(), Some(who.user.email.as_str())),
+        Actor::person(&who.user, None),
         "billing.checkout_started",
         plan.as_str().to_owned(),
     )
@@ -261,10 +262,15 @@ async fn portal(
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Result<axum::Json<RedirectView>> {
-    let (_, ws) = s.owner(&headers, &id).await?;
+    let ws = s
+        .gate
+        .member(&headers, &id, Action::ManageBilling)
+        .await?
+        .workspace;
     let stripe = s.stripe()?;
     let customer = s
         .store
+        .billing_records
         .billing(&ws.id)
         .await?
         .and_then(|b| b.customer_id)
@@ -337,7 +343,7 @@ async fn process(
     event: &StripeEvent,
     prices: &billing::Prices,
 ) -> Result<&'static str> {
-    if s.store.stripe_event_seen(&event.id).await? {
+    if s.store.billing_records.stripe_event_seen(&event.id).await? {
         return Ok("duplicate");
     }
     let now = s.clock.now_ms();
@@ -347,32 +353,51 @@ async fn process(
         .await?
         .filter(|w| w.deleting.is_none())
     else {
-        return Ok(if s.store.record_stripe_event(&event.id, now).await? {
-            "ignored"
-        } else {
-            "duplicate"
-        });
+        return Ok(
+            if s.store
+                .billing_records
+                .record_stripe_event(&event.id, now)
+                .await?
+            {
+                "ignored"
+            } else {
+                "duplicate"
+            },
+        );
     };
     for _ in 0..SAVE_ATTEMPTS {
         let current = s
             .store
+            .billing_records
             .billing(&ws.id)
             .await?
             .unwrap_or_else(|| Billing::new(ws.id.clone()));
         let (mut next, notices) = match billing::apply(&current, event, prices) {
             Applied::Unchanged => {
-                return Ok(if s.store.record_stripe_event(&event.id, now).await? {
-                    "unchanged"
-                } else {
-                    "duplicate"
-                });
+                return Ok(
+                    if s.store
+                        .billing_records
+                        .record_stripe_event(&event.id, now)
+                        .await?
+                    {
+                        "unchanged"
+                    } else {
+                        "duplicate"
+                    },
+                );
             }
             Applied::Changed(next, notices) => (next, notices),
         };
-        let before = s.store.workspace(&ws.id).await?.map_or(ws.plan, |w| w.plan);
+        let before = s
+            .store
+            .workspaces
+            .workspace(&ws.id)
+            .await?
+            .map_or(ws.plan, |w| w.plan);
         let (plan, due) = (next.entitled_plan(now), next.next_change_ms(now));
         match s
             .store
+            .billing_records
             .save_billing(&mut next, plan, due, Some(&event.id), now)
             .await?
         {
@@ -383,7 +408,7 @@ async fn process(
         let actor = format!("stripe:{}", event.id);
         s.audit(
             &ws.id,
-            (&actor, None),
+            Actor::system(&actor),
             &format!("billing.{}", event.kind),
             format!("{} ({})", next.plan.as_str(), status_name(&next)),
         )
@@ -425,14 +450,18 @@ async fn workspace_of(s: &BillingState, event: &StripeEvent) -> StoreResult<Opti
         EventObject::Other => return Ok(None),
     };
     if let Some(id) = named.and_then(WorkspaceId::parse)
-        && let Some(ws) = s.store.workspace(&id).await?
+        && let Some(ws) = s.store.workspaces.workspace(&id).await?
     {
         return Ok(Some(ws));
     }
     if let Some(customer) = customer
-        && let Some(b) = s.store.billing_by_customer(customer).await?
+        && let Some(b) = s
+            .store
+            .billing_records
+            .billing_by_customer(customer)
+            .await?
     {
-        return s.store.workspace(&b.workspace).await;
+        return s.store.workspaces.workspace(&b.workspace).await;
     }
     Ok(None)
 }
@@ -443,16 +472,19 @@ async fn after_plan_change(s: &BillingState, ws: &Workspace, from: Plan, to: Pla
     if from == to {
         return;
     }
-    s.audit(
+    match usecases::plan_changed(
+        s.retention.jobs.as_ref(),
+        s.store.audit_log.as_ref(),
         &ws.id,
-        ("billing", None),
-        "workspace.plan_changed",
-        format!("{} -> {}", from.as_str(), to.as_str()),
+        from,
+        to,
+        Actor::system("billing"),
+        s.clock.now_ms(),
     )
-    .await;
-    match retention_job::start(s.store.as_ref(), &ws.id, from, to, s.clock.now_ms()).await {
-        Ok(job) if s.run_jobs_here => {
-            let (store, clock) = (s.store.clone(), s.clock.clone());
+    .await
+    {
+        Ok(Some(job)) if s.run_jobs_here => {
+            let (store, clock) = (s.retention.clone(), s.clock.clone());
             tokio::spawn(async move {
                 if let Err(e) = retention_job::run(&store, &clock, job).await {
                     tracing::error!(error = format!("{e:#}"), "retention pass failed");
@@ -524,7 +556,7 @@ async fn notify(s: &BillingState, ws: &Workspace, b: &Billing, notice: &Notice) 
 }
 
 async fn notify_owners(s: &BillingState, ws: &Workspace, subject: String, text: String) {
-    let owners = match s.store.members(&ws.id).await {
+    let owners = match s.store.members.members(&ws.id).await {
         Ok(m) => m.into_iter().filter(|m| m.role == Role::Owner),
         Err(e) => {
             tracing::error!(workspace = %ws.id, error = %e, "could not list owners to email");
@@ -554,7 +586,7 @@ const STALLED_MS: i64 = 15 * 60_000;
 /// `llmtrack serve`). Returns how many workspaces it moved.
 pub async fn sweep(s: &BillingState) -> anyhow::Result<usize> {
     let moved = end_lapsed_periods(s).await?;
-    let resumed = retention_job::resume_stalled(&s.store, &s.clock, STALLED_MS).await?;
+    let resumed = retention_job::resume_stalled(&s.retention, &s.clock, STALLED_MS).await?;
     if resumed > 0 {
         tracing::info!(resumed, "carried on stalled retention passes");
     }
@@ -566,16 +598,21 @@ async fn end_lapsed_periods(s: &BillingState) -> anyhow::Result<usize> {
     let mut moved = 0;
     // Bounded: a record that keeps losing races is left for the next sweep.
     for _ in 0..100 {
-        let due = s.store.billing_due(now, 100).await?;
+        let due = s.store.billing_records.billing_due(now, 100).await?;
         if due.is_empty() {
             break;
         }
         for mut b in due {
-            let Some(ws) = s.store.workspace(&b.workspace).await? else {
+            let Some(ws) = s.store.workspaces.workspace(&b.workspace).await? else {
                 continue;
             };
             let (plan, due) = (b.entitled_plan(now), b.next_change_ms(now));
-            match s.store.save_billing(&mut b, plan, due, None, now).await? {
+            match s
+                .store
+                .billing_records
+                .save_billing(&mut b, plan, due, None, now)
+                .await?
+            {
                 BillingSave::Saved => {
                     after_plan_change(s, &ws, ws.plan, plan).await;
                     moved += usize::from(ws.plan != plan);

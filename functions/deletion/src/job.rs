@@ -9,7 +9,7 @@
 //!   usage and rewrites the hour's rollups; then the workspace's export files, which may hold
 //!   the deleted events;
 //! - a whole workspace: wait until no write begun before the acceptance can still land
-//!   (`Store::in_flight_ms`), cancel the Stripe subscription, delete the archive's prefixes
+//!   (`Deps::in_flight_ms`), cancel the Stripe subscription, delete the archive's prefixes
 //!   (exports, reports), then `Store::purge_workspace` page by page.
 //!
 //! The receipt counts what is about to go, saved before it goes (a census of the workspace, or
@@ -32,7 +32,7 @@ use llmtrack_shared::domain::plan::Plan;
 use llmtrack_shared::domain::rollup::{Dimension, VIEWS, View};
 use llmtrack_shared::domain::time::{HOUR_MS, hour_of};
 use llmtrack_shared::ports::{
-    DynArchive, DynClock, DynMailer, DynStore, Job, JobState, Mail, unfinished_jobs_of,
+    DynArchive, DynClock, DynMailer, Job, JobState, Mail, unfinished_jobs_of,
 };
 use serde::{Deserialize, Serialize};
 
@@ -53,7 +53,7 @@ pub struct Spec {
     /// Where the receipt goes, and what it calls the workspace; dropped once it is sent.
     #[serde(default)]
     pub notify: Option<Notify>,
-    /// A whole-workspace deletion purges from this time on (`Store::in_flight_ms`).
+    /// A whole-workspace deletion purges from this time on (`Deps::in_flight_ms`).
     pub purge_after_ms: i64,
 }
 
@@ -86,10 +86,26 @@ pub struct Progress {
     pub receipt: Receipt,
 }
 
+llmtrack_shared::store_ports! {
+    /// Deletion reaches everything a workspace has: to count it for the receipt, and to delete
+    /// it.
+    pub struct DeletionPorts {
+        workspaces: Workspaces,
+        events: Events,
+        erasure: Erasure,
+        jobs: Jobs,
+        keys: Keys,
+        members: Members,
+        alert_rules: AlertRules,
+        billing_records: BillingRecords,
+        audit_log: AuditLog,
+    }
+}
+
 /// What a run needs.
 #[derive(Clone)]
 pub struct Deps {
-    pub store: DynStore,
+    pub store: DeletionPorts,
     pub clock: DynClock,
     pub archive: DynArchive,
     pub mailer: DynMailer,
@@ -98,6 +114,10 @@ pub struct Deps {
     pub public_url: String,
     /// Items per `purge_workspace` call.
     pub page: usize,
+    /// How long after a workspace is marked as being deleted a write that began before the mark
+    /// may still land: a whole-workspace deletion waits this long before it purges. 0 on SQLite,
+    /// which checks the mark inside each write; `DynamoStore::in_flight_ms` on DynamoDB.
+    pub in_flight_ms: i64,
 }
 
 /// A new deletion job for `ws` (not yet saved: `Store::begin_deletion` saves it).
@@ -151,7 +171,7 @@ pub async fn run(deps: &Deps, mut job: Job, deadline: Option<Instant>) -> anyhow
             let (first, end) = usage_hours(&job, &spec.scope)?;
             if progress.next_hour.is_none() {
                 // A crashed batch is finished first, so its hours are listed below.
-                deps.store.recover(&ws).await?;
+                deps.store.erasure.finish_writes(&ws).await?;
             }
             let mut hour = progress.next_hour.unwrap_or(first);
             while hour < end {
@@ -161,6 +181,7 @@ pub async fn run(deps: &Deps, mut job: Job, deadline: Option<Instant>) -> anyhow
                 let page_end = (hour + HOURS_PER_PAGE).min(end);
                 let busy = deps
                     .store
+                    .events
                     .rollups(&ws, &View::of(Dimension::Total), hour, page_end)
                     .await?;
                 if busy.is_empty() {
@@ -177,6 +198,7 @@ pub async fn run(deps: &Deps, mut job: Job, deadline: Option<Instant>) -> anyhow
                 }
                 for (key, _) in busy {
                     deps.store
+                        .erasure
                         .delete_events_in_hour(&ws, key.hour, from_ms, to_ms, source.as_deref())
                         .await?;
                 }
@@ -222,6 +244,7 @@ pub async fn run(deps: &Deps, mut job: Job, deadline: Option<Instant>) -> anyhow
             if !progress.subscription_cancelled {
                 if let Some(sub) = deps
                     .store
+                    .billing_records
                     .billing(&ws)
                     .await?
                     .as_ref()
@@ -250,7 +273,7 @@ pub async fn run(deps: &Deps, mut job: Job, deadline: Option<Instant>) -> anyhow
                 if out_of_time() {
                     return save(deps, &mut job, &progress).await.map(|_| Ran::Paused);
                 }
-                let page = deps.store.purge_workspace(&ws, deps.page).await?;
+                let page = deps.store.erasure.purge_workspace(&ws, deps.page).await?;
                 for (kind, n) in page.deleted {
                     *progress.purged.entry(kind).or_default() += n;
                 }
@@ -286,7 +309,7 @@ pub async fn run(deps: &Deps, mut job: Job, deadline: Option<Instant>) -> anyhow
     }
     // Nothing of what was deleted may linger in the store's files (SQLite's write-ahead log),
     // the job's own earlier saves (which named the workspace) included.
-    deps.store.scrub().await?;
+    deps.store.erasure.scrub().await?;
     tracing::info!(workspace = %ws, job = %job.id, "deletion finished");
     Ok(Ran::Finished)
 }
@@ -329,7 +352,12 @@ async fn events_in(
         Dimension::Total
     });
     let mut n = 0;
-    for (key, r) in deps.store.rollups(ws, &view, from_hour, to_hour).await? {
+    for (key, r) in deps
+        .store
+        .events
+        .rollups(ws, &view, from_hour, to_hour)
+        .await?
+    {
         if source.as_ref().is_some_and(|s| *s != key.value) {
             continue;
         }
@@ -342,6 +370,7 @@ async fn events_in(
         loop {
             let page = deps
                 .store
+                .events
                 .events(ws, lo.max(*from_ms), hi.min(*to_ms), after, 5_000)
                 .await?;
             let Some(last) = page.last() else { break };
@@ -367,9 +396,10 @@ async fn census(deps: &Deps, ws: &WorkspaceId) -> anyhow::Result<BTreeMap<String
         }
     };
     // Batches a crashed writer left are finished first, so they are counted.
-    store.recover(ws).await?;
+    store.erasure.finish_writes(ws).await?;
     let all = (i64::MIN / 2, i64::MAX / 2);
     let total = store
+        .events
         .rollups(ws, &View::of(Dimension::Total), all.0, all.1)
         .await?;
     add("events", total.iter().map(|(_, r)| r.requests).sum());
@@ -379,11 +409,15 @@ async fn census(deps: &Deps, ws: &WorkspaceId) -> anyhow::Result<BTreeMap<String
             continue;
         }
         if within == Dimension::Total {
-            let top = store.rollups(ws, &View::of(by), all.0, all.1).await?;
+            let top = store
+                .events
+                .rollups(ws, &View::of(by), all.0, all.1)
+                .await?;
             add("rollups", top.len() as u64);
             continue;
         }
         let values: BTreeSet<String> = store
+            .events
             .rollups(ws, &View::of(within), all.0, all.1)
             .await?
             .into_iter()
@@ -391,17 +425,24 @@ async fn census(deps: &Deps, ws: &WorkspaceId) -> anyhow::Result<BTreeMap<String
             .collect();
         for v in values {
             let n = store
+                .events
                 .rollups(ws, &View::within(by, within, v), all.0, all.1)
                 .await?
                 .len();
             add("rollups", n as u64);
         }
     }
-    add("keys", store.keys(ws).await?.len() as u64);
-    add("members", store.members(ws).await?.len() as u64);
-    add("invitations", store.invitations(ws).await?.len() as u64);
-    add("alert_rules", store.alert_rules(ws).await?.len() as u64);
-    let billing = store.billing(ws).await?;
+    add("keys", store.keys.keys(ws).await?.len() as u64);
+    add("members", store.members.members(ws).await?.len() as u64);
+    add(
+        "invitations",
+        store.members.invitations(ws).await?.len() as u64,
+    );
+    add(
+        "alert_rules",
+        store.alert_rules.alert_rules(ws).await?.len() as u64,
+    );
+    let billing = store.billing_records.billing(ws).await?;
     add("billing_records", u64::from(billing.is_some()));
     add(
         "subscriptions_cancelled",
@@ -409,7 +450,7 @@ async fn census(deps: &Deps, ws: &WorkspaceId) -> anyhow::Result<BTreeMap<String
     );
     let mut before: Option<String> = None;
     loop {
-        let page = store.audit(ws, before.as_deref(), 1_000).await?;
+        let page = store.audit_log.audit(ws, before.as_deref(), 1_000).await?;
         add("audit_entries", page.len() as u64);
         match page.last() {
             Some(last) if page.len() == 1_000 => before = Some(last.id.clone()),
@@ -432,7 +473,7 @@ async fn save(deps: &Deps, job: &mut Job, progress: &Progress) -> anyhow::Result
     }
     job.progress = serde_json::to_value(progress)?;
     job.updated_ms = deps.clock.now_ms();
-    Ok(deps.store.update_job(job).await?)
+    Ok(deps.store.jobs.update_job(job).await?)
 }
 
 async fn send_receipt(deps: &Deps, job: &Job, scope: &Scope, to: &Notify, receipt: &Receipt) {
@@ -475,7 +516,7 @@ async fn send_receipt(deps: &Deps, job: &Job, scope: &Scope, to: &Notify, receip
 /// until `deadline`. Returns how many it ran.
 pub async fn resume(deps: &Deps, idle_ms: i64, deadline: Option<Instant>) -> anyhow::Result<usize> {
     let now = deps.clock.now_ms();
-    let jobs: Vec<Job> = unfinished_jobs_of(deps.store.as_ref(), JOB_KIND)
+    let jobs: Vec<Job> = unfinished_jobs_of(deps.store.jobs.as_ref(), JOB_KIND)
         .await?
         .into_iter()
         .filter(|j| now - j.updated_ms >= idle_ms)

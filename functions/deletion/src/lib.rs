@@ -11,7 +11,7 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use llmtrack_shared::ApiError;
-use llmtrack_shared::auth::{self, SignedIn};
+use llmtrack_shared::auth::{self, Gate, Member, SignedIn};
 use llmtrack_shared::config::WebConfig;
 use llmtrack_shared::domain::access::{Action, Role};
 use llmtrack_shared::domain::audit::AuditEntry;
@@ -30,17 +30,20 @@ pub mod job;
 /// The Lambda functions' parts: DynamoDB, S3 and SES. Stripe is the worker's alone
 /// (`with_stripe`), so the HTTP function does not link it.
 #[cfg(feature = "lambda")]
-pub async fn lambda_deps() -> anyhow::Result<Deps> {
+pub async fn lambda_deps(
+    store: &llmtrack_shared::adapters::dynamodb::DynamoStore,
+) -> anyhow::Result<Deps> {
     use std::sync::Arc;
 
-    use llmtrack_shared::adapters::dynamodb::DynamoStore;
     use llmtrack_shared::adapters::s3::S3Archive;
     use llmtrack_shared::adapters::ses::Ses;
-    use llmtrack_shared::config::{LambdaConfig, MailConfig, required};
-    let config = LambdaConfig::from_env()?;
+    use llmtrack_shared::config::{MailConfig, required};
     let mail = MailConfig::from_env()?;
+    let in_flight_ms = store.in_flight_ms();
+    let store: llmtrack_shared::ports::DynStore = Arc::new(store.clone());
     Ok(Deps {
-        store: Arc::new(DynamoStore::from_env(&config.table_name).await),
+        in_flight_ms,
+        store: job::DeletionPorts::of(&store),
         clock: Arc::new(llmtrack_shared::ports::SystemClock),
         archive: Arc::new(S3Archive::from_env(&required("ARCHIVE_BUCKET")?).await),
         mailer: Arc::new(Ses::from_env(&mail.from).await),
@@ -67,6 +70,7 @@ use job::{Deps, Notify, Spec};
 
 #[derive(Clone)]
 pub struct DeletionState {
+    pub gate: Gate,
     pub deps: Deps,
     pub web: WebConfig,
     /// Run jobs in this process (`llmtrack serve`); on AWS the deletion worker runs them from
@@ -205,7 +209,7 @@ impl DeletionState {
                 email: who.user.email.as_str().to_owned(),
                 workspace_name: ws.name.clone(),
             }),
-            purge_after_ms: now + self.deps.store.in_flight_ms(),
+            purge_after_ms: now + self.deps.in_flight_ms,
         };
         let job = job::new_job(&ws.id, &spec, now)?;
         if !whole {
@@ -219,9 +223,9 @@ impl DeletionState {
                 Some(job.id.clone()),
                 None,
             );
-            self.deps.store.append_audit(&entry).await?;
+            self.deps.store.audit_log.append_audit(&entry).await?;
         }
-        if !self.deps.store.begin_deletion(&job, whole).await? {
+        if !self.deps.store.erasure.begin_deletion(&job, whole).await? {
             return Ok(None);
         }
         tracing::info!(workspace = %ws.id, job = %job.id, whole, "deletion accepted");
@@ -248,14 +252,13 @@ async fn create_deletion(
     Path(id): Path<String>,
     Json(req): Json<DeletionRequest>,
 ) -> Result<Response> {
-    let who = auth::session(&s.deps.store, &s.deps.clock, &headers).await?;
-    auth::same_origin(&headers, &s.web)?;
-    let (ws, m) = auth::membership(&s.deps.store, &id, &who.user.id).await?;
-    auth::require(m.role, Action::DeleteData)?;
+    let Member {
+        who, workspace: ws, ..
+    } = s.gate.member(&headers, &id, Action::DeleteData).await?;
     let scope = req
         .check(&ws.name, s.deps.clock.now_ms())
         .map_err(|e| ApiError::bad_request("invalid_deletion", e.message))?;
-    for running in unfinished_jobs_of(s.deps.store.as_ref(), JOB_KIND).await? {
+    for running in unfinished_jobs_of(s.deps.store.jobs.as_ref(), JOB_KIND).await? {
         if running.workspace == ws.id && job::spec_of(&running)?.scope.overlaps(&scope) {
             return Err(ApiError::Conflict(format!(
                 "deletion `{}` of this workspace covers the same data and is still running; wait for it to finish",
@@ -284,12 +287,13 @@ async fn get_deletion(
     headers: HeaderMap,
     Path((id, job_id)): Path<(String, String)>,
 ) -> Result<axum::Json<DeletionView>> {
-    let who = auth::session(&s.deps.store, &s.deps.clock, &headers).await?;
+    let who = s.gate.session(&headers).await?;
     let not_found = || ApiError::NotFound(format!("deletion `{job_id}` not found"));
     let ws = WorkspaceId::parse(&id).ok_or_else(not_found)?;
     let job = s
         .deps
         .store
+        .jobs
         .job(&ws, &job_id)
         .await?
         .filter(|j| j.kind == JOB_KIND)
@@ -299,6 +303,7 @@ async fn get_deletion(
         let m = s
             .deps
             .store
+            .members
             .member(&ws, &who.user.id)
             .await?
             .ok_or_else(not_found)?;
@@ -339,8 +344,8 @@ async fn account_plan(s: &DeletionState, who: &SignedIn) -> Result<AccountPlan> 
         left: Vec::new(),
         deleting: BTreeSet::new(),
     };
-    for m in store.memberships(&who.user.id).await? {
-        let Some(ws) = store.workspace(&m.workspace_id).await? else {
+    for m in store.members.memberships(&who.user.id).await? {
+        let Some(ws) = store.workspaces.workspace(&m.workspace_id).await? else {
             continue;
         };
         if ws.deleting.is_some() {
@@ -348,6 +353,7 @@ async fn account_plan(s: &DeletionState, who: &SignedIn) -> Result<AccountPlan> 
             continue;
         }
         let owners = store
+            .members
             .members(&ws.id)
             .await?
             .iter()
@@ -379,7 +385,7 @@ async fn account_deletion_preview(
     State(s): State<DeletionState>,
     headers: HeaderMap,
 ) -> Result<axum::Json<AccountDeletionPreview>> {
-    let who = auth::session(&s.deps.store, &s.deps.clock, &headers).await?;
+    let who = s.gate.session(&headers).await?;
     let plan = account_plan(&s, &who).await?;
     Ok(axum::Json(AccountDeletionPreview {
         email: who.user.email.as_str().to_owned(),
@@ -419,8 +425,7 @@ async fn delete_account(
     headers: HeaderMap,
     Json(req): Json<AccountDeletionRequest>,
 ) -> Result<Response> {
-    let who = auth::session(&s.deps.store, &s.deps.clock, &headers).await?;
-    auth::same_origin(&headers, &s.web)?;
+    let who = s.gate.writer(&headers).await?;
     let email = who.user.email.as_str().to_owned();
     if !req.confirm.trim().eq_ignore_ascii_case(&email) {
         return Err(ApiError::bad_request(
@@ -474,7 +479,13 @@ async fn delete_account(
         }
     }
     for ws in &plan.left {
-        match s.deps.store.remove_member(&ws.id, &who.user.id).await {
+        match s
+            .deps
+            .store
+            .members
+            .remove_member(&ws.id, &who.user.id)
+            .await
+        {
             Ok(_) => {}
             // Another owner left meanwhile: the workspace is now theirs alone to delete.
             Err(StoreError::Refused(r)) => {
@@ -487,8 +498,14 @@ async fn delete_account(
         }
     }
     // The user last: until then a retry finds the account and finishes the request.
-    let mut deleted = s.deps.store.delete_user(&who.user.id).await?.deleted;
-    s.deps.store.scrub().await?;
+    let mut deleted = s
+        .deps
+        .store
+        .erasure
+        .delete_user(&who.user.id)
+        .await?
+        .deleted;
+    s.deps.store.erasure.scrub().await?;
     *deleted.entry("memberships".into()).or_default() += plan.left.len() as u64;
     let now = s.deps.clock.now_ms();
     let mut text = format!(

@@ -2,14 +2,23 @@
 //! are run by the deletion worker, triggered by the table's stream.
 
 use llmtrack_deletion::{DeletionState, lambda_deps, router};
+use llmtrack_shared::adapters::dynamodb::DynamoStore;
+use llmtrack_shared::auth::Gate;
 use llmtrack_shared::config::WebConfig;
+use llmtrack_shared::ports::DynStore;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
     llmtrack_shared::telemetry::init();
+    let config = llmtrack_shared::config::LambdaConfig::from_env()?;
+    let store = DynamoStore::from_env(&config.table_name).await;
+    let deps = lambda_deps(&store).await?;
+    let web = WebConfig::from_env()?;
+    let store: DynStore = std::sync::Arc::new(store);
     let state = DeletionState {
-        deps: lambda_deps().await?,
-        web: WebConfig::from_env()?,
+        gate: Gate::new(&store, &deps.clock, &web),
+        deps,
+        web,
         run_jobs_here: false,
     };
     let (app, _) = router(state).split_for_parts();

@@ -13,16 +13,26 @@ use llmtrack_shared::domain::event::{self, Context, MAX_BODY_BYTES, Redaction, R
 use llmtrack_shared::domain::pricing::PriceTable;
 use llmtrack_shared::domain::time::{month_of, next_month_start};
 use llmtrack_shared::error::ErrorDetail;
-use llmtrack_shared::ports::{DynClock, DynStore, IngestOutcome, Quota, Stored};
+use llmtrack_shared::ports::{DynClock, IngestOutcome, Quota, Stored};
 use llmtrack_shared::ratelimit::{self, DynLimits};
 use serde::Serialize;
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+llmtrack_shared::store_ports! {
+    /// What ingest may touch: keys (to authenticate), workspaces (plan and deletion mark), and
+    /// the write path. Nothing else: it cannot read a billing record or purge a workspace.
+    pub struct IngestPorts {
+        keys: Keys,
+        workspaces: Workspaces,
+        ingest: Ingest,
+    }
+}
+
 #[derive(Clone)]
 pub struct IngestState {
-    pub store: DynStore,
+    pub store: IngestPorts,
     pub clock: DynClock,
     pub prices: &'static PriceTable,
     /// Request rates per key and per client address.
@@ -126,7 +136,14 @@ async fn post_events(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let (key, workspace) = auth::api_key(&s.store, &s.clock, &headers, Scope::Ingest).await?;
+    let (key, workspace) = auth::api_key(
+        s.store.keys.as_ref(),
+        s.store.workspaces.as_ref(),
+        &s.clock,
+        &headers,
+        Scope::Ingest,
+    )
+    .await?;
     s.limits.caller(&format!("key:{}", key.id))?;
     require_json(&headers)?;
     let bytes = axum::body::to_bytes(body, MAX_BODY_BYTES)
@@ -178,16 +195,12 @@ async fn post_events(
     }
 
     if !valid.is_empty() {
-        if let Err(e) = s.store.recover(&workspace.id).await {
-            // Recovery is housekeeping for earlier batches; this batch does not depend on it.
-            tracing::warn!(workspace = %workspace.id, error = %e, "recovery of stale batches failed");
-        }
         let limit = workspace.plan.limits().events_per_month;
         let quota = Quota {
             month: month_of(now),
             limit,
         };
-        let outcomes = match s.store.ingest(&workspace.id, &valid, &quota).await? {
+        let outcomes = match s.store.ingest.ingest(&workspace.id, &valid, &quota).await? {
             IngestOutcome::Stored(outcomes) => outcomes,
             // A retry of events already acknowledged is answered as such whatever the quota, so
             // a client that lost an acknowledgement can confirm it.

@@ -4,26 +4,45 @@
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use llmtrack_shared::ApiError;
-use llmtrack_shared::auth::{self, SignedIn};
+use llmtrack_shared::auth::{self, Gate, Member, SignedIn};
 use llmtrack_shared::config::WebConfig;
 use llmtrack_shared::domain::access::Action;
 use llmtrack_shared::domain::apikey::{ApiKey, KeyState, RawKey, Scope};
-use llmtrack_shared::domain::audit::AuditEntry;
 use llmtrack_shared::domain::ids::KeyId;
 use llmtrack_shared::domain::names;
 use llmtrack_shared::domain::time::rfc3339;
 use llmtrack_shared::extract::{Json, Peer};
 use llmtrack_shared::ports::{DynClock, DynStore, Refusal, StoreError, Workspace};
+use llmtrack_shared::usecases::{self, Actor};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+llmtrack_shared::store_ports! {
+    pub struct KeysPorts {
+        keys: Keys,
+        audit_log: AuditLog,
+    }
+}
+
 #[derive(Clone)]
 pub struct KeysState {
-    pub store: DynStore,
+    pub gate: Gate,
+    pub store: KeysPorts,
     pub clock: DynClock,
     pub web: WebConfig,
+}
+
+impl KeysState {
+    pub fn new(store: &DynStore, clock: DynClock, web: WebConfig) -> KeysState {
+        KeysState {
+            gate: Gate::new(store, &clock, &web),
+            store: KeysPorts::of(store),
+            clock,
+            web,
+        }
+    }
 }
 
 fn routes() -> OpenApiRouter<KeysState> {
@@ -84,27 +103,11 @@ pub struct NewKeyView {
 }
 
 impl KeysState {
-    /// The caller's workspace and a check of their role.
-    async fn caller(
-        &self,
-        headers: &HeaderMap,
-        workspace: &str,
-        action: Action,
-        write: bool,
-    ) -> Result<(SignedIn, Workspace)> {
-        let who = auth::session(&self.store, &self.clock, headers).await?;
-        if write {
-            auth::same_origin(headers, &self.web)?;
-        }
-        let (ws, m) = auth::membership(&self.store, workspace, &who.user.id).await?;
-        auth::require(m.role, action)?;
-        Ok((who, ws))
-    }
-
     async fn key(&self, ws: &Workspace, key: &str) -> Result<ApiKey> {
         let not_found = || ApiError::NotFound(format!("key `{key}` not found"));
         let id = KeyId::parse(key).ok_or_else(not_found)?;
         self.store
+            .keys
             .keys(&ws.id)
             .await?
             .into_iter()
@@ -120,41 +123,38 @@ impl KeysState {
         key: &ApiKey,
         ip: Option<String>,
     ) {
-        let entry = AuditEntry::new(
-            &ws.id,
-            self.clock.now_ms(),
-            who.user.id.as_str(),
-            Some(who.user.email.as_str()),
-            action,
-            Some(format!("{} ({})", key.id, key.name)),
-            ip.as_deref(),
-        );
-        if let Err(e) = self.store.append_audit(&entry).await {
-            tracing::error!(workspace = %ws.id, action, error = %e, "could not write the audit log");
-        }
+        Actor::person(&who.user, ip.as_deref())
+            .record(
+                self.store.audit_log.as_ref(),
+                &ws.id,
+                self.clock.now_ms(),
+                action,
+                Some(usecases::key_target(key)),
+            )
+            .await;
     }
 
+    /// Issues a key through the shared use case (which writes `key.created` to the audit log).
     async fn mint(
         &self,
         ws: &Workspace,
-        who: &SignedIn,
+        by: Actor<'_>,
         name: String,
         source: String,
         scope: Scope,
     ) -> Result<(ApiKey, RawKey)> {
-        let (key, raw) = ApiKey::issue(
-            ws.id.clone(),
+        usecases::create_key(
+            self.store.keys.as_ref(),
+            self.store.audit_log.as_ref(),
+            ws,
             name,
             source,
             scope,
+            by,
             self.clock.now_ms(),
-            Some(who.user.email.as_str().to_owned()),
-        );
-        self.store
-            .create_key(&key, ws.plan.limits().active_keys)
-            .await
-            .map_err(|e| limit(e, ws))?;
-        Ok((key, raw))
+        )
+        .await
+        .map_err(|e| limit(e, ws))
     }
 }
 
@@ -177,9 +177,10 @@ async fn list_keys(
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Result<axum::Json<Vec<KeyView>>> {
-    let (_, ws) = s.caller(&headers, &id, Action::Read, false).await?;
+    let ws = s.gate.member(&headers, &id, Action::Read).await?.workspace;
     Ok(axum::Json(
         s.store
+            .keys
             .keys(&ws.id)
             .await?
             .iter()
@@ -207,7 +208,9 @@ async fn create_key(
     Path(id): Path<String>,
     Json(req): Json<CreateKey>,
 ) -> Result<(StatusCode, axum::Json<NewKeyView>)> {
-    let (who, ws) = s.caller(&headers, &id, Action::ManageKeys, true).await?;
+    let Member {
+        who, workspace: ws, ..
+    } = s.gate.member(&headers, &id, Action::ManageKeys).await?;
     let name = names::display_name("name", &req.name)
         .map_err(|m| ApiError::bad_request("invalid_name", m))?;
     let source =
@@ -221,15 +224,16 @@ async fn create_key(
             )
         })?,
     };
-    let (key, raw) = s.mint(&ws, &who, name, source, scope).await?;
-    s.audit(
-        &ws,
-        &who,
-        "key.created",
-        &key,
-        auth::client_addr(&headers, peer.0, &s.web),
-    )
-    .await;
+    let ip = auth::client_addr(&headers, peer.0, &s.web);
+    let (key, raw) = s
+        .mint(
+            &ws,
+            Actor::person(&who.user, ip.as_deref()),
+            name,
+            source,
+            scope,
+        )
+        .await?;
     Ok((
         StatusCode::CREATED,
         axum::Json(NewKeyView {
@@ -247,9 +251,12 @@ async fn set_state(
     key: String,
     state: KeyState,
 ) -> Result<axum::Json<KeyView>> {
-    let (who, ws) = s.caller(&headers, &id, Action::ManageKeys, true).await?;
+    let Member {
+        who, workspace: ws, ..
+    } = s.gate.member(&headers, &id, Action::ManageKeys).await?;
     let mut k = s.key(&ws, &key).await?;
     s.store
+        .keys
         .set_key_state(&ws.id, &k.id, state, ws.plan.limits().active_keys)
         .await
         .map_err(|e| limit(e, &ws))?;
@@ -303,10 +310,13 @@ async fn rotate(
     headers: HeaderMap,
     Path((id, key)): Path<(String, String)>,
 ) -> Result<(StatusCode, axum::Json<NewKeyView>)> {
-    let (who, ws) = s.caller(&headers, &id, Action::ManageKeys, true).await?;
+    let Member {
+        who, workspace: ws, ..
+    } = s.gate.member(&headers, &id, Action::ManageKeys).await?;
     let old = s.key(&ws, &key).await?;
     // Deactivate first so the replacement fits within the active key limit.
     s.store
+        .keys
         .set_key_state(
             &ws.id,
             &old.id,
@@ -314,8 +324,11 @@ async fn rotate(
             ws.plan.limits().active_keys,
         )
         .await?;
+    let ip = auth::client_addr(&headers, peer.0, &s.web);
+    s.audit(&ws, &who, "key.rotated", &old, ip.clone()).await;
+    let by = Actor::person(&who.user, ip.as_deref());
     let (new, raw) = match s
-        .mint(&ws, &who, old.name.clone(), old.source.clone(), old.scope)
+        .mint(&ws, by, old.name.clone(), old.source.clone(), old.scope)
         .await
     {
         Ok(minted) => minted,
@@ -323,15 +336,15 @@ async fn rotate(
             // Put the old key back as it was rather than leave the caller with no working key.
             if old.state == KeyState::Active {
                 s.store
+                    .keys
                     .set_key_state(&ws.id, &old.id, KeyState::Active, u32::MAX)
                     .await?;
+                s.audit(&ws, &who, "key.reactivated", &old, ip.clone())
+                    .await;
             }
             return Err(e);
         }
     };
-    let ip = auth::client_addr(&headers, peer.0, &s.web);
-    s.audit(&ws, &who, "key.rotated", &old, ip.clone()).await;
-    s.audit(&ws, &who, "key.created", &new, ip).await;
     Ok((
         StatusCode::CREATED,
         axum::Json(NewKeyView {
@@ -350,9 +363,11 @@ async fn delete_key(
     headers: HeaderMap,
     Path((id, key)): Path<(String, String)>,
 ) -> Result<StatusCode> {
-    let (who, ws) = s.caller(&headers, &id, Action::ManageKeys, true).await?;
+    let Member {
+        who, workspace: ws, ..
+    } = s.gate.member(&headers, &id, Action::ManageKeys).await?;
     let k = s.key(&ws, &key).await?;
-    s.store.delete_key(&ws.id, &k.id).await?;
+    s.store.keys.delete_key(&ws.id, &k.id).await?;
     s.audit(
         &ws,
         &who,

@@ -8,6 +8,7 @@
 
 use std::time::Duration;
 
+use crate::QueryPorts;
 use crate::ReadErrors;
 use anyhow::Context as _;
 use axum::Json;
@@ -22,9 +23,7 @@ use llmtrack_shared::domain::ids::WorkspaceId;
 use llmtrack_shared::domain::rollup::{Dimension, Rollup};
 use llmtrack_shared::domain::time::{HOUR_MS, rfc3339};
 use llmtrack_shared::extract::Json as JsonBody;
-use llmtrack_shared::ports::{
-    DynArchive, DynClock, DynStore, Job, JobState, Workspace, unfinished_jobs_of,
-};
+use llmtrack_shared::ports::{DynArchive, DynClock, Job, JobState, Workspace, unfinished_jobs_of};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -247,6 +246,7 @@ pub async fn status(
     let ws = reader(&s, &headers, q.workspace.as_deref()).await?;
     let job = s
         .store
+        .jobs
         .job(&ws.id, &id)
         .await?
         .filter(|j| j.kind == JOB_KIND)
@@ -255,7 +255,7 @@ pub async fn status(
 }
 
 async fn start_job(s: &QueryState, ws: &Workspace, spec: &ExportSpec) -> Result<Job, ApiError> {
-    let running = unfinished_jobs_of(s.store.as_ref(), JOB_KIND)
+    let running = unfinished_jobs_of(s.store.jobs.as_ref(), JOB_KIND)
         .await?
         .iter()
         .filter(|j| j.workspace == ws.id)
@@ -277,7 +277,7 @@ async fn start_job(s: &QueryState, ws: &Workspace, spec: &ExportSpec) -> Result<
         serde_json::Value::Null,
         now,
     );
-    s.store.create_job(&job).await?;
+    s.store.jobs.create_job(&job).await?;
     if s.run_jobs_here {
         let (store, archive, clock, job) = (
             s.store.clone(),
@@ -328,7 +328,7 @@ async fn view(archive: &DynArchive, job: &Job) -> Result<ExportJob, ApiError> {
 /// Runs an export job to the end: writes the file through the archive and records the result.
 /// Safe to run again after a crash: it starts over and the unfinished object never appears.
 pub async fn run(
-    store: &DynStore,
+    store: &QueryPorts,
     archive: &DynArchive,
     clock: &DynClock,
     mut job: Job,
@@ -337,6 +337,7 @@ pub async fn run(
         return Ok(());
     }
     let ws = store
+        .workspaces
         .workspace(&job.workspace)
         .await?
         .filter(|w| w.deleting.is_none())
@@ -344,7 +345,7 @@ pub async fn run(
     let spec: ExportSpec = serde_json::from_value(job.spec.clone())?;
     job.state = JobState::Running;
     job.updated_ms = clock.now_ms();
-    if !store.update_job(&mut job).await? {
+    if !store.jobs.update_job(&mut job).await? {
         return Ok(()); // another worker took it
     }
     let filename = filename(&ws, &spec, job.created_ms);
@@ -390,12 +391,13 @@ pub async fn run(
     };
     job.result = Some(result);
     job.updated_ms = clock.now_ms();
-    store.update_job(&mut job).await?;
+    store.jobs.update_job(&mut job).await?;
     Ok(())
 }
 
-async fn being_deleted(store: &DynStore, ws: &WorkspaceId) -> anyhow::Result<bool> {
+async fn being_deleted(store: &QueryPorts, ws: &WorkspaceId) -> anyhow::Result<bool> {
     Ok(store
+        .workspaces
         .workspace(ws)
         .await?
         .is_none_or(|w| w.deleting.is_some()))
@@ -403,11 +405,11 @@ async fn being_deleted(store: &DynStore, ws: &WorkspaceId) -> anyhow::Result<boo
 
 /// Resumes every unfinished export (the local server calls this at start).
 pub async fn resume(
-    store: &DynStore,
+    store: &QueryPorts,
     archive: &DynArchive,
     clock: &DynClock,
 ) -> anyhow::Result<usize> {
-    let jobs = unfinished_jobs_of(store.as_ref(), JOB_KIND).await?;
+    let jobs = unfinished_jobs_of(store.jobs.as_ref(), JOB_KIND).await?;
     let n = jobs.len();
     for job in jobs {
         run(store, archive, clock, job).await?;
@@ -605,7 +607,7 @@ fn header(spec: &ExportSpec) -> Vec<&'static str> {
 
 /// Writes the export's rows into `out` (and through `sink`, for jobs). Returns the row count.
 async fn produce(
-    store: &DynStore,
+    store: &QueryPorts,
     ws: &Workspace,
     spec: &ExportSpec,
     out: &mut Output,
@@ -618,6 +620,7 @@ async fn produce(
             let mut after = None;
             loop {
                 let page = store
+                    .events
                     .events(&ws.id, spec.from_ms, spec.to_ms, after.take(), 1000)
                     .await?;
                 let full = page.len() == 1000;

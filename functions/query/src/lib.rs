@@ -8,14 +8,14 @@
 use axum::http::HeaderMap;
 use chrono_tz::Tz;
 use llmtrack_shared::ApiError;
-use llmtrack_shared::auth;
+use llmtrack_shared::auth::{self, Gate};
 use llmtrack_shared::domain::access::Action;
 use llmtrack_shared::domain::analytics::{self, Filters, Range, Row};
 use llmtrack_shared::domain::apikey::Scope;
 use llmtrack_shared::domain::ids::WorkspaceId;
 use llmtrack_shared::domain::rollup::Dimension;
 use llmtrack_shared::domain::time::{HOUR_MS, rfc3339};
-use llmtrack_shared::ports::{DynArchive, DynClock, DynStore, Workspace};
+use llmtrack_shared::ports::{DynArchive, DynClock, Workspace};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
@@ -26,9 +26,19 @@ mod forecast;
 mod log;
 mod stats;
 
+llmtrack_shared::store_ports! {
+    /// What queries read (rollups, raw events, the workspace) and the export jobs they queue.
+    pub struct QueryPorts {
+        workspaces: Workspaces,
+        events: Events,
+        jobs: Jobs,
+    }
+}
+
 #[derive(Clone)]
 pub struct QueryState {
-    pub store: DynStore,
+    pub gate: Gate,
+    pub store: QueryPorts,
     pub clock: DynClock,
     /// Where large exports are written (S3 / local folder).
     pub archive: DynArchive,
@@ -285,7 +295,7 @@ pub(crate) async fn rows(
 }
 
 pub(crate) async fn rows_of(
-    store: &DynStore,
+    store: &QueryPorts,
     ws: &WorkspaceId,
     filters: &Filters,
     by: Dimension,
@@ -296,7 +306,10 @@ pub(crate) async fn rows_of(
         return Ok((Vec::new(), "rollups"));
     }
     if let Some(plan) = analytics::plan(by, filters) {
-        let rollups = store.rollups(ws, &plan.view, from_hour, to_hour).await?;
+        let rollups = store
+            .events
+            .rollups(ws, &plan.view, from_hour, to_hour)
+            .await?;
         let rows = analytics::rows_from_rollups(
             &plan,
             by,
@@ -308,7 +321,10 @@ pub(crate) async fn rows_of(
     let mut events = Vec::new();
     let mut after = None;
     loop {
-        let page = store.events(ws, from_ms, to_ms, after.take(), 1000).await?;
+        let page = store
+            .events
+            .events(ws, from_ms, to_ms, after.take(), 1000)
+            .await?;
         let full = page.len() == 1000;
         after = page.last().map(|e| (e.ts_ms, e.id.clone()));
         events.extend(page.into_iter().filter(|e| filters.matches(e)));
@@ -336,7 +352,7 @@ pub(crate) async fn reader(
 ) -> Result<Workspace, ApiError> {
     if headers.contains_key(axum::http::header::AUTHORIZATION) || !auth::has_session_cookie(headers)
     {
-        let (key, ws) = auth::api_key(&s.store, &s.clock, headers, Scope::Read).await?;
+        let (key, ws) = s.gate.api_key(headers, Scope::Read).await?;
         s.limits.caller(&format!("key:{}", key.id))?;
         if workspace.is_some_and(|w| w != ws.id.as_str()) {
             return Err(ApiError::NotFound(
@@ -345,7 +361,7 @@ pub(crate) async fn reader(
         }
         return Ok(ws);
     }
-    let who = auth::session(&s.store, &s.clock, headers).await?;
+    let who = s.gate.session(headers).await?;
     s.limits.caller(&format!("user:{}", who.user.id))?;
     let workspace = workspace.ok_or_else(|| {
         ApiError::bad_request(
@@ -353,7 +369,7 @@ pub(crate) async fn reader(
             "with a session, say which workspace: `?workspace=ws_…`",
         )
     })?;
-    let (ws, m) = auth::membership(&s.store, workspace, &who.user.id).await?;
+    let (ws, m) = s.gate.membership(&who, workspace).await?;
     auth::require(m.role, Action::Read)?;
     Ok(ws)
 }

@@ -257,6 +257,7 @@ pub async fn events(
         });
         let page = s
             .store
+            .events
             .recent_events(&ws.id, from, to, before.clone(), want)
             .await?;
         scanned += page.len();

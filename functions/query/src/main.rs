@@ -3,23 +3,28 @@
 
 use std::sync::Arc;
 
-use llmtrack_query::{QueryState, router};
+use llmtrack_query::{QueryPorts, QueryState, router};
 use llmtrack_shared::adapters::dynamodb::DynamoStore;
 use llmtrack_shared::adapters::s3::S3Archive;
+use llmtrack_shared::auth::Gate;
 use llmtrack_shared::config::{LambdaConfig, WebConfig, required};
-use llmtrack_shared::ports::SystemClock;
+use llmtrack_shared::ports::{DynClock, DynStore, SystemClock};
 use llmtrack_shared::ratelimit::RequestLimits;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
     llmtrack_shared::telemetry::init();
     let config = LambdaConfig::from_env()?;
+    let store: DynStore = Arc::new(DynamoStore::from_env(&config.table_name).await);
+    let clock: DynClock = Arc::new(SystemClock);
+    let web = WebConfig::from_env()?;
     let state = QueryState {
-        store: Arc::new(DynamoStore::from_env(&config.table_name).await),
-        clock: Arc::new(SystemClock),
+        gate: Gate::new(&store, &clock, &web),
+        store: QueryPorts::of(&store),
+        clock,
         archive: Arc::new(S3Archive::from_env(&required("ARCHIVE_BUCKET")?).await),
         run_jobs_here: false,
-        web: WebConfig::from_env()?,
+        web,
         limits: RequestLimits::query(Vec::new()),
     };
     let (app, _) = router(state).split_for_parts();

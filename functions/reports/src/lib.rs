@@ -13,15 +13,13 @@ use axum::extract::{Path, State};
 use axum::http::HeaderMap;
 use axum::response::IntoResponse as _;
 use llmtrack_shared::ApiError;
-use llmtrack_shared::auth;
+use llmtrack_shared::auth::Gate;
 use llmtrack_shared::domain::access::{Action, Role};
 use llmtrack_shared::domain::ids::WorkspaceId;
 use llmtrack_shared::domain::report::{self, FORECAST_HISTORY_DAYS, Month, MonthlyReport};
 use llmtrack_shared::domain::rollup::{Dimension, View};
 
-use llmtrack_shared::ports::{
-    DynArchive, DynClock, DynMailer, DynStore, Mail, Workspace, all_workspace_ids,
-};
+use llmtrack_shared::ports::{DynArchive, DynClock, DynMailer, Mail, Workspace, all_workspace_ids};
 use serde::Serialize;
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
@@ -31,16 +29,14 @@ pub mod render;
 
 /// The Lambda functions' parts: DynamoDB, S3 and SES.
 #[cfg(feature = "lambda")]
-pub async fn lambda_deps() -> anyhow::Result<Deps> {
+pub async fn lambda_deps(store: &llmtrack_shared::ports::DynStore) -> anyhow::Result<Deps> {
     use std::sync::Arc;
 
-    use llmtrack_shared::adapters::dynamodb::DynamoStore;
     use llmtrack_shared::adapters::s3::S3Archive;
     use llmtrack_shared::adapters::ses::Ses;
-    use llmtrack_shared::config::{LambdaConfig, MailConfig, WebConfig, required};
-    let config = LambdaConfig::from_env()?;
+    use llmtrack_shared::config::{MailConfig, WebConfig, required};
     Ok(Deps {
-        store: Arc::new(DynamoStore::from_env(&config.table_name).await),
+        store: ReportsPorts::of(store),
         clock: Arc::new(llmtrack_shared::ports::SystemClock),
         archive: Arc::new(S3Archive::from_env(&required("ARCHIVE_BUCKET")?).await),
         mailer: Arc::new(Ses::from_env(&MailConfig::from_env()?.from).await),
@@ -58,9 +54,19 @@ pub const FORMATS: [(&str, &str); 3] = [
 /// How long a download link works.
 const LINK_TTL: Duration = Duration::from_secs(15 * 60);
 
+llmtrack_shared::store_ports! {
+    /// What the reports read (rollups, members and their addresses) and the notice they claim.
+    pub struct ReportsPorts {
+        workspaces: Workspaces,
+        events: Events,
+        members: Members,
+        accounts: Accounts,
+    }
+}
+
 #[derive(Clone)]
 pub struct Deps {
-    pub store: DynStore,
+    pub store: ReportsPorts,
     pub clock: DynClock,
     pub archive: DynArchive,
     pub mailer: DynMailer,
@@ -94,7 +100,7 @@ pub fn past_month(s: &str, now_ms: i64) -> Result<Month, MonthError> {
 /// Builds a workspace's report of a month from its rollups.
 pub async fn build(deps: &Deps, ws: &Workspace, month: Month) -> anyhow::Result<MonthlyReport> {
     let (first, end) = month.hours();
-    let store = &deps.store;
+    let store = &deps.store.events;
     let total = store
         .rollups(
             &ws.id,
@@ -176,6 +182,7 @@ pub async fn run_workspace(deps: &Deps, ws: &Workspace, month: Month) -> anyhow:
     if r.totals.requests == 0
         || !deps
             .store
+            .workspaces
             .claim_notice(&ws.id, &format!("report:{month}"), deps.clock.now_ms())
             .await?
     {
@@ -183,11 +190,11 @@ pub async fn run_workspace(deps: &Deps, ws: &Workspace, month: Month) -> anyhow:
     }
     let subject = format!("LLMtrack report for {}: {}", ws.name, month);
     let text = render::text(&r, &link);
-    for m in deps.store.members(&ws.id).await? {
+    for m in deps.store.members.members(&ws.id).await? {
         if m.role < Role::Admin {
             continue;
         }
-        let Some(user) = deps.store.user(&m.user_id).await? else {
+        let Some(user) = deps.store.accounts.user(&m.user_id).await? else {
             continue;
         };
         if user.reports_opt_out {
@@ -218,11 +225,11 @@ pub async fn run_month(
 ) -> anyhow::Result<Ran> {
     let ids = match only {
         Some(id) => vec![id.clone()],
-        None => all_workspace_ids(deps.store.as_ref()).await?,
+        None => all_workspace_ids(deps.store.workspaces.as_ref()).await?,
     };
     let mut total = Ran::default();
     for id in ids {
-        let Some(ws) = deps.store.workspace(&id).await? else {
+        let Some(ws) = deps.store.workspaces.workspace(&id).await? else {
             continue;
         };
         let ran = run_workspace(deps, &ws, month).await?;
@@ -238,11 +245,11 @@ pub async fn run_month(
 pub async fn run_due(deps: &Deps) -> anyhow::Result<Ran> {
     let month = Month::of(deps.clock.now_ms()).previous();
     let mut total = Ran::default();
-    for id in all_workspace_ids(deps.store.as_ref()).await? {
+    for id in all_workspace_ids(deps.store.workspaces.as_ref()).await? {
         if archived(deps, &id, month).await? {
             continue;
         }
-        if let Some(ws) = deps.store.workspace(&id).await? {
+        if let Some(ws) = deps.store.workspaces.workspace(&id).await? {
             let ran = run_workspace(deps, &ws, month).await?;
             total.reports += ran.reports;
             total.emails += ran.emails;
@@ -265,6 +272,7 @@ async fn archived(deps: &Deps, ws: &WorkspaceId, month: Month) -> anyhow::Result
 
 #[derive(Clone)]
 pub struct ReportsState {
+    pub gate: Gate,
     pub deps: Deps,
 }
 
@@ -330,9 +338,7 @@ async fn list_reports(
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Result<axum::Json<Vec<ReportLinks>>, ApiError> {
-    let who = auth::session(&s.deps.store, &s.deps.clock, &headers).await?;
-    let (ws, m) = auth::membership(&s.deps.store, &id, &who.user.id).await?;
-    auth::require(m.role, Action::Read)?;
+    let ws = s.gate.member(&headers, &id, Action::Read).await?.workspace;
     let archived = s.deps.archive.list(&format!("reports/{}/", ws.id)).await?;
     let mut out = Vec::new();
     for month in kept_months(&ws, s.deps.clock.now_ms()) {
@@ -358,9 +364,7 @@ async fn get_report(
     headers: HeaderMap,
     Path((id, month)): Path<(String, String)>,
 ) -> Result<axum::Json<ReportLinks>, ApiError> {
-    let who = auth::session(&s.deps.store, &s.deps.clock, &headers).await?;
-    let (ws, m) = auth::membership(&s.deps.store, &id, &who.user.id).await?;
-    auth::require(m.role, Action::Read)?;
+    let ws = s.gate.member(&headers, &id, Action::Read).await?.workspace;
     let now = s.deps.clock.now_ms();
     let month = past_month(&month, now)
         .map_err(|e| ApiError::bad_request("invalid_month", e.to_string()))?;
@@ -390,9 +394,7 @@ async fn report_json(
     headers: HeaderMap,
     Path((id, month)): Path<(String, String)>,
 ) -> Result<axum::response::Response, ApiError> {
-    let who = auth::session(&s.deps.store, &s.deps.clock, &headers).await?;
-    let (ws, m) = auth::membership(&s.deps.store, &id, &who.user.id).await?;
-    auth::require(m.role, Action::Read)?;
+    let ws = s.gate.member(&headers, &id, Action::Read).await?.workspace;
     let now = s.deps.clock.now_ms();
     let month = past_month(&month, now)
         .map_err(|e| ApiError::bad_request("invalid_month", e.to_string()))?;

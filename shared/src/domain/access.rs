@@ -50,6 +50,14 @@ pub enum Action {
     DeleteData,
 }
 
+impl Action {
+    /// Whether doing it changes something (then a session's request must come from the
+    /// dashboard's own origin).
+    pub fn changes_state(self) -> bool {
+        !matches!(self, Action::Read | Action::ReadAudit)
+    }
+}
+
 /// The permission matrix.
 pub fn permits(role: Role, action: Action) -> bool {
     match action {

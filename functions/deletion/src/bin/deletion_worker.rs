@@ -30,7 +30,10 @@ fn job_of(record: &Value) -> Option<Job> {
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
     llmtrack_shared::telemetry::init();
-    let deps = with_stripe(lambda_deps().await?)?;
+    let config = llmtrack_shared::config::LambdaConfig::from_env()?;
+    let store =
+        llmtrack_shared::adapters::dynamodb::DynamoStore::from_env(&config.table_name).await;
+    let deps = with_stripe(lambda_deps(&store).await?)?;
     lambda_runtime::run(service_fn(|event: LambdaEvent<Value>| {
         let deps = deps.clone();
         async move {
@@ -52,7 +55,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
                 .map(|j| ((j.workspace.to_string(), j.id.clone()), j))
                 .collect();
             for job in jobs.into_values() {
-                let Some(current) = deps.store.job(&job.workspace, &job.id).await? else {
+                let Some(current) = deps.store.jobs.job(&job.workspace, &job.id).await? else {
                     continue;
                 };
                 job::run(&deps, current, Some(deadline)).await?;

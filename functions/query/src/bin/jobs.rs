@@ -6,12 +6,12 @@
 use std::sync::Arc;
 
 use lambda_http::lambda_runtime::{self, LambdaEvent, service_fn};
-use llmtrack_query::export;
+use llmtrack_query::{QueryPorts, export};
 use llmtrack_shared::adapters::dynamodb::DynamoStore;
 use llmtrack_shared::adapters::s3::S3Archive;
 use llmtrack_shared::config::{LambdaConfig, required};
 use llmtrack_shared::ports::{DynArchive, DynClock, DynStore, Job, SystemClock};
-use llmtrack_shared::retention_job;
+use llmtrack_shared::retention_job::{self, RetentionPorts};
 use serde_json::Value;
 
 /// The job in a stream record's new image (`d` holds the job as JSON).
@@ -29,10 +29,16 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     llmtrack_shared::telemetry::init();
     let config = LambdaConfig::from_env()?;
     let store: DynStore = Arc::new(DynamoStore::from_env(&config.table_name).await);
+    let (store, retention) = (QueryPorts::of(&store), RetentionPorts::of(&store));
     let archive: DynArchive = Arc::new(S3Archive::from_env(&required("ARCHIVE_BUCKET")?).await);
     let clock: DynClock = Arc::new(SystemClock);
     lambda_runtime::run(service_fn(|event: LambdaEvent<Value>| {
-        let (store, archive, clock) = (store.clone(), archive.clone(), clock.clone());
+        let (store, retention, archive, clock) = (
+            store.clone(),
+            retention.clone(),
+            archive.clone(),
+            clock.clone(),
+        );
         async move {
             let records = event.payload["Records"]
                 .as_array()
@@ -41,7 +47,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
             for job in records.iter().filter_map(job_of) {
                 match job.kind.as_str() {
                     export::JOB_KIND => export::run(&store, &archive, &clock, job).await?,
-                    retention_job::JOB_KIND => retention_job::run(&store, &clock, job).await?,
+                    retention_job::JOB_KIND => retention_job::run(&retention, &clock, job).await?,
                     other => {
                         tracing::warn!(kind = other, "a job of a kind this function does not run")
                     }

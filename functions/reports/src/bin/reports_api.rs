@@ -1,12 +1,20 @@
 //! The reports API Lambda: lists a workspace's monthly reports, with download links that expire.
 
 use llmtrack_reports::{ReportsState, lambda_deps, router};
+use llmtrack_shared::auth::Gate;
+use llmtrack_shared::config::WebConfig;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
     llmtrack_shared::telemetry::init();
+    let config = llmtrack_shared::config::LambdaConfig::from_env()?;
+    let store: llmtrack_shared::ports::DynStore = std::sync::Arc::new(
+        llmtrack_shared::adapters::dynamodb::DynamoStore::from_env(&config.table_name).await,
+    );
+    let deps = lambda_deps(&store).await?;
     let state = ReportsState {
-        deps: lambda_deps().await?,
+        gate: Gate::new(&store, &deps.clock, &WebConfig::from_env()?),
+        deps,
     };
     let (app, _) = router(state).split_for_parts();
     llmtrack_shared::lambda::run(app).await

@@ -2,25 +2,35 @@
 //! Limits and the last-owner rule are kept atomically with counters on the workspace item
 //! (`keys`, `members`, `owners`) updated in the same transaction as the change they count.
 
-use std::collections::HashMap;
-
+use super::*;
+use crate::domain::access::Role;
+use crate::domain::account::CODE_MAX_ATTEMPTS;
+use crate::domain::account::CodeCheck;
+use crate::domain::account::Email;
+use crate::domain::account::Invitation;
+use crate::domain::account::LoginCode;
+use crate::domain::account::Membership;
+use crate::domain::account::Session;
+use crate::domain::account::User;
+use crate::domain::apikey::ApiKey;
+use crate::domain::ids::InvitationId;
+use crate::domain::ids::KeyId;
+use crate::domain::ids::UserId;
+use crate::domain::ids::WorkspaceId;
+use crate::ports::StoreResult;
+use crate::ports::Workspace;
 use anyhow::anyhow;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
-use aws_sdk_dynamodb::types::{
-    AttributeValue as Av, ConditionCheck, Delete, Put, ReturnValue, TransactWriteItem, Update,
-};
+use aws_sdk_dynamodb::types::AttributeValue as Av;
+use aws_sdk_dynamodb::types::ConditionCheck;
+use aws_sdk_dynamodb::types::Delete;
+use aws_sdk_dynamodb::types::Put;
+use aws_sdk_dynamodb::types::ReturnValue;
+use aws_sdk_dynamodb::types::TransactWriteItem;
+use aws_sdk_dynamodb::types::Update;
+use std::collections::HashMap;
 
-use super::{DynamoStore, Item, TTL_ATTRIBUTE, err, get_n, get_s, is_condition_failed, n, s};
-use crate::domain::access::Role;
-use crate::domain::account::{
-    CODE_MAX_ATTEMPTS, CodeCheck, Email, Invitation, LoginCode, Membership, Session, User,
-};
-use crate::domain::apikey::{ApiKey, KeyState};
-use crate::domain::audit::{AUDIT_RETENTION_MS, AuditEntry};
-use crate::domain::ids::{InvitationId, KeyId, UserId, WorkspaceId};
-use crate::ports::{Refusal, StoreError, StoreResult, Workspace};
-
-fn key(pk: String, sk: String) -> HashMap<String, Av> {
+pub(super) fn key(pk: String, sk: String) -> HashMap<String, Av> {
     HashMap::from([("pk".to_owned(), s(pk)), ("sk".to_owned(), s(sk))])
 }
 
@@ -56,14 +66,16 @@ pub(super) enum Step {
     },
 }
 
-fn values(v: Vec<(&'static str, Av)>) -> Option<HashMap<String, Av>> {
+pub(super) fn values(v: Vec<(&'static str, Av)>) -> Option<HashMap<String, Av>> {
     (!v.is_empty()).then(|| v.into_iter().map(|(k, v)| (k.to_owned(), v)).collect())
 }
 
 /// Every `#name` in the expressions, mapped to `name`: many attribute names here (keys, state,
 /// role, hash, ...) are DynamoDB reserved words, and unused names are an error, so the map is
 /// derived from the expressions themselves.
-fn names<'a>(exprs: impl IntoIterator<Item = &'a str>) -> Option<HashMap<String, String>> {
+pub(super) fn names<'a>(
+    exprs: impl IntoIterator<Item = &'a str>,
+) -> Option<HashMap<String, String>> {
     let mut out = HashMap::new();
     for expr in exprs {
         for (i, _) in expr.match_indices('#') {
@@ -193,7 +205,7 @@ impl DynamoStore {
         }
     }
 
-    fn count_step(
+    pub(super) fn count_step(
         ws: &WorkspaceId,
         expr: &str,
         cond: Option<&str>,
@@ -208,38 +220,11 @@ impl DynamoStore {
         }
     }
 
-    pub(super) async fn create_key_within(&self, k: &ApiKey, max_active: u32) -> StoreResult<()> {
-        let listing = HashMap::from([
-            ("pk".to_owned(), s(format!("WS#{}", k.workspace_id))),
-            ("sk".to_owned(), s(format!("KEY#{}", k.id))),
-            ("hash".to_owned(), s(&k.hash.0)),
-        ]);
-        let steps = vec![
-            Self::count_step(
-                &k.workspace_id,
-                "ADD #keys :one",
-                Some("attribute_exists(pk) AND #keys < :max"),
-                vec![(":one", n(1)), (":max", n(max_active))],
-            ),
-            Step::Put {
-                item: Self::key_item(k),
-                cond: Some("attribute_not_exists(pk)".into()),
-                values: vec![],
-            },
-            Step::Put {
-                item: listing,
-                cond: None,
-                values: vec![],
-            },
-        ];
-        match self.transact(steps).await? {
-            None => Ok(()),
-            Some(0) => Err(StoreError::Refused(Refusal::KeyLimit)),
-            Some(_) => Err(StoreError::Conflict(format!("key {}", k.id))),
-        }
-    }
-
-    async fn key_record(&self, ws: &WorkspaceId, key: &KeyId) -> anyhow::Result<Option<ApiKey>> {
+    pub(super) async fn key_record(
+        &self,
+        ws: &WorkspaceId,
+        key: &KeyId,
+    ) -> anyhow::Result<Option<ApiKey>> {
         let Some(listing) = self.get(format!("WS#{ws}"), &format!("KEY#{key}")).await? else {
             return Ok(None);
         };
@@ -250,88 +235,77 @@ impl DynamoStore {
         }
     }
 
-    pub(super) async fn set_key_state_within(
-        &self,
-        ws: &WorkspaceId,
-        key: &KeyId,
-        state: KeyState,
-        max_active: u32,
-    ) -> StoreResult<bool> {
-        let Some(current) = self.key_record(ws, key).await? else {
-            return Ok(false);
+    pub(super) fn member_items(m: &Membership) -> (Item, Item) {
+        let fields = |pk: String, sk: String| {
+            HashMap::from([
+                ("pk".to_owned(), s(pk)),
+                ("sk".to_owned(), s(sk)),
+                ("ws".to_owned(), s(m.workspace_id.as_str())),
+                ("user".to_owned(), s(m.user_id.as_str())),
+                ("email".to_owned(), s(m.email.as_str())),
+                ("role".to_owned(), s(m.role.as_str())),
+                ("since".to_owned(), n(m.since_ms)),
+            ])
         };
-        if current.state == state {
-            return Ok(true);
-        }
-        let counter = match state {
-            KeyState::Active => Self::count_step(
-                ws,
-                "ADD #keys :one",
-                Some("#keys < :max"),
-                vec![(":one", n(1)), (":max", n(max_active))],
+        (
+            fields(
+                format!("WS#{}", m.workspace_id),
+                format!("MEMBER#{}", m.user_id),
             ),
-            KeyState::Deactivated => {
-                Self::count_step(ws, "ADD #keys :minus", None, vec![(":minus", n(-1))])
-            }
-        };
-        let flip = Step::Update {
-            pk: format!("KEY#{}", current.hash.0),
-            sk: "KEY".into(),
-            expr: "SET #state = :new".into(),
-            cond: Some("#state = :old".into()),
-            values: vec![
-                (":new", s(state.as_str())),
-                (":old", s(current.state.as_str())),
-            ],
-        };
-        match self.transact(vec![counter, flip]).await? {
-            None => Ok(true),
-            Some(0) => Err(StoreError::Refused(Refusal::KeyLimit)),
-            Some(_) => Err(anyhow!("key {key} changed state concurrently; try again").into()),
-        }
+            fields(
+                format!("USER#{}", m.user_id),
+                format!("MEMBER#{}", m.workspace_id),
+            ),
+        )
     }
 
-    pub(super) async fn delete_key_counted(
-        &self,
-        ws: &WorkspaceId,
-        key: &KeyId,
-    ) -> StoreResult<bool> {
-        let Some(current) = self.key_record(ws, key).await? else {
-            // The listing may outlive a half-deleted key: clean it up.
-            self.delete(format!("WS#{ws}"), format!("KEY#{key}"), None)
-                .await?;
-            return Ok(false);
-        };
-        let mut steps = vec![
-            // The auth item and the listing go together, so a deleted key is refused at once.
-            Step::Delete {
-                pk: format!("KEY#{}", current.hash.0),
-                sk: "KEY".into(),
-                cond: Some("#state = :s".into()),
-                values: vec![(":s", s(current.state.as_str()))],
-            },
-            Step::Delete {
-                pk: format!("WS#{ws}"),
-                sk: format!("KEY#{key}"),
-                cond: None,
-                values: vec![],
-            },
-        ];
-        if current.state == KeyState::Active {
-            steps.push(Self::count_step(
-                ws,
-                "ADD #keys :minus",
-                None,
-                vec![(":minus", n(-1))],
-            ));
-        }
-        match self.transact(steps).await? {
-            None => Ok(true),
-            Some(_) => Err(anyhow!("key {key} changed state concurrently; try again").into()),
-        }
+    pub(super) fn member_from(item: &Item) -> anyhow::Result<Membership> {
+        Ok(Membership {
+            workspace_id: WorkspaceId::parse(get_s(item, "ws")?)
+                .ok_or_else(|| anyhow!("bad workspace id"))?,
+            user_id: UserId::parse(get_s(item, "user")?).ok_or_else(|| anyhow!("bad user id"))?,
+            email: Email::parse(get_s(item, "email")?).map_err(|e| anyhow!(e))?,
+            role: Role::parse(get_s(item, "role")?).ok_or_else(|| anyhow!("bad role"))?,
+            since_ms: get_n(item, "since")?,
+        })
     }
 
-    pub(super) async fn upsert_user_impl(&self, user: &User) -> StoreResult<User> {
+    /// The membership items under a partition (a workspace's members, or a user's memberships),
+    /// oldest first.
+    pub(super) async fn memberships_under(&self, pk: String) -> StoreResult<Vec<Membership>> {
+        let items = self.query_prefix(pk, "MEMBER#").await?;
+        let mut out = items
+            .iter()
+            .map(Self::member_from)
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        out.sort_by(|a, b| {
+            (a.since_ms, &a.workspace_id, &a.user_id).cmp(&(
+                b.since_ms,
+                &b.workspace_id,
+                &b.user_id,
+            ))
+        });
+        Ok(out)
+    }
+
+    pub(super) fn invitation_from(ws: &WorkspaceId, item: &Item) -> anyhow::Result<Invitation> {
+        let sk = get_s(item, "sk")?;
+        Ok(Invitation {
+            id: InvitationId::parse(sk.trim_start_matches("INV#"))
+                .ok_or_else(|| anyhow!("bad invitation id"))?,
+            workspace_id: ws.clone(),
+            email: Email::parse(get_s(item, "email")?).map_err(|e| anyhow!(e))?,
+            role: Role::parse(get_s(item, "role")?).ok_or_else(|| anyhow!("bad role"))?,
+            invited_by: UserId::parse(get_s(item, "by")?).ok_or_else(|| anyhow!("bad user id"))?,
+            created_ms: get_n(item, "created")?,
+            expires_ms: get_n(item, "exp")?,
+        })
+    }
+}
+
+#[async_trait]
+impl Accounts for DynamoStore {
+    async fn upsert_user(&self, user: &User) -> StoreResult<User> {
         let steps = vec![
             Step::Put {
                 item: HashMap::from([
@@ -356,13 +330,13 @@ impl DynamoStore {
         match self.transact(steps).await? {
             None => Ok(user.clone()),
             Some(_) => self
-                .user_by_email_impl(&user.email)
+                .user_by_email(&user.email)
                 .await?
                 .ok_or_else(|| anyhow!("user {} vanished", user.email.as_str()).into()),
         }
     }
 
-    pub(super) async fn user_impl(&self, id: &UserId) -> StoreResult<Option<User>> {
+    async fn user(&self, id: &UserId) -> StoreResult<Option<User>> {
         let Some(item) = self.get(format!("USER#{id}"), "USER").await? else {
             return Ok(None);
         };
@@ -374,7 +348,7 @@ impl DynamoStore {
         }))
     }
 
-    pub(super) async fn user_by_email_impl(&self, email: &Email) -> StoreResult<Option<User>> {
+    async fn user_by_email(&self, email: &Email) -> StoreResult<Option<User>> {
         let Some(item) = self
             .get(format!("EMAIL#{}", email.as_str()), "EMAIL")
             .await?
@@ -382,10 +356,10 @@ impl DynamoStore {
             return Ok(None);
         };
         let id = UserId::parse(get_s(&item, "user")?).ok_or_else(|| anyhow!("bad user id"))?;
-        self.user_impl(&id).await
+        self.user(&id).await
     }
 
-    pub(super) async fn put_login_code_impl(&self, code: &LoginCode) -> StoreResult<()> {
+    async fn put_login_code(&self, code: &LoginCode) -> StoreResult<()> {
         let item = HashMap::from([
             ("pk".to_owned(), s(format!("CODE#{}", code.email.as_str()))),
             ("sk".to_owned(), s("CODE")),
@@ -398,7 +372,7 @@ impl DynamoStore {
         Ok(())
     }
 
-    pub(super) async fn check_login_code_impl(
+    async fn check_login_code(
         &self,
         email: &Email,
         hash: &str,
@@ -451,7 +425,7 @@ impl DynamoStore {
         }
     }
 
-    pub(super) async fn hit_rate_limit_impl(
+    async fn hit_rate_limit(
         &self,
         bucket: &str,
         window_start_ms: i64,
@@ -481,7 +455,7 @@ impl DynamoStore {
             .unwrap_or(hits))
     }
 
-    pub(super) async fn create_session_impl(&self, session: &Session) -> StoreResult<()> {
+    async fn create_session(&self, session: &Session) -> StoreResult<()> {
         let main = HashMap::from([
             ("pk".to_owned(), s(format!("SESS#{}", session.hash))),
             ("sk".to_owned(), s("SESS")),
@@ -515,7 +489,7 @@ impl DynamoStore {
         }
     }
 
-    pub(super) async fn session_impl(&self, hash: &str) -> StoreResult<Option<Session>> {
+    async fn session(&self, hash: &str) -> StoreResult<Option<Session>> {
         let Some(item) = self.get(format!("SESS#{hash}"), "SESS").await? else {
             return Ok(None);
         };
@@ -527,8 +501,8 @@ impl DynamoStore {
         }))
     }
 
-    pub(super) async fn delete_session_impl(&self, hash: &str) -> StoreResult<()> {
-        if let Some(session) = self.session_impl(hash).await? {
+    async fn delete_session(&self, hash: &str) -> StoreResult<()> {
+        if let Some(session) = self.session(hash).await? {
             self.delete(
                 format!("USER#{}", session.user_id),
                 format!("SESS#{hash}"),
@@ -541,7 +515,7 @@ impl DynamoStore {
         Ok(())
     }
 
-    pub(super) async fn delete_user_sessions_impl(&self, user: &UserId) -> StoreResult<usize> {
+    async fn delete_user_sessions(&self, user: &UserId) -> StoreResult<usize> {
         let items = self.query_prefix(format!("USER#{user}"), "SESS#").await?;
         for item in &items {
             let sk = get_s(item, "sk")?;
@@ -553,333 +527,22 @@ impl DynamoStore {
         Ok(items.len())
     }
 
-    fn member_items(m: &Membership) -> (Item, Item) {
-        let fields = |pk: String, sk: String| {
-            HashMap::from([
-                ("pk".to_owned(), s(pk)),
-                ("sk".to_owned(), s(sk)),
-                ("ws".to_owned(), s(m.workspace_id.as_str())),
-                ("user".to_owned(), s(m.user_id.as_str())),
-                ("email".to_owned(), s(m.email.as_str())),
-                ("role".to_owned(), s(m.role.as_str())),
-                ("since".to_owned(), n(m.since_ms)),
-            ])
-        };
-        (
-            fields(
-                format!("WS#{}", m.workspace_id),
-                format!("MEMBER#{}", m.user_id),
-            ),
-            fields(
-                format!("USER#{}", m.user_id),
-                format!("MEMBER#{}", m.workspace_id),
-            ),
-        )
-    }
-
-    fn member_from(item: &Item) -> anyhow::Result<Membership> {
-        Ok(Membership {
-            workspace_id: WorkspaceId::parse(get_s(item, "ws")?)
-                .ok_or_else(|| anyhow!("bad workspace id"))?,
-            user_id: UserId::parse(get_s(item, "user")?).ok_or_else(|| anyhow!("bad user id"))?,
-            email: Email::parse(get_s(item, "email")?).map_err(|e| anyhow!(e))?,
-            role: Role::parse(get_s(item, "role")?).ok_or_else(|| anyhow!("bad role"))?,
-            since_ms: get_n(item, "since")?,
-        })
-    }
-
-    pub(super) async fn add_member_impl(
-        &self,
-        m: &Membership,
-        max_members: u32,
-    ) -> StoreResult<()> {
-        if self
-            .member_impl(&m.workspace_id, &m.user_id)
-            .await?
-            .is_some()
-        {
-            self.set_role_impl(&m.workspace_id, &m.user_id, m.role)
-                .await?;
-            return Ok(());
-        }
-        let owner = i64::from(m.role == Role::Owner);
-        let (main, reverse) = Self::member_items(m);
-        let steps = vec![
-            Self::count_step(
-                &m.workspace_id,
-                "ADD #members :one, #owners :owner",
-                Some("attribute_exists(pk) AND #members < :max"),
-                vec![
-                    (":one", n(1)),
-                    (":owner", n(owner)),
-                    (":max", n(max_members)),
-                ],
-            ),
-            Step::Put {
-                item: main,
-                cond: Some("attribute_not_exists(pk)".into()),
-                values: vec![],
-            },
-            Step::Put {
-                item: reverse,
-                cond: None,
-                values: vec![],
-            },
-        ];
-        match self.transact(steps).await? {
-            None => Ok(()),
-            Some(0) => Err(StoreError::Refused(Refusal::MemberLimit)),
-            Some(_) => Err(StoreError::Conflict("that membership".into())),
-        }
-    }
-
-    pub(super) async fn member_impl(
-        &self,
-        ws: &WorkspaceId,
-        user: &UserId,
-    ) -> StoreResult<Option<Membership>> {
-        Ok(self
-            .get(format!("WS#{ws}"), &format!("MEMBER#{user}"))
-            .await?
-            .map(|i| Self::member_from(&i))
-            .transpose()?)
-    }
-
-    /// The membership items under a partition (a workspace's members, or a user's memberships),
-    /// oldest first.
-    async fn memberships_under(&self, pk: String) -> StoreResult<Vec<Membership>> {
-        let items = self.query_prefix(pk, "MEMBER#").await?;
-        let mut out = items
-            .iter()
-            .map(Self::member_from)
-            .collect::<anyhow::Result<Vec<_>>>()?;
-        out.sort_by(|a, b| {
-            (a.since_ms, &a.workspace_id, &a.user_id).cmp(&(
-                b.since_ms,
-                &b.workspace_id,
-                &b.user_id,
-            ))
-        });
-        Ok(out)
-    }
-
-    pub(super) async fn members_impl(&self, ws: &WorkspaceId) -> StoreResult<Vec<Membership>> {
-        self.memberships_under(format!("WS#{ws}")).await
-    }
-
-    pub(super) async fn memberships_impl(&self, user: &UserId) -> StoreResult<Vec<Membership>> {
-        self.memberships_under(format!("USER#{user}")).await
-    }
-
-    pub(super) async fn set_role_impl(
-        &self,
-        ws: &WorkspaceId,
-        user: &UserId,
-        role: Role,
-    ) -> StoreResult<bool> {
-        let Some(current) = self.member_impl(ws, user).await? else {
-            return Ok(false);
-        };
-        if current.role == role {
-            return Ok(true);
-        }
-        let delta = i64::from(role == Role::Owner) - i64::from(current.role == Role::Owner);
-        let cond = (delta < 0).then_some("#owners > :one");
-        let mut count_values = vec![(":delta", n(delta))];
-        if delta < 0 {
-            count_values.push((":one", n(1)));
-        }
-        let role_step = |pk: String, sk: String| Step::Update {
-            pk,
-            sk,
-            expr: "SET #role = :new".into(),
-            cond: Some("attribute_exists(pk)".into()),
-            values: vec![(":new", s(role.as_str()))],
-        };
-        let steps = vec![
-            Self::count_step(ws, "ADD #owners :delta", cond, count_values),
-            role_step(format!("WS#{ws}"), format!("MEMBER#{user}")),
-            role_step(format!("USER#{user}"), format!("MEMBER#{ws}")),
-        ];
-        match self.transact(steps).await? {
-            None => Ok(true),
-            Some(0) => Err(StoreError::Refused(Refusal::LastOwner)),
-            Some(_) => Ok(false),
-        }
-    }
-
-    pub(super) async fn remove_member_impl(
-        &self,
-        ws: &WorkspaceId,
-        user: &UserId,
-    ) -> StoreResult<bool> {
-        let Some(current) = self.member_impl(ws, user).await? else {
-            return Ok(false);
-        };
-        let owner = current.role == Role::Owner;
-        let mut values = vec![(":minus", n(-1)), (":owner", n(-i64::from(owner)))];
-        if owner {
-            values.push((":one", n(1)));
-        }
-        let steps = vec![
-            Self::count_step(
-                ws,
-                "ADD #members :minus, #owners :owner",
-                owner.then_some("#owners > :one"),
-                values,
-            ),
-            Step::Delete {
-                pk: format!("WS#{ws}"),
-                sk: format!("MEMBER#{user}"),
-                cond: Some("attribute_exists(pk)".into()),
-                values: vec![],
-            },
-            Step::Delete {
-                pk: format!("USER#{user}"),
-                sk: format!("MEMBER#{ws}"),
-                cond: None,
-                values: vec![],
-            },
-        ];
-        match self.transact(steps).await? {
-            None => Ok(true),
-            Some(0) => Err(StoreError::Refused(Refusal::LastOwner)),
-            Some(_) => Ok(false),
-        }
-    }
-
-    pub(super) async fn create_invitation_impl(&self, inv: &Invitation) -> StoreResult<()> {
-        let item = HashMap::from([
-            ("pk".to_owned(), s(format!("WS#{}", inv.workspace_id))),
-            ("sk".to_owned(), s(format!("INV#{}", inv.id))),
-            ("email".to_owned(), s(inv.email.as_str())),
-            ("role".to_owned(), s(inv.role.as_str())),
-            ("by".to_owned(), s(inv.invited_by.as_str())),
-            ("created".to_owned(), n(inv.created_ms)),
-            ("exp".to_owned(), n(inv.expires_ms)),
-            (TTL_ATTRIBUTE.to_owned(), ttl(inv.expires_ms)),
-        ]);
-        if self.put(item, Some("attribute_not_exists(pk)")).await? {
-            Ok(())
-        } else {
-            Err(StoreError::Conflict(format!("invitation {}", inv.id)))
-        }
-    }
-
-    fn invitation_from(ws: &WorkspaceId, item: &Item) -> anyhow::Result<Invitation> {
-        let sk = get_s(item, "sk")?;
-        Ok(Invitation {
-            id: InvitationId::parse(sk.trim_start_matches("INV#"))
-                .ok_or_else(|| anyhow!("bad invitation id"))?,
-            workspace_id: ws.clone(),
-            email: Email::parse(get_s(item, "email")?).map_err(|e| anyhow!(e))?,
-            role: Role::parse(get_s(item, "role")?).ok_or_else(|| anyhow!("bad role"))?,
-            invited_by: UserId::parse(get_s(item, "by")?).ok_or_else(|| anyhow!("bad user id"))?,
-            created_ms: get_n(item, "created")?,
-            expires_ms: get_n(item, "exp")?,
-        })
-    }
-
-    pub(super) async fn invitation_impl(
-        &self,
-        ws: &WorkspaceId,
-        id: &InvitationId,
-    ) -> StoreResult<Option<Invitation>> {
-        Ok(self
-            .get(format!("WS#{ws}"), &format!("INV#{id}"))
-            .await?
-            .map(|i| Self::invitation_from(ws, &i))
-            .transpose()?)
-    }
-
-    pub(super) async fn invitations_impl(&self, ws: &WorkspaceId) -> StoreResult<Vec<Invitation>> {
-        let items = self.query_prefix(format!("WS#{ws}"), "INV#").await?;
-        let mut out = items
-            .iter()
-            .map(|i| Self::invitation_from(ws, i))
-            .collect::<anyhow::Result<Vec<_>>>()?;
-        out.sort_by(|a, b| (a.created_ms, &a.id).cmp(&(b.created_ms, &b.id)));
-        Ok(out)
-    }
-
-    pub(super) async fn delete_invitation_impl(
-        &self,
-        ws: &WorkspaceId,
-        id: &InvitationId,
-    ) -> StoreResult<bool> {
-        Ok(self
-            .delete(
-                format!("WS#{ws}"),
-                format!("INV#{id}"),
-                Some("attribute_exists(pk)"),
-            )
-            .await?)
-    }
-
-    pub(super) async fn append_audit_impl(&self, e: &AuditEntry) -> StoreResult<()> {
-        let mut item = HashMap::from([
-            ("pk".to_owned(), s(format!("W#{}#AUDIT", e.workspace_id))),
-            ("sk".to_owned(), s(&e.id)),
-            ("at".to_owned(), n(e.at_ms)),
-            ("actor".to_owned(), s(&e.actor_id)),
-            ("action".to_owned(), s(&e.action)),
-            (TTL_ATTRIBUTE.to_owned(), ttl(e.at_ms + AUDIT_RETENTION_MS)),
-        ]);
-        for (name, value) in [
-            ("actor_email", &e.actor_email),
-            ("target", &e.target),
-            ("ip", &e.ip),
-        ] {
-            if let Some(v) = value {
-                item.insert(name.to_owned(), s(v));
-            }
-        }
-        self.put(item, None).await?;
-        Ok(())
-    }
-
-    pub(super) async fn audit_impl(
-        &self,
-        ws: &WorkspaceId,
-        before: Option<&str>,
-        limit: usize,
-    ) -> StoreResult<Vec<AuditEntry>> {
-        let mut q = self
+    async fn set_reports_opt_out(&self, user: &UserId, opt_out: bool) -> StoreResult<bool> {
+        let result = self
             .client
-            .query()
+            .update_item()
             .table_name(&self.table)
-            .scan_index_forward(false)
-            .expression_attribute_values(":pk", s(format!("W#{ws}#AUDIT")));
-        q = match before {
-            Some(b) => q
-                .key_condition_expression("pk = :pk AND sk < :b")
-                .expression_attribute_values(":b", s(b)),
-            None => q.key_condition_expression("pk = :pk"),
-        };
-        // One page: a page of audit entries (at most 100 small items) fits in one response.
-        let items: Vec<Item> = q
-            .limit(limit.clamp(1, 1000) as i32)
+            .key("pk", s(format!("USER#{user}")))
+            .key("sk", s("USER"))
+            .update_expression("SET nr = :nr")
+            .condition_expression("attribute_exists(pk)")
+            .expression_attribute_values(":nr", Av::Bool(opt_out))
             .send()
-            .await
-            .map_err(err)?
-            .items
-            .unwrap_or_default();
-        let get_opt = |i: &Item, name: &str| get_s(i, name).ok().map(str::to_owned);
-        items
-            .iter()
-            .map(|i| {
-                Ok(AuditEntry {
-                    id: get_s(i, "sk")?.to_owned(),
-                    workspace_id: ws.clone(),
-                    at_ms: get_n(i, "at")?,
-                    actor_id: get_s(i, "actor")?.to_owned(),
-                    actor_email: get_opt(i, "actor_email"),
-                    action: get_s(i, "action")?.to_owned(),
-                    target: get_opt(i, "target"),
-                    ip: get_opt(i, "ip"),
-                })
-            })
-            .collect::<anyhow::Result<Vec<_>>>()
-            .map_err(StoreError::from)
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(e) if is_condition_failed(&e) => Ok(false),
+            Err(e) => Err(err(e).into()),
+        }
     }
 }

@@ -9,21 +9,21 @@
 //! The workspace item counts its rules (`alerts`), changed in the same transaction as the rule,
 //! so the plan's limit holds under concurrent creates, as for keys.
 
-use std::collections::HashMap;
-
+use super::*;
+use crate::domain::alert::AlertEvent;
+use crate::domain::alert::AlertRule;
+use crate::domain::ids::WorkspaceId;
+use crate::ports::Refusal;
+use crate::ports::StoreError;
+use crate::ports::StoreResult;
 use anyhow::Context as _;
 use aws_sdk_dynamodb::types::AttributeValue as Av;
-
-use super::accounts::Step;
-use super::{DynamoStore, Item, TTL_ATTRIBUTE, err, get_n, get_s, n, s};
-use crate::domain::alert::{AlertEvent, AlertRule};
-use crate::domain::ids::WorkspaceId;
-use crate::ports::{Refusal, StoreError, StoreResult};
+use std::collections::HashMap;
 
 /// A rule's history is kept a little over a year.
-const HISTORY_TTL_MS: i64 = 400 * 86_400_000;
+pub(super) const HISTORY_TTL_MS: i64 = 400 * 86_400_000;
 
-fn rule_item(rule: &AlertRule) -> anyhow::Result<Item> {
+pub(super) fn rule_item(rule: &AlertRule) -> anyhow::Result<Item> {
     Ok(HashMap::from([
         ("pk".to_owned(), s(format!("WS#{}", rule.workspace))),
         ("sk".to_owned(), s(format!("ALERT#{}", rule.id))),
@@ -32,33 +32,16 @@ fn rule_item(rule: &AlertRule) -> anyhow::Result<Item> {
     ]))
 }
 
-fn rule_from(item: &Item) -> anyhow::Result<AlertRule> {
+pub(super) fn rule_from(item: &Item) -> anyhow::Result<AlertRule> {
     let mut rule: AlertRule =
         serde_json::from_str(get_s(item, "d")?).context("decoding an alert rule")?;
     rule.version = get_n(item, "v")?;
     Ok(rule)
 }
 
-impl DynamoStore {
-    pub(super) async fn claim_notice_impl(
-        &self,
-        ws: &WorkspaceId,
-        key: &str,
-        now_ms: i64,
-    ) -> StoreResult<bool> {
-        let item = HashMap::from([
-            ("pk".to_owned(), s(format!("WS#{ws}"))),
-            ("sk".to_owned(), s(format!("NOTICE#{key}"))),
-            ("at".to_owned(), n(now_ms)),
-        ]);
-        Ok(self.put(item, Some("attribute_not_exists(pk)")).await?)
-    }
-
-    pub(super) async fn create_alert_rule_impl(
-        &self,
-        rule: &AlertRule,
-        max_rules: u32,
-    ) -> StoreResult<()> {
+#[async_trait]
+impl AlertRules for DynamoStore {
+    async fn create_alert_rule(&self, rule: &AlertRule, max_rules: u32) -> StoreResult<()> {
         let steps = vec![
             Step::Update {
                 pk: format!("WS#{}", rule.workspace),
@@ -82,7 +65,7 @@ impl DynamoStore {
         }
     }
 
-    pub(super) async fn alert_rules_impl(&self, ws: &WorkspaceId) -> StoreResult<Vec<AlertRule>> {
+    async fn alert_rules(&self, ws: &WorkspaceId) -> StoreResult<Vec<AlertRule>> {
         Ok(self
             .query_prefix(format!("WS#{ws}"), "ALERT#")
             .await?
@@ -91,11 +74,7 @@ impl DynamoStore {
             .collect::<anyhow::Result<_>>()?)
     }
 
-    pub(super) async fn alert_rule_impl(
-        &self,
-        ws: &WorkspaceId,
-        id: &str,
-    ) -> StoreResult<Option<AlertRule>> {
+    async fn alert_rule(&self, ws: &WorkspaceId, id: &str) -> StoreResult<Option<AlertRule>> {
         Ok(self
             .get(format!("WS#{ws}"), &format!("ALERT#{id}"))
             .await?
@@ -103,7 +82,7 @@ impl DynamoStore {
             .transpose()?)
     }
 
-    pub(super) async fn update_alert_rule_impl(&self, rule: &mut AlertRule) -> StoreResult<bool> {
+    async fn update_alert_rule(&self, rule: &mut AlertRule) -> StoreResult<bool> {
         let mut next = rule.clone();
         next.version += 1;
         let saved = self
@@ -119,11 +98,7 @@ impl DynamoStore {
         Ok(saved)
     }
 
-    pub(super) async fn delete_alert_rule_impl(
-        &self,
-        ws: &WorkspaceId,
-        id: &str,
-    ) -> StoreResult<bool> {
+    async fn delete_alert_rule(&self, ws: &WorkspaceId, id: &str) -> StoreResult<bool> {
         let steps = vec![
             Step::Delete {
                 pk: format!("WS#{ws}"),
@@ -154,7 +129,7 @@ impl DynamoStore {
         Ok(true)
     }
 
-    pub(super) async fn append_alert_event_impl(&self, e: &AlertEvent) -> StoreResult<()> {
+    async fn append_alert_event(&self, e: &AlertEvent) -> StoreResult<()> {
         let item = HashMap::from([
             ("pk".to_owned(), s(format!("W#{}#ALERTLOG", e.workspace))),
             ("sk".to_owned(), s(format!("{}#{}", e.rule_id, e.id))),
@@ -171,7 +146,7 @@ impl DynamoStore {
         Ok(())
     }
 
-    pub(super) async fn alert_events_impl(
+    async fn alert_events(
         &self,
         ws: &WorkspaceId,
         rule: &str,

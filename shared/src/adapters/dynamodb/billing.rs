@@ -10,39 +10,38 @@
 //! The due index is one partition: records with a pending change of entitlement are few (grace
 //! periods and cancelled subscriptions), and the sweep reads them in due order.
 
-use std::collections::{HashMap, HashSet};
-
-use anyhow::{Context as _, anyhow};
-
-use super::accounts::{Step, ttl};
-use super::{DynamoStore, Item, TTL_ATTRIBUTE, err, get_n, get_s, n, s};
+use super::*;
 use crate::domain::billing::Billing;
 use crate::domain::ids::WorkspaceId;
 use crate::domain::plan::Plan;
-use crate::ports::{BillingSave, StoreResult};
+use crate::ports::BillingSave;
+use crate::ports::StoreResult;
+use anyhow::anyhow;
+use std::collections::HashMap;
+use std::collections::HashSet;
 
 /// Stripe retries a delivery for up to 3 days: a month of ids is plenty to recognise one.
-const STRIPE_EVENT_TTL_MS: i64 = 30 * 86_400_000;
-const BILLING_SK: &str = "BILLING";
+pub(super) const STRIPE_EVENT_TTL_MS: i64 = 30 * 86_400_000;
+pub(super) const BILLING_SK: &str = "BILLING";
 pub(super) const DUE_PK: &str = "BILLDUE";
 
-fn billing_pk(ws: &WorkspaceId) -> String {
+pub(super) fn billing_pk(ws: &WorkspaceId) -> String {
     format!("WS#{ws}")
 }
 
-fn customer_pk(customer_id: &str) -> String {
+pub(super) fn customer_pk(customer_id: &str) -> String {
     format!("CUS#{customer_id}")
 }
 
-fn due_sk(due_ms: i64, ws: &WorkspaceId) -> String {
+pub(super) fn due_sk(due_ms: i64, ws: &WorkspaceId) -> String {
     format!("{due_ms:013}#{ws}")
 }
 
-fn stripe_pk(event: &str) -> String {
+pub(super) fn stripe_pk(event: &str) -> String {
     format!("STRIPE#{event}")
 }
 
-fn stripe_item(event: &str, now_ms: i64) -> Item {
+pub(super) fn stripe_item(event: &str, now_ms: i64) -> Item {
     HashMap::from([
         ("pk".to_owned(), s(stripe_pk(event))),
         ("sk".to_owned(), s("EVT")),
@@ -51,15 +50,18 @@ fn stripe_item(event: &str, now_ms: i64) -> Item {
 }
 
 /// The record, with its version from `v`: the one the conditional save checks.
-fn billing_from(item: &Item) -> anyhow::Result<Billing> {
+pub(super) fn billing_from(item: &Item) -> anyhow::Result<Billing> {
     let mut b: Billing =
         serde_json::from_str(get_s(item, "d")?).context("decoding a billing record")?;
     b.version = get_n(item, "v")?;
     Ok(b)
 }
 
-impl DynamoStore {
-    pub(super) async fn billing_impl(&self, ws: &WorkspaceId) -> StoreResult<Option<Billing>> {
+impl DynamoStore {}
+
+#[async_trait]
+impl BillingRecords for DynamoStore {
+    async fn billing(&self, ws: &WorkspaceId) -> StoreResult<Option<Billing>> {
         Ok(self
             .get(billing_pk(ws), BILLING_SK)
             .await?
@@ -67,10 +69,7 @@ impl DynamoStore {
             .transpose()?)
     }
 
-    pub(super) async fn billing_by_customer_impl(
-        &self,
-        customer_id: &str,
-    ) -> StoreResult<Option<Billing>> {
+    async fn billing_by_customer(&self, customer_id: &str) -> StoreResult<Option<Billing>> {
         let Some(lookup) = self.get(customer_pk(customer_id), "CUS").await? else {
             return Ok(None);
         };
@@ -78,12 +77,12 @@ impl DynamoStore {
             .ok_or_else(|| anyhow!("bad workspace id in the lookup of {customer_id}"))?;
         // A record that moved to another customer leaves the old lookup item behind.
         Ok(self
-            .billing_impl(&ws)
+            .billing(&ws)
             .await?
             .filter(|b| b.customer_id.as_deref() == Some(customer_id)))
     }
 
-    pub(super) async fn save_billing_impl(
+    async fn save_billing(
         &self,
         billing: &mut Billing,
         plan: Plan,
@@ -105,7 +104,7 @@ impl DynamoStore {
             // An event already processed is a duplicate whatever the record became, as the
             // transaction would also answer.
             if let Some(event) = event
-                && self.stripe_event_seen_impl(event).await?
+                && self.stripe_event_seen(event).await?
             {
                 return Ok(BillingSave::Duplicate);
             }
@@ -213,25 +212,17 @@ impl DynamoStore {
         }
     }
 
-    pub(super) async fn record_stripe_event_impl(
-        &self,
-        event: &str,
-        now_ms: i64,
-    ) -> StoreResult<bool> {
+    async fn record_stripe_event(&self, event: &str, now_ms: i64) -> StoreResult<bool> {
         Ok(self
             .put(stripe_item(event, now_ms), Some("attribute_not_exists(pk)"))
             .await?)
     }
 
-    pub(super) async fn stripe_event_seen_impl(&self, event: &str) -> StoreResult<bool> {
+    async fn stripe_event_seen(&self, event: &str) -> StoreResult<bool> {
         Ok(self.get(stripe_pk(event), "EVT").await?.is_some())
     }
 
-    pub(super) async fn billing_due_impl(
-        &self,
-        now_ms: i64,
-        limit: usize,
-    ) -> StoreResult<Vec<Billing>> {
+    async fn billing_due(&self, now_ms: i64, limit: usize) -> StoreResult<Vec<Billing>> {
         let mut out = Vec::new();
         if limit == 0 {
             return Ok(out);

@@ -14,36 +14,41 @@
 //! writes blindly (each item on the version it read, the whole hour again on a conflict), which
 //! narrows that window without closing it.
 
-use std::collections::{BTreeSet, HashMap, HashSet};
-use std::time::Duration;
-
-use anyhow::{Context as _, anyhow};
-use aws_sdk_dynamodb::primitives::Blob;
-use aws_sdk_dynamodb::types::AttributeValue as Av;
-use futures_util::{StreamExt as _, TryStreamExt as _, stream};
-
-use super::accounts::Step;
-use super::rollups::{LOCK_SK, rollup_data};
-use super::{
-    CONCURRENCY, CrashPoint, DynamoStore, Item, TTL_ATTRIBUTE, err, event_pk, get_n, get_s,
-    guard_pk, is_condition_failed, marker_pk, n, rollup_pk, rollup_sk, s,
-};
+use super::*;
+use crate::domain::deletion;
 use crate::domain::event::Event;
+use crate::domain::ids::UserId;
 use crate::domain::ids::WorkspaceId;
 use crate::domain::plan::Plan;
 use crate::domain::retention;
-use crate::domain::rollup::{self, Dimension, Rollup, VIEWS, View};
-use crate::domain::time::{HOUR_MS, month_of};
-use crate::ports::{Store as _, StoreResult};
+use crate::domain::rollup;
+use crate::domain::rollup::Dimension;
+use crate::domain::rollup::Rollup;
+use crate::domain::rollup::Select;
+use crate::domain::rollup::VIEWS;
+use crate::domain::rollup::View;
+use crate::domain::time::HOUR_MS;
+use crate::domain::time::month_of;
+use crate::ports::Job;
+use crate::ports::Purged;
+use crate::ports::StoreResult;
+use anyhow::anyhow;
+use aws_sdk_dynamodb::primitives::Blob;
+use aws_sdk_dynamodb::types::AttributeValue as Av;
+use futures_util::stream;
+use std::collections::BTreeSet;
+use std::collections::HashMap;
+use std::collections::HashSet;
+use std::time::Duration;
 
 /// Deletes per transaction: DynamoDB allows 100 items, and one is the usage counter.
-const DELETES_PER_TX: usize = 99;
+pub(super) const DELETES_PER_TX: usize = 99;
 /// Tries of each phase before giving up; the job runs the deletion again later.
-const ATTEMPTS: u32 = 10;
+pub(super) const ATTEMPTS: u32 = 10;
 /// Tries at the compaction lock: a compaction run takes seconds, a stale lock the lease.
-const LOCK_ATTEMPTS: u32 = 30;
+pub(super) const LOCK_ATTEMPTS: u32 = 30;
 /// How many views are rewritten at once (each with `CONCURRENCY` writes in flight).
-const VIEWS_AT_ONCE: usize = 4;
+pub(super) const VIEWS_AT_ONCE: usize = 4;
 
 async fn backoff(attempt: u32) {
     let ms = (20u64 << attempt.min(7)).min(2_000);
@@ -51,7 +56,7 @@ async fn backoff(attempt: u32) {
 }
 
 /// One change `rewrite_view` makes to a rollup item, keyed by its value.
-enum Op {
+pub(super) enum Op {
     /// Delete the item if still at this version.
     Delete(String, u64),
     /// Write this encoded rollup over the item as read: its version and pending set (None:
@@ -60,51 +65,19 @@ enum Op {
 }
 
 /// A rollup item as read: its version, value and pending set.
-struct Existing {
+pub(super) struct Existing {
     version: u64,
     rollup: Rollup,
     pending: Vec<String>,
 }
 
 impl DynamoStore {
-    pub(super) async fn delete_events_in_hour_impl(
-        &self,
-        ws: &WorkspaceId,
-        hour: i64,
-        from_ms: i64,
-        to_ms: i64,
-        source: Option<&str>,
-    ) -> StoreResult<u64> {
-        let (lo, hi) = (from_ms.max(hour * HOUR_MS), to_ms.min((hour + 1) * HOUR_MS));
-        if lo >= hi {
-            return Ok(0);
-        }
-        // A crashed batch finished after the deletion would refund its quota from the events
-        // left (refunding the deleted ones twice) and add its rollups on top of the rewrite.
-        self.recover_stale(ws, chrono::Utc::now().timestamp_millis())
-            .await?;
-        let deleted = self.delete_events(ws, hour, lo, hi, source).await?;
-        // Runs even when nothing was deleted: a run stopped after its deletes is finished here.
-        let lock = self.take_compaction_lock(ws).await?;
-        let stripped = self.drop_delta_hours(ws, &|h| h == hour).await;
-        if stripped.is_ok() && self.crash_at == Some(CrashPoint::BeforeDeletionRollups) {
-            return Err(anyhow!("simulated crash before the deletion's rollup rewrite").into());
-        }
-        let rewritten = match stripped {
-            Ok(()) => self.rewrite_hour(ws, hour, &lock).await,
-            Err(e) => Err(e),
-        };
-        self.release_compaction_lock(ws, &lock).await?;
-        rewritten?;
-        Ok(deleted)
-    }
-
     /// Deletes the events of `[lo, hi)` in the hour (of `source` only, when given), with their
     /// guards, each transaction also taking its events off the month's usage. Every delete is
     /// conditional on the event being there, so an event deleted meanwhile (a repeat running
     /// alongside, or TTL) fails its transaction instead of being counted twice; the survivors
     /// are read again and retried.
-    async fn delete_events(
+    pub(super) async fn delete_events(
         &self,
         ws: &WorkspaceId,
         hour: i64,
@@ -209,7 +182,7 @@ impl DynamoStore {
     }
 
     /// Where the guards of the events sent without a timestamp point: guard pk -> (pk, sk).
-    async fn guards_of(
+    pub(super) async fn guards_of(
         &self,
         ws: &WorkspaceId,
         events: &[(String, Event)],
@@ -236,7 +209,7 @@ impl DynamoStore {
 
     /// Takes the workspace's compaction lock, waiting for a running compaction to finish and
     /// finishing one that a crashed compactor (or deletion) left. Returns the lock's id.
-    async fn take_compaction_lock(&self, ws: &WorkspaceId) -> anyhow::Result<String> {
+    pub(super) async fn take_compaction_lock(&self, ws: &WorkspaceId) -> anyhow::Result<String> {
         let id = format!("del_{}", ulid::Ulid::new());
         for attempt in 0..LOCK_ATTEMPTS {
             let now = chrono::Utc::now().timestamp_millis();
@@ -259,7 +232,11 @@ impl DynamoStore {
 
     /// Renews the lock's lease, failing if another run took it over meanwhile (the lease ran
     /// out): the hour's rollups are then no longer ours to rewrite.
-    async fn hold_compaction_lock(&self, ws: &WorkspaceId, id: &str) -> anyhow::Result<()> {
+    pub(super) async fn hold_compaction_lock(
+        &self,
+        ws: &WorkspaceId,
+        id: &str,
+    ) -> anyhow::Result<()> {
         let renewed = self
             .client
             .update_item()
@@ -282,7 +259,11 @@ impl DynamoStore {
         }
     }
 
-    async fn release_compaction_lock(&self, ws: &WorkspaceId, id: &str) -> anyhow::Result<()> {
+    pub(super) async fn release_compaction_lock(
+        &self,
+        ws: &WorkspaceId,
+        id: &str,
+    ) -> anyhow::Result<()> {
         let released = self
             .client
             .delete_item()
@@ -304,7 +285,12 @@ impl DynamoStore {
 
     /// Makes every view's rollups of the hour equal a fold of the hour's events, once the
     /// hour has nothing pending in the deltas.
-    async fn rewrite_hour(&self, ws: &WorkspaceId, hour: i64, lock: &str) -> anyhow::Result<()> {
+    pub(super) async fn rewrite_hour(
+        &self,
+        ws: &WorkspaceId,
+        hour: i64,
+        lock: &str,
+    ) -> anyhow::Result<()> {
         // Deltas carry no plan; the workspace's current one says how long its rollups last.
         let history_ms = self
             .workspace(ws)
@@ -385,7 +371,7 @@ impl DynamoStore {
 
     /// Makes one view's items of the hour exactly `want`: deletes the others, writes those that
     /// differ, each on the version read. Returns how many writes lost to another writer.
-    async fn rewrite_view(
+    pub(super) async fn rewrite_view(
         &self,
         ws: &WorkspaceId,
         hour: i64,
@@ -433,7 +419,7 @@ impl DynamoStore {
     }
 
     /// One write of `rewrite_view`, on the version read: 1 if another writer got there first.
-    async fn rewrite_item(
+    pub(super) async fn rewrite_item(
         &self,
         pk: &str,
         hour: i64,
@@ -485,5 +471,275 @@ impl DynamoStore {
                 ))
             }
         }
+    }
+}
+
+#[async_trait]
+impl Erasure for DynamoStore {
+    async fn finish_writes(&self, ws: &WorkspaceId) -> StoreResult<()> {
+        self.recover(ws).await.map(drop)
+    }
+
+    async fn delete_events_in_hour(
+        &self,
+        ws: &WorkspaceId,
+        hour: i64,
+        from_ms: i64,
+        to_ms: i64,
+        source: Option<&str>,
+    ) -> StoreResult<u64> {
+        let (lo, hi) = (from_ms.max(hour * HOUR_MS), to_ms.min((hour + 1) * HOUR_MS));
+        if lo >= hi {
+            return Ok(0);
+        }
+        // A crashed batch finished after the deletion would refund its quota from the events
+        // left (refunding the deleted ones twice) and add its rollups on top of the rewrite.
+        self.recover_stale(ws, chrono::Utc::now().timestamp_millis())
+            .await?;
+        let deleted = self.delete_events(ws, hour, lo, hi, source).await?;
+        // Runs even when nothing was deleted: a run stopped after its deletes is finished here.
+        let lock = self.take_compaction_lock(ws).await?;
+        let stripped = self.drop_delta_hours(ws, &|h| h == hour).await;
+        if stripped.is_ok() && self.crash_at == Some(CrashPoint::BeforeDeletionRollups) {
+            return Err(anyhow!("simulated crash before the deletion's rollup rewrite").into());
+        }
+        let rewritten = match stripped {
+            Ok(()) => self.rewrite_hour(ws, hour, &lock).await,
+            Err(e) => Err(e),
+        };
+        self.release_compaction_lock(ws, &lock).await?;
+        rewritten?;
+        Ok(deleted)
+    }
+
+    /// The job, its queue entry and (for a whole workspace) the workspace's mark, in one
+    /// transaction conditional on the workspace being there and not already being deleted.
+    async fn begin_deletion(&self, job: &Job, whole_workspace: bool) -> StoreResult<bool> {
+        let (pk, sk) = (format!("WS#{}", job.workspace), "WS".to_owned());
+        let cond = "attribute_exists(pk) AND attribute_not_exists(deleting)".to_owned();
+        let mut steps = vec![
+            if whole_workspace {
+                Step::Update {
+                    pk,
+                    sk,
+                    expr: "SET deleting = :job".into(),
+                    cond: Some(cond),
+                    values: vec![(":job", s(job.id.clone()))],
+                }
+            } else {
+                Step::Check { pk, sk, cond }
+            },
+            Step::Put {
+                item: job_item(job)?,
+                cond: Some("attribute_not_exists(pk)".into()),
+                values: vec![],
+            },
+        ];
+        if !finished(job) {
+            steps.push(Step::Put {
+                item: HashMap::from([
+                    ("pk".to_owned(), s(QUEUE_PK)),
+                    ("sk".to_owned(), s(queue_sk(job))),
+                ]),
+                cond: None,
+                values: vec![],
+            });
+        }
+        Ok(self.transact(steps).await?.is_none())
+    }
+
+    async fn purge_workspace(&self, ws: &WorkspaceId, budget: usize) -> StoreResult<Purged> {
+        let mut out = Purged::default();
+        let mut left = budget.max(1);
+        // A batch that died half-written gets its total rollup written, so its hours are found.
+        self.recover_stale(ws, chrono::Utc::now().timestamp_millis())
+            .await?;
+
+        // Events, hour by hour, each hour's total item once its events are gone.
+        while left > 0 {
+            let hours = self
+                .first_items(rollup_pk(ws, &View::of(Dimension::Total)), left)
+                .await?;
+            if hours.is_empty() {
+                break;
+            }
+            for total in hours {
+                let (pk, sk) = key_of(&total)?;
+                let hour: i64 = sk
+                    .split('#')
+                    .next()
+                    .and_then(|h| h.parse().ok())
+                    .ok_or_else(|| anyhow!("bad total rollup key {sk}"))?;
+                let (events, guards) = self.purge_hour(ws, hour).await?;
+                out.count("events", events);
+                out.count("event_id_guards", guards);
+                self.delete_keys(vec![(pk, sk)]).await?;
+                out.count("rollups", 1);
+                left = left.saturating_sub(events as usize + 1);
+                if left == 0 {
+                    return Ok(out);
+                }
+            }
+        }
+
+        // Views of one feature or source value, found in the top-level views and in the
+        // pending deltas (folded or not: folded ones wait for their TTL).
+        let mut values: BTreeSet<(Dimension, String)> = BTreeSet::new();
+        for d in WITHIN {
+            for item in self
+                .query_all(rollup_pk(ws, &View::of(d)), None, None)
+                .await?
+            {
+                let sk = get_s(&item, "sk")?;
+                if let Some((_, v)) = sk.split_once('#') {
+                    values.insert((d, v.to_owned()));
+                }
+            }
+        }
+        for delta in self.deltas_after(ws, "", None).await? {
+            for key in delta.groups.views(Select::Deferred).into_keys() {
+                if let Some((d, v)) = key.view.within {
+                    values.insert((d, v));
+                }
+            }
+        }
+        let mut partitions: Vec<String> = Vec::new();
+        for (d, v) in &values {
+            for (within, by) in VIEWS {
+                if within == *d {
+                    partitions.push(rollup_pk(ws, &View::within(by, *d, v.clone())));
+                }
+            }
+        }
+        // The top-level views, feature and source last: they name the partitions above.
+        for (within, by) in VIEWS {
+            if within == Dimension::Total && by != Dimension::Total && !WITHIN.contains(&by) {
+                partitions.push(rollup_pk(ws, &View::of(by)));
+            }
+        }
+        for d in WITHIN {
+            partitions.push(rollup_pk(ws, &View::of(d)));
+        }
+        for (kind, pk) in partitions.into_iter().map(|pk| ("rollups", pk)).chain([
+            ("rollup_deltas", delta_pk(ws)),
+            ("batch_markers", marker_pk(ws)),
+            ("audit_entries", format!("W#{ws}#AUDIT")),
+            ("alert_events", format!("W#{ws}#ALERTLOG")),
+        ]) {
+            if !self.purge_partition(&pk, kind, &mut left, &mut out).await? {
+                return Ok(out);
+            }
+        }
+
+        // The workspace's own partition: keys, members, invitations, usage, billing, and the
+        // items elsewhere that point back at them. The workspace item itself goes last.
+        let wpk = format!("WS#{ws}");
+        let items = self.first_items(wpk.clone(), left + 1).await?;
+        let mut doomed: Vec<Key> = Vec::new();
+        for item in &items {
+            let sk = get_s(item, "sk")?;
+            if sk == "WS" {
+                continue;
+            }
+            let kind = match sk.split('#').next().unwrap_or(sk) {
+                "KEY" => {
+                    doomed.push((format!("KEY#{}", get_s(item, "hash")?), "KEY".into()));
+                    "keys"
+                }
+                "MEMBER" => {
+                    doomed.push((
+                        format!("USER#{}", &sk["MEMBER#".len()..]),
+                        format!("MEMBER#{ws}"),
+                    ));
+                    "members"
+                }
+                "BILLING" => {
+                    if let Ok(customer) = get_s(item, "cus") {
+                        doomed.push((format!("CUS#{customer}"), "CUS".into()));
+                    }
+                    if let Ok(due) = get_n::<i64>(item, "due") {
+                        doomed.push((super::billing::DUE_PK.into(), format!("{due:013}#{ws}")));
+                    }
+                    "billing_records"
+                }
+                "INV" => "invitations",
+                "ALERT" => "alert_rules",
+                "USAGE" => "usage_counters",
+                _ => "other",
+            };
+            doomed.push(key_of(item)?);
+            out.count(kind, 1);
+        }
+        if !doomed.is_empty() {
+            // The pointers first: a stop in between leaves the listing item to find them by.
+            let (listed, pointers): (Vec<Key>, Vec<Key>) =
+                doomed.into_iter().partition(|(pk, _)| *pk == wpk);
+            self.delete_keys(pointers).await?;
+            self.delete_keys(listed).await?;
+            return Ok(out);
+        }
+
+        // Jobs, except the deletion jobs: they are the record that a deletion happened.
+        let jpk = super::reads::job_pk(ws);
+        let mut doomed: Vec<Key> = Vec::new();
+        for item in self.query_all(jpk, None, None).await? {
+            if get_s(&item, "kind").ok() == Some(deletion::JOB_KIND) {
+                continue;
+            }
+            let job: crate::ports::Job =
+                serde_json::from_str(get_s(&item, "d")?).context("decoding a job")?;
+            doomed.push((super::reads::QUEUE_PK.into(), super::reads::queue_sk(&job)));
+            doomed.push(key_of(&item)?);
+            out.count("jobs", 1);
+        }
+        self.delete_keys(doomed).await?;
+
+        self.delete_keys(vec![(super::WORKSPACE_INDEX_PK.into(), ws.to_string())])
+            .await?;
+        self.delete_keys(vec![(wpk, "WS".into())]).await?;
+        out.count("workspace", 1);
+        out.done = true;
+        Ok(out)
+    }
+
+    async fn delete_user(&self, user: &UserId) -> StoreResult<Purged> {
+        let mut out = Purged::default();
+        let upk = format!("USER#{user}");
+        let mut doomed: Vec<Key> = Vec::new();
+        let items = self.query_all(upk.clone(), None, None).await?;
+        for item in &items {
+            let sk = get_s(item, "sk")?;
+            let kind = match sk.split('#').next().unwrap_or(sk) {
+                "SESS" => {
+                    doomed.push((format!("SESS#{}", &sk["SESS#".len()..]), "SESS".into()));
+                    "sessions"
+                }
+                "MEMBER" => "memberships",
+                "USER" => {
+                    let email = get_s(item, "email")?;
+                    doomed.push((format!("EMAIL#{email}"), "EMAIL".into()));
+                    doomed.push((format!("CODE#{email}"), "CODE".into()));
+                    "user"
+                }
+                _ => "other",
+            };
+            out.count(kind, 1);
+        }
+        // The user item last: it leads to the email and code items.
+        let (user_item, rest): (Vec<Key>, Vec<Key>) = items
+            .iter()
+            .map(key_of)
+            .collect::<anyhow::Result<Vec<Key>>>()?
+            .into_iter()
+            .partition(|(_, sk)| sk == "USER");
+        doomed.extend(rest);
+        self.delete_keys(doomed).await?;
+        self.delete_keys(user_item).await?;
+        out.done = true;
+        Ok(out)
+    }
+
+    async fn scrub(&self) -> StoreResult<()> {
+        Ok(())
     }
 }

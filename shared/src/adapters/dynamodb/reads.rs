@@ -1,17 +1,18 @@
 //! The request log and jobs on DynamoDB.
 
-use std::collections::HashMap;
-
-use anyhow::Context as _;
-use aws_sdk_dynamodb::types::AttributeValue as Av;
-
-use super::accounts::Step;
-use super::{DynamoStore, Item, TTL_ATTRIBUTE, err, event_pk, get_n, get_s, n, rollup_pk, s};
+use super::*;
 use crate::domain::event::Event;
 use crate::domain::ids::WorkspaceId;
+use crate::domain::rollup::Rollup;
+use crate::domain::rollup::RollupKey;
 use crate::domain::rollup::View;
 use crate::domain::time::hour_of;
-use crate::ports::{Job, JobState, StoreResult};
+use crate::ports::Job;
+use crate::ports::JobState;
+use crate::ports::StoreResult;
+use anyhow::anyhow;
+use aws_sdk_dynamodb::types::AttributeValue as Av;
+use std::collections::HashMap;
 
 /// Unfinished jobs, listed for a restarted worker: `JOBS` / `{created:013}#{ws}#{id}`.
 pub(super) const QUEUE_PK: &str = "JOBS";
@@ -27,7 +28,7 @@ pub(super) fn queue_sk(job: &Job) -> String {
     format!("{:013}#{}#{}", job.created_ms, job.workspace, job.id)
 }
 
-fn job_item(job: &Job) -> anyhow::Result<Item> {
+pub(super) fn job_item(job: &Job) -> anyhow::Result<Item> {
     Ok(HashMap::from([
         ("pk".to_owned(), s(job_pk(&job.workspace))),
         ("sk".to_owned(), s(job.id.clone())),
@@ -43,14 +44,126 @@ fn job_item(job: &Job) -> anyhow::Result<Item> {
     .collect())
 }
 
-fn finished(job: &Job) -> bool {
+pub(super) fn finished(job: &Job) -> bool {
     matches!(job.state, JobState::Done | JobState::Failed)
 }
 
-impl DynamoStore {
+impl DynamoStore {}
+
+/// The job a DynamoDB stream record's new image holds (the jobs Lambda is triggered by them).
+pub fn job_from_image(image: &HashMap<String, Av>) -> anyhow::Result<Job> {
+    let _: u64 = get_n(image, "v")?;
+    serde_json::from_str(get_s(image, "d")?).context("decoding a job")
+}
+
+#[async_trait]
+impl Events for DynamoStore {
+    async fn usage(&self, ws: &WorkspaceId, month: &str) -> StoreResult<u64> {
+        let item = self
+            .get(format!("WS#{ws}"), &format!("USAGE#{month}"))
+            .await?;
+        Ok(item
+            .map(|i| get_n::<i64>(&i, "n"))
+            .transpose()?
+            .unwrap_or(0)
+            .max(0) as u64)
+    }
+
+    async fn rollups(
+        &self,
+        ws: &WorkspaceId,
+        view: &View,
+        from_hour: i64,
+        to_hour: i64,
+    ) -> StoreResult<Vec<(RollupKey, Rollup)>> {
+        // `{to:010}` sorts before every `{to:010}#value`, so hour `to` is excluded.
+        let items = self
+            .query_all(
+                rollup_pk(ws, view),
+                Some((format!("{from_hour:010}"), format!("{to_hour:010}"))),
+                None,
+            )
+            .await?;
+        let mut out = Vec::with_capacity(items.len());
+        for item in items {
+            let sk = get_s(&item, "sk")?;
+            let (hour, value) = sk
+                .split_once('#')
+                .ok_or_else(|| anyhow!("bad rollup key {sk}"))?;
+            let (rollup, pending) = rollups::rollup_data(&item)?;
+            let key = RollupKey {
+                hour: hour.parse().context("rollup hour")?,
+                view: view.clone(),
+                value: value.to_owned(),
+            };
+            out.push((key, rollup, pending));
+        }
+        if view.is_core() {
+            return Ok(out.into_iter().map(|(k, r, _)| (k, r)).collect());
+        }
+        Ok(self
+            .merge_pending(ws, view, from_hour, to_hour, out)
+            .await?)
+    }
+
+    async fn events(
+        &self,
+        ws: &WorkspaceId,
+        from_ms: i64,
+        to_ms: i64,
+        after: Option<(i64, String)>,
+        limit: usize,
+    ) -> StoreResult<Vec<Event>> {
+        let mut out = Vec::new();
+        if from_ms >= to_ms {
+            return Ok(out);
+        }
+        let start = after.as_ref().map_or(from_ms, |(ts, _)| (*ts).max(from_ms));
+        // Each hour is one partition sorted by `{ts}#{id}`: read only the range asked for, a page
+        // at a time, and stop as soon as the page of results is full.
+        // `{to}` sorts before every `{to}#id`, so the range ends just before `to`.
+        let (lo, hi) = (format!("{start:013}"), format!("{to_ms:013}"));
+        for hour in hour_of(start)..=hour_of(to_ms - 1) {
+            let mut exclusive_start = None;
+            loop {
+                let page = self
+                    .client
+                    .query()
+                    .table_name(&self.table)
+                    .key_condition_expression("pk = :pk AND sk BETWEEN :lo AND :hi")
+                    .expression_attribute_values(":pk", s(event_pk(ws, hour)))
+                    .expression_attribute_values(":lo", s(lo.clone()))
+                    .expression_attribute_values(":hi", s(hi.clone()))
+                    .limit((limit - out.len()).clamp(1, 1000) as i32 + 1)
+                    .set_exclusive_start_key(exclusive_start.take())
+                    .send()
+                    .await
+                    .map_err(err)?;
+                for item in page.items() {
+                    let e: Event = serde_json::from_str(get_s(item, "d")?)
+                        .context("decoding a stored event")?;
+                    let past_cursor = after
+                        .as_ref()
+                        .is_none_or(|(ts, id)| (e.ts_ms, &e.id) > (*ts, id));
+                    if past_cursor {
+                        out.push(e);
+                        if out.len() == limit {
+                            return Ok(out);
+                        }
+                    }
+                }
+                match page.last_evaluated_key {
+                    Some(k) => exclusive_start = Some(k),
+                    None => break,
+                }
+            }
+        }
+        Ok(out)
+    }
+
     /// Newest first. Hours without events are skipped by reading the hours the workspace-wide
     /// rollup lists (one small item per busy hour) instead of querying every hour of the range.
-    pub(super) async fn recent_events_impl(
+    async fn recent_events(
         &self,
         ws: &WorkspaceId,
         from_ms: i64,
@@ -119,109 +232,4 @@ impl DynamoStore {
         }
         Ok(out)
     }
-
-    pub(super) async fn create_job_impl(&self, job: &Job) -> StoreResult<()> {
-        self.put(job_item(job)?, Some("attribute_not_exists(pk)"))
-            .await?;
-        if !finished(job) {
-            let queued = HashMap::from([
-                ("pk".to_owned(), s(QUEUE_PK)),
-                ("sk".to_owned(), s(queue_sk(job))),
-            ]);
-            self.put(queued, None).await?;
-        }
-        Ok(())
-    }
-
-    /// The job, its queue entry and (for a whole workspace) the workspace's mark, in one
-    /// transaction conditional on the workspace being there and not already being deleted.
-    pub(super) async fn begin_deletion_impl(
-        &self,
-        job: &Job,
-        whole_workspace: bool,
-    ) -> StoreResult<bool> {
-        let (pk, sk) = (format!("WS#{}", job.workspace), "WS".to_owned());
-        let cond = "attribute_exists(pk) AND attribute_not_exists(deleting)".to_owned();
-        let mut steps = vec![
-            if whole_workspace {
-                Step::Update {
-                    pk,
-                    sk,
-                    expr: "SET deleting = :job".into(),
-                    cond: Some(cond),
-                    values: vec![(":job", s(job.id.clone()))],
-                }
-            } else {
-                Step::Check { pk, sk, cond }
-            },
-            Step::Put {
-                item: job_item(job)?,
-                cond: Some("attribute_not_exists(pk)".into()),
-                values: vec![],
-            },
-        ];
-        if !finished(job) {
-            steps.push(Step::Put {
-                item: HashMap::from([
-                    ("pk".to_owned(), s(QUEUE_PK)),
-                    ("sk".to_owned(), s(queue_sk(job))),
-                ]),
-                cond: None,
-                values: vec![],
-            });
-        }
-        Ok(self.transact(steps).await?.is_none())
-    }
-
-    pub(super) async fn job_impl(&self, ws: &WorkspaceId, id: &str) -> StoreResult<Option<Job>> {
-        let Some(item) = self.get(job_pk(ws), id).await? else {
-            return Ok(None);
-        };
-        Ok(Some(
-            serde_json::from_str(get_s(&item, "d")?).context("decoding a job")?,
-        ))
-    }
-
-    pub(super) async fn update_job_impl(&self, job: &mut Job) -> StoreResult<bool> {
-        let mut next = job.clone();
-        next.version += 1;
-        let saved = self
-            .put_with(
-                job_item(&next)?,
-                Some("v = :v"),
-                Some(HashMap::from([(":v".to_owned(), n(job.version))])),
-            )
-            .await?;
-        if !saved {
-            return Ok(false);
-        }
-        if finished(&next) {
-            self.delete(QUEUE_PK.to_owned(), queue_sk(&next), None)
-                .await?;
-        }
-        *job = next;
-        Ok(true)
-    }
-
-    pub(super) async fn unfinished_jobs_impl(&self) -> StoreResult<Vec<Job>> {
-        let mut jobs = Vec::new();
-        for item in self.query_all(QUEUE_PK.to_owned(), None, None).await? {
-            let sk = get_s(&item, "sk")?;
-            let mut parts = sk.splitn(3, '#');
-            let (_, ws, id) = (parts.next(), parts.next(), parts.next());
-            let (Some(ws), Some(id)) = (ws.and_then(WorkspaceId::parse), id) else {
-                continue;
-            };
-            if let Some(job) = self.job_impl(&ws, id).await? {
-                jobs.push(job);
-            }
-        }
-        Ok(jobs)
-    }
-}
-
-/// The job a DynamoDB stream record's new image holds (the jobs Lambda is triggered by them).
-pub fn job_from_image(image: &HashMap<String, Av>) -> anyhow::Result<Job> {
-    let _: u64 = get_n(image, "v")?;
-    serde_json::from_str(get_s(image, "d")?).context("decoding a job")
 }

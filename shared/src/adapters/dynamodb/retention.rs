@@ -3,48 +3,26 @@
 //! DynamoDB deletes the rest on its own; what is already outside the window is deleted here, since
 //! TTL may take days and a downgrade must not leave history showing.
 
-use std::collections::{BTreeSet, HashSet};
-
-use anyhow::{Context as _, anyhow};
-use aws_sdk_dynamodb::primitives::Blob;
-use aws_sdk_dynamodb::types::AttributeValue as Av;
-use futures_util::{StreamExt as _, TryStreamExt as _, stream};
-
-use super::rollups::{LOCK_SK, WATERMARK_SK, delta_pk};
-use super::{
-    CONCURRENCY, DynamoStore, Item, TTL_ATTRIBUTE, err, event_pk, get_n, get_s, guard_pk,
-    is_condition_failed, marker_pk, n, rollup_pk, s,
-};
+use super::*;
 use crate::domain::event::Event;
 use crate::domain::ids::WorkspaceId;
-use crate::domain::retention::{self, EventFate};
-use crate::domain::rollup::{Dimension, Groups, VIEWS, View};
-use crate::ports::{Retained, StoreResult};
+use crate::domain::retention;
+use crate::domain::retention::EventFate;
+use crate::domain::rollup::Dimension;
+use crate::domain::rollup::Groups;
+use crate::domain::rollup::VIEWS;
+use crate::domain::rollup::View;
+use crate::ports::Retained;
+use crate::ports::StoreResult;
+use anyhow::anyhow;
+use aws_sdk_dynamodb::primitives::Blob;
+use aws_sdk_dynamodb::types::AttributeValue as Av;
+use futures_util::stream;
+use std::collections::BTreeSet;
+use std::collections::HashSet;
 
 impl DynamoStore {
-    pub(super) async fn apply_retention_impl(
-        &self,
-        ws: &WorkspaceId,
-        from_hour: i64,
-        to_hour: i64,
-        history_ms: i64,
-        now_ms: i64,
-    ) -> StoreResult<Retained> {
-        if from_hour >= to_hour {
-            return Ok(Retained::default());
-        }
-        let mut out = self
-            .retain_events(ws, from_hour, to_hour, history_ms, now_ms)
-            .await?;
-        out += self
-            .retain_rollups(ws, from_hour, to_hour, history_ms, now_ms)
-            .await?;
-        self.drop_expired_deltas(ws, from_hour, to_hour, history_ms, now_ms)
-            .await?;
-        Ok(out)
-    }
-
-    async fn retain_events(
+    pub(super) async fn retain_events(
         &self,
         ws: &WorkspaceId,
         from_hour: i64,
@@ -66,7 +44,7 @@ impl DynamoStore {
             .await
     }
 
-    async fn retain_event(
+    pub(super) async fn retain_event(
         &self,
         ws: &WorkspaceId,
         item: Item,
@@ -120,7 +98,7 @@ impl DynamoStore {
     /// Moves an item's expiry (and replaces its stored body `d`, when given: an event's JSON
     /// carries its expiry too), unless the item is gone: an update would bring it back as an
     /// item with nothing but its key. False when it was gone.
-    async fn set_expiry(
+    pub(super) async fn set_expiry(
         &self,
         pk: String,
         sk: String,
@@ -150,7 +128,7 @@ impl DynamoStore {
         }
     }
 
-    async fn retain_rollups(
+    pub(super) async fn retain_rollups(
         &self,
         ws: &WorkspaceId,
         from_hour: i64,
@@ -213,7 +191,7 @@ impl DynamoStore {
         Ok(out)
     }
 
-    async fn retain_rollup(
+    pub(super) async fn retain_rollup(
         &self,
         item: Item,
         history_ms: i64,
@@ -247,7 +225,7 @@ impl DynamoStore {
 
     /// Removes the expired hours from the deltas not yet folded into the deferred views: readers
     /// merge them, so they would keep showing those hours, and compaction would write them back.
-    async fn drop_expired_deltas(
+    pub(super) async fn drop_expired_deltas(
         &self,
         ws: &WorkspaceId,
         from_hour: i64,
@@ -329,5 +307,30 @@ impl DynamoStore {
             .try_collect::<Vec<()>>()
             .await?;
         Ok(())
+    }
+}
+
+#[async_trait]
+impl Retention for DynamoStore {
+    async fn apply_retention(
+        &self,
+        ws: &WorkspaceId,
+        from_hour: i64,
+        to_hour: i64,
+        history_ms: i64,
+        now_ms: i64,
+    ) -> StoreResult<Retained> {
+        if from_hour >= to_hour {
+            return Ok(Retained::default());
+        }
+        let mut out = self
+            .retain_events(ws, from_hour, to_hour, history_ms, now_ms)
+            .await?;
+        out += self
+            .retain_rollups(ws, from_hour, to_hour, history_ms, now_ms)
+            .await?;
+        self.drop_expired_deltas(ws, from_hour, to_hour, history_ms, now_ms)
+            .await?;
+        Ok(out)
     }
 }

@@ -20,28 +20,27 @@
 //! set, as ingest records batch ids, so a run resumed after a crash skips the items it already
 //! wrote; the watermark moves only after every item is written, and the lock goes last.
 
-use std::collections::{HashMap, HashSet};
-use std::time::Duration;
-
-use anyhow::anyhow;
-use aws_sdk_dynamodb::primitives::Blob;
-use aws_sdk_dynamodb::types::AttributeValue as Av;
-use futures_util::{StreamExt as _, TryStreamExt as _, stream};
-
-use super::{
-    CONCURRENCY, CrashPoint, Current, DynamoStore, TTL_ATTRIBUTE, get_n, get_s, marker_pk, n,
-    rollup_pk, rollup_sk, s,
-};
+use super::*;
 use crate::domain::ids::WorkspaceId;
 use crate::domain::plan::Plan;
 use crate::domain::retention;
-use crate::domain::rollup::{Groups, Rollup, RollupKey, Select, View};
-use crate::ports::Store as _;
+use crate::domain::rollup::Groups;
+use crate::domain::rollup::Rollup;
+use crate::domain::rollup::RollupKey;
+use crate::domain::rollup::Select;
+use crate::domain::rollup::View;
+use anyhow::anyhow;
+use aws_sdk_dynamodb::primitives::Blob;
+use aws_sdk_dynamodb::types::AttributeValue as Av;
+use futures_util::stream;
+use std::collections::HashMap;
+use std::collections::HashSet;
+use std::time::Duration;
 
 /// Largest delta item written (DynamoDB's limit is 400 KB).
-const MAX_DELTA_BYTES: usize = 300_000;
+pub(super) const MAX_DELTA_BYTES: usize = 300_000;
 /// Batches one compaction run folds.
-const MAX_BATCHES_PER_RUN: usize = 500;
+pub(super) const MAX_BATCHES_PER_RUN: usize = 500;
 /// Sort keys of the compaction lock and of the watermark in the markers partition.
 pub(super) const LOCK_SK: &str = "cmp";
 pub(super) const WATERMARK_SK: &str = "wm";
@@ -49,13 +48,13 @@ pub(super) const WATERMARK_SK: &str = "wm";
 /// skew between instances, so no batch with a smaller id can still be starting.
 pub(super) const SETTLE_MS: i64 = 60_000;
 /// Delta items outlive any compaction delay by far, then TTL deletes them for free.
-const DELTA_TTL_MS: i64 = 2 * 86_400_000;
+pub(super) const DELTA_TTL_MS: i64 = 2 * 86_400_000;
 
 pub(super) fn delta_pk(ws: &WorkspaceId) -> String {
     format!("W#{ws}#D")
 }
 
-fn delta_sk(batch: &str, chunk: usize) -> String {
+pub(super) fn delta_sk(batch: &str, chunk: usize) -> String {
     format!("{batch}#{chunk:03}")
 }
 
@@ -67,7 +66,7 @@ pub(super) struct DeltaItem {
 
 /// A compaction run: its id (recorded in rollup items), the batches it folds, and the
 /// watermark it moves to (its last batch).
-struct Run {
+pub(super) struct Run {
     id: String,
     batches: Vec<String>,
     created: i64,
@@ -197,7 +196,7 @@ impl DynamoStore {
     }
 
     /// Which writer ids (batch ids and compaction run ids) still have work in flight.
-    async fn live_writers(
+    pub(super) async fn live_writers(
         &self,
         ws: &WorkspaceId,
         ids: HashSet<String>,
@@ -484,7 +483,7 @@ impl DynamoStore {
     }
 }
 
-fn lock_item(ws: &WorkspaceId, run: &Run, now_ms: i64) -> super::Item {
+pub(super) fn lock_item(ws: &WorkspaceId, run: &Run, now_ms: i64) -> super::Item {
     let mut item = HashMap::from([
         ("pk".to_owned(), s(marker_pk(ws))),
         ("sk".to_owned(), s(LOCK_SK)),
@@ -511,7 +510,7 @@ pub(super) fn rollup_data(item: &super::Item) -> anyhow::Result<(Rollup, Vec<Str
     Ok((rollup, string_set(item, "p")))
 }
 
-fn string_set(item: &super::Item, name: &str) -> Vec<String> {
+pub(super) fn string_set(item: &super::Item, name: &str) -> Vec<String> {
     let mut v = item
         .get(name)
         .and_then(|v| v.as_ss().ok())

@@ -1,0 +1,377 @@
+//! The write path on DynamoDB: events and their id guards written first, then the batch's
+//! rollups; a batch whose writer died is finished by `recover`.
+
+use super::*;
+use crate::domain::event::Event;
+use crate::domain::ids::WorkspaceId;
+use crate::domain::rollup;
+use crate::domain::time::hour_of;
+use crate::ports::StoreResult;
+use anyhow::anyhow;
+use aws_sdk_dynamodb::types::AttributeValue as Av;
+use aws_sdk_dynamodb::types::ReturnValue;
+use futures_util::stream;
+use std::collections::HashMap;
+use std::collections::HashSet;
+
+impl DynamoStore {
+    pub(super) fn event_item(ws: &WorkspaceId, e: &Event, batch: &str) -> anyhow::Result<Item> {
+        Ok(HashMap::from([
+            ("pk".to_owned(), s(event_pk(ws, hour_of(e.ts_ms)))),
+            ("sk".to_owned(), s(event_sk(e))),
+            ("b".to_owned(), s(batch)),
+            ("d".to_owned(), s(serde_json::to_string(e)?)),
+            (TTL_ATTRIBUTE.to_owned(), n(e.expires_ms.div_euclid(1000))),
+        ]))
+    }
+
+    /// Writes one event once. For an id sent without a timestamp, a guard item keyed by the id
+    /// alone makes retries (which get a new receive time) recognisable.
+    pub(super) async fn write_event(
+        &self,
+        ws: &WorkspaceId,
+        e: &Event,
+        batch: &str,
+    ) -> anyhow::Result<Stored> {
+        let item = Self::event_item(ws, e, batch)?;
+        if e.dedup == Dedup::None {
+            self.put(item, None).await?;
+            return Ok(Stored::Accepted);
+        }
+        if !e.idempotent_without_timestamp() {
+            let written = self.put(item, Some("attribute_not_exists(pk)")).await?;
+            return Ok(if written {
+                Stored::Accepted
+            } else {
+                Stored::Duplicate
+            });
+        }
+        let guard_pk = guard_pk(ws, &e.id);
+        let guard = HashMap::from([
+            ("pk".to_owned(), s(guard_pk.clone())),
+            ("sk".to_owned(), s("ID")),
+            ("epk".to_owned(), item["pk"].clone()),
+            ("esk".to_owned(), item["sk"].clone()),
+            (TTL_ATTRIBUTE.to_owned(), n(e.expires_ms.div_euclid(1000))),
+        ]);
+        let size = item_size(&guard);
+        let claimed = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(guard))
+            .condition_expression("attribute_not_exists(pk)")
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
+            .send()
+            .await;
+        let (epk, esk) = match claimed {
+            Ok(out) => {
+                self.capacity.record(out.consumed_capacity(), size);
+                (
+                    get_s(&item, "pk")?.to_owned(),
+                    get_s(&item, "sk")?.to_owned(),
+                )
+            }
+            Err(SdkError::ServiceError(ctx))
+                if ctx.err().is_conditional_check_failed_exception() =>
+            {
+                self.capacity.record(None, size);
+                // The id was claimed before. If the claimant died before writing the event, write it
+                // under the claimed key now; the conditional put lets only one retry do so.
+                let old = match ctx.err() {
+                    PutItemError::ConditionalCheckFailedException(c) => {
+                        c.item().cloned().unwrap_or_default()
+                    }
+                    _ => Item::new(),
+                };
+                (
+                    get_s(&old, "epk")?.to_owned(),
+                    get_s(&old, "esk")?.to_owned(),
+                )
+            }
+            Err(e) => return Err(err(e)),
+        };
+        if self.get(epk.clone(), &esk).await?.is_some() {
+            return Ok(Stored::Duplicate);
+        }
+        let mut item = item;
+        let ts: i64 = esk
+            .split('#')
+            .next()
+            .and_then(|t| t.parse().ok())
+            .ok_or_else(|| anyhow!("bad guarded key {esk}"))?;
+        let mut claimed_event = e.clone();
+        claimed_event.ts_ms = ts;
+        item.insert("pk".to_owned(), s(epk));
+        item.insert("sk".to_owned(), s(esk));
+        item.insert("d".to_owned(), s(serde_json::to_string(&claimed_event)?));
+        let written = self.put(item, Some("attribute_not_exists(pk)")).await?;
+        Ok(if written {
+            Stored::Accepted
+        } else {
+            Stored::Duplicate
+        })
+    }
+
+    /// Whether an event with this identity is stored already (for answering a retry when nothing
+    /// new may be written).
+    pub(super) async fn already_stored(&self, ws: &WorkspaceId, e: &Event) -> anyhow::Result<bool> {
+        match e.dedup {
+            Dedup::None => Ok(false),
+            Dedup::IdAndTimestamp => Ok(self
+                .get(event_pk(ws, hour_of(e.ts_ms)), &event_sk(e))
+                .await?
+                .is_some()),
+            Dedup::Id => {
+                let Some(guard) = self.get(guard_pk(ws, &e.id), "ID").await? else {
+                    return Ok(false);
+                };
+                let (epk, esk) = (get_s(&guard, "epk")?, get_s(&guard, "esk")?);
+                Ok(self.get(epk.to_owned(), esk).await?.is_some())
+            }
+        }
+    }
+
+    /// Step 4: the batch's groups as delta items, for the deferred views (see `rollups`), then the
+    /// core rollups.
+    pub(super) async fn apply_batch<'a>(
+        &self,
+        ws: &WorkspaceId,
+        batch: &str,
+        events: impl IntoIterator<Item = &'a Event>,
+    ) -> anyhow::Result<()> {
+        let events: Vec<&Event> = events.into_iter().collect();
+        // Events carry their plan's expiry; the batch's rollups last as long as that plan says.
+        let history_ms = events
+            .iter()
+            .map(|e| e.expires_ms - e.ts_ms)
+            .max()
+            .unwrap_or(0);
+        let groups = rollup::Groups::of(events);
+        let core = groups.views(rollup::Select::Core);
+        self.write_deltas(ws, batch, groups).await?;
+        self.apply_rollups(ws, batch, core, history_ms).await
+    }
+
+    /// Deletes a finished batch's marker and refunds the quota it reserved but did not use.
+    /// Only the caller whose delete succeeds refunds, so racing recoveries refund once.
+    pub(super) async fn finish_batch(
+        &self,
+        ws: &WorkspaceId,
+        batch: &str,
+        month: &str,
+        unused: u64,
+    ) -> anyhow::Result<()> {
+        let deleted = self
+            .delete(
+                marker_pk(ws),
+                batch.to_owned(),
+                Some("attribute_exists(pk)"),
+            )
+            .await?;
+        if deleted && unused > 0 {
+            let out = self
+                .client
+                .update_item()
+                .table_name(&self.table)
+                .key("pk", s(format!("WS#{ws}")))
+                .key("sk", s(format!("USAGE#{month}")))
+                .update_expression("ADD n :d")
+                .expression_attribute_values(":d", n(-(unused as i64)))
+                .return_consumed_capacity(ReturnConsumedCapacity::Total)
+                .send()
+                .await
+                .map_err(err)?;
+            self.capacity.record(out.consumed_capacity(), 64);
+        }
+        Ok(())
+    }
+
+    pub(super) async fn recover_stale(
+        &self,
+        ws: &WorkspaceId,
+        now_ms: i64,
+    ) -> anyhow::Result<usize> {
+        let markers = self.query_all(marker_pk(ws), None, None).await?;
+        let mut finished = 0;
+        for marker in markers {
+            if matches!(
+                get_s(&marker, "sk")?,
+                rollups::LOCK_SK | rollups::WATERMARK_SK
+            ) {
+                continue; // compaction's lock and watermark, not batches
+            }
+            let created: i64 = get_n(&marker, "created")?;
+            if now_ms - created < self.lease_ms {
+                continue; // its writer may still be working
+            }
+            let batch = get_s(&marker, "sk")?.to_owned();
+            let month = get_s(&marker, "month")?.to_owned();
+            let reserved: u64 = get_n(&marker, "reserved")?;
+            let hours: Vec<i64> = marker
+                .get("hours")
+                .and_then(|h| h.as_ns().ok())
+                .map(|h| h.iter().filter_map(|x| x.parse().ok()).collect())
+                .unwrap_or_default();
+            let mut events = Vec::new();
+            for hour in hours {
+                for item in self
+                    .query_all(event_pk(ws, hour), None, Some(("b = :f", s(batch.clone()))))
+                    .await?
+                {
+                    events.push(serde_json::from_str::<Event>(get_s(&item, "d")?)?);
+                }
+            }
+            tracing::warn!(workspace = %ws, batch, events = events.len(), "finishing a batch left by a crashed writer");
+            self.apply_batch(ws, &batch, &events).await?;
+            self.finish_batch(
+                ws,
+                &batch,
+                &month,
+                reserved.saturating_sub(events.len() as u64),
+            )
+            .await?;
+            finished += 1;
+        }
+        Ok(finished)
+    }
+
+    /// Finishes batches a crashed writer left half-applied (once its lease is over) and folds
+    /// pending deltas, at most once per `recovery_interval_ms` per workspace. `ingest` runs it
+    /// before each batch; tests call it to drive recovery.
+    pub async fn recover(&self, ws: &WorkspaceId) -> StoreResult<usize> {
+        let now = chrono::Utc::now().timestamp_millis();
+        {
+            let mut last = self
+                .last_recovery
+                .lock()
+                .map_err(|_| anyhow!("recovery lock poisoned"))?;
+            if last
+                .get(ws)
+                .is_some_and(|t| now - t < self.recovery_interval_ms)
+            {
+                return Ok(0);
+            }
+            last.insert(ws.clone(), now);
+        }
+        let finished = self.recover_stale(ws, now).await?;
+        self.compact(ws, now).await?;
+        Ok(finished)
+    }
+
+    /// An ingest request reads the workspace before it writes, for at most the ingest
+    /// function's timeout (15 s); a batch whose writer died is finished by the next recovery
+    /// once its lease is over.
+    pub fn in_flight_ms(&self) -> i64 {
+        self.lease_ms + 30_000
+    }
+}
+
+#[async_trait]
+impl Ingest for DynamoStore {
+    async fn ingest(
+        &self,
+        ws: &WorkspaceId,
+        events: &[Event],
+        quota: &Quota,
+    ) -> StoreResult<IngestOutcome> {
+        if events.is_empty() {
+            return Ok(IngestOutcome::Stored(Vec::new()));
+        }
+        if let Err(e) = self.recover(ws).await {
+            // Recovery is housekeeping for earlier batches; this batch does not depend on it.
+            tracing::warn!(workspace = %ws, error = %e, "recovery of stale batches failed");
+        }
+        // Repeats inside one request are duplicates of their first occurrence: no second write.
+        let mut seen = HashSet::new();
+        let first: Vec<bool> = events
+            .iter()
+            .map(|e| e.idempotency_key().is_none_or(|k| seen.insert(k)))
+            .collect();
+        let reserve = first.iter().filter(|f| **f).count() as u64;
+
+        // 1. Reserve quota atomically: concurrent batches can overshoot by at most one batch.
+        let usage_key = (format!("WS#{ws}"), format!("USAGE#{}", quota.month));
+        let reserved = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(usage_key.0.clone()))
+            .key("sk", s(usage_key.1.clone()))
+            .update_expression("ADD n :k")
+            .condition_expression("attribute_not_exists(n) OR n < :limit")
+            .expression_attribute_values(":k", n(reserve))
+            .expression_attribute_values(":limit", n(quota.limit))
+            .return_values(ReturnValue::None)
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
+            .send()
+            .await;
+        match reserved {
+            Ok(out) => self.capacity.record(out.consumed_capacity(), 64),
+            Err(e) if is_condition_failed(&e) => {
+                let mut stored = Vec::with_capacity(events.len());
+                // Rare (a client retrying after the quota ran out): one look per event.
+                for e in events {
+                    stored.push(self.already_stored(ws, e).await?);
+                }
+                return Ok(IngestOutcome::QuotaExceeded {
+                    used: self.usage(ws, &quota.month).await?,
+                    stored,
+                });
+            }
+            Err(e) => return Err(err(e).into()),
+        }
+
+        // 2. The marker: proof of a batch in flight until its rollups are applied.
+        let batch = ids::batch_id();
+        let hours: HashSet<i64> = events.iter().map(|e| hour_of(e.ts_ms)).collect();
+        let marker = HashMap::from([
+            ("pk".to_owned(), s(marker_pk(ws))),
+            ("sk".to_owned(), s(batch.clone())),
+            (
+                "created".to_owned(),
+                n(chrono::Utc::now().timestamp_millis()),
+            ),
+            ("month".to_owned(), s(quota.month.clone())),
+            ("reserved".to_owned(), n(reserve)),
+            (
+                "hours".to_owned(),
+                Av::Ns(hours.iter().map(i64::to_string).collect()),
+            ),
+        ]);
+        self.put(marker, None).await?;
+
+        // 3. The events, each exactly once.
+        let batch_ref = batch.as_str();
+        let first_ref = &first;
+        let outcomes: Vec<Stored> = stream::iter(0..events.len())
+            .map(|i| async move {
+                if first_ref[i] {
+                    self.write_event(ws, &events[i], batch_ref).await
+                } else {
+                    Ok(Stored::Duplicate)
+                }
+            })
+            .buffered(CONCURRENCY)
+            .try_collect()
+            .await?;
+        if self.crash_at == Some(CrashPoint::AfterEvents) {
+            return Err(anyhow!("simulated crash after the events were written").into());
+        }
+
+        // 4. Rollups, then 5. marker and refund.
+        let accepted = events
+            .iter()
+            .zip(&outcomes)
+            .filter(|(_, o)| **o == Stored::Accepted)
+            .map(|(e, _)| e);
+        let accepted_count = outcomes.iter().filter(|o| **o == Stored::Accepted).count() as u64;
+        let accepted: Vec<&Event> = accepted.collect();
+        self.apply_batch(ws, &batch, accepted.iter().copied())
+            .await?;
+        self.finish_batch(ws, &batch, &quota.month, reserve - accepted_count)
+            .await?;
+        Ok(IngestOutcome::Stored(outcomes))
+    }
+}

@@ -1,0 +1,570 @@
+//! The embedded SQLite store: the local and self-hosted default.
+//!
+//! One writer connection (SQLite allows one writer at a time anyway) and a few readers, WAL mode so
+//! readers never wait on the writer. A batch's events, rollups and quota counter commit together
+//! or not at all (in one transaction shared with the batches queued beside it, each in its own
+//! savepoint), which is what makes a crash mid-batch harmless here.
+
+use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+mod accounts;
+mod alerts;
+mod audit;
+mod billing;
+mod erasure;
+mod events;
+mod expiry;
+mod ingest;
+mod jobs;
+mod keys;
+mod members;
+mod rollups;
+mod workspaces;
+
+use billing::*;
+use ingest::*;
+use rollups::*;
+
+use anyhow::{Context as _, anyhow, bail};
+use async_trait::async_trait;
+use rusqlite::{Connection, OptionalExtension as _, TransactionBehavior, params};
+
+use crate::domain::access::Role;
+use crate::domain::account::{
+    CODE_MAX_ATTEMPTS, CodeCheck, Email, Invitation, LoginCode, Membership, Session, User,
+};
+use crate::domain::alert::{AlertEvent, AlertRule};
+use crate::domain::apikey::{ApiKey, KeyHash, KeyState, Scope};
+use crate::domain::audit::{AUDIT_RETENTION_MS, AuditEntry};
+use crate::domain::billing::Billing;
+use crate::domain::deletion;
+use crate::domain::event::Event;
+use crate::domain::ids::{InvitationId, KeyId, UserId, WorkspaceId};
+use crate::domain::plan::Plan;
+use crate::domain::retention::{self, EventFate};
+use crate::domain::rollup::{self, Groups, Rollup, RollupKey, Select, View};
+use crate::domain::time::{HOUR_MS, month_of};
+use crate::ports::{
+    Accounts, AlertRules, AuditLog, BillingRecords, BillingSave, Erasure, Events, Ingest,
+    IngestOutcome, Job, JobState, Jobs, Keys, Members, Purged, Quota, Refusal, Retained, Retention,
+    StoreError, StoreResult, Stored, Workspace, Workspaces,
+};
+
+const SCHEMA: &str = r#"
+CREATE TABLE IF NOT EXISTS workspaces (
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    plan TEXT NOT NULL,
+    timezone TEXT NOT NULL DEFAULT 'UTC',
+    created_ms INTEGER NOT NULL,
+    deleting TEXT
+);
+CREATE TABLE IF NOT EXISTS api_keys (
+    hash TEXT PRIMARY KEY,
+    id TEXT NOT NULL UNIQUE,
+    workspace_id TEXT NOT NULL,
+    name TEXT NOT NULL,
+    source TEXT NOT NULL,
+    scope TEXT NOT NULL,
+    state TEXT NOT NULL,
+    prefix TEXT NOT NULL,
+    created_ms INTEGER NOT NULL,
+    created_by TEXT,
+    last_used_ms INTEGER
+);
+CREATE INDEX IF NOT EXISTS api_keys_by_workspace ON api_keys (workspace_id, id);
+CREATE TABLE IF NOT EXISTS events (
+    workspace_id TEXT NOT NULL,
+    ts_ms INTEGER NOT NULL,
+    id TEXT NOT NULL,
+    idempotency_key TEXT,
+    expires_ms INTEGER NOT NULL,
+    body TEXT NOT NULL,
+    PRIMARY KEY (workspace_id, ts_ms, id)
+) WITHOUT ROWID;
+CREATE UNIQUE INDEX IF NOT EXISTS events_by_idempotency_key
+    ON events (workspace_id, idempotency_key) WHERE idempotency_key IS NOT NULL;
+CREATE INDEX IF NOT EXISTS events_by_expiry ON events (expires_ms);
+CREATE TABLE IF NOT EXISTS rollups (
+    workspace_id TEXT NOT NULL,
+    view TEXT NOT NULL,
+    hour INTEGER NOT NULL,
+    value TEXT NOT NULL,
+    data BLOB NOT NULL,
+    PRIMARY KEY (workspace_id, view, hour, value)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS jobs (
+    workspace_id TEXT NOT NULL,
+    id TEXT NOT NULL,
+    finished INTEGER NOT NULL,
+    created_ms INTEGER NOT NULL,
+    version INTEGER NOT NULL,
+    body TEXT NOT NULL,
+    PRIMARY KEY (workspace_id, id)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS jobs_unfinished ON jobs (finished, created_ms);
+CREATE TABLE IF NOT EXISTS deltas (
+    workspace_id TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    data BLOB NOT NULL,
+    PRIMARY KEY (workspace_id, seq)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS billing (
+    workspace_id TEXT PRIMARY KEY,
+    customer_id TEXT,
+    due_ms INTEGER,
+    version INTEGER NOT NULL,
+    body TEXT NOT NULL
+);
+CREATE UNIQUE INDEX IF NOT EXISTS billing_by_customer ON billing (customer_id) WHERE customer_id IS NOT NULL;
+CREATE INDEX IF NOT EXISTS billing_by_due ON billing (due_ms) WHERE due_ms IS NOT NULL;
+CREATE TABLE IF NOT EXISTS stripe_events (
+    id TEXT PRIMARY KEY,
+    at_ms INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS users (
+    id TEXT PRIMARY KEY,
+    email TEXT NOT NULL UNIQUE,
+    created_ms INTEGER NOT NULL,
+    reports_opt_out INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS notices (
+    workspace_id TEXT NOT NULL,
+    key TEXT NOT NULL,
+    at_ms INTEGER NOT NULL,
+    PRIMARY KEY (workspace_id, key)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS alert_rules (
+    workspace_id TEXT NOT NULL,
+    id TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    body TEXT NOT NULL,
+    PRIMARY KEY (workspace_id, id)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS alert_events (
+    workspace_id TEXT NOT NULL,
+    rule_id TEXT NOT NULL,
+    id TEXT NOT NULL,
+    at_ms INTEGER NOT NULL,
+    body TEXT NOT NULL,
+    PRIMARY KEY (workspace_id, rule_id, id)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS login_codes (
+    email TEXT PRIMARY KEY,
+    hash TEXT NOT NULL,
+    expires_ms INTEGER NOT NULL,
+    attempts INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS rate_limits (
+    bucket TEXT NOT NULL,
+    window_start INTEGER NOT NULL,
+    hits INTEGER NOT NULL,
+    expires_ms INTEGER NOT NULL,
+    PRIMARY KEY (bucket, window_start)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS sessions (
+    hash TEXT PRIMARY KEY,
+    user_id TEXT NOT NULL,
+    created_ms INTEGER NOT NULL,
+    expires_ms INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS sessions_by_user ON sessions (user_id);
+CREATE TABLE IF NOT EXISTS members (
+    workspace_id TEXT NOT NULL,
+    user_id TEXT NOT NULL,
+    email TEXT NOT NULL,
+    role TEXT NOT NULL,
+    since_ms INTEGER NOT NULL,
+    PRIMARY KEY (workspace_id, user_id)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS members_by_user ON members (user_id);
+CREATE TABLE IF NOT EXISTS invitations (
+    id TEXT PRIMARY KEY,
+    workspace_id TEXT NOT NULL,
+    email TEXT NOT NULL,
+    role TEXT NOT NULL,
+    invited_by TEXT NOT NULL,
+    created_ms INTEGER NOT NULL,
+    expires_ms INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS invitations_by_workspace ON invitations (workspace_id);
+CREATE TABLE IF NOT EXISTS audit (
+    workspace_id TEXT NOT NULL,
+    id TEXT NOT NULL,
+    at_ms INTEGER NOT NULL,
+    actor_id TEXT NOT NULL,
+    actor_email TEXT,
+    action TEXT NOT NULL,
+    target TEXT,
+    ip TEXT,
+    PRIMARY KEY (workspace_id, id)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS usage (
+    workspace_id TEXT NOT NULL,
+    month TEXT NOT NULL,
+    events INTEGER NOT NULL,
+    PRIMARY KEY (workspace_id, month)
+) WITHOUT ROWID;
+"#;
+
+const READERS: usize = 4;
+
+#[derive(Clone)]
+pub struct SqliteStore {
+    writer: Arc<Mutex<Connection>>,
+    readers: Arc<Vec<Mutex<Connection>>>,
+    next_reader: Arc<AtomicUsize>,
+    /// Workspaces with deltas to fold, for the compactor thread.
+    compactor: Compactor,
+    /// The group-commit queue every ingest batch goes through.
+    committer: std::sync::mpsc::Sender<Batch>,
+    _checkpointer: Arc<Checkpointer>,
+    /// Rollup rows read so far: what the query benchmark reports (cost must not grow with volume).
+    rollup_rows_read: Arc<std::sync::atomic::AtomicU64>,
+}
+
+fn open(path: &Path) -> anyhow::Result<Connection> {
+    let conn = Connection::open(path).with_context(|| format!("opening {}", path.display()))?;
+    conn.busy_timeout(std::time::Duration::from_secs(10))?;
+    // Deleted rows are overwritten with zeros, not left in free space: the privacy policy
+    // promises deletion from active systems, and a database file is one.
+    conn.pragma_update(None, "secure_delete", "ON")?;
+    // WAL: readers do not block the writer; NORMAL sync is durable across process crashes (the
+    // failure this store guards against) and fast; a power loss may drop the last transactions.
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(None, "synchronous", "NORMAL")?;
+    // A larger page cache: profiling the ingest benchmark showed most of the writer's time in
+    // pread() copies of pages SQLite's default 2 MB cache had dropped.
+    conn.pragma_update(None, "cache_size", -65_536)?;
+    // No checkpoint in the committing connection: one copies the log's pages into the database
+    // and syncs both (30-100 ms for tens of MB), and would stall every ingest queued behind the
+    // writer. The checkpointer thread does it beside the writer instead.
+    conn.pragma_update(None, "wal_autocheckpoint", 0)?;
+    Ok(conn)
+}
+
+/// How often the checkpointer copies the log into the database. Under full ingest load the log
+/// grows ~50 MB/s here, so a checkpoint copies ~10 MB; idle, a checkpoint finds nothing to do.
+const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_millis(200);
+
+/// Log pages (4 KB) past which the checkpointer waits for the writer to restart the log: passive
+/// checkpoints keep up with any load measured, but the log must not grow without bound if a
+/// long read ever pins it.
+const WAL_MAX_PAGES: i64 = 64_000;
+
+/// Copies the write-ahead log into the database on its own connection and thread. A passive
+/// checkpoint runs beside the writer (it takes no write lock); the writer restarts the log
+/// once every frame is copied.
+struct Checkpointer {
+    /// Dropped with the last store clone, which ends the thread.
+    _alive: std::sync::mpsc::Sender<()>,
+}
+
+impl Checkpointer {
+    fn start(path: &Path) -> anyhow::Result<Checkpointer> {
+        let conn = open(path)?;
+        let (alive, stop) = std::sync::mpsc::channel::<()>();
+        std::thread::Builder::new()
+            .name("sqlite-checkpointer".into())
+            .spawn(move || {
+                while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) =
+                    stop.recv_timeout(CHECKPOINT_EVERY)
+                {
+                    if let Err(e) = checkpoint(&conn) {
+                        tracing::warn!(error = format!("{e:#}"), "WAL checkpoint failed");
+                    }
+                }
+            })
+            .context("starting the checkpointer thread")?;
+        Ok(Checkpointer { _alive: alive })
+    }
+}
+
+fn checkpoint(conn: &Connection) -> anyhow::Result<()> {
+    let (_, log, _): (i64, i64, i64) =
+        conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+        })?;
+    if log > WAL_MAX_PAGES {
+        // Waits (within the busy timeout) for the writer and readers, copies the rest, and
+        // makes the next writer start the log from its beginning.
+        conn.query_row("PRAGMA wal_checkpoint(RESTART)", [], |_| Ok(()))?;
+    }
+    Ok(())
+}
+
+/// (table, column, declaration) of every column added after its table was first released.
+const ADDED_COLUMNS: [(&str, &str, &str); 4] = [
+    ("users", "reports_opt_out", "INTEGER NOT NULL DEFAULT 0"),
+    ("workspaces", "timezone", "TEXT NOT NULL DEFAULT 'UTC'"),
+    ("workspaces", "deleting", "TEXT"),
+    ("api_keys", "created_by", "TEXT"),
+];
+
+/// Creates the schema. A store from before rollup views (its rollups keyed by `dimension`)
+/// gets its rollups rebuilt from the raw events, so the new views cover its history too.
+fn migrate(c: &mut Connection) -> anyhow::Result<()> {
+    let old_rollups: bool = c.query_row(
+        "SELECT COUNT(*) > 0 FROM pragma_table_info('rollups') WHERE name = 'dimension'",
+        [],
+        |r| r.get(0),
+    )?;
+    let tx = c.transaction()?;
+    if old_rollups {
+        // Rebuilt from the raw events below, with every view.
+        tx.execute_batch("DROP TABLE rollups; DROP TABLE IF EXISTS deltas;")?;
+    }
+    // Columns added since the first release: a store created before them gets them, with
+    // the default every earlier row implied.
+    for (table, column, declaration) in ADDED_COLUMNS {
+        let exists: bool = tx.query_row(
+            "SELECT COUNT(*) > 0 FROM sqlite_master WHERE type = 'table' AND name = ?1",
+            [table],
+            |r| r.get(0),
+        )?;
+        let has: bool = tx.query_row(
+            &format!("SELECT COUNT(*) > 0 FROM pragma_table_info('{table}') WHERE name = ?1"),
+            [column],
+            |r| r.get(0),
+        )?;
+        if exists && !has {
+            tx.execute_batch(&format!(
+                "ALTER TABLE {table} ADD COLUMN {column} {declaration}"
+            ))?;
+        }
+    }
+    tx.execute_batch(SCHEMA).context("creating the schema")?;
+    let version: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    if version < 1 {
+        // Idempotency keys were `{id}@{ts}`, or the id alone when sent without a timestamp: two
+        // events could share one. Rewritten to the tagged form of `Event::idempotency_key`.
+        // Through a control-character prefix no id holds, so no row meets another's key midway.
+        tx.execute_batch(
+            "UPDATE events SET idempotency_key = char(1) ||
+                 CASE WHEN idempotency_key = id THEN 'i:' || id ELSE 't:' || ts_ms || ':' || id END
+             WHERE idempotency_key IS NOT NULL;
+             UPDATE events SET idempotency_key = substr(idempotency_key, 2)
+             WHERE idempotency_key IS NOT NULL;
+             PRAGMA user_version = 1;",
+        )
+        .context("migrating idempotency keys")?;
+    }
+    if old_rollups {
+        let workspaces: Vec<String> = {
+            let mut stmt = tx.prepare("SELECT DISTINCT workspace_id FROM events")?;
+            stmt.query_map([], |r| r.get(0))?
+                .collect::<Result<_, _>>()?
+        };
+        for ws in workspaces {
+            let ws = WorkspaceId::parse(&ws).ok_or_else(|| anyhow!("bad workspace id {ws}"))?;
+            let events: Vec<Event> = {
+                let mut stmt = tx.prepare("SELECT body FROM events WHERE workspace_id = ?1")?;
+                let rows = stmt.query_map([ws.as_str()], |r| r.get::<_, String>(0))?;
+                rows.map(|b| Ok(serde_json::from_str(&b?)?))
+                    .collect::<anyhow::Result<_>>()?
+            };
+            merge_rollups(&tx, &ws, &rollup::fold(&events))?;
+        }
+    }
+    tx.commit()?;
+    Ok(())
+}
+
+impl SqliteStore {
+    /// Folds a workspace's pending deltas now (benchmarks and operators; ingest folds every
+    /// `COMPACT_EVERY` batches on its own).
+    pub async fn compact(&self, ws: &WorkspaceId) -> StoreResult<()> {
+        let ws = ws.clone();
+        self.write(move |c| {
+            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            compact(&tx, &ws)?;
+            tx.commit()?;
+            Ok(())
+        })
+        .await
+    }
+
+    pub fn rollup_rows_read(&self) -> u64 {
+        self.rollup_rows_read
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Opens (creating if needed) the store at `path`.
+    pub fn open(path: &Path) -> anyhow::Result<SqliteStore> {
+        let mut writer = open(path)?;
+        migrate(&mut writer)?;
+        let readers = (0..READERS)
+            .map(|_| open(path).map(Mutex::new))
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        let writer = Arc::new(Mutex::new(writer));
+        Ok(SqliteStore {
+            _checkpointer: Arc::new(Checkpointer::start(path)?),
+            compactor: Compactor::start(path, writer.clone())?,
+            committer: start_committer(writer.clone())?,
+            writer,
+            readers: Arc::new(readers),
+            next_reader: Arc::new(AtomicUsize::new(0)),
+            rollup_rows_read: Arc::default(),
+        })
+    }
+
+    async fn write<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Connection) -> anyhow::Result<T> + Send + 'static,
+    ) -> StoreResult<T> {
+        let writer = self.writer.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut conn = writer
+                .lock()
+                .map_err(|_| anyhow!("sqlite writer lock poisoned"))?;
+            f(&mut conn)
+        })
+        .await
+        .map_err(|e| anyhow!("sqlite task failed: {e}"))?
+        .map_err(classify)
+    }
+
+    async fn read<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Connection) -> anyhow::Result<T> + Send + 'static,
+    ) -> StoreResult<T> {
+        let readers = self.readers.clone();
+        let i = self.next_reader.fetch_add(1, Ordering::Relaxed) % readers.len();
+        tokio::task::spawn_blocking(move || {
+            let conn = readers[i]
+                .lock()
+                .map_err(|_| anyhow!("sqlite reader lock poisoned"))?;
+            f(&conn)
+        })
+        .await
+        .map_err(|e| anyhow!("sqlite task failed: {e}"))?
+        .map_err(StoreError::Unexpected)
+    }
+}
+
+fn classify(e: anyhow::Error) -> StoreError {
+    if let Some(r) = e.downcast_ref::<Refusal>() {
+        return StoreError::Refused(*r);
+    }
+    match e.downcast_ref::<rusqlite::Error>() {
+        Some(rusqlite::Error::SqliteFailure(f, _))
+            if f.code == rusqlite::ErrorCode::ConstraintViolation =>
+        {
+            StoreError::Conflict("a record with that id".into())
+        }
+        _ => StoreError::Unexpected(e),
+    }
+}
+
+/// All rows of a query, mapped.
+fn job_finished(job: &Job) -> bool {
+    matches!(job.state, JobState::Done | JobState::Failed)
+}
+
+fn list<T>(
+    c: &Connection,
+    sql: &str,
+    params: impl rusqlite::Params,
+    map: impl FnMut(&rusqlite::Row) -> rusqlite::Result<T>,
+) -> anyhow::Result<Vec<T>> {
+    let mut stmt = c.prepare_cached(sql)?;
+    Ok(stmt
+        .query_map(params, map)?
+        .collect::<Result<Vec<_>, _>>()?)
+}
+
+/// Active keys of a workspace, not counting `except`.
+fn active_keys(c: &Connection, ws: &WorkspaceId, except: Option<&KeyId>) -> rusqlite::Result<i64> {
+    c.query_row(
+        "SELECT count(*) FROM api_keys WHERE workspace_id = ?1 AND state = 'active' AND id != ?2",
+        params![ws.as_str(), except.map_or("", KeyId::as_str)],
+        |r| r.get(0),
+    )
+}
+
+fn owners(c: &Connection, ws: &WorkspaceId) -> rusqlite::Result<i64> {
+    c.query_row(
+        "SELECT count(*) FROM members WHERE workspace_id = ?1 AND role = 'owner'",
+        [ws.as_str()],
+        |r| r.get(0),
+    )
+}
+
+fn member_from_row(row: &rusqlite::Row) -> rusqlite::Result<Membership> {
+    let bad = |what: &str| rusqlite::Error::InvalidColumnName(what.to_owned());
+    Ok(Membership {
+        workspace_id: WorkspaceId::parse(&row.get::<_, String>("workspace_id")?)
+            .ok_or_else(|| bad("workspace_id"))?,
+        user_id: UserId::parse(&row.get::<_, String>("user_id")?).ok_or_else(|| bad("user_id"))?,
+        email: Email::parse(&row.get::<_, String>("email")?).map_err(|_| bad("email"))?,
+        role: Role::parse(&row.get::<_, String>("role")?).ok_or_else(|| bad("role"))?,
+        since_ms: row.get("since_ms")?,
+    })
+}
+
+fn invitation_from_row(row: &rusqlite::Row) -> rusqlite::Result<Invitation> {
+    let bad = |what: &str| rusqlite::Error::InvalidColumnName(what.to_owned());
+    Ok(Invitation {
+        id: InvitationId::parse(&row.get::<_, String>("id")?).ok_or_else(|| bad("id"))?,
+        workspace_id: WorkspaceId::parse(&row.get::<_, String>("workspace_id")?)
+            .ok_or_else(|| bad("workspace_id"))?,
+        email: Email::parse(&row.get::<_, String>("email")?).map_err(|_| bad("email"))?,
+        role: Role::parse(&row.get::<_, String>("role")?).ok_or_else(|| bad("role"))?,
+        invited_by: UserId::parse(&row.get::<_, String>("invited_by")?)
+            .ok_or_else(|| bad("invited_by"))?,
+        created_ms: row.get("created_ms")?,
+        expires_ms: row.get("expires_ms")?,
+    })
+}
+
+fn user_from_row(row: &rusqlite::Row) -> rusqlite::Result<User> {
+    let bad = |what: &str| rusqlite::Error::InvalidColumnName(what.to_owned());
+    Ok(User {
+        id: UserId::parse(&row.get::<_, String>("id")?).ok_or_else(|| bad("id"))?,
+        email: Email::parse(&row.get::<_, String>("email")?).map_err(|_| bad("email"))?,
+        created_ms: row.get("created_ms")?,
+        reports_opt_out: row.get("reports_opt_out")?,
+    })
+}
+
+fn key_from_row(row: &rusqlite::Row) -> rusqlite::Result<ApiKey> {
+    let parse_err = |what: &str| rusqlite::Error::InvalidColumnName(what.to_owned());
+    Ok(ApiKey {
+        hash: KeyHash(row.get("hash")?),
+        id: KeyId::parse(&row.get::<_, String>("id")?).ok_or_else(|| parse_err("id"))?,
+        workspace_id: WorkspaceId::parse(&row.get::<_, String>("workspace_id")?)
+            .ok_or_else(|| parse_err("workspace_id"))?,
+        name: row.get("name")?,
+        source: row.get("source")?,
+        scope: Scope::parse(&row.get::<_, String>("scope")?).ok_or_else(|| parse_err("scope"))?,
+        state: KeyState::parse(&row.get::<_, String>("state")?)
+            .ok_or_else(|| parse_err("state"))?,
+        prefix: row.get("prefix")?,
+        created_ms: row.get("created_ms")?,
+        created_by: row.get("created_by")?,
+        last_used_ms: row.get("last_used_ms")?,
+    })
+}
+
+/// Validated events with the given ids (each its own feature), for the adapter's unit tests.
+#[cfg(test)]
+fn test_events(ids: &[&str]) -> Vec<Event> {
+    use crate::domain::event::{self, Context};
+    use crate::domain::pricing::PriceTable;
+    let ctx = Context {
+        now_ms: 1_800_000_000_000,
+        source: "production",
+        plan: Plan::Pro,
+        prices: PriceTable::bundled(),
+    };
+    ids.iter()
+        .map(|id| {
+            let v = serde_json::json!({"id": id, "provider": "openai", "model": "gpt-4o",
+                "feature": *id, "user_id": "u1", "input_tokens": 10, "output_tokens": 5});
+            let raw = serde_json::value::to_raw_value(&v).unwrap();
+            event::validate(&raw, &ctx).unwrap().0
+        })
+        .collect()
+}

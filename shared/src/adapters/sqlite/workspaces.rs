@@ -1,0 +1,107 @@
+//! Workspaces and the one-time notices sent about them.
+
+use super::*;
+
+#[async_trait]
+impl Workspaces for SqliteStore {
+    async fn create_workspace(&self, ws: &Workspace) -> StoreResult<()> {
+        let ws = ws.clone();
+        self.write(move |c| {
+            c.execute(
+                "INSERT INTO workspaces (id, name, plan, timezone, created_ms) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![ws.id.as_str(), ws.name, ws.plan.as_str(), ws.timezone, ws.created_ms],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn workspace(&self, id: &WorkspaceId) -> StoreResult<Option<Workspace>> {
+        let id = id.clone();
+        self.read(move |c| {
+            let row = c
+                .query_row(
+                    "SELECT name, plan, timezone, created_ms, deleting FROM workspaces WHERE id = ?1",
+                    [id.as_str()],
+                    |r| {
+                        Ok((
+                            r.get::<_, String>(0)?,
+                            r.get::<_, String>(1)?,
+                            r.get::<_, String>(2)?,
+                            r.get::<_, i64>(3)?,
+                            r.get::<_, Option<String>>(4)?,
+                        ))
+                    },
+                )
+                .optional()?;
+            row.map(|(name, plan, timezone, created_ms, deleting)| {
+                let plan = Plan::parse(&plan)
+                    .ok_or_else(|| anyhow!("workspace {id} has unknown plan {plan}"))?;
+                Ok(Workspace {
+                    id,
+                    name,
+                    plan,
+                    timezone,
+                    created_ms,
+                    deleting,
+                })
+            })
+            .transpose()
+        })
+        .await
+    }
+
+    async fn set_plan(&self, id: &WorkspaceId, plan: Plan) -> StoreResult<bool> {
+        let id = id.clone();
+        self.write(move |c| {
+            Ok(c.execute(
+                "UPDATE workspaces SET plan = ?1 WHERE id = ?2",
+                params![plan.as_str(), id.as_str()],
+            )? == 1)
+        })
+        .await
+    }
+
+    async fn update_workspace(&self, ws: &Workspace) -> StoreResult<bool> {
+        let ws = ws.clone();
+        self.write(move |c| {
+            Ok(c.execute(
+                "UPDATE workspaces SET name = ?1, timezone = ?2 WHERE id = ?3",
+                params![ws.name, ws.timezone, ws.id.as_str()],
+            )? == 1)
+        })
+        .await
+    }
+
+    async fn workspace_ids(
+        &self,
+        after: Option<&WorkspaceId>,
+        limit: usize,
+    ) -> StoreResult<Vec<WorkspaceId>> {
+        let after = after.map(|w| w.as_str().to_owned());
+        self.read(move |c| {
+            let mut stmt = c.prepare_cached(
+                "SELECT id FROM workspaces WHERE ?1 IS NULL OR id > ?1 ORDER BY id LIMIT ?2",
+            )?;
+            let ids = stmt.query_map(params![after, limit as i64], |r| r.get::<_, String>(0))?;
+            let mut out = Vec::new();
+            for id in ids {
+                let id = id?;
+                out.push(WorkspaceId::parse(&id).ok_or_else(|| anyhow!("bad workspace id {id}"))?);
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn claim_notice(&self, ws: &WorkspaceId, key: &str, now_ms: i64) -> StoreResult<bool> {
+        let (ws, key) = (ws.clone(), key.to_owned());
+        self.write(move |c| {
+            Ok(c.execute(
+                "INSERT INTO notices (workspace_id, key, at_ms) VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING",
+                params![ws.as_str(), key, now_ms],
+            )? == 1)
+        })
+        .await
+    }
+}

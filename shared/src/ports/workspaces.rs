@@ -1,0 +1,58 @@
+//! Workspaces: their records, plans and settings, and the one-time notices sent about them.
+
+use super::StoreResult;
+use crate::domain::ids::WorkspaceId;
+use crate::domain::plan::Plan;
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Workspace {
+    pub id: WorkspaceId,
+    pub name: String,
+    pub plan: Plan,
+    /// IANA timezone for day boundaries and reports.
+    pub timezone: String,
+    pub created_ms: i64,
+    /// The whole-workspace deletion job underway, if any: from the moment it is accepted the
+    /// workspace's keys stop working and its data is no longer shown.
+    #[serde(default)]
+    pub deleting: Option<String>,
+}
+
+#[async_trait]
+pub trait Workspaces: Send + Sync + 'static {
+    async fn create_workspace(&self, ws: &Workspace) -> StoreResult<()>;
+
+    async fn workspace(&self, id: &WorkspaceId) -> StoreResult<Option<Workspace>>;
+
+    /// Returns false when the workspace does not exist.
+    async fn set_plan(&self, id: &WorkspaceId, plan: Plan) -> StoreResult<bool>;
+
+    async fn update_workspace(&self, ws: &Workspace) -> StoreResult<bool>;
+
+    /// Workspace ids after `after`, in id order, at most `limit`: the reports job walks them.
+    async fn workspace_ids(
+        &self,
+        after: Option<&WorkspaceId>,
+        limit: usize,
+    ) -> StoreResult<Vec<WorkspaceId>>;
+
+    /// Records that a one-time notice went out for a workspace (`report:2026-11`,
+    /// `usage:2026-11:80`); false, recording nothing, if it already had. What is sent only
+    /// once (a month's report, a plan usage alert) is claimed here first.
+    async fn claim_notice(&self, ws: &WorkspaceId, key: &str, now_ms: i64) -> StoreResult<bool>;
+}
+
+/// Every workspace's id, read a page at a time: what the monthly reports and the alert
+/// evaluator walk.
+pub async fn all_workspace_ids(store: &dyn Workspaces) -> StoreResult<Vec<WorkspaceId>> {
+    let mut out: Vec<WorkspaceId> = Vec::new();
+    loop {
+        let page = store.workspace_ids(out.last(), 1_000).await?;
+        if page.is_empty() {
+            return Ok(out);
+        }
+        out.extend(page);
+    }
+}

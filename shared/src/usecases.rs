@@ -1,0 +1,211 @@
+//! Use cases the HTTP handlers and the command line (`llmtrack admin`) share. Each makes one
+//! change through the ports and writes it to the workspace's audit log, the same way whoever
+//! asks; input is parsed at the edges (a handler's 400, the command line's `error:`), and a
+//! store refusal comes back as such for each edge to word.
+
+use crate::domain::access::Role;
+use crate::domain::account::{Email, Membership, User};
+use crate::domain::apikey::{ApiKey, RawKey, Scope};
+use crate::domain::audit::AuditEntry;
+use crate::domain::ids::{UserId, WorkspaceId};
+use crate::domain::plan::Plan;
+use crate::ports::{
+    Accounts, AuditLog, Job, Jobs, Keys, Members, StoreResult, Workspace, Workspaces, record_audit,
+};
+use crate::retention_job;
+
+/// Who made a change, as the audit log records them.
+#[derive(Debug, Clone, Copy)]
+pub struct Actor<'a> {
+    pub id: &'a str,
+    pub email: Option<&'a str>,
+    pub ip: Option<&'a str>,
+}
+
+impl<'a> Actor<'a> {
+    /// An operator at the command line.
+    pub const CLI: Actor<'static> = Actor {
+        id: "cli",
+        email: None,
+        ip: None,
+    };
+
+    /// A signed-in person, from an address.
+    pub fn person(user: &'a User, ip: Option<&'a str>) -> Actor<'a> {
+        Actor {
+            id: user.id.as_str(),
+            email: Some(user.email.as_str()),
+            ip,
+        }
+    }
+
+    /// A system acting on its own (`billing`: Stripe's events).
+    pub fn system(id: &'a str) -> Actor<'a> {
+        Actor {
+            id,
+            email: None,
+            ip: None,
+        }
+    }
+
+    pub async fn record(
+        &self,
+        log: &dyn AuditLog,
+        ws: &WorkspaceId,
+        now_ms: i64,
+        action: &str,
+        target: Option<String>,
+    ) {
+        let entry = AuditEntry::new(ws, now_ms, self.id, self.email, action, target, self.ip);
+        record_audit(log, &entry).await;
+    }
+}
+
+/// A workspace to create: name and timezone already checked.
+pub struct NewWorkspace {
+    pub name: String,
+    pub timezone: String,
+    pub plan: Plan,
+    /// Its first owner, if any (the signed-in creator; `--owner` at the command line).
+    pub owner: Option<User>,
+}
+
+/// Creates a workspace and, with an owner, their membership (outside the plan's member
+/// limit: a workspace always has room for its creator).
+pub async fn create_workspace(
+    workspaces: &dyn Workspaces,
+    members: &dyn Members,
+    audit: &dyn AuditLog,
+    new: NewWorkspace,
+    by: Actor<'_>,
+    now_ms: i64,
+) -> StoreResult<Workspace> {
+    let ws = Workspace {
+        id: WorkspaceId::generate(),
+        name: new.name,
+        plan: new.plan,
+        timezone: new.timezone,
+        created_ms: now_ms,
+        deleting: None,
+    };
+    workspaces.create_workspace(&ws).await?;
+    if let Some(owner) = new.owner {
+        let m = Membership {
+            workspace_id: ws.id.clone(),
+            user_id: owner.id,
+            email: owner.email,
+            role: Role::Owner,
+            since_ms: now_ms,
+        };
+        members.add_member(&m, u32::MAX).await?;
+    }
+    by.record(
+        audit,
+        &ws.id,
+        now_ms,
+        "workspace.created",
+        Some(ws.name.clone()),
+    )
+    .await;
+    Ok(ws)
+}
+
+/// Issues a key within the plan's limit of active keys; returns it with its raw value, which
+/// exists only here and in the one answer that shows it.
+#[allow(clippy::too_many_arguments)]
+pub async fn create_key(
+    keys: &dyn Keys,
+    audit: &dyn AuditLog,
+    ws: &Workspace,
+    name: String,
+    source: String,
+    scope: Scope,
+    by: Actor<'_>,
+    now_ms: i64,
+) -> StoreResult<(ApiKey, RawKey)> {
+    let (key, raw) = ApiKey::issue(
+        ws.id.clone(),
+        name,
+        source,
+        scope,
+        now_ms,
+        by.email.map(str::to_owned),
+    );
+    keys.create_key(&key, ws.plan.limits().active_keys).await?;
+    by.record(audit, &ws.id, now_ms, "key.created", Some(key_target(&key)))
+        .await;
+    Ok((key, raw))
+}
+
+/// How the audit log names a key.
+pub fn key_target(key: &ApiKey) -> String {
+    format!("{} ({})", key.id, key.name)
+}
+
+/// Adds a person (creating their account if needed) to a workspace with a role, within the
+/// plan's member limit; an existing member gets the new role.
+pub async fn add_member(
+    accounts: &dyn Accounts,
+    members: &dyn Members,
+    audit: &dyn AuditLog,
+    ws: &Workspace,
+    email: Email,
+    role: Role,
+    by: Actor<'_>,
+    now_ms: i64,
+) -> StoreResult<Membership> {
+    let user = accounts
+        .upsert_user(&User {
+            id: UserId::generate(),
+            email,
+            created_ms: now_ms,
+            reports_opt_out: false,
+        })
+        .await?;
+    let m = Membership {
+        workspace_id: ws.id.clone(),
+        user_id: user.id,
+        email: user.email,
+        role,
+        since_ms: now_ms,
+    };
+    members.add_member(&m, ws.plan.limits().members).await?;
+    by.record(
+        audit,
+        &ws.id,
+        now_ms,
+        "member.added",
+        Some(format!("{} as {}", m.email.as_str(), role.as_str())),
+    )
+    .await;
+    Ok(m)
+}
+
+/// What follows a change of plan, whoever made it (Stripe's webhook, the sweep, an operator):
+/// the audit line, and the retention pass that makes stored history follow the new window,
+/// queued and returned for the caller to run where it runs jobs. Nothing when the plan is
+/// unchanged.
+pub async fn plan_changed(
+    jobs: &dyn Jobs,
+    audit: &dyn AuditLog,
+    ws: &WorkspaceId,
+    from: Plan,
+    to: Plan,
+    by: Actor<'_>,
+    now_ms: i64,
+) -> anyhow::Result<Option<Job>> {
+    if from == to {
+        return Ok(None);
+    }
+    by.record(
+        audit,
+        ws,
+        now_ms,
+        "workspace.plan_changed",
+        Some(format!("{} -> {}", from.as_str(), to.as_str())),
+    )
+    .await;
+    Ok(Some(
+        retention_job::start(jobs, ws, from, to, now_ms).await?,
+    ))
+}
