@@ -24,7 +24,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
-use llmtrack_billing::Payments;
 use llmtrack_shared::domain::billing::{Billing, SubscriptionStatus};
 use llmtrack_shared::domain::deletion::{self, JOB_KIND, RECORD_KEPT_MS, Receipt, Scope};
 use llmtrack_shared::domain::ids::{UserId, WorkspaceId};
@@ -32,7 +31,7 @@ use llmtrack_shared::domain::plan::Plan;
 use llmtrack_shared::domain::rollup::{Dimension, VIEWS, View};
 use llmtrack_shared::domain::time::{HOUR_MS, hour_of};
 use llmtrack_shared::ports::{
-    DynArchive, DynClock, DynMailer, Job, JobState, Mail, unfinished_jobs_of,
+    DynArchive, DynClock, DynMailer, Job, JobState, Mail, Payments, unfinished_jobs_of,
 };
 use serde::{Deserialize, Serialize};
 
@@ -300,6 +299,11 @@ pub async fn run(deps: &Deps, mut job: Job, deadline: Option<Instant>) -> anyhow
     if let Some(notify) = spec.notify.take() {
         send_receipt(deps, &job, &spec.scope, &notify, &progress.receipt).await;
     }
+    // Nothing of what was deleted may linger in the store's files (SQLite's write-ahead log),
+    // the job's own earlier saves (which named the workspace and whom to tell) included; and
+    // that holds from the moment the job reads as done, so the log is scrubbed first. The last
+    // save names neither (the receipt counts, `notify` is taken).
+    deps.store.erasure.scrub().await?;
     job.spec = serde_json::to_value(&spec)?;
     job.state = JobState::Done;
     job.result = Some(serde_json::to_value(&progress.receipt)?);
@@ -307,9 +311,6 @@ pub async fn run(deps: &Deps, mut job: Job, deadline: Option<Instant>) -> anyhow
     if !save(deps, &mut job, &progress).await? {
         return Ok(Ran::Overtaken);
     }
-    // Nothing of what was deleted may linger in the store's files (SQLite's write-ahead log),
-    // the job's own earlier saves (which named the workspace) included.
-    deps.store.erasure.scrub().await?;
     tracing::info!(workspace = %ws, job = %job.id, "deletion finished");
     Ok(Ran::Finished)
 }
