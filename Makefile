@@ -8,7 +8,7 @@ CARGO ?= cargo
 ADDR ?= 127.0.0.1:8080
 DASH_STAMP := dashboard/node_modules/.installed
 
-.PHONY: dev test test-rust test-dashboard test-infra dashboard lint bench fuzz sizes package deploy clean
+.PHONY: dev test check test-rust test-dashboard test-infra dashboard lint bench fuzz sizes package deploy clean
 
 ## Python tools for the tests (moto's server mode, cfn-lint) in a git-ignored virtualenv.
 $(PY_STAMP): infra/requirements-test.txt
@@ -40,7 +40,16 @@ dev: dashboard
 ## Every test: template lint (cfn-lint, sam validate), the template against the code and the deploy
 ## preflight (pytest), unit tests, the conformance suite on SQLite and DynamoDB (moto), API tests,
 ## and each benchmark once as a quick smoke run (so they cannot rot).
-test: test-infra test-rust test-dashboard
+test: check test-infra test-rust test-dashboard
+
+## Quality gates: formatting, clippy with warnings as errors (the lints in Cargo.toml's
+## [workspace.lints]), every source file's opening //! comment, and each Lambda crate built on
+## its own (no SQLite in any, Stripe only in billing and deletion).
+check:
+	$(CARGO) fmt --all --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	infra/scripts/check-module-docs
+	CARGO=$(CARGO) infra/scripts/check-lambdas
 
 ## The template against the code (routes, environment) and the deploy preflight against moto's
 ## SES and Secrets Manager (docs/DEPLOYMENT.md).

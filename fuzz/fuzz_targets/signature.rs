@@ -4,7 +4,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use llmtrack_shared::domain::billing::{sign, verify_signature};
+use llmtrack_shared::domain::signature::{sign, verify_signature};
 
 const SECRET: &str = "whsec_fuzzing_secret";
 const NOW: i64 = 1_800_000_000;

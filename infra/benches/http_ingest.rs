@@ -220,7 +220,9 @@ fn bare_sqlite(batches: usize) -> Run {
         plan: Plan::Team,
         prices: PriceTable::bundled(),
     };
-    let rows: Vec<Vec<(i64, String, Option<String>, i64, String)>> = (0..batches)
+    // (ts_ms, id, idempotency key, expires_ms, body): the columns the bare insert writes.
+    type Row = (i64, String, Option<String>, i64, String);
+    let rows: Vec<Vec<Row>> = (0..batches)
         .map(|b| {
             (b * BATCH..(b + 1) * BATCH)
                 .map(|n| {

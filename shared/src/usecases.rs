@@ -144,6 +144,7 @@ pub fn key_target(key: &ApiKey) -> String {
 
 /// Adds a person (creating their account if needed) to a workspace with a role, within the
 /// plan's member limit; an existing member gets the new role.
+#[allow(clippy::too_many_arguments)]
 pub async fn add_member(
     accounts: &dyn Accounts,
     members: &dyn Members,

@@ -9,10 +9,10 @@ use axum::body::Bytes;
 use axum::http::{HeaderMap, StatusCode};
 use llmtrack_shared::domain::access::Role;
 use llmtrack_shared::domain::apikey::Scope;
-use llmtrack_shared::domain::billing::verify_signature;
 use llmtrack_shared::domain::ids::WorkspaceId;
 use llmtrack_shared::domain::plan::Plan;
 use llmtrack_shared::domain::report::Month;
+use llmtrack_shared::domain::signature::verify_signature;
 use llmtrack_shared::ports::Clock as _;
 use serde_json::{Value, json};
 

@@ -3,11 +3,12 @@
 
 use std::sync::Arc;
 
-use llmtrack_billing::config::StripeConfig;
+use llmtrack_shared::config::StripeConfig;
 use llmtrack_shared::domain::apikey::Scope;
-use llmtrack_shared::domain::billing::{GRACE_PERIOD_MS, sign};
+use llmtrack_shared::domain::billing::GRACE_PERIOD_MS;
 use llmtrack_shared::domain::plan::Plan;
 use llmtrack_shared::domain::rollup::{Dimension, View};
+use llmtrack_shared::domain::signature::sign;
 use llmtrack_shared::ports::{Clock, Store};
 use serde_json::{Value, json};
 

@@ -239,7 +239,7 @@ pub async fn spawn_app_with(
     store: DynStore,
     clock: DynClock,
     dir: Option<tempfile::TempDir>,
-    stripe: Option<llmtrack_billing::config::StripeConfig>,
+    stripe: Option<llmtrack_shared::config::StripeConfig>,
 ) -> TestApp {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
@@ -264,8 +264,8 @@ pub async fn spawn_app_with(
             .expect("archive"),
         ),
         stripe: stripe.map(|c| {
-            Arc::new(llmtrack_billing::stripe::StripeApi::new(c).expect("stripe"))
-                as Arc<dyn llmtrack_billing::Payments>
+            Arc::new(llmtrack_shared::adapters::stripe::StripeApi::new(c).expect("stripe"))
+                as Arc<dyn llmtrack_shared::ports::Payments>
         }),
         alert_key: b"test alert signing key, 32 bytes..".to_vec(),
         // The alert tests run their webhook receivers on this machine.

@@ -16,7 +16,7 @@ use llmtrack_shared::domain::alert::{
 use llmtrack_shared::domain::names;
 use llmtrack_shared::domain::time::rfc3339;
 use llmtrack_shared::extract::Json;
-use llmtrack_shared::ports::{DynClock, DynMailer, DynStore, Workspace};
+use llmtrack_shared::ports::{DynClock, DynMailer, Workspace};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
@@ -58,7 +58,7 @@ pub struct AlertsState {
 
 /// The Lambda functions' parts: DynamoDB and SES; the signing key from `ALERT_SIGNING_KEY`.
 #[cfg(feature = "lambda")]
-pub async fn lambda_deps(store: &DynStore) -> anyhow::Result<Deps> {
+pub async fn lambda_deps(store: &llmtrack_shared::ports::DynStore) -> anyhow::Result<Deps> {
     use std::sync::Arc;
 
     use llmtrack_shared::adapters::ses::Ses;

@@ -16,7 +16,7 @@ use std::time::Duration;
 use hmac::{Hmac, Mac};
 use llmtrack_shared::domain::access::Role;
 use llmtrack_shared::domain::alert::{self, AlertRule, Condition, Delivery, Transition};
-use llmtrack_shared::domain::billing;
+use llmtrack_shared::domain::signature;
 use llmtrack_shared::domain::time::rfc3339;
 use llmtrack_shared::ports::{Mail, Workspace};
 use serde_json::json;
@@ -289,7 +289,7 @@ async fn post(
         .header("user-agent", "LLMtrack-Webhooks/1")
         .header(
             "llmtrack-signature",
-            billing::sign(body.as_bytes(), secret, now_s),
+            signature::sign(body.as_bytes(), secret, now_s),
         )
         .body(body.to_owned())
         .send()

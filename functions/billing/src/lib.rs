@@ -18,10 +18,11 @@ use llmtrack_shared::domain::access::{Action, Role};
 use llmtrack_shared::domain::billing::{self, Applied, Billing, EventObject, Notice, StripeEvent};
 use llmtrack_shared::domain::ids::WorkspaceId;
 use llmtrack_shared::domain::plan::Plan;
+use llmtrack_shared::domain::signature;
 use llmtrack_shared::domain::time::rfc3339;
 use llmtrack_shared::extract::Json;
 use llmtrack_shared::ports::{
-    BillingSave, DynClock, DynMailer, DynStore, Mail, StoreResult, Workspace,
+    BillingSave, Checkout, DynClock, DynMailer, Mail, Payments, StoreResult, Workspace,
 };
 use llmtrack_shared::retention_job::{self, RetentionPorts};
 use llmtrack_shared::usecases::{self, Actor};
@@ -29,40 +30,6 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
-
-pub mod config;
-#[cfg(feature = "stripe")]
-pub mod stripe;
-
-use config::StripeConfig;
-
-/// A subscription checkout for one workspace.
-pub struct Checkout<'a> {
-    pub workspace: &'a str,
-    pub plan: Plan,
-    /// The workspace's Stripe customer, once it has one: reused so one customer holds its
-    /// whole billing history.
-    pub customer: Option<&'a str>,
-    /// Prefills the first checkout, which creates the customer.
-    pub email: &'a str,
-    pub success_url: String,
-    pub cancel_url: String,
-}
-
-/// The payments port: Stripe (`stripe::StripeApi`), or nothing (billing not configured).
-#[async_trait::async_trait]
-pub trait Payments: Send + Sync + 'static {
-    /// The webhook secrets and the price of each plan.
-    fn config(&self) -> &StripeConfig;
-    /// Creates a Checkout Session in subscription mode; returns the URL to send the owner to.
-    async fn checkout(&self, c: &Checkout<'_>) -> anyhow::Result<String>;
-    /// Creates a customer portal session (payment methods, invoices, plan changes,
-    /// cancellation); returns its URL.
-    async fn portal(&self, customer: &str, return_url: &str) -> anyhow::Result<String>;
-    /// Cancels a subscription at once (a workspace being deleted). Cancelling one that is
-    /// already cancelled or unknown to Stripe succeeds: there is nothing left to bill.
-    async fn cancel_subscription(&self, subscription_id: &str) -> anyhow::Result<()>;
-}
 
 llmtrack_shared::store_ports! {
     /// Billing records and the plans they entitle workspaces to; owners to tell; the audit log.
@@ -95,14 +62,17 @@ pub struct BillingState {
 pub async fn lambda_state() -> anyhow::Result<BillingState> {
     use llmtrack_shared::adapters::dynamodb::DynamoStore;
     use llmtrack_shared::adapters::ses::Ses;
+    use llmtrack_shared::adapters::stripe::StripeApi;
+    use llmtrack_shared::config::StripeConfig;
     use llmtrack_shared::config::{LambdaConfig, MailConfig};
     let config = LambdaConfig::from_env()?;
     let mail = MailConfig::from_env()?;
     let stripe = match StripeConfig::from_env()? {
-        Some(c) => Some(Arc::new(stripe::StripeApi::new(c)?) as Arc<dyn Payments>),
+        Some(c) => Some(Arc::new(StripeApi::new(c)?) as Arc<dyn Payments>),
         None => None,
     };
-    let store: DynStore = Arc::new(DynamoStore::from_env(&config.table_name).await);
+    let store: llmtrack_shared::ports::DynStore =
+        Arc::new(DynamoStore::from_env(&config.table_name).await);
     let clock: DynClock = Arc::new(llmtrack_shared::ports::SystemClock);
     let web = WebConfig::from_env()?;
     Ok(BillingState {
@@ -318,7 +288,7 @@ async fn webhook(
     let signature = headers
         .get("stripe-signature")
         .map(|v| v.to_str().unwrap_or("\u{0}"));
-    billing::verify_signature(
+    signature::verify_signature(
         signature,
         &body,
         &stripe.config().webhook_secrets,

@@ -57,10 +57,10 @@ pub async fn lambda_deps(
 /// subscriptions.
 #[cfg(feature = "lambda")]
 pub fn with_stripe(mut deps: Deps) -> anyhow::Result<Deps> {
-    use llmtrack_billing::config::StripeConfig;
+    use llmtrack_shared::config::StripeConfig;
     if let Some(c) = StripeConfig::from_env()? {
         deps.payments = Some(std::sync::Arc::new(
-            llmtrack_billing::stripe::StripeApi::new(c)?,
+            llmtrack_shared::adapters::stripe::StripeApi::new(c)?,
         ));
     }
     Ok(deps)

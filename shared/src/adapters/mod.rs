@@ -12,6 +12,8 @@ pub mod s3;
 pub mod ses;
 #[cfg(feature = "sqlite")]
 pub mod sqlite;
+#[cfg(feature = "stripe")]
+pub mod stripe;
 
 /// Rules both archive adapters share, so a key that works locally works on S3 and the reverse.
 #[cfg(any(feature = "folder", feature = "s3"))]

@@ -15,7 +15,7 @@ use stripe_checkout::checkout_session::{
 use stripe_client_core::{RequestBuilder, StripeMethod};
 
 use crate::config::StripeConfig;
-use crate::{Checkout, Payments};
+use crate::ports::{Checkout, Payments};
 
 /// Stripe's API, as billing uses it.
 pub struct StripeApi {

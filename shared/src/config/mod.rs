@@ -1,5 +1,9 @@
 //! Configuration read once at start. A missing or invalid setting fails fast, naming the variable.
 
+mod stripe;
+
+pub use stripe::StripeConfig;
+
 use anyhow::{Context as _, bail};
 
 /// A required environment variable.

@@ -1,15 +1,17 @@
-//! Stripe's configuration: read once at start, with no Stripe client in it, so the crate's
+//! Stripe's configuration: read once at start, with no Stripe client in it, so billing's
 //! routes and OpenAPI build without async-stripe (the docs function links them).
 
+use super::required;
+use crate::domain::billing::Prices;
 use anyhow::bail;
-use llmtrack_shared::config::required;
-use llmtrack_shared::domain::billing::Prices;
 
 /// Everything billing needs from the environment. All of `STRIPE_SECRET_KEY`,
 /// `STRIPE_WEBHOOK_SECRET`, `STRIPE_PRICE_PRO` and `STRIPE_PRICE_TEAM`, or none of them (billing
 /// is then "not configured"); `STRIPE_API_BASE` points the client elsewhere (tests).
 #[derive(Clone)]
 pub struct StripeConfig {
+    // Read by the Stripe adapter only (feature `stripe`).
+    #[cfg_attr(not(feature = "stripe"), allow(dead_code))]
     pub(crate) secret_key: String,
     /// Every secret a delivery may be signed with: during a rotation, the old and the new one
     /// (comma-separated in `STRIPE_WEBHOOK_SECRET`).

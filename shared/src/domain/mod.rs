@@ -19,5 +19,6 @@ pub mod privacy;
 pub mod report;
 pub mod retention;
 pub mod rollup;
+pub mod signature;
 pub mod sketch;
 pub mod time;

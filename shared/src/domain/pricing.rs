@@ -43,11 +43,10 @@ impl ModelPrice {
         let plain_input = t
             .input
             .saturating_sub(t.cached_input.saturating_add(t.cache_write));
-        let pico = i128::from(plain_input) * i128::from(rates.input)
+        i128::from(plain_input) * i128::from(rates.input)
             + i128::from(t.cached_input) * i128::from(rates.cached_input)
             + i128::from(t.cache_write) * i128::from(rates.cache_write)
-            + i128::from(t.output) * i128::from(rates.output);
-        pico
+            + i128::from(t.output) * i128::from(rates.output)
     }
 }
 

@@ -130,7 +130,9 @@ fn contains_card_number(value: &str) -> bool {
         while j < chars.len() {
             let c = chars[j];
             if c.is_ascii_digit() {
-                groups.last_mut().map(|g| g.push(c as u8 - b'0'));
+                if let Some(g) = groups.last_mut() {
+                    g.push(c as u8 - b'0');
+                }
                 j += 1;
                 continue;
             }

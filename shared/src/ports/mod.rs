@@ -22,6 +22,7 @@ mod jobs;
 mod keys;
 mod mail;
 mod members;
+mod payments;
 mod retention;
 mod workspaces;
 
@@ -38,6 +39,7 @@ pub use jobs::{Job, JobState, Jobs, unfinished_jobs_of};
 pub use keys::Keys;
 pub use mail::{DynMailer, Mail, Mailer};
 pub use members::Members;
+pub use payments::{Checkout, DynPayments, Payments};
 pub use retention::{Retained, Retention};
 pub use workspaces::{Workspace, Workspaces, all_workspace_ids};
 
