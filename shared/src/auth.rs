@@ -225,7 +225,7 @@ pub fn has_session_cookie(headers: &HeaderMap) -> bool {
 }
 
 /// Resolves the session cookie to its user: 401 when missing, unknown or expired.
-pub async fn session(
+async fn session(
     accounts: &dyn Accounts,
     clock: &DynClock,
     headers: &HeaderMap,
@@ -316,7 +316,7 @@ pub fn client_ip(
 
 /// The caller's membership of a workspace named in a path. Anything the caller cannot see,
 /// malformed ids included, is 404, never 403, so ids cannot be probed.
-pub async fn membership(
+async fn membership(
     members: &dyn Members,
     workspaces: &dyn Workspaces,
     workspace: &str,

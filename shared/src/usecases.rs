@@ -10,7 +10,7 @@ use crate::domain::audit::AuditEntry;
 use crate::domain::ids::{UserId, WorkspaceId};
 use crate::domain::plan::Plan;
 use crate::ports::{
-    Accounts, AuditLog, Job, Jobs, Keys, Members, StoreResult, Workspace, Workspaces, record_audit,
+    Accounts, AuditLog, Job, Jobs, Keys, Members, StoreResult, Workspace, Workspaces,
 };
 use crate::retention_job;
 
@@ -57,7 +57,11 @@ impl<'a> Actor<'a> {
         target: Option<String>,
     ) {
         let entry = AuditEntry::new(ws, now_ms, self.id, self.email, action, target, self.ip);
-        record_audit(log, &entry).await;
+        // The change it records has already happened: a line that cannot be written is logged
+        // as an error, not turned into the request's failure.
+        if let Err(e) = log.append_audit(&entry).await {
+            tracing::error!(workspace = %ws, action, error = %e, "could not write the audit log");
+        }
     }
 }
 

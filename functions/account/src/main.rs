@@ -6,16 +6,15 @@ use llmtrack_account::{AccountPorts, AccountState, router};
 use llmtrack_shared::adapters::dynamodb::DynamoStore;
 use llmtrack_shared::adapters::ses::Ses;
 use llmtrack_shared::auth::Gate;
-use llmtrack_shared::config::{LambdaConfig, MailConfig, WebConfig};
+use llmtrack_shared::config::{MailConfig, WebConfig};
 use llmtrack_shared::ports::{DynClock, DynStore, SystemClock};
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
     llmtrack_shared::telemetry::init();
-    let config = LambdaConfig::from_env()?;
     let web = WebConfig::from_env()?;
     let mail = MailConfig::from_env()?;
-    let store: DynStore = Arc::new(DynamoStore::from_env(&config.table_name).await);
+    let store: DynStore = Arc::new(DynamoStore::for_lambda().await?);
     let clock: DynClock = Arc::new(SystemClock);
     let state = AccountState {
         gate: Gate::new(&store, &clock, &web),

@@ -63,16 +63,14 @@ pub async fn lambda_state() -> anyhow::Result<BillingState> {
     use llmtrack_shared::adapters::dynamodb::DynamoStore;
     use llmtrack_shared::adapters::ses::Ses;
     use llmtrack_shared::adapters::stripe::StripeApi;
+    use llmtrack_shared::config::MailConfig;
     use llmtrack_shared::config::StripeConfig;
-    use llmtrack_shared::config::{LambdaConfig, MailConfig};
-    let config = LambdaConfig::from_env()?;
     let mail = MailConfig::from_env()?;
     let stripe = match StripeConfig::from_env()? {
         Some(c) => Some(Arc::new(StripeApi::new(c)?) as Arc<dyn Payments>),
         None => None,
     };
-    let store: llmtrack_shared::ports::DynStore =
-        Arc::new(DynamoStore::from_env(&config.table_name).await);
+    let store: llmtrack_shared::ports::DynStore = Arc::new(DynamoStore::for_lambda().await?);
     let clock: DynClock = Arc::new(llmtrack_shared::ports::SystemClock);
     let web = WebConfig::from_env()?;
     Ok(BillingState {

@@ -10,8 +10,7 @@ use llmtrack_shared::ports::DynStore;
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
     llmtrack_shared::telemetry::init();
-    let config = llmtrack_shared::config::LambdaConfig::from_env()?;
-    let store = DynamoStore::from_env(&config.table_name).await;
+    let store = DynamoStore::for_lambda().await?;
     let deps = lambda_deps(&store).await?;
     let web = WebConfig::from_env()?;
     let store: DynStore = std::sync::Arc::new(store);

@@ -4,7 +4,6 @@ use std::sync::Arc;
 
 use llmtrack_ingest::{IngestPorts, IngestState, router};
 use llmtrack_shared::adapters::dynamodb::DynamoStore;
-use llmtrack_shared::config::LambdaConfig;
 use llmtrack_shared::domain::pricing::PriceTable;
 use llmtrack_shared::ports::{DynStore, SystemClock};
 use llmtrack_shared::ratelimit::RequestLimits;
@@ -12,8 +11,7 @@ use llmtrack_shared::ratelimit::RequestLimits;
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
     llmtrack_shared::telemetry::init();
-    let config = LambdaConfig::from_env()?;
-    let store: DynStore = Arc::new(DynamoStore::from_env(&config.table_name).await);
+    let store: DynStore = Arc::new(DynamoStore::for_lambda().await?);
     let state = IngestState {
         store: IngestPorts::of(&store),
         clock: Arc::new(SystemClock),

@@ -4,14 +4,13 @@ use std::sync::Arc;
 
 use llmtrack_keys::{KeysState, router};
 use llmtrack_shared::adapters::dynamodb::DynamoStore;
-use llmtrack_shared::config::{LambdaConfig, WebConfig};
+use llmtrack_shared::config::WebConfig;
 use llmtrack_shared::ports::{DynStore, SystemClock};
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
     llmtrack_shared::telemetry::init();
-    let config = LambdaConfig::from_env()?;
-    let store: DynStore = Arc::new(DynamoStore::from_env(&config.table_name).await);
+    let store: DynStore = Arc::new(DynamoStore::for_lambda().await?);
     let state = KeysState::new(&store, Arc::new(SystemClock), WebConfig::from_env()?);
     let (app, _) = router(state).split_for_parts();
     llmtrack_shared::lambda::run(app).await

@@ -7,15 +7,14 @@ use llmtrack_query::{QueryPorts, QueryState, router};
 use llmtrack_shared::adapters::dynamodb::DynamoStore;
 use llmtrack_shared::adapters::s3::S3Archive;
 use llmtrack_shared::auth::Gate;
-use llmtrack_shared::config::{LambdaConfig, WebConfig, required};
+use llmtrack_shared::config::{WebConfig, required};
 use llmtrack_shared::ports::{DynClock, DynStore, SystemClock};
 use llmtrack_shared::ratelimit::RequestLimits;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
     llmtrack_shared::telemetry::init();
-    let config = LambdaConfig::from_env()?;
-    let store: DynStore = Arc::new(DynamoStore::from_env(&config.table_name).await);
+    let store: DynStore = Arc::new(DynamoStore::for_lambda().await?);
     let clock: DynClock = Arc::new(SystemClock);
     let web = WebConfig::from_env()?;
     let state = QueryState {

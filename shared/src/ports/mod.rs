@@ -29,7 +29,7 @@ mod workspaces;
 pub use accounts::Accounts;
 pub use alerts::AlertRules;
 pub use archive::{Archive, ArchiveWriter, DynArchive};
-pub use audit::{AuditLog, record as record_audit};
+pub use audit::AuditLog;
 pub use billing::{BillingRecords, BillingSave};
 pub use clock::{Clock, DynClock, SystemClock};
 pub use deletion::{Erasure, Purged};

@@ -30,9 +30,7 @@ fn job_of(record: &Value) -> Option<Job> {
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
     llmtrack_shared::telemetry::init();
-    let config = llmtrack_shared::config::LambdaConfig::from_env()?;
-    let store =
-        llmtrack_shared::adapters::dynamodb::DynamoStore::from_env(&config.table_name).await;
+    let store = llmtrack_shared::adapters::dynamodb::DynamoStore::for_lambda().await?;
     let deps = with_stripe(lambda_deps(&store).await?)?;
     lambda_runtime::run(service_fn(|event: LambdaEvent<Value>| {
         let deps = deps.clone();

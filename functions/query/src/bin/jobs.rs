@@ -9,7 +9,7 @@ use lambda_http::lambda_runtime::{self, LambdaEvent, service_fn};
 use llmtrack_query::{QueryPorts, export};
 use llmtrack_shared::adapters::dynamodb::DynamoStore;
 use llmtrack_shared::adapters::s3::S3Archive;
-use llmtrack_shared::config::{LambdaConfig, required};
+use llmtrack_shared::config::required;
 use llmtrack_shared::ports::{DynArchive, DynClock, DynStore, Job, SystemClock};
 use llmtrack_shared::retention_job::{self, RetentionPorts};
 use serde_json::Value;
@@ -27,8 +27,7 @@ fn job_of(record: &Value) -> Option<Job> {
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
     llmtrack_shared::telemetry::init();
-    let config = LambdaConfig::from_env()?;
-    let store: DynStore = Arc::new(DynamoStore::from_env(&config.table_name).await);
+    let store: DynStore = Arc::new(DynamoStore::for_lambda().await?);
     let (store, retention) = (QueryPorts::of(&store), RetentionPorts::of(&store));
     let archive: DynArchive = Arc::new(S3Archive::from_env(&required("ARCHIVE_BUCKET")?).await);
     let clock: DynClock = Arc::new(SystemClock);

@@ -7,10 +7,8 @@ use llmtrack_shared::config::WebConfig;
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
     llmtrack_shared::telemetry::init();
-    let config = llmtrack_shared::config::LambdaConfig::from_env()?;
-    let store: llmtrack_shared::ports::DynStore = std::sync::Arc::new(
-        llmtrack_shared::adapters::dynamodb::DynamoStore::from_env(&config.table_name).await,
-    );
+    let store: llmtrack_shared::ports::DynStore =
+        std::sync::Arc::new(llmtrack_shared::adapters::dynamodb::DynamoStore::for_lambda().await?);
     let deps = lambda_deps(&store).await?;
     let state = ReportsState {
         gate: Gate::new(&store, &deps.clock, &WebConfig::from_env()?),

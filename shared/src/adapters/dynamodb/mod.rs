@@ -259,6 +259,13 @@ struct Current {
 
 impl DynamoStore {
     /// A store on the table, with the SDK configured from the environment (Lambda's role).
+    /// The store of a Lambda function: the table `TABLE_NAME` names, with the AWS config from
+    /// the environment.
+    pub async fn for_lambda() -> anyhow::Result<DynamoStore> {
+        let config = crate::config::LambdaConfig::from_env()?;
+        Ok(DynamoStore::from_env(&config.table_name).await)
+    }
+
     pub async fn from_env(table: &str) -> DynamoStore {
         let config = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
         DynamoStore::new(Client::new(&config), table)

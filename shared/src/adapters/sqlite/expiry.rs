@@ -70,13 +70,6 @@ impl Retention for SqliteStore {
 }
 
 impl SqliteStore {
-    /// Nothing to recover: each batch is one transaction (DynamoDB finishes half-applied batches).
-    pub async fn recover(&self, _ws: &WorkspaceId) -> StoreResult<usize> {
-        // Each batch is one transaction: there is never a half-applied batch to finish, and
-        // deltas are folded inside the transaction that reaches `COMPACT_EVERY`.
-        Ok(0)
-    }
-
     /// Deletes everything whose time has passed (events, rollups by their workspace's plan, and
     /// spent records): what DynamoDB's TTL does on its own. `serve`'s upkeep runs it.
     pub async fn purge_expired(&self, now_ms: i64) -> StoreResult<u64> {
