@@ -115,6 +115,35 @@ async fn a_live_batch_is_not_recovered_before_its_lease_ends() {
     assert_rollups_match_events(shared.as_ref(), &ws).await;
 }
 
+/// Recovery follows the store's clock (not the wall clock): a dead writer's batch is left alone
+/// while its lease runs, and finished once the clock has passed it.
+#[tokio::test]
+async fn recovery_follows_the_stores_clock() {
+    let (store, ws) = setup().await;
+    let now = now_ms();
+    let clock = TestClock::at(now);
+    // The default lease (two minutes) and recovery interval, judged by the test's clock.
+    let timed = DynamoStore::new(store.client().clone(), store.table()).with_clock(clock.clone());
+    let batch = validated(
+        &(0..5).map(|i| event(i, now)).collect::<Vec<_>>(),
+        "production",
+    );
+    assert!(
+        crashing(&store, CrashPoint::AfterEvents)
+            .ingest(&ws, &batch, &quota(100))
+            .await
+            .is_err()
+    );
+    assert_eq!(timed.recover(&ws).await.unwrap(), 0, "within the lease");
+    clock.set(now + 10 * 60_000);
+    assert_eq!(
+        timed.recover(&ws).await.unwrap(),
+        1,
+        "once the lease is over"
+    );
+    assert_rollups_match_events(&timed, &ws).await;
+}
+
 /// Items of the table whose partition key starts with `prefix`.
 async fn items_under(store: &DynamoStore, prefix: &str) -> usize {
     scan_table(store)

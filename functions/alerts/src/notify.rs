@@ -282,6 +282,8 @@ async fn post(
         .timeout(Duration::from_secs(5))
         .resolve(&host, addr)
         .build()?;
+    // The receiver checks the signature's time against its own wall clock (as Stripe's
+    // receivers do), so this is the real time of sending, not the app's clock.
     let now_s = chrono::Utc::now().timestamp();
     let response = client
         .post(u)

@@ -219,7 +219,11 @@ pub async fn create(
         }
         Err(Produce::TooLarge) => {
             let job = start_job(&s, &ws, &spec).await?;
-            Ok((StatusCode::ACCEPTED, Json(view(&s.archive, &job).await?)).into_response())
+            Ok((
+                StatusCode::ACCEPTED,
+                Json(view(&s.archive, &job, s.clock.now_ms()).await?),
+            )
+                .into_response())
         }
         Err(Produce::Failed(e)) => Err(e),
     }
@@ -251,7 +255,7 @@ pub async fn status(
         .await?
         .filter(|j| j.kind == JOB_KIND)
         .ok_or_else(|| ApiError::NotFound(format!("no export `{id}` in this workspace")))?;
-    Ok(Json(view(&s.archive, &job).await?))
+    Ok(Json(view(&s.archive, &job, s.clock.now_ms()).await?))
 }
 
 async fn start_job(s: &QueryState, ws: &Workspace, spec: &ExportSpec) -> Result<Job, ApiError> {
@@ -294,7 +298,7 @@ async fn start_job(s: &QueryState, ws: &Workspace, spec: &ExportSpec) -> Result<
     Ok(job)
 }
 
-async fn view(archive: &DynArchive, job: &Job) -> Result<ExportJob, ApiError> {
+async fn view(archive: &DynArchive, job: &Job, now_ms: i64) -> Result<ExportJob, ApiError> {
     let spec: ExportSpec =
         serde_json::from_value(job.spec.clone()).context("decoding an export spec")?;
     let result: Option<ExportResult> = match (&job.state, &job.result) {
@@ -319,7 +323,7 @@ async fn view(archive: &DynArchive, job: &Job) -> Result<ExportJob, ApiError> {
         bytes: result.as_ref().map(|r| r.bytes),
         link_expires_at: url
             .as_ref()
-            .map(|_| rfc3339(chrono::Utc::now().timestamp_millis() + LINK_TTL.as_millis() as i64)),
+            .map(|_| rfc3339(now_ms + LINK_TTL.as_millis() as i64)),
         url,
         error,
     })

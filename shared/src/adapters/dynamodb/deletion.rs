@@ -212,7 +212,7 @@ impl DynamoStore {
     pub(super) async fn take_compaction_lock(&self, ws: &WorkspaceId) -> anyhow::Result<String> {
         let id = format!("del_{}", ulid::Ulid::new());
         for attempt in 0..LOCK_ATTEMPTS {
-            let now = chrono::Utc::now().timestamp_millis();
+            let now = self.now_ms();
             // No `batches`: a compaction that takes a stale one over folds nothing.
             let lock = HashMap::from([
                 ("pk".to_owned(), s(marker_pk(ws))),
@@ -247,7 +247,7 @@ impl DynamoStore {
             .condition_expression("#id = :id")
             .expression_attribute_names("#id", "id")
             .expression_attribute_values(":id", s(id))
-            .expression_attribute_values(":now", n(chrono::Utc::now().timestamp_millis()))
+            .expression_attribute_values(":now", n(self.now_ms()))
             .send()
             .await;
         match renewed {
@@ -307,7 +307,7 @@ impl DynamoStore {
                         .context("decoding a stored event")?,
                 );
             }
-            let now = chrono::Utc::now().timestamp_millis();
+            let now = self.now_ms();
             let expiry = retention::rollup_expiry_ms(hour, history_ms);
             // An expired hour is only deleted, as `apply_rollups` would not write it.
             let mut wanted: HashMap<View, Vec<(String, Rollup)>> = HashMap::new();
@@ -494,8 +494,7 @@ impl Erasure for DynamoStore {
         }
         // A crashed batch finished after the deletion would refund its quota from the events
         // left (refunding the deleted ones twice) and add its rollups on top of the rewrite.
-        self.recover_stale(ws, chrono::Utc::now().timestamp_millis())
-            .await?;
+        self.recover_stale(ws, self.now_ms()).await?;
         let deleted = self.delete_events(ws, hour, lo, hi, source).await?;
         // Runs even when nothing was deleted: a run stopped after its deletes is finished here.
         let lock = self.take_compaction_lock(ws).await?;
@@ -552,8 +551,7 @@ impl Erasure for DynamoStore {
         let mut out = Purged::default();
         let mut left = budget.max(1);
         // A batch that died half-written gets its total rollup written, so its hours are found.
-        self.recover_stale(ws, chrono::Utc::now().timestamp_millis())
-            .await?;
+        self.recover_stale(ws, self.now_ms()).await?;
 
         // Events, hour by hour, each hour's total item once its events are gone.
         while left > 0 {

@@ -241,7 +241,7 @@ impl DynamoStore {
     /// pending deltas, at most once per `recovery_interval_ms` per workspace. `ingest` runs it
     /// before each batch; tests call it to drive recovery.
     pub async fn recover(&self, ws: &WorkspaceId) -> StoreResult<usize> {
-        let now = chrono::Utc::now().timestamp_millis();
+        let now = self.now_ms();
         {
             let mut last = self
                 .last_recovery
@@ -329,10 +329,7 @@ impl Ingest for DynamoStore {
         let marker = HashMap::from([
             ("pk".to_owned(), s(marker_pk(ws))),
             ("sk".to_owned(), s(batch.clone())),
-            (
-                "created".to_owned(),
-                n(chrono::Utc::now().timestamp_millis()),
-            ),
+            ("created".to_owned(), n(self.now_ms())),
             ("month".to_owned(), s(quota.month.clone())),
             ("reserved".to_owned(), n(reserve)),
             (

@@ -161,6 +161,8 @@ pub struct DynamoStore {
     settle_ms: i64,
     crash_at: Option<CrashPoint>,
     capacity: Arc<Capacity>,
+    /// Leases, settling and expiry are judged by this clock, so tests can drive them.
+    clock: crate::ports::DynClock,
 }
 
 fn err<E, R>(e: SdkError<E, R>) -> anyhow::Error
@@ -281,7 +283,18 @@ impl DynamoStore {
             settle_ms: rollups::SETTLE_MS,
             crash_at: None,
             capacity: Arc::default(),
+            clock: Arc::new(crate::ports::SystemClock),
         }
+    }
+
+    /// Tests: judge leases, settling and expiry by this clock.
+    pub fn with_clock(mut self, clock: crate::ports::DynClock) -> DynamoStore {
+        self.clock = clock;
+        self
+    }
+
+    fn now_ms(&self) -> i64 {
+        self.clock.now_ms()
     }
 
     /// Tests: markers count as stale after `lease`, and recovery runs on every call.

@@ -82,7 +82,7 @@ impl DynamoStore {
         deltas: impl IntoIterator<Item = (RollupKey, Rollup)>,
         history_ms: i64,
     ) -> anyhow::Result<()> {
-        let now_ms = chrono::Utc::now().timestamp_millis();
+        let now_ms = self.now_ms();
         let mut todo: Vec<(RollupKey, Rollup)> = deltas
             .into_iter()
             // An hour already expired was deleted by a retention pass (or soon will be by TTL):
@@ -263,7 +263,7 @@ impl DynamoStore {
             current.users.push(g);
         }
         chunks.push(postcard::to_stdvec(&current)?);
-        let expires = (chrono::Utc::now().timestamp_millis() + DELTA_TTL_MS) / 1000;
+        let expires = (self.now_ms() + DELTA_TTL_MS) / 1000;
         stream::iter(chunks.into_iter().enumerate())
             .map(|(i, bytes)| {
                 let item = HashMap::from([
@@ -378,8 +378,7 @@ impl DynamoStore {
 
     /// Runs a compaction now, whatever the recovery interval (tests, benchmarks, operators).
     pub async fn compact_now(&self, ws: &WorkspaceId) -> anyhow::Result<usize> {
-        self.compact(ws, chrono::Utc::now().timestamp_millis())
-            .await
+        self.compact(ws, self.now_ms()).await
     }
 
     /// Folds settled batches' deltas into the deferred rollup items, or resumes a run that a
