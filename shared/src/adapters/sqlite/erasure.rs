@@ -2,6 +2,10 @@
 
 use super::*;
 
+/// Tries at truncating the log before the scrub gives up (the deletion job then fails, and is
+/// resumed later).
+const SCRUB_ATTEMPTS: usize = 100;
+
 #[async_trait]
 impl Erasure for SqliteStore {
     async fn finish_writes(&self, _ws: &WorkspaceId) -> StoreResult<()> {
@@ -180,19 +184,29 @@ impl Erasure for SqliteStore {
     }
 
     async fn scrub(&self) -> StoreResult<()> {
-        self.write(|c| {
-            // Blocks (up to the busy timeout) until readers are on the newest snapshot, copies
-            // every frame into the database (whose freed content `secure_delete` zeroed) and
-            // truncates the log to nothing.
-            let (busy, _, _): (i64, i64, i64) =
-                c.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| {
-                    Ok((r.get(0)?, r.get(1)?, r.get(2)?))
-                })?;
-            if busy != 0 {
-                bail!("the write-ahead log could not be truncated: readers were busy");
+        // A checkpoint already running (the checkpointer thread's passive one, every 200 ms)
+        // makes this one answer busy at once, without the busy timeout: try again shortly.
+        for _ in 0..SCRUB_ATTEMPTS {
+            let busy = self
+                .write(|c| {
+                    // Blocks (up to the busy timeout) until readers are on the newest snapshot,
+                    // copies every frame into the database (whose freed content `secure_delete`
+                    // zeroed) and truncates the log to nothing.
+                    let (busy, _, _): (i64, i64, i64) =
+                        c.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| {
+                            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+                        })?;
+                    Ok(busy != 0)
+                })
+                .await?;
+            if !busy {
+                return Ok(());
             }
-            Ok(())
-        })
-        .await
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        Err(anyhow!(
+            "the write-ahead log could not be truncated: another checkpoint or readers were busy"
+        )
+        .into())
     }
 }
