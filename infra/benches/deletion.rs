@@ -110,7 +110,7 @@ async fn main() {
     };
     let spec = |scope| Spec {
         scope,
-        requested_by: UserId::generate(),
+        requested_by: UserId::generate(now),
         notify: None,
         purge_after_ms: now,
     };

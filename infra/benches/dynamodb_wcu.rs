@@ -105,7 +105,7 @@ async fn main() {
     let now = chrono::Utc::now().timestamp_millis();
     for &(batches, per_compaction) in runs {
         let ws = Workspace {
-            id: WorkspaceId::generate(),
+            id: WorkspaceId::generate(now),
             name: "Bench".into(),
             plan: Plan::Team,
             timezone: "UTC".into(),

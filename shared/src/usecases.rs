@@ -85,7 +85,7 @@ pub async fn create_workspace(
     now_ms: i64,
 ) -> StoreResult<Workspace> {
     let ws = Workspace {
-        id: WorkspaceId::generate(),
+        id: WorkspaceId::generate(now_ms),
         name: new.name,
         plan: new.plan,
         timezone: new.timezone,
@@ -161,7 +161,7 @@ pub async fn add_member(
 ) -> StoreResult<Membership> {
     let user = accounts
         .upsert_user(&User {
-            id: UserId::generate(),
+            id: UserId::generate(now_ms),
             email,
             created_ms: now_ms,
             reports_opt_out: false,

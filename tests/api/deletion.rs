@@ -286,7 +286,7 @@ async fn a_range_deletion_leaves_every_aggregate_equal_to_a_recomputation() {
                 to_ms: to,
                 source: Some("production".into()),
             },
-            requested_by: UserId::generate(),
+            requested_by: UserId::generate(now_ms()),
             notify: None,
             purge_after_ms: 0,
         },

@@ -154,7 +154,7 @@ impl World {
                     to_ms: 3_600_000,
                     source: None,
                 },
-                requested_by: UserId::generate(),
+                requested_by: UserId::generate(now_ms()),
                 notify: None,
                 purge_after_ms: 0,
             };
@@ -185,11 +185,11 @@ impl World {
         }
         if path.contains("{inv}") {
             let inv = Invitation {
-                id: InvitationId::generate(),
+                id: InvitationId::generate(now_ms()),
                 workspace_id: self.ws.clone(),
                 email: Email::parse(&format!("invitee{n}@example.com")).unwrap(),
                 role: Role::Viewer,
-                invited_by: UserId::generate(),
+                invited_by: UserId::generate(now_ms()),
                 created_ms: now_ms(),
                 expires_ms: now_ms() + 86_400_000,
             };

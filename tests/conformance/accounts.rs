@@ -20,7 +20,7 @@ fn email(s: &str) -> Email {
 async fn user(store: &DynStore, address: &str) -> User {
     store
         .upsert_user(&User {
-            id: UserId::generate(),
+            id: UserId::generate(now_ms()),
             email: email(address),
             created_ms: now_ms(),
             reports_opt_out: false,
@@ -208,14 +208,19 @@ pub async fn members_keep_an_owner_and_their_limit(store: DynStore) {
     store.add_member(&m(&cy, Role::Admin), 2).await.unwrap();
     assert!(
         !store
-            .set_role(&ws, &UserId::generate(), Role::Admin)
+            .set_role(&ws, &UserId::generate(now_ms()), Role::Admin)
             .await
             .unwrap()
     );
-    assert!(!store.remove_member(&ws, &UserId::generate()).await.unwrap());
+    assert!(
+        !store
+            .remove_member(&ws, &UserId::generate(now_ms()))
+            .await
+            .unwrap()
+    );
 
     let inv = Invitation {
-        id: InvitationId::generate(),
+        id: InvitationId::generate(now_ms()),
         workspace_id: ws.clone(),
         email: email("dee@example.com"),
         role: Role::Viewer,
@@ -244,7 +249,7 @@ pub async fn active_keys_stay_within_the_limit(store: DynStore) {
     let key = |ws: &WorkspaceId| {
         let raw = RawKey::generate();
         ApiKey {
-            id: KeyId::generate(),
+            id: KeyId::generate(now_ms()),
             workspace_id: ws.clone(),
             name: "k".into(),
             source: "production".into(),

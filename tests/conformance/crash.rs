@@ -22,7 +22,7 @@ pub async fn setup() -> (DynamoStore, WorkspaceId) {
         .with_recovery_lease(Duration::ZERO)
         .with_immediate_compaction();
     let ws = Workspace {
-        id: WorkspaceId::generate(),
+        id: WorkspaceId::generate(now_ms()),
         name: "Acme".into(),
         plan: Plan::Pro,
         timezone: "UTC".into(),

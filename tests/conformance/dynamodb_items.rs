@@ -22,7 +22,7 @@ async fn scan(store: &DynamoStore) -> Vec<std::collections::HashMap<String, Attr
 async fn events_carry_their_plan_expiry_as_ttl() {
     let store = dynamo_store().await;
     let ws = Workspace {
-        id: WorkspaceId::generate(),
+        id: WorkspaceId::generate(now_ms()),
         name: "Acme".into(),
         plan: Plan::Pro,
         timezone: "UTC".into(),
@@ -51,7 +51,7 @@ async fn events_carry_their_plan_expiry_as_ttl() {
 async fn no_raw_key_is_stored() {
     let store = dynamo_store().await;
     let ws = Workspace {
-        id: WorkspaceId::generate(),
+        id: WorkspaceId::generate(now_ms()),
         name: "Acme".into(),
         plan: Plan::Free,
         timezone: "UTC".into(),
@@ -63,7 +63,7 @@ async fn no_raw_key_is_stored() {
     for scope in [Scope::Ingest, Scope::Read] {
         let raw = RawKey::generate();
         let key = ApiKey {
-            id: KeyId::generate(),
+            id: KeyId::generate(now_ms()),
             workspace_id: ws.id.clone(),
             name: "k".into(),
             source: "production".into(),
@@ -180,7 +180,7 @@ async fn assert_expiries(store: &DynamoStore, ws: &WorkspaceId, history_ms: i64)
 async fn rollups_carry_their_expiry_and_retention_moves_it() {
     let store = dynamo_store().await.with_immediate_compaction();
     let ws = Workspace {
-        id: WorkspaceId::generate(),
+        id: WorkspaceId::generate(now_ms()),
         name: "Acme".into(),
         plan: Plan::Free,
         timezone: "UTC".into(),

@@ -88,7 +88,7 @@ suite!(
 
 async fn new_workspace(store: &DynStore, plan: Plan) -> WorkspaceId {
     let ws = Workspace {
-        id: WorkspaceId::generate(),
+        id: WorkspaceId::generate(now_ms()),
         name: "Acme".into(),
         plan,
         timezone: "UTC".into(),
@@ -130,7 +130,7 @@ fn stored(outcome: IngestOutcome) -> Vec<Stored> {
 
 async fn workspaces_round_trip(store: DynStore) {
     let ws = Workspace {
-        id: WorkspaceId::generate(),
+        id: WorkspaceId::generate(now_ms()),
         name: "Acme".into(),
         plan: Plan::Free,
         timezone: "UTC".into(),
@@ -148,7 +148,7 @@ async fn workspaces_round_trip(store: DynStore) {
         store.workspace(&ws.id).await.unwrap().unwrap().plan,
         Plan::Team
     );
-    let missing = WorkspaceId::generate();
+    let missing = WorkspaceId::generate(now_ms());
     assert_eq!(store.workspace(&missing).await.unwrap(), None);
     assert!(!store.set_plan(&missing, Plan::Pro).await.unwrap());
 }
@@ -158,7 +158,7 @@ async fn keys_are_found_by_hash_only_and_scoped_to_their_workspace(store: DynSto
     let other = new_workspace(&store, Plan::Free).await;
     let raw = RawKey::generate();
     let key = ApiKey {
-        id: KeyId::generate(),
+        id: KeyId::generate(now_ms()),
         workspace_id: ws.clone(),
         name: "backend".into(),
         source: "production".into(),
@@ -287,7 +287,7 @@ async fn each_event_is_stored_once_and_rollups_match(store: DynStore) {
 fn anonymous_again(events: &[Event]) -> Vec<Event> {
     // A second event with identical content but no id: a new event, with a new assigned id.
     let mut e = events[0].clone();
-    e.id = llmtrack_shared::domain::ids::event_id();
+    e.id = llmtrack_shared::domain::ids::event_id(now_ms());
     vec![e]
 }
 

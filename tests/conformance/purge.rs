@@ -96,7 +96,7 @@ async fn fill(store: &DynStore, archive: &DynArchive, name: &str, shared: &str) 
     }
     store
         .create_invitation(&Invitation {
-            id: InvitationId::generate(),
+            id: InvitationId::generate(now_ms()),
             workspace_id: ws.clone(),
             email: Email::parse(&format!(
                 "invitee-{}@example.com",

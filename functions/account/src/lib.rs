@@ -332,7 +332,7 @@ async fn verify_code(
         .store
         .accounts
         .upsert_user(&User {
-            id: UserId::generate(),
+            id: UserId::generate(now),
             email,
             created_ms: now,
             reports_opt_out: false,
@@ -940,7 +940,7 @@ async fn invite(
     s.limit(&account::INVITATIONS_PER_ADDRESS, email.as_str(), 1)
         .await?;
     let inv = Invitation {
-        id: InvitationId::generate(),
+        id: InvitationId::generate(now),
         workspace_id: ws.id.clone(),
         email,
         role,

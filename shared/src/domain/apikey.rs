@@ -138,7 +138,7 @@ impl ApiKey {
     ) -> (ApiKey, RawKey) {
         let raw = RawKey::generate();
         let key = ApiKey {
-            id: KeyId::generate(),
+            id: KeyId::generate(created_ms),
             workspace_id,
             name,
             source,

@@ -1896,7 +1896,7 @@ mod tests {
     #[test]
     fn a_checkout_for_another_workspace_is_ignored() {
         let fresh = Billing::new(ws());
-        let other = WorkspaceId::generate();
+        let other = WorkspaceId::generate(1_800_000_000_000);
         unchanged(&fresh, &checkout(T, Some("pro"), Some(other.to_string())));
         unchanged(&fresh, &checkout(T, Some("pro"), None));
     }

@@ -628,7 +628,7 @@ pub fn validate(raw: &RawValue, ctx: &Context) -> Result<(Event, Vec<Redaction>)
     };
     Ok((
         Event {
-            id: id.unwrap_or_else(ids::event_id),
+            id: id.unwrap_or_else(|| ids::event_id(ctx.now_ms)),
             dedup,
             ts_ms,
             provider: input.provider.into_owned(),

@@ -1,4 +1,6 @@
 //! Identifiers: ULIDs (sortable, random) behind a short type prefix so a pasted id says what it is.
+//! Each id's time part is the caller's clock reading, not the system's, so ids made under a test
+//! clock sort by that clock like everything else the test drives.
 
 use std::fmt;
 
@@ -13,11 +15,12 @@ macro_rules! prefixed_id {
         impl $name {
             pub const PREFIX: &'static str = $prefix;
 
-            pub fn generate() -> Self {
+            /// A new id made at `at_ms` (the caller's clock).
+            pub fn generate(at_ms: i64) -> Self {
                 Self(format!(
                     "{}{}",
                     $prefix,
-                    ulid::Ulid::new().to_string().to_ascii_lowercase()
+                    ulid_at(at_ms).to_string().to_ascii_lowercase()
                 ))
             }
 
@@ -46,14 +49,20 @@ prefixed_id!(KeyId, "key_");
 prefixed_id!(UserId, "usr_");
 prefixed_id!(InvitationId, "inv_");
 
-/// An id for an ingest batch (used by the DynamoDB adapter's crash recovery).
-pub fn batch_id() -> String {
-    ulid::Ulid::new().to_string()
+/// A ULID whose time part is `at_ms` (clamped to the epoch) and whose rest is random.
+fn ulid_at(at_ms: i64) -> ulid::Ulid {
+    let at = std::time::UNIX_EPOCH + std::time::Duration::from_millis(at_ms.max(0) as u64);
+    ulid::Ulid::from_datetime(at)
 }
 
-/// An id for an event the client sent without one.
-pub fn event_id() -> String {
-    format!("ev_{}", ulid::Ulid::new().to_string().to_ascii_lowercase())
+/// An id for an ingest batch made at `at_ms` (used by the DynamoDB adapter's crash recovery).
+pub fn batch_id(at_ms: i64) -> String {
+    ulid_at(at_ms).to_string()
+}
+
+/// An id, made at `at_ms`, for an event the client sent without one.
+pub fn event_id(at_ms: i64) -> String {
+    format!("ev_{}", ulid_at(at_ms).to_string().to_ascii_lowercase())
 }
 
 #[cfg(test)]
@@ -62,9 +71,28 @@ mod tests {
 
     #[test]
     fn generated_ids_parse_and_foreign_ones_do_not() {
-        let id = WorkspaceId::generate();
+        let id = WorkspaceId::generate(1_800_000_000_000);
         assert_eq!(WorkspaceId::parse(id.as_str()), Some(id.clone()));
         assert!(KeyId::parse(id.as_str()).is_none());
         assert!(WorkspaceId::parse("ws_../../etc").is_none());
+    }
+
+    #[test]
+    fn ids_take_their_time_from_the_callers_clock() {
+        let at = 1_800_000_000_123;
+        let id = WorkspaceId::generate(at);
+        let ulid = ulid::Ulid::from_string(&id.as_str()[3..].to_ascii_uppercase()).unwrap();
+        assert_eq!(ulid.timestamp_ms(), at as u64);
+        let earlier = event_id(at - 1);
+        assert!(
+            earlier < event_id(at),
+            "ids sort by the clock they were made at"
+        );
+        assert_eq!(
+            ulid::Ulid::from_string(&batch_id(at))
+                .unwrap()
+                .timestamp_ms(),
+            at as u64
+        );
     }
 }

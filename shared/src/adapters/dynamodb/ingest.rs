@@ -324,7 +324,7 @@ impl Ingest for DynamoStore {
         }
 
         // 2. The marker: proof of a batch in flight until its rollups are applied.
-        let batch = ids::batch_id();
+        let batch = ids::batch_id(self.now_ms());
         let hours: HashSet<i64> = events.iter().map(|e| hour_of(e.ts_ms)).collect();
         let marker = HashMap::from([
             ("pk".to_owned(), s(marker_pk(ws))),

@@ -245,7 +245,10 @@ mod tests {
     fn a_group_commits_each_batch_on_its_own_terms() {
         let mut c = Connection::open_in_memory().unwrap();
         migrate(&mut c).unwrap();
-        let (open, closing) = (WorkspaceId::generate(), WorkspaceId::generate());
+        let (open, closing) = (
+            WorkspaceId::generate(1_800_000_000_000),
+            WorkspaceId::generate(1_800_000_000_000),
+        );
         for (ws, deleting) in [(&open, None), (&closing, Some("del_1"))] {
             c.execute(
                 "INSERT INTO workspaces (id, name, plan, created_ms, deleting) VALUES (?1, 'w', 'pro', 0, ?2)",

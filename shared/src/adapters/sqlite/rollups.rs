@@ -315,7 +315,7 @@ mod tests {
     fn a_planned_step_is_not_applied_over_rows_that_changed() {
         let mut c = Connection::open_in_memory().unwrap();
         migrate(&mut c).unwrap();
-        let ws = WorkspaceId::generate();
+        let ws = WorkspaceId::generate(1_800_000_000_000);
         add_delta(&c, &ws, 1, &events(&["a"]));
         let step = plan_step(&c, &ws, COMPACT_STEP_ROWS).unwrap();
         assert_eq!(step.folded.len(), 1);
