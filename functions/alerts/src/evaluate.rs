@@ -7,11 +7,11 @@ use chrono::{Duration as Days, NaiveDate};
 use llmtrack_shared::domain::alert::{
     self, AlertEvent, AlertRule, Condition, Filter, Measured, Period, Transition,
 };
-use llmtrack_shared::domain::forecast;
 use llmtrack_shared::domain::report::Month;
 use llmtrack_shared::domain::rollup::{Dimension, Rollup, View};
 use llmtrack_shared::domain::sketch::LatencySketch;
 use llmtrack_shared::domain::time::{HOUR_MS, hour_of, month_of, to_datetime};
+use llmtrack_shared::domain::{forecast, ids};
 use llmtrack_shared::ports::{Workspace, all_workspace_ids};
 
 use crate::{Deps, notify};
@@ -95,7 +95,7 @@ pub async fn record(
 ) -> anyhow::Result<AlertEvent> {
     let deliveries = notify::send(deps, ws, rule, t.as_ref(), now).await;
     let event = AlertEvent {
-        id: ulid::Ulid::new().to_string(),
+        id: ids::ulid_at(now).to_string(),
         rule_id: rule.id.clone(),
         workspace: ws.id.clone(),
         at_ms: now,

@@ -13,8 +13,8 @@ use llmtrack_shared::domain::access::Action;
 use llmtrack_shared::domain::alert::{
     self, AlertEvent, AlertRule, Condition, Filter, Invalid, RuleState,
 };
-use llmtrack_shared::domain::names;
 use llmtrack_shared::domain::time::rfc3339;
+use llmtrack_shared::domain::{ids, names};
 use llmtrack_shared::extract::Json;
 use llmtrack_shared::ports::{DynClock, DynMailer, Workspace};
 use serde::{Deserialize, Serialize};
@@ -277,7 +277,7 @@ async fn create_rule(
     }
     let now = s.deps.clock.now_ms();
     let mut rule = AlertRule {
-        id: format!("alr_{}", ulid::Ulid::new().to_string().to_ascii_lowercase()),
+        id: ids::prefixed("alr", now),
         workspace: ws.id.clone(),
         name: String::new(),
         condition: Condition::Forecast { budget_usd: 1.0 },

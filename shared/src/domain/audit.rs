@@ -39,14 +39,15 @@ impl AuditEntry {
     ) -> AuditEntry {
         // Monotonic within this process, so entries made in the same millisecond keep their order.
         static IDS: std::sync::Mutex<Option<ulid::Generator>> = std::sync::Mutex::new(None);
-        let next = IDS
-            .lock()
-            .ok()
-            .and_then(|mut g| g.get_or_insert_with(ulid::Generator::new).generate().ok());
+        let next = IDS.lock().ok().and_then(|mut g| {
+            g.get_or_insert_with(ulid::Generator::new)
+                .generate_from_datetime(crate::domain::ids::system_time(at_ms))
+                .ok()
+        });
         // Not `unwrap_or_default`: the default ULID is nil, which would sort as the oldest entry.
         let id = match next {
             Some(id) => id,
-            None => ulid::Ulid::new(),
+            None => crate::domain::ids::ulid_at(at_ms),
         };
         AuditEntry {
             id: id.to_string(),

@@ -49,10 +49,22 @@ prefixed_id!(KeyId, "key_");
 prefixed_id!(UserId, "usr_");
 prefixed_id!(InvitationId, "inv_");
 
-/// A ULID whose time part is `at_ms` (clamped to the epoch) and whose rest is random.
-fn ulid_at(at_ms: i64) -> ulid::Ulid {
-    let at = std::time::UNIX_EPOCH + std::time::Duration::from_millis(at_ms.max(0) as u64);
-    ulid::Ulid::from_datetime(at)
+/// `at_ms` as a system time (clamped to the epoch), for ULIDs made at a clock's reading.
+pub fn system_time(at_ms: i64) -> std::time::SystemTime {
+    std::time::UNIX_EPOCH + std::time::Duration::from_millis(at_ms.max(0) as u64)
+}
+
+/// A ULID whose time part is `at_ms` and whose rest is random.
+pub fn ulid_at(at_ms: i64) -> ulid::Ulid {
+    ulid::Ulid::from_datetime(system_time(at_ms))
+}
+
+/// `{prefix}_{ulid}` in lower case, made at `at_ms`: the ids of jobs, alert rules and events.
+pub fn prefixed(prefix: &str, at_ms: i64) -> String {
+    format!(
+        "{prefix}_{}",
+        ulid_at(at_ms).to_string().to_ascii_lowercase()
+    )
 }
 
 /// An id for an ingest batch made at `at_ms` (used by the DynamoDB adapter's crash recovery).
@@ -62,7 +74,7 @@ pub fn batch_id(at_ms: i64) -> String {
 
 /// An id, made at `at_ms`, for an event the client sent without one.
 pub fn event_id(at_ms: i64) -> String {
-    format!("ev_{}", ulid_at(at_ms).to_string().to_ascii_lowercase())
+    prefixed("ev", at_ms)
 }
 
 #[cfg(test)]

@@ -45,10 +45,7 @@ impl Job {
         now_ms: i64,
     ) -> Job {
         Job {
-            id: format!(
-                "{prefix}_{}",
-                ulid::Ulid::new().to_string().to_ascii_lowercase()
-            ),
+            id: crate::domain::ids::prefixed(prefix, now_ms),
             workspace: workspace.clone(),
             kind: kind.to_owned(),
             state: JobState::Queued,
