@@ -36,6 +36,8 @@ use billing::{
 };
 use deletion::deleting_events_takes_them_off_usage_and_rollups;
 mod dynamodb_items;
+mod stream;
+mod upgrade;
 
 /// Runs each listed test against both adapters.
 macro_rules! suite {
@@ -655,12 +657,14 @@ async fn sqlite_idempotency_keys_of_an_earlier_release_are_migrated() {
         ws
     };
     {
-        // What the earlier release wrote: its keys, its event bodies, no schema version.
+        // What the earlier release wrote: its keys, its event bodies, no schema version, no
+        // application id (numbered migrations came later).
         let c = rusqlite::Connection::open(&path).unwrap();
         c.execute_batch(
             "UPDATE events SET idempotency_key = CASE id WHEN 'a' THEN id || '@' || ts_ms ELSE id END;
              UPDATE events SET body = json_set(json_remove(body, '$.dedup'), '$.idempotency_key', idempotency_key);
-             PRAGMA user_version = 0;",
+             PRAGMA user_version = 0;
+             PRAGMA application_id = 0;",
         )
         .unwrap();
         let keys: Vec<String> = c

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use lambda_http::lambda_runtime::{self, LambdaEvent, service_fn};
 use llmtrack_deletion::{job, lambda_deps, with_stripe};
+use llmtrack_shared::adapters::dynamodb::stream;
 use llmtrack_shared::domain::deletion::JOB_KIND;
 use llmtrack_shared::ports::Job;
 use serde_json::Value;
@@ -17,15 +18,6 @@ use serde_json::Value;
 const MARGIN: Duration = Duration::from_secs(60);
 /// A job without progress for this long is carried on by the schedule.
 const STALLED_MS: i64 = 15 * 60_000;
-
-/// The deletion job in a stream record's new image (`d` holds the job as JSON).
-fn job_of(record: &Value) -> Option<Job> {
-    let image = record.pointer("/dynamodb/NewImage")?;
-    if image.pointer("/kind/S")?.as_str()? != JOB_KIND {
-        return None;
-    }
-    serde_json::from_str(image.pointer("/d/S")?.as_str()?).ok()
-}
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
@@ -39,17 +31,17 @@ async fn main() -> Result<(), lambda_runtime::Error> {
                 (event.context.deadline as i64 - chrono_now_ms()).max(0) as u64,
             );
             let deadline = Instant::now() + left.saturating_sub(MARGIN);
-            let records = event.payload["Records"].as_array().cloned();
-            let Some(records) = records else {
-                // The schedule.
+            // The schedule's event has no records; the stream's has nothing else.
+            if event.payload.get("Records").is_none() {
                 let n = job::resume(&deps, STALLED_MS, Some(deadline)).await?;
                 tracing::info!(resumed = n, "deletion sweep done");
                 return Ok::<(), lambda_runtime::Error>(());
-            };
+            }
+            let records: stream::Event = serde_json::from_value(event.payload)?;
             // One run per job, from its latest saved state, however many saves the batch holds.
-            let jobs: BTreeMap<(String, String), Job> = records
-                .iter()
-                .filter_map(job_of)
+            let jobs: BTreeMap<(String, String), Job> = stream::jobs_in(&records)?
+                .into_iter()
+                .filter(|j| j.kind == JOB_KIND)
                 .map(|j| ((j.workspace.to_string(), j.id.clone()), j))
                 .collect();
             for job in jobs.into_values() {

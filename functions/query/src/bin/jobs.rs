@@ -7,22 +7,11 @@ use std::sync::Arc;
 
 use lambda_http::lambda_runtime::{self, LambdaEvent, service_fn};
 use llmtrack_query::{QueryPorts, export};
-use llmtrack_shared::adapters::dynamodb::DynamoStore;
+use llmtrack_shared::adapters::dynamodb::{DynamoStore, stream};
 use llmtrack_shared::adapters::s3::S3Archive;
 use llmtrack_shared::config::required;
-use llmtrack_shared::ports::{DynArchive, DynClock, DynStore, Job, SystemClock};
+use llmtrack_shared::ports::{DynArchive, DynClock, DynStore, SystemClock};
 use llmtrack_shared::retention_job::{self, RetentionPorts};
-use serde_json::Value;
-
-/// The job in a stream record's new image (`d` holds the job as JSON).
-fn job_of(record: &Value) -> Option<Job> {
-    let image = record.pointer("/dynamodb/NewImage")?;
-    let pk = image.pointer("/pk/S")?.as_str()?;
-    if !pk.starts_with("JOB#") {
-        return None;
-    }
-    serde_json::from_str(image.pointer("/d/S")?.as_str()?).ok()
-}
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
@@ -31,7 +20,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     let (store, retention) = (QueryPorts::of(&store), RetentionPorts::of(&store));
     let archive: DynArchive = Arc::new(S3Archive::from_env(&required("ARCHIVE_BUCKET")?).await);
     let clock: DynClock = Arc::new(SystemClock);
-    lambda_runtime::run(service_fn(|event: LambdaEvent<Value>| {
+    lambda_runtime::run(service_fn(|event: LambdaEvent<stream::Event>| {
         let (store, retention, archive, clock) = (
             store.clone(),
             retention.clone(),
@@ -39,11 +28,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
             clock.clone(),
         );
         async move {
-            let records = event.payload["Records"]
-                .as_array()
-                .cloned()
-                .unwrap_or_default();
-            for job in records.iter().filter_map(job_of) {
+            for job in stream::jobs_in(&event.payload)? {
                 match job.kind.as_str() {
                     export::JOB_KIND => export::run(&store, &archive, &clock, job).await?,
                     retention_job::JOB_KIND => retention_job::run(&retention, &clock, job).await?,

@@ -83,11 +83,12 @@ mod purge;
 mod reads;
 mod retention;
 mod rollups;
+#[cfg(feature = "streams")]
+pub mod stream;
 mod workspaces;
 
 use accounts::*;
 use purge::*;
-pub use reads::job_from_image;
 use reads::*;
 use rollups::*;
 

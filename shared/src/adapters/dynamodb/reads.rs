@@ -11,7 +11,6 @@ use crate::ports::Job;
 use crate::ports::JobState;
 use crate::ports::StoreResult;
 use anyhow::anyhow;
-use aws_sdk_dynamodb::types::AttributeValue as Av;
 use std::collections::HashMap;
 
 /// Unfinished jobs, listed for a restarted worker: `JOBS` / `{created:013}#{ws}#{id}`.
@@ -20,8 +19,10 @@ pub(super) const QUEUE_PK: &str = "JOBS";
 /// Jobs live in their own partition per workspace (`JOB#{ws}` / `{id}`), so a function that may
 /// only create jobs can be limited to these keys (`dynamodb:LeadingKeys` in its policy), and
 /// the stream that triggers the jobs Lambda can be filtered to them.
+pub(super) const JOB_PK_PREFIX: &str = "JOB#";
+
 pub(super) fn job_pk(ws: &WorkspaceId) -> String {
-    format!("JOB#{ws}")
+    format!("{JOB_PK_PREFIX}{ws}")
 }
 
 pub(super) fn queue_sk(job: &Job) -> String {
@@ -49,12 +50,6 @@ pub(super) fn finished(job: &Job) -> bool {
 }
 
 impl DynamoStore {}
-
-/// The job a DynamoDB stream record's new image holds (the jobs Lambda is triggered by them).
-pub fn job_from_image(image: &HashMap<String, Av>) -> anyhow::Result<Job> {
-    let _: u64 = get_n(image, "v")?;
-    serde_json::from_str(get_s(image, "d")?).context("decoding a job")
-}
 
 #[async_trait]
 impl Events for DynamoStore {
