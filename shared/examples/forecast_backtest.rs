@@ -6,7 +6,7 @@
 //! Deterministic (seed 42): the figures in docs/PERFORMANCE.md come from
 //!
 //! ```text
-//! cargo run --release -p llmtrack-shared --example forecast_backtest
+//! cargo run --release -p llmtrack-shared --features backtest --example forecast_backtest
 //! ```
 
 use std::time::Instant;
