@@ -410,7 +410,8 @@ async fn a_store_from_an_earlier_release_is_migrated() {
     store_events(&store, &ws, Plan::Pro, &times, "legacy").await;
     drop(store);
     // Make it look like earlier schemas: no workspace timezone or key creator (before
-    // accounts), rollups keyed by dimension (before views).
+    // accounts), rollups keyed by dimension (before views), no application id (before numbered
+    // migrations).
     {
         let c = rusqlite_open(&path);
         c.execute_batch(
@@ -418,7 +419,8 @@ async fn a_store_from_an_earlier_release_is_migrated() {
              ALTER TABLE api_keys DROP COLUMN created_by;
              DROP TABLE rollups;
              CREATE TABLE rollups (workspace_id TEXT NOT NULL, dimension TEXT NOT NULL, hour INTEGER NOT NULL,
-               value TEXT NOT NULL, data BLOB NOT NULL, PRIMARY KEY (workspace_id, dimension, hour, value)) WITHOUT ROWID;",
+               value TEXT NOT NULL, data BLOB NOT NULL, PRIMARY KEY (workspace_id, dimension, hour, value)) WITHOUT ROWID;
+             PRAGMA application_id = 0;",
         )
         .unwrap();
     }

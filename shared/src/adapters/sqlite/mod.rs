@@ -21,11 +21,14 @@ mod jobs;
 mod keys;
 mod members;
 mod rollups;
+mod schema;
 mod workspaces;
 
 use billing::*;
 use ingest::*;
 use rollups::*;
+pub use schema::SCHEMA_VERSION;
+use schema::migrate;
 
 use anyhow::{Context as _, anyhow};
 use async_trait::async_trait;
@@ -51,163 +54,6 @@ use crate::ports::{
     IngestOutcome, Job, JobState, Jobs, Keys, Members, Purged, Quota, Refusal, Retained, Retention,
     StoreError, StoreResult, Stored, Workspace, Workspaces,
 };
-
-const SCHEMA: &str = r#"
-CREATE TABLE IF NOT EXISTS workspaces (
-    id TEXT PRIMARY KEY,
-    name TEXT NOT NULL,
-    plan TEXT NOT NULL,
-    timezone TEXT NOT NULL DEFAULT 'UTC',
-    created_ms INTEGER NOT NULL,
-    deleting TEXT
-);
-CREATE TABLE IF NOT EXISTS api_keys (
-    hash TEXT PRIMARY KEY,
-    id TEXT NOT NULL UNIQUE,
-    workspace_id TEXT NOT NULL,
-    name TEXT NOT NULL,
-    source TEXT NOT NULL,
-    scope TEXT NOT NULL,
-    state TEXT NOT NULL,
-    prefix TEXT NOT NULL,
-    created_ms INTEGER NOT NULL,
-    created_by TEXT,
-    last_used_ms INTEGER
-);
-CREATE INDEX IF NOT EXISTS api_keys_by_workspace ON api_keys (workspace_id, id);
-CREATE TABLE IF NOT EXISTS events (
-    workspace_id TEXT NOT NULL,
-    ts_ms INTEGER NOT NULL,
-    id TEXT NOT NULL,
-    idempotency_key TEXT,
-    expires_ms INTEGER NOT NULL,
-    body TEXT NOT NULL,
-    PRIMARY KEY (workspace_id, ts_ms, id)
-) WITHOUT ROWID;
-CREATE UNIQUE INDEX IF NOT EXISTS events_by_idempotency_key
-    ON events (workspace_id, idempotency_key) WHERE idempotency_key IS NOT NULL;
-CREATE INDEX IF NOT EXISTS events_by_expiry ON events (expires_ms);
-CREATE TABLE IF NOT EXISTS rollups (
-    workspace_id TEXT NOT NULL,
-    view TEXT NOT NULL,
-    hour INTEGER NOT NULL,
-    value TEXT NOT NULL,
-    data BLOB NOT NULL,
-    PRIMARY KEY (workspace_id, view, hour, value)
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS jobs (
-    workspace_id TEXT NOT NULL,
-    id TEXT NOT NULL,
-    finished INTEGER NOT NULL,
-    created_ms INTEGER NOT NULL,
-    version INTEGER NOT NULL,
-    body TEXT NOT NULL,
-    PRIMARY KEY (workspace_id, id)
-) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS jobs_unfinished ON jobs (finished, created_ms);
-CREATE TABLE IF NOT EXISTS deltas (
-    workspace_id TEXT NOT NULL,
-    seq INTEGER NOT NULL,
-    data BLOB NOT NULL,
-    PRIMARY KEY (workspace_id, seq)
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS billing (
-    workspace_id TEXT PRIMARY KEY,
-    customer_id TEXT,
-    due_ms INTEGER,
-    version INTEGER NOT NULL,
-    body TEXT NOT NULL
-);
-CREATE UNIQUE INDEX IF NOT EXISTS billing_by_customer ON billing (customer_id) WHERE customer_id IS NOT NULL;
-CREATE INDEX IF NOT EXISTS billing_by_due ON billing (due_ms) WHERE due_ms IS NOT NULL;
-CREATE TABLE IF NOT EXISTS stripe_events (
-    id TEXT PRIMARY KEY,
-    at_ms INTEGER NOT NULL
-);
-CREATE TABLE IF NOT EXISTS users (
-    id TEXT PRIMARY KEY,
-    email TEXT NOT NULL UNIQUE,
-    created_ms INTEGER NOT NULL,
-    reports_opt_out INTEGER NOT NULL DEFAULT 0
-);
-CREATE TABLE IF NOT EXISTS notices (
-    workspace_id TEXT NOT NULL,
-    key TEXT NOT NULL,
-    at_ms INTEGER NOT NULL,
-    PRIMARY KEY (workspace_id, key)
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS alert_rules (
-    workspace_id TEXT NOT NULL,
-    id TEXT NOT NULL,
-    version INTEGER NOT NULL,
-    body TEXT NOT NULL,
-    PRIMARY KEY (workspace_id, id)
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS alert_events (
-    workspace_id TEXT NOT NULL,
-    rule_id TEXT NOT NULL,
-    id TEXT NOT NULL,
-    at_ms INTEGER NOT NULL,
-    body TEXT NOT NULL,
-    PRIMARY KEY (workspace_id, rule_id, id)
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS login_codes (
-    email TEXT PRIMARY KEY,
-    hash TEXT NOT NULL,
-    expires_ms INTEGER NOT NULL,
-    attempts INTEGER NOT NULL
-);
-CREATE TABLE IF NOT EXISTS rate_limits (
-    bucket TEXT NOT NULL,
-    window_start INTEGER NOT NULL,
-    hits INTEGER NOT NULL,
-    expires_ms INTEGER NOT NULL,
-    PRIMARY KEY (bucket, window_start)
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS sessions (
-    hash TEXT PRIMARY KEY,
-    user_id TEXT NOT NULL,
-    created_ms INTEGER NOT NULL,
-    expires_ms INTEGER NOT NULL
-);
-CREATE INDEX IF NOT EXISTS sessions_by_user ON sessions (user_id);
-CREATE TABLE IF NOT EXISTS members (
-    workspace_id TEXT NOT NULL,
-    user_id TEXT NOT NULL,
-    email TEXT NOT NULL,
-    role TEXT NOT NULL,
-    since_ms INTEGER NOT NULL,
-    PRIMARY KEY (workspace_id, user_id)
-) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS members_by_user ON members (user_id);
-CREATE TABLE IF NOT EXISTS invitations (
-    id TEXT PRIMARY KEY,
-    workspace_id TEXT NOT NULL,
-    email TEXT NOT NULL,
-    role TEXT NOT NULL,
-    invited_by TEXT NOT NULL,
-    created_ms INTEGER NOT NULL,
-    expires_ms INTEGER NOT NULL
-);
-CREATE INDEX IF NOT EXISTS invitations_by_workspace ON invitations (workspace_id);
-CREATE TABLE IF NOT EXISTS audit (
-    workspace_id TEXT NOT NULL,
-    id TEXT NOT NULL,
-    at_ms INTEGER NOT NULL,
-    actor_id TEXT NOT NULL,
-    actor_email TEXT,
-    action TEXT NOT NULL,
-    target TEXT,
-    ip TEXT,
-    PRIMARY KEY (workspace_id, id)
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS usage (
-    workspace_id TEXT NOT NULL,
-    month TEXT NOT NULL,
-    events INTEGER NOT NULL,
-    PRIMARY KEY (workspace_id, month)
-) WITHOUT ROWID;
-"#;
 
 const READERS: usize = 4;
 
@@ -292,83 +138,6 @@ fn checkpoint(conn: &Connection) -> anyhow::Result<()> {
         // makes the next writer start the log from its beginning.
         conn.query_row("PRAGMA wal_checkpoint(RESTART)", [], |_| Ok(()))?;
     }
-    Ok(())
-}
-
-/// (table, column, declaration) of every column added after its table was first released.
-const ADDED_COLUMNS: [(&str, &str, &str); 4] = [
-    ("users", "reports_opt_out", "INTEGER NOT NULL DEFAULT 0"),
-    ("workspaces", "timezone", "TEXT NOT NULL DEFAULT 'UTC'"),
-    ("workspaces", "deleting", "TEXT"),
-    ("api_keys", "created_by", "TEXT"),
-];
-
-/// Creates the schema. A store from before rollup views (its rollups keyed by `dimension`)
-/// gets its rollups rebuilt from the raw events, so the new views cover its history too.
-fn migrate(c: &mut Connection) -> anyhow::Result<()> {
-    let old_rollups: bool = c.query_row(
-        "SELECT COUNT(*) > 0 FROM pragma_table_info('rollups') WHERE name = 'dimension'",
-        [],
-        |r| r.get(0),
-    )?;
-    let tx = c.transaction()?;
-    if old_rollups {
-        // Rebuilt from the raw events below, with every view.
-        tx.execute_batch("DROP TABLE rollups; DROP TABLE IF EXISTS deltas;")?;
-    }
-    // Columns added since the first release: a store created before them gets them, with
-    // the default every earlier row implied.
-    for (table, column, declaration) in ADDED_COLUMNS {
-        let exists: bool = tx.query_row(
-            "SELECT COUNT(*) > 0 FROM sqlite_master WHERE type = 'table' AND name = ?1",
-            [table],
-            |r| r.get(0),
-        )?;
-        let has: bool = tx.query_row(
-            &format!("SELECT COUNT(*) > 0 FROM pragma_table_info('{table}') WHERE name = ?1"),
-            [column],
-            |r| r.get(0),
-        )?;
-        if exists && !has {
-            tx.execute_batch(&format!(
-                "ALTER TABLE {table} ADD COLUMN {column} {declaration}"
-            ))?;
-        }
-    }
-    tx.execute_batch(SCHEMA).context("creating the schema")?;
-    let version: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
-    if version < 1 {
-        // Idempotency keys were `{id}@{ts}`, or the id alone when sent without a timestamp: two
-        // events could share one. Rewritten to the tagged form of `Event::idempotency_key`.
-        // Through a control-character prefix no id holds, so no row meets another's key midway.
-        tx.execute_batch(
-            "UPDATE events SET idempotency_key = char(1) ||
-                 CASE WHEN idempotency_key = id THEN 'i:' || id ELSE 't:' || ts_ms || ':' || id END
-             WHERE idempotency_key IS NOT NULL;
-             UPDATE events SET idempotency_key = substr(idempotency_key, 2)
-             WHERE idempotency_key IS NOT NULL;
-             PRAGMA user_version = 1;",
-        )
-        .context("migrating idempotency keys")?;
-    }
-    if old_rollups {
-        let workspaces: Vec<String> = {
-            let mut stmt = tx.prepare("SELECT DISTINCT workspace_id FROM events")?;
-            stmt.query_map([], |r| r.get(0))?
-                .collect::<Result<_, _>>()?
-        };
-        for ws in workspaces {
-            let ws = WorkspaceId::parse(&ws).ok_or_else(|| anyhow!("bad workspace id {ws}"))?;
-            let events: Vec<Event> = {
-                let mut stmt = tx.prepare("SELECT body FROM events WHERE workspace_id = ?1")?;
-                let rows = stmt.query_map([ws.as_str()], |r| r.get::<_, String>(0))?;
-                rows.map(|b| Ok(serde_json::from_str(&b?)?))
-                    .collect::<anyhow::Result<_>>()?
-            };
-            merge_rollups(&tx, &ws, &rollup::fold(&events))?;
-        }
-    }
-    tx.commit()?;
     Ok(())
 }
 
