@@ -358,10 +358,11 @@ pub struct ErrorDetail {
 }
 
 impl ApiError {
-    pub fn bad_request(code: ErrorCode, message: impl Into<String>) -> ApiError {
+    /// A 400-class refusal: `message` is anything displayable (a string, a domain error).
+    pub fn bad_request(code: ErrorCode, message: impl std::fmt::Display) -> ApiError {
         ApiError::BadRequest {
             code,
-            message: message.into(),
+            message: message.to_string(),
         }
     }
 
