@@ -189,7 +189,10 @@ impl Erasure for SqliteStore {
                     Ok((r.get(0)?, r.get(1)?, r.get(2)?))
                 })?;
             if busy != 0 {
-                bail!("the write-ahead log could not be truncated: readers were busy");
+                return Err(anyhow!(
+                    "the write-ahead log could not be truncated: readers were busy"
+                )
+                .into());
             }
             Ok(())
         })
