@@ -154,7 +154,8 @@ error_codes! {
     // The resource and the request as a whole.
     /// No such resource among yours (foreign ids answer the same), or no such endpoint.
     NotFound = "not_found", NOT_FOUND, Response;
-    /// The request took too long to arrive.
+    /// The request was not handled within the local server's deadline (reading its body
+    /// included).
     RequestTimeout = "request_timeout", REQUEST_TIMEOUT, Response;
     /// The change conflicts with the current state: it exists already, a plan limit is
     /// reached, the last owner would go, or the workspace is being deleted.
