@@ -6,8 +6,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::Context as _;
-use axum::Json;
-use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use axum::http::{HeaderMap, Method, Uri};
 use axum::response::{IntoResponse, Response};
 use llmtrack_account::AccountState;
 use llmtrack_billing::BillingState;
@@ -16,6 +15,7 @@ use llmtrack_deletion::job as deletion_job;
 use llmtrack_ingest::IngestState;
 use llmtrack_keys::KeysState;
 use llmtrack_query::QueryState;
+use llmtrack_shared::ApiError;
 use llmtrack_shared::adapters::folder::{self, FolderArchive};
 use llmtrack_shared::adapters::outbox::Outbox;
 use llmtrack_shared::adapters::sqlite::SqliteStore;
@@ -176,13 +176,7 @@ async fn not_found(method: Method, uri: Uri, headers: HeaderMap) -> Response {
     if let Some(page) = dashboard::respond(&method, &uri, &headers) {
         return page;
     }
-    (
-        StatusCode::NOT_FOUND,
-        Json(
-            serde_json::json!({"error": {"code": "not_found", "message": "no such endpoint; see /v1/openapi.json"}}),
-        ),
-    )
-        .into_response()
+    ApiError::NotFound("no such endpoint; see /v1/openapi.json".into()).into_response()
 }
 
 /// Opens (or creates) the store inside a data directory.

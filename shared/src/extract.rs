@@ -8,7 +8,7 @@ use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
 use serde::de::DeserializeOwned;
 
-use crate::ApiError;
+use crate::{ApiError, ErrorCode};
 
 /// `axum::Json`, but a bad body is a 400 (or 415) in the `{"error": ...}` shape.
 pub struct Json<T>(pub T);
@@ -22,7 +22,7 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Json<T> {
             Err(JsonRejection::MissingJsonContentType(_)) => Err(ApiError::UnsupportedMediaType(
                 "send the body as JSON with `Content-Type: application/json`".into(),
             )),
-            Err(e) => Err(ApiError::bad_request("invalid_body", e.body_text())),
+            Err(e) => Err(ApiError::bad_request(ErrorCode::InvalidBody, e.body_text())),
         }
     }
 }
@@ -39,7 +39,7 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for Query<T> {
         let de = serde_urlencoded::Deserializer::new(form_urlencoded::parse(query.as_bytes()));
         serde_path_to_error::deserialize(de)
             .map(Query)
-            .map_err(|e| ApiError::bad_request("invalid_query", explain_query_error(&e)))
+            .map_err(|e| ApiError::bad_request(ErrorCode::InvalidQuery, explain_query_error(&e)))
     }
 }
 

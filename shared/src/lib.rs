@@ -20,4 +20,4 @@ pub mod retention_job;
 pub mod telemetry;
 pub mod usecases;
 
-pub use error::ApiError;
+pub use error::{ApiError, ErrorCode};

@@ -245,7 +245,7 @@ fn unknown_parameter(declared: &Declared, req: &Request) -> Option<crate::ApiErr
         )
     };
     Some(crate::ApiError::bad_request(
-        "unknown_parameter",
+        crate::ErrorCode::UnknownParameter,
         format!("unknown query parameter `{first}`: {takes}"),
     ))
 }

@@ -156,3 +156,79 @@ async fn openapi_document_passes_a_real_validator() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// Every code of `ErrorCode` is in the served document, with its meaning: the codes of error
+/// responses as the values of `ErrorCode` (which `ErrorDetail.code` is), the codes of rejected
+/// events as the values of `EventErrorCode` (which `Rejection.code` is). No code string is two
+/// codes.
+#[tokio::test]
+async fn openapi_document_lists_every_error_code() {
+    use llmtrack_shared::ErrorCode;
+    let app = spawn_app().await;
+    let doc: Value = app
+        .http
+        .get(app.url("/v1/openapi.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let schemas = &doc["components"]["schemas"];
+    assert_eq!(
+        schemas["ErrorDetail"]["properties"]["code"]["$ref"],
+        "#/components/schemas/ErrorCode"
+    );
+    assert_eq!(
+        schemas["Rejection"]["properties"]["code"]["$ref"],
+        "#/components/schemas/EventErrorCode"
+    );
+    let values = |schema: &str| -> (Vec<String>, String) {
+        let s = &schemas[schema];
+        let values = s["enum"]
+            .as_array()
+            .unwrap_or_else(|| panic!("{schema} is not an enum: {s}"))
+            .iter()
+            .map(|v| v.as_str().unwrap().to_owned())
+            .collect();
+        (
+            values,
+            s["description"].as_str().unwrap_or_default().to_owned(),
+        )
+    };
+    let (responses, response_doc) = values("ErrorCode");
+    let (events, event_doc) = values("EventErrorCode");
+    let mut unique = std::collections::BTreeSet::new();
+    for code in ErrorCode::ALL {
+        let s = code.as_str();
+        assert!(unique.insert(s), "`{s}` names two codes");
+        let (listed, doc) = if code.scope().in_response() {
+            (&responses, &response_doc)
+        } else {
+            (&events, &event_doc)
+        };
+        assert!(
+            listed.iter().any(|v| v == s),
+            "`{s}` is not in the document"
+        );
+        assert!(
+            doc.contains(&format!("`{s}`")) && doc.contains(code.doc()),
+            "`{s}` is not explained in the document"
+        );
+        if code.scope().in_event() {
+            assert!(events.iter().any(|v| v == s), "`{s}` is not an event code");
+        }
+    }
+    let count = |v: &[String]| v.iter().collect::<std::collections::BTreeSet<_>>().len();
+    assert_eq!(count(&responses), responses.len(), "{responses:?}");
+    assert_eq!(count(&events), events.len(), "{events:?}");
+    assert_eq!(
+        responses.len() + events.len(),
+        ErrorCode::ALL.len()
+            + ErrorCode::ALL
+                .iter()
+                .filter(|c| c.scope().in_response() && c.scope().in_event())
+                .count(),
+        "the document lists a code the enum does not have"
+    );
+}

@@ -7,7 +7,6 @@ use std::str::FromStr as _;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use llmtrack_shared::ApiError;
 use llmtrack_shared::auth::{self, Gate};
 use llmtrack_shared::config::WebConfig;
 use llmtrack_shared::domain::access::{Action, Role};
@@ -25,6 +24,7 @@ use llmtrack_shared::extract::Query;
 use llmtrack_shared::extract::{Json, Peer};
 use llmtrack_shared::ports::{DynClock, DynMailer, Mail, Refusal, StoreError, Workspace};
 use llmtrack_shared::usecases::{self, Actor, NewWorkspace};
+use llmtrack_shared::{ApiError, ErrorCode};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
@@ -188,7 +188,8 @@ async fn request_code(
     headers: HeaderMap,
     Json(req): Json<EmailRequest>,
 ) -> Result<(StatusCode, axum::Json<Message>)> {
-    let email = Email::parse(&req.email).map_err(|m| ApiError::bad_request("invalid_email", m))?;
+    let email =
+        Email::parse(&req.email).map_err(|m| ApiError::bad_request(ErrorCode::InvalidEmail, m))?;
     if let Some(addr) = s.addr(&headers, &peer) {
         s.limit(&account::AUTH_REQUESTS_PER_ADDRESS, &addr, 1)
             .await?;
@@ -293,7 +294,8 @@ async fn verify_code(
     headers: HeaderMap,
     Json(req): Json<VerifyRequest>,
 ) -> Result<Response> {
-    let email = Email::parse(&req.email).map_err(|m| ApiError::bad_request("invalid_email", m))?;
+    let email =
+        Email::parse(&req.email).map_err(|m| ApiError::bad_request(ErrorCode::InvalidEmail, m))?;
     let addr = s.addr(&headers, &peer);
     if let Some(addr) = &addr {
         s.limit(&account::VERIFY_REQUESTS_PER_ADDRESS, addr, 1)
@@ -326,7 +328,7 @@ async fn verify_code(
                 return Err(e);
             }
         }
-        return Err(ApiError::bad_request("invalid_code", message));
+        return Err(ApiError::bad_request(ErrorCode::InvalidCode, message));
     }
     let user = s
         .store
@@ -494,14 +496,14 @@ fn parse_timezone(tz: &str) -> Result<String> {
         .map(|t| t.name().to_owned())
         .map_err(|_| {
             ApiError::bad_request(
-                "invalid_timezone",
+                ErrorCode::InvalidTimezone,
                 format!("`{tz}` is not an IANA timezone such as `Europe/Paris` or `UTC`"),
             )
         })
 }
 
 fn parse_name(name: &str) -> Result<String> {
-    names::display_name("name", name).map_err(|m| ApiError::bad_request("invalid_name", m))
+    names::display_name("name", name).map_err(|m| ApiError::bad_request(ErrorCode::InvalidName, m))
 }
 
 /// Create a workspace on the free plan; the creator is its owner.
@@ -745,7 +747,7 @@ pub struct RoleRequest {
 fn parse_role(role: &str) -> Result<Role> {
     Role::parse(role).ok_or_else(|| {
         ApiError::bad_request(
-            "invalid_role",
+            ErrorCode::InvalidRole,
             format!("`{role}` is not a role: use owner, admin or viewer"),
         )
     })
@@ -902,7 +904,8 @@ async fn invite(
     let who = s.gate.writer(&headers).await?;
     let (ws, me) = s.gate.membership(&who, &id).await?;
     auth::require(me.role, Action::ManageMembers)?;
-    let email = Email::parse(&req.email).map_err(|m| ApiError::bad_request("invalid_email", m))?;
+    let email =
+        Email::parse(&req.email).map_err(|m| ApiError::bad_request(ErrorCode::InvalidEmail, m))?;
     let role = parse_role(&req.role)?;
     if role == Role::Owner {
         auth::require(me.role, Action::ManageOwners)?;
@@ -1095,7 +1098,7 @@ async fn audit_log(
     let limit = p.limit.unwrap_or(50);
     if !(1..=100).contains(&limit) {
         return Err(ApiError::bad_request(
-            "invalid_limit",
+            ErrorCode::InvalidLimit,
             "`limit` must be between 1 and 100",
         ));
     }
@@ -1104,7 +1107,7 @@ async fn audit_log(
         && (c.len() != 26 || !c.bytes().all(|b| b.is_ascii_alphanumeric()))
     {
         return Err(ApiError::bad_request(
-            "invalid_cursor",
+            ErrorCode::InvalidCursor,
             "`cursor` is not one this endpoint returned",
         ));
     }

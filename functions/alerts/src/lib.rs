@@ -6,7 +6,6 @@
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use llmtrack_shared::ApiError;
 use llmtrack_shared::auth::Gate;
 use llmtrack_shared::config::WebConfig;
 use llmtrack_shared::domain::access::Action;
@@ -17,6 +16,7 @@ use llmtrack_shared::domain::time::rfc3339;
 use llmtrack_shared::domain::{ids, names};
 use llmtrack_shared::extract::Json;
 use llmtrack_shared::ports::{DynClock, DynMailer, Workspace};
+use llmtrack_shared::{ApiError, ErrorCode};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
@@ -97,7 +97,7 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 type Result<T> = std::result::Result<T, ApiError>;
 
 fn bad(e: Invalid) -> ApiError {
-    ApiError::bad_request("invalid_rule", e.message)
+    ApiError::bad_request(ErrorCode::InvalidRule, e.message)
 }
 
 #[derive(Serialize, ToSchema)]
@@ -185,7 +185,7 @@ impl AlertsState {
     fn apply(&self, rule: &mut AlertRule, req: RuleRequest) -> Result<()> {
         if let Some(name) = req.name {
             rule.name = names::display_name("name", &name)
-                .map_err(|m| ApiError::bad_request("invalid_rule", m))?;
+                .map_err(|m| ApiError::bad_request(ErrorCode::InvalidRule, m))?;
         }
         let mut reset = false;
         if let Some(c) = req.condition {
@@ -198,7 +198,7 @@ impl AlertsState {
                 Some(v) => {
                     let f: Filter = serde_json::from_value(v).map_err(|e| {
                         ApiError::bad_request(
-                            "invalid_rule",
+                            ErrorCode::InvalidRule,
                             format!("`filter` must be {{\"dimension\": \"model\"|\"feature\"|\"source\"|\"user\", \"value\": \"…\"}} ({e})"),
                         )
                     })?;
@@ -223,7 +223,7 @@ impl AlertsState {
         }
         if !rule.email && rule.webhook_url.is_none() {
             return Err(ApiError::bad_request(
-                "invalid_rule",
+                ErrorCode::InvalidRule,
                 "a rule needs a channel: `email: true`, a `webhook_url`, or both",
             ));
         }
@@ -271,7 +271,7 @@ async fn create_rule(
         .workspace;
     if req.name.is_none() || req.condition.is_none() {
         return Err(ApiError::bad_request(
-            "invalid_rule",
+            ErrorCode::InvalidRule,
             "a rule needs a `name` and a `condition`",
         ));
     }

@@ -11,7 +11,6 @@ use std::sync::Arc;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::HeaderMap;
-use llmtrack_shared::ApiError;
 use llmtrack_shared::auth::{Gate, Member};
 use llmtrack_shared::config::WebConfig;
 use llmtrack_shared::domain::access::{Action, Role};
@@ -26,6 +25,7 @@ use llmtrack_shared::ports::{
 };
 use llmtrack_shared::retention_job::{self, RetentionPorts};
 use llmtrack_shared::usecases::{self, Actor};
+use llmtrack_shared::{ApiError, ErrorCode};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
@@ -104,7 +104,7 @@ type Result<T> = std::result::Result<T, ApiError>;
 
 fn not_configured() -> ApiError {
     ApiError::Unavailable {
-        code: "billing_not_configured",
+        code: ErrorCode::BillingNotConfigured,
         message: "billing is not configured on this deployment (no Stripe keys); an operator can \
                   set a plan with `llmtrack admin set-plan`"
             .into(),
@@ -168,14 +168,14 @@ async fn checkout(
     let plan = match Plan::parse(req.plan.trim()) {
         Some(Plan::Free) => {
             return Err(ApiError::bad_request(
-                "invalid_plan",
+                ErrorCode::InvalidPlan,
                 "`plan`: free needs no checkout; to leave a paid plan, cancel in the billing portal",
             ));
         }
         Some(p) => p,
         None => {
             return Err(ApiError::bad_request(
-                "invalid_plan",
+                ErrorCode::InvalidPlan,
                 format!("`plan` must be `pro` or `team`, got `{}`", req.plan),
             ));
         }
@@ -257,7 +257,7 @@ async fn portal(
 fn stripe_down(e: anyhow::Error) -> ApiError {
     tracing::error!(error = format!("{e:#}"), "a Stripe API call failed");
     ApiError::Unavailable {
-        code: "payment_provider_unavailable",
+        code: ErrorCode::PaymentProviderUnavailable,
         message: "Stripe could not be reached or refused the request; try again in a minute".into(),
     }
 }
@@ -292,9 +292,10 @@ async fn webhook(
         &stripe.config().webhook_secrets,
         s.clock.now_ms().div_euclid(1000),
     )
-    .map_err(|e| ApiError::bad_request("invalid_signature", e.to_string()))?;
-    let event = billing::parse_event(&body)
-        .map_err(|e| ApiError::bad_request("invalid_event", format!("not a Stripe event: {e}")))?;
+    .map_err(|e| ApiError::bad_request(ErrorCode::InvalidSignature, e.to_string()))?;
+    let event = billing::parse_event(&body).map_err(|e| {
+        ApiError::bad_request(ErrorCode::InvalidEvent, format!("not a Stripe event: {e}"))
+    })?;
     let outcome = process(&s, &event, &stripe.config().prices).await?;
     tracing::info!(event = %event.id, kind = %event.kind, outcome, "stripe webhook");
     Ok(axum::Json(WebhookView {

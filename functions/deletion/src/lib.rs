@@ -10,7 +10,6 @@ use std::collections::{BTreeMap, BTreeSet};
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use llmtrack_shared::ApiError;
 use llmtrack_shared::auth::{self, Gate, Member, SignedIn};
 use llmtrack_shared::config::WebConfig;
 use llmtrack_shared::domain::access::{Action, Role};
@@ -20,6 +19,7 @@ use llmtrack_shared::domain::ids::WorkspaceId;
 use llmtrack_shared::domain::time::rfc3339;
 use llmtrack_shared::extract::Json;
 use llmtrack_shared::ports::{Job, JobState, Mail, StoreError, Workspace, unfinished_jobs_of};
+use llmtrack_shared::{ApiError, ErrorCode};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
@@ -257,7 +257,7 @@ async fn create_deletion(
     } = s.gate.member(&headers, &id, Action::DeleteData).await?;
     let scope = req
         .check(&ws.name, s.deps.clock.now_ms())
-        .map_err(|e| ApiError::bad_request("invalid_deletion", e.message))?;
+        .map_err(|e| ApiError::bad_request(ErrorCode::InvalidDeletion, e.message))?;
     for running in unfinished_jobs_of(s.deps.store.jobs.as_ref(), JOB_KIND).await? {
         if running.workspace == ws.id && job::spec_of(&running)?.scope.overlaps(&scope) {
             return Err(ApiError::Conflict(format!(
@@ -429,7 +429,7 @@ async fn delete_account(
     let email = who.user.email.as_str().to_owned();
     if !req.confirm.trim().eq_ignore_ascii_case(&email) {
         return Err(ApiError::bad_request(
-            "invalid_deletion",
+            ErrorCode::InvalidDeletion,
             "`confirm` must be your account's email address",
         ));
     }
@@ -444,7 +444,7 @@ async fn delete_account(
         .collect();
     if !missing.is_empty() {
         return Err(ApiError::bad_request(
-            "invalid_deletion",
+            ErrorCode::InvalidDeletion,
             format!(
                 "`workspaces` must name every workspace you are the only owner of, which are deleted with the account; missing: {}",
                 missing.join(", ")
@@ -460,7 +460,7 @@ async fn delete_account(
         .collect();
     if !extra.is_empty() {
         return Err(ApiError::bad_request(
-            "invalid_deletion",
+            ErrorCode::InvalidDeletion,
             format!(
                 "`workspaces` names workspaces that would not be deleted (you are not their only owner): {}",
                 extra

@@ -6,7 +6,6 @@ use axum::body::Body;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use llmtrack_shared::ApiError;
 use llmtrack_shared::auth;
 use llmtrack_shared::domain::apikey::Scope;
 use llmtrack_shared::domain::event::{self, Context, MAX_BODY_BYTES, Redaction, Rejection};
@@ -15,6 +14,7 @@ use llmtrack_shared::domain::time::{month_of, next_month_start};
 use llmtrack_shared::error::ErrorDetail;
 use llmtrack_shared::ports::{DynClock, IngestOutcome, Quota, Stored};
 use llmtrack_shared::ratelimit::{self, DynLimits};
+use llmtrack_shared::{ApiError, ErrorCode};
 use serde::Serialize;
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
@@ -157,11 +157,14 @@ async fn post_events(
                     "the body is larger than {MAX_BODY_BYTES} bytes; split the batch"
                 ))
             } else {
-                ApiError::bad_request("invalid_body", "the body could not be read to its end")
+                ApiError::bad_request(
+                    ErrorCode::InvalidBody,
+                    "the body could not be read to its end",
+                )
             }
         })?;
     let raw = event::split_body(&bytes)
-        .map_err(|e| ApiError::bad_request("invalid_body", e.to_string()))?;
+        .map_err(|e| ApiError::bad_request(ErrorCode::InvalidBody, e.to_string()))?;
 
     let now = s.clock.now_ms();
     let ctx = Context {
@@ -225,7 +228,7 @@ async fn post_events(
                         r.status = EventStatus::Rejected;
                         r.error = Some(Rejection::new(
                             "",
-                            "quota_exceeded",
+                            ErrorCode::QuotaExceeded,
                             "not stored: the monthly event quota is used up",
                         ));
                     }
@@ -236,7 +239,7 @@ async fn post_events(
                     Json(IngestResponse::of(
                         results,
                         Some(ErrorDetail {
-                            code: "quota_exceeded".into(),
+                            code: ErrorCode::QuotaExceeded,
                             message,
                         }),
                     )),
@@ -289,7 +292,7 @@ async fn post_events(
         (
             StatusCode::BAD_REQUEST,
             Some(ErrorDetail {
-                code: "invalid_event".into(),
+                code: ErrorCode::InvalidEvent,
                 message,
             }),
         )

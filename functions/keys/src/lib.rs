@@ -3,7 +3,6 @@
 
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
-use llmtrack_shared::ApiError;
 use llmtrack_shared::auth::{self, Gate, Member, SignedIn};
 use llmtrack_shared::config::WebConfig;
 use llmtrack_shared::domain::access::Action;
@@ -14,6 +13,7 @@ use llmtrack_shared::domain::time::rfc3339;
 use llmtrack_shared::extract::{Json, Peer};
 use llmtrack_shared::ports::{DynClock, DynStore, Refusal, StoreError, Workspace};
 use llmtrack_shared::usecases::{self, Actor};
+use llmtrack_shared::{ApiError, ErrorCode};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
@@ -212,14 +212,14 @@ async fn create_key(
         who, workspace: ws, ..
     } = s.gate.member(&headers, &id, Action::ManageKeys).await?;
     let name = names::display_name("name", &req.name)
-        .map_err(|m| ApiError::bad_request("invalid_name", m))?;
-    let source =
-        names::source_label(&req.source).map_err(|m| ApiError::bad_request("invalid_source", m))?;
+        .map_err(|m| ApiError::bad_request(ErrorCode::InvalidName, m))?;
+    let source = names::source_label(&req.source)
+        .map_err(|m| ApiError::bad_request(ErrorCode::InvalidSource, m))?;
     let scope = match req.scope.as_deref() {
         None => Scope::Ingest,
         Some(s) => Scope::parse(s).ok_or_else(|| {
             ApiError::bad_request(
-                "invalid_scope",
+                ErrorCode::InvalidScope,
                 format!("`{s}` is not a scope: use ingest or read"),
             )
         })?,

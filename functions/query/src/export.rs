@@ -16,7 +16,6 @@ use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use llmtrack_shared::ApiError;
 use llmtrack_shared::domain::analytics::{self, Filters, Metric};
 use llmtrack_shared::domain::event::Event;
 use llmtrack_shared::domain::ids::WorkspaceId;
@@ -24,6 +23,7 @@ use llmtrack_shared::domain::rollup::{Dimension, Rollup};
 use llmtrack_shared::domain::time::{HOUR_MS, rfc3339};
 use llmtrack_shared::extract::Json as JsonBody;
 use llmtrack_shared::ports::{DynArchive, DynClock, Job, JobState, Workspace, unfinished_jobs_of};
+use llmtrack_shared::{ApiError, ErrorCode};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -171,7 +171,7 @@ pub async fn create(
         },
         ExportKind::Breakdown => {
             let by = req.by.clone().ok_or_else(|| {
-                ApiError::bad_request("missing_dimension", "a breakdown export needs `by`")
+                ApiError::bad_request(ErrorCode::MissingDimension, "a breakdown export needs `by`")
             })?;
             let t = TableAsk::parse(
                 &TableParams {
@@ -638,7 +638,7 @@ async fn produce(
                     rows += 1;
                     if rows > MAX_EXPORT_EVENTS {
                         return Err(Produce::Failed(ApiError::bad_request(
-                            "export_too_large",
+                            ErrorCode::ExportTooLarge,
                             format!(
                                 "an export holds at most {MAX_EXPORT_EVENTS} events: narrow the range or add filters"
                             ),

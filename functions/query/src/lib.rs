@@ -7,7 +7,6 @@
 
 use axum::http::HeaderMap;
 use chrono_tz::Tz;
-use llmtrack_shared::ApiError;
 use llmtrack_shared::auth::{self, Gate};
 use llmtrack_shared::domain::access::Action;
 use llmtrack_shared::domain::analytics::{self, Filters, Range, Row};
@@ -16,6 +15,7 @@ use llmtrack_shared::domain::ids::WorkspaceId;
 use llmtrack_shared::domain::rollup::Dimension;
 use llmtrack_shared::domain::time::{HOUR_MS, rfc3339};
 use llmtrack_shared::ports::{DynArchive, DynClock, Workspace};
+use llmtrack_shared::{ApiError, ErrorCode};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
@@ -153,7 +153,7 @@ impl QueryScope {
             if let Some(v) = v {
                 if d == Dimension::Status && v != "success" && v != "error" {
                     return Err(ApiError::bad_request(
-                        "invalid_filter",
+                        ErrorCode::InvalidFilter,
                         format!("`status` must be `success` or `error`, got `{v}`"),
                     ));
                 }
@@ -258,8 +258,8 @@ pub(crate) async fn ask(
 
 pub(crate) fn range_error(e: analytics::RangeError) -> ApiError {
     let code = match e {
-        analytics::RangeError::BadTime { .. } => "invalid_time",
-        _ => "invalid_range",
+        analytics::RangeError::BadTime { .. } => ErrorCode::InvalidTime,
+        _ => ErrorCode::InvalidRange,
     };
     ApiError::bad_request(code, e.to_string())
 }
@@ -269,14 +269,14 @@ pub(crate) fn zone(ws: &Workspace, asked: Option<&str>) -> Result<Tz, ApiError> 
     if let Some(name) = asked {
         return analytics::timezone(name).ok_or_else(|| {
             ApiError::bad_request(
-                "invalid_timezone",
+                ErrorCode::InvalidTimezone,
                 format!("`tz` must be an IANA timezone such as Europe/Paris, got `{name}`"),
             )
         });
     }
     analytics::timezone(&ws.timezone).ok_or_else(|| {
         ApiError::bad_request(
-            "invalid_timezone",
+            ErrorCode::InvalidTimezone,
             format!("the workspace's timezone `{}` is not a known IANA zone; set one with PATCH /v1/workspaces/{{id}}", ws.timezone),
         )
     })
@@ -330,7 +330,7 @@ pub(crate) async fn rows_of(
         events.extend(page.into_iter().filter(|e| filters.matches(e)));
         if events.len() > MAX_SCANNED_EVENTS {
             return Err(ApiError::bad_request(
-                "too_many_events",
+                ErrorCode::TooManyEvents,
                 format!(
                     "these filters are answered from raw events, and the range holds more than {MAX_SCANNED_EVENTS} matching events: narrow the range, or filter by at most one feature and one source (answered from rollups at any volume)"
                 ),
@@ -365,7 +365,7 @@ pub(crate) async fn reader(
     s.limits.caller(&format!("user:{}", who.user.id))?;
     let workspace = workspace.ok_or_else(|| {
         ApiError::bad_request(
-            "missing_workspace",
+            ErrorCode::MissingWorkspace,
             "with a session, say which workspace: `?workspace=ws_…`",
         )
     })?;
@@ -379,7 +379,7 @@ pub(crate) fn parse_dimension(field: &str, value: &str) -> Result<Dimension, Api
         .filter(|d| *d != Dimension::Total)
         .ok_or_else(|| {
             ApiError::bad_request(
-                "invalid_dimension",
+                ErrorCode::InvalidDimension,
                 format!("`{field}` must be one of provider, model, feature, source, status, user; got `{value}`"),
             )
         })
@@ -388,7 +388,7 @@ pub(crate) fn parse_dimension(field: &str, value: &str) -> Result<Dimension, Api
 pub(crate) fn parse_metric(field: &str, value: &str) -> Result<analytics::Metric, ApiError> {
     analytics::Metric::parse(value).ok_or_else(|| {
         ApiError::bad_request(
-            "invalid_metric",
+            ErrorCode::InvalidMetric,
             format!(
                 "`{field}` must be one of {}; got `{value}`",
                 analytics::Metric::names()

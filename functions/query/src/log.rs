@@ -4,13 +4,13 @@ use crate::ReadErrors;
 use axum::Json;
 use axum::extract::State;
 use axum::http::HeaderMap;
-use llmtrack_shared::ApiError;
 use llmtrack_shared::domain::analytics::Range;
 use llmtrack_shared::domain::cursor::EventCursor;
 use llmtrack_shared::domain::event::{CostSource, Event, MetaValue, PriceRef, Redaction};
 use llmtrack_shared::domain::pricing::PriceTable;
 use llmtrack_shared::domain::time::{HOUR_MS, rfc3339};
 use llmtrack_shared::extract::Query;
+use llmtrack_shared::{ApiError, ErrorCode};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
@@ -170,7 +170,7 @@ pub(crate) fn parse_meta(meta: Option<&str>) -> Result<Option<(String, String)>,
             .map(|(k, v)| (k.to_owned(), v.to_owned()))
             .ok_or_else(|| {
                 ApiError::bad_request(
-                    "invalid_filter",
+                    ErrorCode::InvalidFilter,
                     format!("`meta` must be `key:value`, got `{m}`"),
                 )
             })
@@ -230,7 +230,7 @@ pub async fn events(
     let limit = p.limit.unwrap_or(50);
     if limit == 0 || limit > MAX_PAGE {
         return Err(ApiError::bad_request(
-            "invalid_limit",
+            ErrorCode::InvalidLimit,
             format!("`limit` must be between 1 and {MAX_PAGE}, got {limit}"),
         ));
     }
@@ -241,7 +241,7 @@ pub async fn events(
         .as_deref()
         .map(|c| {
             EventCursor::decode(c, ws.id.as_str())
-                .map_err(|e| ApiError::bad_request("invalid_cursor", e.to_string()))
+                .map_err(|e| ApiError::bad_request(ErrorCode::InvalidCursor, e.to_string()))
         })
         .transpose()?
         .map(|c| (c.t, c.i));

@@ -6,11 +6,11 @@ use crate::ReadErrors;
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::HeaderMap;
-use llmtrack_shared::ApiError;
 use llmtrack_shared::domain::analytics::{self, Granularity, Metric};
 use llmtrack_shared::domain::rollup::{Dimension, Rollup};
 use llmtrack_shared::domain::time::{HOUR_MS, rfc3339};
 use llmtrack_shared::extract::Query;
+use llmtrack_shared::{ApiError, ErrorCode};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
@@ -223,7 +223,7 @@ pub async fn timeseries(
     let top = p.top.unwrap_or(5);
     if top == 0 || top > MAX_TOP {
         return Err(ApiError::bad_request(
-            "invalid_top",
+            ErrorCode::InvalidTop,
             format!("`top` must be between 1 and {MAX_TOP}, got {top}"),
         ));
     }
@@ -233,7 +233,7 @@ pub async fn timeseries(
         None => None,
         Some(other) => {
             return Err(ApiError::bad_request(
-                "invalid_granularity",
+                ErrorCode::InvalidGranularity,
                 format!("`granularity` must be `hour` or `day`, got `{other}`"),
             ));
         }
@@ -361,7 +361,7 @@ impl TableAsk {
         let limit = p.limit.unwrap_or(default_limit);
         if limit == 0 || limit > MAX_TABLE_ROWS {
             return Err(ApiError::bad_request(
-                "invalid_limit",
+                ErrorCode::InvalidLimit,
                 format!("`limit` must be between 1 and {MAX_TABLE_ROWS}, got {limit}"),
             ));
         }
@@ -373,7 +373,7 @@ impl TableAsk {
                 Some("asc") => false,
                 Some(o) => {
                     return Err(ApiError::bad_request(
-                        "invalid_order",
+                        ErrorCode::InvalidOrder,
                         format!("`order` must be `asc` or `desc`, got `{o}`"),
                     ));
                 }

@@ -12,12 +12,12 @@ use std::time::Duration;
 use axum::extract::{Path, State};
 use axum::http::HeaderMap;
 use axum::response::IntoResponse as _;
-use llmtrack_shared::ApiError;
 use llmtrack_shared::auth::Gate;
 use llmtrack_shared::domain::access::{Action, Role};
 use llmtrack_shared::domain::ids::WorkspaceId;
 use llmtrack_shared::domain::report::{self, FORECAST_HISTORY_DAYS, Month, MonthlyReport};
 use llmtrack_shared::domain::rollup::{Dimension, View};
+use llmtrack_shared::{ApiError, ErrorCode};
 
 use llmtrack_shared::ports::{DynArchive, DynClock, DynMailer, Mail, Workspace, all_workspace_ids};
 use serde::Serialize;
@@ -367,7 +367,7 @@ async fn get_report(
     let ws = s.gate.member(&headers, &id, Action::Read).await?.workspace;
     let now = s.deps.clock.now_ms();
     let month = past_month(&month, now)
-        .map_err(|e| ApiError::bad_request("invalid_month", e.to_string()))?;
+        .map_err(|e| ApiError::bad_request(ErrorCode::InvalidMonth, e.to_string()))?;
     let missing = || ApiError::NotFound(format!("no report of {month} for this workspace"));
     if !kept_months(&ws, now).contains(&month) {
         return Err(missing());
@@ -397,7 +397,7 @@ async fn report_json(
     let ws = s.gate.member(&headers, &id, Action::Read).await?.workspace;
     let now = s.deps.clock.now_ms();
     let month = past_month(&month, now)
-        .map_err(|e| ApiError::bad_request("invalid_month", e.to_string()))?;
+        .map_err(|e| ApiError::bad_request(ErrorCode::InvalidMonth, e.to_string()))?;
     let missing = || ApiError::NotFound(format!("no report of {month} for this workspace"));
     // Listed first: on S3 a missing object reads as access denied without list permission.
     if !kept_months(&ws, now).contains(&month) || !archived(&s.deps, &ws.id, month).await? {

@@ -17,7 +17,7 @@ use async_trait::async_trait;
 use axum::Json;
 use axum::body::{Body, Bytes};
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use hmac::{Hmac, Mac};
 use serde::Deserialize;
@@ -25,7 +25,7 @@ use sha2::Sha256;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
 use super::archive_keys::{content_disposition, percent_encode, validate_key, validate_prefix};
-use crate::error::{ApiError, ErrorBody, ErrorDetail};
+use crate::error::{ApiError, ErrorBody, ErrorCode, ErrorDetail};
 use crate::ports::{Archive, ArchiveWriter};
 
 type HmacSha256 = Hmac<Sha256>;
@@ -64,10 +64,10 @@ pub enum LinkError {
 }
 
 impl LinkError {
-    pub fn code(self) -> &'static str {
+    pub fn code(self) -> ErrorCode {
         match self {
-            LinkError::Expired => "link_expired",
-            LinkError::BadSignature => "bad_signature",
+            LinkError::Expired => ErrorCode::LinkExpired,
+            LinkError::BadSignature => ErrorCode::BadSignature,
         }
     }
 }
@@ -500,11 +500,11 @@ pub async fn download(
     if let Err(refused) = archive.check(&key, q.expires, &q.filename, &q.signature, now_secs()) {
         let body = ErrorBody {
             error: ErrorDetail {
-                code: refused.code().to_owned(),
+                code: refused.code(),
                 message: refused.to_string(),
             },
         };
-        return (StatusCode::FORBIDDEN, Json(body)).into_response();
+        return (refused.code().status(), Json(body)).into_response();
     }
     let (file, len) = match archive.open_object(&key).await {
         Ok(Some(found)) => found,

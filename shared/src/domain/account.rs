@@ -93,18 +93,34 @@ impl WindowLimit {
 #[serde(transparent)]
 pub struct Email(String);
 
+/// Why a string is not an email address.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum EmailError {
+    #[error("email is longer than 254 characters")]
+    TooLong,
+    /// `given` as sent (trimmed), and what is wrong with it.
+    #[error("`{given}` is not a valid email address ({reason})")]
+    Invalid {
+        given: String,
+        reason: email_address::Error,
+    },
+}
+
 impl Email {
-    pub fn parse(s: &str) -> Result<Email, String> {
+    pub fn parse(s: &str) -> Result<Email, EmailError> {
         let lower = s.trim().to_lowercase();
         if lower.len() > 254 {
-            return Err("email is longer than 254 characters".into());
+            return Err(EmailError::TooLong);
         }
         match email_address::EmailAddress::parse_with_options(
             &lower,
             email_address::Options::default().with_required_tld(),
         ) {
             Ok(_) => Ok(Email(lower)),
-            Err(e) => Err(format!("`{}` is not a valid email address ({e})", s.trim())),
+            Err(reason) => Err(EmailError::Invalid {
+                given: s.trim().to_owned(),
+                reason,
+            }),
         }
     }
 
@@ -228,6 +244,17 @@ mod tests {
         ] {
             assert!(Email::parse(bad).is_err(), "{bad}");
         }
+        assert_eq!(
+            Email::parse(&format!("{}@example.com", "a".repeat(250)))
+                .unwrap_err()
+                .to_string(),
+            "email is longer than 254 characters"
+        );
+        let refused = Email::parse(" no-at-sign ").unwrap_err().to_string();
+        assert!(
+            refused.starts_with("`no-at-sign` is not a valid email address ("),
+            "{refused}"
+        );
     }
 
     #[test]

@@ -223,26 +223,41 @@ pub enum EventObject {
     Other,
 }
 
+/// Why a delivery's body is not a Stripe event (a 400): what is wrong, and where.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EventError {
+    #[error("the body is not valid JSON: {0}")]
+    NotJson(String),
+    /// The value at `at` is not of its type.
+    #[error("{at}: {reason}")]
+    Invalid { at: String, reason: String },
+    #[error("{0} is missing")]
+    Missing(&'static str),
+    #[error("{0} is empty")]
+    Empty(&'static str),
+    #[error("{0} must be {1}")]
+    Not(&'static str, &'static str),
+}
+
 /// Parses a delivery's body. `Err` says what is wrong (a 400).
-pub fn parse_event(body: &[u8]) -> Result<StripeEvent, String> {
+pub fn parse_event(body: &[u8]) -> Result<StripeEvent, EventError> {
     let mut de = serde_json::Deserializer::from_slice(body);
     let raw: RawEvent = serde_path_to_error::deserialize(&mut de).map_err(|e| describe(e, ""))?;
-    de.end()
-        .map_err(|e| format!("the body is not valid JSON: {e}"))?;
+    de.end().map_err(|e| EventError::NotJson(e.to_string()))?;
 
     let id = required_str(raw.id, "id")?;
     let kind = required_str(raw.kind, "type")?;
     let created = required(raw.created, "created")?;
     let object = required(required(raw.data, "data")?.object, "data.object")?;
     let Some(fields) = object.as_object() else {
-        return Err("data.object must be an object".to_owned());
+        return Err(EventError::Not("data.object", "an object"));
     };
     let object_kind = match fields.get("object") {
         None | Some(serde_json::Value::Null) => {
-            return Err("data.object.object is missing".to_owned());
+            return Err(EventError::Missing("data.object.object"));
         }
         Some(serde_json::Value::String(kind)) => kind.as_str(),
-        Some(_) => return Err("data.object.object must be a string".to_owned()),
+        Some(_) => return Err(EventError::Not("data.object.object", "a string")),
     };
 
     let object = match object_kind {
@@ -393,33 +408,36 @@ impl<'de> Deserialize<'de> for IdRef {
     }
 }
 
-fn from_object<T: for<'de> Deserialize<'de>>(object: &serde_json::Value) -> Result<T, String> {
+fn from_object<T: for<'de> Deserialize<'de>>(object: &serde_json::Value) -> Result<T, EventError> {
     serde_path_to_error::deserialize(object).map_err(|e| describe(e, "data.object."))
 }
 
 /// Names the path of a deserialization error: `prefix` is where the deserialized value sits.
-fn describe(err: serde_path_to_error::Error<serde_json::Error>, prefix: &str) -> String {
+fn describe(err: serde_path_to_error::Error<serde_json::Error>, prefix: &str) -> EventError {
     let path = err.path().to_string();
     let inner = err.into_inner();
     if inner.is_syntax() || inner.is_eof() || inner.is_io() {
-        return format!("the body is not valid JSON: {inner}");
+        return EventError::NotJson(inner.to_string());
     }
     let at = match (path.as_str(), prefix.strip_suffix('.')) {
         (".", None) => "the body".to_owned(),
         (".", Some(parent)) => parent.to_owned(),
         (path, _) => format!("{prefix}{path}"),
     };
-    format!("{at}: {inner}")
+    EventError::Invalid {
+        at,
+        reason: inner.to_string(),
+    }
 }
 
-fn required<T>(value: Option<T>, path: &str) -> Result<T, String> {
-    value.ok_or_else(|| format!("{path} is missing"))
+fn required<T>(value: Option<T>, path: &'static str) -> Result<T, EventError> {
+    value.ok_or(EventError::Missing(path))
 }
 
 /// An identifier or name: empty is as good as missing, and would collide as a key.
-fn required_str(value: Option<String>, path: &str) -> Result<String, String> {
+fn required_str(value: Option<String>, path: &'static str) -> Result<String, EventError> {
     match required(value, path)? {
-        s if s.is_empty() => Err(format!("{path} is empty")),
+        s if s.is_empty() => Err(EventError::Empty(path)),
         s => Ok(s),
     }
 }
@@ -1005,7 +1023,7 @@ mod tests {
 
     fn parse_err(body: &str) -> String {
         match parse_event(body.as_bytes()) {
-            Err(e) => e,
+            Err(e) => e.to_string(),
             Ok(event) => panic!("{body} parsed as {event:?}"),
         }
     }

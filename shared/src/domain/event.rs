@@ -15,6 +15,7 @@ use super::ids;
 use super::plan::Plan;
 use super::pricing::PriceTable;
 use super::privacy;
+use crate::error::ErrorCode;
 
 /// Most events one request may carry.
 pub const MAX_BATCH_EVENTS: usize = 1000;
@@ -214,16 +215,13 @@ impl Event {
 #[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
 pub struct Rejection {
     pub field: String,
-    pub code: &'static str,
+    #[schema(value_type = crate::error::EventErrorCode)]
+    pub code: ErrorCode,
     pub message: String,
 }
 
 impl Rejection {
-    pub fn new(
-        field: impl Into<String>,
-        code: &'static str,
-        message: impl Into<String>,
-    ) -> Rejection {
+    pub fn new(field: impl Into<String>, code: ErrorCode, message: impl Into<String>) -> Rejection {
         Rejection {
             field: field.into(),
             code,
@@ -505,7 +503,7 @@ pub fn validate(raw: &RawValue, ctx: &Context) -> Result<(Event, Vec<Redaction>)
         if n > MAX_TOKENS {
             return Err(Rejection::new(
                 field,
-                "out_of_range",
+                ErrorCode::OutOfRange,
                 format!("{field} is {n}; at most {MAX_TOKENS} tokens are accepted per event"),
             ));
         }
@@ -521,7 +519,7 @@ pub fn validate(raw: &RawValue, ctx: &Context) -> Result<(Event, Vec<Redaction>)
     if tokens.cached_input + tokens.cache_write > tokens.input {
         return Err(Rejection::new(
             "cached_input_tokens",
-            "subset_exceeds_total",
+            ErrorCode::SubsetExceedsTotal,
             format!(
                 "cached_input_tokens ({}) + cache_write_tokens ({}) exceed input_tokens ({}); input_tokens must include cached and cache-write tokens",
                 tokens.cached_input, tokens.cache_write, tokens.input
@@ -531,7 +529,7 @@ pub fn validate(raw: &RawValue, ctx: &Context) -> Result<(Event, Vec<Redaction>)
     if tokens.reasoning > tokens.output {
         return Err(Rejection::new(
             "reasoning_tokens",
-            "subset_exceeds_total",
+            ErrorCode::SubsetExceedsTotal,
             format!(
                 "reasoning_tokens ({}) exceed output_tokens ({}); output_tokens must include reasoning tokens",
                 tokens.reasoning, tokens.output
@@ -543,7 +541,7 @@ pub fn validate(raw: &RawValue, ctx: &Context) -> Result<(Event, Vec<Redaction>)
     if ts_ms > ctx.now_ms + MAX_FUTURE_MS {
         return Err(Rejection::new(
             "timestamp",
-            "timestamp_in_future",
+            ErrorCode::TimestampInFuture,
             "timestamp is more than 5 minutes in the future",
         ));
     }
@@ -551,7 +549,7 @@ pub fn validate(raw: &RawValue, ctx: &Context) -> Result<(Event, Vec<Redaction>)
     if ts_ms < ctx.now_ms - history_ms {
         return Err(Rejection::new(
             "timestamp",
-            "timestamp_too_old",
+            ErrorCode::TimestampTooOld,
             format!(
                 "timestamp is older than the {} plan's history window of {} days",
                 ctx.plan.as_str(),
@@ -565,7 +563,7 @@ pub fn validate(raw: &RawValue, ctx: &Context) -> Result<(Event, Vec<Redaction>)
         Some(c) if !(0.0..=MAX_COST_USD).contains(&c) || !c.is_finite() => {
             return Err(Rejection::new(
                 "cost_usd",
-                "out_of_range",
+                ErrorCode::OutOfRange,
                 format!("cost_usd must be between 0 and {MAX_COST_USD}"),
             ));
         }
@@ -585,7 +583,7 @@ pub fn validate(raw: &RawValue, ctx: &Context) -> Result<(Event, Vec<Redaction>)
                 };
                 return Err(Rejection::new(
                     field,
-                    "cost_out_of_range",
+                    ErrorCode::CostOutOfRange,
                     format!(
                         "the cost computed from the token counts (${:.2}) is above the per-event maximum of ${MAX_COST_USD}; check the token counts",
                         price.cost_pico(&tokens) as f64 / 1e12
@@ -612,7 +610,7 @@ pub fn validate(raw: &RawValue, ctx: &Context) -> Result<(Event, Vec<Redaction>)
         Some(l) if !(0.0..=MAX_LATENCY_MS).contains(&l) || !l.is_finite() => {
             return Err(Rejection::new(
                 "latency_ms",
-                "out_of_range",
+                ErrorCode::OutOfRange,
                 format!("latency_ms must be between 0 and {MAX_LATENCY_MS}"),
             ));
         }
@@ -654,7 +652,7 @@ pub fn validate(raw: &RawValue, ctx: &Context) -> Result<(Event, Vec<Redaction>)
 fn explain_parse_error(raw: &RawValue) -> Rejection {
     let mut de = serde_json::Deserializer::from_str(raw.get());
     let Err(e) = serde_path_to_error::deserialize::<_, EventIn>(&mut de) else {
-        return Rejection::new("", "invalid_event", "the event could not be parsed");
+        return Rejection::new("", ErrorCode::InvalidEvent, "the event could not be parsed");
     };
     let field = e.path().to_string();
     let message = e.into_inner().to_string();
@@ -667,7 +665,7 @@ fn explain_parse_error(raw: &RawValue) -> Rejection {
         None if field == "." => String::new(),
         None => field,
     };
-    Rejection::new(field, "invalid_field", strip_position(&message))
+    Rejection::new(field, ErrorCode::InvalidField, strip_position(&message))
 }
 
 /// serde_json appends " at line 1 column 42": positions inside one event only confuse.
@@ -682,21 +680,21 @@ fn text(value: &str, field: &str, max: usize) -> Result<(), Rejection> {
     if value.trim().is_empty() {
         return Err(Rejection::new(
             field,
-            "empty",
+            ErrorCode::Empty,
             format!("{field} must not be empty"),
         ));
     }
     if value.chars().count() > max {
         return Err(Rejection::new(
             field,
-            "too_long",
+            ErrorCode::TooLong,
             format!("{field} is longer than {max} characters"),
         ));
     }
     if value.chars().any(char::is_control) {
         return Err(Rejection::new(
             field,
-            "invalid_characters",
+            ErrorCode::InvalidCharacters,
             format!("{field} contains control characters"),
         ));
     }
@@ -708,7 +706,7 @@ fn no_secret(value: &str, field: &str) -> Result<(), Rejection> {
     match privacy::scan(value) {
         Some(finding) => Err(Rejection::new(
             field,
-            "looks_like_secret",
+            ErrorCode::LooksLikeSecret,
             format!(
                 "{field} looks like {}; it was not stored. Rotate that secret if it was real",
                 finding.describe()
@@ -738,7 +736,7 @@ fn metadata(input: Option<HashMap<String, serde_json::Value>>) -> Result<Metadat
     if map.len() > MAX_METADATA_KEYS {
         return Err(Rejection::new(
             "metadata",
-            "too_many_keys",
+            ErrorCode::TooManyKeys,
             format!(
                 "metadata has {} keys; at most {MAX_METADATA_KEYS} are allowed",
                 map.len()
@@ -756,7 +754,7 @@ fn metadata(input: Option<HashMap<String, serde_json::Value>>) -> Result<Metadat
         {
             return Err(Rejection::new(
                 field,
-                "invalid_key",
+                ErrorCode::InvalidKey,
                 format!("metadata keys must be 1 to {MAX_METADATA_KEY_CHARS} printable characters"),
             ));
         }
@@ -783,7 +781,7 @@ fn metadata(input: Option<HashMap<String, serde_json::Value>>) -> Result<Metadat
                 _ => {
                     return Err(Rejection::new(
                         field,
-                        "invalid_value",
+                        ErrorCode::InvalidValue,
                         "metadata numbers must be finite",
                     ));
                 }
@@ -792,7 +790,7 @@ fn metadata(input: Option<HashMap<String, serde_json::Value>>) -> Result<Metadat
                 if s.chars().count() > MAX_METADATA_VALUE_CHARS {
                     return Err(Rejection::new(
                         field,
-                        "too_long",
+                        ErrorCode::TooLong,
                         format!(
                             "metadata values are at most {MAX_METADATA_VALUE_CHARS} characters"
                         ),
@@ -811,14 +809,14 @@ fn metadata(input: Option<HashMap<String, serde_json::Value>>) -> Result<Metadat
             serde_json::Value::Object(_) | serde_json::Value::Array(_) => {
                 return Err(Rejection::new(
                     field,
-                    "nested_metadata",
+                    ErrorCode::NestedMetadata,
                     "metadata must be flat: values are strings, numbers or booleans",
                 ));
             }
             serde_json::Value::Null => {
                 return Err(Rejection::new(
                     field,
-                    "invalid_value",
+                    ErrorCode::InvalidValue,
                     "metadata values must not be null; leave the key out instead",
                 ));
             }
@@ -828,7 +826,7 @@ fn metadata(input: Option<HashMap<String, serde_json::Value>>) -> Result<Metadat
     if bytes > MAX_METADATA_BYTES {
         return Err(Rejection::new(
             "metadata",
-            "too_large",
+            ErrorCode::TooLarge,
             format!(
                 "metadata keys and values add up to {bytes} bytes; at most {MAX_METADATA_BYTES} are allowed"
             ),
@@ -895,7 +893,11 @@ mod tests {
                 let mut v = serde_json::json!({"provider": "openai", "model": "gpt-4o"});
                 v[field] = n.into();
                 let r = check(v).unwrap_err();
-                assert_eq!((r.field.as_str(), r.code), (field, "out_of_range"), "{n}");
+                assert_eq!(
+                    (r.field.as_str(), r.code),
+                    (field, ErrorCode::OutOfRange),
+                    "{n}"
+                );
             }
         }
         let at_max = check(serde_json::json!({"provider": "acme", "model": "own-model",
@@ -909,7 +911,7 @@ mod tests {
         let r = check(serde_json::json!({"provider": "openai", "model": "gpt-4o",
             "input_tokens": MAX_TOKENS, "cached_input_tokens": MAX_TOKENS, "cache_write_tokens": 1}))
         .unwrap_err();
-        assert_eq!(r.code, "subset_exceeds_total");
+        assert_eq!(r.code, ErrorCode::SubsetExceedsTotal);
         assert_eq!(r.field, "cached_input_tokens");
     }
 
@@ -926,7 +928,7 @@ mod tests {
         .unwrap_err();
         assert_eq!(
             (r.code, r.field.as_str()),
-            ("cost_out_of_range", "output_tokens")
+            (ErrorCode::CostOutOfRange, "output_tokens")
         );
         assert!(r.message.contains("$600000.00"), "{}", r.message);
     }
@@ -1085,7 +1087,7 @@ mod props {
                     let back: Event = serde_json::from_str(&serde_json::to_string(&e).unwrap()).unwrap();
                     prop_assert_eq!(back, e);
                 }
-                Err(r) => prop_assert!(!r.code.is_empty() && !r.message.is_empty()),
+                Err(r) => prop_assert!(r.code.scope().in_event() && !r.message.is_empty()),
             }
         }
 

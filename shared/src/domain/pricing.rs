@@ -108,16 +108,26 @@ impl FileRates {
 
 const BUNDLED: &str = include_str!("../../data/prices.json");
 
+/// Why a price table file was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum PriceTableError {
+    #[error("price table: {0}")]
+    Malformed(#[from] serde_json::Error),
+    /// A model name or alias (as written) listed twice.
+    #[error("price table: `{0}` is listed twice")]
+    Duplicate(String),
+}
+
 impl PriceTable {
-    pub fn parse(json: &str) -> Result<PriceTable, String> {
-        let file: File = serde_json::from_str(json).map_err(|e| format!("price table: {e}"))?;
+    pub fn parse(json: &str) -> Result<PriceTable, PriceTableError> {
+        let file: File = serde_json::from_str(json)?;
         let mut models = Vec::with_capacity(file.models.len());
         let mut names = HashMap::new();
         for entry in file.models {
             let idx = models.len();
             for name in std::iter::once(&entry.model).chain(&entry.aliases) {
                 if names.insert(name.to_ascii_lowercase(), idx).is_some() {
-                    return Err(format!("price table: `{name}` is listed twice"));
+                    return Err(PriceTableError::Duplicate(name.clone()));
                 }
             }
             models.push(ModelPrice {

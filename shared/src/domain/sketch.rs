@@ -176,12 +176,12 @@ impl StoreMirror {
         }
     }
 
-    fn expand(c: CompactStore) -> Result<StoreMirror, String> {
+    fn expand(c: CompactStore) -> Result<StoreMirror, SketchError> {
         let mut bins = vec![0; c.len as usize];
         if !c.used.is_empty() {
-            let lo = usize::try_from(c.min_key - c.offset).map_err(|_| "bad sketch offset")?;
+            let lo = usize::try_from(c.min_key - c.offset).map_err(|_| SketchError::Offset)?;
             bins.get_mut(lo..lo + c.used.len())
-                .ok_or("bad sketch bins")?
+                .ok_or(SketchError::Bins)?
                 .copy_from_slice(&c.used);
         }
         Ok(StoreMirror {
@@ -194,6 +194,15 @@ impl StoreMirror {
             is_collapsed: c.collapsed,
         })
     }
+}
+
+/// Why stored sketch bytes do not make a sketch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+enum SketchError {
+    #[error("bad sketch offset")]
+    Offset,
+    #[error("bad sketch bins")]
+    Bins,
 }
 
 /// The constant config every sketch has, as its mirror (computed once).

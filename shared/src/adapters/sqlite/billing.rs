@@ -134,7 +134,7 @@ impl BillingRecords for SqliteStore {
 /// days, so a month of ids is plenty to recognise one.
 pub(super) const STRIPE_EVENT_TTL_MS: i64 = 30 * 86_400_000;
 
-pub(super) fn billing_row(c: &Connection, sql: &str, key: &str) -> anyhow::Result<Option<Billing>> {
+pub(super) fn billing_row(c: &Connection, sql: &str, key: &str) -> Fallible<Option<Billing>> {
     let row: Option<(i64, String)> = c
         .query_row(sql, [key], |r| Ok((r.get(0)?, r.get(1)?)))
         .optional()?;
@@ -142,7 +142,7 @@ pub(super) fn billing_row(c: &Connection, sql: &str, key: &str) -> anyhow::Resul
         .transpose()
 }
 
-pub(super) fn billing_of(version: i64, body: &str) -> anyhow::Result<Billing> {
+pub(super) fn billing_of(version: i64, body: &str) -> Fallible<Billing> {
     let mut b: Billing = serde_json::from_str(body)?;
     b.version = version as u64;
     Ok(b)

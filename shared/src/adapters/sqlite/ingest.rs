@@ -88,7 +88,7 @@ pub(super) fn write_group(
         if result.is_ok() {
             sp.commit()?;
         }
-        results.push(result.map_err(classify));
+        results.push(result.map_err(StoreError::from));
     }
     tx.commit()?;
     Ok(results)
@@ -98,7 +98,7 @@ pub(super) fn write_group(
 /// (checked here, under the single writer, so once a deletion is accepted no batch lands behind
 /// it; DynamoDB waits `in_flight_ms` instead) or its quota is used up (then each event is told
 /// whether it was already stored, so a resent batch still learns its duplicates).
-pub(super) fn ingest_one(c: &Connection, b: &Batch) -> anyhow::Result<(IngestOutcome, i64)> {
+pub(super) fn ingest_one(c: &Connection, b: &Batch) -> Fallible<(IngestOutcome, i64)> {
     let ws = &b.ws;
     let open: bool = c
         .prepare_cached("SELECT deleting IS NULL FROM workspaces WHERE id = ?1")?

@@ -181,7 +181,7 @@ impl SqliteStore {
 
     async fn write<T: Send + 'static>(
         &self,
-        f: impl FnOnce(&mut Connection) -> anyhow::Result<T> + Send + 'static,
+        f: impl FnOnce(&mut Connection) -> Fallible<T> + Send + 'static,
     ) -> StoreResult<T> {
         let writer = self.writer.clone();
         tokio::task::spawn_blocking(move || {
@@ -192,12 +192,12 @@ impl SqliteStore {
         })
         .await
         .map_err(|e| anyhow!("sqlite task failed: {e}"))?
-        .map_err(classify)
+        .map_err(StoreError::from)
     }
 
     async fn read<T: Send + 'static>(
         &self,
-        f: impl FnOnce(&Connection) -> anyhow::Result<T> + Send + 'static,
+        f: impl FnOnce(&Connection) -> Fallible<T> + Send + 'static,
     ) -> StoreResult<T> {
         let readers = self.readers.clone();
         let i = self.next_reader.fetch_add(1, Ordering::Relaxed) % readers.len();
@@ -209,21 +209,67 @@ impl SqliteStore {
         })
         .await
         .map_err(|e| anyhow!("sqlite task failed: {e}"))?
-        .map_err(StoreError::Unexpected)
+        .map_err(StoreError::from)
     }
 }
 
-fn classify(e: anyhow::Error) -> StoreError {
-    if let Some(r) = e.downcast_ref::<Refusal>() {
-        return StoreError::Refused(*r);
+/// How a store operation fails inside the adapter: a refusal as itself, SQLite's own error as
+/// itself, anything else as a fault. Each becomes the port's [`StoreError`] by its variant, so a
+/// refusal or a conflict is never wrapped in `anyhow` and looked for again.
+#[derive(Debug)]
+pub(super) enum Failure {
+    /// A rule the store enforces (a plan limit, the last owner, a workspace being deleted).
+    Refused(Refusal),
+    Sqlite(rusqlite::Error),
+    Fault(anyhow::Error),
+}
+
+/// What the closures given to `write` and `read` return.
+pub(super) type Fallible<T> = Result<T, Failure>;
+
+impl From<Refusal> for Failure {
+    fn from(r: Refusal) -> Self {
+        Failure::Refused(r)
     }
-    match e.downcast_ref::<rusqlite::Error>() {
-        Some(rusqlite::Error::SqliteFailure(f, _))
-            if f.code == rusqlite::ErrorCode::ConstraintViolation =>
-        {
-            StoreError::Conflict("a record with that id".into())
+}
+
+impl From<rusqlite::Error> for Failure {
+    fn from(e: rusqlite::Error) -> Self {
+        Failure::Sqlite(e)
+    }
+}
+
+impl From<anyhow::Error> for Failure {
+    fn from(e: anyhow::Error) -> Self {
+        Failure::Fault(e)
+    }
+}
+
+impl From<serde_json::Error> for Failure {
+    fn from(e: serde_json::Error) -> Self {
+        Failure::Fault(e.into())
+    }
+}
+
+impl From<postcard::Error> for Failure {
+    fn from(e: postcard::Error) -> Self {
+        Failure::Fault(e.into())
+    }
+}
+
+impl From<Failure> for StoreError {
+    /// A unique or key constraint that fails is a conflict (the record exists already).
+    fn from(f: Failure) -> Self {
+        match f {
+            Failure::Refused(r) => StoreError::Refused(r),
+            Failure::Sqlite(rusqlite::Error::SqliteFailure(e, _))
+                if e.code == rusqlite::ErrorCode::ConstraintViolation =>
+            {
+                StoreError::Conflict("a record with that id".into())
+            }
+            Failure::Sqlite(e) => StoreError::Unexpected(e.into()),
+            Failure::Fault(e) => StoreError::Unexpected(e),
         }
-        _ => StoreError::Unexpected(e),
     }
 }
 
@@ -237,7 +283,7 @@ fn list<T>(
     sql: &str,
     params: impl rusqlite::Params,
     map: impl FnMut(&rusqlite::Row) -> rusqlite::Result<T>,
-) -> anyhow::Result<Vec<T>> {
+) -> Fallible<Vec<T>> {
     let mut stmt = c.prepare_cached(sql)?;
     Ok(stmt
         .query_map(params, map)?
@@ -336,4 +382,35 @@ fn test_events(ids: &[&str]) -> Vec<Event> {
             event::validate(&raw, &ctx).unwrap().0
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn failures_become_store_errors_by_their_variant() {
+        let c = Connection::open_in_memory().unwrap();
+        c.execute_batch("CREATE TABLE t (id TEXT PRIMARY KEY); INSERT INTO t VALUES ('a');")
+            .unwrap();
+        let taken = c.execute("INSERT INTO t VALUES ('a')", []).unwrap_err();
+        assert!(matches!(
+            StoreError::from(Failure::from(taken)),
+            StoreError::Conflict(_)
+        ));
+        let broken = c.execute("INSERT INTO nowhere VALUES (1)", []).unwrap_err();
+        assert!(matches!(
+            StoreError::from(Failure::from(broken)),
+            StoreError::Unexpected(_)
+        ));
+        assert!(matches!(
+            StoreError::from(Failure::from(Refusal::LastOwner)),
+            StoreError::Refused(Refusal::LastOwner)
+        ));
+        // Only the variant counts: a refusal's text inside a fault is a fault.
+        assert!(matches!(
+            StoreError::from(Failure::from(anyhow!(Refusal::LastOwner))),
+            StoreError::Unexpected(_)
+        ));
+    }
 }
