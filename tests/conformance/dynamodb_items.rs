@@ -12,7 +12,7 @@ use llmtrack_shared::domain::time::hour_of;
 use llmtrack_shared::ports::Workspace;
 
 use super::support::*;
-use super::{quota, validated};
+use super::{ingest_key, quota, validated};
 use llmtrack_shared::ports::prelude::*;
 
 async fn scan(store: &DynamoStore) -> Vec<std::collections::HashMap<String, AttributeValue>> {
@@ -384,17 +384,8 @@ async fn every_item_kind_keeps_its_stored_layout() {
     // Keys.
     let raw = RawKey::generate();
     let key = ApiKey {
-        id: KeyId::generate(),
-        workspace_id: ws.clone(),
-        name: "backend".into(),
-        source: "production".into(),
-        scope: Scope::Ingest,
-        state: KeyState::Active,
-        hash: raw.hash(),
-        prefix: raw.display_prefix(),
-        created_ms: T,
         created_by: Some(user.id.to_string()),
-        last_used_ms: None,
+        ..ingest_key(&ws, &raw)
     };
     store.create_key(&key, 10).await.unwrap();
     store.touch_key(&key, T + 5).await.unwrap();
