@@ -215,12 +215,13 @@ impl BillingRecords for DynamoStore {
             }
             for (due, ws) in entries {
                 // An index item whose record now has another due date is stale: skip it.
-                let Some(record) = records.remove(&schema::billing(&ws)) else {
-                    continue;
-                };
-                if record.due != Some(due) {
+                let key = schema::billing(&ws);
+                if records.get(&key).is_none_or(|r| r.due != Some(due)) {
                     continue;
                 }
+                let Some(record) = records.remove(&key) else {
+                    continue;
+                };
                 out.push(record.into_billing());
                 if out.len() == limit {
                     return Ok(out);
