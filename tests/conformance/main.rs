@@ -155,11 +155,9 @@ async fn workspaces_round_trip(store: DynStore) {
     assert!(!store.set_plan(&missing, Plan::Pro).await.unwrap());
 }
 
-async fn keys_are_found_by_hash_only_and_scoped_to_their_workspace(store: DynStore) {
-    let ws = new_workspace(&store, Plan::Free).await;
-    let other = new_workspace(&store, Plan::Free).await;
-    let raw = RawKey::generate();
-    let key = ApiKey {
+/// An active ingest key of `ws`, `raw` hashed.
+pub fn ingest_key(ws: &WorkspaceId, raw: &RawKey) -> ApiKey {
+    ApiKey {
         id: KeyId::generate(now_ms()),
         workspace_id: ws.clone(),
         name: "backend".into(),
@@ -171,7 +169,14 @@ async fn keys_are_found_by_hash_only_and_scoped_to_their_workspace(store: DynSto
         created_ms: 1_700_000_000_000,
         created_by: None,
         last_used_ms: None,
-    };
+    }
+}
+
+async fn keys_are_found_by_hash_only_and_scoped_to_their_workspace(store: DynStore) {
+    let ws = new_workspace(&store, Plan::Free).await;
+    let other = new_workspace(&store, Plan::Free).await;
+    let raw = RawKey::generate();
+    let key = ingest_key(&ws, &raw);
     store.create_key(&key, 10).await.unwrap();
     assert_eq!(
         store.key_by_hash(&raw.hash()).await.unwrap(),

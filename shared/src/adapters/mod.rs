@@ -1,5 +1,7 @@
 //! Storage adapters. Each is a cargo feature so a binary links only what it uses.
 
+#[cfg(any(feature = "dynamodb", feature = "s3", feature = "ses"))]
+pub mod aws;
 #[cfg(feature = "dynamodb")]
 pub mod dynamodb;
 #[cfg(feature = "folder")]

@@ -47,10 +47,10 @@ impl S3Archive {
     /// (`AWS_ENDPOINT_URL` or `AWS_ENDPOINT_URL_S3`, as for moto or MinIO) switches to path-style
     /// addressing, since such servers have no per-bucket host names.
     pub async fn from_env(bucket: &str) -> S3Archive {
-        let config = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+        let config = crate::adapters::aws::sdk_config().await;
         let overridden =
             config.endpoint_url().is_some() || std::env::var_os("AWS_ENDPOINT_URL_S3").is_some();
-        let s3_config = aws_sdk_s3::config::Builder::from(&config)
+        let s3_config = aws_sdk_s3::config::Builder::from(config)
             .force_path_style(overridden)
             .build();
         S3Archive::new(Client::from_conf(s3_config), bucket)

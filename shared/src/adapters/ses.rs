@@ -22,8 +22,8 @@ impl Ses {
     }
 
     pub async fn from_env(from: &str) -> Ses {
-        let config = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
-        Ses::new(Client::new(&config), from)
+        let config = crate::adapters::aws::sdk_config().await;
+        Ses::new(Client::new(config), from)
     }
 }
 

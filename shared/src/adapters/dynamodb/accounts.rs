@@ -2,8 +2,8 @@
 //! Limits and the last-owner rule are kept atomically with counters on the workspace item
 //! (`keys`, `members`, `owners`) updated in the same transaction as the change they count.
 
+use super::items::{self, EmailItem, Expiring, LoginCodeItem, MemberItem, SessionItem, UserItem};
 use super::*;
-use crate::domain::access::Role;
 use crate::domain::account::CODE_MAX_ATTEMPTS;
 use crate::domain::account::CodeCheck;
 use crate::domain::account::Email;
@@ -13,7 +13,6 @@ use crate::domain::account::Membership;
 use crate::domain::account::Session;
 use crate::domain::account::User;
 use crate::domain::apikey::ApiKey;
-use crate::domain::ids::InvitationId;
 use crate::domain::ids::KeyId;
 use crate::domain::ids::UserId;
 use crate::domain::ids::WorkspaceId;
@@ -30,19 +29,19 @@ use aws_sdk_dynamodb::types::TransactWriteItem;
 use aws_sdk_dynamodb::types::Update;
 use std::collections::HashMap;
 
-pub(super) fn key(pk: String, sk: String) -> HashMap<String, Av> {
+pub(super) fn key((pk, sk): Key) -> HashMap<String, Av> {
     HashMap::from([("pk".to_owned(), s(pk)), ("sk".to_owned(), s(sk))])
 }
 
+/// A TTL attribute's value for an expiry at `ms`.
 pub(super) fn ttl(ms: i64) -> Av {
-    n(ms.div_euclid(1000))
+    n(items::ttl(ms))
 }
 
 /// One step of a transaction.
 pub(super) enum Step {
     Update {
-        pk: String,
-        sk: String,
+        key: Key,
         expr: String,
         cond: Option<String>,
         values: Vec<(&'static str, Av)>,
@@ -53,17 +52,12 @@ pub(super) enum Step {
         values: Vec<(&'static str, Av)>,
     },
     Delete {
-        pk: String,
-        sk: String,
+        key: Key,
         cond: Option<String>,
         values: Vec<(&'static str, Av)>,
     },
     /// A condition on an item the transaction does not change.
-    Check {
-        pk: String,
-        sk: String,
-        cond: String,
-    },
+    Check { key: Key, cond: String },
 }
 
 pub(super) fn values(v: Vec<(&'static str, Av)>) -> Option<HashMap<String, Av>> {
@@ -97,8 +91,7 @@ impl DynamoStore {
         for step in steps {
             items.push(match step {
                 Step::Update {
-                    pk,
-                    sk,
+                    key: k,
                     expr,
                     cond,
                     values: v,
@@ -106,7 +99,7 @@ impl DynamoStore {
                     .update(
                         Update::builder()
                             .table_name(&self.table)
-                            .set_key(Some(key(pk, sk)))
+                            .set_key(Some(key(k)))
                             .set_expression_attribute_names(names(
                                 [expr.as_str()].into_iter().chain(cond.as_deref()),
                             ))
@@ -132,26 +125,25 @@ impl DynamoStore {
                     )
                     .build(),
                 Step::Delete {
-                    pk,
-                    sk,
+                    key: k,
                     cond,
                     values: v,
                 } => TransactWriteItem::builder()
                     .delete(
                         Delete::builder()
                             .table_name(&self.table)
-                            .set_key(Some(key(pk, sk)))
+                            .set_key(Some(key(k)))
                             .set_expression_attribute_names(names(cond.as_deref()))
                             .set_condition_expression(cond)
                             .set_expression_attribute_values(values(v))
                             .build()?,
                     )
                     .build(),
-                Step::Check { pk, sk, cond } => TransactWriteItem::builder()
+                Step::Check { key: k, cond } => TransactWriteItem::builder()
                     .condition_check(
                         ConditionCheck::builder()
                             .table_name(&self.table)
-                            .set_key(Some(key(pk, sk)))
+                            .set_key(Some(key(k)))
                             .set_expression_attribute_names(names([cond.as_str()]))
                             .condition_expression(cond)
                             .build()?,
@@ -189,8 +181,7 @@ impl DynamoStore {
             .client
             .update_item()
             .table_name(&self.table)
-            .key("pk", s(format!("WS#{}", ws.id)))
-            .key("sk", s("WS"))
+            .set_key(Some(key(schema::workspace(&ws.id))))
             .update_expression("SET #n = :n, tz = :tz")
             .condition_expression("attribute_exists(pk)")
             .expression_attribute_names("#n", "name")
@@ -212,8 +203,7 @@ impl DynamoStore {
         values: Vec<(&'static str, Av)>,
     ) -> Step {
         Step::Update {
-            pk: format!("WS#{ws}"),
-            sk: "WS".into(),
+            key: schema::workspace(ws),
             expr: expr.into(),
             cond: cond.map(str::to_owned),
             values,
@@ -225,58 +215,33 @@ impl DynamoStore {
         ws: &WorkspaceId,
         key: &KeyId,
     ) -> anyhow::Result<Option<ApiKey>> {
-        let Some(listing) = self.get(format!("WS#{ws}"), &format!("KEY#{key}")).await? else {
+        let Some(listing) = self.get(schema::key_listing(ws, key)).await? else {
             return Ok(None);
         };
-        let hash = get_s(&listing, "hash")?;
-        match self.get(format!("KEY#{hash}"), "KEY").await? {
-            Some(item) => Ok(Some(Self::key_from_item(&item)?)),
+        let listing: items::KeyListingItem = items::read(listing)?;
+        match self.get(schema::api_key_by_hash(&listing.hash)).await? {
+            Some(item) => Ok(Some(Self::key_from_item(item)?)),
             None => Ok(None),
         }
     }
 
-    pub(super) fn member_items(m: &Membership) -> (Item, Item) {
-        let fields = |pk: String, sk: String| {
-            HashMap::from([
-                ("pk".to_owned(), s(pk)),
-                ("sk".to_owned(), s(sk)),
-                ("ws".to_owned(), s(m.workspace_id.as_str())),
-                ("user".to_owned(), s(m.user_id.as_str())),
-                ("email".to_owned(), s(m.email.as_str())),
-                ("role".to_owned(), s(m.role.as_str())),
-                ("since".to_owned(), n(m.since_ms)),
-            ])
-        };
-        (
-            fields(
-                format!("WS#{}", m.workspace_id),
-                format!("MEMBER#{}", m.user_id),
-            ),
-            fields(
-                format!("USER#{}", m.user_id),
-                format!("MEMBER#{}", m.workspace_id),
-            ),
-        )
-    }
-
-    pub(super) fn member_from(item: &Item) -> anyhow::Result<Membership> {
-        Ok(Membership {
-            workspace_id: WorkspaceId::parse(get_s(item, "ws")?)
-                .ok_or_else(|| anyhow!("bad workspace id"))?,
-            user_id: UserId::parse(get_s(item, "user")?).ok_or_else(|| anyhow!("bad user id"))?,
-            email: Email::parse(get_s(item, "email")?).map_err(|e| anyhow!(e))?,
-            role: Role::parse(get_s(item, "role")?).ok_or_else(|| anyhow!("bad role"))?,
-            since_ms: get_n(item, "since")?,
-        })
+    /// A membership's two items: under the workspace, and under the user.
+    pub(super) fn member_items(m: &Membership) -> anyhow::Result<(Item, Item)> {
+        let attrs = MemberItem::new(m);
+        Ok((
+            items::item(schema::member(&m.workspace_id, &m.user_id), &attrs)?,
+            items::item(schema::membership(&m.user_id, &m.workspace_id), &attrs)?,
+        ))
     }
 
     /// The membership items under a partition (a workspace's members, or a user's memberships),
     /// oldest first.
     pub(super) async fn memberships_under(&self, pk: String) -> StoreResult<Vec<Membership>> {
-        let items = self.query_prefix(pk, "MEMBER#").await?;
-        let mut out = items
-            .iter()
-            .map(Self::member_from)
+        let mut out = self
+            .query_prefix(pk, schema::MEMBER_PREFIX)
+            .await?
+            .into_iter()
+            .map(|i| Ok(items::read::<MemberItem>(i)?.into_membership()))
             .collect::<anyhow::Result<Vec<_>>>()?;
         out.sort_by(|a, b| {
             (a.since_ms, &a.workspace_id, &a.user_id).cmp(&(
@@ -288,18 +253,10 @@ impl DynamoStore {
         Ok(out)
     }
 
-    pub(super) fn invitation_from(ws: &WorkspaceId, item: &Item) -> anyhow::Result<Invitation> {
-        let sk = get_s(item, "sk")?;
-        Ok(Invitation {
-            id: InvitationId::parse(sk.trim_start_matches("INV#"))
-                .ok_or_else(|| anyhow!("bad invitation id"))?,
-            workspace_id: ws.clone(),
-            email: Email::parse(get_s(item, "email")?).map_err(|e| anyhow!(e))?,
-            role: Role::parse(get_s(item, "role")?).ok_or_else(|| anyhow!("bad role"))?,
-            invited_by: UserId::parse(get_s(item, "by")?).ok_or_else(|| anyhow!("bad user id"))?,
-            created_ms: get_n(item, "created")?,
-            expires_ms: get_n(item, "exp")?,
-        })
+    pub(super) fn invitation_from(ws: &WorkspaceId, item: Item) -> anyhow::Result<Invitation> {
+        let (_, sk) = items::key_of(&item)?;
+        let id = schema::invitation_id(&sk).ok_or_else(|| anyhow!("bad invitation id"))?;
+        Ok(items::read::<items::InvitationItem>(item)?.into_invitation(id, ws))
     }
 }
 
@@ -308,21 +265,17 @@ impl Accounts for DynamoStore {
     async fn upsert_user(&self, user: &User) -> StoreResult<User> {
         let steps = vec![
             Step::Put {
-                item: HashMap::from([
-                    ("pk".to_owned(), s(format!("EMAIL#{}", user.email.as_str()))),
-                    ("sk".to_owned(), s("EMAIL")),
-                    ("user".to_owned(), s(user.id.as_str())),
-                ]),
+                item: items::item(
+                    schema::user_by_email(&user.email),
+                    &EmailItem {
+                        user: user.id.clone(),
+                    },
+                )?,
                 cond: Some("attribute_not_exists(pk)".into()),
                 values: vec![],
             },
             Step::Put {
-                item: HashMap::from([
-                    ("pk".to_owned(), s(format!("USER#{}", user.id))),
-                    ("sk".to_owned(), s("USER")),
-                    ("email".to_owned(), s(user.email.as_str())),
-                    ("created".to_owned(), n(user.created_ms)),
-                ]),
+                item: items::item(schema::user(&user.id), &UserItem::new(user))?,
                 cond: Some("attribute_not_exists(pk)".into()),
                 values: vec![],
             },
@@ -337,38 +290,28 @@ impl Accounts for DynamoStore {
     }
 
     async fn user(&self, id: &UserId) -> StoreResult<Option<User>> {
-        let Some(item) = self.get(format!("USER#{id}"), "USER").await? else {
+        let Some(item) = self.get(schema::user(id)).await? else {
             return Ok(None);
         };
-        Ok(Some(User {
-            id: id.clone(),
-            email: Email::parse(get_s(&item, "email")?).map_err(|e| anyhow!(e))?,
-            created_ms: get_n(&item, "created")?,
-            reports_opt_out: matches!(item.get("nr"), Some(Av::Bool(true))),
-        }))
+        Ok(Some(items::read::<UserItem>(item)?.into_user(id)))
     }
 
     async fn user_by_email(&self, email: &Email) -> StoreResult<Option<User>> {
-        let Some(item) = self
-            .get(format!("EMAIL#{}", email.as_str()), "EMAIL")
-            .await?
-        else {
+        let Some(item) = self.get(schema::user_by_email(email)).await? else {
             return Ok(None);
         };
-        let id = UserId::parse(get_s(&item, "user")?).ok_or_else(|| anyhow!("bad user id"))?;
-        self.user(&id).await
+        self.user(&items::read::<EmailItem>(item)?.user).await
     }
 
     async fn put_login_code(&self, code: &LoginCode) -> StoreResult<()> {
-        let item = HashMap::from([
-            ("pk".to_owned(), s(format!("CODE#{}", code.email.as_str()))),
-            ("sk".to_owned(), s("CODE")),
-            ("hash".to_owned(), s(&code.hash)),
-            ("exp".to_owned(), n(code.expires_ms)),
-            ("attempts".to_owned(), n(0)),
-            (TTL_ATTRIBUTE.to_owned(), ttl(code.expires_ms)),
-        ]);
-        self.put(item, None).await?;
+        let attrs = LoginCodeItem {
+            hash: code.hash.clone(),
+            exp: code.expires_ms,
+            attempts: 0,
+            expires_at: items::ttl(code.expires_ms),
+        };
+        self.put(items::item(schema::login_code(&code.email), &attrs)?, None)
+            .await?;
         Ok(())
     }
 
@@ -378,23 +321,21 @@ impl Accounts for DynamoStore {
         hash: &str,
         now_ms: i64,
     ) -> StoreResult<CodeCheck> {
-        let pk = format!("CODE#{}", email.as_str());
-        let Some(item) = self.get(pk.clone(), "CODE").await? else {
+        let code_key = schema::login_code(email);
+        let Some(item) = self.get(code_key.clone()).await? else {
             return Ok(CodeCheck::Missing);
         };
-        let expires: i64 = get_n(&item, "exp")?;
-        let attempts: u32 = get_n(&item, "attempts")?;
-        if expires <= now_ms || attempts >= CODE_MAX_ATTEMPTS {
+        let code: LoginCodeItem = items::read(item)?;
+        if code.exp <= now_ms || code.attempts >= CODE_MAX_ATTEMPTS {
             return Ok(CodeCheck::Missing);
         }
-        if get_s(&item, "hash")? == hash {
+        if code.hash == hash {
             // Conditional on the same code being there unused: two racing sign-ins cannot both use it.
             let used = self
                 .client
                 .delete_item()
                 .table_name(&self.table)
-                .key("pk", s(pk))
-                .key("sk", s("CODE"))
+                .set_key(Some(key(code_key)))
                 .condition_expression("#h = :h AND attempts < :max")
                 .expression_attribute_names("#h", "hash")
                 .expression_attribute_values(":h", s(hash))
@@ -411,8 +352,7 @@ impl Accounts for DynamoStore {
             .client
             .update_item()
             .table_name(&self.table)
-            .key("pk", s(pk))
-            .key("sk", s("CODE"))
+            .set_key(Some(key(code_key)))
             .update_expression("ADD attempts :one")
             .condition_expression("attribute_exists(pk)")
             .expression_attribute_values(":one", n(1))
@@ -436,8 +376,7 @@ impl Accounts for DynamoStore {
             .client
             .update_item()
             .table_name(&self.table)
-            .key("pk", s(format!("RL#{bucket}")))
-            .key("sk", s(window_start_ms.to_string()))
+            .set_key(Some(key(schema::rate_limit(bucket, window_start_ms))))
             .update_expression("ADD hits :n SET #ttl = :ttl")
             .expression_attribute_names("#ttl", TTL_ATTRIBUTE)
             .expression_attribute_values(":n", n(hits))
@@ -449,26 +388,19 @@ impl Accounts for DynamoStore {
             .map_err(err)?;
         Ok(out
             .attributes
-            .as_ref()
-            .map(|a| get_n::<u64>(a, "hits"))
+            .map(items::read::<items::RateLimitItem>)
             .transpose()?
-            .unwrap_or(hits))
+            .map_or(hits, |window| window.hits))
     }
 
     async fn create_session(&self, session: &Session) -> StoreResult<()> {
-        let main = HashMap::from([
-            ("pk".to_owned(), s(format!("SESS#{}", session.hash))),
-            ("sk".to_owned(), s("SESS")),
-            ("user".to_owned(), s(session.user_id.as_str())),
-            ("created".to_owned(), n(session.created_ms)),
-            ("exp".to_owned(), n(session.expires_ms)),
-            (TTL_ATTRIBUTE.to_owned(), ttl(session.expires_ms)),
-        ]);
-        let index = HashMap::from([
-            ("pk".to_owned(), s(format!("USER#{}", session.user_id))),
-            ("sk".to_owned(), s(format!("SESS#{}", session.hash))),
-            (TTL_ATTRIBUTE.to_owned(), ttl(session.expires_ms)),
-        ]);
+        let main = items::item(schema::session(&session.hash), &SessionItem::new(session))?;
+        let index = items::item(
+            schema::user_session(&session.user_id, &session.hash),
+            &Expiring {
+                expires_at: items::ttl(session.expires_ms),
+            },
+        )?;
         match self
             .transact(vec![
                 Step::Put {
@@ -490,41 +422,32 @@ impl Accounts for DynamoStore {
     }
 
     async fn session(&self, hash: &str) -> StoreResult<Option<Session>> {
-        let Some(item) = self.get(format!("SESS#{hash}"), "SESS").await? else {
+        let Some(item) = self.get(schema::session(hash)).await? else {
             return Ok(None);
         };
-        Ok(Some(Session {
-            hash: hash.to_owned(),
-            user_id: UserId::parse(get_s(&item, "user")?).ok_or_else(|| anyhow!("bad user id"))?,
-            created_ms: get_n(&item, "created")?,
-            expires_ms: get_n(&item, "exp")?,
-        }))
+        Ok(Some(items::read::<SessionItem>(item)?.into_session(hash)))
     }
 
     async fn delete_session(&self, hash: &str) -> StoreResult<()> {
         if let Some(session) = self.session(hash).await? {
-            self.delete(
-                format!("USER#{}", session.user_id),
-                format!("SESS#{hash}"),
-                None,
-            )
-            .await?;
+            self.delete(schema::user_session(&session.user_id, hash), None)
+                .await?;
         }
-        self.delete(format!("SESS#{hash}"), "SESS".into(), None)
-            .await?;
+        self.delete(schema::session(hash), None).await?;
         Ok(())
     }
 
     async fn delete_user_sessions(&self, user: &UserId) -> StoreResult<usize> {
-        let items = self.query_prefix(format!("USER#{user}"), "SESS#").await?;
-        for item in &items {
-            let sk = get_s(item, "sk")?;
-            self.delete(format!("SESS#{}", &sk[5..]), "SESS".into(), None)
-                .await?;
-            self.delete(format!("USER#{user}"), sk.to_owned(), None)
-                .await?;
+        let (pk, prefix) = schema::user_sessions(user);
+        let listed = self.query_prefix(pk, prefix).await?;
+        for item in &listed {
+            let (_, sk) = items::key_of(item)?;
+            if let schema::InUser::Session(hash) = schema::in_user(&sk) {
+                self.delete(schema::session(hash), None).await?;
+                self.delete(schema::user_session(user, hash), None).await?;
+            }
         }
-        Ok(items.len())
+        Ok(listed.len())
     }
 
     async fn set_reports_opt_out(&self, user: &UserId, opt_out: bool) -> StoreResult<bool> {
@@ -532,8 +455,7 @@ impl Accounts for DynamoStore {
             .client
             .update_item()
             .table_name(&self.table)
-            .key("pk", s(format!("USER#{user}")))
-            .key("sk", s("USER"))
+            .set_key(Some(key(schema::user(user))))
             .update_expression("SET nr = :nr")
             .condition_expression("attribute_exists(pk)")
             .expression_attribute_values(":nr", Av::Bool(opt_out))

@@ -9,6 +9,7 @@
 //! The workspace item counts its rules (`alerts`), changed in the same transaction as the rule,
 //! so the plan's limit holds under concurrent creates, as for keys.
 
+use super::items::{self, AlertEventItem, AlertRuleItem};
 use super::*;
 use crate::domain::alert::AlertEvent;
 use crate::domain::alert::AlertRule;
@@ -16,27 +17,22 @@ use crate::domain::ids::WorkspaceId;
 use crate::ports::Refusal;
 use crate::ports::StoreError;
 use crate::ports::StoreResult;
-use anyhow::Context as _;
 use aws_sdk_dynamodb::types::AttributeValue as Av;
+use std::borrow::Cow;
 use std::collections::HashMap;
 
 /// A rule's history is kept a little over a year.
 pub(super) const HISTORY_TTL_MS: i64 = 400 * 86_400_000;
 
 pub(super) fn rule_item(rule: &AlertRule) -> anyhow::Result<Item> {
-    Ok(HashMap::from([
-        ("pk".to_owned(), s(format!("WS#{}", rule.workspace))),
-        ("sk".to_owned(), s(format!("ALERT#{}", rule.id))),
-        ("v".to_owned(), n(rule.version)),
-        ("d".to_owned(), s(serde_json::to_string(rule)?)),
-    ]))
+    items::item(
+        schema::alert_rule(&rule.workspace, &rule.id),
+        &AlertRuleItem::new(rule),
+    )
 }
 
-pub(super) fn rule_from(item: &Item) -> anyhow::Result<AlertRule> {
-    let mut rule: AlertRule =
-        serde_json::from_str(get_s(item, "d")?).context("decoding an alert rule")?;
-    rule.version = get_n(item, "v")?;
-    Ok(rule)
+pub(super) fn rule_from(item: Item) -> anyhow::Result<AlertRule> {
+    Ok(items::read::<AlertRuleItem>(item)?.into_rule())
 }
 
 #[async_trait]
@@ -44,8 +40,7 @@ impl AlertRules for DynamoStore {
     async fn create_alert_rule(&self, rule: &AlertRule, max_rules: u32) -> StoreResult<()> {
         let steps = vec![
             Step::Update {
-                pk: format!("WS#{}", rule.workspace),
-                sk: "WS".into(),
+                key: schema::workspace(&rule.workspace),
                 expr: "ADD alerts :one".into(),
                 cond: Some(
                     "attribute_exists(pk) AND (attribute_not_exists(alerts) OR alerts < :max)"
@@ -67,18 +62,18 @@ impl AlertRules for DynamoStore {
 
     async fn alert_rules(&self, ws: &WorkspaceId) -> StoreResult<Vec<AlertRule>> {
         Ok(self
-            .query_prefix(format!("WS#{ws}"), "ALERT#")
+            .query_prefix(schema::workspace_pk(ws), schema::ALERT_PREFIX)
             .await?
-            .iter()
+            .into_iter()
             .map(rule_from)
             .collect::<anyhow::Result<_>>()?)
     }
 
     async fn alert_rule(&self, ws: &WorkspaceId, id: &str) -> StoreResult<Option<AlertRule>> {
         Ok(self
-            .get(format!("WS#{ws}"), &format!("ALERT#{id}"))
+            .get(schema::alert_rule(ws, id))
             .await?
-            .map(|i| rule_from(&i))
+            .map(rule_from)
             .transpose()?)
     }
 
@@ -101,14 +96,12 @@ impl AlertRules for DynamoStore {
     async fn delete_alert_rule(&self, ws: &WorkspaceId, id: &str) -> StoreResult<bool> {
         let steps = vec![
             Step::Delete {
-                pk: format!("WS#{ws}"),
-                sk: format!("ALERT#{id}"),
+                key: schema::alert_rule(ws, id),
                 cond: Some("attribute_exists(pk)".into()),
                 values: vec![],
             },
             Step::Update {
-                pk: format!("WS#{ws}"),
-                sk: "WS".into(),
+                key: schema::workspace(ws),
                 expr: "ADD alerts :minus".into(),
                 cond: None,
                 values: vec![(":minus", n(-1))],
@@ -119,29 +112,22 @@ impl AlertRules for DynamoStore {
         }
         // Its history goes with it.
         let log = self
-            .query_prefix(format!("W#{ws}#ALERTLOG"), &format!("{id}#"))
+            .query_prefix(schema::alert_log_pk(ws), &schema::alert_events_of(id))
             .await?;
         let keys = log
             .iter()
-            .map(|i| Ok((get_s(i, "pk")?.to_owned(), get_s(i, "sk")?.to_owned())))
+            .map(items::key_of)
             .collect::<anyhow::Result<Vec<_>>>()?;
         self.delete_keys(keys).await?;
         Ok(true)
     }
 
     async fn append_alert_event(&self, e: &AlertEvent) -> StoreResult<()> {
-        let item = HashMap::from([
-            ("pk".to_owned(), s(format!("W#{}#ALERTLOG", e.workspace))),
-            ("sk".to_owned(), s(format!("{}#{}", e.rule_id, e.id))),
-            (
-                "d".to_owned(),
-                s(serde_json::to_string(e).map_err(anyhow::Error::from)?),
-            ),
-            (
-                TTL_ATTRIBUTE.to_owned(),
-                n((e.at_ms + HISTORY_TTL_MS).div_euclid(1000)),
-            ),
-        ]);
+        let attrs = AlertEventItem {
+            d: Cow::Borrowed(e),
+            expires_at: items::ttl(e.at_ms + HISTORY_TTL_MS),
+        };
+        let item = items::item(schema::alert_event(&e.workspace, &e.rule_id, &e.id), &attrs)?;
         self.put(item, None).await?;
         Ok(())
     }
@@ -157,17 +143,18 @@ impl AlertRules for DynamoStore {
             .query()
             .table_name(&self.table)
             .key_condition_expression("pk = :pk AND begins_with(sk, :p)")
-            .expression_attribute_values(":pk", s(format!("W#{ws}#ALERTLOG")))
-            .expression_attribute_values(":p", Av::S(format!("{rule}#")))
+            .expression_attribute_values(":pk", s(schema::alert_log_pk(ws)))
+            .expression_attribute_values(":p", Av::S(schema::alert_events_of(rule)))
             .scan_index_forward(false)
             .limit(limit.clamp(1, 1000) as i32)
             .send()
             .await
             .map_err(err)?;
         Ok(out
-            .items()
-            .iter()
-            .map(|i| serde_json::from_str(get_s(i, "d")?).context("decoding an alert event"))
+            .items
+            .unwrap_or_default()
+            .into_iter()
+            .map(|i| Ok(items::read::<AlertEventItem>(i)?.d.into_owned()))
             .collect::<anyhow::Result<_>>()?)
     }
 }

@@ -10,6 +10,7 @@
 //! The due index is one partition: records with a pending change of entitlement are few (grace
 //! periods and cancelled subscriptions), and the sweep reads them in due order.
 
+use super::items::{self, BillingItem, Expiring, WorkspaceRef};
 use super::*;
 use crate::domain::billing::Billing;
 use crate::domain::ids::WorkspaceId;
@@ -22,59 +23,36 @@ use std::collections::HashSet;
 
 /// Stripe retries a delivery for up to 3 days: a month of ids is plenty to recognise one.
 pub(super) const STRIPE_EVENT_TTL_MS: i64 = 30 * 86_400_000;
-pub(super) const BILLING_SK: &str = "BILLING";
-pub(super) const DUE_PK: &str = "BILLDUE";
 
-pub(super) fn billing_pk(ws: &WorkspaceId) -> String {
-    format!("WS#{ws}")
+pub(super) fn stripe_item(event: &str, now_ms: i64) -> anyhow::Result<Item> {
+    items::item(
+        schema::stripe_event(event),
+        &Expiring {
+            expires_at: items::ttl(now_ms + STRIPE_EVENT_TTL_MS),
+        },
+    )
 }
 
-pub(super) fn customer_pk(customer_id: &str) -> String {
-    format!("CUS#{customer_id}")
+/// A record and the due date it is listed under, as stored.
+fn stored_billing(item: Item) -> anyhow::Result<BillingItem<'static>> {
+    items::read(item)
 }
-
-pub(super) fn due_sk(due_ms: i64, ws: &WorkspaceId) -> String {
-    format!("{due_ms:013}#{ws}")
-}
-
-pub(super) fn stripe_pk(event: &str) -> String {
-    format!("STRIPE#{event}")
-}
-
-pub(super) fn stripe_item(event: &str, now_ms: i64) -> Item {
-    HashMap::from([
-        ("pk".to_owned(), s(stripe_pk(event))),
-        ("sk".to_owned(), s("EVT")),
-        (TTL_ATTRIBUTE.to_owned(), ttl(now_ms + STRIPE_EVENT_TTL_MS)),
-    ])
-}
-
-/// The record, with its version from `v`: the one the conditional save checks.
-pub(super) fn billing_from(item: &Item) -> anyhow::Result<Billing> {
-    let mut b: Billing =
-        serde_json::from_str(get_s(item, "d")?).context("decoding a billing record")?;
-    b.version = get_n(item, "v")?;
-    Ok(b)
-}
-
-impl DynamoStore {}
 
 #[async_trait]
 impl BillingRecords for DynamoStore {
     async fn billing(&self, ws: &WorkspaceId) -> StoreResult<Option<Billing>> {
         Ok(self
-            .get(billing_pk(ws), BILLING_SK)
+            .get(schema::billing(ws))
             .await?
-            .map(|i| billing_from(&i))
+            .map(|i| Ok::<_, anyhow::Error>(stored_billing(i)?.into_billing()))
             .transpose()?)
     }
 
     async fn billing_by_customer(&self, customer_id: &str) -> StoreResult<Option<Billing>> {
-        let Some(lookup) = self.get(customer_pk(customer_id), "CUS").await? else {
+        let Some(lookup) = self.get(schema::customer(customer_id)).await? else {
             return Ok(None);
         };
-        let ws = WorkspaceId::parse(get_s(&lookup, "ws")?)
-            .ok_or_else(|| anyhow!("bad workspace id in the lookup of {customer_id}"))?;
+        let ws = items::read::<WorkspaceRef>(lookup)?.ws;
         // A record that moved to another customer leaves the old lookup item behind.
         Ok(self
             .billing(&ws)
@@ -94,12 +72,12 @@ impl BillingRecords for DynamoStore {
         let expected = billing.version;
         // The old due date names the index item to remove; the version condition below makes
         // sure it is still the stored one when the transaction lands.
-        let current = self.get(billing_pk(&ws), BILLING_SK).await?;
-        let current_version: u64 = current
-            .as_ref()
-            .map(|i| get_n(i, "v"))
-            .transpose()?
-            .unwrap_or(0);
+        let current = self
+            .get(schema::billing(&ws))
+            .await?
+            .map(stored_billing)
+            .transpose()?;
+        let current_version = current.as_ref().map_or(0, |c| c.v);
         if current_version != expected {
             // An event already processed is a duplicate whatever the record became, as the
             // transaction would also answer.
@@ -110,36 +88,23 @@ impl BillingRecords for DynamoStore {
             }
             return Ok(BillingSave::Conflict);
         }
-        let old_due: Option<i64> = current.as_ref().and_then(|i| get_n(i, "due").ok());
+        let old_due = current.and_then(|c| c.due);
 
         let mut next = billing.clone();
         next.version = expected + 1;
-        let mut record = HashMap::from([
-            ("pk".to_owned(), s(billing_pk(&ws))),
-            ("sk".to_owned(), s(BILLING_SK)),
-            ("v".to_owned(), n(next.version)),
-            (
-                "d".to_owned(),
-                s(serde_json::to_string(&next).map_err(anyhow::Error::from)?),
-            ),
-        ]);
-        if let Some(customer) = &next.customer_id {
-            record.insert("cus".to_owned(), s(customer));
-        }
-        if let Some(due) = due_ms {
-            record.insert("due".to_owned(), n(due));
-        }
+        let record = items::item(schema::billing(&ws), &BillingItem::new(&next, due_ms))?;
 
         let mut steps = Vec::new();
         // First, so that when both conditions fail the event's answer is the one reported.
-        let event_step = event.map(|event| {
+        let mut event_step = None;
+        if let Some(event) = event {
+            event_step = Some(steps.len());
             steps.push(Step::Put {
-                item: stripe_item(event, now_ms),
+                item: stripe_item(event, now_ms)?,
                 cond: Some("attribute_not_exists(pk)".into()),
                 values: vec![],
             });
-            steps.len() - 1
-        });
+        }
         let record_step = steps.len();
         steps.push(if expected == 0 {
             Step::Put {
@@ -156,8 +121,7 @@ impl BillingRecords for DynamoStore {
         });
         let workspace_step = steps.len();
         steps.push(Step::Update {
-            pk: format!("WS#{ws}"),
-            sk: "WS".into(),
+            key: schema::workspace(&ws),
             expr: "SET #plan = :plan".into(),
             cond: Some("attribute_exists(pk)".into()),
             values: vec![(":plan", s(plan.as_str()))],
@@ -166,30 +130,19 @@ impl BillingRecords for DynamoStore {
             && Some(old) != due_ms
         {
             steps.push(Step::Delete {
-                pk: DUE_PK.into(),
-                sk: due_sk(old, &ws),
+                key: schema::due(old, &ws),
                 cond: None,
                 values: vec![],
             });
         }
-        if let Some(due) = due_ms {
+        // The due index entry and the customer lookup point back at the workspace.
+        let pointers = due_ms
+            .map(|due| schema::due(due, &ws))
+            .into_iter()
+            .chain(next.customer_id.as_deref().map(schema::customer));
+        for key in pointers {
             steps.push(Step::Put {
-                item: HashMap::from([
-                    ("pk".to_owned(), s(DUE_PK)),
-                    ("sk".to_owned(), s(due_sk(due, &ws))),
-                    ("ws".to_owned(), s(ws.as_str())),
-                ]),
-                cond: None,
-                values: vec![],
-            });
-        }
-        if let Some(customer) = &next.customer_id {
-            steps.push(Step::Put {
-                item: HashMap::from([
-                    ("pk".to_owned(), s(customer_pk(customer))),
-                    ("sk".to_owned(), s("CUS")),
-                    ("ws".to_owned(), s(ws.as_str())),
-                ]),
+                item: items::item(key, &WorkspaceRef { ws: ws.clone() })?,
                 cond: None,
                 values: vec![],
             });
@@ -214,12 +167,15 @@ impl BillingRecords for DynamoStore {
 
     async fn record_stripe_event(&self, event: &str, now_ms: i64) -> StoreResult<bool> {
         Ok(self
-            .put(stripe_item(event, now_ms), Some("attribute_not_exists(pk)"))
+            .put(
+                stripe_item(event, now_ms)?,
+                Some("attribute_not_exists(pk)"),
+            )
             .await?)
     }
 
     async fn stripe_event_seen(&self, event: &str) -> StoreResult<bool> {
-        Ok(self.get(stripe_pk(event), "EVT").await?.is_some())
+        Ok(self.get(schema::stripe_event(event)).await?.is_some())
     }
 
     async fn billing_due(&self, now_ms: i64, limit: usize) -> StoreResult<Vec<Billing>> {
@@ -227,8 +183,7 @@ impl BillingRecords for DynamoStore {
         if limit == 0 {
             return Ok(out);
         }
-        // `~` sorts after every workspace id, so every entry due at `now_ms` is in range.
-        let hi = format!("{now_ms:013}#~");
+        let (due_pk, hi) = schema::due_until(now_ms);
         let mut exclusive_start = None;
         loop {
             let page = self
@@ -237,7 +192,7 @@ impl BillingRecords for DynamoStore {
                 .table_name(&self.table)
                 .consistent_read(true)
                 .key_condition_expression("pk = :pk AND sk <= :hi")
-                .expression_attribute_values(":pk", s(DUE_PK))
+                .expression_attribute_values(":pk", s(due_pk))
                 .expression_attribute_values(":hi", s(hi.clone()))
                 .limit((limit - out.len()).clamp(1, 1000) as i32)
                 .set_exclusive_start_key(exclusive_start.take())
@@ -246,33 +201,28 @@ impl BillingRecords for DynamoStore {
                 .map_err(err)?;
             let mut entries = Vec::with_capacity(page.items().len());
             for item in page.items() {
-                let sk = get_s(item, "sk")?;
-                let due: i64 = sk
-                    .split_once('#')
-                    .and_then(|(due, _)| due.parse().ok())
-                    .ok_or_else(|| anyhow!("bad due index key {sk}"))?;
-                entries.push((due, get_s(item, "ws")?.to_owned()));
+                let (_, sk) = items::key_of(item)?;
+                entries.push((
+                    schema::parse_due(&sk)?,
+                    items::read_ref::<WorkspaceRef>(item)?.ws,
+                ));
             }
             // BatchGetItem refuses a request that names a key twice.
-            let keys: HashSet<(String, String)> = entries
-                .iter()
-                .map(|(_, ws)| (format!("WS#{ws}"), BILLING_SK.to_owned()))
-                .collect();
-            let records: HashMap<String, Item> = self
-                .batch_get(keys.into_iter().collect())
-                .await?
-                .into_iter()
-                .map(|i| Ok((get_s(&i, "pk")?.to_owned(), i)))
-                .collect::<anyhow::Result<_>>()?;
+            let keys: HashSet<Key> = entries.iter().map(|(_, ws)| schema::billing(ws)).collect();
+            let mut records: HashMap<Key, BillingItem> = HashMap::new();
+            for item in self.batch_get(keys.into_iter().collect()).await? {
+                records.insert(items::key_of(&item)?, stored_billing(item)?);
+            }
             for (due, ws) in entries {
                 // An index item whose record now has another due date is stale: skip it.
-                let Some(record) = records.get(&format!("WS#{ws}")) else {
-                    continue;
-                };
-                if get_n::<i64>(record, "due").ok() != Some(due) {
+                let key = schema::billing(&ws);
+                if records.get(&key).is_none_or(|r| r.due != Some(due)) {
                     continue;
                 }
-                out.push(billing_from(record)?);
+                let Some(record) = records.remove(&key) else {
+                    continue;
+                };
+                out.push(record.into_billing());
                 if out.len() == limit {
                     return Ok(out);
                 }

@@ -14,6 +14,9 @@
 //! writes blindly (each item on the version it read, the whole hour again on a conflict), which
 //! narrows that window without closing it.
 
+use super::items::{self, EventBody, GuardItem, LockItem};
+use super::jobs::{finished, job_item, queue_item};
+use super::schema::{InUser, InWorkspace};
 use super::*;
 use crate::domain::deletion;
 use crate::domain::event::Event;
@@ -33,8 +36,6 @@ use crate::ports::Job;
 use crate::ports::Purged;
 use crate::ports::StoreResult;
 use anyhow::anyhow;
-use aws_sdk_dynamodb::primitives::Blob;
-use aws_sdk_dynamodb::types::AttributeValue as Av;
 use futures_util::stream;
 use std::collections::BTreeSet;
 use std::collections::HashMap;
@@ -64,13 +65,6 @@ pub(super) enum Op {
     Put(String, Vec<u8>, Option<(u64, Vec<String>)>),
 }
 
-/// A rollup item as read: its version, value and pending set.
-pub(super) struct Existing {
-    version: u64,
-    rollup: Rollup,
-    pending: Vec<String>,
-}
-
 impl DynamoStore {
     /// Deletes the events of `[lo, hi)` in the hour (of `source` only, when given), with their
     /// guards, each transaction also taking its events off the month's usage. Every delete is
@@ -87,24 +81,24 @@ impl DynamoStore {
     ) -> anyhow::Result<u64> {
         // An hour never straddles two months (UTC).
         let month = month_of(hour * HOUR_MS);
-        let epk = event_pk(ws, hour);
+        let epk = schema::event_pk(ws, hour);
         let mut deleted = 0;
         let mut attempt = 0;
         loop {
             // `{hi}` sorts before every `{hi}#id`: the range ends just before `hi`.
-            let items = self
+            let stored = self
                 .query_all(
                     epk.clone(),
-                    Some((format!("{lo:013}"), format!("{hi:013}"))),
+                    Some((schema::event_time(lo), schema::event_time(hi))),
                     None,
                 )
                 .await?;
             let mut doomed = Vec::new();
-            for item in items {
-                let e: Event =
-                    serde_json::from_str(get_s(&item, "d")?).context("decoding a stored event")?;
+            for item in stored {
+                let key = items::key_of(&item)?;
+                let e = items::read::<EventBody>(item)?.d;
                 if source.is_none_or(|src| e.source == src) {
-                    doomed.push((get_s(&item, "sk")?.to_owned(), e));
+                    doomed.push((key, e));
                 }
             }
             if doomed.is_empty() {
@@ -113,24 +107,23 @@ impl DynamoStore {
             let guards = self.guards_of(ws, &doomed).await?;
 
             let mut chunks: Vec<(Vec<Step>, i64)> = vec![(Vec::new(), 0)];
-            for (sk, e) in doomed {
+            for (event_key, e) in doomed {
                 let mut steps = Vec::with_capacity(2);
-                let gpk = guard_pk(ws, &e.id);
+                let guard = schema::guard(ws, &e.id);
                 // The guard only if it still points at this event: after an id's event was
                 // lost to TTL and the id sent again, it belongs to the newer event.
-                if e.idempotent_without_timestamp()
-                    && guards.get(&gpk) == Some(&(epk.clone(), sk.clone()))
-                {
+                if e.idempotent_without_timestamp() && guards.get(&guard) == Some(&event_key) {
                     steps.push(Step::Delete {
-                        pk: gpk,
-                        sk: "ID".into(),
+                        key: guard,
                         cond: Some("epk = :epk AND esk = :esk".into()),
-                        values: vec![(":epk", s(epk.clone())), (":esk", s(sk.clone()))],
+                        values: vec![
+                            (":epk", s(event_key.0.clone())),
+                            (":esk", s(event_key.1.clone())),
+                        ],
                     });
                 }
                 steps.push(Step::Delete {
-                    pk: epk.clone(),
-                    sk,
+                    key: event_key,
                     cond: Some("attribute_exists(pk)".into()),
                     values: vec![],
                 });
@@ -150,8 +143,7 @@ impl DynamoStore {
             // transactions on one item cancel each other.
             for (mut steps, count) in chunks {
                 steps.push(Step::Update {
-                    pk: format!("WS#{ws}"),
-                    sk: format!("USAGE#{month}"),
+                    key: schema::usage(ws, &month),
                     expr: "ADD n :minus".into(),
                     cond: None,
                     values: vec![(":minus", n(-count))],
@@ -181,28 +173,27 @@ impl DynamoStore {
         }
     }
 
-    /// Where the guards of the events sent without a timestamp point: guard pk -> (pk, sk).
+    /// Where the guards of the events sent without a timestamp point: guard -> event.
     pub(super) async fn guards_of(
         &self,
         ws: &WorkspaceId,
-        events: &[(String, Event)],
-    ) -> anyhow::Result<HashMap<String, (String, String)>> {
-        let keys: HashSet<(String, String)> = events
+        events: &[(Key, Event)],
+    ) -> anyhow::Result<HashMap<Key, Key>> {
+        let keys: HashSet<Key> = events
             .iter()
             .filter(|(_, e)| e.idempotent_without_timestamp())
-            .map(|(_, e)| (guard_pk(ws, &e.id), "ID".to_owned()))
+            .map(|(_, e)| schema::guard(ws, &e.id))
             .collect();
         if keys.is_empty() {
             return Ok(HashMap::new());
         }
         self.batch_get(keys.into_iter().collect())
             .await?
-            .iter()
+            .into_iter()
             .map(|g| {
-                Ok((
-                    get_s(g, "pk")?.to_owned(),
-                    (get_s(g, "epk")?.to_owned(), get_s(g, "esk")?.to_owned()),
-                ))
+                let key = items::key_of(&g)?;
+                let GuardItem { epk, esk, .. } = items::read(g)?;
+                Ok((key, (epk, esk)))
             })
             .collect()
     }
@@ -210,16 +201,18 @@ impl DynamoStore {
     /// Takes the workspace's compaction lock, waiting for a running compaction to finish and
     /// finishing one that a crashed compactor (or deletion) left. Returns the lock's id.
     pub(super) async fn take_compaction_lock(&self, ws: &WorkspaceId) -> anyhow::Result<String> {
-        let id = format!("del_{}", ulid::Ulid::new());
+        let id = schema::deletion_lock_id();
         for attempt in 0..LOCK_ATTEMPTS {
             let now = self.now_ms();
             // No `batches`: a compaction that takes a stale one over folds nothing.
-            let lock = HashMap::from([
-                ("pk".to_owned(), s(marker_pk(ws))),
-                ("sk".to_owned(), s(LOCK_SK)),
-                ("id".to_owned(), s(id.clone())),
-                ("created".to_owned(), n(now)),
-            ]);
+            let lock = items::item(
+                schema::compaction_lock(ws),
+                &LockItem {
+                    id: id.clone(),
+                    created: now,
+                    batches: Vec::new(),
+                },
+            )?;
             if self.put(lock, Some("attribute_not_exists(pk)")).await? {
                 return Ok(id);
             }
@@ -241,8 +234,7 @@ impl DynamoStore {
             .client
             .update_item()
             .table_name(&self.table)
-            .key("pk", s(marker_pk(ws)))
-            .key("sk", s(LOCK_SK))
+            .set_key(Some(key(schema::compaction_lock(ws))))
             .update_expression("SET created = :now")
             .condition_expression("#id = :id")
             .expression_attribute_names("#id", "id")
@@ -268,8 +260,7 @@ impl DynamoStore {
             .client
             .delete_item()
             .table_name(&self.table)
-            .key("pk", s(marker_pk(ws)))
-            .key("sk", s(LOCK_SK))
+            .set_key(Some(key(schema::compaction_lock(ws))))
             .condition_expression("#id = :id")
             .expression_attribute_names("#id", "id")
             .expression_attribute_values(":id", s(id))
@@ -297,15 +288,15 @@ impl DynamoStore {
             .await?
             .map_or(Plan::Free, |w| w.plan)
             .history_ms();
-        let range = Some((format!("{hour:010}"), format!("{:010}", hour + 1)));
+        let range = Some(schema::rollup_hours(hour, hour + 1));
         for attempt in 0..ATTEMPTS {
             self.hold_compaction_lock(ws, lock).await?;
             let mut events = Vec::new();
-            for item in self.query_all(event_pk(ws, hour), None, None).await? {
-                events.push(
-                    serde_json::from_str::<Event>(get_s(&item, "d")?)
-                        .context("decoding a stored event")?,
-                );
+            for item in self
+                .query_all(schema::event_pk(ws, hour), None, None)
+                .await?
+            {
+                events.push(items::read::<EventBody>(item)?.d);
             }
             let now = self.now_ms();
             let expiry = retention::rollup_expiry_ms(hour, history_ms);
@@ -331,14 +322,11 @@ impl DynamoStore {
                     .map(|(v, _)| v.clone())
                     .collect();
                 for item in self
-                    .query_all(rollup_pk(ws, &view), range.clone(), None)
+                    .query_all(schema::rollup_pk(ws, &view), range.clone(), None)
                     .await?
                 {
-                    let sk = get_s(&item, "sk")?;
-                    let (_, value) = sk
-                        .split_once('#')
-                        .ok_or_else(|| anyhow!("bad rollup key {sk}"))?;
-                    values.insert(value.to_owned());
+                    let (_, sk) = items::key_of(&item)?;
+                    values.insert(schema::parse_rollup_sk(&sk)?.1.to_owned());
                 }
                 for (w, by) in VIEWS.iter().filter(|(w, _)| *w == within) {
                     narrow.extend(values.iter().map(|v| View::within(*by, *w, v.clone())));
@@ -379,23 +367,13 @@ impl DynamoStore {
         want: Vec<(String, Rollup)>,
         expiry_ms: i64,
     ) -> anyhow::Result<usize> {
-        let pk = rollup_pk(ws, &view);
-        let range = Some((format!("{hour:010}"), format!("{:010}", hour + 1)));
-        let mut stored: HashMap<String, Existing> = HashMap::new();
+        let pk = schema::rollup_pk(ws, &view);
+        let range = Some(schema::rollup_hours(hour, hour + 1));
+        let mut stored: HashMap<String, StoredRollup> = HashMap::new();
         for item in self.query_all(pk.clone(), range, None).await? {
-            let sk = get_s(&item, "sk")?;
-            let (_, value) = sk
-                .split_once('#')
-                .ok_or_else(|| anyhow!("bad rollup key {sk}"))?;
-            let (rollup, pending) = rollup_data(&item)?;
-            stored.insert(
-                value.to_owned(),
-                Existing {
-                    version: get_n(&item, "v")?,
-                    rollup,
-                    pending,
-                },
-            );
+            let item = StoredRollup::read(item)?;
+            let value = schema::parse_rollup_sk(&item.key.1)?.1.to_owned();
+            stored.insert(value, item);
         }
         let wanted: HashSet<&str> = want.iter().map(|(v, _)| v.as_str()).collect();
         let mut ops: Vec<Op> = stored
@@ -432,8 +410,7 @@ impl DynamoStore {
                     .client
                     .delete_item()
                     .table_name(&self.table)
-                    .key("pk", s(pk))
-                    .key("sk", s(rollup_sk(hour, &value)))
+                    .set_key(Some(key((pk.to_owned(), schema::rollup_sk(hour, &value)))))
                     .condition_expression("v = :v")
                     .expression_attribute_values(":v", n(version))
                     .send()
@@ -445,27 +422,17 @@ impl DynamoStore {
                 }
             }
             Op::Put(value, data, read) => {
-                let mut item: Item = HashMap::from([
-                    ("pk".to_owned(), s(pk)),
-                    ("sk".to_owned(), s(rollup_sk(hour, &value))),
-                    ("v".to_owned(), n(read.as_ref().map_or(1, |(v, _)| v + 1))),
-                    ("d".to_owned(), Av::B(Blob::new(data))),
-                    (TTL_ATTRIBUTE.to_owned(), n(expiry_ms.div_euclid(1000))),
-                ]);
                 // The pending set says which writers' deltas the item already holds; the
                 // rewrite holds those too (it folds every stored event), so it keeps the set.
-                let (condition, expected) = match read {
-                    Some((version, pending)) => {
-                        if !pending.is_empty() {
-                            item.insert("p".to_owned(), Av::Ss(pending));
-                        }
-                        (
-                            "v = :v",
-                            Some(HashMap::from([(":v".to_owned(), n(version))])),
-                        )
-                    }
-                    None => ("attribute_not_exists(pk)", None),
-                };
+                let (version, pending) = read.unzip();
+                let item = rollup_item(
+                    (pk.to_owned(), schema::rollup_sk(hour, &value)),
+                    version,
+                    data,
+                    pending.unwrap_or_default(),
+                    expiry_ms,
+                )?;
+                let (condition, expected) = on_version(version);
                 Ok(usize::from(
                     !self.put_with(item, Some(condition), expected).await?,
                 ))
@@ -514,19 +481,18 @@ impl Erasure for DynamoStore {
     /// The job, its queue entry and (for a whole workspace) the workspace's mark, in one
     /// transaction conditional on the workspace being there and not already being deleted.
     async fn begin_deletion(&self, job: &Job, whole_workspace: bool) -> StoreResult<bool> {
-        let (pk, sk) = (format!("WS#{}", job.workspace), "WS".to_owned());
+        let key = schema::workspace(&job.workspace);
         let cond = "attribute_exists(pk) AND attribute_not_exists(deleting)".to_owned();
         let mut steps = vec![
             if whole_workspace {
                 Step::Update {
-                    pk,
-                    sk,
+                    key,
                     expr: "SET deleting = :job".into(),
                     cond: Some(cond),
                     values: vec![(":job", s(job.id.clone()))],
                 }
             } else {
-                Step::Check { pk, sk, cond }
+                Step::Check { key, cond }
             },
             Step::Put {
                 item: job_item(job)?,
@@ -536,10 +502,7 @@ impl Erasure for DynamoStore {
         ];
         if !finished(job) {
             steps.push(Step::Put {
-                item: HashMap::from([
-                    ("pk".to_owned(), s(QUEUE_PK)),
-                    ("sk".to_owned(), s(queue_sk(job))),
-                ]),
+                item: queue_item(job)?,
                 cond: None,
                 values: vec![],
             });
@@ -556,22 +519,18 @@ impl Erasure for DynamoStore {
         // Events, hour by hour, each hour's total item once its events are gone.
         while left > 0 {
             let hours = self
-                .first_items(rollup_pk(ws, &View::of(Dimension::Total)), left)
+                .first_items(schema::rollup_pk(ws, &View::of(Dimension::Total)), left)
                 .await?;
             if hours.is_empty() {
                 break;
             }
             for total in hours {
-                let (pk, sk) = key_of(&total)?;
-                let hour: i64 = sk
-                    .split('#')
-                    .next()
-                    .and_then(|h| h.parse().ok())
-                    .ok_or_else(|| anyhow!("bad total rollup key {sk}"))?;
+                let total = items::key_of(&total)?;
+                let (hour, _) = schema::parse_rollup_sk(&total.1)?;
                 let (events, guards) = self.purge_hour(ws, hour).await?;
                 out.count("events", events);
                 out.count("event_id_guards", guards);
-                self.delete_keys(vec![(pk, sk)]).await?;
+                self.delete_keys(vec![total]).await?;
                 out.count("rollups", 1);
                 left = left.saturating_sub(events as usize + 1);
                 if left == 0 {
@@ -585,11 +544,11 @@ impl Erasure for DynamoStore {
         let mut values: BTreeSet<(Dimension, String)> = BTreeSet::new();
         for d in WITHIN {
             for item in self
-                .query_all(rollup_pk(ws, &View::of(d)), None, None)
+                .query_all(schema::rollup_pk(ws, &View::of(d)), None, None)
                 .await?
             {
-                let sk = get_s(&item, "sk")?;
-                if let Some((_, v)) = sk.split_once('#') {
+                let (_, sk) = items::key_of(&item)?;
+                if let Ok((_, v)) = schema::parse_rollup_sk(&sk) {
                     values.insert((d, v.to_owned()));
                 }
             }
@@ -605,24 +564,24 @@ impl Erasure for DynamoStore {
         for (d, v) in &values {
             for (within, by) in VIEWS {
                 if within == *d {
-                    partitions.push(rollup_pk(ws, &View::within(by, *d, v.clone())));
+                    partitions.push(schema::rollup_pk(ws, &View::within(by, *d, v.clone())));
                 }
             }
         }
         // The top-level views, feature and source last: they name the partitions above.
         for (within, by) in VIEWS {
             if within == Dimension::Total && by != Dimension::Total && !WITHIN.contains(&by) {
-                partitions.push(rollup_pk(ws, &View::of(by)));
+                partitions.push(schema::rollup_pk(ws, &View::of(by)));
             }
         }
         for d in WITHIN {
-            partitions.push(rollup_pk(ws, &View::of(d)));
+            partitions.push(schema::rollup_pk(ws, &View::of(d)));
         }
         for (kind, pk) in partitions.into_iter().map(|pk| ("rollups", pk)).chain([
-            ("rollup_deltas", delta_pk(ws)),
-            ("batch_markers", marker_pk(ws)),
-            ("audit_entries", format!("W#{ws}#AUDIT")),
-            ("alert_events", format!("W#{ws}#ALERTLOG")),
+            ("rollup_deltas", schema::delta_pk(ws)),
+            ("batch_markers", schema::marker_pk(ws)),
+            ("audit_entries", schema::audit_pk(ws)),
+            ("alert_events", schema::alert_log_pk(ws)),
         ]) {
             if !self.purge_partition(&pk, kind, &mut left, &mut out).await? {
                 return Ok(out);
@@ -631,41 +590,39 @@ impl Erasure for DynamoStore {
 
         // The workspace's own partition: keys, members, invitations, usage, billing, and the
         // items elsewhere that point back at them. The workspace item itself goes last.
-        let wpk = format!("WS#{ws}");
-        let items = self.first_items(wpk.clone(), left + 1).await?;
+        let (wpk, wsk) = schema::workspace(ws);
         let mut doomed: Vec<Key> = Vec::new();
-        for item in &items {
-            let sk = get_s(item, "sk")?;
-            if sk == "WS" {
-                continue;
-            }
-            let kind = match sk.split('#').next().unwrap_or(sk) {
-                "KEY" => {
-                    doomed.push((format!("KEY#{}", get_s(item, "hash")?), "KEY".into()));
+        for item in self.first_items(wpk.clone(), left + 1).await? {
+            let key = items::key_of(&item)?;
+            let kind = match schema::in_workspace(&key.1) {
+                InWorkspace::Workspace => continue,
+                InWorkspace::KeyListing => {
+                    let listing: items::KeyListingItem = items::read(item)?;
+                    doomed.push(schema::api_key_by_hash(&listing.hash));
                     "keys"
                 }
-                "MEMBER" => {
-                    doomed.push((
-                        format!("USER#{}", &sk["MEMBER#".len()..]),
-                        format!("MEMBER#{ws}"),
-                    ));
+                InWorkspace::Member(user) => {
+                    let user =
+                        UserId::parse(user).ok_or_else(|| anyhow!("bad member key {}", key.1))?;
+                    doomed.push(schema::membership(&user, ws));
                     "members"
                 }
-                "BILLING" => {
-                    if let Ok(customer) = get_s(item, "cus") {
-                        doomed.push((format!("CUS#{customer}"), "CUS".into()));
+                InWorkspace::Billing => {
+                    let record: items::BillingItem = items::read(item)?;
+                    if let Some(customer) = &record.cus {
+                        doomed.push(schema::customer(customer));
                     }
-                    if let Ok(due) = get_n::<i64>(item, "due") {
-                        doomed.push((super::billing::DUE_PK.into(), format!("{due:013}#{ws}")));
+                    if let Some(due) = record.due {
+                        doomed.push(schema::due(due, ws));
                     }
                     "billing_records"
                 }
-                "INV" => "invitations",
-                "ALERT" => "alert_rules",
-                "USAGE" => "usage_counters",
-                _ => "other",
+                InWorkspace::Invitation => "invitations",
+                InWorkspace::AlertRule => "alert_rules",
+                InWorkspace::Usage => "usage_counters",
+                InWorkspace::Other => "other",
             };
-            doomed.push(key_of(item)?);
+            doomed.push(key);
             out.count(kind, 1);
         }
         if !doomed.is_empty() {
@@ -678,23 +635,21 @@ impl Erasure for DynamoStore {
         }
 
         // Jobs, except the deletion jobs: they are the record that a deletion happened.
-        let jpk = super::reads::job_pk(ws);
         let mut doomed: Vec<Key> = Vec::new();
-        for item in self.query_all(jpk, None, None).await? {
-            if get_s(&item, "kind").ok() == Some(deletion::JOB_KIND) {
+        for item in self.query_all(schema::job_pk(ws), None, None).await? {
+            let key = items::key_of(&item)?;
+            let job: items::JobItem = items::read(item)?;
+            if job.kind == deletion::JOB_KIND {
                 continue;
             }
-            let job: crate::ports::Job =
-                serde_json::from_str(get_s(&item, "d")?).context("decoding a job")?;
-            doomed.push((super::reads::QUEUE_PK.into(), super::reads::queue_sk(&job)));
-            doomed.push(key_of(&item)?);
+            doomed.push(schema::queued_job(&job.d));
+            doomed.push(key);
             out.count("jobs", 1);
         }
         self.delete_keys(doomed).await?;
 
-        self.delete_keys(vec![(super::WORKSPACE_INDEX_PK.into(), ws.to_string())])
-            .await?;
-        self.delete_keys(vec![(wpk, "WS".into())]).await?;
+        self.delete_keys(vec![schema::workspace_index(ws)]).await?;
+        self.delete_keys(vec![(wpk, wsk)]).await?;
         out.count("workspace", 1);
         out.done = true;
         Ok(out)
@@ -702,35 +657,30 @@ impl Erasure for DynamoStore {
 
     async fn delete_user(&self, user: &UserId) -> StoreResult<Purged> {
         let mut out = Purged::default();
-        let upk = format!("USER#{user}");
         let mut doomed: Vec<Key> = Vec::new();
-        let items = self.query_all(upk.clone(), None, None).await?;
-        for item in &items {
-            let sk = get_s(item, "sk")?;
-            let kind = match sk.split('#').next().unwrap_or(sk) {
-                "SESS" => {
-                    doomed.push((format!("SESS#{}", &sk["SESS#".len()..]), "SESS".into()));
+        // The user item last: it leads to the email and code items.
+        let mut user_item: Vec<Key> = Vec::new();
+        for item in self.query_all(schema::user_pk(user), None, None).await? {
+            let key = items::key_of(&item)?;
+            let kind = match schema::in_user(&key.1) {
+                InUser::Session(hash) => {
+                    doomed.push(schema::session(hash));
                     "sessions"
                 }
-                "MEMBER" => "memberships",
-                "USER" => {
-                    let email = get_s(item, "email")?;
-                    doomed.push((format!("EMAIL#{email}"), "EMAIL".into()));
-                    doomed.push((format!("CODE#{email}"), "CODE".into()));
-                    "user"
+                InUser::Membership => "memberships",
+                InUser::User => {
+                    let email = items::read::<items::UserItem>(item)?.into_user(user).email;
+                    doomed.push(schema::user_by_email(&email));
+                    doomed.push(schema::login_code(&email));
+                    user_item.push(key);
+                    out.count("user", 1);
+                    continue;
                 }
-                _ => "other",
+                InUser::Other => "other",
             };
+            doomed.push(key);
             out.count(kind, 1);
         }
-        // The user item last: it leads to the email and code items.
-        let (user_item, rest): (Vec<Key>, Vec<Key>) = items
-            .iter()
-            .map(key_of)
-            .collect::<anyhow::Result<Vec<Key>>>()?
-            .into_iter()
-            .partition(|(_, sk)| sk == "USER");
-        doomed.extend(rest);
         self.delete_keys(doomed).await?;
         self.delete_keys(user_item).await?;
         out.done = true;

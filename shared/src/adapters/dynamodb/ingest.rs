@@ -1,6 +1,7 @@
 //! The write path on DynamoDB: events and their id guards written first, then the batch's
 //! rollups; a batch whose writer died is finished by `recover`.
 
+use super::items::{self, EventBody, EventItem, GuardItem, MarkerItem};
 use super::*;
 use crate::domain::event::Event;
 use crate::domain::ids::WorkspaceId;
@@ -8,21 +9,14 @@ use crate::domain::rollup;
 use crate::domain::time::hour_of;
 use crate::ports::StoreResult;
 use anyhow::anyhow;
-use aws_sdk_dynamodb::types::AttributeValue as Av;
 use aws_sdk_dynamodb::types::ReturnValue;
 use futures_util::stream;
-use std::collections::HashMap;
+use std::borrow::Cow;
 use std::collections::HashSet;
 
 impl DynamoStore {
     pub(super) fn event_item(ws: &WorkspaceId, e: &Event, batch: &str) -> anyhow::Result<Item> {
-        Ok(HashMap::from([
-            ("pk".to_owned(), s(event_pk(ws, hour_of(e.ts_ms)))),
-            ("sk".to_owned(), s(event_sk(e))),
-            ("b".to_owned(), s(batch)),
-            ("d".to_owned(), s(serde_json::to_string(e)?)),
-            (TTL_ATTRIBUTE.to_owned(), n(e.expires_ms.div_euclid(1000))),
-        ]))
+        items::item(schema::event(ws, e), &EventItem::new(e, batch))
     }
 
     /// Writes one event once. For an id sent without a timestamp, a guard item keyed by the id
@@ -46,14 +40,15 @@ impl DynamoStore {
                 Stored::Duplicate
             });
         }
-        let guard_pk = guard_pk(ws, &e.id);
-        let guard = HashMap::from([
-            ("pk".to_owned(), s(guard_pk.clone())),
-            ("sk".to_owned(), s("ID")),
-            ("epk".to_owned(), item["pk"].clone()),
-            ("esk".to_owned(), item["sk"].clone()),
-            (TTL_ATTRIBUTE.to_owned(), n(e.expires_ms.div_euclid(1000))),
-        ]);
+        let (epk, esk) = schema::event(ws, e);
+        let guard = items::item(
+            schema::guard(ws, &e.id),
+            &GuardItem {
+                epk,
+                esk,
+                expires_at: items::ttl(e.expires_ms),
+            },
+        )?;
         let size = item_size(&guard);
         let claimed = self
             .client
@@ -68,10 +63,7 @@ impl DynamoStore {
         let (epk, esk) = match claimed {
             Ok(out) => {
                 self.capacity.record(out.consumed_capacity(), size);
-                (
-                    get_s(&item, "pk")?.to_owned(),
-                    get_s(&item, "sk")?.to_owned(),
-                )
+                items::key_of(&item)?
             }
             Err(SdkError::ServiceError(ctx))
                 if ctx.err().is_conditional_check_failed_exception() =>
@@ -85,27 +77,26 @@ impl DynamoStore {
                     }
                     _ => Item::new(),
                 };
-                (
-                    get_s(&old, "epk")?.to_owned(),
-                    get_s(&old, "esk")?.to_owned(),
-                )
+                let old: GuardItem = items::read(old)?;
+                (old.epk, old.esk)
             }
             Err(e) => return Err(err(e)),
         };
-        if self.get(epk.clone(), &esk).await?.is_some() {
+        let claimed_key = (epk, esk);
+        if self.get(claimed_key.clone()).await?.is_some() {
             return Ok(Stored::Duplicate);
         }
-        let mut item = item;
-        let ts: i64 = esk
-            .split('#')
-            .next()
-            .and_then(|t| t.parse().ok())
-            .ok_or_else(|| anyhow!("bad guarded key {esk}"))?;
+        let ts = schema::event_ts(&claimed_key.1)
+            .ok_or_else(|| anyhow!("bad guarded key {}", claimed_key.1))?;
         let mut claimed_event = e.clone();
         claimed_event.ts_ms = ts;
-        item.insert("pk".to_owned(), s(epk));
-        item.insert("sk".to_owned(), s(esk));
-        item.insert("d".to_owned(), s(serde_json::to_string(&claimed_event)?));
+        let item = items::item(
+            claimed_key,
+            &EventItem {
+                d: Cow::Owned(claimed_event),
+                ..EventItem::new(e, batch)
+            },
+        )?;
         let written = self.put(item, Some("attribute_not_exists(pk)")).await?;
         Ok(if written {
             Stored::Accepted
@@ -119,16 +110,13 @@ impl DynamoStore {
     pub(super) async fn already_stored(&self, ws: &WorkspaceId, e: &Event) -> anyhow::Result<bool> {
         match e.dedup {
             Dedup::None => Ok(false),
-            Dedup::IdAndTimestamp => Ok(self
-                .get(event_pk(ws, hour_of(e.ts_ms)), &event_sk(e))
-                .await?
-                .is_some()),
+            Dedup::IdAndTimestamp => Ok(self.get(schema::event(ws, e)).await?.is_some()),
             Dedup::Id => {
-                let Some(guard) = self.get(guard_pk(ws, &e.id), "ID").await? else {
+                let Some(guard) = self.get(schema::guard(ws, &e.id)).await? else {
                     return Ok(false);
                 };
-                let (epk, esk) = (get_s(&guard, "epk")?, get_s(&guard, "esk")?);
-                Ok(self.get(epk.to_owned(), esk).await?.is_some())
+                let guard: GuardItem = items::read(guard)?;
+                Ok(self.get((guard.epk, guard.esk)).await?.is_some())
             }
         }
     }
@@ -165,8 +153,7 @@ impl DynamoStore {
     ) -> anyhow::Result<()> {
         let deleted = self
             .delete(
-                marker_pk(ws),
-                batch.to_owned(),
+                schema::batch_marker(ws, batch),
                 Some("attribute_exists(pk)"),
             )
             .await?;
@@ -175,8 +162,7 @@ impl DynamoStore {
                 .client
                 .update_item()
                 .table_name(&self.table)
-                .key("pk", s(format!("WS#{ws}")))
-                .key("sk", s(format!("USAGE#{month}")))
+                .set_key(Some(key(schema::usage(ws, month))))
                 .update_expression("ADD n :d")
                 .expression_attribute_values(":d", n(-(unused as i64)))
                 .return_consumed_capacity(ReturnConsumedCapacity::Total)
@@ -193,34 +179,34 @@ impl DynamoStore {
         ws: &WorkspaceId,
         now_ms: i64,
     ) -> anyhow::Result<usize> {
-        let markers = self.query_all(marker_pk(ws), None, None).await?;
+        let markers = self.query_all(schema::marker_pk(ws), None, None).await?;
         let mut finished = 0;
         for marker in markers {
-            if matches!(
-                get_s(&marker, "sk")?,
-                rollups::LOCK_SK | rollups::WATERMARK_SK
-            ) {
+            let (_, sk) = items::key_of(&marker)?;
+            let Some(batch) = schema::marked_batch(&sk) else {
                 continue; // compaction's lock and watermark, not batches
-            }
-            let created: i64 = get_n(&marker, "created")?;
+            };
+            let MarkerItem {
+                created,
+                month,
+                reserved,
+                hours,
+            } = items::read(marker)?;
             if now_ms - created < self.lease_ms {
                 continue; // its writer may still be working
             }
-            let batch = get_s(&marker, "sk")?.to_owned();
-            let month = get_s(&marker, "month")?.to_owned();
-            let reserved: u64 = get_n(&marker, "reserved")?;
-            let hours: Vec<i64> = marker
-                .get("hours")
-                .and_then(|h| h.as_ns().ok())
-                .map(|h| h.iter().filter_map(|x| x.parse().ok()).collect())
-                .unwrap_or_default();
+            let batch = batch.to_owned();
             let mut events = Vec::new();
             for hour in hours {
                 for item in self
-                    .query_all(event_pk(ws, hour), None, Some(("b = :f", s(batch.clone()))))
+                    .query_all(
+                        schema::event_pk(ws, hour),
+                        None,
+                        Some(("b = :f", s(batch.clone()))),
+                    )
                     .await?
                 {
-                    events.push(serde_json::from_str::<Event>(get_s(&item, "d")?)?);
+                    events.push(items::read::<EventBody>(item)?.d);
                 }
             }
             tracing::warn!(workspace = %ws, batch, events = events.len(), "finishing a batch left by a crashed writer");
@@ -292,13 +278,11 @@ impl Ingest for DynamoStore {
         let reserve = first.iter().filter(|f| **f).count() as u64;
 
         // 1. Reserve quota atomically: concurrent batches can overshoot by at most one batch.
-        let usage_key = (format!("WS#{ws}"), format!("USAGE#{}", quota.month));
         let reserved = self
             .client
             .update_item()
             .table_name(&self.table)
-            .key("pk", s(usage_key.0.clone()))
-            .key("sk", s(usage_key.1.clone()))
+            .set_key(Some(key(schema::usage(ws, &quota.month))))
             .update_expression("ADD n :k")
             .condition_expression("attribute_not_exists(n) OR n < :limit")
             .expression_attribute_values(":k", n(reserve))
@@ -326,18 +310,17 @@ impl Ingest for DynamoStore {
         // 2. The marker: proof of a batch in flight until its rollups are applied.
         let batch = ids::batch_id(self.now_ms());
         let hours: HashSet<i64> = events.iter().map(|e| hour_of(e.ts_ms)).collect();
-        let marker = HashMap::from([
-            ("pk".to_owned(), s(marker_pk(ws))),
-            ("sk".to_owned(), s(batch.clone())),
-            ("created".to_owned(), n(self.now_ms())),
-            ("month".to_owned(), s(quota.month.clone())),
-            ("reserved".to_owned(), n(reserve)),
-            (
-                "hours".to_owned(),
-                Av::Ns(hours.iter().map(i64::to_string).collect()),
-            ),
-        ]);
-        self.put(marker, None).await?;
+        let marker = MarkerItem {
+            created: self.now_ms(),
+            month: quota.month.clone(),
+            reserved: reserve,
+            hours: hours.into_iter().collect(),
+        };
+        self.put(
+            items::item(schema::batch_marker(ws, &batch), &marker)?,
+            None,
+        )
+        .await?;
 
         // 3. The events, each exactly once.
         let batch_ref = batch.as_str();

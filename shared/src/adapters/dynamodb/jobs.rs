@@ -1,10 +1,11 @@
 //! Jobs on DynamoDB: `JOB#{ws}` / `{id}`, and the queue of unfinished ones.
 
+use super::items::{self, Bare, JobItem};
 use super::*;
 use crate::domain::ids::WorkspaceId;
 use crate::ports::Job;
+use crate::ports::JobState;
 use crate::ports::StoreResult;
-use anyhow::Context as _;
 use std::collections::HashMap;
 
 #[async_trait]
@@ -13,22 +14,16 @@ impl Jobs for DynamoStore {
         self.put(job_item(job)?, Some("attribute_not_exists(pk)"))
             .await?;
         if !finished(job) {
-            let queued = HashMap::from([
-                ("pk".to_owned(), s(QUEUE_PK)),
-                ("sk".to_owned(), s(queue_sk(job))),
-            ]);
-            self.put(queued, None).await?;
+            self.put(queue_item(job)?, None).await?;
         }
         Ok(())
     }
 
     async fn job(&self, ws: &WorkspaceId, id: &str) -> StoreResult<Option<Job>> {
-        let Some(item) = self.get(job_pk(ws), id).await? else {
+        let Some(item) = self.get(schema::job(ws, id)).await? else {
             return Ok(None);
         };
-        Ok(Some(
-            serde_json::from_str(get_s(&item, "d")?).context("decoding a job")?,
-        ))
+        Ok(Some(items::read::<JobItem>(item)?.d.into_owned()))
     }
 
     async fn update_job(&self, job: &mut Job) -> StoreResult<bool> {
@@ -45,8 +40,7 @@ impl Jobs for DynamoStore {
             return Ok(false);
         }
         if finished(&next) {
-            self.delete(QUEUE_PK.to_owned(), queue_sk(&next), None)
-                .await?;
+            self.delete(schema::queued_job(&next), None).await?;
         }
         *job = next;
         Ok(true)
@@ -54,11 +48,12 @@ impl Jobs for DynamoStore {
 
     async fn unfinished_jobs(&self) -> StoreResult<Vec<Job>> {
         let mut jobs = Vec::new();
-        for item in self.query_all(QUEUE_PK.to_owned(), None, None).await? {
-            let sk = get_s(&item, "sk")?;
-            let mut parts = sk.splitn(3, '#');
-            let (_, ws, id) = (parts.next(), parts.next(), parts.next());
-            let (Some(ws), Some(id)) = (ws.and_then(WorkspaceId::parse), id) else {
+        for item in self
+            .query_all(schema::QUEUE_PK.to_owned(), None, None)
+            .await?
+        {
+            let (_, sk) = items::key_of(&item)?;
+            let Some((ws, id)) = schema::parse_queued_job(&sk) else {
                 continue;
             };
             if let Some(job) = self.job(&ws, id).await? {
@@ -67,4 +62,17 @@ impl Jobs for DynamoStore {
         }
         Ok(jobs)
     }
+}
+
+pub(super) fn job_item(job: &Job) -> anyhow::Result<Item> {
+    items::item(schema::job(&job.workspace, &job.id), &JobItem::new(job))
+}
+
+/// A job's entry in the queue of unfinished ones.
+pub(super) fn queue_item(job: &Job) -> anyhow::Result<Item> {
+    items::item(schema::queued_job(job), &Bare {})
+}
+
+pub(super) fn finished(job: &Job) -> bool {
+    matches!(job.state, JobState::Done | JobState::Failed)
 }

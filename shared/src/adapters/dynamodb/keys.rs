@@ -1,5 +1,6 @@
 //! API keys on DynamoDB: the key item by hash, and the workspace's count of active keys.
 
+use super::items::{self, KeyListingItem};
 use super::*;
 use crate::domain::apikey::ApiKey;
 use crate::domain::apikey::KeyState;
@@ -9,16 +10,16 @@ use crate::ports::Refusal;
 use crate::ports::StoreError;
 use crate::ports::StoreResult;
 use anyhow::anyhow;
-use std::collections::HashMap;
 
 #[async_trait]
 impl Keys for DynamoStore {
     async fn create_key(&self, k: &ApiKey, max_active: u32) -> StoreResult<()> {
-        let listing = HashMap::from([
-            ("pk".to_owned(), s(format!("WS#{}", k.workspace_id))),
-            ("sk".to_owned(), s(format!("KEY#{}", k.id))),
-            ("hash".to_owned(), s(&k.hash.0)),
-        ]);
+        let listing = items::item(
+            schema::key_listing(&k.workspace_id, &k.id),
+            &KeyListingItem {
+                hash: k.hash.0.clone(),
+            },
+        )?;
         let steps = vec![
             Self::count_step(
                 &k.workspace_id,
@@ -27,7 +28,7 @@ impl Keys for DynamoStore {
                 vec![(":one", n(1)), (":max", n(max_active))],
             ),
             Step::Put {
-                item: Self::key_item(k),
+                item: Self::key_item(k)?,
                 cond: Some("attribute_not_exists(pk)".into()),
                 values: vec![],
             },
@@ -46,22 +47,28 @@ impl Keys for DynamoStore {
 
     async fn key_by_hash(&self, hash: &KeyHash) -> StoreResult<Option<ApiKey>> {
         Ok(self
-            .get(format!("KEY#{}", hash.0), "KEY")
+            .get(schema::api_key(hash))
             .await?
-            .map(|i| Self::key_from_item(&i))
+            .map(Self::key_from_item)
             .transpose()?)
     }
 
     async fn keys(&self, ws: &WorkspaceId) -> StoreResult<Vec<ApiKey>> {
-        let listing = self.query_prefix(format!("WS#{ws}"), "KEY#").await?;
-        let hashes = listing
-            .iter()
-            .map(|i| get_s(i, "hash").map(|h| (format!("KEY#{h}"), "KEY".to_owned())))
+        let (pk, prefix) = schema::key_listings(ws);
+        let hashes = self
+            .query_prefix(pk, prefix)
+            .await?
+            .into_iter()
+            .map(|i| {
+                Ok(schema::api_key_by_hash(
+                    &items::read::<KeyListingItem>(i)?.hash,
+                ))
+            })
             .collect::<anyhow::Result<Vec<_>>>()?;
         let mut keys = self
             .batch_get(hashes)
             .await?
-            .iter()
+            .into_iter()
             .map(Self::key_from_item)
             .collect::<anyhow::Result<Vec<_>>>()?;
         keys.sort_by(|a, b| a.id.cmp(&b.id));
@@ -93,8 +100,7 @@ impl Keys for DynamoStore {
             }
         };
         let flip = Step::Update {
-            pk: format!("KEY#{}", current.hash.0),
-            sk: "KEY".into(),
+            key: schema::api_key(&current.hash),
             expr: "SET #state = :new".into(),
             cond: Some("#state = :old".into()),
             values: vec![
@@ -112,21 +118,18 @@ impl Keys for DynamoStore {
     async fn delete_key(&self, ws: &WorkspaceId, key: &KeyId) -> StoreResult<bool> {
         let Some(current) = self.key_record(ws, key).await? else {
             // The listing may outlive a half-deleted key: clean it up.
-            self.delete(format!("WS#{ws}"), format!("KEY#{key}"), None)
-                .await?;
+            self.delete(schema::key_listing(ws, key), None).await?;
             return Ok(false);
         };
         let mut steps = vec![
             // The auth item and the listing go together, so a deleted key is refused at once.
             Step::Delete {
-                pk: format!("KEY#{}", current.hash.0),
-                sk: "KEY".into(),
+                key: schema::api_key(&current.hash),
                 cond: Some("#state = :s".into()),
                 values: vec![(":s", s(current.state.as_str()))],
             },
             Step::Delete {
-                pk: format!("WS#{ws}"),
-                sk: format!("KEY#{key}"),
+                key: schema::key_listing(ws, key),
                 cond: None,
                 values: vec![],
             },
@@ -149,8 +152,7 @@ impl Keys for DynamoStore {
         self.client
             .update_item()
             .table_name(&self.table)
-            .key("pk", s(format!("KEY#{}", key.hash.0)))
-            .key("sk", s("KEY"))
+            .set_key(Some(super::key(schema::api_key(&key.hash))))
             .update_expression("SET used = :t")
             .condition_expression(
                 "attribute_exists(pk) AND (attribute_not_exists(used) OR used < :t)",

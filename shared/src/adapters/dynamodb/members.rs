@@ -1,5 +1,6 @@
 //! Memberships (both sides: the workspace's and the user's) and invitations on DynamoDB.
 
+use super::items::{self, InvitationItem, MemberItem};
 use super::*;
 use crate::domain::access::Role;
 use crate::domain::account::Invitation;
@@ -10,7 +11,6 @@ use crate::domain::ids::WorkspaceId;
 use crate::ports::Refusal;
 use crate::ports::StoreError;
 use crate::ports::StoreResult;
-use std::collections::HashMap;
 
 #[async_trait]
 impl Members for DynamoStore {
@@ -20,7 +20,7 @@ impl Members for DynamoStore {
             return Ok(());
         }
         let owner = i64::from(m.role == Role::Owner);
-        let (main, reverse) = Self::member_items(m);
+        let (main, reverse) = Self::member_items(m)?;
         let steps = vec![
             Self::count_step(
                 &m.workspace_id,
@@ -52,18 +52,18 @@ impl Members for DynamoStore {
 
     async fn member(&self, ws: &WorkspaceId, user: &UserId) -> StoreResult<Option<Membership>> {
         Ok(self
-            .get(format!("WS#{ws}"), &format!("MEMBER#{user}"))
+            .get(schema::member(ws, user))
             .await?
-            .map(|i| Self::member_from(&i))
+            .map(|i| Ok::<_, anyhow::Error>(items::read::<MemberItem>(i)?.into_membership()))
             .transpose()?)
     }
 
     async fn members(&self, ws: &WorkspaceId) -> StoreResult<Vec<Membership>> {
-        self.memberships_under(format!("WS#{ws}")).await
+        self.memberships_under(schema::workspace_pk(ws)).await
     }
 
     async fn memberships(&self, user: &UserId) -> StoreResult<Vec<Membership>> {
-        self.memberships_under(format!("USER#{user}")).await
+        self.memberships_under(schema::user_pk(user)).await
     }
 
     async fn set_role(&self, ws: &WorkspaceId, user: &UserId, role: Role) -> StoreResult<bool> {
@@ -79,17 +79,16 @@ impl Members for DynamoStore {
         if delta < 0 {
             count_values.push((":one", n(1)));
         }
-        let role_step = |pk: String, sk: String| Step::Update {
-            pk,
-            sk,
+        let role_step = |key: Key| Step::Update {
+            key,
             expr: "SET #role = :new".into(),
             cond: Some("attribute_exists(pk)".into()),
             values: vec![(":new", s(role.as_str()))],
         };
         let steps = vec![
             Self::count_step(ws, "ADD #owners :delta", cond, count_values),
-            role_step(format!("WS#{ws}"), format!("MEMBER#{user}")),
-            role_step(format!("USER#{user}"), format!("MEMBER#{ws}")),
+            role_step(schema::member(ws, user)),
+            role_step(schema::membership(user, ws)),
         ];
         match self.transact(steps).await? {
             None => Ok(true),
@@ -115,14 +114,12 @@ impl Members for DynamoStore {
                 values,
             ),
             Step::Delete {
-                pk: format!("WS#{ws}"),
-                sk: format!("MEMBER#{user}"),
+                key: schema::member(ws, user),
                 cond: Some("attribute_exists(pk)".into()),
                 values: vec![],
             },
             Step::Delete {
-                pk: format!("USER#{user}"),
-                sk: format!("MEMBER#{ws}"),
+                key: schema::membership(user, ws),
                 cond: None,
                 values: vec![],
             },
@@ -135,16 +132,10 @@ impl Members for DynamoStore {
     }
 
     async fn create_invitation(&self, inv: &Invitation) -> StoreResult<()> {
-        let item = HashMap::from([
-            ("pk".to_owned(), s(format!("WS#{}", inv.workspace_id))),
-            ("sk".to_owned(), s(format!("INV#{}", inv.id))),
-            ("email".to_owned(), s(inv.email.as_str())),
-            ("role".to_owned(), s(inv.role.as_str())),
-            ("by".to_owned(), s(inv.invited_by.as_str())),
-            ("created".to_owned(), n(inv.created_ms)),
-            ("exp".to_owned(), n(inv.expires_ms)),
-            (TTL_ATTRIBUTE.to_owned(), ttl(inv.expires_ms)),
-        ]);
+        let item = items::item(
+            schema::invitation(&inv.workspace_id, &inv.id),
+            &InvitationItem::new(inv),
+        )?;
         if self.put(item, Some("attribute_not_exists(pk)")).await? {
             Ok(())
         } else {
@@ -158,16 +149,17 @@ impl Members for DynamoStore {
         id: &InvitationId,
     ) -> StoreResult<Option<Invitation>> {
         Ok(self
-            .get(format!("WS#{ws}"), &format!("INV#{id}"))
+            .get(schema::invitation(ws, id))
             .await?
-            .map(|i| Self::invitation_from(ws, &i))
+            .map(|i| Self::invitation_from(ws, i))
             .transpose()?)
     }
 
     async fn invitations(&self, ws: &WorkspaceId) -> StoreResult<Vec<Invitation>> {
-        let items = self.query_prefix(format!("WS#{ws}"), "INV#").await?;
-        let mut out = items
-            .iter()
+        let mut out = self
+            .query_prefix(schema::workspace_pk(ws), schema::INVITATION_PREFIX)
+            .await?
+            .into_iter()
             .map(|i| Self::invitation_from(ws, i))
             .collect::<anyhow::Result<Vec<_>>>()?;
         out.sort_by(|a, b| (a.created_ms, &a.id).cmp(&(b.created_ms, &b.id)));
@@ -176,11 +168,7 @@ impl Members for DynamoStore {
 
     async fn delete_invitation(&self, ws: &WorkspaceId, id: &InvitationId) -> StoreResult<bool> {
         Ok(self
-            .delete(
-                format!("WS#{ws}"),
-                format!("INV#{id}"),
-                Some("attribute_exists(pk)"),
-            )
+            .delete(schema::invitation(ws, id), Some("attribute_exists(pk)"))
             .await?)
     }
 }

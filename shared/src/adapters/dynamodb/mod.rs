@@ -1,6 +1,7 @@
 //! The DynamoDB store: one table (`pk`, `sk`), TTL on `expires_at`.
 //!
-//! Item layout (single-table design):
+//! Item layout (single-table design; the keys are built in `schema`, the attributes of each kind
+//! are the structs of `items`):
 //!
 //! | item | pk | sk |
 //! |---|---|---|
@@ -49,7 +50,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use anyhow::{Context as _, anyhow};
+use anyhow::anyhow;
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
@@ -61,10 +62,10 @@ use aws_sdk_dynamodb::types::{
 };
 use futures_util::{StreamExt as _, TryStreamExt as _};
 
-use crate::domain::apikey::{ApiKey, KeyHash, KeyState, Scope};
-use crate::domain::event::{Dedup, Event};
-use crate::domain::ids::{self, KeyId, WorkspaceId};
-use crate::domain::rollup::{Rollup, View};
+use crate::domain::apikey::{ApiKey, KeyHash};
+use crate::domain::event::Dedup;
+use crate::domain::ids::{self, WorkspaceId};
+use crate::domain::rollup::Rollup;
 use crate::ports::{
     Accounts, AlertRules, AuditLog, BillingRecords, Erasure, Events, Ingest, IngestOutcome, Jobs,
     Keys, Members, Quota, Retention, Stored, Workspaces,
@@ -76,6 +77,7 @@ mod audit;
 mod billing;
 mod deletion;
 mod ingest;
+mod items;
 mod jobs;
 mod keys;
 mod members;
@@ -83,14 +85,15 @@ mod purge;
 mod reads;
 mod retention;
 mod rollups;
+mod schema;
 #[cfg(feature = "streams")]
 pub mod stream;
 mod workspaces;
 
 use accounts::*;
 use purge::*;
-use reads::*;
 use rollups::*;
+use schema::Key;
 
 type Item = HashMap<String, Av>;
 
@@ -186,20 +189,6 @@ fn n(v: impl ToString) -> Av {
     Av::N(v.to_string())
 }
 
-fn get_s<'a>(item: &'a Item, name: &str) -> anyhow::Result<&'a str> {
-    item.get(name)
-        .and_then(|v| v.as_s().ok())
-        .map(String::as_str)
-        .ok_or_else(|| anyhow!("item lacks string attribute {name}"))
-}
-
-fn get_n<T: std::str::FromStr>(item: &Item, name: &str) -> anyhow::Result<T> {
-    item.get(name)
-        .and_then(|v| v.as_n().ok())
-        .and_then(|v| v.parse().ok())
-        .ok_or_else(|| anyhow!("item lacks number attribute {name}"))
-}
-
 /// DynamoDB's item size: attribute names plus values (strings and binaries by length, numbers
 /// roughly by digits, sets by members).
 fn item_size(item: &Item) -> usize {
@@ -225,34 +214,6 @@ fn value_size(v: &Av) -> usize {
     }
 }
 
-/// Every workspace's id, one item each, in one partition: the monthly reports walk it.
-const WORKSPACE_INDEX_PK: &str = "WSIDX";
-
-fn event_pk(ws: &WorkspaceId, hour: i64) -> String {
-    format!("W#{ws}#E#{hour}")
-}
-
-fn event_sk(e: &Event) -> String {
-    format!("{:013}#{}", e.ts_ms, e.id)
-}
-
-/// The guard that makes an id sent without a timestamp recognisable on retry.
-fn guard_pk(ws: &WorkspaceId, id: &str) -> String {
-    format!("W#{ws}#ID#{id}")
-}
-
-fn rollup_pk(ws: &WorkspaceId, view: &View) -> String {
-    format!("W#{ws}#R#{}", view.encode())
-}
-
-fn rollup_sk(hour: i64, value: &str) -> String {
-    format!("{hour:010}#{value}")
-}
-
-fn marker_pk(ws: &WorkspaceId) -> String {
-    format!("W#{ws}#B")
-}
-
 /// A rollup item as read for read-modify-write.
 struct Current {
     version: Option<u64>,
@@ -270,8 +231,8 @@ impl DynamoStore {
     }
 
     pub async fn from_env(table: &str) -> DynamoStore {
-        let config = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
-        DynamoStore::new(Client::new(&config), table)
+        let config = crate::adapters::aws::sdk_config().await;
+        DynamoStore::new(Client::new(config), table)
     }
 
     pub fn new(client: Client, table: &str) -> DynamoStore {
@@ -406,7 +367,7 @@ impl DynamoStore {
         }
     }
 
-    async fn get(&self, pk: String, sk: &str) -> anyhow::Result<Option<Item>> {
+    async fn get(&self, (pk, sk): Key) -> anyhow::Result<Option<Item>> {
         let out = self
             .client
             .get_item()
@@ -420,12 +381,7 @@ impl DynamoStore {
         Ok(out.item)
     }
 
-    async fn delete(
-        &self,
-        pk: String,
-        sk: String,
-        condition: Option<&str>,
-    ) -> anyhow::Result<bool> {
+    async fn delete(&self, (pk, sk): Key, condition: Option<&str>) -> anyhow::Result<bool> {
         let result = self
             .client
             .delete_item()
@@ -480,14 +436,13 @@ impl DynamoStore {
     }
 
     /// Every item of a partition whose sort key starts with `prefix` (`KEY#`, `MEMBER#`, ...).
-    /// `~` sorts after every character ids use, so the range covers exactly that prefix.
     async fn query_prefix(&self, pk: String, prefix: &str) -> anyhow::Result<Vec<Item>> {
-        self.query_all(pk, Some((prefix.to_owned(), format!("{prefix}~"))), None)
+        self.query_all(pk, Some(schema::prefix_range(prefix)), None)
             .await
     }
 
     /// Consistent batch read of many keys, following UnprocessedKeys.
-    async fn batch_get(&self, keys: Vec<(String, String)>) -> anyhow::Result<Vec<Item>> {
+    async fn batch_get(&self, keys: Vec<Key>) -> anyhow::Result<Vec<Item>> {
         let mut out = Vec::with_capacity(keys.len());
         for chunk in keys.chunks(100) {
             let mut request = KeysAndAttributes::builder().consistent_read(true);
@@ -523,47 +478,13 @@ impl DynamoStore {
         Ok(out)
     }
 
-    fn key_item(k: &ApiKey) -> Item {
-        let mut item = HashMap::from([
-            ("pk".to_owned(), s(format!("KEY#{}", k.hash.0))),
-            ("sk".to_owned(), s("KEY")),
-            ("id".to_owned(), s(k.id.as_str())),
-            ("ws".to_owned(), s(k.workspace_id.as_str())),
-            ("name".to_owned(), s(&k.name)),
-            ("src".to_owned(), s(&k.source)),
-            ("scope".to_owned(), s(k.scope.as_str())),
-            ("state".to_owned(), s(k.state.as_str())),
-            ("prefix".to_owned(), s(&k.prefix)),
-            ("created".to_owned(), n(k.created_ms)),
-        ]);
-        if let Some(t) = k.last_used_ms {
-            item.insert("used".to_owned(), n(t));
-        }
-        if let Some(by) = &k.created_by {
-            item.insert("by".to_owned(), s(by));
-        }
-        item
+    fn key_item(k: &ApiKey) -> anyhow::Result<Item> {
+        items::item(schema::api_key(&k.hash), &items::ApiKeyItem::new(k))
     }
 
-    fn key_from_item(item: &Item) -> anyhow::Result<ApiKey> {
-        let pk = get_s(item, "pk")?;
-        Ok(ApiKey {
-            hash: KeyHash(
-                pk.strip_prefix("KEY#")
-                    .ok_or_else(|| anyhow!("bad key item {pk}"))?
-                    .to_owned(),
-            ),
-            id: KeyId::parse(get_s(item, "id")?).ok_or_else(|| anyhow!("bad key id"))?,
-            workspace_id: WorkspaceId::parse(get_s(item, "ws")?)
-                .ok_or_else(|| anyhow!("bad workspace id"))?,
-            name: get_s(item, "name")?.to_owned(),
-            source: get_s(item, "src")?.to_owned(),
-            scope: Scope::parse(get_s(item, "scope")?).ok_or_else(|| anyhow!("bad scope"))?,
-            state: KeyState::parse(get_s(item, "state")?).ok_or_else(|| anyhow!("bad state"))?,
-            prefix: get_s(item, "prefix")?.to_owned(),
-            created_ms: get_n(item, "created")?,
-            created_by: get_s(item, "by").ok().map(str::to_owned),
-            last_used_ms: get_n(item, "used").ok(),
-        })
+    fn key_from_item(item: Item) -> anyhow::Result<ApiKey> {
+        let (pk, _) = items::key_of(&item)?;
+        let hash = schema::hash_of_api_key(&pk).ok_or_else(|| anyhow!("bad key item {pk}"))?;
+        Ok(items::read::<items::ApiKeyItem>(item)?.into_key(hash))
     }
 }

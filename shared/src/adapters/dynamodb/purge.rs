@@ -10,12 +10,11 @@
 //! Deletes are plain batch writes: unlike a range deletion there is nothing to keep consistent
 //! (usage, rollups) with what stays, because nothing stays.
 
+use super::items::{self, EventBody};
 use super::*;
-use crate::domain::event::Event;
 use crate::domain::ids::WorkspaceId;
 use crate::domain::rollup::Dimension;
 use crate::ports::Purged;
-use anyhow::Context as _;
 use aws_sdk_dynamodb::types::DeleteRequest;
 use aws_sdk_dynamodb::types::WriteRequest;
 use futures_util::stream;
@@ -27,12 +26,6 @@ pub(super) const BATCH: usize = 25;
 /// The dimensions whose single values have views of their own (`model@feature:search`).
 pub(super) const WITHIN: [Dimension; 2] = [Dimension::Feature, Dimension::Source];
 
-pub(super) type Key = (String, String);
-
-pub(super) fn key_of(item: &Item) -> anyhow::Result<Key> {
-    Ok((get_s(item, "pk")?.to_owned(), get_s(item, "sk")?.to_owned()))
-}
-
 impl DynamoStore {
     /// Deletes the events of one hour and the id guards of those sent without a timestamp.
     pub(super) async fn purge_hour(
@@ -40,20 +33,21 @@ impl DynamoStore {
         ws: &WorkspaceId,
         hour: i64,
     ) -> anyhow::Result<(u64, u64)> {
-        let items = self.query_all(event_pk(ws, hour), None, None).await?;
-        let mut keys = Vec::with_capacity(items.len());
-        let mut guards = 0;
-        for item in &items {
-            let e: Event =
-                serde_json::from_str(get_s(item, "d")?).context("decoding a stored event")?;
+        let stored = self
+            .query_all(schema::event_pk(ws, hour), None, None)
+            .await?;
+        let mut keys = Vec::with_capacity(stored.len());
+        let mut events: Vec<Key> = Vec::with_capacity(stored.len());
+        for item in stored {
+            events.push(items::key_of(&item)?);
+            let e = items::read::<EventBody>(item)?.d;
             if e.idempotent_without_timestamp() {
-                keys.push((guard_pk(ws, &e.id), "ID".to_owned()));
-                guards += 1;
+                keys.push(schema::guard(ws, &e.id));
             }
         }
+        let guards = keys.len() as u64;
         // Guards before their events: a stop in between leaves the events to find them by.
         self.delete_keys(keys).await?;
-        let events: Vec<Key> = items.iter().map(key_of).collect::<anyhow::Result<_>>()?;
         let n = events.len() as u64;
         self.delete_keys(events).await?;
         Ok((n, guards))
@@ -69,13 +63,18 @@ impl DynamoStore {
         out: &mut Purged,
     ) -> anyhow::Result<bool> {
         loop {
-            let items = self.first_items(pk.to_owned(), *left).await?;
-            if items.is_empty() {
+            let first = self.first_items(pk.to_owned(), *left).await?;
+            if first.is_empty() {
                 return Ok(true);
             }
-            let n = items.len();
-            self.delete_keys(items.iter().map(key_of).collect::<anyhow::Result<_>>()?)
-                .await?;
+            let n = first.len();
+            self.delete_keys(
+                first
+                    .iter()
+                    .map(items::key_of)
+                    .collect::<anyhow::Result<_>>()?,
+            )
+            .await?;
             out.count(kind, n as u64);
             *left = left.saturating_sub(n);
             if *left == 0 {

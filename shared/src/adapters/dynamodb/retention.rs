@@ -3,20 +3,16 @@
 //! DynamoDB deletes the rest on its own; what is already outside the window is deleted here, since
 //! TTL may take days and a downgrade must not leave history showing.
 
+use super::items::{self, DeltaItem, EventBody, RollupItem};
 use super::*;
-use crate::domain::event::Event;
 use crate::domain::ids::WorkspaceId;
 use crate::domain::retention;
 use crate::domain::retention::EventFate;
 use crate::domain::rollup::Dimension;
-use crate::domain::rollup::Groups;
 use crate::domain::rollup::VIEWS;
 use crate::domain::rollup::View;
 use crate::ports::Retained;
 use crate::ports::StoreResult;
-use anyhow::anyhow;
-use aws_sdk_dynamodb::primitives::Blob;
-use aws_sdk_dynamodb::types::AttributeValue as Av;
 use futures_util::stream;
 use std::collections::BTreeSet;
 use std::collections::HashSet;
@@ -31,7 +27,7 @@ impl DynamoStore {
         now_ms: i64,
     ) -> anyhow::Result<Retained> {
         stream::iter(from_hour..to_hour)
-            .map(|hour| self.query_all(event_pk(ws, hour), None, None))
+            .map(|hour| self.query_all(schema::event_pk(ws, hour), None, None))
             .buffer_unordered(CONCURRENCY)
             .map_ok(|items| stream::iter(items.into_iter().map(Ok)))
             .try_flatten()
@@ -51,27 +47,25 @@ impl DynamoStore {
         history_ms: i64,
         now_ms: i64,
     ) -> anyhow::Result<Retained> {
-        let pk = get_s(&item, "pk")?.to_owned();
-        let sk = get_s(&item, "sk")?.to_owned();
-        let mut e: Event =
-            serde_json::from_str(get_s(&item, "d")?).context("decoding a stored event")?;
+        let key = items::key_of(&item)?;
+        let mut e = items::read::<EventBody>(item)?.d;
         // Only ids sent without a timestamp have a guard item (see `write_event`).
         let guard = e
             .idempotent_without_timestamp()
-            .then(|| guard_pk(ws, &e.id));
+            .then(|| schema::guard(ws, &e.id));
         match retention::event_fate(e.ts_ms, e.expires_ms, history_ms, now_ms) {
             EventFate::ExpireAt(at) => {
                 if at != e.expires_ms {
                     e.expires_ms = at;
                     let body = serde_json::to_string(&e)?;
-                    if !self.set_expiry(pk, sk, at, Some(body)).await? {
+                    if !self.set_expiry(key, at, Some(body)).await? {
                         // Deleted meanwhile (by another pass, or TTL): nothing left to keep.
                         return Ok(Retained::default());
                     }
                     if let Some(guard) = guard {
                         // The guard must last as long as its event, or a retry of the id would
                         // be stored again.
-                        self.set_expiry(guard, "ID".to_owned(), at, None).await?;
+                        self.set_expiry(guard, at, None).await?;
                     }
                 }
                 Ok(Retained {
@@ -84,9 +78,9 @@ impl DynamoStore {
                 // (deleted by the next pass or TTL), never a guard that a retry of the id would
                 // follow back to a deleted event's key.
                 if let Some(guard) = guard {
-                    self.delete(guard, "ID".to_owned(), None).await?;
+                    self.delete(guard, None).await?;
                 }
-                self.delete(pk, sk, None).await?;
+                self.delete(key, None).await?;
                 Ok(Retained {
                     events_deleted: 1,
                     ..Retained::default()
@@ -100,8 +94,7 @@ impl DynamoStore {
     /// item with nothing but its key. False when it was gone.
     pub(super) async fn set_expiry(
         &self,
-        pk: String,
-        sk: String,
+        item: Key,
         at_ms: i64,
         body: Option<String>,
     ) -> anyhow::Result<bool> {
@@ -109,11 +102,10 @@ impl DynamoStore {
             .client
             .update_item()
             .table_name(&self.table)
-            .key("pk", s(pk))
-            .key("sk", s(sk))
+            .set_key(Some(key(item)))
             .condition_expression("attribute_exists(pk)")
             .expression_attribute_names("#t", TTL_ATTRIBUTE)
-            .expression_attribute_values(":t", n(at_ms.div_euclid(1000)));
+            .expression_attribute_values(":t", ttl(at_ms));
         update = match body {
             Some(d) => update
                 .update_expression("SET #t = :t, #d = :d")
@@ -136,22 +128,24 @@ impl DynamoStore {
         history_ms: i64,
         now_ms: i64,
     ) -> anyhow::Result<Retained> {
-        let range = Some((format!("{from_hour:010}"), format!("{to_hour:010}")));
+        let range = Some(schema::rollup_hours(from_hour, to_hour));
         // The partitions of the views within one feature or source are named by its value, and
         // the workspace-wide feature and source rollups of the same hours list those values.
         // So those two views go last: a pass stopped midway still finds the values again.
         let mut within_values = Vec::new();
         for within in [Dimension::Feature, Dimension::Source] {
-            let items = self
-                .query_all(rollup_pk(ws, &View::of(within)), range.clone(), None)
+            let stored = self
+                .query_all(
+                    schema::rollup_pk(ws, &View::of(within)),
+                    range.clone(),
+                    None,
+                )
                 .await?;
-            let values: BTreeSet<String> = items
+            let values: BTreeSet<String> = stored
                 .iter()
                 .map(|i| {
-                    let sk = get_s(i, "sk")?;
-                    sk.split_once('#')
-                        .map(|(_, value)| value.to_owned())
-                        .ok_or_else(|| anyhow!("bad rollup key {sk}"))
+                    let (_, sk) = items::key_of(i)?;
+                    Ok(schema::parse_rollup_sk(&sk)?.1.to_owned())
                 })
                 .collect::<anyhow::Result<_>>()?;
             within_values.push((within, values));
@@ -176,7 +170,7 @@ impl DynamoStore {
         let mut out = Retained::default();
         for views in [narrow, wide] {
             out += stream::iter(views)
-                .map(|view| self.query_all(rollup_pk(ws, &view), range.clone(), None))
+                .map(|view| self.query_all(schema::rollup_pk(ws, &view), range.clone(), None))
                 .buffer_unordered(CONCURRENCY)
                 .map_ok(|items| stream::iter(items.into_iter().map(Ok)))
                 .try_flatten()
@@ -197,23 +191,20 @@ impl DynamoStore {
         history_ms: i64,
         now_ms: i64,
     ) -> anyhow::Result<Retained> {
-        let pk = get_s(&item, "pk")?.to_owned();
-        let sk = get_s(&item, "sk")?.to_owned();
-        let hour: i64 = sk
-            .split_once('#')
-            .and_then(|(hour, _)| hour.parse().ok())
-            .ok_or_else(|| anyhow!("bad rollup key {sk}"))?;
+        let key = items::key_of(&item)?;
+        let (hour, _) = schema::parse_rollup_sk(&key.1)?;
         let expires = retention::rollup_expiry_ms(hour, history_ms);
         if expires <= now_ms {
-            self.delete(pk, sk, None).await?;
+            self.delete(key, None).await?;
             return Ok(Retained {
                 rollups_deleted: 1,
                 ..Retained::default()
             });
         }
         // Only the expiry: the value and version belong to the writers' read-modify-write.
-        if get_n::<i64>(&item, TTL_ATTRIBUTE).ok() != Some(expires.div_euclid(1000))
-            && !self.set_expiry(pk, sk, expires, None).await?
+        let stored: RollupItem = items::read(item)?;
+        if stored.expires_at != Some(items::ttl(expires))
+            && !self.set_expiry(key, expires, None).await?
         {
             return Ok(Retained::default());
         }
@@ -253,51 +244,41 @@ impl DynamoStore {
         drop: &(dyn Fn(i64) -> bool + Sync),
     ) -> anyhow::Result<()> {
         let watermark = self.watermark(ws).await?;
-        let in_flight: HashSet<String> = self
-            .query_all(marker_pk(ws), None, None)
-            .await?
-            .iter()
-            .filter_map(|m| get_s(m, "sk").ok().map(str::to_owned))
-            .filter(|sk| sk != LOCK_SK && sk != WATERMARK_SK)
-            .collect();
-        // `{watermark}#~` sorts after every chunk of the watermark's batch.
-        let items = self
+        let in_flight: HashSet<String> = self.batches_in_flight(ws).await?.into_iter().collect();
+        let deltas = self
             .query_all(
-                delta_pk(ws),
-                Some((format!("{watermark}#~"), "~".to_owned())),
+                schema::delta_pk(ws),
+                Some((
+                    schema::after_deltas_of(&watermark),
+                    schema::after_all_deltas(),
+                )),
                 None,
             )
             .await?;
-        stream::iter(items)
+        stream::iter(deltas)
             .map(|item| {
                 let in_flight = &in_flight;
                 async move {
-                    let sk = get_s(&item, "sk")?.to_owned();
-                    let batch = sk.rsplit_once('#').map_or(sk.as_str(), |(b, _)| b);
-                    if in_flight.contains(batch) {
-                        return Ok(());
+                    let (_, sk) = items::key_of(&item)?;
+                    if in_flight.contains(schema::delta_batch(&sk)) {
+                        return Ok::<_, anyhow::Error>(());
                     }
-                    let mut groups: Groups = match item.get("d") {
-                        Some(Av::B(b)) => postcard::from_bytes(b.as_ref())
-                            .map_err(|e| anyhow!("corrupt delta item {sk}: {e}"))?,
-                        _ => return Err(anyhow!("delta item {sk} has no data")),
-                    };
+                    let (key, mut groups, expires_at) = Delta::read(item)?;
                     let before = groups.fine.len() + groups.users.len();
                     groups.fine.retain(|(hour, _, _)| !drop(*hour));
                     groups.users.retain(|(hour, _, _)| !drop(*hour));
                     if groups.fine.len() + groups.users.len() == before {
                         return Ok(());
                     }
-                    let pk = delta_pk(ws);
                     if groups.is_empty() {
-                        self.delete(pk, sk, Some("attribute_exists(pk)")).await?;
+                        self.delete(key, Some("attribute_exists(pk)")).await?;
                         return Ok(());
                     }
-                    let mut rewritten = item;
-                    rewritten.insert(
-                        "d".to_owned(),
-                        Av::B(Blob::new(postcard::to_stdvec(&groups)?)),
-                    );
+                    let rewritten = DeltaItem {
+                        d: postcard::to_stdvec(&groups)?,
+                        expires_at,
+                    };
+                    let rewritten = items::item(key, &rewritten)?;
                     // Not over a delta TTL already deleted.
                     self.put(rewritten, Some("attribute_exists(pk)")).await?;
                     Ok(())

@@ -20,6 +20,7 @@
 //! set, as ingest records batch ids, so a run resumed after a crash skips the items it already
 //! wrote; the watermark moves only after every item is written, and the lock goes last.
 
+use super::items::{self, DeltaItem, LockItem, RollupItem, WatermarkItem};
 use super::*;
 use crate::domain::ids::WorkspaceId;
 use crate::domain::plan::Plan;
@@ -30,8 +31,6 @@ use crate::domain::rollup::RollupKey;
 use crate::domain::rollup::Select;
 use crate::domain::rollup::View;
 use anyhow::anyhow;
-use aws_sdk_dynamodb::primitives::Blob;
-use aws_sdk_dynamodb::types::AttributeValue as Av;
 use futures_util::stream;
 use std::collections::HashMap;
 use std::collections::HashSet;
@@ -41,27 +40,78 @@ use std::time::Duration;
 pub(super) const MAX_DELTA_BYTES: usize = 300_000;
 /// Batches one compaction run folds.
 pub(super) const MAX_BATCHES_PER_RUN: usize = 500;
-/// Sort keys of the compaction lock and of the watermark in the markers partition.
-pub(super) const LOCK_SK: &str = "cmp";
-pub(super) const WATERMARK_SK: &str = "wm";
 /// A batch is folded only once its id is this old: longer than ingest's timeout plus any clock
 /// skew between instances, so no batch with a smaller id can still be starting.
 pub(super) const SETTLE_MS: i64 = 60_000;
 /// Delta items outlive any compaction delay by far, then TTL deletes them for free.
 pub(super) const DELTA_TTL_MS: i64 = 2 * 86_400_000;
 
-pub(super) fn delta_pk(ws: &WorkspaceId) -> String {
-    format!("W#{ws}#D")
-}
-
-pub(super) fn delta_sk(batch: &str, chunk: usize) -> String {
-    format!("{batch}#{chunk:03}")
-}
-
-/// One stored delta item of a batch.
-pub(super) struct DeltaItem {
+/// One stored delta item of a batch, decoded.
+pub(super) struct Delta {
     pub(super) batch: String,
     pub(super) groups: Groups,
+}
+
+impl Delta {
+    /// The delta item's key, its groups, and its expiry (TTL seconds).
+    pub(super) fn read(item: Item) -> anyhow::Result<(Key, Groups, i64)> {
+        let key = items::key_of(&item)?;
+        let stored: DeltaItem = items::read(item)?;
+        let groups = postcard::from_bytes(&stored.d)
+            .map_err(|e| anyhow!("corrupt delta item {}: {e}", key.1))?;
+        Ok((key, groups, stored.expires_at))
+    }
+}
+
+/// A rollup item as stored: its key, version, value, and the writers it holds (sorted: a
+/// string set has no order; runs fold and end in batch order).
+pub(super) struct StoredRollup {
+    pub(super) key: Key,
+    pub(super) version: u64,
+    pub(super) rollup: Rollup,
+    pub(super) pending: Vec<String>,
+}
+
+impl StoredRollup {
+    pub(super) fn read(item: Item) -> anyhow::Result<StoredRollup> {
+        let key = items::key_of(&item)?;
+        let RollupItem { v, d, mut p, .. } = items::read(item)?;
+        let rollup = Rollup::decode(&d).ok_or_else(|| anyhow!("corrupt rollup {}", key.1))?;
+        p.sort();
+        Ok(StoredRollup {
+            key,
+            version: v,
+            rollup,
+            pending: p,
+        })
+    }
+}
+
+/// A rollup item to write: the version after `read` (None: there was no item), its value,
+/// the writers it holds, and its expiry.
+pub(super) fn rollup_item(
+    key: Key,
+    read: Option<u64>,
+    rollup: Vec<u8>,
+    pending: Vec<String>,
+    expires_ms: i64,
+) -> anyhow::Result<Item> {
+    let attrs = RollupItem {
+        v: read.map_or(1, |v| v + 1),
+        d: rollup,
+        p: pending,
+        expires_at: Some(items::ttl(expires_ms)),
+    };
+    items::item(key, &attrs)
+}
+
+/// The write that lands only on the version read (optimistic concurrency): its condition and
+/// values.
+pub(super) fn on_version(read: Option<u64>) -> (&'static str, Option<HashMap<String, Av>>) {
+    match read {
+        Some(v) => ("v = :v", Some(HashMap::from([(":v".to_owned(), n(v))]))),
+        None => ("attribute_not_exists(pk)", None),
+    }
 }
 
 /// A compaction run: its id (recorded in rollup items), the batches it folds, and the
@@ -93,21 +143,17 @@ impl DynamoStore {
         while !todo.is_empty() {
             let keys = todo
                 .iter()
-                .map(|(k, _)| (rollup_pk(ws, &k.view), rollup_sk(k.hour, &k.value)))
+                .map(|(k, _)| schema::rollup(ws, &k.view, k.hour, &k.value))
                 .collect::<Vec<_>>();
-            let mut current: HashMap<(String, String), Current> = HashMap::new();
+            let mut current: HashMap<Key, Current> = HashMap::new();
             for item in self.batch_get(keys).await? {
-                let key = (
-                    get_s(&item, "pk")?.to_owned(),
-                    get_s(&item, "sk")?.to_owned(),
-                );
-                let (rollup, pending) = rollup_data(&item)?;
+                let stored = StoredRollup::read(item)?;
                 current.insert(
-                    key,
+                    stored.key,
                     Current {
-                        version: Some(get_n(&item, "v")?),
-                        rollup,
-                        pending,
+                        version: Some(stored.version),
+                        rollup: stored.rollup,
+                        pending: stored.pending,
                     },
                 );
             }
@@ -124,9 +170,8 @@ impl DynamoStore {
             let results: Vec<Option<(RollupKey, Rollup)>> =
                 stream::iter(todo.drain(..).enumerate())
                     .map(|(i, (key, delta))| {
-                        let pk = rollup_pk(ws, &key.view);
-                        let sk = rollup_sk(key.hour, &key.value);
-                        let cur = current.remove(&(pk.clone(), sk.clone()));
+                        let item_key = schema::rollup(ws, &key.view, key.hour, &key.value);
+                        let cur = current.remove(&item_key);
                         let live = &live;
                         async move {
                             if crash_after_first && i > 0 {
@@ -148,25 +193,14 @@ impl DynamoStore {
                                 .filter(|b| live.contains(b))
                                 .collect();
                             pending.push(batch.to_owned());
-                            let item = HashMap::from([
-                                ("pk".to_owned(), s(pk)),
-                                ("sk".to_owned(), s(sk)),
-                                ("v".to_owned(), n(cur.version.map_or(1, |v| v + 1))),
-                                ("d".to_owned(), Av::B(Blob::new(merged.encode()))),
-                                ("p".to_owned(), Av::Ss(pending)),
-                                (
-                                    TTL_ATTRIBUTE.to_owned(),
-                                    n(retention::rollup_expiry_ms(key.hour, history_ms)
-                                        .div_euclid(1000)),
-                                ),
-                            ]);
-                            // Optimistic concurrency: the write lands only on the version we read.
-                            let (condition, expected) = match cur.version {
-                                Some(v) => {
-                                    ("v = :v", Some(HashMap::from([(":v".to_owned(), n(v))])))
-                                }
-                                None => ("attribute_not_exists(pk)", None),
-                            };
+                            let item = rollup_item(
+                                item_key,
+                                cur.version,
+                                merged.encode(),
+                                pending,
+                                retention::rollup_expiry_ms(key.hour, history_ms),
+                            )?;
+                            let (condition, expected) = on_version(cur.version);
                             if self.put_with(item, Some(condition), expected).await? {
                                 Ok(None)
                             } else {
@@ -203,27 +237,17 @@ impl DynamoStore {
     ) -> anyhow::Result<HashSet<String>> {
         let keys = ids
             .iter()
-            .map(|b| {
-                (
-                    marker_pk(ws),
-                    if b.starts_with("cmp_") {
-                        LOCK_SK.to_owned()
-                    } else {
-                        b.clone()
-                    },
-                )
-            })
+            .map(|writer| schema::writer_marker(ws, writer))
             .collect::<HashSet<_>>()
             .into_iter()
             .collect();
         let mut live = HashSet::new();
         for item in self.batch_get(keys).await? {
-            let sk = get_s(&item, "sk")?;
-            if sk == LOCK_SK {
-                live.insert(get_s(&item, "id")?.to_owned());
-            } else {
-                live.insert(sk.to_owned());
-            }
+            let (_, sk) = items::key_of(&item)?;
+            match schema::marked_batch(&sk) {
+                Some(batch) => live.insert(batch.to_owned()),
+                None => live.insert(items::read::<LockItem>(item)?.id),
+            };
         }
         Ok(live)
     }
@@ -263,16 +287,11 @@ impl DynamoStore {
             current.users.push(g);
         }
         chunks.push(postcard::to_stdvec(&current)?);
-        let expires = (self.now_ms() + DELTA_TTL_MS) / 1000;
+        let expires_at = items::ttl(self.now_ms() + DELTA_TTL_MS);
         stream::iter(chunks.into_iter().enumerate())
-            .map(|(i, bytes)| {
-                let item = HashMap::from([
-                    ("pk".to_owned(), s(delta_pk(ws))),
-                    ("sk".to_owned(), s(delta_sk(batch, i))),
-                    ("d".to_owned(), Av::B(Blob::new(bytes))),
-                    (TTL_ATTRIBUTE.to_owned(), n(expires)),
-                ]);
-                self.put(item, None)
+            .map(|(i, d)| async move {
+                let item = items::item(schema::delta(ws, batch, i), &DeltaItem { d, expires_at })?;
+                self.put(item, None).await
             })
             .buffer_unordered(CONCURRENCY)
             .try_collect::<Vec<bool>>()
@@ -282,8 +301,8 @@ impl DynamoStore {
 
     /// The last batch folded into the deferred rollup items ("" before the first compaction).
     pub(super) async fn watermark(&self, ws: &WorkspaceId) -> anyhow::Result<String> {
-        Ok(match self.get(marker_pk(ws), WATERMARK_SK).await? {
-            Some(item) => get_s(&item, "upto")?.to_owned(),
+        Ok(match self.get(schema::watermark(ws)).await? {
+            Some(item) => items::read::<WatermarkItem>(item)?.upto,
             None => String::new(),
         })
     }
@@ -295,36 +314,29 @@ impl DynamoStore {
         ws: &WorkspaceId,
         after: &str,
         batch: Option<&str>,
-    ) -> anyhow::Result<Vec<DeltaItem>> {
-        // `{batch}#~` sorts after every chunk of that batch.
+    ) -> anyhow::Result<Vec<Delta>> {
         let q = self
             .client
             .query()
             .table_name(&self.table)
             .consistent_read(true)
-            .expression_attribute_values(":pk", s(delta_pk(ws)));
+            .expression_attribute_values(":pk", s(schema::delta_pk(ws)));
         let q = match batch {
             Some(b) => q
                 .key_condition_expression("pk = :pk AND begins_with(sk, :p)")
-                .expression_attribute_values(":p", s(format!("{b}#"))),
+                .expression_attribute_values(":p", s(schema::deltas_of(b))),
             None => q
                 .key_condition_expression("pk = :pk AND sk > :after")
-                .expression_attribute_values(":after", s(format!("{after}#~"))),
+                .expression_attribute_values(":after", s(schema::after_deltas_of(after))),
         };
         let mut out = Vec::new();
         let mut pages = q.into_paginator().items().send();
         while let Some(item) = pages.try_next().await.map_err(super::err)? {
-            let sk = get_s(&item, "sk")?.to_owned();
-            let batch = sk
-                .rsplit_once('#')
-                .map_or(sk.as_str(), |(b, _)| b)
-                .to_owned();
-            let groups: Groups = match item.get("d") {
-                Some(Av::B(b)) => postcard::from_bytes(b.as_ref())
-                    .map_err(|e| anyhow!("corrupt delta item {sk}: {e}"))?,
-                _ => return Err(anyhow!("delta item {sk} has no data")),
-            };
-            out.push(DeltaItem { batch, groups });
+            let ((_, sk), groups, _) = Delta::read(item)?;
+            out.push(Delta {
+                batch: schema::delta_batch(&sk).to_owned(),
+                groups,
+            });
         }
         Ok(out)
     }
@@ -340,14 +352,11 @@ impl DynamoStore {
         to_hour: i64,
         items: Vec<(RollupKey, Rollup, Vec<String>)>,
     ) -> anyhow::Result<Vec<(RollupKey, Rollup)>> {
-        let lock = self.get(marker_pk(ws), LOCK_SK).await?;
-        let folding: HashMap<String, String> = match &lock {
+        let lock = self.get(schema::compaction_lock(ws)).await?;
+        let folding: HashMap<String, String> = match lock {
             Some(l) => {
-                let id = get_s(l, "id")?.to_owned();
-                string_set(l, "batches")
-                    .into_iter()
-                    .map(|b| (b, id.clone()))
-                    .collect()
+                let LockItem { id, batches, .. } = items::read(l)?;
+                batches.into_iter().map(|b| (b, id.clone())).collect()
             }
             None => HashMap::new(),
         };
@@ -356,7 +365,7 @@ impl DynamoStore {
             .into_iter()
             .map(|(k, r, pending)| (k, (r, pending)))
             .collect();
-        for DeltaItem { batch, groups } in self.deltas_after(ws, &watermark, None).await? {
+        for Delta { batch, groups } in self.deltas_after(ws, &watermark, None).await? {
             for (k, delta) in groups.views(Select::One(view)) {
                 if k.hour < from_hour || k.hour >= to_hour {
                     continue;
@@ -385,21 +394,27 @@ impl DynamoStore {
     /// crashed compactor left. Returns how many batches it folded (0 when another run holds
     /// the lock).
     pub(super) async fn compact(&self, ws: &WorkspaceId, now_ms: i64) -> anyhow::Result<usize> {
-        let run = match self.get(marker_pk(ws), LOCK_SK).await? {
+        let run = match self.get(schema::compaction_lock(ws)).await? {
             Some(lock) => {
-                let created: i64 = get_n(&lock, "created")?;
+                let LockItem {
+                    id,
+                    created,
+                    mut batches,
+                } = items::read(lock)?;
                 if now_ms - created < self.lease_ms {
                     return Ok(0); // another compactor is on it
                 }
+                // A string set has no order; runs fold and end in batch order.
+                batches.sort();
                 let run = Run {
-                    id: get_s(&lock, "id")?.to_owned(),
-                    batches: string_set(&lock, "batches"),
+                    id,
+                    batches,
                     created,
                 };
                 // Take the stale run over; only one taker wins the condition.
                 let taken = self
                     .put_with(
-                        lock_item(ws, &run, now_ms),
+                        lock_item(ws, &run, now_ms)?,
                         Some("created = :c"),
                         Some(HashMap::from([(":c".to_owned(), n(run.created))])),
                     )
@@ -420,13 +435,7 @@ impl DynamoStore {
                     .collect();
                 batches.dedup();
                 // Stop before the oldest batch still in flight and before recent ids.
-                let in_flight = self
-                    .query_all(marker_pk(ws), None, None)
-                    .await?
-                    .iter()
-                    .filter_map(|m| get_s(m, "sk").ok().map(str::to_owned))
-                    .filter(|sk| sk != LOCK_SK && sk != WATERMARK_SK)
-                    .min();
+                let in_flight = self.batches_in_flight(ws).await?.into_iter().min();
                 let settled =
                     ulid::Ulid::from_parts((now_ms - self.settle_ms).max(0) as u64, 0).to_string();
                 let cutoff = in_flight.map_or(settled.clone(), |b| b.min(settled));
@@ -436,13 +445,13 @@ impl DynamoStore {
                     return Ok(0);
                 }
                 let run = Run {
-                    id: format!("cmp_{}", ulid::Ulid::new()),
+                    id: schema::compaction_run_id(),
                     batches,
                     created: now_ms,
                 };
                 if !self
                     .put(
-                        lock_item(ws, &run, now_ms),
+                        lock_item(ws, &run, now_ms)?,
                         Some("attribute_not_exists(pk)"),
                     )
                     .await?
@@ -470,52 +479,34 @@ impl DynamoStore {
             anyhow::bail!("simulated crash after the compaction's rollup writes");
         }
         if let Some(last) = run.batches.last() {
-            let wm = HashMap::from([
-                ("pk".to_owned(), s(marker_pk(ws))),
-                ("sk".to_owned(), s(WATERMARK_SK)),
-                ("upto".to_owned(), s(last.clone())),
-            ]);
-            self.put(wm, None).await?;
+            let wm = WatermarkItem { upto: last.clone() };
+            self.put(items::item(schema::watermark(ws), &wm)?, None)
+                .await?;
         }
-        self.delete(marker_pk(ws), LOCK_SK.to_owned(), None).await?;
+        self.delete(schema::compaction_lock(ws), None).await?;
         Ok(run.batches.len())
     }
-}
 
-pub(super) fn lock_item(ws: &WorkspaceId, run: &Run, now_ms: i64) -> super::Item {
-    let mut item = HashMap::from([
-        ("pk".to_owned(), s(marker_pk(ws))),
-        ("sk".to_owned(), s(LOCK_SK)),
-        ("id".to_owned(), s(run.id.clone())),
-        ("created".to_owned(), n(now_ms)),
-    ]);
-    // A lock left by a crashed deletion (see `deletion`) folds no batch, and DynamoDB refuses
-    // an empty set: taking it over must not fail.
-    if !run.batches.is_empty() {
-        item.insert("batches".to_owned(), Av::Ss(run.batches.clone()));
-    }
-    item
-}
-
-/// A rollup item's value and the writers it records as applied (its pending set).
-pub(super) fn rollup_data(item: &super::Item) -> anyhow::Result<(Rollup, Vec<String>)> {
-    let sk = get_s(item, "sk")?;
-    let rollup = match item.get("d") {
-        Some(Av::B(b)) => {
-            Rollup::decode(b.as_ref()).ok_or_else(|| anyhow!("corrupt rollup {sk}"))?
+    /// The batches whose markers are still there (their writers are at work, or died).
+    pub(super) async fn batches_in_flight(&self, ws: &WorkspaceId) -> anyhow::Result<Vec<String>> {
+        let mut out = Vec::new();
+        for marker in self.query_all(schema::marker_pk(ws), None, None).await? {
+            let (_, sk) = items::key_of(&marker)?;
+            if let Some(batch) = schema::marked_batch(&sk) {
+                out.push(batch.to_owned());
+            }
         }
-        _ => return Err(anyhow!("rollup {sk} has no data")),
-    };
-    Ok((rollup, string_set(item, "p")))
+        Ok(out)
+    }
 }
 
-pub(super) fn string_set(item: &super::Item, name: &str) -> Vec<String> {
-    let mut v = item
-        .get(name)
-        .and_then(|v| v.as_ss().ok())
-        .cloned()
-        .unwrap_or_default();
-    // A string set has no order; runs fold and end in batch order.
-    v.sort();
-    v
+/// The compaction lock of `run`, (re)taken at `now_ms`. A lock left by a crashed deletion (see
+/// `deletion`) folds no batch, and has no `batches` (DynamoDB refuses an empty set).
+pub(super) fn lock_item(ws: &WorkspaceId, run: &Run, now_ms: i64) -> anyhow::Result<Item> {
+    let lock = LockItem {
+        id: run.id.clone(),
+        created: now_ms,
+        batches: run.batches.clone(),
+    };
+    items::item(schema::compaction_lock(ws), &lock)
 }

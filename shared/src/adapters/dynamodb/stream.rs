@@ -5,14 +5,13 @@
 pub use aws_lambda_events::event::dynamodb::{Event, EventRecord};
 use serde::Deserialize;
 
+use super::items::JobItem;
 use crate::ports::Job;
 
-/// The attributes of a job item the decoding needs: the key marks it as a job, `d` holds the job
-/// as JSON (written by `Jobs::create_job`/`save_job`).
+/// A record's partition key: whether the item is a job at all.
 #[derive(Deserialize)]
-struct JobImage {
+struct PartitionKey {
     pk: String,
-    d: String,
 }
 
 /// The job a record's new image holds, if the record is about a job that still exists.
@@ -22,15 +21,15 @@ pub fn job_in(record: &EventRecord) -> anyhow::Result<Option<Job>> {
     if image.is_empty() {
         return Ok(None); // a removal (no new image) or a stream without new images
     }
-    let Ok(item) = serde_dynamo::from_item::<_, JobImage>(image.clone()) else {
-        return Ok(None); // not a job item (no `d`): the stream carries every write to the table
-    };
-    if !item.pk.starts_with(super::reads::JOB_PK_PREFIX) {
+    let Ok(PartitionKey { pk }) = serde_dynamo::from_item(image.clone()) else {
         return Ok(None);
+    };
+    if !super::schema::is_job_pk(&pk) {
+        return Ok(None); // the stream carries every write to the table
     }
-    let job = serde_json::from_str(&item.d)
+    let item: JobItem = serde_dynamo::from_item(image.clone())
         .map_err(|e| anyhow::anyhow!("the job in stream record {}: {e}", record.event_id))?;
-    Ok(Some(job))
+    Ok(Some(item.d.into_owned()))
 }
 
 /// Every job the event's records hold, in stream order.

@@ -1,35 +1,23 @@
-//! Workspaces on DynamoDB: `WS#{id}` / `META`, and the one-time notices.
+//! Workspaces on DynamoDB: `WS#{id}` / `WS`, the index of workspaces, and the one-time notices.
 
+use super::items::{self, Bare, NoticeItem, WorkspaceItem};
 use super::*;
 use crate::domain::ids::WorkspaceId;
 use crate::domain::plan::Plan;
 use crate::ports::StoreError;
 use crate::ports::StoreResult;
 use crate::ports::Workspace;
-use anyhow::anyhow;
-use std::collections::HashMap;
 
 #[async_trait]
 impl Workspaces for DynamoStore {
     async fn create_workspace(&self, ws: &Workspace) -> StoreResult<()> {
         // The index first: an entry whose workspace never came is skipped by its readers.
-        let listed = HashMap::from([
-            ("pk".to_owned(), s(WORKSPACE_INDEX_PK)),
-            ("sk".to_owned(), s(ws.id.as_str())),
-        ]);
-        self.put(listed, None).await?;
-        let item = HashMap::from([
-            ("pk".to_owned(), s(format!("WS#{}", ws.id))),
-            ("sk".to_owned(), s("WS")),
-            ("name".to_owned(), s(&ws.name)),
-            ("plan".to_owned(), s(ws.plan.as_str())),
-            ("tz".to_owned(), s(&ws.timezone)),
-            ("created".to_owned(), n(ws.created_ms)),
-            // Counters behind the limits enforced atomically (active keys, members, owners).
-            ("keys".to_owned(), n(0)),
-            ("members".to_owned(), n(0)),
-            ("owners".to_owned(), n(0)),
-        ]);
+        self.put(
+            items::item(schema::workspace_index(&ws.id), &Bare {})?,
+            None,
+        )
+        .await?;
+        let item = items::item(schema::workspace(&ws.id), &WorkspaceItem::new(ws))?;
         if self.put(item, Some("attribute_not_exists(pk)")).await? {
             Ok(())
         } else {
@@ -38,18 +26,10 @@ impl Workspaces for DynamoStore {
     }
 
     async fn workspace(&self, id: &WorkspaceId) -> StoreResult<Option<Workspace>> {
-        let Some(item) = self.get(format!("WS#{id}"), "WS").await? else {
+        let Some(item) = self.get(schema::workspace(id)).await? else {
             return Ok(None);
         };
-        Ok(Some(Workspace {
-            id: id.clone(),
-            name: get_s(&item, "name")?.to_owned(),
-            plan: Plan::parse(get_s(&item, "plan")?)
-                .ok_or_else(|| anyhow!("workspace {id} has an unknown plan"))?,
-            timezone: get_s(&item, "tz").unwrap_or("UTC").to_owned(),
-            created_ms: get_n(&item, "created")?,
-            deleting: get_s(&item, "deleting").ok().map(str::to_owned),
-        }))
+        Ok(Some(items::read::<WorkspaceItem>(item)?.into_workspace(id)))
     }
 
     async fn update_workspace(&self, ws: &Workspace) -> StoreResult<bool> {
@@ -61,8 +41,7 @@ impl Workspaces for DynamoStore {
             .client
             .update_item()
             .table_name(&self.table)
-            .key("pk", s(format!("WS#{id}")))
-            .key("sk", s("WS"))
+            .set_key(Some(key(schema::workspace(id))))
             .update_expression("SET #p = :p")
             .condition_expression("attribute_exists(pk)")
             .expression_attribute_names("#p", "plan")
@@ -85,7 +64,7 @@ impl Workspaces for DynamoStore {
             .client
             .query()
             .table_name(&self.table)
-            .expression_attribute_values(":pk", s(WORKSPACE_INDEX_PK))
+            .expression_attribute_values(":pk", s(schema::WORKSPACE_INDEX_PK))
             .limit(limit.clamp(1, 1000) as i32);
         q = match after {
             Some(a) => q
@@ -97,16 +76,13 @@ impl Workspaces for DynamoStore {
         Ok(out
             .items()
             .iter()
-            .filter_map(|i| get_s(i, "sk").ok().and_then(WorkspaceId::parse))
+            .filter_map(|i| items::sort_key_of(i).ok())
+            .filter_map(|sk| WorkspaceId::parse(&sk))
             .collect())
     }
 
     async fn claim_notice(&self, ws: &WorkspaceId, key: &str, now_ms: i64) -> StoreResult<bool> {
-        let item = HashMap::from([
-            ("pk".to_owned(), s(format!("WS#{ws}"))),
-            ("sk".to_owned(), s(format!("NOTICE#{key}"))),
-            ("at".to_owned(), n(now_ms)),
-        ]);
+        let item = items::item(schema::notice(ws, key), &NoticeItem { at: now_ms })?;
         Ok(self.put(item, Some("attribute_not_exists(pk)")).await?)
     }
 }
