@@ -282,6 +282,7 @@ pub(super) fn job_pk(ws: &WorkspaceId) -> String {
 const JOB_PK_PREFIX: &str = "JOB#";
 
 /// Whether a partition key is a job's (what the stream-invoked Lambdas look for).
+#[cfg(feature = "streams")]
 pub(super) fn is_job_pk(pk: &str) -> bool {
     pk.starts_with(JOB_PK_PREFIX)
 }
