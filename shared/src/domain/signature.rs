@@ -117,6 +117,202 @@ pub fn sign(body: &[u8], secret: &str, t: i64) -> String {
     format!("t={t},v1={}", hex::encode(sig))
 }
 
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SECRET: &str = "whsec_test_current";
+    const OLD_SECRET: &str = "whsec_test_previous";
+    const T: i64 = 1_735_689_600;
+    const BODY: &[u8] = br#"{"id":"evt_1","type":"invoice.paid"}"#;
+
+    fn secrets(list: &[&str]) -> Vec<String> {
+        list.iter().map(|s| (*s).to_owned()).collect()
+    }
+
+    fn v1_of(header: &str) -> &str {
+        header.split_once(",v1=").unwrap().1
+    }
+
+    fn verify(header: &str, now_s: i64) -> Result<i64, SignatureError> {
+        verify_signature(Some(header), BODY, &secrets(&[SECRET]), now_s)
+    }
+
+    fn malformed(header: &str) -> String {
+        match verify(header, T) {
+            Err(SignatureError::Malformed(why)) => why,
+            other => panic!("{header:?} gave {other:?}"),
+        }
+    }
+
+    #[test]
+    fn sign_then_verify_round_trips() {
+        let header = sign(BODY, SECRET, T);
+        assert!(header.starts_with(&format!("t={T},v1=")));
+        assert_eq!(v1_of(&header).len(), 64);
+        assert_eq!(verify(&header, T), Ok(T));
+    }
+
+    #[test]
+    fn sign_matches_a_known_hmac() {
+        // From outside this code: printf '1735689600.{}' | openssl dgst -sha256 -hmac key
+        let header = sign(b"{}", "key", 1_735_689_600);
+        assert_eq!(
+            header,
+            "t=1735689600,v1=18a6a644b6c3e88a7eed8836c7b9b13bfa9306f949c7dde5fcaac263f0043420"
+        );
+    }
+
+    #[test]
+    fn verify_accepts_the_second_v1_when_only_it_matches() {
+        let good = v1_of(&sign(BODY, SECRET, T)).to_owned();
+        let stale = v1_of(&sign(BODY, OLD_SECRET, T)).to_owned();
+        let header = format!("t={T},v1={stale},v1={good}");
+        assert_eq!(verify(&header, T), Ok(T));
+    }
+
+    #[test]
+    fn verify_accepts_the_second_secret_when_only_it_matches() {
+        let header = sign(BODY, OLD_SECRET, T);
+        let both = secrets(&[SECRET, OLD_SECRET]);
+        assert_eq!(verify_signature(Some(&header), BODY, &both, T), Ok(T));
+        assert_eq!(verify(&header, T), Err(SignatureError::NoMatch));
+    }
+
+    #[test]
+    fn verify_rejects_a_missing_header() {
+        let s = secrets(&[SECRET]);
+        assert_eq!(
+            verify_signature(None, BODY, &s, T),
+            Err(SignatureError::Missing)
+        );
+        assert_eq!(
+            verify_signature(Some(""), BODY, &s, T),
+            Err(SignatureError::Missing)
+        );
+        assert_eq!(
+            verify_signature(Some("  "), BODY, &s, T),
+            Err(SignatureError::Missing)
+        );
+    }
+
+    #[test]
+    fn verify_rejects_malformed_headers_saying_why() {
+        let sig = v1_of(&sign(BODY, SECRET, T)).to_owned();
+        assert!(malformed(&format!("v1={sig}")).contains("no t="));
+        assert!(malformed(&format!("t={T},t={T},v1={sig}")).contains("more than one t="));
+        assert!(malformed(&format!("t=soon,v1={sig}")).contains("not an integer"));
+        assert!(malformed(&format!("t={T}.5,v1={sig}")).contains("not an integer"));
+        assert!(malformed(&format!("t=,v1={sig}")).contains("not an integer"));
+        assert!(malformed(&format!("t={T}")).contains("no v1="));
+        assert!(malformed(&format!("t={T},v0={sig}")).contains("no v1="));
+        assert!(malformed(&format!("t={T},{sig}")).contains("key=value"));
+        // The message is part of the error's text.
+        let err = verify(&format!("t={T}"), T).unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("the Stripe-Signature header is malformed: ")
+        );
+    }
+
+    #[test]
+    fn verify_tolerates_spaces_and_a_trailing_comma() {
+        let sig = v1_of(&sign(BODY, SECRET, T)).to_owned();
+        assert_eq!(verify(&format!(" t = {T} , v1 = {sig} ,"), T), Ok(T));
+    }
+
+    #[test]
+    fn verify_rejects_signatures_that_do_not_match() {
+        let header = sign(BODY, "whsec_someone_else", T);
+        assert_eq!(verify(&header, T), Err(SignatureError::NoMatch));
+        assert_eq!(
+            verify(&format!("t={T},v1=not-hex"), T),
+            Err(SignatureError::NoMatch)
+        );
+        assert_eq!(
+            verify(&format!("t={T},v1="), T),
+            Err(SignatureError::NoMatch)
+        );
+        // A truncated signature is not a prefix match.
+        let good = sign(BODY, SECRET, T);
+        assert_eq!(
+            verify(&good[..good.len() - 2], T),
+            Err(SignatureError::NoMatch)
+        );
+        // The signature covers the timestamp too.
+        let moved = format!("t={},v1={}", T + 1, v1_of(&good));
+        assert_eq!(verify(&moved, T), Err(SignatureError::NoMatch));
+        // No secrets configured accepts nothing.
+        assert_eq!(
+            verify_signature(Some(&good), BODY, &[], T),
+            Err(SignatureError::NoMatch)
+        );
+    }
+
+    #[test]
+    fn verify_never_accepts_an_empty_secret() {
+        let header = sign(BODY, "", T);
+        assert_eq!(
+            verify_signature(Some(&header), BODY, &secrets(&[""]), T),
+            Err(SignatureError::NoMatch)
+        );
+    }
+
+    #[test]
+    fn verify_rejects_a_tampered_body() {
+        let header = sign(BODY, SECRET, T);
+        let tampered = br#"{"id":"evt_2","type":"invoice.paid"}"#;
+        assert_eq!(
+            verify_signature(Some(&header), tampered, &secrets(&[SECRET]), T),
+            Err(SignatureError::NoMatch)
+        );
+    }
+
+    #[test]
+    fn verify_ignores_v0_signatures() {
+        let good = sign(BODY, SECRET, T);
+        let header = format!("t={T},v0=deadbeef,v1={},v0=junk", v1_of(&good));
+        assert_eq!(verify(&header, T), Ok(T));
+        // A v0 that would match does not stand in for a v1.
+        let header = format!("t={T},v0={},v1=00", v1_of(&good));
+        assert_eq!(verify(&header, T), Err(SignatureError::NoMatch));
+    }
+
+    #[test]
+    fn verify_rejects_stale_and_future_timestamps_past_the_tolerance() {
+        let header = sign(BODY, SECRET, T);
+        assert_eq!(verify(&header, T + SIGNATURE_TOLERANCE_S), Ok(T));
+        assert_eq!(
+            verify(&header, T + SIGNATURE_TOLERANCE_S + 1),
+            Err(SignatureError::Stale(301))
+        );
+        assert_eq!(verify(&header, T - SIGNATURE_TOLERANCE_S), Ok(T));
+        assert_eq!(
+            verify(&header, T - SIGNATURE_TOLERANCE_S - 1),
+            Err(SignatureError::Future(301))
+        );
+    }
+
+    #[test]
+    fn verify_checks_the_signature_before_the_time() {
+        let unsigned = format!("t={},v1={}", T - 10_000, "ab".repeat(32));
+        assert_eq!(verify(&unsigned, T), Err(SignatureError::NoMatch));
+        let unsigned = format!("t={},v1={}", T + 10_000, "ab".repeat(32));
+        assert_eq!(verify(&unsigned, T), Err(SignatureError::NoMatch));
+    }
+
+    #[test]
+    fn verify_survives_extreme_timestamps() {
+        for (t, now) in [(i64::MIN, i64::MAX), (i64::MAX, i64::MIN), (0, i64::MAX)] {
+            let header = sign(BODY, SECRET, t);
+            assert!(matches!(
+                verify(&header, now),
+                Err(SignatureError::Stale(_) | SignatureError::Future(_))
+            ));
+        }
+    }
+}
+
 /// Generated inputs for the signature check (Stripe's webhooks, and the same scheme signing
 /// alert webhooks): a signature verifies exactly when body, secret and time match.
 #[cfg(test)]
