@@ -2,7 +2,7 @@
 
 use serde_json::Value;
 
-use crate::support::spawn_app;
+use crate::support::{TestApp, spawn_app};
 
 /// Every route the app serves, by method and path. A route added without its OpenAPI annotation
 /// (utoipa-axum registers both at once) would be missing from the document and fail here.
@@ -77,15 +77,7 @@ async fn healthz_answers_200() {
 #[tokio::test]
 async fn openapi_document_lists_every_route_and_nothing_else() {
     let app = spawn_app().await;
-    let doc: Value = app
-        .http
-        .get(app.url("/v1/openapi.json"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let doc = served_document(&app).await;
     assert_eq!(doc["openapi"].as_str().unwrap().get(..3), Some("3.1"));
     let mut documented: Vec<(String, String)> = Vec::new();
     for (path, ops) in doc["paths"].as_object().unwrap() {
@@ -165,15 +157,7 @@ async fn openapi_document_passes_a_real_validator() {
 async fn openapi_document_lists_every_error_code() {
     use llmtrack_shared::ErrorCode;
     let app = spawn_app().await;
-    let doc: Value = app
-        .http
-        .get(app.url("/v1/openapi.json"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let doc = served_document(&app).await;
     let schemas = &doc["components"]["schemas"];
     assert_eq!(
         schemas["ErrorDetail"]["properties"]["code"]["$ref"],
@@ -231,4 +215,16 @@ async fn openapi_document_lists_every_error_code() {
                 .count(),
         "the document lists a code the enum does not have"
     );
+}
+
+/// The document as `GET /v1/openapi.json` serves it.
+async fn served_document(app: &TestApp) -> Value {
+    app.http
+        .get(app.url("/v1/openapi.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
 }
