@@ -466,7 +466,7 @@ impl Erasure for DynamoStore {
         // Runs even when nothing was deleted: a run stopped after its deletes is finished here.
         let lock = self.take_compaction_lock(ws).await?;
         let stripped = self.drop_delta_hours(ws, &|h| h == hour).await;
-        if stripped.is_ok() && self.crash_at == Some(CrashPoint::BeforeDeletionRollups) {
+        if stripped.is_ok() && self.hooks.crashes_at(CrashPoint::BeforeDeletionRollups) {
             return Err(anyhow!("simulated crash before the deletion's rollup rewrite").into());
         }
         let rewritten = match stripped {

@@ -49,7 +49,7 @@ impl DynamoStore {
                 expires_at: items::ttl(e.expires_ms),
             },
         )?;
-        let size = item_size(&guard);
+        let size = self.hooks.write_size(&guard);
         let claimed = self
             .client
             .put_item()
@@ -57,18 +57,18 @@ impl DynamoStore {
             .set_item(Some(guard))
             .condition_expression("attribute_not_exists(pk)")
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
-            .return_consumed_capacity(ReturnConsumedCapacity::Total)
+            .set_return_consumed_capacity(self.hooks.consumed())
             .send()
             .await;
         let (epk, esk) = match claimed {
             Ok(out) => {
-                self.capacity.record(out.consumed_capacity(), size);
+                self.hooks.record_capacity(out.consumed_capacity(), size);
                 items::key_of(&item)?
             }
             Err(SdkError::ServiceError(ctx))
                 if ctx.err().is_conditional_check_failed_exception() =>
             {
-                self.capacity.record(None, size);
+                self.hooks.record_capacity(None, size);
                 // The id was claimed before. If the claimant died before writing the event, write it
                 // under the claimed key now; the conditional put lets only one retry do so.
                 let old = match ctx.err() {
@@ -165,11 +165,11 @@ impl DynamoStore {
                 .set_key(Some(key(schema::usage(ws, month))))
                 .update_expression("ADD n :d")
                 .expression_attribute_values(":d", n(-(unused as i64)))
-                .return_consumed_capacity(ReturnConsumedCapacity::Total)
+                .set_return_consumed_capacity(self.hooks.consumed())
                 .send()
                 .await
                 .map_err(err)?;
-            self.capacity.record(out.consumed_capacity(), 64);
+            self.hooks.record_capacity(out.consumed_capacity(), 64);
         }
         Ok(())
     }
@@ -288,11 +288,11 @@ impl Ingest for DynamoStore {
             .expression_attribute_values(":k", n(reserve))
             .expression_attribute_values(":limit", n(quota.limit))
             .return_values(ReturnValue::None)
-            .return_consumed_capacity(ReturnConsumedCapacity::Total)
+            .set_return_consumed_capacity(self.hooks.consumed())
             .send()
             .await;
         match reserved {
-            Ok(out) => self.capacity.record(out.consumed_capacity(), 64),
+            Ok(out) => self.hooks.record_capacity(out.consumed_capacity(), 64),
             Err(e) if is_condition_failed(&e) => {
                 let mut stored = Vec::with_capacity(events.len());
                 // Rare (a client retrying after the quota ran out): one look per event.
@@ -336,7 +336,7 @@ impl Ingest for DynamoStore {
             .buffered(CONCURRENCY)
             .try_collect()
             .await?;
-        if self.crash_at == Some(CrashPoint::AfterEvents) {
+        if self.hooks.crashes_at(CrashPoint::AfterEvents) {
             return Err(anyhow!("simulated crash after the events were written").into());
         }
 

@@ -46,7 +46,6 @@
 //! the batch. A batch id leaves an item's pending set once its marker is gone, so items stay small.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -56,9 +55,9 @@ use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, AttributeValue as Av, BillingMode, ConsumedCapacity, KeySchemaElement,
-    KeyType, KeysAndAttributes, ReturnConsumedCapacity, ReturnValuesOnConditionCheckFailure,
-    ScalarAttributeType, TimeToLiveSpecification,
+    AttributeDefinition, AttributeValue as Av, BillingMode, KeySchemaElement, KeyType,
+    KeysAndAttributes, ReturnValuesOnConditionCheckFailure, ScalarAttributeType,
+    TimeToLiveSpecification,
 };
 use futures_util::{StreamExt as _, TryStreamExt as _};
 
@@ -76,6 +75,7 @@ mod alerts;
 mod audit;
 mod billing;
 mod deletion;
+mod hooks;
 mod ingest;
 mod items;
 mod jobs;
@@ -91,6 +91,9 @@ pub mod stream;
 mod workspaces;
 
 use accounts::*;
+#[cfg(feature = "test-hooks")]
+pub use hooks::Capacity;
+pub use hooks::CrashPoint;
 use purge::*;
 use rollups::*;
 use schema::Key;
@@ -101,56 +104,6 @@ type Item = HashMap<String, Av>;
 const CONCURRENCY: usize = 32;
 /// TTL attribute (epoch seconds), as configured on the table.
 pub const TTL_ATTRIBUTE: &str = "expires_at";
-
-/// Where a simulated crash stops a batch (tests of crash recovery).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CrashPoint {
-    /// After the events are written, before any rollup is touched.
-    AfterEvents,
-    /// After the first rollup item is updated.
-    AfterFirstRollup,
-    /// After a compaction run wrote its rollup items, before it deleted the deltas.
-    AfterCompactionRollups,
-    /// After a deletion removed its events and the hour from the pending deltas, before it
-    /// rewrote the hour's rollups (still holding the compaction lock).
-    BeforeDeletionRollups,
-}
-
-/// Write and read units DynamoDB reported, and write units computed from item sizes with
-/// DynamoDB's rule (1 unit per started KiB). Servers that report a flat unit per request
-/// (DynamoDB-compatible emulators) make the second the honest figure.
-#[derive(Debug, Default)]
-pub struct Capacity {
-    reported_write_tenths: AtomicU64,
-    sized_write_units: AtomicU64,
-    write_requests: AtomicU64,
-}
-
-impl Capacity {
-    pub fn reported_write_units(&self) -> f64 {
-        self.reported_write_tenths.load(Ordering::Relaxed) as f64 / 10.0
-    }
-    pub fn sized_write_units(&self) -> u64 {
-        self.sized_write_units.load(Ordering::Relaxed)
-    }
-    pub fn write_requests(&self) -> u64 {
-        self.write_requests.load(Ordering::Relaxed)
-    }
-    pub fn reset(&self) {
-        self.reported_write_tenths.store(0, Ordering::Relaxed);
-        self.sized_write_units.store(0, Ordering::Relaxed);
-        self.write_requests.store(0, Ordering::Relaxed);
-    }
-    fn record(&self, consumed: Option<&ConsumedCapacity>, item_bytes: usize) {
-        if let Some(units) = consumed.and_then(|c| c.capacity_units()) {
-            self.reported_write_tenths
-                .fetch_add((units * 10.0).round() as u64, Ordering::Relaxed);
-        }
-        self.sized_write_units
-            .fetch_add(item_bytes.div_ceil(1024).max(1) as u64, Ordering::Relaxed);
-        self.write_requests.fetch_add(1, Ordering::Relaxed);
-    }
-}
 
 #[derive(Clone)]
 pub struct DynamoStore {
@@ -163,8 +116,7 @@ pub struct DynamoStore {
     recovery_interval_ms: i64,
     /// How old a batch id must be before compaction folds it (see `rollups`).
     settle_ms: i64,
-    crash_at: Option<CrashPoint>,
-    capacity: Arc<Capacity>,
+    hooks: hooks::Hooks,
     /// Leases, settling and expiry are judged by this clock, so tests can drive them.
     clock: crate::ports::DynClock,
 }
@@ -187,31 +139,6 @@ fn s(v: impl Into<String>) -> Av {
 
 fn n(v: impl ToString) -> Av {
     Av::N(v.to_string())
-}
-
-/// DynamoDB's item size: attribute names plus values (strings and binaries by length, numbers
-/// roughly by digits, sets by members).
-fn item_size(item: &Item) -> usize {
-    item.iter().map(|(k, v)| k.len() + value_size(v)).sum()
-}
-
-fn value_size(v: &Av) -> usize {
-    match v {
-        Av::S(x) => x.len(),
-        Av::N(x) => x.len().div_ceil(2) + 1,
-        Av::B(b) => b.as_ref().len(),
-        Av::Ss(xs) => xs.iter().map(String::len).sum(),
-        Av::Ns(xs) => xs.iter().map(|x| x.len().div_ceil(2) + 1).sum(),
-        Av::Bool(_) | Av::Null(_) => 1,
-        Av::L(xs) => 3 + xs.iter().map(|x| 1 + value_size(x)).sum::<usize>(),
-        Av::M(m) => {
-            3 + m
-                .iter()
-                .map(|(k, x)| 1 + k.len() + value_size(x))
-                .sum::<usize>()
-        }
-        _ => 0,
-    }
 }
 
 /// A rollup item as read for read-modify-write.
@@ -243,8 +170,7 @@ impl DynamoStore {
             last_recovery: Arc::default(),
             recovery_interval_ms: 60_000,
             settle_ms: rollups::SETTLE_MS,
-            crash_at: None,
-            capacity: Arc::default(),
+            hooks: hooks::Hooks::default(),
             clock: Arc::new(crate::ports::SystemClock),
         }
     }
@@ -266,7 +192,6 @@ impl DynamoStore {
         self
     }
 
-    /// Tests: make the next ingests stop at `point`, as a process killed there would.
     /// Lets compaction fold batches as soon as they finish. Only for a single writer (tests and
     /// benchmarks), where no slower writer can still start a batch with an older id.
     pub fn with_immediate_compaction(mut self) -> DynamoStore {
@@ -274,13 +199,17 @@ impl DynamoStore {
         self
     }
 
+    /// Tests: make the next writes stop at `point`, as a process killed there would.
+    #[cfg(feature = "test-hooks")]
     pub fn with_crash_at(mut self, point: Option<CrashPoint>) -> DynamoStore {
-        self.crash_at = point;
+        self.hooks.crash_at = point;
         self
     }
 
+    /// Benchmarks: the write units this store's writes cost.
+    #[cfg(feature = "test-hooks")]
     pub fn capacity(&self) -> &Capacity {
-        &self.capacity
+        &self.hooks.capacity
     }
 
     pub fn client(&self) -> &Client {
@@ -342,7 +271,7 @@ impl DynamoStore {
         condition: Option<&str>,
         values: Option<HashMap<String, Av>>,
     ) -> anyhow::Result<bool> {
-        let size = item_size(&item);
+        let size = self.hooks.write_size(&item);
         let result = self
             .client
             .put_item()
@@ -350,17 +279,17 @@ impl DynamoStore {
             .set_item(Some(item))
             .set_condition_expression(condition.map(str::to_owned))
             .set_expression_attribute_values(values)
-            .return_consumed_capacity(ReturnConsumedCapacity::Total)
+            .set_return_consumed_capacity(self.hooks.consumed())
             .send()
             .await;
         match result {
             Ok(out) => {
-                self.capacity.record(out.consumed_capacity(), size);
+                self.hooks.record_capacity(out.consumed_capacity(), size);
                 Ok(true)
             }
             Err(e) if is_condition_failed(&e) => {
                 // A failed condition still costs a write unit.
-                self.capacity.record(None, size);
+                self.hooks.record_capacity(None, size);
                 Ok(false)
             }
             Err(e) => Err(err(e)),
@@ -389,12 +318,12 @@ impl DynamoStore {
             .key("pk", s(pk))
             .key("sk", s(sk))
             .set_condition_expression(condition.map(str::to_owned))
-            .return_consumed_capacity(ReturnConsumedCapacity::Total)
+            .set_return_consumed_capacity(self.hooks.consumed())
             .send()
             .await;
         match result {
             Ok(out) => {
-                self.capacity.record(out.consumed_capacity(), 0);
+                self.hooks.record_capacity(out.consumed_capacity(), 0);
                 Ok(true)
             }
             Err(e) if is_condition_failed(&e) => Ok(false),

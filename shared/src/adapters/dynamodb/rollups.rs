@@ -166,7 +166,7 @@ impl DynamoStore {
                 .collect();
             let live = self.live_writers(ws, others).await?;
 
-            let crash_after_first = self.crash_at == Some(CrashPoint::AfterFirstRollup);
+            let crash_after_first = self.hooks.crashes_at(CrashPoint::AfterFirstRollup);
             let results: Vec<Option<(RollupKey, Rollup)>> =
                 stream::iter(todo.drain(..).enumerate())
                     .map(|(i, (key, delta))| {
@@ -475,7 +475,7 @@ impl DynamoStore {
             .history_ms();
         self.apply_rollups(ws, &run.id, combined.views(Select::Deferred), history_ms)
             .await?;
-        if self.crash_at == Some(CrashPoint::AfterCompactionRollups) {
+        if self.hooks.crashes_at(CrashPoint::AfterCompactionRollups) {
             anyhow::bail!("simulated crash after the compaction's rollup writes");
         }
         if let Some(last) = run.batches.last() {
