@@ -44,7 +44,7 @@ test: check test-infra test-rust test-dashboard
 
 ## Quality gates: formatting, clippy with warnings as errors (the lints in Cargo.toml's
 ## [workspace.lints]), every source file's opening //! comment, and each Lambda crate built on
-## its own (no SQLite in any, Stripe only in billing and deletion).
+## its own (no SQLite in any, Stripe only in billing and deletion, no function crate in another).
 check:
 	$(CARGO) fmt --all --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings

@@ -31,6 +31,7 @@ use llmtrack_shared::retention_job;
 
 pub mod admin;
 pub mod dashboard;
+pub mod openapi;
 pub mod server;
 
 /// What the local app is made of: the adapters every router shares.

@@ -19,8 +19,8 @@
 //!    for one. Any other method call resolves by name to the methods of our own non-adapter
 //!    types in scope (an over-approximation: it can only add code, never lose any).
 //! 3. Handlers registered with `routes!` are reached only when the router is served: a router
-//!    turned into its OpenAPI document (`routes().into_openapi()`, how the docs function builds
-//!    the document from every crate) runs no handler. A block that runs only when a `bool` field
+//!    turned into its OpenAPI document (`routes().into_openapi()`, how each function crate's
+//!    `openapi()` describes its routes) runs no handler. A block that runs only when a `bool` field
 //!    is true (`if s.run_jobs_here { .. }`, a match arm guarded by it, or what follows
 //!    `if !self.run_jobs_here { return; }`) counts only if reached code may set that field to
 //!    something other than the literal `false`: a Lambda's state says `run_jobs_here: false`

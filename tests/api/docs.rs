@@ -217,14 +217,26 @@ async fn openapi_document_lists_every_error_code() {
     );
 }
 
-/// The document as `GET /v1/openapi.json` serves it.
+/// The document as `GET /v1/openapi.json` serves it, labelled as JSON: the one the handlers
+/// describe (the docs function serves a committed copy of it).
 async fn served_document(app: &TestApp) -> Value {
-    app.http
+    let resp = app
+        .http
         .get(app.url("/v1/openapi.json"))
         .send()
         .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(
+        resp.headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok()),
+        Some("application/json")
+    );
+    let doc: Value = resp.json().await.unwrap();
+    assert!(
+        doc == llmtrack::openapi::document(),
+        "the served document is not the one the handlers describe"
+    );
+    doc
 }

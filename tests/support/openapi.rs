@@ -17,7 +17,7 @@ struct Document {
 fn document() -> &'static Document {
     static DOC: OnceLock<Document> = OnceLock::new();
     DOC.get_or_init(|| {
-        let doc = llmtrack_docs::openapi_document();
+        let doc = llmtrack::openapi::document();
         let paths = doc["paths"]
             .as_object()
             .expect("paths")
