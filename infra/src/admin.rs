@@ -3,13 +3,13 @@
 
 use anyhow::{Context as _, anyhow};
 use llmtrack_shared::domain::access::Role;
-use llmtrack_shared::domain::account::{Email, Membership};
-use llmtrack_shared::domain::apikey::{ApiKey, RawKey, Scope};
-use llmtrack_shared::domain::ids::WorkspaceId;
+use llmtrack_shared::domain::account::{Email, Membership, User};
+use llmtrack_shared::domain::apikey::{ApiKey, KeyState, RawKey, Scope};
+use llmtrack_shared::domain::ids::{KeyId, UserId, WorkspaceId};
 use llmtrack_shared::domain::names;
 use llmtrack_shared::domain::plan::Plan;
 use llmtrack_shared::ports::{
-    DynClock, DynStore, Job, Refusal, Store, StoreError, SystemClock, Workspace,
+    DynClock, DynStore, Job, Refusal, Store, StoreError, SystemClock, Workspace, all_workspace_ids,
 };
 use llmtrack_shared::retention_job::{self, RetentionPorts};
 use llmtrack_shared::usecases::{self, Actor, NewWorkspace};
@@ -23,18 +23,44 @@ async fn workspace(store: &dyn Store, id: &str) -> anyhow::Result<Workspace> {
         .ok_or_else(|| anyhow!("workspace {ws} does not exist"))
 }
 
+/// Creates a workspace with no member yet.
 pub async fn create_workspace(
     store: &dyn Store,
     name: &str,
     plan: Plan,
     now_ms: i64,
 ) -> anyhow::Result<Workspace> {
+    create_owned_workspace(store, name, plan, None, now_ms).await
+}
+
+/// Creates a workspace; with `owner`, that person (their account made if needed) is its owner,
+/// so they see it when they sign in.
+pub async fn create_owned_workspace(
+    store: &dyn Store,
+    name: &str,
+    plan: Plan,
+    owner: Option<&str>,
+    now_ms: i64,
+) -> anyhow::Result<Workspace> {
     let name = names::display_name("name", name).map_err(|e| anyhow!(e))?;
+    let owner = match owner {
+        Some(email) => {
+            let email = Email::parse(email).map_err(|e| anyhow!("--owner: {e}"))?;
+            let user = User {
+                id: UserId::generate(now_ms),
+                email,
+                created_ms: now_ms,
+                reports_opt_out: false,
+            };
+            Some(store.upsert_user(&user).await?)
+        }
+        None => None,
+    };
     let new = NewWorkspace {
         name,
         timezone: "UTC".into(),
         plan,
-        owner: None,
+        owner,
     };
     usecases::create_workspace(store, store, store, new, Actor::CLI, now_ms)
         .await
@@ -110,4 +136,72 @@ pub async fn run_retention(store: DynStore, job: Job) -> anyhow::Result<serde_js
         .await?
         .context("the retention job vanished")?;
     Ok(done.result.unwrap_or_default())
+}
+
+/// Every workspace, oldest first.
+pub async fn workspaces(store: &dyn Store) -> anyhow::Result<Vec<Workspace>> {
+    let mut out = Vec::new();
+    for id in all_workspace_ids(store).await? {
+        // One deleted between the listing and the read is simply not listed.
+        if let Some(ws) = store.workspace(&id).await? {
+            out.push(ws);
+        }
+    }
+    out.sort_by(|a, b| (a.created_ms, &a.id).cmp(&(b.created_ms, &b.id)));
+    Ok(out)
+}
+
+/// A workspace's keys (never their raw values, which are not stored), newest first.
+pub async fn keys(store: &dyn Store, workspace_id: &str) -> anyhow::Result<Vec<ApiKey>> {
+    let ws = workspace(store, workspace_id).await?;
+    let mut keys = store.keys(&ws.id).await?;
+    keys.sort_by_key(|k| std::cmp::Reverse(k.created_ms));
+    Ok(keys)
+}
+
+/// A workspace's members, by email.
+pub async fn members(store: &dyn Store, workspace_id: &str) -> anyhow::Result<Vec<Membership>> {
+    let ws = workspace(store, workspace_id).await?;
+    let mut members = store.members(&ws.id).await?;
+    members.sort_by(|a, b| a.email.as_str().cmp(b.email.as_str()));
+    Ok(members)
+}
+
+/// Deactivates a key: ingest with it is refused from the next request on (the dashboard can
+/// reactivate it). Returns the key as it now is.
+pub async fn revoke_key(
+    store: &dyn Store,
+    workspace_id: &str,
+    key_id: &str,
+    now_ms: i64,
+) -> anyhow::Result<ApiKey> {
+    let ws = workspace(store, workspace_id).await?;
+    let not_found = || {
+        anyhow!(
+            "workspace {} has no key `{key_id}` (see `admin keys`)",
+            ws.id
+        )
+    };
+    let id = KeyId::parse(key_id).ok_or_else(not_found)?;
+    let mut key = store
+        .keys(&ws.id)
+        .await?
+        .into_iter()
+        .find(|k| k.id == id)
+        .ok_or_else(not_found)?;
+    if !usecases::set_key_state(
+        store,
+        store,
+        &ws,
+        &key,
+        KeyState::Deactivated,
+        Actor::CLI,
+        now_ms,
+    )
+    .await?
+    {
+        return Err(not_found());
+    }
+    key.state = KeyState::Deactivated;
+    Ok(key)
 }

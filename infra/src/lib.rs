@@ -30,6 +30,7 @@ use llmtrack_shared::ratelimit::RequestLimits;
 use llmtrack_shared::retention_job;
 
 pub mod admin;
+pub mod cli;
 pub mod dashboard;
 pub mod openapi;
 pub mod server;
@@ -180,11 +181,57 @@ async fn not_found(method: Method, uri: Uri, headers: HeaderMap) -> Response {
     ApiError::NotFound("no such endpoint; see /v1/openapi.json".into()).into_response()
 }
 
+/// The store's file in a data directory.
+pub const STORE_FILE: &str = "llmtrack.sqlite3";
+
 /// Opens (or creates) the store inside a data directory.
 pub fn open_store(data_dir: &Path) -> anyhow::Result<SqliteStore> {
     std::fs::create_dir_all(data_dir)
         .with_context(|| format!("creating {}", data_dir.display()))?;
-    SqliteStore::open(&data_dir.join("llmtrack.sqlite3"))
+    SqliteStore::open(&data_dir.join(STORE_FILE))
+}
+
+/// Holds the data directory for this process until the file is dropped: a second server on
+/// the same directory would run every scheduled job twice and race the first for its files.
+/// The lock is the kernel's, so a server that dies releases it.
+pub fn lock_data_dir(data_dir: &Path) -> anyhow::Result<std::fs::File> {
+    use std::io::{Read as _, Seek as _, Write as _};
+    std::fs::create_dir_all(data_dir)
+        .with_context(|| format!("creating {}", data_dir.display()))?;
+    let path = data_dir.join("serve.lock");
+    let mut file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)
+        .with_context(|| format!("opening {}", path.display()))?;
+    match file.try_lock() {
+        Ok(()) => {
+            // The holder's pid, for the message a second server prints.
+            file.set_len(0)?;
+            file.rewind()?;
+            write!(file, "{}", std::process::id())?;
+            Ok(file)
+        }
+        Err(std::fs::TryLockError::WouldBlock) => {
+            let mut pid = String::new();
+            let _ = file.read_to_string(&mut pid);
+            let pid = pid.trim();
+            let holder = if pid.is_empty() {
+                String::new()
+            } else {
+                format!(" (pid {pid})")
+            };
+            Err(anyhow::anyhow!(
+                "another llmtrack server{holder} is using the data directory {}: stop it, or                  pass another --data-dir",
+                data_dir.display()
+            ))
+        }
+        Err(std::fs::TryLockError::Error(e)) => {
+            Err(e).with_context(|| format!("locking {}", path.display()))
+        }
+    }
 }
 
 /// How the local server is set up besides its data directory.
@@ -297,6 +344,7 @@ pub async fn upkeep(parts: &Parts) -> anyhow::Result<()> {
 
 /// `llmtrack serve`: runs until Ctrl-C or SIGTERM.
 pub async fn serve(addr: SocketAddr, data_dir: &Path, options: Options) -> anyhow::Result<()> {
+    let _lock = lock_data_dir(data_dir)?;
     let parts = local_parts(data_dir, &options)?;
     // Jobs a previous run left unfinished (exports) start over in the background.
     {

@@ -5,7 +5,7 @@
 
 use crate::domain::access::Role;
 use crate::domain::account::{Email, Membership, User};
-use crate::domain::apikey::{ApiKey, RawKey, Scope};
+use crate::domain::apikey::{ApiKey, KeyState, RawKey, Scope};
 use crate::domain::audit::AuditEntry;
 use crate::domain::ids::{UserId, WorkspaceId};
 use crate::domain::plan::Plan;
@@ -139,6 +139,31 @@ pub async fn create_key(
     by.record(audit, &ws.id, now_ms, "key.created", Some(key_target(&key)))
         .await;
     Ok((key, raw))
+}
+
+/// Pauses a key (ingest with it is refused from the next request on) or resumes it, within
+/// the plan's limit of active keys. False, recording nothing, when the key is not in `ws`.
+pub async fn set_key_state(
+    keys: &dyn Keys,
+    audit: &dyn AuditLog,
+    ws: &Workspace,
+    key: &ApiKey,
+    state: KeyState,
+    by: Actor<'_>,
+    now_ms: i64,
+) -> StoreResult<bool> {
+    let changed = keys
+        .set_key_state(&ws.id, &key.id, state, ws.plan.limits().active_keys)
+        .await?;
+    if changed {
+        let action = match state {
+            KeyState::Active => "key.reactivated",
+            KeyState::Deactivated => "key.deactivated",
+        };
+        by.record(audit, &ws.id, now_ms, action, Some(key_target(key)))
+            .await;
+    }
+    Ok(changed)
 }
 
 /// How the audit log names a key.

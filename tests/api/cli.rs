@@ -78,3 +78,354 @@ async fn jobs_run_alerts_evaluates_once_and_sends_what_is_due() {
     let out = jobs(dir.path(), &["run", "alerts"]);
     assert!(out.contains("0 notifications sent"), "{out}");
 }
+
+/// Runs `llmtrack ARGS` with a backtrace asked for, as a developer's shell often has it; returns
+/// (exit code, stdout, stderr).
+fn run(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_llmtrack"))
+        .args(args)
+        .env("RUST_BACKTRACE", "1")
+        .env_remove("LLMTRACK_DATA_DIR")
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8(out.stdout).unwrap(),
+        String::from_utf8(out.stderr).unwrap(),
+    )
+}
+
+/// A data directory with a store in it, as a server leaves it.
+fn data_dir() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    llmtrack::open_store(dir.path()).unwrap();
+    dir
+}
+
+fn path(dir: &std::path::Path) -> &str {
+    dir.to_str().unwrap()
+}
+
+#[test]
+fn commands_refuse_a_data_dir_that_is_not_a_servers() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("typo");
+    for args in [
+        vec!["admin", "workspaces", "--data-dir", path(&missing)],
+        vec!["jobs", "run", "alerts", "--data-dir", path(&missing)],
+    ] {
+        let (code, _, err) = run(&args);
+        assert_eq!(code, 1, "{args:?}: {err}");
+        assert!(
+            err.starts_with("error: the data directory") && err.contains("does not exist"),
+            "{err}"
+        );
+        assert!(!err.contains("backtrace"), "{err}");
+    }
+    assert!(!missing.exists(), "nothing is created in a mistyped place");
+    // A directory that exists but is no server's.
+    let (code, _, err) = run(&["admin", "workspaces", "--data-dir", path(dir.path())]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("holds no LLMtrack store"), "{err}");
+}
+
+#[test]
+fn mistakes_print_one_error_line_and_exit_1() {
+    let dir = data_dir();
+    let d = path(dir.path());
+    let (code, _, err) = run(&[
+        "admin",
+        "create-key",
+        "--data-dir",
+        d,
+        "--workspace",
+        "nope",
+        "--name",
+        "a",
+        "--source",
+        "b",
+    ]);
+    assert_eq!(code, 1);
+    assert_eq!(
+        err.trim(),
+        "error: `nope` is not a workspace id (they look like ws_…)"
+    );
+    let ws = WorkspaceId::generate(now_ms());
+    let (code, _, err) = run(&["admin", "keys", "--data-dir", d, "--workspace", ws.as_str()]);
+    assert_eq!(code, 1);
+    assert_eq!(err.trim(), format!("error: workspace {ws} does not exist"));
+    // Values the command line can check, it checks, naming the allowed ones.
+    let (code, _, err) = run(&[
+        "admin",
+        "set-plan",
+        "--data-dir",
+        d,
+        "--workspace",
+        ws.as_str(),
+        "--plan",
+        "gold",
+    ]);
+    assert_eq!(code, 1);
+    assert!(
+        err.starts_with("error: invalid value 'gold' for '--plan <PLAN>'"),
+        "{err}"
+    );
+    assert!(err.contains("[possible values: free, pro, team]"), "{err}");
+    let (code, _, err) = run(&[
+        "jobs",
+        "run",
+        "reports",
+        "--data-dir",
+        d,
+        "--month",
+        "2026-13",
+    ]);
+    assert_eq!(code, 1);
+    assert!(err.starts_with("error: --month: "), "{err}");
+    assert!(!err.contains("backtrace"), "{err}");
+}
+
+#[test]
+fn every_option_says_what_it_takes() {
+    let (code, out, _) = run(&["admin", "create-key", "--help"]);
+    assert_eq!(code, 0);
+    assert!(
+        out.contains("[default: ingest] [possible values: ingest, read]"),
+        "{out}"
+    );
+    let (_, out, _) = run(&["admin", "add-member", "--help"]);
+    assert!(
+        out.contains("[possible values: owner, admin, viewer]"),
+        "{out}"
+    );
+    // Every option of every command has a line of help.
+    for command in [
+        vec!["serve"],
+        vec!["jobs", "run", "reports"],
+        vec!["admin", "create-workspace"],
+        vec!["admin", "create-key"],
+        vec!["admin", "keys"],
+        vec!["admin", "revoke-key"],
+        vec!["admin", "add-member"],
+        vec!["admin", "members"],
+        vec!["admin", "set-plan"],
+    ] {
+        let mut args = command.clone();
+        args.push("--help");
+        let (code, out, err) = run(&args);
+        assert_eq!(code, 0, "{err}");
+        for line in out.lines().filter(|l| l.trim_start().starts_with("--")) {
+            let option = line.split_whitespace().next().unwrap();
+            // clap puts the help after the option and its value on the same line, or on the
+            // next one, indented.
+            let inline = line
+                .split_whitespace()
+                .skip(1)
+                .any(|w| !w.starts_with('<') && !w.starts_with("[<"));
+            let below = out
+                .split(line)
+                .nth(1)
+                .and_then(|rest| rest.lines().nth(1))
+                .is_some_and(|next| next.starts_with("          ") && !next.trim().is_empty());
+            let described = inline || below;
+            assert!(described, "{command:?}: {option} has no help:\n{out}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_workspace_made_with_an_owner_is_theirs_when_they_sign_in() {
+    let dir = data_dir();
+    let store = Arc::new(llmtrack::open_store(dir.path()).unwrap());
+    let app = spawn_app_on(store, Arc::new(SystemClock), None).await;
+    let out = llmtrack(
+        "admin",
+        dir.path(),
+        &[
+            "create-workspace",
+            "--name",
+            "Acme",
+            "--owner",
+            "ada@example.com",
+            "--json",
+        ],
+    );
+    let made: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let ws = made["id"].as_str().unwrap();
+    let ada = app.sign_in("ada@example.com").await;
+    let (status, body) = ada.get(&format!("/v1/workspaces/{ws}/usage")).await;
+    assert_eq!(status, 200, "{body}");
+    let (_, me) = ada.get("/v1/me").await;
+    assert_eq!(me["workspaces"][0]["role"], "owner", "{me}");
+    let members: serde_json::Value = serde_json::from_str(&llmtrack(
+        "admin",
+        dir.path(),
+        &["members", "--workspace", ws, "--json"],
+    ))
+    .unwrap();
+    assert_eq!(members[0]["email"], "ada@example.com");
+    assert_eq!(members[0]["role"], "owner");
+    let listed = llmtrack("admin", dir.path(), &["workspaces"]);
+    assert!(
+        listed.contains(ws) && listed.contains("Acme (free plan"),
+        "{listed}"
+    );
+}
+
+#[tokio::test]
+async fn keys_are_listed_without_their_secret_and_a_revoked_key_is_refused() {
+    let dir = data_dir();
+    let store = Arc::new(llmtrack::open_store(dir.path()).unwrap());
+    let app = spawn_app_on(store, Arc::new(SystemClock), None).await;
+    let ws: serde_json::Value = serde_json::from_str(&llmtrack(
+        "admin",
+        dir.path(),
+        &["create-workspace", "--name", "Acme", "--json"],
+    ))
+    .unwrap();
+    let ws = ws["id"].as_str().unwrap();
+    let made: serde_json::Value = serde_json::from_str(&llmtrack(
+        "admin",
+        dir.path(),
+        &[
+            "create-key",
+            "--workspace",
+            ws,
+            "--name",
+            "backend",
+            "--source",
+            "production",
+            "--json",
+        ],
+    ))
+    .unwrap();
+    let raw = made["key"].as_str().unwrap();
+    let event = json!({"provider": "openai", "model": "gpt-4o", "input_tokens": 10});
+    let (status, body) = app.post_events(raw, &event).await;
+    assert_eq!(status, 200, "{body}");
+
+    let listed = llmtrack("admin", dir.path(), &["keys", "--workspace", ws, "--json"]);
+    assert!(!listed.contains(raw), "a listing never shows a raw key");
+    let keys: serde_json::Value = serde_json::from_str(&listed).unwrap();
+    assert_eq!(keys[0]["id"], made["id"]);
+    assert_eq!(keys[0]["state"], "active");
+    let id = made["id"].as_str().unwrap();
+    let out = llmtrack(
+        "admin",
+        dir.path(),
+        &["revoke-key", "--workspace", ws, "--key", id],
+    );
+    assert!(out.contains("is revoked"), "{out}");
+    let (status, body) = app.post_events(raw, &event).await;
+    assert_eq!(status, 401, "{body}");
+    let keys: serde_json::Value = serde_json::from_str(&llmtrack(
+        "admin",
+        dir.path(),
+        &["keys", "--workspace", ws, "--json"],
+    ))
+    .unwrap();
+    assert_eq!(keys[0]["state"], "deactivated");
+    // Another workspace's key id is not found in this one.
+    let other: serde_json::Value = serde_json::from_str(&llmtrack(
+        "admin",
+        dir.path(),
+        &["create-workspace", "--name", "Other", "--json"],
+    ))
+    .unwrap();
+    let (code, _, err) = run(&[
+        "admin",
+        "revoke-key",
+        "--data-dir",
+        path(dir.path()),
+        "--workspace",
+        other["id"].as_str().unwrap(),
+        "--key",
+        id,
+    ]);
+    assert_eq!(code, 1);
+    assert!(err.contains("has no key"), "{err}");
+}
+
+#[tokio::test]
+async fn a_second_server_on_the_same_data_dir_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let port = || {
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port()
+    };
+    let first_port = port();
+    let mut first = Command::new(env!("CARGO_BIN_EXE_llmtrack"))
+        .args([
+            "serve",
+            "--addr",
+            &format!("127.0.0.1:{first_port}"),
+            "--data-dir",
+        ])
+        .arg(&data)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let http = reqwest::Client::new();
+    let mut up = false;
+    for _ in 0..400 {
+        if http
+            .get(format!("http://127.0.0.1:{first_port}/healthz"))
+            .send()
+            .await
+            .is_ok()
+        {
+            up = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    assert!(up, "the first server did not start");
+    let second_port = port().to_string();
+    let (code, _, err) = run(&[
+        "serve",
+        "--addr",
+        &format!("127.0.0.1:{second_port}"),
+        "--data-dir",
+        data.to_str().unwrap(),
+    ]);
+    let _ = first.kill();
+    let _ = first.wait();
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains(&format!(
+            "error: another llmtrack server (pid {}) is using the data directory",
+            first.id()
+        )),
+        "{err}"
+    );
+    // Once the first is gone, the directory is free again.
+    let lock = llmtrack::lock_data_dir(&data).expect("the lock is released with its process");
+    drop(lock);
+}
+
+#[tokio::test]
+async fn jobs_run_reports_says_which_workspaces_it_skipped_and_why() {
+    let dir = data_dir();
+    let store = llmtrack::open_store(dir.path()).unwrap();
+    let ws = llmtrack::admin::create_workspace(&store, "New", Plan::Free, now_ms())
+        .await
+        .unwrap();
+    let last_month = llmtrack_shared::domain::report::Month::of(now_ms()).previous();
+    let out = jobs(
+        dir.path(),
+        &["run", "reports", "--month", &last_month.to_string()],
+    );
+    assert!(out.contains("0 reports archived, 0 emails sent"), "{out}");
+    assert!(
+        out.contains(&format!(
+            "{}: skipped: created after the month, with no events in it",
+            ws.id
+        )),
+        "{out}"
+    );
+}

@@ -255,24 +255,22 @@ async fn set_state(
         who, workspace: ws, ..
     } = s.gate.member(&headers, &id, Action::ManageKeys).await?;
     let mut k = s.key(&ws, &key).await?;
-    s.store
-        .keys
-        .set_key_state(&ws.id, &k.id, state, ws.plan.limits().active_keys)
-        .await
-        .map_err(|e| limit(e, &ws))?;
-    let action = if state == KeyState::Active {
-        "key.reactivated"
-    } else {
-        "key.deactivated"
-    };
-    s.audit(
+    let ip = auth::client_addr(&headers, peer.0, &s.web);
+    let changed = usecases::set_key_state(
+        s.store.keys.as_ref(),
+        s.store.audit_log.as_ref(),
         &ws,
-        &who,
-        action,
         &k,
-        auth::client_addr(&headers, peer.0, &s.web),
+        state,
+        Actor::person(&who.user, ip.as_deref()),
+        s.clock.now_ms(),
     )
-    .await;
+    .await
+    .map_err(|e| limit(e, &ws))?;
+    if !changed {
+        // Deleted since it was read.
+        return Err(ApiError::NotFound(format!("key `{key}` not found")));
+    }
     k.state = state;
     Ok(axum::Json(KeyView::from(&k)))
 }

@@ -136,10 +136,46 @@ pub async fn build(deps: &Deps, ws: &Workspace, month: Month) -> anyhow::Result<
 }
 
 /// What a run did.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct Ran {
     pub reports: usize,
     pub emails: usize,
+    /// The workspaces a run left out or did not mail, and why (an operator running it by hand
+    /// should not have to guess why a report did not come).
+    pub notes: Vec<(WorkspaceId, Note)>,
+}
+
+impl Ran {
+    fn add(&mut self, other: Ran) {
+        self.reports += other.reports;
+        self.emails += other.emails;
+        self.notes.extend(other.notes);
+    }
+}
+
+/// Why a workspace got no report, or no email, for a month.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Note {
+    /// Being deleted: nothing more is made from its data.
+    Deleting,
+    /// Created after the month, with no events backdated into it: no report.
+    CreatedAfter,
+    /// No events in the month: the report is archived, not mailed.
+    Quiet,
+    /// Mailed by an earlier run: archived again, not mailed twice.
+    AlreadyMailed,
+}
+
+impl std::fmt::Display for Note {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Note::Deleting => "skipped: the workspace is being deleted",
+            Note::CreatedAfter => "skipped: created after the month, with no events in it",
+            Note::Quiet => "archived, not mailed: no events in the month",
+            Note::AlreadyMailed => "archived, not mailed: an earlier run mailed it",
+        })
+    }
 }
 
 /// The dashboard page of a report.
@@ -150,14 +186,18 @@ fn dashboard(deps: &Deps, ws: &WorkspaceId, month: Month) -> String {
 /// Builds, archives and mails one workspace's report of `month`.
 pub async fn run_workspace(deps: &Deps, ws: &Workspace, month: Month) -> anyhow::Result<Ran> {
     let mut ran = Ran::default();
+    let note = |mut ran: Ran, note: Note| {
+        ran.notes.push((ws.id.clone(), note));
+        Ok(ran)
+    };
     if ws.deleting.is_some() {
-        return Ok(ran);
+        return note(ran, Note::Deleting);
     }
     let r = build(deps, ws, month).await?;
     // Nothing to say about a month before the workspace existed, unless events were backdated
     // into it.
     if ws.created_ms >= month.end_ms() && r.totals.requests == 0 {
-        return Ok(ran);
+        return note(ran, Note::CreatedAfter);
     }
     let link = dashboard(deps, &ws.id, month);
     let html = render::html(&r, &link);
@@ -179,14 +219,16 @@ pub async fn run_workspace(deps: &Deps, ws: &Workspace, month: Month) -> anyhow:
     }
     ran.reports = 1;
     // A quiet month is archived, not mailed; a re-run never mails twice.
-    if r.totals.requests == 0
-        || !deps
-            .store
-            .workspaces
-            .claim_notice(&ws.id, &format!("report:{month}"), deps.clock.now_ms())
-            .await?
+    if r.totals.requests == 0 {
+        return note(ran, Note::Quiet);
+    }
+    if !deps
+        .store
+        .workspaces
+        .claim_notice(&ws.id, &format!("report:{month}"), deps.clock.now_ms())
+        .await?
     {
-        return Ok(ran);
+        return note(ran, Note::AlreadyMailed);
     }
     let subject = format!("LLMtrack report for {}: {}", ws.name, month);
     let text = render::text(&r, &link);
@@ -232,9 +274,7 @@ pub async fn run_month(
         let Some(ws) = deps.store.workspaces.workspace(&id).await? else {
             continue;
         };
-        let ran = run_workspace(deps, &ws, month).await?;
-        total.reports += ran.reports;
-        total.emails += ran.emails;
+        total.add(run_workspace(deps, &ws, month).await?);
     }
     tracing::info!(%month, reports = total.reports, emails = total.emails, "monthly reports done");
     Ok(total)
@@ -250,9 +290,7 @@ pub async fn run_due(deps: &Deps) -> anyhow::Result<Ran> {
             continue;
         }
         if let Some(ws) = deps.store.workspaces.workspace(&id).await? {
-            let ran = run_workspace(deps, &ws, month).await?;
-            total.reports += ran.reports;
-            total.emails += ran.emails;
+            total.add(run_workspace(deps, &ws, month).await?);
         }
     }
     Ok(total)

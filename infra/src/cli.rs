@@ -1,0 +1,559 @@
+//! The `llmtrack` command line: what each command and option means (clap), and what running it
+//! does. Operator commands that change the store go through `admin`, which goes through the
+//! use cases the HTTP handlers share; this module only parses and prints.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::anyhow;
+use clap::{Parser, Subcommand, ValueEnum};
+use llmtrack_shared::domain::access::Role;
+use llmtrack_shared::domain::apikey::{ApiKey, Scope};
+use llmtrack_shared::domain::ids::WorkspaceId;
+use llmtrack_shared::domain::plan::Plan;
+use llmtrack_shared::domain::time::rfc3339;
+use serde_json::json;
+
+use crate::admin;
+
+const DATA_DIR_HELP: &str = "The data directory a server uses (SQLite store, outbox, archive)";
+
+#[derive(Parser)]
+#[command(
+    name = "llmtrack",
+    version,
+    about = "LLM usage and cost tracking, on one machine",
+    long_about = "LLM usage and cost tracking, on one machine: `serve` runs the API and the \
+                  dashboard over an embedded SQLite store; `admin` and `jobs` work on the data \
+                  directory of a server."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the API and the dashboard over the SQLite store in the data directory (created if
+    /// missing). One server per data directory.
+    Serve {
+        /// The address to listen on.
+        #[arg(long, default_value = "127.0.0.1:8080", env = "LLMTRACK_ADDR")]
+        addr: SocketAddr,
+        #[arg(long, default_value = ".llmtrack", env = "LLMTRACK_DATA_DIR", help = DATA_DIR_HELP)]
+        data_dir: PathBuf,
+        /// The dashboard's origin as users reach it, for links in emails and the cross-site
+        /// check (default: http://ADDR).
+        #[arg(long, env = "LLMTRACK_PUBLIC_URL")]
+        public_url: Option<String>,
+        /// Reverse proxies in front of this server, as comma-separated addresses or CIDR blocks:
+        /// their X-Forwarded-For gives the client's address (ignored from anyone else).
+        #[arg(long, env = "LLMTRACK_TRUSTED_PROXIES")]
+        trusted_proxies: Option<String>,
+        /// Let alert webhooks go to plain-http receivers on 127.0.0.1 (development only: any
+        /// workspace admin could then reach this machine's local ports).
+        #[arg(long, env = "LLMTRACK_ALLOW_LOCAL_WEBHOOKS")]
+        allow_local_webhooks: bool,
+    },
+    /// Run a scheduled job now, as its schedule would.
+    Jobs {
+        #[arg(long, default_value = ".llmtrack", env = "LLMTRACK_DATA_DIR", global = true, help = DATA_DIR_HELP)]
+        data_dir: PathBuf,
+        /// The dashboard's origin, for links in emails (default: http://127.0.0.1:8080).
+        #[arg(long, env = "LLMTRACK_PUBLIC_URL", global = true)]
+        public_url: Option<String>,
+        #[command(subcommand)]
+        command: JobsCommand,
+    },
+    /// Operator commands on a server's store: workspaces, keys, members, plans.
+    Admin {
+        #[arg(long, default_value = ".llmtrack", env = "LLMTRACK_DATA_DIR", global = true, help = DATA_DIR_HELP)]
+        data_dir: PathBuf,
+        /// Print machine-readable JSON instead of sentences.
+        #[arg(long, global = true)]
+        json: bool,
+        #[command(subcommand)]
+        command: AdminCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum JobsCommand {
+    /// Run a job once.
+    Run {
+        #[command(subcommand)]
+        job: Job,
+    },
+}
+
+#[derive(Subcommand)]
+enum Job {
+    /// Build, archive and email the monthly reports of a month that is over.
+    Reports {
+        /// The month, as YYYY-MM (UTC); it must be over.
+        #[arg(long)]
+        month: String,
+        /// Only this workspace (ws_…).
+        #[arg(long)]
+        workspace: Option<String>,
+    },
+    /// Evaluate every workspace's alert rules and plan usage once, and send what is due (what
+    /// `serve` does every minute).
+    Alerts,
+}
+
+#[derive(Subcommand)]
+enum AdminCommand {
+    /// Create a workspace.
+    CreateWorkspace {
+        /// Its display name.
+        #[arg(long)]
+        name: String,
+        /// Its plan, which sets every limit and how long history is kept.
+        #[arg(long, value_enum, default_value_t = PlanArg::Free)]
+        plan: PlanArg,
+        /// Make this person its owner (their account is created if needed), so the workspace is
+        /// theirs when they sign in with this address.
+        #[arg(long, value_name = "EMAIL")]
+        owner: Option<String>,
+    },
+    /// List every workspace.
+    Workspaces,
+    /// Create an API key; the raw key is printed this once and never again.
+    CreateKey {
+        /// The workspace (ws_…).
+        #[arg(long)]
+        workspace: String,
+        /// A name to recognise it by.
+        #[arg(long)]
+        name: String,
+        /// The source label attached to every event the key sends (production, staging, …).
+        #[arg(long)]
+        source: String,
+        /// What the key may do: ingest sends events; read queries the analytics API.
+        #[arg(long, value_enum, default_value_t = ScopeArg::Ingest)]
+        scope: ScopeArg,
+    },
+    /// List a workspace's keys (their ids, names and first characters; raw keys are never stored).
+    Keys {
+        /// The workspace (ws_…).
+        #[arg(long)]
+        workspace: String,
+    },
+    /// Revoke a key: requests with it are refused from the next one on (the dashboard can
+    /// reactivate it).
+    RevokeKey {
+        /// The workspace (ws_…).
+        #[arg(long)]
+        workspace: String,
+        /// The key's id (key_…, see `admin keys`).
+        #[arg(long)]
+        key: String,
+    },
+    /// Add a member (creating their account) or change their role.
+    AddMember {
+        /// The workspace (ws_…).
+        #[arg(long)]
+        workspace: String,
+        /// Their email address, which they sign in with.
+        #[arg(long)]
+        email: String,
+        /// Owners may do everything; admins all but billing and deletion; viewers only read.
+        #[arg(long, value_enum)]
+        role: RoleArg,
+    },
+    /// List a workspace's members.
+    Members {
+        /// The workspace (ws_…).
+        #[arg(long)]
+        workspace: String,
+    },
+    /// Set a workspace's plan (self-hosters; on AWS, billing sets it). Stored history follows
+    /// the new plan's window at once.
+    SetPlan {
+        /// The workspace (ws_…).
+        #[arg(long)]
+        workspace: String,
+        /// The new plan.
+        #[arg(long, value_enum)]
+        plan: PlanArg,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum PlanArg {
+    Free,
+    Pro,
+    Team,
+}
+
+impl From<PlanArg> for Plan {
+    fn from(p: PlanArg) -> Plan {
+        match p {
+            PlanArg::Free => Plan::Free,
+            PlanArg::Pro => Plan::Pro,
+            PlanArg::Team => Plan::Team,
+        }
+    }
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum RoleArg {
+    Owner,
+    Admin,
+    Viewer,
+}
+
+impl From<RoleArg> for Role {
+    fn from(r: RoleArg) -> Role {
+        match r {
+            RoleArg::Owner => Role::Owner,
+            RoleArg::Admin => Role::Admin,
+            RoleArg::Viewer => Role::Viewer,
+        }
+    }
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum ScopeArg {
+    Ingest,
+    Read,
+}
+
+impl From<ScopeArg> for Scope {
+    fn from(s: ScopeArg) -> Scope {
+        match s {
+            ScopeArg::Ingest => Scope::Ingest,
+            ScopeArg::Read => Scope::Read,
+        }
+    }
+}
+
+/// Commands other than `serve` work on an existing installation: a mistyped path is an error,
+/// not a new empty store that the server never reads.
+fn existing(data_dir: &Path) -> anyhow::Result<()> {
+    if data_dir.join(crate::STORE_FILE).is_file() {
+        return Ok(());
+    }
+    let what = if data_dir.is_dir() {
+        "holds no LLMtrack store"
+    } else {
+        "does not exist"
+    };
+    Err(anyhow!(
+        "the data directory {} {what}: pass the --data-dir (or LLMTRACK_DATA_DIR) a server uses, \
+         or start `llmtrack serve` there once to create it",
+        data_dir.display()
+    ))
+}
+
+fn options(public_url: Option<String>) -> crate::Options {
+    crate::Options {
+        public_url: public_url.unwrap_or_else(|| "http://127.0.0.1:8080".to_owned()),
+        ..Default::default()
+    }
+}
+
+impl Cli {
+    pub async fn run(self) -> anyhow::Result<()> {
+        match self.command {
+            Command::Serve {
+                addr,
+                data_dir,
+                public_url,
+                trusted_proxies,
+                allow_local_webhooks,
+            } => {
+                let options = crate::Options {
+                    public_url: public_url.unwrap_or_else(|| format!("http://{addr}")),
+                    trusted_proxies: match trusted_proxies {
+                        Some(list) => llmtrack_shared::config::parse_proxies(&list)
+                            .map_err(|e| anyhow!("--trusted-proxies: {e}"))?,
+                        None => Vec::new(),
+                    },
+                    allow_local_webhooks,
+                };
+                crate::serve(addr, &data_dir, options).await
+            }
+            Command::Jobs {
+                data_dir,
+                public_url,
+                command: JobsCommand::Run { job },
+            } => {
+                existing(&data_dir)?;
+                let parts = crate::local_parts(&data_dir, &options(public_url))?;
+                match job {
+                    Job::Reports { month, workspace } => {
+                        let now = chrono::Utc::now().timestamp_millis();
+                        let month = llmtrack_reports::past_month(&month, now)
+                            .map_err(|e| anyhow!("--month: {e}"))?;
+                        let only = match workspace {
+                            Some(w) => Some(WorkspaceId::parse(&w).ok_or_else(|| {
+                                anyhow!(
+                                    "--workspace: `{w}` is not a workspace id (they look like ws_…)"
+                                )
+                            })?),
+                            None => None,
+                        };
+                        let ran =
+                            llmtrack_reports::run_month(&parts.reports(), month, only.as_ref())
+                                .await?;
+                        println!(
+                            "{month}: {} reports archived, {} emails sent",
+                            ran.reports, ran.emails
+                        );
+                        for (ws, note) in &ran.notes {
+                            println!("{ws}: {note}");
+                        }
+                    }
+                    Job::Alerts => {
+                        let ran = llmtrack_alerts::evaluate::all(&parts.alerts().deps).await?;
+                        println!(
+                            "{} alert rules evaluated, {} notifications sent",
+                            ran.rules, ran.notifications
+                        );
+                    }
+                }
+                Ok(())
+            }
+            Command::Admin {
+                data_dir,
+                json,
+                command,
+            } => {
+                existing(&data_dir)?;
+                let store = crate::open_store(&data_dir)?;
+                run_admin(store, command, json).await
+            }
+        }
+    }
+}
+
+async fn run_admin(
+    store: llmtrack_shared::adapters::sqlite::SqliteStore,
+    command: AdminCommand,
+    json: bool,
+) -> anyhow::Result<()> {
+    let now = chrono::Utc::now().timestamp_millis();
+    match command {
+        AdminCommand::CreateWorkspace { name, plan, owner } => {
+            let ws =
+                admin::create_owned_workspace(&store, &name, plan.into(), owner.as_deref(), now)
+                    .await?;
+            if json {
+                println!(
+                    "{}",
+                    json!({"id": ws.id, "name": ws.name, "plan": ws.plan, "owner": owner,
+                           "created_at": rfc3339(ws.created_ms)})
+                );
+            } else {
+                println!(
+                    "created workspace {} ({}, {} plan)",
+                    ws.id,
+                    ws.name,
+                    ws.plan.as_str()
+                );
+                if let Some(owner) = owner {
+                    println!("{owner} is its owner: sign in with that address to see it");
+                }
+            }
+        }
+        AdminCommand::Workspaces => {
+            let all = admin::workspaces(&store).await?;
+            if json {
+                let rows: Vec<_> = all
+                    .iter()
+                    .map(|w| json!({"id": w.id, "name": w.name, "plan": w.plan, "timezone": w.timezone,
+                                    "created_at": rfc3339(w.created_ms), "deleting": w.deleting.is_some()}))
+                    .collect();
+                println!("{}", serde_json::Value::from(rows));
+            } else if all.is_empty() {
+                println!(
+                    "no workspaces yet: `llmtrack admin create-workspace --name NAME --owner EMAIL`"
+                );
+            } else {
+                for w in all {
+                    let deleting = if w.deleting.is_some() {
+                        ", being deleted"
+                    } else {
+                        ""
+                    };
+                    println!(
+                        "{}  {} ({} plan, created {}{deleting})",
+                        w.id,
+                        w.name,
+                        w.plan.as_str(),
+                        rfc3339(w.created_ms)
+                    );
+                }
+            }
+        }
+        AdminCommand::CreateKey {
+            workspace,
+            name,
+            source,
+            scope,
+        } => {
+            let (key, raw) =
+                admin::create_key(&store, &workspace, &name, &source, scope.into(), now).await?;
+            if json {
+                let mut row = key_json(&key);
+                row["key"] = raw.expose().into();
+                println!("{row}");
+            } else {
+                println!(
+                    "created key {} ({}, source {}, scope {})",
+                    key.id,
+                    key.name,
+                    key.source,
+                    key.scope.as_str()
+                );
+                println!("key: {}", raw.expose());
+                println!("This is the only time the key is shown: store it now.");
+            }
+        }
+        AdminCommand::Keys { workspace } => {
+            let keys = admin::keys(&store, &workspace).await?;
+            if json {
+                println!(
+                    "{}",
+                    serde_json::Value::from(keys.iter().map(key_json).collect::<Vec<_>>())
+                );
+            } else if keys.is_empty() {
+                println!("no keys in {workspace}");
+            } else {
+                for k in keys {
+                    let used = k.last_used_ms.map_or("never used".to_owned(), |t| {
+                        format!("last used {}", rfc3339(t))
+                    });
+                    println!(
+                        "{}  {} ({}…, source {}, scope {}, {}, {used})",
+                        k.id,
+                        k.name,
+                        k.prefix,
+                        k.source,
+                        k.scope.as_str(),
+                        k.state.as_str()
+                    );
+                }
+            }
+        }
+        AdminCommand::RevokeKey { workspace, key } => {
+            let k = admin::revoke_key(&store, &workspace, &key, now).await?;
+            if json {
+                println!("{}", key_json(&k));
+            } else {
+                println!(
+                    "key {} ({}) is revoked: requests with it are refused",
+                    k.id, k.name
+                );
+            }
+        }
+        AdminCommand::AddMember {
+            workspace,
+            email,
+            role,
+        } => {
+            let m = admin::add_member(&store, &workspace, &email, role.into(), now).await?;
+            if json {
+                println!(
+                    "{}",
+                    json!({"workspace": m.workspace_id, "user_id": m.user_id, "email": m.email.as_str(), "role": m.role})
+                );
+            } else {
+                println!(
+                    "{} is now {} of {}",
+                    m.email.as_str(),
+                    m.role.as_str(),
+                    m.workspace_id
+                );
+            }
+        }
+        AdminCommand::Members { workspace } => {
+            let members = admin::members(&store, &workspace).await?;
+            if json {
+                let rows: Vec<_> = members
+                    .iter()
+                    .map(|m| json!({"user_id": m.user_id, "email": m.email.as_str(), "role": m.role, "since": rfc3339(m.since_ms)}))
+                    .collect();
+                println!("{}", serde_json::Value::from(rows));
+            } else if members.is_empty() {
+                println!(
+                    "no members in {workspace}: `llmtrack admin add-member --workspace {workspace} --email EMAIL --role owner`"
+                );
+            } else {
+                for m in members {
+                    println!(
+                        "{}  {} (since {})",
+                        m.email.as_str(),
+                        m.role.as_str(),
+                        rfc3339(m.since_ms)
+                    );
+                }
+            }
+        }
+        AdminCommand::SetPlan { workspace, plan } => {
+            let plan = Plan::from(plan);
+            let pass = admin::set_plan(&store, &workspace, plan, now).await?;
+            let retained = match pass {
+                Some(job) => Some(admin::run_retention(Arc::new(store), job).await?),
+                None => None,
+            };
+            if json {
+                println!(
+                    "{}",
+                    json!({"workspace": workspace, "plan": plan, "retention": retained})
+                );
+            } else {
+                println!("workspace {workspace} is now on the {} plan", plan.as_str());
+                if let Some(r) = retained {
+                    println!(
+                        "retention: {} events kept for the new window, {} deleted; {} rollups kept, {} deleted",
+                        r["events_kept"],
+                        r["events_deleted"],
+                        r["rollups_kept"],
+                        r["rollups_deleted"]
+                    );
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+fn key_json(k: &ApiKey) -> serde_json::Value {
+    json!({"id": k.id, "workspace": k.workspace_id, "name": k.name, "source": k.source,
+           "scope": k.scope, "state": k.state, "prefix": k.prefix,
+           "created_at": rfc3339(k.created_ms), "last_used_at": k.last_used_ms.map(rfc3339)})
+}
+
+/// Parses the command line and runs it; returns the process's exit code. A mistake (bad input,
+/// a missing workspace, a busy data directory) prints `error: …` and exits 1, with no backtrace
+/// whatever `RUST_BACKTRACE` says: it is the operator's to fix, not a crash.
+pub async fn main() -> std::process::ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            // Help and --version print to stdout and succeed; usage errors print clap's own
+            // `error: …` with the usage line.
+            let _ = e.print();
+            return if e.use_stderr() {
+                std::process::ExitCode::FAILURE
+            } else {
+                std::process::ExitCode::SUCCESS
+            };
+        }
+    };
+    match cli.command {
+        Command::Serve { .. } => llmtrack_shared::telemetry::init(),
+        _ => llmtrack_shared::telemetry::init_for_command(),
+    }
+    match cli.run().await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
