@@ -107,6 +107,7 @@ async fn main() {
         public_url: "http://127.0.0.1:1".into(),
         page: job::PURGE_PAGE,
         in_flight_ms: 0,
+        backups: llmtrack_shared::domain::deletion::Backups::Operator,
     };
     let spec = |scope| Spec {
         scope,

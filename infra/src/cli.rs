@@ -169,6 +169,20 @@ enum AdminCommand {
         #[arg(long)]
         workspace: String,
     },
+    /// Back up the store (while the server runs), the monthly reports and the signing secrets
+    /// into a new directory.
+    Backup {
+        /// The directory to write (new, or empty).
+        #[arg(long, value_name = "DIR")]
+        to: PathBuf,
+    },
+    /// Restore a backup into a data directory that has no store yet (no server may be running
+    /// on it); the server upgrades an older release's store when it starts.
+    Restore {
+        /// The directory `admin backup` wrote.
+        #[arg(long, value_name = "DIR")]
+        from: PathBuf,
+    },
     /// Set a workspace's plan (self-hosters; on AWS, billing sets it). Stored history follows
     /// the new plan's window at once.
     SetPlan {
@@ -321,23 +335,21 @@ impl Cli {
                 data_dir,
                 json,
                 command,
-            } => {
-                existing(&data_dir)?;
-                let store = crate::open_store(&data_dir)?;
-                run_admin(store, command, json).await
-            }
+            } => run_admin(&data_dir, command, json).await,
         }
     }
 }
 
-async fn run_admin(
-    store: llmtrack_shared::adapters::sqlite::SqliteStore,
-    command: AdminCommand,
-    json: bool,
-) -> anyhow::Result<()> {
+async fn run_admin(data_dir: &Path, command: AdminCommand, json: bool) -> anyhow::Result<()> {
     let now = chrono::Utc::now().timestamp_millis();
+    // Every command but `restore` works on the store of an existing installation.
+    let store = || {
+        existing(data_dir)?;
+        crate::open_store(data_dir)
+    };
     match command {
         AdminCommand::CreateWorkspace { name, plan, owner } => {
+            let store = store()?;
             let ws =
                 admin::create_owned_workspace(&store, &name, plan.into(), owner.as_deref(), now)
                     .await?;
@@ -360,6 +372,7 @@ async fn run_admin(
             }
         }
         AdminCommand::Workspaces => {
+            let store = store()?;
             let all = admin::workspaces(&store).await?;
             if json {
                 let rows: Vec<_> = all
@@ -395,6 +408,7 @@ async fn run_admin(
             source,
             scope,
         } => {
+            let store = store()?;
             let (key, raw) =
                 admin::create_key(&store, &workspace, &name, &source, scope.into(), now).await?;
             if json {
@@ -414,6 +428,7 @@ async fn run_admin(
             }
         }
         AdminCommand::Keys { workspace } => {
+            let store = store()?;
             let keys = admin::keys(&store, &workspace).await?;
             if json {
                 println!(
@@ -440,6 +455,7 @@ async fn run_admin(
             }
         }
         AdminCommand::RevokeKey { workspace, key } => {
+            let store = store()?;
             let k = admin::revoke_key(&store, &workspace, &key, now).await?;
             if json {
                 println!("{}", key_json(&k));
@@ -455,6 +471,7 @@ async fn run_admin(
             email,
             role,
         } => {
+            let store = store()?;
             let m = admin::add_member(&store, &workspace, &email, role.into(), now).await?;
             if json {
                 println!(
@@ -471,6 +488,7 @@ async fn run_admin(
             }
         }
         AdminCommand::Members { workspace } => {
+            let store = store()?;
             let members = admin::members(&store, &workspace).await?;
             if json {
                 let rows: Vec<_> = members
@@ -493,7 +511,41 @@ async fn run_admin(
                 }
             }
         }
+        AdminCommand::Backup { to } => {
+            let store = store()?;
+            let copied = crate::backup::backup(&store, data_dir, &to).await?;
+            if json {
+                println!("{}", copied.to_json());
+            } else {
+                println!(
+                    "backed up {} to {}: the store ({} bytes), {} report files, {} secrets",
+                    data_dir.display(),
+                    to.display(),
+                    copied.store_bytes,
+                    copied.files,
+                    copied.secrets
+                );
+            }
+        }
+        AdminCommand::Restore { from } => {
+            let copied = crate::backup::restore(&from, data_dir)?;
+            if json {
+                println!("{}", copied.to_json());
+            } else {
+                println!(
+                    "restored {} into {}: the store ({} bytes), {} report files, {} secrets; \
+                     start `llmtrack serve --data-dir {}`",
+                    from.display(),
+                    data_dir.display(),
+                    copied.store_bytes,
+                    copied.files,
+                    copied.secrets,
+                    data_dir.display()
+                );
+            }
+        }
         AdminCommand::SetPlan { workspace, plan } => {
+            let store = store()?;
             let plan = Plan::from(plan);
             let pass = admin::set_plan(&store, &workspace, plan, now).await?;
             let retained = match pass {

@@ -30,6 +30,7 @@ use llmtrack_shared::ratelimit::RequestLimits;
 use llmtrack_shared::retention_job;
 
 pub mod admin;
+pub mod backup;
 pub mod cli;
 pub mod dashboard;
 pub mod openapi;
@@ -107,6 +108,7 @@ impl Parts {
                 public_url: self.web.public_url.clone(),
                 page: deletion_job::PURGE_PAGE,
                 in_flight_ms: 0,
+                backups: llmtrack_shared::domain::deletion::Backups::Operator,
             },
             web: self.web.clone(),
             run_jobs_here: true,

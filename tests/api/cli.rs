@@ -429,3 +429,111 @@ async fn jobs_run_reports_says_which_workspaces_it_skipped_and_why() {
         "{out}"
     );
 }
+
+#[tokio::test]
+async fn a_backup_taken_while_serving_restores_into_a_new_directory() {
+    use llmtrack_shared::ports::{Events as _, Workspaces as _};
+    let dir = data_dir();
+    // The secrets and archive a server keeps beside its store.
+    let options = llmtrack::Options {
+        public_url: "http://127.0.0.1:8080".into(),
+        ..Default::default()
+    };
+    llmtrack::local_parts(dir.path(), &options).unwrap();
+    let report = dir.path().join("archive/reports/ws_x/2026-10.json");
+    std::fs::create_dir_all(report.parent().unwrap()).unwrap();
+    std::fs::write(&report, b"{\"month\": \"2026-10\"}").unwrap();
+    let export = dir.path().join("archive/exports/ws_x/e.csv");
+    std::fs::create_dir_all(export.parent().unwrap()).unwrap();
+    std::fs::write(&export, b"a,b").unwrap();
+
+    let store = Arc::new(llmtrack::open_store(dir.path()).unwrap());
+    let app = spawn_app_on(store, Arc::new(SystemClock), None).await;
+    let ws: serde_json::Value = serde_json::from_str(&llmtrack(
+        "admin",
+        dir.path(),
+        &["create-workspace", "--name", "Acme", "--json"],
+    ))
+    .unwrap();
+    let ws = WorkspaceId::parse(ws["id"].as_str().unwrap()).unwrap();
+    let key = app.key(&ws, Scope::Ingest, "production").await;
+    let events: Vec<_> = (0..50)
+        .map(|i| json!({"provider": "openai", "model": "gpt-4o", "input_tokens": i + 1}))
+        .collect();
+    let (status, body) = app.post_events(&key, &json!({"events": events})).await;
+    assert_eq!(status, 200, "{body}");
+
+    let backups = tempfile::tempdir().unwrap();
+    let to = backups.path().join("monday");
+    let out = llmtrack("admin", dir.path(), &["backup", "--to", path(&to)]);
+    assert!(out.contains("1 report files, 2 secrets"), "{out}");
+    // A backup never lands on top of another.
+    let (code, _, err) = run(&[
+        "admin",
+        "backup",
+        "--data-dir",
+        path(dir.path()),
+        "--to",
+        path(&to),
+    ]);
+    assert_eq!(code, 1);
+    assert!(err.contains("is not empty"), "{err}");
+
+    let restored = backups.path().join("restored");
+    let out = llmtrack("admin", &restored, &["restore", "--from", path(&to)]);
+    assert!(out.contains("1 report files, 2 secrets"), "{out}");
+    let back = llmtrack::open_store(&restored).unwrap();
+    assert_eq!(back.workspace(&ws).await.unwrap().unwrap().name, "Acme");
+    assert_eq!(
+        back.events(&ws, 0, i64::MAX / 2, None, 100)
+            .await
+            .unwrap()
+            .len(),
+        50
+    );
+    assert_eq!(
+        std::fs::read(restored.join("archive/reports/ws_x/2026-10.json")).unwrap(),
+        std::fs::read(&report).unwrap()
+    );
+    assert!(
+        !restored.join("archive/exports").exists(),
+        "exports expire: not backed up"
+    );
+    for secret in [".alert-signing-key", "archive/.link-secret"] {
+        assert_eq!(
+            std::fs::read(restored.join(secret)).unwrap(),
+            std::fs::read(dir.path().join(secret)).unwrap(),
+            "{secret}"
+        );
+    }
+    // A restore never replaces a store, and takes only what is an LLMtrack store.
+    let (code, _, err) = run(&[
+        "admin",
+        "restore",
+        "--data-dir",
+        path(&restored),
+        "--from",
+        path(&to),
+    ]);
+    assert_eq!(code, 1);
+    assert!(err.contains("already holds a store"), "{err}");
+    let junk = backups.path().join("junk");
+    std::fs::create_dir_all(&junk).unwrap();
+    std::fs::write(
+        junk.join("llmtrack.sqlite3"),
+        b"not a database at all, not even close",
+    )
+    .unwrap();
+    let fresh = backups.path().join("fresh");
+    let (code, _, err) = run(&[
+        "admin",
+        "restore",
+        "--data-dir",
+        path(&fresh),
+        "--from",
+        path(&junk),
+    ]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.starts_with("error: "), "{err}");
+    assert!(!fresh.join("llmtrack.sqlite3").exists());
+}

@@ -236,6 +236,7 @@ fn deps(store: &DynStore, archive: &DynArchive, outbox: &std::path::Path, page: 
         page,
         // The purge tests run the job as soon as it is accepted, on both stores.
         in_flight_ms: 0,
+        backups: llmtrack_shared::domain::deletion::Backups::Operator,
     }
 }
 

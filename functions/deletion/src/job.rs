@@ -117,6 +117,8 @@ pub struct Deps {
     /// may still land: a whole-workspace deletion waits this long before it purges. 0 on SQLite,
     /// which checks the mark inside each write; `DynamoStore::in_flight_ms` on DynamoDB.
     pub in_flight_ms: i64,
+    /// What the receipts say backups may still hold.
+    pub backups: deletion::Backups,
 }
 
 /// A new deletion job for `ws` (not yet saved: `Store::begin_deletion` saves it).
@@ -497,7 +499,7 @@ async fn send_receipt(deps: &Deps, job: &Job, scope: &Scope, to: &Notify, receip
         deps.public_url,
         job.workspace,
         job.id,
-        deletion::BACKUPS_NOTICE
+        deps.backups.notice()
     ));
     let mail = Mail {
         to: to.email.clone(),

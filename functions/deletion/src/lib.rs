@@ -43,6 +43,7 @@ pub async fn lambda_deps(
     let store: llmtrack_shared::ports::DynStore = Arc::new(store.clone());
     Ok(Deps {
         in_flight_ms,
+        backups: llmtrack_shared::domain::deletion::Backups::PointInTimeRecovery,
         store: job::DeletionPorts::of(&store),
         clock: Arc::new(llmtrack_shared::ports::SystemClock),
         archive: Arc::new(S3Archive::from_env(&required("ARCHIVE_BUCKET")?).await),
@@ -154,7 +155,7 @@ pub struct DeletionView {
     receipt: Option<ReceiptView>,
 }
 
-fn view(job: &Job) -> Result<DeletionView> {
+fn view(job: &Job, backups: deletion::Backups) -> Result<DeletionView> {
     let spec = job::spec_of(job)?;
     let progress = job::progress_of(job);
     let hours = job::hours_done(job, &progress);
@@ -178,7 +179,7 @@ fn view(job: &Job) -> Result<DeletionView> {
             deleted: receipt.deleted,
             started_at: rfc3339(receipt.started_ms),
             finished_at: receipt.finished_ms.map(rfc3339),
-            backups: deletion::BACKUPS_NOTICE,
+            backups: backups.notice(),
         }),
     })
 }
@@ -270,7 +271,7 @@ async fn create_deletion(
         .begin(&who, &ws, scope)
         .await?
         .ok_or_else(|| ApiError::Conflict("the workspace is already being deleted".into()))?;
-    let body = view(&job)?;
+    let body = view(&job, s.deps.backups)?;
     s.spawn(job);
     Ok(accepted(body))
 }
@@ -309,7 +310,7 @@ async fn get_deletion(
             .ok_or_else(not_found)?;
         auth::require(m.role, Action::DeleteData)?;
     }
-    Ok(axum::Json(view(&job)?))
+    Ok(axum::Json(view(&job, s.deps.backups)?))
 }
 
 /// What deleting the signed-in account would delete.
@@ -523,7 +524,7 @@ async fn delete_account(
             text.push_str(&format!("  {} ({}): job {}\n", ws.name, ws.id, job.id));
         }
     }
-    text.push_str(&format!("\n{}\n", deletion::BACKUPS_NOTICE));
+    text.push_str(&format!("\n{}\n", s.deps.backups.notice()));
     let mail = Mail {
         to: email,
         subject: "LLMtrack: your account is deleted".into(),
@@ -540,7 +541,10 @@ async fn delete_account(
     }
     tracing::info!(workspaces = jobs.len(), "account deleted");
     let body = AccountDeletionView {
-        jobs: jobs.iter().map(|(j, _)| view(j)).collect::<Result<_>>()?,
+        jobs: jobs
+            .iter()
+            .map(|(j, _)| view(j, s.deps.backups))
+            .collect::<Result<_>>()?,
         deleted,
     };
     for (job, _) in jobs {

@@ -70,11 +70,35 @@ impl Scope {
     }
 }
 
-/// What backups may still hold after a deletion: said in every receipt (docs/DELETION.md).
-pub const BACKUPS_NOTICE: &str = "Deleted data is gone from LLMtrack's active systems. The database's point-in-time \
+/// Where deleted data may still be after a deletion, said in every receipt (docs/DELETION.md):
+/// it depends on where LLMtrack runs, and a receipt must not promise backups that do not exist.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backups {
+    /// On AWS: the table's point-in-time recovery (`RecoveryPeriodInDays: 35` in template.yaml).
+    PointInTimeRecovery,
+    /// On one machine: the server keeps no backups; its operator's copies are theirs to age out.
+    Operator,
+}
+
+impl Backups {
+    pub fn notice(self) -> &'static str {
+        match self {
+            Backups::PointInTimeRecovery => {
+                "Deleted data is gone from LLMtrack's active systems. The database's point-in-time \
 recovery backups, kept for 35 days, may still hold it until they age out; they are used only to \
 recover from an outage, never as product data. A minimal record that this deletion took place \
-(its scope, who asked, and the counts above) is kept in the security log for one year.";
+(its scope, who asked, and the counts above) is kept in the security log for one year."
+            }
+            Backups::Operator => {
+                "Deleted data is gone from this LLMtrack server's store, and the space it used is \
+overwritten. This server keeps no backups of its own; copies its operator makes (with `llmtrack \
+admin backup` or disk snapshots) may still hold it until they are replaced. A minimal record that \
+this deletion took place (its scope, who asked, and the counts above) is kept in the security log \
+for one year."
+            }
+        }
+    }
+}
 
 /// The scope in words, for receipts: "all of it", or the range and source.
 pub fn describe(scope: &Scope) -> String {
@@ -240,6 +264,21 @@ mod tests {
     }
 
     const NOW: i64 = 1_795_000_000_000;
+
+    #[test]
+    fn each_receipt_names_the_backups_that_exist_where_it_runs() {
+        // The AWS notice's period is the table's recovery period, as the template sets it.
+        let template = include_str!("../../../template.yaml");
+        assert!(template.contains("RecoveryPeriodInDays: 35"));
+        assert!(
+            Backups::PointInTimeRecovery
+                .notice()
+                .contains("kept for 35 days")
+        );
+        let local = Backups::Operator.notice();
+        assert!(local.contains("keeps no backups of its own"), "{local}");
+        assert!(!local.contains("point-in-time") && !local.contains("35 days"));
+    }
 
     #[test]
     fn a_request_needs_the_workspace_name_typed_back() {

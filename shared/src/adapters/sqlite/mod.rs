@@ -27,8 +27,8 @@ mod workspaces;
 use billing::*;
 use ingest::*;
 use rollups::*;
-pub use schema::SCHEMA_VERSION;
 use schema::migrate;
+pub use schema::{SCHEMA_VERSION, check_file};
 
 use anyhow::{Context as _, anyhow};
 use async_trait::async_trait;
@@ -158,6 +158,25 @@ impl SqliteStore {
     pub fn rollup_rows_read(&self) -> u64 {
         self.rollup_rows_read
             .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Copies the whole store to a new file at `to` while it keeps serving, with SQLite's online
+    /// backup: one read transaction, so the copy is the store as of one moment and writers are
+    /// not held up (WAL). All pages in one step: the default small steps would restart on every
+    /// write a busy store makes.
+    pub async fn backup_to(&self, to: &Path) -> StoreResult<()> {
+        let to = to.to_owned();
+        self.read(move |c| {
+            let mut dst = Connection::open(&to)?;
+            let backup = rusqlite::backup::Backup::new(c, &mut dst)?;
+            match backup.step(-1)? {
+                rusqlite::backup::StepResult::Done => Ok(()),
+                other => Err(Failure::Fault(anyhow!(
+                    "the backup stopped early: {other:?}"
+                ))),
+            }
+        })
+        .await
     }
 
     /// Opens (creating if needed) the store at `path`.

@@ -41,6 +41,32 @@ struct Legacy {
     old_rollups: bool,
 }
 
+/// Checks that the file at `path` is an LLMtrack store this build can open (ours, not newer, and
+/// sound page by page), without changing it: what a restore checks before it puts a backup in
+/// place. Returns its schema version.
+pub fn check_file(path: &std::path::Path) -> anyhow::Result<usize> {
+    use rusqlite::OpenFlags;
+    let c = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY)
+        .with_context(|| format!("opening {}", path.display()))?;
+    let app: i64 = c.query_row("PRAGMA application_id", [], |r| r.get(0))?;
+    let version: i64 = c.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    if app != APPLICATION_ID {
+        bail!("{} is not an LLMtrack store backup", path.display());
+    }
+    if version as usize > SCHEMA_VERSION {
+        bail!(
+            "{} has schema version {version}, written by a newer LLMtrack; this build knows \
+             versions up to {SCHEMA_VERSION}",
+            path.display()
+        );
+    }
+    let check: String = c.query_row("PRAGMA quick_check", [], |r| r.get(0))?;
+    if check != "ok" {
+        bail!("{} is damaged: {check}", path.display());
+    }
+    Ok(version as usize)
+}
+
 /// Brings the store at `c` up to [`SCHEMA_VERSION`]. Refuses a store written by a newer build
 /// (its schema may hold what this one would misread) and a file that is another program's.
 pub(super) fn migrate(c: &mut Connection) -> anyhow::Result<()> {
