@@ -60,6 +60,8 @@ fn admin(dir: &std::path::Path, args: &[&str]) -> Value {
 #[tokio::test]
 async fn a_killed_server_and_client_retries_converge_to_exact_rollups() {
     let dir = tempfile::tempdir().unwrap();
+    // The store a server makes on its first start (`admin` needs one).
+    llmtrack::open_store(dir.path()).unwrap();
     let ws = admin(
         dir.path(),
         &["create-workspace", "--name", "Crashy", "--plan", "pro"],

@@ -301,12 +301,17 @@ pub async fn run(deps: &Deps, mut job: Job, deadline: Option<Instant>) -> anyhow
     if let Some(notify) = spec.notify.take() {
         send_receipt(deps, &job, &spec.scope, &notify, &progress.receipt).await;
     }
-    // Nothing of what was deleted may linger in the store's files (SQLite's write-ahead log),
-    // the job's own earlier saves (which named the workspace and whom to tell) included; and
-    // that holds from the moment the job reads as done, so the log is scrubbed first. The last
-    // save names neither (the receipt counts, `notify` is taken).
-    deps.store.erasure.scrub().await?;
+    // Nothing of what was deleted may linger in the store's files, the job's own earlier saves
+    // (which named the workspace and whom to tell) included, from the moment the job reads as
+    // done. So: a save that names neither (`notify` is taken; the receipt holds counts), then
+    // the scrub, which copies that version over the earlier ones in the database file and
+    // empties the log, and only then the save that reads as done. Scrubbing before the first
+    // save left the named version in the database file until the next checkpoint.
     job.spec = serde_json::to_value(&spec)?;
+    if !save(deps, &mut job, &progress).await? {
+        return Ok(Ran::Overtaken);
+    }
+    deps.store.erasure.scrub().await?;
     job.state = JobState::Done;
     job.result = Some(serde_json::to_value(&progress.receipt)?);
     job.expires_ms = Some(now + RECORD_KEPT_MS);
