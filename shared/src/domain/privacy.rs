@@ -90,6 +90,16 @@ pub fn scan(value: &str) -> Option<Finding> {
 
 /// What, if anything, makes a metadata number unfit to store: a card number sent as a JSON number.
 pub fn scan_number(n: &serde_json::Number) -> Option<Finding> {
+    // Under 13 digits (most numbers: counts, amounts, ids) it cannot be one: no text to make.
+    const SMALLEST: u64 = 1_000_000_000_000;
+    let small = n
+        .as_u64()
+        .map(|u| u < SMALLEST)
+        .or_else(|| n.as_i64().map(|i| i.unsigned_abs() < SMALLEST))
+        .or_else(|| n.as_f64().map(|f| f.abs() < SMALLEST as f64));
+    if small != Some(false) {
+        return None;
+    }
     let digits = if let Some(u) = n.as_u64() {
         u.to_string()
     } else if let Some(i) = n.as_i64() {
@@ -117,6 +127,12 @@ const MAX_SEPARATORS: usize = 3;
 /// or underscores, a few in a row at most), starting with 2-6 (Mastercard, Amex, Diners, JCB, Visa,
 /// Discover, UnionPay: this spares epoch timestamps and most other ids) and passing the Luhn check.
 fn contains_card_number(value: &str) -> bool {
+    // Most text holds fewer than 13 digits in all: nothing to look at, and nothing to allocate
+    // (this runs on every free-text field of every event). Digits are ASCII here: `scan` has
+    // normalised the others, and no byte of a multi-byte character is an ASCII digit.
+    if value.bytes().filter(u8::is_ascii_digit).count() < 13 {
+        return false;
+    }
     let chars: Vec<char> = value.chars().collect();
     let mut i = 0;
     while i < chars.len() {
@@ -156,6 +172,9 @@ fn contains_card_number(value: &str) -> bool {
 
 /// Whether consecutive whole groups of a run form a card number.
 fn run_holds_card(groups: &[Vec<u8>]) -> bool {
+    if groups.iter().map(Vec::len).sum::<usize>() < 13 {
+        return false;
+    }
     for start in 0..groups.len() {
         let mut digits: Vec<u8> = Vec::with_capacity(19);
         for g in &groups[start..] {
