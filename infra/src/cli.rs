@@ -55,6 +55,8 @@ enum Command {
         /// workspace admin could then reach this machine's local ports).
         #[arg(long, env = "LLMTRACK_ALLOW_LOCAL_WEBHOOKS")]
         allow_local_webhooks: bool,
+        #[command(flatten)]
+        mail: MailArgs,
     },
     /// Run a scheduled job now, as its schedule would.
     Jobs {
@@ -63,6 +65,8 @@ enum Command {
         /// The dashboard's origin, for links in emails (default: http://127.0.0.1:8080).
         #[arg(long, env = "LLMTRACK_PUBLIC_URL", global = true)]
         public_url: Option<String>,
+        #[command(flatten)]
+        mail: MailArgs,
         #[command(subcommand)]
         command: JobsCommand,
     },
@@ -76,6 +80,39 @@ enum Command {
         #[command(subcommand)]
         command: AdminCommand,
     },
+}
+
+/// Where mail goes: an SMTP server, or (without one) the outbox folder in the data directory.
+#[derive(clap::Args)]
+struct MailArgs {
+    /// Send mail through this SMTP server: smtps://USER:PASSWORD@HOST[:PORT],
+    /// smtp://USER:PASSWORD@HOST:587?tls=required, or smtp://HOST:25 for a relay on this
+    /// machine. Prefer the variable: a flag is visible to every user of the machine. Without
+    /// it, mail is written to DATA_DIR/outbox/ and not sent.
+    #[arg(
+        long,
+        env = "LLMTRACK_SMTP_URL",
+        hide_env_values = true,
+        value_name = "URL"
+    )]
+    smtp_url: Option<String>,
+    /// The address mail comes from, e.g. "LLMtrack <llmtrack@example.com>" (needed with
+    /// --smtp-url; the server must be allowed to send as it).
+    #[arg(long, env = "LLMTRACK_MAIL_FROM", value_name = "ADDRESS")]
+    mail_from: Option<String>,
+}
+
+impl MailArgs {
+    fn smtp(self) -> anyhow::Result<Option<crate::Smtp>> {
+        match (self.smtp_url, self.mail_from) {
+            (None, _) => Ok(None),
+            (Some(_), None) => Err(anyhow!(
+                "--mail-from (LLMTRACK_MAIL_FROM) is needed with --smtp-url: the address mail \
+                 comes from"
+            )),
+            (Some(url), Some(from)) => Ok(Some(crate::Smtp { url, from })),
+        }
+    }
 }
 
 #[derive(Subcommand)]
@@ -262,11 +299,12 @@ fn existing(data_dir: &Path) -> anyhow::Result<()> {
     ))
 }
 
-fn options(public_url: Option<String>) -> crate::Options {
-    crate::Options {
+fn options(public_url: Option<String>, mail: MailArgs) -> anyhow::Result<crate::Options> {
+    Ok(crate::Options {
         public_url: public_url.unwrap_or_else(|| "http://127.0.0.1:8080".to_owned()),
+        smtp: mail.smtp()?,
         ..Default::default()
-    }
+    })
 }
 
 impl Cli {
@@ -278,6 +316,7 @@ impl Cli {
                 public_url,
                 trusted_proxies,
                 allow_local_webhooks,
+                mail,
             } => {
                 let options = crate::Options {
                     public_url: public_url.unwrap_or_else(|| format!("http://{addr}")),
@@ -287,16 +326,18 @@ impl Cli {
                         None => Vec::new(),
                     },
                     allow_local_webhooks,
+                    smtp: mail.smtp()?,
                 };
                 crate::serve(addr, &data_dir, options).await
             }
             Command::Jobs {
                 data_dir,
                 public_url,
+                mail,
                 command: JobsCommand::Run { job },
             } => {
                 existing(&data_dir)?;
-                let parts = crate::local_parts(&data_dir, &options(public_url))?;
+                let parts = crate::local_parts(&data_dir, &options(public_url, mail)?)?;
                 match job {
                     Job::Reports { month, workspace } => {
                         let now = chrono::Utc::now().timestamp_millis();

@@ -18,6 +18,7 @@ use llmtrack_query::QueryState;
 use llmtrack_shared::ApiError;
 use llmtrack_shared::adapters::folder::{self, FolderArchive};
 use llmtrack_shared::adapters::outbox::Outbox;
+use llmtrack_shared::adapters::smtp::SmtpMailer;
 use llmtrack_shared::adapters::sqlite::SqliteStore;
 use llmtrack_shared::adapters::stripe::StripeApi;
 use llmtrack_shared::auth::Gate;
@@ -245,6 +246,26 @@ pub struct Options {
     pub trusted_proxies: Vec<ipnet::IpNet>,
     /// Let alert webhooks go to `http://127.0.0.1` (development).
     pub allow_local_webhooks: bool,
+    /// Send mail through this SMTP server; without it, mail is written to the outbox folder.
+    pub smtp: Option<Smtp>,
+}
+
+/// Where mail goes on a self-hosted server.
+#[derive(Clone, Default)]
+pub struct Smtp {
+    /// `smtps://user:password@host` and the like (a secret: never printed).
+    pub url: String,
+    /// The sender, e.g. `LLMtrack <llmtrack@example.com>`.
+    pub from: String,
+}
+
+impl std::fmt::Debug for Smtp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Smtp")
+            .field("url", &"…")
+            .field("from", &self.from)
+            .finish()
+    }
 }
 
 /// The local parts: SQLite and the outbox folder in the data directory.
@@ -255,7 +276,10 @@ pub fn local_parts(data_dir: &Path, options: &Options) -> anyhow::Result<Parts> 
         store: Arc::new(sqlite.clone()),
         sqlite: Some(sqlite),
         clock: Arc::new(SystemClock),
-        mailer: Arc::new(Outbox::new(data_dir.join("outbox"))?),
+        mailer: match &options.smtp {
+            Some(smtp) => Arc::new(SmtpMailer::new(&smtp.url, &smtp.from)?),
+            None => Arc::new(Outbox::new(data_dir.join("outbox"))?),
+        },
         web: WebConfig::new(public_url, options.trusted_proxies.clone())?,
         archive: Arc::new(FolderArchive::open(&data_dir.join("archive"), public_url)?),
         stripe: match StripeConfig::from_env()? {
@@ -387,7 +411,11 @@ pub async fn serve(addr: SocketAddr, data_dir: &Path, options: Options) -> anyho
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .with_context(|| format!("binding {addr}"))?;
-    tracing::info!(%addr, data_dir = %data_dir.display(), outbox = %data_dir.join("outbox").display(), "llmtrack serving on http://{addr}");
+    let mail = match &options.smtp {
+        Some(_) => "sent by SMTP".to_owned(),
+        None => format!("written to {}", data_dir.join("outbox").display()),
+    };
+    tracing::info!(%addr, data_dir = %data_dir.display(), mail, "llmtrack serving on http://{addr}");
     server::run(
         listener,
         app(parts),

@@ -371,3 +371,155 @@ async fn the_server_log_holds_no_sign_in_code() {
     );
     assert!(!text.contains(&code), "the code is in the log:\n{text}");
 }
+
+/// A free port on loopback.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Kills a child process when the test ends, however it ends.
+struct Killed(std::process::Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// With an SMTP server configured, a self-hosted server sends its mail there (a real one:
+/// aiosmtpd, delivering into a Maildir), from the configured sender, and writes no outbox copy.
+#[tokio::test]
+async fn serve_sends_mail_through_the_configured_smtp_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let maildir = dir.path().join("maildir");
+    let smtp_port = free_port();
+    let python = concat!(env!("CARGO_MANIFEST_DIR"), "/../.venv/bin/python");
+    let _smtp = Killed(
+        Command::new(python)
+            .args([
+                "-m",
+                "aiosmtpd",
+                "-n",
+                "-l",
+                &format!("127.0.0.1:{smtp_port}"),
+            ])
+            .args(["-c", "aiosmtpd.handlers.Mailbox"])
+            .arg(&maildir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("aiosmtpd from the test virtualenv (make installs it)"),
+    );
+    let mut listening = false;
+    for _ in 0..200 {
+        if TcpStream::connect(("127.0.0.1", smtp_port)).await.is_ok() {
+            listening = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert!(listening, "aiosmtpd did not start");
+
+    let port = free_port();
+    let data = dir.path().join("data");
+    let _server = Killed(
+        Command::new(env!("CARGO_BIN_EXE_llmtrack"))
+            .args([
+                "serve",
+                "--addr",
+                &format!("127.0.0.1:{port}"),
+                "--data-dir",
+            ])
+            .arg(&data)
+            .env("LLMTRACK_SMTP_URL", format!("smtp://127.0.0.1:{smtp_port}"))
+            .env("LLMTRACK_MAIL_FROM", "LLMtrack <llmtrack@example.com>")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let http = reqwest::Client::new();
+    let base = format!("http://127.0.0.1:{port}");
+    let mut up = false;
+    for _ in 0..400 {
+        if http.get(format!("{base}/healthz")).send().await.is_ok() {
+            up = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert!(up, "serve did not start");
+    let r = http
+        .post(format!("{base}/v1/auth/email"))
+        .json(&json!({"email": "ada@example.com"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 202);
+
+    let delivered = maildir.join("new");
+    let mut mail = None;
+    for _ in 0..200 {
+        if let Some(Ok(entry)) = std::fs::read_dir(&delivered)
+            .ok()
+            .and_then(|mut d| d.next())
+        {
+            mail = Some(std::fs::read_to_string(entry.path()).unwrap());
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    let mail = mail.expect("no mail reached the SMTP server");
+    assert!(mail.contains("To: ada@example.com"), "{mail}");
+    assert!(
+        mail.contains("From: LLMtrack <llmtrack@example.com>"),
+        "{mail}"
+    );
+    let subject = mail
+        .lines()
+        .find(|l| l.starts_with("Subject: "))
+        .unwrap_or_default();
+    assert!(
+        subject.starts_with("Subject: Your LLMtrack sign-in code: ")
+            && subject.trim_end().ends_with(|c: char| c.is_ascii_digit()),
+        "{subject}"
+    );
+    let outbox = std::fs::read_dir(data.join("outbox")).map_or(0, |d| d.count());
+    assert_eq!(outbox, 0, "mail sent by SMTP leaves no copy in the outbox");
+}
+
+#[test]
+fn smtp_without_a_sender_is_refused_at_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_llmtrack"))
+        .args(["serve", "--addr", "127.0.0.1:0", "--data-dir"])
+        .arg(dir.path())
+        .env("LLMTRACK_SMTP_URL", "smtps://user:hunter2@mail.example.com")
+        .env_remove("LLMTRACK_MAIL_FROM")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("--mail-from (LLMTRACK_MAIL_FROM) is needed"),
+        "{err}"
+    );
+    assert!(
+        !err.contains("hunter2"),
+        "the SMTP password is never printed"
+    );
+    // Nor does the help show it when it is set in the environment.
+    let help = Command::new(env!("CARGO_BIN_EXE_llmtrack"))
+        .args(["serve", "--help"])
+        .env("LLMTRACK_SMTP_URL", "smtps://user:hunter2@mail.example.com")
+        .output()
+        .unwrap();
+    let help = String::from_utf8_lossy(&help.stdout);
+    assert!(help.contains("--smtp-url"), "{help}");
+    assert!(!help.contains("hunter2"), "{help}");
+}

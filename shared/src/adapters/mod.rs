@@ -12,6 +12,8 @@ pub mod outbox;
 pub mod s3;
 #[cfg(feature = "ses")]
 pub mod ses;
+#[cfg(feature = "smtp")]
+pub mod smtp;
 #[cfg(feature = "sqlite")]
 pub mod sqlite;
 #[cfg(feature = "stripe")]

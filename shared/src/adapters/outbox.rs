@@ -32,8 +32,9 @@ impl Outbox {
     }
 }
 
-/// The RFC 5322 message written to the outbox: a text part, plus HTML when given.
-fn mime(from: &str, mail: &Mail) -> anyhow::Result<Message> {
+/// The RFC 5322 message of an email (written to the outbox, or sent by SMTP): a text part, plus
+/// HTML when given.
+pub(crate) fn mime(from: &str, mail: &Mail) -> anyhow::Result<Message> {
     let builder = Message::builder()
         .from(from.parse().context("sender address")?)
         .to(mail.to.parse().context("recipient address")?)
