@@ -127,10 +127,12 @@ const MAX_SEPARATORS: usize = 3;
 /// or underscores, a few in a row at most), starting with 2-6 (Mastercard, Amex, Diners, JCB, Visa,
 /// Discover, UnionPay: this spares epoch timestamps and most other ids) and passing the Luhn check.
 fn contains_card_number(value: &str) -> bool {
-    // Most text holds fewer than 13 digits in all: nothing to look at, and nothing to allocate
-    // (this runs on every free-text field of every event). Digits are ASCII here: `scan` has
-    // normalised the others, and no byte of a multi-byte character is an ASCII digit.
-    if value.bytes().filter(u8::is_ascii_digit).count() < 13 {
+    // This runs on every free-text field of every event, and nearly all of them (names, UUIDs,
+    // timestamps) have no 13 digits joined only by separators: a pass over the bytes rules them
+    // out with nothing allocated. Digits are ASCII here (`scan` has normalised the others), and
+    // non-ASCII bytes are taken as possible separators (a no-break space), so this never rules
+    // out what the exact check below would find.
+    if !has_long_digit_run(value) {
         return false;
     }
     let chars: Vec<char> = value.chars().collect();
@@ -166,6 +168,22 @@ fn contains_card_number(value: &str) -> bool {
             return true;
         }
         i = j.max(i + 1);
+    }
+    false
+}
+
+/// Whether some 13 digits follow one another with nothing but separator-like bytes between them.
+fn has_long_digit_run(value: &str) -> bool {
+    let mut run = 0;
+    for b in value.bytes() {
+        if b.is_ascii_digit() {
+            run += 1;
+            if run >= 13 {
+                return true;
+            }
+        } else if b.is_ascii() && !is_separator(char::from(b)) {
+            run = 0;
+        }
     }
     false
 }
