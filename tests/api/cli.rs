@@ -350,14 +350,7 @@ async fn keys_are_listed_without_their_secret_and_a_revoked_key_is_refused() {
 async fn a_second_server_on_the_same_data_dir_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    let port = || {
-        std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port()
-    };
-    let first_port = port();
+    let first_port = free_port();
     let mut first = Command::new(env!("CARGO_BIN_EXE_llmtrack"))
         .args([
             "serve",
@@ -370,22 +363,12 @@ async fn a_second_server_on_the_same_data_dir_is_refused() {
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
-    let http = reqwest::Client::new();
-    let mut up = false;
-    for _ in 0..400 {
-        if http
-            .get(format!("http://127.0.0.1:{first_port}/healthz"))
-            .send()
-            .await
-            .is_ok()
-        {
-            up = true;
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
-    }
-    assert!(up, "the first server did not start");
-    let second_port = port().to_string();
+    wait_for_health(
+        &format!("http://127.0.0.1:{first_port}"),
+        "the first server",
+    )
+    .await;
+    let second_port = free_port().to_string();
     let (code, _, err) = run(&[
         "serve",
         "--addr",

@@ -14,14 +14,6 @@ use crate::support::*;
 
 const BIN: &str = env!("CARGO_BIN_EXE_llmtrack");
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 async fn start(dir: &std::path::Path, port: u16) -> Child {
     let mut child = Command::new(BIN)
         .args([

@@ -305,11 +305,7 @@ async fn local_webhooks_are_opt_in_and_failures_say_nothing_of_the_network() {
 #[tokio::test]
 async fn the_server_log_holds_no_sign_in_code() {
     let dir = tempfile::tempdir().unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_port();
     let log = dir.path().join("server.log");
     let mut child = Command::new(env!("CARGO_BIN_EXE_llmtrack"))
         .args([
@@ -328,15 +324,7 @@ async fn the_server_log_holds_no_sign_in_code() {
         .unwrap();
     let http = reqwest::Client::new();
     let base = format!("http://127.0.0.1:{port}");
-    let mut up = false;
-    for _ in 0..200 {
-        if http.get(format!("{base}/healthz")).send().await.is_ok() {
-            up = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    assert!(up, "serve did not start");
+    wait_for_health(&base, "serve").await;
     let r = http
         .post(format!("{base}/v1/auth/email"))
         .json(&json!({"email": "ada@example.com"}))
@@ -370,15 +358,6 @@ async fn the_server_log_holds_no_sign_in_code() {
         "the log was captured: {text}"
     );
     assert!(!text.contains(&code), "the code is in the log:\n{text}");
-}
-
-/// A free port on loopback.
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// Kills a child process when the test ends, however it ends.
@@ -445,15 +424,7 @@ async fn serve_sends_mail_through_the_configured_smtp_server() {
     );
     let http = reqwest::Client::new();
     let base = format!("http://127.0.0.1:{port}");
-    let mut up = false;
-    for _ in 0..400 {
-        if http.get(format!("{base}/healthz")).send().await.is_ok() {
-            up = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    assert!(up, "serve did not start");
+    wait_for_health(&base, "serve").await;
     let r = http
         .post(format!("{base}/v1/auth/email"))
         .json(&json!({"email": "ada@example.com"}))

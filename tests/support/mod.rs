@@ -565,3 +565,25 @@ pub fn event(i: usize, ts_ms: i64) -> Value {
     }
     e
 }
+
+/// A free port on loopback, for a server process the test starts.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Waits (up to 10 s) until a server process answers `GET /healthz` at `base`; panics naming
+/// `what` if it never does.
+pub async fn wait_for_health(base: &str, what: &str) {
+    let http = reqwest::Client::new();
+    for _ in 0..400 {
+        if http.get(format!("{base}/healthz")).send().await.is_ok() {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    panic!("{what} did not start");
+}
