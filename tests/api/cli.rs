@@ -30,6 +30,12 @@ pub fn llmtrack(command: &str, dir: &std::path::Path, args: &[&str]) -> String {
     String::from_utf8(out.stdout).unwrap()
 }
 
+/// Runs `llmtrack admin --json <args>` on `dir` and returns its JSON answer.
+pub fn admin(dir: &std::path::Path, args: &[&str]) -> serde_json::Value {
+    let json = [&["--json"], args].concat();
+    serde_json::from_str(&llmtrack("admin", dir, &json)).unwrap()
+}
+
 fn jobs(dir: &std::path::Path, args: &[&str]) -> String {
     llmtrack("jobs", dir, args)
 }
@@ -257,12 +263,7 @@ async fn a_workspace_made_with_an_owner_is_theirs_when_they_sign_in() {
     assert_eq!(status, 200, "{body}");
     let (_, me) = ada.get("/v1/me").await;
     assert_eq!(me["workspaces"][0]["role"], "owner", "{me}");
-    let members: serde_json::Value = serde_json::from_str(&llmtrack(
-        "admin",
-        dir.path(),
-        &["members", "--workspace", ws, "--json"],
-    ))
-    .unwrap();
+    let members: serde_json::Value = admin(dir.path(), &["members", "--workspace", ws]);
     assert_eq!(members[0]["email"], "ada@example.com");
     assert_eq!(members[0]["role"], "owner");
     let listed = llmtrack("admin", dir.path(), &["workspaces"]);
@@ -277,15 +278,9 @@ async fn keys_are_listed_without_their_secret_and_a_revoked_key_is_refused() {
     let dir = data_dir();
     let store = Arc::new(llmtrack::open_store(dir.path()).unwrap());
     let app = spawn_app_on(store, Arc::new(SystemClock), None).await;
-    let ws: serde_json::Value = serde_json::from_str(&llmtrack(
-        "admin",
-        dir.path(),
-        &["create-workspace", "--name", "Acme", "--json"],
-    ))
-    .unwrap();
+    let ws: serde_json::Value = admin(dir.path(), &["create-workspace", "--name", "Acme"]);
     let ws = ws["id"].as_str().unwrap();
-    let made: serde_json::Value = serde_json::from_str(&llmtrack(
-        "admin",
+    let made: serde_json::Value = admin(
         dir.path(),
         &[
             "create-key",
@@ -295,10 +290,8 @@ async fn keys_are_listed_without_their_secret_and_a_revoked_key_is_refused() {
             "backend",
             "--source",
             "production",
-            "--json",
         ],
-    ))
-    .unwrap();
+    );
     let raw = made["key"].as_str().unwrap();
     let event = json!({"provider": "openai", "model": "gpt-4o", "input_tokens": 10});
     let (status, body) = app.post_events(raw, &event).await;
@@ -318,20 +311,10 @@ async fn keys_are_listed_without_their_secret_and_a_revoked_key_is_refused() {
     assert!(out.contains("is revoked"), "{out}");
     let (status, body) = app.post_events(raw, &event).await;
     assert_eq!(status, 401, "{body}");
-    let keys: serde_json::Value = serde_json::from_str(&llmtrack(
-        "admin",
-        dir.path(),
-        &["keys", "--workspace", ws, "--json"],
-    ))
-    .unwrap();
+    let keys: serde_json::Value = admin(dir.path(), &["keys", "--workspace", ws]);
     assert_eq!(keys[0]["state"], "deactivated");
     // Another workspace's key id is not found in this one.
-    let other: serde_json::Value = serde_json::from_str(&llmtrack(
-        "admin",
-        dir.path(),
-        &["create-workspace", "--name", "Other", "--json"],
-    ))
-    .unwrap();
+    let other: serde_json::Value = admin(dir.path(), &["create-workspace", "--name", "Other"]);
     let (code, _, err) = run(&[
         "admin",
         "revoke-key",
@@ -432,12 +415,7 @@ async fn a_backup_taken_while_serving_restores_into_a_new_directory() {
 
     let store = Arc::new(llmtrack::open_store(dir.path()).unwrap());
     let app = spawn_app_on(store, Arc::new(SystemClock), None).await;
-    let ws: serde_json::Value = serde_json::from_str(&llmtrack(
-        "admin",
-        dir.path(),
-        &["create-workspace", "--name", "Acme", "--json"],
-    ))
-    .unwrap();
+    let ws: serde_json::Value = admin(dir.path(), &["create-workspace", "--name", "Acme"]);
     let ws = WorkspaceId::parse(ws["id"].as_str().unwrap()).unwrap();
     let key = app.key(&ws, Scope::Ingest, "production").await;
     let events: Vec<_> = (0..50)

@@ -44,22 +44,17 @@ async fn start(dir: &std::path::Path, port: u16) -> Child {
     panic!("llmtrack serve did not become ready");
 }
 
-fn admin(dir: &std::path::Path, args: &[&str]) -> Value {
-    let json = [&["--json"], args].concat();
-    serde_json::from_str(&crate::cli::llmtrack("admin", dir, &json)).unwrap()
-}
-
 #[tokio::test]
 async fn a_killed_server_and_client_retries_converge_to_exact_rollups() {
     let dir = tempfile::tempdir().unwrap();
     // The store a server makes on its first start (`admin` needs one).
     llmtrack::open_store(dir.path()).unwrap();
-    let ws = admin(
+    let ws = crate::cli::admin(
         dir.path(),
         &["create-workspace", "--name", "Crashy", "--plan", "pro"],
     );
     let ws_id = ws["id"].as_str().unwrap().to_owned();
-    let key = admin(
+    let key = crate::cli::admin(
         dir.path(),
         &[
             "create-key",
