@@ -417,7 +417,8 @@ struct EventIn<'a> {
     latency_ms: Option<f64>,
     status: Option<Status>,
     error_type: Option<String>,
-    metadata: Option<HashMap<String, serde_json::Value>>,
+    // A BTreeMap, not a HashMap: no hashing of each key, and stored in a stable (sorted) order.
+    metadata: Option<serde_json::Map<String, serde_json::Value>>,
 }
 
 /// `timestamp`: RFC 3339 string or epoch milliseconds.
@@ -684,14 +685,21 @@ fn text(value: &str, field: &str, max: usize) -> Result<(), Rejection> {
             format!("{field} must not be empty"),
         ));
     }
-    if value.chars().count() > max {
+    // Most values are ASCII: their length is their character count, and the control check is a
+    // byte scan.
+    let (chars, control) = if value.is_ascii() {
+        (value.len(), value.bytes().any(|b| b.is_ascii_control()))
+    } else {
+        (value.chars().count(), value.chars().any(char::is_control))
+    };
+    if chars > max {
         return Err(Rejection::new(
             field,
             ErrorCode::TooLong,
             format!("{field} is longer than {max} characters"),
         ));
     }
-    if value.chars().any(char::is_control) {
+    if control {
         return Err(Rejection::new(
             field,
             ErrorCode::InvalidCharacters,
@@ -729,7 +737,9 @@ fn optional_text(
 
 type Metadata = (Vec<(String, MetaValue)>, Vec<Redaction>);
 
-fn metadata(input: Option<HashMap<String, serde_json::Value>>) -> Result<Metadata, Rejection> {
+fn metadata(
+    input: Option<serde_json::Map<String, serde_json::Value>>,
+) -> Result<Metadata, Rejection> {
     let Some(map) = input else {
         return Ok((Vec::new(), Vec::new()));
     };
@@ -747,13 +757,14 @@ fn metadata(input: Option<HashMap<String, serde_json::Value>>) -> Result<Metadat
     let mut redactions = Vec::new();
     let mut bytes = 0;
     for (key, value) in map {
-        let field = format!("metadata.{key}");
+        // Built only for a rejection or redaction: most keys need neither.
+        let field = || format!("metadata.{key}");
         if key.is_empty()
             || key.chars().count() > MAX_METADATA_KEY_CHARS
             || key.chars().any(char::is_control)
         {
             return Err(Rejection::new(
-                field,
+                field(),
                 ErrorCode::InvalidKey,
                 format!("metadata keys must be 1 to {MAX_METADATA_KEY_CHARS} printable characters"),
             ));
@@ -771,7 +782,7 @@ fn metadata(input: Option<HashMap<String, serde_json::Value>>) -> Result<Metadat
             serde_json::Value::Bool(b) => MetaValue::Bool(b),
             serde_json::Value::Number(n) if privacy::scan_number(&n).is_some() => {
                 redactions.push(Redaction {
-                    field,
+                    field: field(),
                     reason: privacy::Finding::PaymentCard.describe().to_owned(),
                 });
                 continue;
@@ -780,7 +791,7 @@ fn metadata(input: Option<HashMap<String, serde_json::Value>>) -> Result<Metadat
                 Some(f) if f.is_finite() => MetaValue::Number(f),
                 _ => {
                     return Err(Rejection::new(
-                        field,
+                        field(),
                         ErrorCode::InvalidValue,
                         "metadata numbers must be finite",
                     ));
@@ -789,7 +800,7 @@ fn metadata(input: Option<HashMap<String, serde_json::Value>>) -> Result<Metadat
             serde_json::Value::String(s) => {
                 if s.chars().count() > MAX_METADATA_VALUE_CHARS {
                     return Err(Rejection::new(
-                        field,
+                        field(),
                         ErrorCode::TooLong,
                         format!(
                             "metadata values are at most {MAX_METADATA_VALUE_CHARS} characters"
@@ -798,7 +809,7 @@ fn metadata(input: Option<HashMap<String, serde_json::Value>>) -> Result<Metadat
                 }
                 if let Some(finding) = privacy::scan(&s) {
                     redactions.push(Redaction {
-                        field,
+                        field: field(),
                         reason: finding.describe().to_owned(),
                     });
                     continue;
@@ -808,14 +819,14 @@ fn metadata(input: Option<HashMap<String, serde_json::Value>>) -> Result<Metadat
             }
             serde_json::Value::Object(_) | serde_json::Value::Array(_) => {
                 return Err(Rejection::new(
-                    field,
+                    field(),
                     ErrorCode::NestedMetadata,
                     "metadata must be flat: values are strings, numbers or booleans",
                 ));
             }
             serde_json::Value::Null => {
                 return Err(Rejection::new(
-                    field,
+                    field(),
                     ErrorCode::InvalidValue,
                     "metadata values must not be null; leave the key out instead",
                 ));

@@ -5,9 +5,9 @@
 //! priced at its own rate, and reasoning is already inside output. A model with no price leaves the
 //! cost unknown (None), never $0.
 
-use std::collections::HashMap;
 use std::sync::OnceLock;
 
+use rustc_hash::FxHashMap;
 use serde::Deserialize;
 
 use super::event::Tokens;
@@ -53,7 +53,8 @@ impl ModelPrice {
 pub struct PriceTable {
     models: Vec<ModelPrice>,
     /// Every lowercase name (model id or alias) to its index in `models`.
-    names: HashMap<String, usize>,
+    // Looked up once per event; the keys are the table's own names, so a fast hash is safe.
+    names: FxHashMap<String, usize>,
 }
 
 #[derive(Deserialize)]
@@ -122,7 +123,7 @@ impl PriceTable {
     pub fn parse(json: &str) -> Result<PriceTable, PriceTableError> {
         let file: File = serde_json::from_str(json)?;
         let mut models = Vec::with_capacity(file.models.len());
-        let mut names = HashMap::new();
+        let mut names = FxHashMap::default();
         for entry in file.models {
             let idx = models.len();
             for name in std::iter::once(&entry.model).chain(&entry.aliases) {
