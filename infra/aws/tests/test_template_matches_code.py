@@ -178,7 +178,13 @@ def test_cloudfront_sends_every_api_path_to_the_api(code, template):
     api_patterns = [b["PathPattern"] for b in config["CacheBehaviors"] if b["TargetOriginId"] == "api"]
     for b in config["CacheBehaviors"]:
         if b["TargetOriginId"] == "api":
-            assert "FunctionAssociations" not in b, "the SPA fallback must not rewrite API paths"
+            # Only the viewer's address is added; the SPA fallback must not rewrite API paths.
+            assert b["FunctionAssociations"] == [
+                {
+                    "EventType": "viewer-request",
+                    "FunctionARN": {"Fn::GetAtt": ["ViewerAddressFunction", "FunctionMetadata.FunctionARN"]},
+                }
+            ], b["PathPattern"]
             assert "DELETE" in b["AllowedMethods"] and "POST" in b["AllowedMethods"]
     for binary, logical_id in deployed(template).items():
         for method, path in template_routes(template, logical_id):
@@ -191,11 +197,12 @@ def test_cloudfront_sends_every_api_path_to_the_api(code, template):
 
 
 def rust_const(name: str) -> str:
-    for file in (ROOT / "infra" / "src").rglob("*.rs"):
+    files = [*(ROOT / "infra" / "src").rglob("*.rs"), *(ROOT / "shared" / "src").rglob("*.rs")]
+    for file in files:
         m = re.search(r"\b%s\s*:\s*&str\s*=\s*\"((?:[^\"\\]|\\.)*)\"" % name, file.read_text())
         if m:
             return m.group(1)
-    raise AssertionError(f"{name} not found in infra/src")
+    raise AssertionError(f"{name} not found in infra/src or shared/src")
 
 
 def test_dashboard_headers_match_llmtrack_serve(template):
@@ -217,3 +224,23 @@ def test_secrets_are_not_stack_parameters(template):
         for var in ("STRIPE_SECRET_KEY", "STRIPE_WEBHOOK_SECRET", "ALERT_SIGNING_KEY"):
             if var in env:
                 assert "{{resolve:secretsmanager:" in str(env[var]), f"{logical_id}: {var} is not a Secrets Manager reference"
+
+
+def test_cloudfront_proves_itself_to_every_http_function(code, template):
+    """The viewer's address is believed only with the edge secret: CloudFront sends the one the
+    HTTP functions hold, under the header name and in the variable the code reads."""
+    secret_ref = {"Fn::Sub": "{{resolve:secretsmanager:${EdgeSecret}:SecretString}}"}
+    [api] = [o for o in distribution(template)["Origins"] if o["Id"] == "api"]
+    assert api["CustomOriginConfig"]["OriginProtocolPolicy"] == "https-only"
+    headers = {h["HeaderName"].lower(): h["HeaderValue"] for h in api["OriginCustomHeaders"]}
+    assert headers == {rust_const("EDGE_HEADER"): secret_ref}
+    function = template["Resources"]["ViewerAddressFunction"]["Properties"]["FunctionCode"]
+    assert f"request.headers['{rust_const('VIEWER_HEADER')}'] = {{ value: event.viewer.ip }}" in function
+    var = rust_const("EDGE_SECRET_VAR")
+    for logical_id, f in cfn.functions(template).items():
+        serves_http = any(e.get("Type") == "HttpApi" for e in (f["Properties"].get("Events") or {}).values())
+        env = cfn.environment(template, logical_id)
+        if serves_http:
+            assert env.get(var) == secret_ref, f"{logical_id} cannot tell CloudFront's requests from others"
+        else:
+            assert var not in env, f"{logical_id} serves no HTTP and needs no edge secret"
