@@ -70,6 +70,25 @@ enum Command {
         #[command(subcommand)]
         command: JobsCommand,
     },
+    /// Add a demo workspace: a month of varied events, members, keys, alert rules and last
+    /// month's report, owned by --owner, so the dashboard has something to show at once.
+    Demo {
+        #[arg(long, default_value = ".llmtrack", env = "LLMTRACK_DATA_DIR", help = DATA_DIR_HELP)]
+        data_dir: PathBuf,
+        /// Who owns the demo workspace: sign in with this address to see it.
+        #[arg(long, value_name = "EMAIL")]
+        owner: String,
+        /// About how many events to make over the last 30 days.
+        #[arg(long, default_value_t = 40_000, value_parser = clap::value_parser!(u32).range(100..=1_000_000))]
+        events: u32,
+        /// The dashboard's origin, for links in the report and alert emails (default:
+        /// http://127.0.0.1:8080).
+        #[arg(long, env = "LLMTRACK_PUBLIC_URL")]
+        public_url: Option<String>,
+        /// Print machine-readable JSON instead of sentences.
+        #[arg(long)]
+        json: bool,
+    },
     /// Operator commands on a server's store: workspaces, keys, members, plans.
     Admin {
         #[arg(long, default_value = ".llmtrack", env = "LLMTRACK_DATA_DIR", global = true, help = DATA_DIR_HELP)]
@@ -372,6 +391,25 @@ impl Cli {
                 }
                 Ok(())
             }
+            Command::Demo {
+                data_dir,
+                owner,
+                events,
+                public_url,
+                json,
+            } => {
+                // Mail the demo causes (its report, alert notices) stays in the outbox: the
+                // members are example.com addresses.
+                let options = crate::Options {
+                    public_url: public_url.unwrap_or_else(|| "http://127.0.0.1:8080".to_owned()),
+                    ..Default::default()
+                };
+                let parts = crate::local_parts(&data_dir, &options)?;
+                let now = chrono::Utc::now().timestamp_millis();
+                let demo = crate::demo::seed(&parts, &owner, events as usize, now).await?;
+                print_demo(&demo, &owner, &data_dir, json);
+                Ok(())
+            }
             Command::Admin {
                 data_dir,
                 json,
@@ -379,6 +417,44 @@ impl Cli {
             } => run_admin(&data_dir, command, json).await,
         }
     }
+}
+
+fn print_demo(demo: &crate::demo::Demo, owner: &str, data_dir: &Path, json: bool) {
+    if json {
+        println!(
+            "{}",
+            json!({"workspace": demo.workspace, "owner": owner, "events": demo.events,
+                   "cost_usd": demo.cost_usd, "alert_rules": demo.rules,
+                   "report_month": demo.report_month, "key": demo.ingest_key.expose()})
+        );
+        return;
+    }
+    println!(
+        "created the demo workspace {} (Acme AI (demo), team plan): {} events over the last 30 \
+         days, ${:.2} in all",
+        demo.workspace, demo.events, demo.cost_usd
+    );
+    println!(
+        "owner: {owner} (sign in with this address); members: ana@example.com (admin), \
+         sam@example.com (viewer)"
+    );
+    match &demo.report_month {
+        Some(month) => println!(
+            "{} alert rules, evaluated once; the report for {month} is under Reports",
+            demo.rules
+        ),
+        None => println!("{} alert rules, evaluated once", demo.rules),
+    }
+    println!(
+        "ingest key (source production): {}",
+        demo.ingest_key.expose()
+    );
+    println!("This is the only time the key is shown: store it now.");
+    println!(
+        "Next: `llmtrack serve --data-dir {dir}` (or `make dev`), open the dashboard and sign in \
+         as {owner}; without SMTP, the sign-in code is mailed to {dir}/outbox/.",
+        dir = data_dir.display()
+    );
 }
 
 async fn run_admin(data_dir: &Path, command: AdminCommand, json: bool) -> anyhow::Result<()> {

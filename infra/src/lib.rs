@@ -34,6 +34,7 @@ pub mod admin;
 pub mod backup;
 pub mod cli;
 pub mod dashboard;
+pub mod demo;
 pub mod openapi;
 pub mod server;
 

@@ -498,3 +498,79 @@ async fn a_backup_taken_while_serving_restores_into_a_new_directory() {
     assert!(err.starts_with("error: "), "{err}");
     assert!(!fresh.join("llmtrack.sqlite3").exists());
 }
+
+#[tokio::test]
+async fn the_demo_is_a_month_of_varied_data_its_owner_sees_at_once() {
+    // A fresh directory: the demo is a first-run command and creates the store.
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let out = llmtrack(
+        "demo",
+        &data,
+        &["--owner", "ada@example.com", "--events", "3000", "--json"],
+    );
+    let demo: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let ws = demo["workspace"].as_str().unwrap().to_owned();
+    let events = demo["events"].as_u64().unwrap();
+    assert!(events >= 3000, "{demo}");
+    assert!(demo["key"].as_str().unwrap().starts_with("llmt_"), "{demo}");
+
+    let store = Arc::new(llmtrack::open_store(&data).unwrap());
+    let app = spawn_app_on(store, Arc::new(SystemClock), None).await;
+    let ada = app.sign_in("ada@example.com").await;
+    let from = llmtrack_shared::domain::time::rfc3339(now_ms() - 31 * 86_400_000);
+    let range = format!("workspace={ws}&from={}", from.replace(':', "%3A"));
+
+    // Every event counted, priced except the workspace's own model, with errors and latency.
+    let (status, summary) = ada.get(&format!("/v1/stats/summary?{range}")).await;
+    assert_eq!(status, 200, "{summary}");
+    let m = &summary["metrics"];
+    assert_eq!(m["requests"], events, "{summary}");
+    assert!(m["cost_usd"].as_f64().unwrap() > 1.0, "{summary}");
+    assert!(
+        (m["cost_usd"].as_f64().unwrap() - demo["cost_usd"].as_f64().unwrap()).abs() < 0.01,
+        "{summary} {demo}"
+    );
+    assert!(m["unpriced"].as_u64().unwrap() > 0, "{summary}");
+    assert!(m["errors"].as_u64().unwrap() > 0, "{summary}");
+    assert!(
+        m["latency_ms"]["p95"].as_f64().unwrap() > 0.0,
+        "{summary}"
+    );
+
+    // Varied along each dimension the dashboard breaks down by.
+    for (by, at_least) in [("model", 8), ("feature", 5), ("source", 2), ("user", 50)] {
+        let (status, b) = ada
+            .get(&format!("/v1/stats/breakdown?{range}&by={by}"))
+            .await;
+        assert_eq!(status, 200, "{b}");
+        assert!(b["total_rows"].as_u64().unwrap() >= at_least, "{by}: {b}");
+    }
+
+    // The rest of the workspace: members, keys, alert rules with a state, last month's report.
+    let members = admin(&data, &["members", "--workspace", &ws]);
+    assert_eq!(members.as_array().unwrap().len(), 3, "{members}");
+    let keys = admin(&data, &["keys", "--workspace", &ws]);
+    assert_eq!(keys.as_array().unwrap().len(), 3, "{keys}");
+    let (status, rules) = ada.get(&format!("/v1/workspaces/{ws}/alerts")).await;
+    assert_eq!(status, 200, "{rules}");
+    assert_eq!(rules.as_array().unwrap().len(), 5, "{rules}");
+    // Last month's report, in the data directory's archive `serve` lists reports from.
+    let month = llmtrack_shared::domain::report::Month::of(now_ms()).previous();
+    assert_eq!(demo["report_month"], month.to_string(), "{demo}");
+    let report = data.join(format!("archive/reports/{ws}/{month}.json"));
+    let report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
+    assert!(report.to_string().contains("gpt-4o-mini"), "{report}");
+
+    // And the printed key takes a first real event.
+    let key = demo["key"].as_str().unwrap();
+    let (status, body) = app
+        .post_events(
+            key,
+            &json!({"events": [{"provider": "openai", "model": "gpt-4o-mini", "input_tokens": 10, "output_tokens": 2}]}),
+        )
+        .await;
+    assert!(status == 200 || status == 202, "{status} {body}");
+    assert_eq!(body["accepted"], 1, "{body}");
+}
