@@ -8,7 +8,7 @@ CARGO ?= cargo
 ADDR ?= 127.0.0.1:8080
 DASH_STAMP := dashboard/node_modules/.installed
 
-.PHONY: dev test check test-rust test-dashboard test-infra dashboard lint bench fuzz sizes package deploy clean
+.PHONY: dev demo test check test-rust test-dashboard test-infra test-lambdas dashboard lint bench coldstart cost fuzz sizes release package deploy clean
 
 ## Python tools for the tests (moto's server mode, cfn-lint) in a git-ignored virtualenv.
 $(PY_STAMP): infra/requirements-test.txt
@@ -37,10 +37,16 @@ dashboard: $(DASH_STAMP)
 dev: dashboard
 	$(CARGO) run -p llmtrack --bin llmtrack -- serve --addr $(ADDR) --data-dir .llmtrack
 
+## A demo workspace in .llmtrack/ (a month of events, members, alert rules, a report), owned by
+## OWNER: `make demo OWNER=you@example.com`, then `make dev` and sign in as that address.
+demo:
+	$(CARGO) run -p llmtrack --bin llmtrack -- demo --data-dir .llmtrack --owner $(OWNER)
+
 ## Every test: template lint (cfn-lint, sam validate), the template against the code and the deploy
 ## preflight (pytest), unit tests, the conformance suite on SQLite and DynamoDB (moto), API tests,
-## and each benchmark once as a quick smoke run (so they cannot rot).
-test: check test-infra test-rust test-dashboard
+## each benchmark once as a quick smoke run (so they cannot rot), and each Lambda started under a
+## local Lambda runtime API.
+test: check test-infra test-rust test-dashboard test-lambdas
 
 ## Quality gates: formatting, clippy with warnings as errors (the lints in Cargo.toml's
 ## [workspace.lints]), every source file's opening //! comment, and each Lambda crate built on
@@ -70,6 +76,14 @@ test-dashboard: dashboard
 	$(CARGO) test --workspace --all-targets --no-run
 	cd dashboard && LLMTRACK_BIN=$(CURDIR)/target/debug/llmtrack npm run e2e
 
+## Every Lambda binary started as Lambda starts it, with the environment template.yaml gives it,
+## against a local runtime API (infra/aws/coldstart.py): none fails its init, and each HTTP
+## function answers an API Gateway request. Built without the local server, so each gets only
+## the features the Lambdas ask for.
+test-lambdas: $(PY_STAMP)
+	$(CARGO) build --workspace --exclude llmtrack --bins
+	$(VENV)/bin/python infra/aws/coldstart.py --bin-dir target/debug --runs 1
+
 lint: $(PY_STAMP)
 	$(VENV)/bin/cfn-lint template.yaml
 	SAM_CLI_TELEMETRY=0 $(VENV)/bin/sam validate --lint --template-file template.yaml --region us-east-1
@@ -82,6 +96,18 @@ bench: $(PY_STAMP)
 	$(CARGO) bench -p llmtrack --bench deletion
 	infra/scripts/with-moto $(CARGO) bench -p llmtrack --bench dynamodb_wcu
 	$(MAKE) sizes
+	$(MAKE) coldstart
+
+## Each Lambda binary's cold start against a local Lambda runtime API (release builds from
+## `make sizes`); results in docs/PERFORMANCE.md.
+coldstart: $(PY_STAMP)
+	$(VENV)/bin/python infra/aws/coldstart.py --bin-dir target/release --runs 20
+
+## The AWS bill at 1, 10 and 100 million events a month (docs/COST.md), from the DynamoDB
+## benchmark's measured profiles.
+cost: $(PY_STAMP)
+	COST_INPUTS=$(CURDIR)/docs/cost-inputs.json infra/scripts/with-moto $(CARGO) bench -p llmtrack --bench dynamodb_wcu
+	$(VENV)/bin/python infra/aws/cost.py --write
 
 ## Each fuzz target for five minutes (nightly toolchain and cargo-fuzz; see docs/FUZZING.md).
 fuzz:
@@ -93,6 +119,16 @@ fuzz:
 sizes: dashboard
 	$(CARGO) build --release -p llmtrack-ingest -p llmtrack-query -p llmtrack-account -p llmtrack-keys -p llmtrack-docs -p llmtrack-billing -p llmtrack-deletion -p llmtrack-reports -p llmtrack-alerts -p llmtrack
 	@ls -l target/release/ingest target/release/query target/release/jobs target/release/account target/release/keys target/release/docs target/release/billing target/release/billing-sweep target/release/deletion target/release/deletion-worker target/release/reports target/release/reports-api target/release/alerts target/release/alerts-evaluator target/release/llmtrack | awk '{printf "%-28s %6.1f MiB\n", $$9, $$5/1048576}'
+
+## One file to copy to a server: `llmtrack` with the dashboard inside, linked statically (glibc's
+## own DNS and /etc/hosts lookups are built in, so it runs on any x86_64 Linux), in dist/.
+RELEASE_TARGET ?= x86_64-unknown-linux-gnu
+release: dashboard
+	RUSTFLAGS="-C target-feature=+crt-static" $(CARGO) build --release -p llmtrack --bin llmtrack --target $(RELEASE_TARGET)
+	@mkdir -p dist
+	cp target/$(RELEASE_TARGET)/release/llmtrack dist/llmtrack
+	@ldd dist/llmtrack 2>&1 | grep -qE "statically linked|not a dynamic executable" || { echo "dist/llmtrack is not statically linked"; exit 1; }
+	@ls -l dist/llmtrack | awk '{printf "dist/llmtrack: %.1f MiB, statically linked\n", $$5/1048576}'
 
 ## Each function's arm64 zip (cargo-lambda, in target/lambda so the main target dir is left
 ## alone), checked against the size budget; `LAMBDA_ARCH=x86_64` where no aarch64 std is installed.

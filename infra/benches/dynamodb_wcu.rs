@@ -10,6 +10,12 @@
 //! most once a minute per workspace and instance. Its writes are shared by every batch since the
 //! last run, so the figure depends on how many batches one run folds: reported for 1 (a workspace
 //! sending one batch a minute), 10 and 100.
+//!
+//! Then three traffic profiles for docs/COST.md (1, 10 and 100 million events a month, clients
+//! flushing every few seconds, compaction once a minute): write units per event at the batch
+//! size each volume gives, and the process CPU time per batch (the adapter, the AWS SDK and the
+//! domain code; moto runs in another process). With `COST_INPUTS=FILE` they are also written
+//! there as JSON, for `infra/aws/cost.py`.
 
 use aws_sdk_dynamodb::config::{BehaviorVersion, Credentials, Region};
 use llmtrack_shared::adapters::dynamodb::DynamoStore;
@@ -24,15 +30,14 @@ use serde_json::json;
 
 const FEATURES: [&str; 3] = ["chat", "search", "summarize"];
 
-const BATCH: usize = 100;
-
 async fn ingest_batches(
     store: &DynamoStore,
     ws: &WorkspaceId,
+    batch: usize,
     batches: usize,
     per_compaction: usize,
     now: i64,
-) {
+) -> usize {
     let ctx = Context {
         now_ms: now,
         source: "production",
@@ -50,10 +55,11 @@ async fn ingest_batches(
         month: month_of(now),
         limit: 10_000_000,
     };
+    let mut event_bytes = 0;
     for b in 0..batches {
-        let events: Vec<_> = (0..BATCH)
+        let events: Vec<_> = (0..batch)
             .map(|i| {
-                let n = b * BATCH + i;
+                let n = b * batch + i;
                 let v = json!({
                     "id": format!("0f8c2b1e-4a7d-4c1b-9e3f-{n:012}"),
                     // A steady stream: each batch covers half a minute, so it touches one hour or two.
@@ -72,21 +78,66 @@ async fn ingest_batches(
                     .0
             })
             .collect();
+        event_bytes += events
+            .iter()
+            .map(|e| DynamoStore::event_item_bytes(ws, e))
+            .sum::<usize>();
         store.ingest(ws, &events, &quota).await.unwrap();
         if (b + 1) % per_compaction == 0 || b + 1 == batches {
             store.compact_now(ws).await.unwrap();
         }
     }
+    event_bytes
+}
+
+/// User plus system CPU time of this process so far, in seconds (Linux: /proc/self/stat, in
+/// clock ticks of 10 ms, so only differences over many batches are meaningful).
+fn cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // Fields after the command name (which may hold spaces) start after the last ')'.
+    let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let tick = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    // utime and stime are the 14th and 15th fields of the line: 12th and 13th after ')'.
+    (tick(11) + tick(12)) / 100.0
+}
+
+struct Run {
+    /// Events a month the profile stands for (0: the fixed-batch runs).
+    monthly: u64,
+    batch: usize,
+    batches: usize,
+    per_compaction: usize,
 }
 
 #[tokio::main]
 async fn main() {
     // `cargo bench` passes --bench; under `cargo test` this runs as a quick smoke test.
-    // (batches, batches per compaction run)
-    let runs: &[(usize, usize)] = if std::env::args().any(|a| a == "--bench") {
-        &[(10, 1), (30, 10), (100, 100)]
+    let bench = std::env::args().any(|a| a == "--bench");
+    let run = |monthly, batch, batches, per_compaction| Run {
+        monthly,
+        batch,
+        batches,
+        per_compaction,
+    };
+    let runs: Vec<Run> = if bench {
+        vec![
+            run(0, 100, 10, 1),
+            run(0, 100, 30, 10),
+            run(0, 100, 100, 100),
+            // Profiles: events a second = monthly / 2.59 million; clients send a batch every
+            // 13, 6.5 and 2.6 seconds, so a once-a-minute compaction folds 5, 9 and 23 batches.
+            run(1_000_000, 5, 50, 5),
+            run(10_000_000, 25, 45, 9),
+            run(100_000_000, 100, 46, 23),
+        ]
     } else {
-        &[(1, 1)]
+        vec![run(0, 100, 1, 1), run(1_000_000, 5, 2, 2)]
     };
     let endpoint = std::env::var("MOTO_ENDPOINT").expect("MOTO_ENDPOINT: run with `make bench`");
     let config = aws_sdk_dynamodb::Config::builder()
@@ -103,7 +154,8 @@ async fn main() {
     .with_immediate_compaction();
     store.create_table().await.unwrap();
     let now = chrono::Utc::now().timestamp_millis();
-    for &(batches, per_compaction) in runs {
+    let mut profiles = Vec::new();
+    for r in &runs {
         let ws = Workspace {
             id: WorkspaceId::generate(now),
             name: "Bench".into(),
@@ -114,16 +166,47 @@ async fn main() {
         };
         store.create_workspace(&ws).await.unwrap();
         store.capacity().reset();
-        ingest_batches(&store, &ws.id, batches, per_compaction, now).await;
-        let events = (BATCH * batches) as f64;
+        let cpu = cpu_seconds();
+        let event_bytes =
+            ingest_batches(&store, &ws.id, r.batch, r.batches, r.per_compaction, now).await;
+        let cpu_ms_per_batch = (cpu_seconds() - cpu) * 1000.0 / r.batches as f64;
+        let events = (r.batch * r.batches) as f64;
         let c = store.capacity();
-        println!(
-            "dynamodb_wcu: {events} events in batches of {BATCH}, compaction every {per_compaction} batches: {} write requests; reported {:.1} WCU ({:.3}/event); sized {} WCU ({:.3}/event)",
-            c.write_requests(),
-            c.reported_write_units(),
-            c.reported_write_units() / events,
-            c.sized_write_units(),
-            c.sized_write_units() as f64 / events
-        );
+        let sized = c.sized_write_units() as f64 / events;
+        let requests = c.write_requests() as f64 / r.batches as f64;
+        if r.monthly == 0 {
+            println!(
+                "dynamodb_wcu: {events} events in batches of {}, compaction every {} batches: {} write requests; reported {:.1} WCU ({:.3}/event); sized {} WCU ({sized:.3}/event)",
+                r.batch,
+                r.per_compaction,
+                c.write_requests(),
+                c.reported_write_units(),
+                c.reported_write_units() / events,
+                c.sized_write_units(),
+            );
+        } else {
+            println!(
+                "dynamodb_wcu profile: {} events a month, batches of {}, compaction every {} batches: sized {sized:.3} WCU/event, {requests:.1} write requests/batch, CPU {cpu_ms_per_batch:.2} ms/batch",
+                r.monthly, r.batch, r.per_compaction,
+            );
+            profiles.push(json!({
+                "monthly_events": r.monthly,
+                "batch": r.batch,
+                "batches_per_compaction": r.per_compaction,
+                "wcu_per_event": sized,
+                "write_requests_per_batch": requests,
+                "cpu_ms_per_batch": cpu_ms_per_batch,
+                "event_item_bytes": event_bytes as f64 / events,
+            }));
+        }
+    }
+    if let Ok(path) = std::env::var("COST_INPUTS") {
+        let doc = json!({
+            "command": "COST_INPUTS=FILE infra/scripts/with-moto cargo bench -p llmtrack --bench dynamodb_wcu",
+            "measured_on": llmtrack_shared::domain::time::rfc3339(now),
+            "profiles": profiles,
+        });
+        std::fs::write(&path, serde_json::to_string_pretty(&doc).unwrap() + "\n").unwrap();
+        println!("dynamodb_wcu: profiles written to {path}");
     }
 }

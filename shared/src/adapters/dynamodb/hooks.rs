@@ -114,7 +114,7 @@ mod counting {
 /// DynamoDB's item size: attribute names plus values (strings and binaries by length, numbers
 /// roughly by digits, sets by members).
 #[cfg(feature = "test-hooks")]
-fn item_size(item: &Item) -> usize {
+pub(super) fn item_size(item: &Item) -> usize {
     item.iter().map(|(k, v)| k.len() + value_size(v)).sum()
 }
 

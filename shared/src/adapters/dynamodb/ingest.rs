@@ -19,6 +19,14 @@ impl DynamoStore {
         items::item(schema::event(ws, e), &EventItem::new(e, batch))
     }
 
+    /// The size DynamoDB stores (and charges storage for, before its 100-byte per-item
+    /// overhead) for this event's item: the storage figure of the cost model (docs/COST.md).
+    #[cfg(feature = "test-hooks")]
+    pub fn event_item_bytes(ws: &WorkspaceId, e: &Event) -> usize {
+        let batch = ids::batch_id(e.ts_ms);
+        Self::event_item(ws, e, &batch).map_or(0, |item| super::hooks::item_size(&item))
+    }
+
     /// Writes one event once. For an id sent without a timestamp, a guard item keyed by the id
     /// alone makes retries (which get a new receive time) recognisable.
     pub(super) async fn write_event(
