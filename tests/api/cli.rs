@@ -533,10 +533,7 @@ async fn the_demo_is_a_month_of_varied_data_its_owner_sees_at_once() {
     );
     assert!(m["unpriced"].as_u64().unwrap() > 0, "{summary}");
     assert!(m["errors"].as_u64().unwrap() > 0, "{summary}");
-    assert!(
-        m["latency_ms"]["p95"].as_f64().unwrap() > 0.0,
-        "{summary}"
-    );
+    assert!(m["latency_ms"]["p95"].as_f64().unwrap() > 0.0, "{summary}");
 
     // Varied along each dimension the dashboard breaks down by.
     for (by, at_least) in [("model", 8), ("feature", 5), ("source", 2), ("user", 50)] {
