@@ -322,16 +322,7 @@ async fn the_server_log_holds_no_sign_in_code() {
         ))
         .spawn()
         .unwrap();
-    let http = reqwest::Client::new();
-    let base = format!("http://127.0.0.1:{port}");
-    wait_for_health(&base, "serve").await;
-    let r = http
-        .post(format!("{base}/v1/auth/email"))
-        .json(&json!({"email": "ada@example.com"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 202);
+    ask_for_a_sign_in_code(port, "ada@example.com").await;
     let outbox = dir.path().join("data/outbox");
     let mail = std::fs::read_dir(&outbox)
         .unwrap()
@@ -341,8 +332,8 @@ async fn the_server_log_holds_no_sign_in_code() {
         .path();
     let code = code_in(&std::fs::read_to_string(&mail).unwrap());
     // Sign in (logged as such) before reading the log.
-    let r = http
-        .post(format!("{base}/v1/auth/verify"))
+    let r = reqwest::Client::new()
+        .post(format!("http://127.0.0.1:{port}/v1/auth/verify"))
         .json(&json!({"email": "ada@example.com", "code": code}))
         .send()
         .await
@@ -422,16 +413,7 @@ async fn serve_sends_mail_through_the_configured_smtp_server() {
             .spawn()
             .unwrap(),
     );
-    let http = reqwest::Client::new();
-    let base = format!("http://127.0.0.1:{port}");
-    wait_for_health(&base, "serve").await;
-    let r = http
-        .post(format!("{base}/v1/auth/email"))
-        .json(&json!({"email": "ada@example.com"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 202);
+    ask_for_a_sign_in_code(port, "ada@example.com").await;
 
     let delivered = maildir.join("new");
     let mut mail = None;
@@ -493,4 +475,17 @@ fn smtp_without_a_sender_is_refused_at_start() {
     let help = String::from_utf8_lossy(&help.stdout);
     assert!(help.contains("--smtp-url"), "{help}");
     assert!(!help.contains("hunter2"), "{help}");
+}
+
+/// Waits for the `serve` process on `port`, then asks it to mail a sign-in code to `email`.
+async fn ask_for_a_sign_in_code(port: u16, email: &str) {
+    let base = format!("http://127.0.0.1:{port}");
+    wait_for_health(&base, "serve").await;
+    let r = reqwest::Client::new()
+        .post(format!("{base}/v1/auth/email"))
+        .json(&json!({ "email": email }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 202);
 }
