@@ -271,18 +271,20 @@ fn rate(ts: i64, start: i64) -> f64 {
     daily * weekly * growth
 }
 
+/// Whether `ts` falls in the `hours` from `hour` UTC on day `day` of the demo's month.
+fn within(ts: i64, start: i64, day: i64, hour: i64, hours: i64) -> bool {
+    let from = start - start.rem_euclid(DAY_MS) + day * DAY_MS + hour * HOUR_MS;
+    (from..from + hours * HOUR_MS).contains(&ts)
+}
+
 /// The incident: day 12, 14:00 to 16:00 UTC, Anthropic overloaded.
 fn in_incident(ts: i64, start: i64) -> bool {
-    let day0 = start - start.rem_euclid(DAY_MS);
-    let from = day0 + 12 * DAY_MS + 14 * HOUR_MS;
-    (from..from + 2 * HOUR_MS).contains(&ts)
+    within(ts, start, 12, 14, 2)
 }
 
 /// The runaway agent loop: day 20, 09:00 to 12:00 UTC.
 fn in_runaway(ts: i64, start: i64) -> bool {
-    let day0 = start - start.rem_euclid(DAY_MS);
-    let from = day0 + 20 * DAY_MS + 9 * HOUR_MS;
-    (from..from + 3 * HOUR_MS).contains(&ts)
+    within(ts, start, 20, 9, 3)
 }
 
 fn pick<'a, T>(rng: &mut SmallRng, items: &'a [T], share: impl Fn(&T) -> f64) -> &'a T {
