@@ -8,7 +8,7 @@ CARGO ?= cargo
 ADDR ?= 127.0.0.1:8080
 DASH_STAMP := dashboard/node_modules/.installed
 
-.PHONY: dev demo test check test-rust test-dashboard test-infra test-lambdas dashboard lint bench coldstart cost fuzz sizes release package deploy clean
+.PHONY: dev demo test check test-rust test-dashboard test-infra test-lambdas dashboard lint bench coldstart cost prices fuzz sizes release package deploy clean
 
 ## Python tools for the tests (moto's server mode, cfn-lint) in a git-ignored virtualenv.
 $(PY_STAMP): infra/requirements-test.txt
@@ -60,7 +60,7 @@ check:
 ## The template against the code (routes, environment) and the deploy preflight against moto's
 ## SES and Secrets Manager (docs/DEPLOYMENT.md).
 test-infra: $(PY_STAMP) lint
-	infra/scripts/with-moto $(VENV)/bin/pytest -q -p no:cacheprovider infra/aws/tests
+	infra/scripts/with-moto $(VENV)/bin/pytest -q -p no:cacheprovider infra/aws/tests infra/prices
 
 test-rust: $(PY_STAMP) lint dashboard
 	@mkdir -p target
@@ -108,6 +108,14 @@ coldstart: $(PY_STAMP)
 cost: $(PY_STAMP)
 	COST_INPUTS=$(CURDIR)/docs/cost-inputs.json infra/scripts/with-moto $(CARGO) bench -p llmtrack --bench dynamodb_wcu
 	$(VENV)/bin/python infra/aws/cost.py --write
+
+## Regenerate the bundled price table (shared/data/prices.json) from our own checked entries and
+## the public datasets pinned in infra/ (genai-prices, litellm), print what changed and where the
+## sources disagree, and re-record how real model ids resolve. Review the diff, then commit it
+## (docs/PRICING.md). The build itself never fetches prices.
+prices: $(PY_STAMP)
+	$(VENV)/bin/python infra/prices/build.py
+	LLMTRACK_UPDATE_COVERAGE=1 $(CARGO) test -p llmtrack-shared --lib domain::pricing
 
 ## Each fuzz target for five minutes (nightly toolchain and cargo-fuzz; see docs/FUZZING.md).
 fuzz:

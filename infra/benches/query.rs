@@ -45,6 +45,8 @@ fn event(i: u64, n: u64, now: i64) -> Event {
         ts_ms: ts,
         provider: provider.into(),
         model: model.into(),
+        model_canonical: None,
+        service_tier: Default::default(),
         feature: Some(FEATURES[(i % 5) as usize].into()),
         user_id: Some(format!("user-{}", (mix >> 16) % 500)),
         source: SOURCES[((mix >> 24) % 3) as usize].into(),
@@ -52,12 +54,12 @@ fn event(i: u64, n: u64, now: i64) -> Event {
             input: 500 + (mix >> 32) % 4000,
             output: 100 + (mix >> 40) % 800,
             cached_input: 0,
-            cache_write: 0,
-            reasoning: 0,
+            ..Tokens::default()
         },
         cost_pico: Some(((mix >> 20) % 5_000_000_000) as i64),
         cost_source: Some(llmtrack_shared::domain::event::CostSource::Client),
         price: None,
+        computed_cost_pico: None,
         latency_ms: Some(100.0 + ((mix >> 12) % 5000) as f64),
         status: if (mix >> 48).is_multiple_of(20) {
             Status::Error

@@ -363,7 +363,33 @@ async fn events_are_priced_from_the_table_or_kept_unpriced() {
         {"provider": "acme", "model": "in-house-7b", "input_tokens": 5_000},
         {"provider": "acme", "model": "in-house-7b", "input_tokens": 5_000, "cost_usd": 0.5},
     ]});
-    assert_eq!(app.post_events(&key, &events).await.0, 200);
+    let (status, body) = app.post_events(&key, &events).await;
+    assert_eq!(status, 200, "{body}");
+    // The unpriced event is stored, and its result says at once that its cost is unknown.
+    assert_eq!(body["unpriced"], 1, "{body}");
+    let unpriced = &body["results"][1]["unpriced"];
+    assert_eq!(unpriced["model"], "in-house-7b", "{body}");
+    assert!(
+        unpriced["message"]
+            .as_str()
+            .unwrap()
+            .contains("`in-house-7b`"),
+        "{body}"
+    );
+    assert!(body["results"][0].get("unpriced").is_none(), "{body}");
+    assert!(body["results"][2].get("unpriced").is_none(), "{body}");
+    let stored = all_events(app.store.as_ref(), &ws).await;
+    let priced = stored
+        .iter()
+        .find(|e| e.model == "gpt-4o-2024-08-06")
+        .unwrap();
+    assert_eq!(priced.canonical_model(), "gpt-4o");
+    let price = priced.price.as_ref().unwrap();
+    assert_eq!(
+        (price.provider.as_deref(), price.model.as_str()),
+        (Some("openai"), "gpt-4o")
+    );
+    assert!(price.version.is_some());
     let (_, summary) = app.summary(&read, "").await;
     let summary = &summary["metrics"];
     // 600k plain input * 2.50 + 400k cached * 1.25 + 100k output * 10 = 1.5 + 0.5 + 1.0 = 3.0, plus 0.5 sent.

@@ -14,6 +14,7 @@ use llmtrack_shared::domain::time::{month_of, next_month_start};
 use llmtrack_shared::error::ErrorDetail;
 use llmtrack_shared::ports::{DynClock, IngestOutcome, Quota, Stored};
 use llmtrack_shared::ratelimit::{self, DynLimits};
+use llmtrack_shared::telemetry;
 use llmtrack_shared::{ApiError, ErrorCode};
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -85,6 +86,31 @@ pub struct EventResult {
     /// Metadata fields that were not stored because they looked like secrets or card numbers.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub redacted: Vec<Redaction>,
+    /// Set when the event is stored but its cost is unknown: no `cost_usd` or
+    /// `provider_cost_usd` was sent and the price table has no price for its model. It is
+    /// counted as unpriced, never as $0.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unpriced: Option<Unpriced>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Unpriced {
+    pub provider: String,
+    pub model: String,
+    pub message: String,
+}
+
+impl Unpriced {
+    fn of(e: &event::Event) -> Option<Unpriced> {
+        e.cost_pico.is_none().then(|| Unpriced {
+            provider: e.provider.clone(),
+            model: e.model.clone(),
+            message: format!(
+                "no price for model `{}` from provider `{}`: its cost is unknown (counted as unpriced, not $0); send cost_usd, or check the model name against the price table",
+                e.model, e.provider
+            ),
+        })
+    }
 }
 
 /// A 400 of `POST /v1/events`: a body that could not be read has only the error; a body whose
@@ -102,6 +128,8 @@ pub struct IngestResponse {
     pub accepted: usize,
     pub duplicates: usize,
     pub rejected: usize,
+    /// Events stored whose cost is unknown (each one's result says which model).
+    pub unpriced: usize,
     /// One entry per event, in request order.
     pub results: Vec<EventResult>,
     /// Present when nothing was stored: every event rejected (400), or the monthly quota used up
@@ -178,12 +206,17 @@ async fn post_events(
     for (index, r) in raw.iter().enumerate() {
         match event::validate(r, &ctx) {
             Ok((e, redacted)) => {
+                let unpriced = Unpriced::of(&e);
+                if unpriced.is_some() {
+                    telemetry::unpriced_model(workspace.id.as_str(), &e.provider, &e.model, now);
+                }
                 results.push(EventResult {
                     index,
                     status: EventStatus::Accepted,
                     id: Some(e.id.clone()),
                     error: None,
                     redacted,
+                    unpriced,
                 });
                 valid.push(e);
             }
@@ -193,6 +226,7 @@ async fn post_events(
                 id: None,
                 error: Some(rejection),
                 redacted: Vec::new(),
+                unpriced: None,
             }),
         }
     }
@@ -226,6 +260,7 @@ async fn post_events(
                         r.status = EventStatus::Duplicate;
                     } else {
                         r.status = EventStatus::Rejected;
+                        r.unpriced = None;
                         r.error = Some(Rejection::new(
                             "",
                             ErrorCode::QuotaExceeded,
@@ -309,6 +344,10 @@ impl IngestResponse {
             accepted: count(EventStatus::Accepted),
             duplicates: count(EventStatus::Duplicate),
             rejected: count(EventStatus::Rejected),
+            unpriced: results
+                .iter()
+                .filter(|r| r.status != EventStatus::Rejected && r.unpriced.is_some())
+                .count(),
             results,
             error,
         }

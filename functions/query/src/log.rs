@@ -7,7 +7,7 @@ use axum::http::HeaderMap;
 use llmtrack_shared::domain::analytics::Range;
 use llmtrack_shared::domain::cursor::EventCursor;
 use llmtrack_shared::domain::event::{CostSource, Event, MetaValue, PriceRef, Redaction};
-use llmtrack_shared::domain::pricing::PriceTable;
+use llmtrack_shared::domain::pricing::{PriceTable, Rates, ServiceTier};
 use llmtrack_shared::domain::time::{HOUR_MS, rfc3339};
 use llmtrack_shared::extract::Query;
 use llmtrack_shared::{ApiError, ErrorCode};
@@ -38,7 +38,11 @@ pub struct LoggedEvent {
     pub id: String,
     pub timestamp: String,
     pub provider: String,
+    /// The model as sent.
     pub model: String,
+    /// The canonical id it was priced as (and is grouped by in breakdowns).
+    pub model_canonical: String,
+    pub service_tier: ServiceTier,
     pub feature: Option<String>,
     pub user_id: Option<String>,
     pub source: String,
@@ -49,12 +53,20 @@ pub struct LoggedEvent {
     pub cached_input_tokens: u64,
     pub cache_write_tokens: u64,
     pub reasoning_tokens: u64,
+    pub cache_write_1h_tokens: u64,
+    pub audio_input_tokens: u64,
+    pub audio_output_tokens: u64,
+    pub image_input_tokens: u64,
+    pub image_output_tokens: u64,
     /// null when the cost is unknown (unpriced).
     pub cost_usd: Option<f64>,
-    /// How the cost was obtained: `client` (sent as `cost_usd`) or `table` (the bundled price
-    /// table); null when unpriced or stored before this was recorded.
+    /// How the cost was obtained: `client` (sent as `cost_usd`), `provider` (sent as
+    /// `provider_cost_usd`) or `table` (the bundled price table); null when unpriced or stored
+    /// before this was recorded.
     pub cost_source: Option<CostSource>,
-    /// The prices applied, when the cost came from the price table.
+    /// The cost computed from the price table, beside a `client` or `provider` cost.
+    pub computed_cost_usd: Option<f64>,
+    /// The price version applied (or computed beside a sent cost).
     pub price: Option<AppliedPrice>,
     pub latency_ms: Option<f64>,
     #[schema(value_type = Object)]
@@ -63,58 +75,105 @@ pub struct LoggedEvent {
     pub redacted: Vec<Redaction>,
 }
 
-/// The price-table entry that priced an event, with its rates in USD per million tokens (when the
-/// bundled table still holds that entry as it was).
+/// The price version that priced an event (or that priced it beside a sent cost), with its
+/// rates in USD per million tokens at the event's service tier.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct AppliedPrice {
+    /// The host whose entry it is (`openai`, `aws`, `openrouter`, ...).
+    pub provider: Option<String>,
     pub model: String,
-    /// When the entry's prices were last checked against the provider's page.
+    /// The version's first day, or `initial` for the earliest known prices.
+    pub version: Option<String>,
+    /// When the version's prices were last checked against their source.
     pub as_of: String,
+    /// null when this release's table no longer holds that version.
     pub rates: Option<AppliedRates>,
 }
 
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct AppliedRates {
-    pub input: f64,
-    pub cached_input: f64,
-    pub cache_write: f64,
-    pub output: f64,
+    /// The version's last day (exclusive), when a later version replaced it.
+    pub effective_to: Option<String>,
+    pub service_tier: ServiceTier,
+    #[serde(flatten)]
+    pub rates: UsdRates,
     /// Rates applied instead when the input is above `threshold` tokens.
     pub long_context: Option<LongContextRates>,
     pub source: String,
+    /// Which source of the table gave the prices (`llmtrack`, `genai-prices 0.2.3`, ...).
+    pub dataset: String,
+}
+
+/// Rates in USD per million tokens.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct UsdRates {
+    pub input: f64,
+    pub cached_input: f64,
+    pub cache_write: f64,
+    pub cache_write_1h: f64,
+    pub output: f64,
+    pub reasoning: f64,
+    pub audio_input: f64,
+    pub audio_output: f64,
+    pub image_input: f64,
+    pub image_output: f64,
+}
+
+impl From<Rates> for UsdRates {
+    fn from(r: Rates) -> Self {
+        // Rates are picodollars per token, so micro-USD per million: /1e6 gives USD per million.
+        let usd = |v: i64| v as f64 / 1e6;
+        UsdRates {
+            input: usd(r.input),
+            cached_input: usd(r.cached_input),
+            cache_write: usd(r.cache_write),
+            cache_write_1h: usd(r.cache_write_1h),
+            output: usd(r.output),
+            reasoning: usd(r.reasoning),
+            audio_input: usd(r.audio_input),
+            audio_output: usd(r.audio_output),
+            image_input: usd(r.image_input),
+            image_output: usd(r.image_output),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct LongContextRates {
     pub threshold: u64,
-    pub input: f64,
-    pub cached_input: f64,
-    pub cache_write: f64,
-    pub output: f64,
+    #[serde(flatten)]
+    pub rates: UsdRates,
 }
 
-fn applied(p: &PriceRef) -> AppliedPrice {
-    // Rates are picodollars per token, so micro-USD per million: /1e6 gives USD per million.
-    let usd = |v: i64| v as f64 / 1e6;
-    let rates = PriceTable::bundled()
-        .lookup(&p.model)
-        .filter(|m| m.model == p.model && m.as_of == p.as_of)
-        .map(|m| AppliedRates {
-            input: usd(m.rates.input),
-            cached_input: usd(m.rates.cached_input),
-            cache_write: usd(m.rates.cache_write),
-            output: usd(m.rates.output),
-            long_context: m.long_context.map(|(threshold, r)| LongContextRates {
+fn applied(p: &PriceRef, tier: ServiceTier) -> AppliedPrice {
+    let table = PriceTable::bundled();
+    // Events priced before hosts were recorded name the model alone: its maker's entry.
+    let entry = match &p.provider {
+        Some(host) => table.entry(host, &p.model),
+        None => table.lookup("", &p.model).filter(|m| m.model == p.model),
+    };
+    let version = entry.and_then(|m| match &p.version {
+        Some(id) => m.version(id),
+        None => Some(m.latest()),
+    });
+    let rates = version.filter(|v| v.checked == p.as_of).map(|v| {
+        let pricing = v.pricing(tier);
+        AppliedRates {
+            effective_to: v.effective_to.clone(),
+            service_tier: tier,
+            rates: pricing.rates.into(),
+            long_context: pricing.long_context.map(|(threshold, r)| LongContextRates {
                 threshold,
-                input: usd(r.input),
-                cached_input: usd(r.cached_input),
-                cache_write: usd(r.cache_write),
-                output: usd(r.output),
+                rates: r.into(),
             }),
-            source: m.source.clone(),
-        });
+            source: v.source.clone(),
+            dataset: v.dataset.clone(),
+        }
+    });
     AppliedPrice {
+        provider: p.provider.clone(),
         model: p.model.clone(),
+        version: p.version.clone(),
         as_of: p.as_of.clone(),
         rates,
     }
@@ -127,6 +186,8 @@ impl From<&Event> for LoggedEvent {
             timestamp: rfc3339(e.ts_ms),
             provider: e.provider.clone(),
             model: e.model.clone(),
+            model_canonical: e.canonical_model().to_owned(),
+            service_tier: e.service_tier,
             feature: e.feature.clone(),
             user_id: e.user_id.clone(),
             source: e.source.clone(),
@@ -137,9 +198,15 @@ impl From<&Event> for LoggedEvent {
             cached_input_tokens: e.tokens.cached_input,
             cache_write_tokens: e.tokens.cache_write,
             reasoning_tokens: e.tokens.reasoning,
+            cache_write_1h_tokens: e.tokens.cache_write_1h,
+            audio_input_tokens: e.tokens.audio_input,
+            audio_output_tokens: e.tokens.audio_output,
+            image_input_tokens: e.tokens.image_input,
+            image_output_tokens: e.tokens.image_output,
             cost_usd: e.cost_pico.map(|c| c as f64 / 1e12),
             cost_source: e.cost_source,
-            price: e.price.as_ref().map(applied),
+            computed_cost_usd: e.computed_cost_pico.map(|c| c as f64 / 1e12),
+            price: e.price.as_ref().map(|p| applied(p, e.service_tier)),
             latency_ms: e.latency_ms,
             metadata: e
                 .metadata

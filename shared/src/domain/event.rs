@@ -13,7 +13,7 @@ use utoipa::ToSchema;
 
 use super::ids;
 use super::plan::Plan;
-use super::pricing::PriceTable;
+use super::pricing::{PriceTable, Priced, ServiceTier};
 use super::privacy;
 use crate::error::ErrorCode;
 
@@ -72,6 +72,23 @@ pub struct Tokens {
     pub cached_input: u64,
     pub cache_write: u64,
     pub reasoning: u64,
+    /// The part of `cache_write` kept for an hour (priced above the default 5 minutes).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub cache_write_1h: u64,
+    /// Uncached audio and image parts of `input`, and audio and image parts of `output`: priced
+    /// at their own rates where the provider has them.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub audio_input: u64,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub audio_output: u64,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub image_input: u64,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub image_output: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
@@ -107,7 +124,14 @@ pub struct Event {
     pub dedup: Dedup,
     pub ts_ms: i64,
     pub provider: String,
+    /// The model as sent.
     pub model: String,
+    /// The model's canonical id (the maker's, as priced: `gpt-4o` for `openai/gpt-4o` or
+    /// `GPT-4o`), when it differs from `model`. Breakdowns by model group by it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model_canonical: Option<String>,
+    #[serde(default, skip_serializing_if = "is_standard")]
+    pub service_tier: ServiceTier,
     pub feature: Option<String>,
     pub user_id: Option<String>,
     /// The source label of the API key that sent it.
@@ -118,9 +142,14 @@ pub struct Event {
     /// How the cost was obtained (None: unpriced, or stored before this was recorded).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cost_source: Option<CostSource>,
-    /// The price-table entry that priced it, when `cost_source` is `table`.
+    /// The price that priced it (`cost_source` `table`), or that would have (`client` or
+    /// `provider`, beside `computed_cost_pico`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub price: Option<PriceRef>,
+    /// The cost computed from the tokens when the cost kept came from the client or the provider,
+    /// so the two can be compared.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub computed_cost_pico: Option<i64>,
     pub latency_ms: Option<f64>,
     pub status: Status,
     pub error_type: Option<String>,
@@ -144,6 +173,10 @@ struct StoredEvent {
     ts_ms: i64,
     provider: String,
     model: String,
+    #[serde(default)]
+    model_canonical: Option<String>,
+    #[serde(default)]
+    service_tier: ServiceTier,
     feature: Option<String>,
     user_id: Option<String>,
     source: String,
@@ -153,6 +186,8 @@ struct StoredEvent {
     cost_source: Option<CostSource>,
     #[serde(default)]
     price: Option<PriceRef>,
+    #[serde(default)]
+    computed_cost_pico: Option<i64>,
     latency_ms: Option<f64>,
     status: Status,
     error_type: Option<String>,
@@ -176,6 +211,8 @@ impl From<StoredEvent> for Event {
             ts_ms: s.ts_ms,
             provider: s.provider,
             model: s.model,
+            model_canonical: s.model_canonical,
+            service_tier: s.service_tier,
             feature: s.feature,
             user_id: s.user_id,
             source: s.source,
@@ -183,6 +220,7 @@ impl From<StoredEvent> for Event {
             cost_pico: s.cost_pico,
             cost_source: s.cost_source,
             price: s.price,
+            computed_cost_pico: s.computed_cost_pico,
             latency_ms: s.latency_ms,
             status: s.status,
             error_type: s.error_type,
@@ -193,7 +231,17 @@ impl From<StoredEvent> for Event {
     }
 }
 
+fn is_standard(tier: &ServiceTier) -> bool {
+    *tier == ServiceTier::Standard
+}
+
 impl Event {
+    /// The model id breakdowns group by: the canonical id, or the name as sent when the two are
+    /// the same (or the event predates canonical ids).
+    pub fn canonical_model(&self) -> &str {
+        self.model_canonical.as_deref().unwrap_or(&self.model)
+    }
+
     /// The store's idempotency key: `i:{id}` for an id sent alone, `t:{ts}:{id}` for an id sent
     /// with its timestamp, none for an id LLMtrack made. The tag and the timestamp (an integer,
     /// no `:`) come first, so the encoding is unambiguous whatever the id holds.
@@ -282,9 +330,32 @@ pub struct EventSchema {
     /// Part of `output_tokens`.
     #[schema(minimum = 0, maximum = 1_000_000_000)]
     reasoning_tokens: Option<u64>,
-    /// The call's cost; when absent it is computed from the price table.
+    /// Part of `cache_write_tokens` written with a one-hour lifetime (Anthropic's
+    /// `cache_creation.ephemeral_1h_input_tokens`).
+    #[schema(minimum = 0, maximum = 1_000_000_000)]
+    cache_write_1h_tokens: Option<u64>,
+    /// Uncached audio part of `input_tokens`.
+    #[schema(minimum = 0, maximum = 1_000_000_000)]
+    audio_input_tokens: Option<u64>,
+    /// Audio part of `output_tokens`.
+    #[schema(minimum = 0, maximum = 1_000_000_000)]
+    audio_output_tokens: Option<u64>,
+    /// Uncached image part of `input_tokens`.
+    #[schema(minimum = 0, maximum = 1_000_000_000)]
+    image_input_tokens: Option<u64>,
+    /// Image part of `output_tokens`.
+    #[schema(minimum = 0, maximum = 1_000_000_000)]
+    image_output_tokens: Option<u64>,
+    /// `standard` (default; `default`, `auto`, `on_demand` and `scale` mean the same), `batch`,
+    /// `flex` or `priority`: which of the model's rates apply.
+    service_tier: Option<String>,
+    /// The call's cost as your own code computed it; kept as sent, and first in precedence.
     #[schema(minimum = 0, maximum = 100_000)]
     cost_usd: Option<f64>,
+    /// The cost the provider reported for the call (OpenRouter's `usage.cost`); kept when no
+    /// `cost_usd` is sent, with the cost computed from the price table beside it.
+    #[schema(minimum = 0, maximum = 100_000)]
+    provider_cost_usd: Option<f64>,
     #[schema(minimum = 0, maximum = 86_400_000)]
     latency_ms: Option<f64>,
     status: Option<Status>,
@@ -379,14 +450,25 @@ pub struct Redaction {
 pub enum CostSource {
     /// Sent by the client as `cost_usd`.
     Client,
+    /// Reported by the provider (for example OpenRouter's `usage.cost`), sent as
+    /// `provider_cost_usd`.
+    Provider,
     /// Computed from the token counts with the bundled price table.
     Table,
 }
 
-/// Which price-table entry priced an event: its model id and the date its prices were checked.
+/// Which price-table entry and version priced an event.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct PriceRef {
+    /// The host whose entry it is (`openai`, `aws`, ...); absent in events priced before hosts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provider: Option<String>,
+    /// The entry's model id.
     pub model: String,
+    /// The version's first day (`YYYY-MM-DD`), or `initial` for the earliest prices.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+    /// When the version's prices were last checked against their source.
     pub as_of: String,
 }
 
@@ -413,7 +495,20 @@ struct EventIn<'a> {
     cache_write_tokens: u64,
     #[serde(default)]
     reasoning_tokens: u64,
+    #[serde(default)]
+    cache_write_1h_tokens: u64,
+    #[serde(default)]
+    audio_input_tokens: u64,
+    #[serde(default)]
+    audio_output_tokens: u64,
+    #[serde(default)]
+    image_input_tokens: u64,
+    #[serde(default)]
+    image_output_tokens: u64,
+    #[serde(borrow)]
+    service_tier: Option<std::borrow::Cow<'a, str>>,
     cost_usd: Option<f64>,
+    provider_cost_usd: Option<f64>,
     latency_ms: Option<f64>,
     status: Option<Status>,
     error_type: Option<String>,
@@ -500,6 +595,11 @@ pub fn validate(raw: &RawValue, ctx: &Context) -> Result<(Event, Vec<Redaction>)
         ("cached_input_tokens", input.cached_input_tokens),
         ("cache_write_tokens", input.cache_write_tokens),
         ("reasoning_tokens", input.reasoning_tokens),
+        ("cache_write_1h_tokens", input.cache_write_1h_tokens),
+        ("audio_input_tokens", input.audio_input_tokens),
+        ("audio_output_tokens", input.audio_output_tokens),
+        ("image_input_tokens", input.image_input_tokens),
+        ("image_output_tokens", input.image_output_tokens),
     ] {
         if n > MAX_TOKENS {
             return Err(Rejection::new(
@@ -515,28 +615,27 @@ pub fn validate(raw: &RawValue, ctx: &Context) -> Result<(Event, Vec<Redaction>)
         cached_input: input.cached_input_tokens,
         cache_write: input.cache_write_tokens,
         reasoning: input.reasoning_tokens,
+        cache_write_1h: input.cache_write_1h_tokens,
+        audio_input: input.audio_input_tokens,
+        audio_output: input.audio_output_tokens,
+        image_input: input.image_input_tokens,
+        image_output: input.image_output_tokens,
     };
-    // Bounded above, so these sums cannot overflow.
-    if tokens.cached_input + tokens.cache_write > tokens.input {
-        return Err(Rejection::new(
-            "cached_input_tokens",
-            ErrorCode::SubsetExceedsTotal,
-            format!(
-                "cached_input_tokens ({}) + cache_write_tokens ({}) exceed input_tokens ({}); input_tokens must include cached and cache-write tokens",
-                tokens.cached_input, tokens.cache_write, tokens.input
-            ),
-        ));
-    }
-    if tokens.reasoning > tokens.output {
-        return Err(Rejection::new(
-            "reasoning_tokens",
-            ErrorCode::SubsetExceedsTotal,
-            format!(
-                "reasoning_tokens ({}) exceed output_tokens ({}); output_tokens must include reasoning tokens",
-                tokens.reasoning, tokens.output
-            ),
-        ));
-    }
+    subsets_fit(&tokens)?;
+    let service_tier = match input.service_tier.as_deref() {
+        None => ServiceTier::Standard,
+        Some(t) => ServiceTier::parse(t).ok_or_else(|| {
+            Rejection::new(
+                "service_tier",
+                ErrorCode::InvalidEvent,
+                format!(
+                    "service_tier `{}` is not one of {}",
+                    t.chars().take(32).collect::<String>(),
+                    ServiceTier::ACCEPTED
+                ),
+            )
+        })?,
+    };
 
     let ts_ms = input.timestamp.unwrap_or(ctx.now_ms);
     if ts_ms > ctx.now_ms + MAX_FUTURE_MS {
@@ -559,53 +658,49 @@ pub fn validate(raw: &RawValue, ctx: &Context) -> Result<(Event, Vec<Redaction>)
         ));
     }
 
-    let mut price = None;
-    let cost_pico = match input.cost_usd {
-        Some(c) if !(0.0..=MAX_COST_USD).contains(&c) || !c.is_finite() => {
-            return Err(Rejection::new(
-                "cost_usd",
-                ErrorCode::OutOfRange,
-                format!("cost_usd must be between 0 and {MAX_COST_USD}"),
-            ));
-        }
-        Some(c) => Some((c * 1e12).round() as i64),
-        None => match ctx.prices.lookup(&input.model) {
-            Some(price) if price.cost_pico(&tokens) > MAX_COST_PICO => {
-                // Name the side of the call that made the cost.
-                let output_side = price.cost_pico(&Tokens {
-                    output: tokens.output,
-                    reasoning: tokens.reasoning,
-                    ..Tokens::default()
-                });
-                let field = if output_side * 2 > price.cost_pico(&tokens) {
-                    "output_tokens"
-                } else {
-                    "input_tokens"
-                };
-                return Err(Rejection::new(
-                    field,
-                    ErrorCode::CostOutOfRange,
-                    format!(
-                        "the cost computed from the token counts (${:.2}) is above the per-event maximum of ${MAX_COST_USD}; check the token counts",
-                        price.cost_pico(&tokens) as f64 / 1e12
-                    ),
-                ));
-            }
-            // At most MAX_COST_PICO, so within i64.
-            Some(p) => {
-                price = Some(PriceRef {
-                    model: p.model.clone(),
-                    as_of: p.as_of.clone(),
-                });
-                Some(p.cost_pico(&tokens) as i64)
-            }
-            None => None,
-        },
+    // Precedence (brief, section 7): the client's cost, then the provider's, then the table's.
+    let sent = |value: Option<f64>, field: &'static str| match value {
+        Some(c) if !(0.0..=MAX_COST_USD).contains(&c) || !c.is_finite() => Err(Rejection::new(
+            field,
+            ErrorCode::OutOfRange,
+            format!("{field} must be between 0 and {MAX_COST_USD}"),
+        )),
+        Some(c) => Ok(Some((c * 1e12).round() as i64)),
+        None => Ok(None),
     };
-    let cost_source = match (input.cost_usd, &price) {
-        (Some(_), _) => Some(CostSource::Client),
-        (None, Some(_)) => Some(CostSource::Table),
-        (None, None) => None,
+    let client_cost = sent(input.cost_usd, "cost_usd")?;
+    let provider_cost = sent(input.provider_cost_usd, "provider_cost_usd")?;
+    let priced = ctx.prices.price(&input.provider, &input.model, ts_ms);
+    let computed = match priced {
+        Some(p) => computed_cost(
+            p,
+            service_tier,
+            &tokens,
+            client_cost.or(provider_cost).is_none(),
+        )?,
+        None => None,
+    };
+    let (cost_pico, cost_source, computed_cost_pico) = match (client_cost, provider_cost, computed)
+    {
+        (Some(c), _, computed) => (Some(c), Some(CostSource::Client), computed),
+        (None, Some(c), computed) => (Some(c), Some(CostSource::Provider), computed),
+        (None, None, Some(c)) => (Some(c), Some(CostSource::Table), None),
+        (None, None, None) => (None, None, None),
+    };
+    let price = priced.map(|p| PriceRef {
+        provider: Some(p.model.provider.clone()),
+        model: p.model.model.clone(),
+        version: Some(p.version.id().to_owned()),
+        as_of: p.version.checked.clone(),
+    });
+    let model_canonical = match priced {
+        Some(p) if p.model.canonical != *input.model => Some(p.model.canonical.clone()),
+        Some(_) => None,
+        // Unpriced: still one row whatever the case or spacing it is sent with.
+        None => {
+            let folded = input.model.trim().to_ascii_lowercase();
+            (folded != *input.model).then_some(folded)
+        }
     };
     let latency_ms = match input.latency_ms {
         Some(l) if !(0.0..=MAX_LATENCY_MS).contains(&l) || !l.is_finite() => {
@@ -632,6 +727,8 @@ pub fn validate(raw: &RawValue, ctx: &Context) -> Result<(Event, Vec<Redaction>)
             ts_ms,
             provider: input.provider.into_owned(),
             model: input.model.into_owned(),
+            model_canonical,
+            service_tier,
             feature,
             user_id,
             source: ctx.source.to_owned(),
@@ -639,6 +736,7 @@ pub fn validate(raw: &RawValue, ctx: &Context) -> Result<(Event, Vec<Redaction>)
             cost_pico,
             cost_source,
             price,
+            computed_cost_pico,
             latency_ms,
             status: input.status.unwrap_or_default(),
             error_type,
@@ -647,6 +745,96 @@ pub fn validate(raw: &RawValue, ctx: &Context) -> Result<(Event, Vec<Redaction>)
             expires_ms: ts_ms + history_ms,
         },
         redactions,
+    ))
+}
+
+/// Each part of a token count is within its whole.
+fn subsets_fit(t: &Tokens) -> Result<(), Rejection> {
+    // Bounded above, so these sums cannot overflow.
+    if t.cached_input + t.cache_write + t.audio_input + t.image_input > t.input {
+        let field = if t.audio_input + t.image_input == 0 {
+            "cached_input_tokens"
+        } else if t.image_input == 0 {
+            "audio_input_tokens"
+        } else {
+            "image_input_tokens"
+        };
+        return Err(Rejection::new(
+            field,
+            ErrorCode::SubsetExceedsTotal,
+            format!(
+                "cached_input_tokens ({}) + cache_write_tokens ({}) + audio_input_tokens ({}) + image_input_tokens ({}) exceed input_tokens ({}); input_tokens must include each of them",
+                t.cached_input, t.cache_write, t.audio_input, t.image_input, t.input
+            ),
+        ));
+    }
+    if t.cache_write_1h > t.cache_write {
+        return Err(Rejection::new(
+            "cache_write_1h_tokens",
+            ErrorCode::SubsetExceedsTotal,
+            format!(
+                "cache_write_1h_tokens ({}) exceed cache_write_tokens ({}); cache_write_tokens must include the one-hour writes",
+                t.cache_write_1h, t.cache_write
+            ),
+        ));
+    }
+    if t.reasoning + t.audio_output + t.image_output > t.output {
+        let field = if t.audio_output + t.image_output == 0 {
+            "reasoning_tokens"
+        } else if t.image_output == 0 {
+            "audio_output_tokens"
+        } else {
+            "image_output_tokens"
+        };
+        return Err(Rejection::new(
+            field,
+            ErrorCode::SubsetExceedsTotal,
+            format!(
+                "reasoning_tokens ({}) + audio_output_tokens ({}) + image_output_tokens ({}) exceed output_tokens ({}); output_tokens must include each of them",
+                t.reasoning, t.audio_output, t.image_output, t.output
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// The cost of the call at its price, bounded. `kept` says the computed cost is the one the event
+/// keeps: an out-of-range cost is then refused, naming the side of the call that made it; beside
+/// a sent cost it is only dropped.
+fn computed_cost(
+    p: Priced,
+    tier: ServiceTier,
+    tokens: &Tokens,
+    kept: bool,
+) -> Result<Option<i64>, Rejection> {
+    let pricing = p.version.pricing(tier);
+    let cost = pricing.cost_pico(tokens);
+    if cost <= MAX_COST_PICO {
+        // At most MAX_COST_PICO, so within i64.
+        return Ok(Some(cost as i64));
+    }
+    if !kept {
+        return Ok(None);
+    }
+    let output_side = pricing.cost_pico(&Tokens {
+        output: tokens.output,
+        reasoning: tokens.reasoning,
+        audio_output: tokens.audio_output,
+        image_output: tokens.image_output,
+        ..Tokens::default()
+    });
+    let field = if output_side * 2 > cost {
+        "output_tokens"
+    } else {
+        "input_tokens"
+    };
+    Err(Rejection::new(
+        field,
+        ErrorCode::CostOutOfRange,
+        format!(
+            "the cost computed from the token counts (${:.2}) is above the per-event maximum of ${MAX_COST_USD}; check the token counts",
+            cost as f64 / 1e12
+        ),
     ))
 }
 
@@ -1132,7 +1320,8 @@ mod props {
                 dedup: [Dedup::None, Dedup::Id, Dedup::IdAndTimestamp][usize::from(d)],
                 ts_ms: ts,
                 provider: "p".into(), model: "m".into(), feature: None, user_id: None, source: "s".into(),
-                tokens: Tokens::default(), cost_pico: None, cost_source: None, price: None, latency_ms: None,
+                model_canonical: None, service_tier: ServiceTier::Standard,
+                tokens: Tokens::default(), cost_pico: None, cost_source: None, price: None, computed_cost_pico: None, latency_ms: None,
                 status: Status::Success, error_type: None, metadata: vec![], redactions: vec![], expires_ms: 0,
             };
             let (x, y) = (event(&a, ta, da), event(&b, tb, db));
