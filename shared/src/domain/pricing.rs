@@ -169,6 +169,18 @@ pub struct ModelPrice {
 }
 
 impl ModelPrice {
+    /// Whether an event's `provider` names this entry's host.
+    fn billed_by(&self, provider: &str) -> bool {
+        let provider = provider.trim();
+        HOST_ALIASES
+            .iter()
+            .find(|(host, _)| *host == self.provider)
+            .map_or(
+                self.provider.eq_ignore_ascii_case(provider),
+                |(_, names)| names.iter().any(|n| n.eq_ignore_ascii_case(provider)),
+            )
+    }
+
     /// The version in force at `ts_ms` (the earliest one for a time before any version).
     pub fn version_at(&self, ts_ms: i64) -> &PriceVersion {
         self.versions
@@ -503,7 +515,7 @@ impl PriceTable {
         // A reseller's entry (Bedrock's, OpenRouter's...) groups under the maker's id when its
         // name resolves to an entry of a better-ranked host.
         for i in 0..table.models.len() {
-            let found = table.best_ranked(&table.models[i].model);
+            let found = table.find(None, &table.models[i].model);
             if let Some(j) = found.filter(|&j| table.rank[j] < table.rank[i]) {
                 table.models[i].canonical = table.models[j].canonical.clone();
             }
@@ -571,60 +583,42 @@ impl PriceTable {
     /// `-20241022`, `-001`, `-preview-05-20`) of a listed model. The entry of the host the
     /// provider names is preferred; else the maker's.
     pub fn lookup(&self, provider: &str, model: &str) -> Option<&ModelPrice> {
-        let host = host_of(provider);
-        // The common case: the name exactly as listed, by the host that lists it.
+        // The common case, on the ingest path: the name exactly as listed, by the host that
+        // lists it (checked against that host's few spellings, not every host's).
         let exact = self.names.get(model).and_then(|list| {
             list.iter()
-                .find(|&&i| Some(self.models[i as usize].provider.as_str()) == host)
+                .find(|&&i| self.models[i as usize].billed_by(provider))
         });
         if let Some(&i) = exact {
             return Some(&self.models[i as usize]);
         }
-        let mut fallback = None;
-        let mut candidate: Cow<str> = Cow::Owned(model.trim().to_ascii_lowercase());
-        loop {
-            for list in self.hits(&candidate) {
-                for &i in list {
-                    let m = &self.models[i as usize];
-                    if host.is_some() && Some(m.provider.as_str()) == host {
-                        return Some(m);
-                    }
-                    // Another host's entry (or no host named): the maker's, the best-ranked
-                    // over the whole walk.
-                    if fallback.is_none_or(|f: usize| self.rank[i as usize] < self.rank[f]) {
-                        fallback = Some(i as usize);
-                    }
-                }
-            }
-            match strip_decoration(&candidate) {
-                Some(next) if next != candidate && !next.is_empty() => {
-                    candidate = Cow::Owned(next.into_owned())
-                }
-                _ => return fallback.map(|f| &self.models[f]),
-            }
-        }
+        self.find(host_of(provider), model).map(|i| &self.models[i])
     }
 
-    /// The best-ranked entry any form of the name reaches (for canonical ids).
-    fn best_ranked(&self, model: &str) -> Option<usize> {
+    /// Walks the forms of a name, least decorated last: the first entry of `host` any form
+    /// reaches, else the best-ranked entry of any host (the maker's).
+    fn find(&self, host: Option<&str>, model: &str) -> Option<usize> {
         let mut best: Option<usize> = None;
-        let mut candidate: Cow<str> = Cow::Borrowed(model);
-        loop {
-            for list in self.hits(&candidate) {
-                if let Some(&i) = list.first() {
+        let first = model.trim().to_ascii_lowercase();
+        let forms = std::iter::successors(Some(first), |form| {
+            strip_decoration(form)
+                .filter(|next| next != form && !next.is_empty())
+                .map(Cow::into_owned)
+        });
+        for form in forms {
+            for list in self.hits(&form) {
+                for &i in list {
                     let i = i as usize;
+                    if host.is_some_and(|h| self.models[i].provider == h) {
+                        return Some(i);
+                    }
                     if best.is_none_or(|b| self.rank[i] < self.rank[b]) {
                         best = Some(i);
                     }
                 }
             }
-            match strip_decoration(&candidate) {
-                Some(next) if next != candidate && !next.is_empty() => {
-                    candidate = Cow::Owned(next.into_owned())
-                }
-                _ => return best,
-            }
         }
+        best
     }
 
     /// The lists one form of a name hits: its exact name, then its prefixes at name boundaries,
