@@ -1,7 +1,7 @@
 //! Ingest CPU per event: parse, validate, price and fold into rollup deltas, for a batch of 100
 //! realistic events (budget: 2 µs per event on one core). Run with `make bench`.
 
-use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use criterion::{Criterion, Throughput, criterion_group};
 use llmtrack_shared::domain::event::{self, Context};
 use llmtrack_shared::domain::plan::Plan;
 use llmtrack_shared::domain::pricing::PriceTable;
@@ -99,5 +99,36 @@ fn ingest_cpu(c: &mut Criterion) {
     group.finish();
 }
 
+/// With `INGEST_CPU_ITERATIONS=N`, runs the whole path N times and exits: a fixed amount of work
+/// whose instructions `valgrind --tool=cachegrind` counts exactly, where timings on a shared
+/// machine vary by a third from run to run (docs/PERFORMANCE.md).
+fn fixed_work(iterations: usize) {
+    let now = 1_764_547_200_000; // 2025-12-01, a fixed time: the same prices every run.
+    let body = body(now);
+    let ctx = Context {
+        now_ms: now,
+        source: "production",
+        plan: Plan::Pro,
+        prices: PriceTable::bundled(),
+    };
+    for _ in 0..iterations {
+        let raw = event::split_body(&body).unwrap();
+        let events: Vec<_> = raw
+            .iter()
+            .map(|r| event::validate(r, &ctx).unwrap().0)
+            .collect();
+        std::hint::black_box(rollup_deltas(&events));
+    }
+}
+
 criterion_group!(benches, ingest_cpu);
-criterion_main!(benches);
+
+fn main() {
+    match std::env::var("INGEST_CPU_ITERATIONS") {
+        Ok(n) => fixed_work(n.parse().expect("INGEST_CPU_ITERATIONS is a number")),
+        Err(_) => {
+            benches();
+            Criterion::default().configure_from_args().final_summary();
+        }
+    }
+}

@@ -386,7 +386,7 @@ async fn events_are_priced_from_the_table_or_kept_unpriced() {
     assert_eq!(priced.canonical_model(), "gpt-4o");
     let price = priced.price.as_ref().unwrap();
     assert_eq!(
-        (price.provider.as_deref(), price.model.as_str()),
+        (price.provider.as_deref(), price.model.as_ref()),
         (Some("openai"), "gpt-4o")
     );
     assert!(price.version.is_some());

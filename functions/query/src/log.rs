@@ -171,10 +171,10 @@ fn applied(p: &PriceRef, tier: ServiceTier) -> AppliedPrice {
         }
     });
     AppliedPrice {
-        provider: p.provider.clone(),
-        model: p.model.clone(),
-        version: p.version.clone(),
-        as_of: p.as_of.clone(),
+        provider: p.provider.as_deref().map(str::to_owned),
+        model: p.model.to_string(),
+        version: p.version.as_deref().map(str::to_owned),
+        as_of: p.as_of.to_string(),
         rates,
     }
 }

@@ -5,6 +5,7 @@
 
 use std::collections::HashMap;
 use std::fmt;
+use std::sync::Arc;
 
 use serde::de::{self, Deserializer, Visitor};
 use serde::{Deserialize, Serialize};
@@ -129,7 +130,7 @@ pub struct Event {
     /// The model's canonical id (the maker's, as priced: `gpt-4o` for `openai/gpt-4o` or
     /// `GPT-4o`), when it differs from `model`. Breakdowns by model group by it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub model_canonical: Option<String>,
+    pub model_canonical: Option<Arc<str>>,
     #[serde(default, skip_serializing_if = "is_standard")]
     pub service_tier: ServiceTier,
     pub feature: Option<String>,
@@ -174,7 +175,7 @@ struct StoredEvent {
     provider: String,
     model: String,
     #[serde(default)]
-    model_canonical: Option<String>,
+    model_canonical: Option<Arc<str>>,
     #[serde(default)]
     service_tier: ServiceTier,
     feature: Option<String>,
@@ -461,15 +462,20 @@ pub enum CostSource {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct PriceRef {
     /// The host whose entry it is (`openai`, `aws`, ...); absent in events priced before hosts.
+    // Shared with the price table's entry: pricing an event allocates none of these.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub provider: Option<String>,
+    #[schema(value_type = Option<String>)]
+    pub provider: Option<Arc<str>>,
     /// The entry's model id.
-    pub model: String,
+    #[schema(value_type = String)]
+    pub model: Arc<str>,
     /// The version's first day (`YYYY-MM-DD`), or `initial` for the earliest prices.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub version: Option<String>,
+    #[schema(value_type = Option<String>)]
+    pub version: Option<Arc<str>>,
     /// When the version's prices were last checked against their source.
-    pub as_of: String,
+    #[schema(value_type = String)]
+    pub as_of: Arc<str>,
 }
 
 #[derive(Deserialize)]
@@ -690,16 +696,18 @@ pub fn validate(raw: &RawValue, ctx: &Context) -> Result<(Event, Vec<Redaction>)
     let price = priced.map(|p| PriceRef {
         provider: Some(p.model.provider.clone()),
         model: p.model.model.clone(),
-        version: Some(p.version.id().to_owned()),
+        version: Some(p.version.id_shared()),
         as_of: p.version.checked.clone(),
     });
     let model_canonical = match priced {
-        Some(p) if p.model.canonical != *input.model => Some(p.model.canonical.clone()),
+        Some(p) if *p.model.canonical != *input.model => Some(p.model.canonical.clone()),
         Some(_) => None,
         // Unpriced: still one row whatever the case or spacing it is sent with.
         None => {
-            let folded = input.model.trim().to_ascii_lowercase();
-            (folded != *input.model).then_some(folded)
+            let sent = input.model.trim();
+            let folded =
+                sent.bytes().any(|b| b.is_ascii_uppercase()) || sent.len() != input.model.len();
+            folded.then(|| sent.to_ascii_lowercase().into())
         }
     };
     let latency_ms = match input.latency_ms {

@@ -10,7 +10,7 @@
 //! the cost unknown (None), never $0.
 
 use std::borrow::Cow;
-use std::sync::OnceLock;
+use std::sync::{Arc, Mutex, OnceLock};
 
 use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
@@ -132,9 +132,11 @@ pub struct PriceVersion {
     /// The provider page (or dataset) the prices come from.
     pub source: String,
     /// When they were last checked against it.
-    pub checked: String,
+    // Shared, like the ids below: every event priced with the version refers to it.
+    pub checked: Arc<str>,
     /// Which of the table's sources gave them (`llmtrack`, `genai-prices 0.2.3`, ...).
     pub dataset: String,
+    id: Arc<str>,
 }
 
 impl PriceVersion {
@@ -152,33 +154,38 @@ impl PriceVersion {
 
     /// `model@2025-03-01`, or `model@initial` for the earliest version: names it in events.
     pub fn id(&self) -> &str {
-        self.effective_from.as_deref().unwrap_or("initial")
+        &self.id
+    }
+
+    /// [`PriceVersion::id`], shared.
+    pub fn id_shared(&self) -> Arc<str> {
+        self.id.clone()
     }
 }
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct ModelPrice {
     /// The host that bills it, as the table names hosts (`openai`, `aws`, `openrouter`, ...).
-    pub provider: String,
-    pub model: String,
+    // Shared: each event priced by the entry refers to its host, id and canonical id.
+    pub provider: Arc<str>,
+    pub model: Arc<str>,
     /// The maker's id for the model, which breakdowns group by: `claude-3-5-sonnet` for
     /// Bedrock's `us.anthropic.claude-3-5-sonnet-20241022-v2:0` as for Anthropic's own.
-    pub canonical: String,
+    pub canonical: Arc<str>,
     /// Oldest first.
     pub versions: Vec<PriceVersion>,
+    /// The spellings of `provider` an event may use (HOST_ALIASES), if it has others.
+    aliases: Option<&'static [&'static str]>,
 }
 
 impl ModelPrice {
     /// Whether an event's `provider` names this entry's host.
     fn billed_by(&self, provider: &str) -> bool {
         let provider = provider.trim();
-        HOST_ALIASES
-            .iter()
-            .find(|(host, _)| *host == self.provider)
-            .map_or(
-                self.provider.eq_ignore_ascii_case(provider),
-                |(_, names)| names.iter().any(|n| n.eq_ignore_ascii_case(provider)),
-            )
+        match self.aliases {
+            Some(names) => names.iter().any(|n| n.eq_ignore_ascii_case(provider)),
+            None => self.provider.eq_ignore_ascii_case(provider),
+        }
     }
 
     /// The version in force at `ts_ms` (the earliest one for a time before any version).
@@ -293,7 +300,14 @@ pub struct PriceTable {
     names: FxHashMap<String, Vec<u32>>,
     /// Name prefixes (`claude-3-5-sonnet` matches `claude-3-5-sonnet-20241022`), likewise.
     prefixes: FxHashMap<String, Vec<u32>>,
+    /// What decorated names resolved to, by provider then name: a workload sends few distinct
+    /// names, and walking a name's forms costs a dozen hash lookups and allocations.
+    resolved: Mutex<FxHashMap<String, FxHashMap<String, Option<u32>>>>,
 }
+
+/// Entries kept in [`PriceTable::resolved`] before it starts over (a bound on what odd names
+/// sent by clients can make it hold).
+const RESOLVED_CAP: usize = 4096;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -438,6 +452,7 @@ impl PriceTable {
             rank: Vec::with_capacity(file.models.len()),
             names: FxHashMap::default(),
             prefixes: FxHashMap::default(),
+            resolved: Mutex::default(),
         };
         for entry in file.models {
             let idx = u32::try_from(table.models.len()).expect("fewer than 4 billion models");
@@ -468,6 +483,7 @@ impl PriceTable {
                     )));
                 }
                 let tiers = v.tiers.as_ref();
+                let id: Arc<str> = v.effective_from.as_deref().unwrap_or("initial").into();
                 versions.push(PriceVersion {
                     effective_from: v.effective_from,
                     effective_to: v.effective_to,
@@ -482,8 +498,9 @@ impl PriceTable {
                     priority: tiers
                         .and_then(|t| t.priority.as_ref())
                         .map(FilePricing::pricing),
+                    id,
                     source: v.source,
-                    checked: v.checked,
+                    checked: v.checked.into(),
                     dataset: v.dataset,
                 });
             }
@@ -500,8 +517,13 @@ impl PriceTable {
             for prefix in &entry.prefixes {
                 table.add(Kind::Prefix, prefix, idx, &entry.provider)?;
             }
+            let model: Arc<str> = model.into();
             table.models.push(ModelPrice {
-                provider: entry.provider,
+                aliases: HOST_ALIASES
+                    .iter()
+                    .find(|(host, _)| *host == entry.provider)
+                    .map(|(_, names)| *names),
+                provider: entry.provider.into(),
                 canonical: model.clone(),
                 model,
                 versions,
@@ -531,7 +553,7 @@ impl PriceTable {
         let list = map.entry(name.to_ascii_lowercase()).or_default();
         if list
             .iter()
-            .any(|&j| j == idx || self.models[j as usize].provider == host)
+            .any(|&j| j == idx || *self.models[j as usize].provider == *host)
         {
             return Err(PriceTableError::Duplicate(name.to_owned(), host.to_owned()));
         }
@@ -565,7 +587,7 @@ impl PriceTable {
             .get(model)?
             .iter()
             .map(|&i| &self.models[i as usize])
-            .find(|m| m.provider == host && m.model == model)
+            .find(|m| *m.provider == *host && *m.model == *model)
     }
 
     /// The price of a call to `model` through `provider` at `ts_ms`.
@@ -592,7 +614,25 @@ impl PriceTable {
         if let Some(&i) = exact {
             return Some(&self.models[i as usize]);
         }
-        self.find(host_of(provider), model).map(|i| &self.models[i])
+        self.resolve(provider, model).map(|i| &self.models[i])
+    }
+
+    /// [`PriceTable::find`] for an event's provider and model, remembered.
+    fn resolve(&self, provider: &str, model: &str) -> Option<usize> {
+        // A poisoned lock only means another thread panicked mid-insert: the map is still sound.
+        let mut resolved = self.resolved.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(&hit) = resolved.get(provider).and_then(|m| m.get(model)) {
+            return hit.map(|i| i as usize);
+        }
+        let found = self.find(host_of(provider), model);
+        if resolved.values().map(FxHashMap::len).sum::<usize>() >= RESOLVED_CAP {
+            resolved.clear();
+        }
+        resolved
+            .entry(provider.to_owned())
+            .or_default()
+            .insert(model.to_owned(), found.map(|i| i as u32));
+        found
     }
 
     /// Walks the forms of a name, least decorated last: the first entry of `host` any form
@@ -609,7 +649,7 @@ impl PriceTable {
             for list in self.hits(&form) {
                 for &i in list {
                     let i = i as usize;
-                    if host.is_some_and(|h| self.models[i].provider == h) {
+                    if host.is_some_and(|h| *self.models[i].provider == *h) {
                         return Some(i);
                     }
                     if best.is_none_or(|b| self.rank[i] < self.rank[b]) {

@@ -178,23 +178,23 @@ fn the_host_the_provider_names_is_preferred_and_resellers_group_under_the_maker(
         .lookup("bedrock", "us.anthropic.claude-3-5-sonnet-20241022-v2:0")
         .unwrap();
     assert_eq!(
-        (bedrock.provider.as_str(), bedrock.canonical.as_str()),
+        (bedrock.provider.as_ref(), bedrock.canonical.as_ref()),
         ("aws", "claude-3-5-sonnet")
     );
     // Sent through Anthropic, or by a provider we do not know: the maker's entry.
     let direct = t
         .lookup("anthropic", "us.anthropic.claude-3-5-sonnet-20241022-v2:0")
         .unwrap();
-    assert_eq!(direct.provider, "anthropic");
+    assert_eq!(&*direct.provider, "anthropic");
     assert_eq!(
-        t.lookup("my-gateway", "claude-3-5-sonnet-20241022")
+        &*t.lookup("my-gateway", "claude-3-5-sonnet-20241022")
             .unwrap()
             .provider,
         "anthropic"
     );
     // A Bedrock id with a region the table does not list still reaches the maker's price.
     assert_eq!(
-        t.lookup("bedrock", "apac.anthropic.claude-3-5-sonnet-20241022-v2:0")
+        &*t.lookup("bedrock", "apac.anthropic.claude-3-5-sonnet-20241022-v2:0")
             .unwrap()
             .provider,
         "anthropic"
@@ -203,7 +203,7 @@ fn the_host_the_provider_names_is_preferred_and_resellers_group_under_the_maker(
         .lookup("openrouter", "anthropic/claude-3.5-sonnet")
         .unwrap();
     assert_eq!(
-        (routed.provider.as_str(), routed.canonical.as_str()),
+        (routed.provider.as_ref(), routed.canonical.as_ref()),
         ("openrouter", "claude-3-5-sonnet")
     );
     assert!(t.lookup("openai", "gpt-5-ultra-imaginary").is_none());
@@ -221,6 +221,30 @@ fn a_name_listed_twice_for_one_host_is_refused() {
         PriceTable::parse(&json),
         Err(PriceTableError::Duplicate(..))
     ));
+}
+
+/// Decorated names are resolved once and remembered, per provider, in a bounded map: the second
+/// answer is the first, a provider's preference is not reused for another provider, and a client
+/// sending endless distinct names cannot grow it past its bound.
+#[test]
+fn resolved_names_are_remembered_per_provider_within_a_bound() {
+    let t = PriceTable::bundled();
+    let name = "us.anthropic.claude-3-5-sonnet-20241022-v2:0";
+    let first = t.lookup("bedrock", name).map(|m| m.provider.clone());
+    assert_eq!(first.as_deref(), Some("aws"));
+    assert_eq!(t.lookup("bedrock", name).map(|m| m.provider.clone()), first);
+    assert_eq!(
+        t.lookup("anthropic", name)
+            .map(|m| m.provider.clone())
+            .as_deref(),
+        Some("anthropic")
+    );
+    for i in 0..RESOLVED_CAP + 10 {
+        assert!(t.lookup("acme", &format!("in-house-{i}")).is_none());
+    }
+    let held: usize = t.resolved.lock().unwrap().values().map(|m| m.len()).sum();
+    assert!(held <= RESOLVED_CAP, "{held} names held");
+    assert_eq!(t.lookup("bedrock", name).map(|m| m.provider.clone()), first);
 }
 
 /// The decorated forms the issue named as unpriced before, each with the canonical id it must
@@ -279,7 +303,7 @@ fn decorated_ids_resolve_in_the_bundled_table() {
     let mut wrong = Vec::new();
     for (provider, model, canonical) in cases {
         match t.lookup(provider, model) {
-            Some(m) if m.canonical == canonical => {}
+            Some(m) if *m.canonical == *canonical => {}
             other => wrong.push(format!(
                 "{provider} {model}: {:?}",
                 other.map(|m| (&m.provider, &m.model, &m.canonical))
