@@ -46,6 +46,7 @@ fn events(n: usize, now: i64, prices: &PriceTable) -> Vec<Event> {
                 source,
                 plan: Plan::Team,
                 prices,
+                custom: llmtrack_shared::domain::pricing::custom::Rules::none(),
             };
             let raw = serde_json::value::to_raw_value(&raw).unwrap();
             event::validate(&raw, &ctx).unwrap().0

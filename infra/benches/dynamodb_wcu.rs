@@ -43,6 +43,7 @@ async fn ingest_batches(
         source: "production",
         plan: Plan::Team,
         prices: PriceTable::bundled(),
+        custom: llmtrack_shared::domain::pricing::custom::Rules::none(),
     };
     let models = [
         "gpt-4o",
@@ -163,6 +164,7 @@ async fn main() {
             timezone: "UTC".into(),
             created_ms: now,
             deleting: None,
+            prices: Default::default(),
         };
         store.create_workspace(&ws).await.unwrap();
         store.capacity().reset();

@@ -219,6 +219,7 @@ fn bare_sqlite(batches: usize) -> Run {
         source: "production",
         plan: Plan::Team,
         prices: PriceTable::bundled(),
+        custom: llmtrack_shared::domain::pricing::custom::Rules::none(),
     };
     // (ts_ms, id, idempotency key, expires_ms, body): the columns the bare insert writes.
     type Row = (i64, String, Option<String>, i64, String);

@@ -8,11 +8,12 @@ use llmtrack_shared::domain::apikey::{ApiKey, KeyState, RawKey, Scope};
 use llmtrack_shared::domain::ids::{KeyId, UserId, WorkspaceId};
 use llmtrack_shared::domain::names;
 use llmtrack_shared::domain::plan::Plan;
+use llmtrack_shared::domain::pricing::custom::{PriceRule, WorkspacePrices};
 use llmtrack_shared::ports::{
     DynClock, DynStore, Job, Refusal, Store, StoreError, SystemClock, Workspace, all_workspace_ids,
 };
 use llmtrack_shared::retention_job::{self, RetentionPorts};
-use llmtrack_shared::usecases::{self, Actor, NewWorkspace};
+use llmtrack_shared::usecases::{self, Actor, NewWorkspace, PriceChange, PriceChangeError};
 
 async fn workspace(store: &dyn Store, id: &str) -> anyhow::Result<Workspace> {
     let ws = WorkspaceId::parse(id)
@@ -204,4 +205,40 @@ pub async fn revoke_key(
     }
     key.state = KeyState::Deactivated;
     Ok(key)
+}
+
+/// A workspace's price rules.
+pub async fn prices(store: &dyn Store, workspace_id: &str) -> anyhow::Result<WorkspacePrices> {
+    Ok(workspace(store, workspace_id).await?.prices)
+}
+
+/// Adds a price rule, or removes one: audited like the dashboard's changes.
+pub async fn change_price(
+    store: &dyn Store,
+    workspace_id: &str,
+    change: PriceChange,
+    now_ms: i64,
+) -> anyhow::Result<PriceRule> {
+    let ws = workspace(store, workspace_id).await?;
+    usecases::change_prices(store, store, &ws.id, change, Actor::CLI, now_ms)
+        .await
+        .map_err(|e| match e {
+            PriceChangeError::Invalid(r) => {
+                // The option the field came from (`add-price`'s names).
+                let option = match r.field {
+                    "percent" => "discount",
+                    "effective_from" => "from",
+                    "effective_to" => "to",
+                    field => field.trim_start_matches("rates."),
+                };
+                anyhow!("--{}: {}", option.replace('_', "-"), r.message)
+            }
+            PriceChangeError::NoRule(id) => {
+                anyhow!(
+                    "workspace {} has no price rule `{id}` (see `admin prices`)",
+                    ws.id
+                )
+            }
+            other => anyhow!(other),
+        })
 }

@@ -12,7 +12,10 @@ use llmtrack_shared::domain::access::Role;
 use llmtrack_shared::domain::apikey::{ApiKey, Scope};
 use llmtrack_shared::domain::ids::WorkspaceId;
 use llmtrack_shared::domain::plan::Plan;
+use llmtrack_shared::domain::pricing::UsdPerMillion;
+use llmtrack_shared::domain::pricing::custom::{PriceRule, RulePrice};
 use llmtrack_shared::domain::time::rfc3339;
+use llmtrack_shared::usecases::PriceChange;
 use serde_json::json;
 
 use crate::admin;
@@ -238,6 +241,65 @@ enum AdminCommand {
         /// The directory `admin backup` wrote.
         #[arg(long, value_name = "DIR")]
         from: PathBuf,
+    },
+    /// List a workspace's own prices (rules that come before the bundled price table).
+    Prices {
+        /// The workspace (ws_…).
+        #[arg(long)]
+        workspace: String,
+    },
+    /// Add a price rule: a discount off the table's price (`--discount`), or rates of its own
+    /// (`--input` and `--output`, USD per million tokens). It prices events from now on;
+    /// `POST /v1/workspaces/{id}/repricing` applies it to stored ones.
+    AddPrice {
+        /// The workspace (ws_…).
+        #[arg(long)]
+        workspace: String,
+        /// The provider of the events it prices (`openai`, `bedrock`...), or `*` for any.
+        #[arg(long)]
+        provider: String,
+        /// A model name, or a pattern with `*` (`claude-*`; `*` for every model).
+        #[arg(long)]
+        model: String,
+        /// Percent off the table's price (above 0, at most 100).
+        #[arg(long, conflicts_with_all = ["input", "output"], required_unless_present = "input")]
+        discount: Option<f64>,
+        /// USD per million input tokens.
+        #[arg(long, requires = "output")]
+        input: Option<f64>,
+        /// USD per million output tokens.
+        #[arg(long, requires = "input")]
+        output: Option<f64>,
+        /// USD per million cached input tokens (default: the input rate).
+        #[arg(long, requires = "input")]
+        cached_input: Option<f64>,
+        /// USD per million tokens written to the cache (default: the input rate).
+        #[arg(long, requires = "input")]
+        cache_write: Option<f64>,
+        /// USD per million reasoning tokens (default: the output rate).
+        #[arg(long, requires = "input")]
+        reasoning: Option<f64>,
+        /// Percent of the rates batch calls are charged (default 100).
+        #[arg(long, requires = "input")]
+        batch_percent: Option<f64>,
+        /// First day it applies (YYYY-MM-DD, UTC; default: all past events).
+        #[arg(long, value_name = "DATE")]
+        from: Option<String>,
+        /// Day it stops applying (YYYY-MM-DD, exclusive; default: until removed).
+        #[arg(long, value_name = "DATE")]
+        to: Option<String>,
+        /// Why: a contract reference, a deployment's name.
+        #[arg(long)]
+        note: Option<String>,
+    },
+    /// Remove a price rule.
+    RemovePrice {
+        /// The workspace (ws_…).
+        #[arg(long)]
+        workspace: String,
+        /// The rule's id (pr_…, see `admin prices`).
+        #[arg(long)]
+        price: String,
     },
     /// Set a workspace's plan (self-hosters; on AWS, billing sets it). Stored history follows
     /// the new plan's window at once.
@@ -569,6 +631,84 @@ async fn run_admin(data_dir: &Path, command: AdminCommand, json: bool) -> anyhow
                         k.state.as_str()
                     );
                 }
+            }
+        }
+        AdminCommand::Prices { workspace } => {
+            let store = store()?;
+            let prices = admin::prices(&store, &workspace).await?;
+            if json {
+                println!("{}", serde_json::to_value(&prices)?);
+            } else if prices.rules.is_empty() {
+                println!(
+                    "no price rules in {workspace}: every event is priced by the bundled table"
+                );
+            } else {
+                for r in &prices.rules {
+                    println!("{}", r.summary());
+                }
+            }
+        }
+        AdminCommand::AddPrice {
+            workspace,
+            provider,
+            model,
+            discount,
+            input,
+            output,
+            cached_input,
+            cache_write,
+            reasoning,
+            batch_percent,
+            from,
+            to,
+            note,
+        } => {
+            let price = match (discount, input, output) {
+                (Some(percent), _, _) => RulePrice::Discount { percent },
+                (None, Some(input), Some(output)) => RulePrice::Rates {
+                    rates: UsdPerMillion {
+                        input,
+                        output,
+                        cached_input,
+                        cache_write,
+                        cache_write_1h: None,
+                        reasoning,
+                        audio_input: None,
+                        audio_output: None,
+                        image_input: None,
+                        image_output: None,
+                    },
+                    batch_percent,
+                },
+                _ => anyhow::bail!("give --discount, or --input and --output"),
+            };
+            let rule = PriceRule {
+                id: String::new(),
+                provider,
+                model,
+                effective_from: from,
+                effective_to: to,
+                price,
+                note,
+                updated_at: String::new(),
+            };
+            let store = store()?;
+            let rule = admin::change_price(&store, &workspace, PriceChange::Add(rule), now).await?;
+            if json {
+                println!("{}", serde_json::to_value(&rule)?);
+            } else {
+                println!("added {}", rule.summary());
+                println!("It prices events from now on; a repricing applies it to stored events.");
+            }
+        }
+        AdminCommand::RemovePrice { workspace, price } => {
+            let store = store()?;
+            let rule =
+                admin::change_price(&store, &workspace, PriceChange::Remove(price), now).await?;
+            if json {
+                println!("{}", serde_json::to_value(&rule)?);
+            } else {
+                println!("removed {}", rule.summary());
             }
         }
         AdminCommand::RevokeKey { workspace, key } => {

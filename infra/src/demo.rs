@@ -228,6 +228,7 @@ async fn write_events(
                 source,
                 plan: Plan::Team,
                 prices,
+                custom: llmtrack_shared::domain::pricing::custom::Rules::none(),
             };
             let (event, _) = event::validate(&raw, &ctx)
                 .map_err(|r| anyhow!("demo event refused: {}: {}", r.field, r.message))?;

@@ -128,6 +128,9 @@ error_codes! {
     InvalidMonth = "invalid_month", BAD_REQUEST, Response;
     /// An alert rule's field is missing or out of range; the message names it.
     InvalidRule = "invalid_rule", BAD_REQUEST, Response;
+    /// A workspace price rule's field is missing or out of range, or the workspace already has
+    /// as many rules as it may; the message names the field.
+    InvalidPriceRule = "invalid_price_rule", BAD_REQUEST, Response;
     /// A deletion request is not one that can be carried out; the message names the field.
     InvalidDeletion = "invalid_deletion", BAD_REQUEST, Response;
     /// The plan is free, unknown or not for sale here.

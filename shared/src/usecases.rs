@@ -9,8 +9,9 @@ use crate::domain::apikey::{ApiKey, KeyState, RawKey, Scope};
 use crate::domain::audit::AuditEntry;
 use crate::domain::ids::{UserId, WorkspaceId};
 use crate::domain::plan::Plan;
+use crate::domain::pricing::custom::{MAX_RULES, PriceRule, RuleError};
 use crate::ports::{
-    Accounts, AuditLog, Job, Jobs, Keys, Members, StoreResult, Workspace, Workspaces,
+    Accounts, AuditLog, Job, Jobs, Keys, Members, StoreError, StoreResult, Workspace, Workspaces,
 };
 use crate::retention_job;
 
@@ -91,6 +92,7 @@ pub async fn create_workspace(
         timezone: new.timezone,
         created_ms: now_ms,
         deleting: None,
+        prices: Default::default(),
     };
     workspaces.create_workspace(&ws).await?;
     if let Some(owner) = new.owner {
@@ -238,4 +240,96 @@ pub async fn plan_changed(
     Ok(Some(
         retention_job::start(jobs, ws, from, to, now_ms).await?,
     ))
+}
+
+/// One change to a workspace's price rules.
+pub enum PriceChange {
+    /// A new rule (its id is made here).
+    Add(PriceRule),
+    /// A rule replaced, keeping its id.
+    Replace(PriceRule),
+    Remove(String),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PriceChangeError {
+    #[error("no such workspace")]
+    NoWorkspace,
+    #[error("no price rule `{0}` in this workspace")]
+    NoRule(String),
+    #[error("a workspace has at most {MAX_RULES} price rules; remove one first")]
+    TooMany,
+    #[error("{}", .0.message)]
+    Invalid(RuleError),
+    #[error("the workspace's prices changed five times while this change was made; try again")]
+    Busy,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Applies a change to a workspace's price rules and audits it; the rule as stored (or as it
+/// was, for a removal). Of two changes at once, the second is made again on the first's result, so neither
+/// is lost.
+pub async fn change_prices(
+    workspaces: &dyn Workspaces,
+    audit: &dyn AuditLog,
+    ws: &WorkspaceId,
+    change: PriceChange,
+    by: Actor<'_>,
+    now_ms: i64,
+) -> Result<PriceRule, PriceChangeError> {
+    let stamp = |mut r: PriceRule, id: String| -> Result<PriceRule, PriceChangeError> {
+        r.id = id;
+        r.updated_at = crate::domain::time::rfc3339(now_ms);
+        r.checked().map_err(PriceChangeError::Invalid)
+    };
+    let change = match change {
+        PriceChange::Add(r) => {
+            PriceChange::Add(stamp(r, crate::domain::ids::prefixed("pr", now_ms))?)
+        }
+        PriceChange::Replace(r) => {
+            let id = r.id.clone();
+            PriceChange::Replace(stamp(r, id)?)
+        }
+        remove => remove,
+    };
+    for _ in 0..5 {
+        let mut prices = workspaces
+            .workspace(ws)
+            .await?
+            .ok_or(PriceChangeError::NoWorkspace)?
+            .prices;
+        let position = |id: &str| {
+            prices
+                .rules
+                .iter()
+                .position(|x| x.id == id)
+                .ok_or_else(|| PriceChangeError::NoRule(id.to_owned()))
+        };
+        let (action, rule) = match &change {
+            PriceChange::Add(r) => {
+                if prices.rules.len() >= MAX_RULES {
+                    return Err(PriceChangeError::TooMany);
+                }
+                prices.rules.push(r.clone());
+                ("price.created", r.clone())
+            }
+            PriceChange::Replace(r) => {
+                let i = position(&r.id)?;
+                prices.rules[i] = r.clone();
+                ("price.updated", r.clone())
+            }
+            PriceChange::Remove(id) => {
+                let i = position(id)?;
+                ("price.deleted", prices.rules.remove(i))
+            }
+        };
+        prices.version += 1;
+        if workspaces.set_prices(ws, &prices).await? {
+            by.record(audit, ws, now_ms, action, Some(rule.summary()))
+                .await;
+            return Ok(rule);
+        }
+    }
+    Err(PriceChangeError::Busy)
 }

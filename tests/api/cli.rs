@@ -571,3 +571,100 @@ async fn the_demo_is_a_month_of_varied_data_its_owner_sees_at_once() {
     assert!(status == 200 || status == 202, "{status} {body}");
     assert_eq!(body["accepted"], 1, "{body}");
 }
+
+#[test]
+fn price_rules_are_added_listed_and_removed_at_the_command_line() {
+    let dir = data_dir();
+    let ws: serde_json::Value = admin(dir.path(), &["create-workspace", "--name", "Acme"]);
+    let ws = ws["id"].as_str().unwrap();
+    let discount = admin(
+        dir.path(),
+        &[
+            "add-price",
+            "--workspace",
+            ws,
+            "--provider",
+            "anthropic",
+            "--model",
+            "claude-*",
+            "--discount",
+            "15",
+            "--from",
+            "2026-01-01",
+            "--note",
+            "MSA 2026",
+        ],
+    );
+    assert_eq!(discount["kind"], "discount", "{discount}");
+    assert_eq!(discount["percent"], 15.0, "{discount}");
+    let own = admin(
+        dir.path(),
+        &[
+            "add-price",
+            "--workspace",
+            ws,
+            "--provider",
+            "acme",
+            "--model",
+            "in-house-7b",
+            "--input",
+            "0.4",
+            "--output",
+            "1.6",
+            "--batch-percent",
+            "50",
+        ],
+    );
+    assert_eq!(own["rates"]["input"], 0.4, "{own}");
+    let listed = admin(dir.path(), &["prices", "--workspace", ws]);
+    assert_eq!(listed["rules"].as_array().unwrap().len(), 2, "{listed}");
+    let text = llmtrack("admin", dir.path(), &["prices", "--workspace", ws]);
+    assert!(
+        text.contains("anthropic/claude-*: 15% off the table, from 2026-01-01"),
+        "{text}"
+    );
+
+    // A bad value is one error line naming the option; an unknown rule names the command to list them.
+    let (code, _, err) = run(&[
+        "admin",
+        "add-price",
+        "--data-dir",
+        path(dir.path()),
+        "--workspace",
+        ws,
+        "--provider",
+        "openai",
+        "--model",
+        "gpt-4o",
+        "--discount",
+        "150",
+    ]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.starts_with("error: --discount: "), "{err}");
+    let (code, _, err) = run(&[
+        "admin",
+        "remove-price",
+        "--data-dir",
+        path(dir.path()),
+        "--workspace",
+        ws,
+        "--price",
+        "pr_nope",
+    ]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("admin prices"), "{err}");
+
+    let removed = admin(
+        dir.path(),
+        &[
+            "remove-price",
+            "--workspace",
+            ws,
+            "--price",
+            discount["id"].as_str().unwrap(),
+        ],
+    );
+    assert_eq!(removed["id"], discount["id"]);
+    let listed = admin(dir.path(), &["prices", "--workspace", ws]);
+    assert_eq!(listed["rules"][0]["id"], own["id"], "{listed}");
+}

@@ -17,6 +17,7 @@ mod docs;
 mod fake_stripe;
 mod ingest;
 mod permissions;
+mod prices;
 mod queries;
 mod quota;
 mod reports;

@@ -183,6 +183,23 @@ impl World {
                 .unwrap();
             path = path.replace("{rule}", &rule.id);
         }
+        if path.contains("{price}") {
+            let rule: llmtrack_shared::domain::pricing::custom::PriceRule =
+                serde_json::from_value(json!({"id": "", "provider": "openai", "model": "gpt-4o",
+                    "kind": "discount", "percent": 10, "updated_at": ""}))
+                .unwrap();
+            let rule = llmtrack_shared::usecases::change_prices(
+                self.app.store.as_ref(),
+                self.app.store.as_ref(),
+                &self.ws,
+                llmtrack_shared::usecases::PriceChange::Add(rule),
+                llmtrack_shared::usecases::Actor::CLI,
+                now_ms(),
+            )
+            .await
+            .unwrap();
+            path = path.replace("{price}", &rule.id);
+        }
         if path.contains("{inv}") {
             let inv = Invitation {
                 id: InvitationId::generate(now_ms()),
@@ -455,6 +472,34 @@ async fn every_endpoint_answers_by_the_matrix() {
         (
             "DELETE",
             "/v1/workspaces/{ws}/alerts/{rule}",
+            None,
+            Rule::Member(Role::Admin),
+        ),
+        (
+            "GET",
+            "/v1/workspaces/{ws}/prices",
+            None,
+            Rule::Member(Role::Viewer),
+        ),
+        (
+            "POST",
+            "/v1/workspaces/{ws}/prices",
+            Some(
+                json!({"provider": "openai", "model": "gpt-4o", "kind": "discount", "percent": 5}),
+            ),
+            Rule::Member(Role::Admin),
+        ),
+        (
+            "PUT",
+            "/v1/workspaces/{ws}/prices/{price}",
+            Some(
+                json!({"provider": "openai", "model": "gpt-4o", "kind": "discount", "percent": 7}),
+            ),
+            Rule::Member(Role::Admin),
+        ),
+        (
+            "DELETE",
+            "/v1/workspaces/{ws}/prices/{price}",
             None,
             Rule::Member(Role::Admin),
         ),

@@ -47,6 +47,7 @@ async fn store_events(store: &dyn Store, ws: &WorkspaceId, plan: Plan, times: &[
         source: "production",
         plan,
         prices: PriceTable::bundled(),
+        custom: llmtrack_shared::domain::pricing::custom::Rules::none(),
     };
     for (n, chunk) in times.chunks(1000).enumerate() {
         let mut events = Vec::new();

@@ -57,6 +57,7 @@ fn month_of_events(month: Month, per_day: usize, seed: usize) -> Vec<Event> {
                 source: ["production", "staging"][k % 2],
                 plan: Plan::Team,
                 prices,
+                custom: llmtrack_shared::domain::pricing::custom::Rules::none(),
             };
             let raw = serde_json::value::to_raw_value(&raw).unwrap();
             out.push(event::validate(&raw, &ctx).unwrap().0);

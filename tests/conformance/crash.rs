@@ -28,6 +28,7 @@ pub async fn setup() -> (DynamoStore, WorkspaceId) {
         timezone: "UTC".into(),
         created_ms: now_ms(),
         deleting: None,
+        prices: Default::default(),
     };
     store.create_workspace(&ws).await.unwrap();
     (store, ws.id)

@@ -29,6 +29,7 @@ async fn events_carry_their_plan_expiry_as_ttl() {
         timezone: "UTC".into(),
         created_ms: now_ms(),
         deleting: None,
+        prices: Default::default(),
     };
     store.create_workspace(&ws).await.unwrap();
     let ts = now_ms() - 3_600_000;
@@ -58,6 +59,7 @@ async fn no_raw_key_is_stored() {
         timezone: "UTC".into(),
         created_ms: now_ms(),
         deleting: None,
+        prices: Default::default(),
     };
     store.create_workspace(&ws).await.unwrap();
     let mut raws = Vec::new();
@@ -88,6 +90,7 @@ async fn no_raw_key_is_stored() {
             source: "production",
             plan: Plan::Free,
             prices: llmtrack_shared::domain::pricing::PriceTable::bundled(),
+            custom: llmtrack_shared::domain::pricing::custom::Rules::none(),
         };
         let raw = serde_json::value::to_raw_value(&leaky).unwrap();
         let (e, redactions) = llmtrack_shared::domain::event::validate(&raw, &ctx).unwrap();
@@ -112,6 +115,7 @@ fn validated_for(plan: Plan, raw: &[serde_json::Value]) -> Vec<Event> {
         source: "production",
         plan,
         prices: llmtrack_shared::domain::pricing::PriceTable::bundled(),
+        custom: llmtrack_shared::domain::pricing::custom::Rules::none(),
     };
     raw.iter()
         .map(|v| {
@@ -187,6 +191,7 @@ async fn rollups_carry_their_expiry_and_retention_moves_it() {
         timezone: "UTC".into(),
         created_ms: now_ms(),
         deleting: None,
+        prices: Default::default(),
     };
     store.create_workspace(&ws).await.unwrap();
     let now = now_ms();
@@ -317,6 +322,7 @@ async fn every_item_kind_keeps_its_stored_layout() {
         timezone: "Europe/Paris".into(),
         created_ms: T,
         deleting: None,
+        prices: Default::default(),
     };
     let ws = workspace("Acme");
     store.create_workspace(&ws).await.unwrap();

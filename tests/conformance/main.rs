@@ -23,6 +23,7 @@ mod archive;
 mod billing;
 mod crash;
 mod deletion;
+mod prices;
 mod purge;
 
 use accounts::{
@@ -35,6 +36,7 @@ use billing::{
     retention_keeps_or_deletes_by_the_plan_window,
 };
 use deletion::deleting_events_takes_them_off_usage_and_rollups;
+use prices::price_rules_change_only_from_the_version_read;
 mod dynamodb_items;
 mod stream;
 mod upgrade;
@@ -86,6 +88,7 @@ suite!(
     deleting_events_takes_them_off_usage_and_rollups,
     alert_rules_keep_their_limit_version_and_history,
     notices_are_claimed_once,
+    price_rules_change_only_from_the_version_read,
 );
 
 async fn new_workspace(store: &DynStore, plan: Plan) -> WorkspaceId {
@@ -96,6 +99,7 @@ async fn new_workspace(store: &DynStore, plan: Plan) -> WorkspaceId {
         timezone: "UTC".into(),
         created_ms: now_ms(),
         deleting: None,
+        prices: Default::default(),
     };
     store.create_workspace(&ws).await.unwrap();
     ws.id
@@ -107,6 +111,7 @@ pub fn validated(raw: &[serde_json::Value], source: &str) -> Vec<Event> {
         source,
         plan: Plan::Pro,
         prices: PriceTable::bundled(),
+        custom: llmtrack_shared::domain::pricing::custom::Rules::none(),
     };
     raw.iter()
         .map(|v| {
@@ -138,6 +143,7 @@ async fn workspaces_round_trip(store: DynStore) {
         timezone: "UTC".into(),
         created_ms: 1_700_000_000_000,
         deleting: None,
+        prices: Default::default(),
     };
     store.create_workspace(&ws).await.unwrap();
     assert_eq!(store.workspace(&ws.id).await.unwrap(), Some(ws.clone()));

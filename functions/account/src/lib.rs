@@ -2,14 +2,15 @@
 //! against plan limits, and the audit log. Every workspace route checks the permission matrix
 //! (`llmtrack_shared::domain::access`); another workspace's ids answer 404.
 //!
-//! One module a resource: `signin`, `me`, `workspaces`, `usage`, `members`, `invitations` and
-//! `audit` hold their handlers and the types they take and return; this file holds the state,
+//! One module a resource: `signin`, `me`, `workspaces`, `usage`, `members`, `invitations`,
+//! `prices` and `audit` hold their handlers and the types they take and return; this file holds the state,
 //! every route in one place, and the helpers several of them share.
 
 mod audit;
 mod invitations;
 mod me;
 mod members;
+mod prices;
 mod signin;
 mod usage;
 mod workspaces;
@@ -78,6 +79,8 @@ fn routes() -> OpenApiRouter<AccountState> {
         .routes(routes!(invitations::revoke_invitation))
         .routes(routes!(invitations::accept_invitation))
         .routes(routes!(audit::audit_log))
+        .routes(routes!(prices::list_prices, prices::add_price))
+        .routes(routes!(prices::replace_price, prices::remove_price))
 }
 
 pub fn router(state: AccountState) -> OpenApiRouter {

@@ -195,11 +195,13 @@ async fn post_events(
         .map_err(|e| ApiError::bad_request(ErrorCode::InvalidBody, e.to_string()))?;
 
     let now = s.clock.now_ms();
+    let rules = workspace.prices.ready();
     let ctx = Context {
         now_ms: now,
         source: &key.source,
         plan: workspace.plan,
         prices: s.prices,
+        custom: &rules,
     };
     let mut results = Vec::with_capacity(raw.len());
     let mut valid = Vec::with_capacity(raw.len());

@@ -14,7 +14,8 @@ use utoipa::ToSchema;
 
 use super::ids;
 use super::plan::Plan;
-use super::pricing::{PriceTable, Priced, ServiceTier};
+use super::pricing::custom::Rules;
+use super::pricing::{PriceTable, ServiceTier};
 use super::privacy;
 use crate::error::ErrorCode;
 
@@ -436,6 +437,8 @@ pub struct Context<'a> {
     pub source: &'a str,
     pub plan: Plan,
     pub prices: &'a PriceTable,
+    /// The workspace's own prices, which come before the table's.
+    pub custom: &'a Rules<'a>,
 }
 
 /// A field that was dropped by the privacy guard (the value itself is never kept).
@@ -454,6 +457,9 @@ pub enum CostSource {
     /// Reported by the provider (for example OpenRouter's `usage.cost`), sent as
     /// `provider_cost_usd`.
     Provider,
+    /// Computed from the token counts with one of the workspace's own prices (a rule's rates,
+    /// or a discount off the table's price).
+    WorkspacePrice,
     /// Computed from the token counts with the bundled price table.
     Table,
 }
@@ -476,6 +482,11 @@ pub struct PriceRef {
     /// When the version's prices were last checked against their source.
     #[schema(value_type = String)]
     pub as_of: Arc<str>,
+    /// The workspace price rule that priced it (`pr_…`): its rates replaced the table's, or its
+    /// discount applied to them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>)]
+    pub rule: Option<Arc<str>>,
 }
 
 #[derive(Deserialize)]
@@ -677,28 +688,52 @@ pub fn validate(raw: &RawValue, ctx: &Context) -> Result<(Event, Vec<Redaction>)
     let client_cost = sent(input.cost_usd, "cost_usd")?;
     let provider_cost = sent(input.provider_cost_usd, "provider_cost_usd")?;
     let priced = ctx.prices.price(&input.provider, &input.model, ts_ms);
-    let computed = match priced {
-        Some(p) => computed_cost(
-            p,
-            service_tier,
-            &tokens,
-            client_cost.or(provider_cost).is_none(),
-        )?,
-        None => None,
+    let table = priced.map(|p| p.version.pricing(service_tier));
+    let rule = ctx.custom.rule_for(
+        &input.provider,
+        &input.model,
+        priced.map(|p| &*p.model.canonical),
+        table.is_some(),
+        ts_ms,
+    );
+    let computed = computed_cost(
+        |t| match rule {
+            Some(r) => r.cost_pico(service_tier, t, table),
+            None => table.map(|p| p.cost_pico(t)),
+        },
+        &tokens,
+        client_cost.or(provider_cost).is_none(),
+    )?;
+    let computed_source = if rule.is_some() {
+        CostSource::WorkspacePrice
+    } else {
+        CostSource::Table
     };
     let (cost_pico, cost_source, computed_cost_pico) = match (client_cost, provider_cost, computed)
     {
         (Some(c), _, computed) => (Some(c), Some(CostSource::Client), computed),
         (None, Some(c), computed) => (Some(c), Some(CostSource::Provider), computed),
-        (None, None, Some(c)) => (Some(c), Some(CostSource::Table), None),
+        (None, None, Some(c)) => (Some(c), Some(computed_source), None),
         (None, None, None) => (None, None, None),
     };
-    let price = priced.map(|p| PriceRef {
-        provider: Some(p.model.provider.clone()),
-        model: p.model.model.clone(),
-        version: Some(p.version.id_shared()),
-        as_of: p.version.checked.clone(),
-    });
+    let price = match (priced, rule) {
+        (Some(p), rule) => Some(PriceRef {
+            provider: Some(p.model.provider.clone()),
+            model: p.model.model.clone(),
+            version: Some(p.version.id_shared()),
+            as_of: p.version.checked.clone(),
+            rule: rule.map(|r| r.id.clone()),
+        }),
+        // A model only the workspace prices: the rule is the whole reference.
+        (None, Some(r)) => Some(PriceRef {
+            provider: None,
+            model: input.model.trim().to_ascii_lowercase().into(),
+            version: r.rule.effective_from.as_deref().map(Arc::from),
+            as_of: Arc::from(r.rule.updated_at.get(..10).unwrap_or(&r.rule.updated_at)),
+            rule: Some(r.id.clone()),
+        }),
+        (None, None) => None,
+    };
     let model_canonical = match priced {
         Some(p) if *p.model.canonical != *input.model => Some(p.model.canonical.clone()),
         Some(_) => None,
@@ -810,27 +845,28 @@ fn subsets_fit(t: &Tokens) -> Result<(), Rejection> {
 /// keeps: an out-of-range cost is then refused, naming the side of the call that made it; beside
 /// a sent cost it is only dropped.
 fn computed_cost(
-    p: Priced,
-    tier: ServiceTier,
+    cost_of: impl Fn(&Tokens) -> Option<i128>,
     tokens: &Tokens,
     kept: bool,
 ) -> Result<Option<i64>, Rejection> {
-    let pricing = p.version.pricing(tier);
-    let cost = pricing.cost_pico(tokens);
-    if cost <= MAX_COST_PICO {
+    let Some(cost) = cost_of(tokens) else {
+        return Ok(None);
+    };
+    if (0..=MAX_COST_PICO).contains(&cost) {
         // At most MAX_COST_PICO, so within i64.
         return Ok(Some(cost as i64));
     }
     if !kept {
         return Ok(None);
     }
-    let output_side = pricing.cost_pico(&Tokens {
+    let output_side = cost_of(&Tokens {
         output: tokens.output,
         reasoning: tokens.reasoning,
         audio_output: tokens.audio_output,
         image_output: tokens.image_output,
         ..Tokens::default()
-    });
+    })
+    .unwrap_or(0);
     let field = if output_side * 2 > cost {
         "output_tokens"
     } else {
@@ -1053,6 +1089,7 @@ mod tests {
             source: "production",
             plan: Plan::Pro,
             prices: PriceTable::bundled(),
+            custom: crate::domain::pricing::custom::Rules::none(),
         };
         let raw = serde_json::value::to_raw_value(&v).unwrap();
         validate(&raw, &ctx).map(|(e, _)| e)
@@ -1070,6 +1107,7 @@ mod tests {
             source: "production",
             plan: Plan::Pro,
             prices: PriceTable::bundled(),
+            custom: crate::domain::pricing::custom::Rules::none(),
         };
         let (e, _) = validate(&raw, &ctx).unwrap();
         // The digits as sent, more than an f64 holds: parsing must round them as Rust does.
@@ -1191,6 +1229,7 @@ mod props {
             source: "production",
             plan: Plan::Pro,
             prices: PriceTable::bundled(),
+            custom: crate::domain::pricing::custom::Rules::none(),
         }
     }
 

@@ -275,6 +275,15 @@ const HOST_ALIASES: &[(&str, &[&str])] = &[
     ("openrouter", &["openrouter"]),
 ];
 
+/// The spellings of the host a provider string names (`aws`: `aws`, `bedrock`, ...), if any.
+pub fn host_spellings(provider: &str) -> Option<&'static [&'static str]> {
+    let p = provider.trim();
+    HOST_ALIASES
+        .iter()
+        .find(|(_, names)| names.iter().any(|n| n.eq_ignore_ascii_case(p)))
+        .map(|(_, names)| *names)
+}
+
 /// The host a provider string names, if any.
 pub fn host_of(provider: &str) -> Option<&'static str> {
     let p = provider.trim();
@@ -309,25 +318,54 @@ pub struct PriceTable {
 /// sent by clients can make it hold).
 const RESOLVED_CAP: usize = 4096;
 
-#[derive(Deserialize)]
+/// Rates in USD per million tokens, as the table file and workspace rules write them. `input`
+/// and `output` are required; a kind left out is charged at the kind it is part of.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct FileRates {
-    input: f64,
-    output: f64,
-    cached_input: Option<f64>,
-    cache_write: Option<f64>,
-    cache_write_1h: Option<f64>,
-    reasoning: Option<f64>,
-    audio_input: Option<f64>,
-    audio_output: Option<f64>,
-    image_input: Option<f64>,
-    image_output: Option<f64>,
+pub struct UsdPerMillion {
+    pub input: f64,
+    pub output: f64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cached_input: Option<f64>,
+    /// Cache writes kept for the default time (5 minutes at Anthropic).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cache_write: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cache_write_1h: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reasoning: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub audio_input: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub audio_output: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image_input: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image_output: Option<f64>,
+}
+
+impl UsdPerMillion {
+    /// Each rate with its field name (for messages about one of them).
+    pub fn each(&self) -> [(&'static str, Option<f64>); 10] {
+        [
+            ("rates.input", Some(self.input)),
+            ("rates.output", Some(self.output)),
+            ("rates.cached_input", self.cached_input),
+            ("rates.cache_write", self.cache_write),
+            ("rates.cache_write_1h", self.cache_write_1h),
+            ("rates.reasoning", self.reasoning),
+            ("rates.audio_input", self.audio_input),
+            ("rates.audio_output", self.audio_output),
+            ("rates.image_input", self.image_input),
+            ("rates.image_output", self.image_output),
+        ]
+    }
 }
 
 #[derive(Deserialize)]
 struct FilePricing {
     #[serde(flatten)]
-    rates: FileRates,
+    rates: UsdPerMillion,
     long_context: Option<FileLongContext>,
 }
 
@@ -335,7 +373,7 @@ struct FilePricing {
 struct FileLongContext {
     threshold: u64,
     #[serde(flatten)]
-    rates: FileRates,
+    rates: UsdPerMillion,
 }
 
 #[derive(Deserialize)]
@@ -379,10 +417,10 @@ fn micro(usd_per_million: f64) -> i64 {
     (usd_per_million * 1_000_000.0).round() as i64
 }
 
-impl FileRates {
-    /// A rate the table leaves out is the rate of the kind it is a part of: a cached or audio
-    /// input token at the input rate, reasoning at the output rate, an hour-long cache write at
-    /// the cache-write rate. Never free unless the table says so.
+impl UsdPerMillion {
+    /// In picodollars per token. A rate left out is the rate of the kind it is a part of: a
+    /// cached or audio input token at the input rate, reasoning at the output rate, an hour-long
+    /// cache write at the cache-write rate. Never free unless said so.
     fn rates(&self) -> Rates {
         let input = micro(self.input);
         let output = micro(self.output);
@@ -776,6 +814,8 @@ fn strip_iso_date(name: &str) -> Option<&str> {
         && tail[9..11].iter().all(u8::is_ascii_digit);
     shape.then(|| &name[..n - 11])
 }
+
+pub mod custom;
 
 #[cfg(test)]
 mod by_hand;

@@ -3,6 +3,7 @@
 use super::StoreResult;
 use crate::domain::ids::WorkspaceId;
 use crate::domain::plan::Plan;
+use crate::domain::pricing::custom::WorkspacePrices;
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
@@ -18,6 +19,9 @@ pub struct Workspace {
     /// workspace's keys stop working and its data is no longer shown.
     #[serde(default)]
     pub deleting: Option<String>,
+    /// Its own prices, which come before the bundled table's (`domain::pricing::custom`).
+    #[serde(default)]
+    pub prices: WorkspacePrices,
 }
 
 #[async_trait]
@@ -30,6 +34,10 @@ pub trait Workspaces: Send + Sync + 'static {
     async fn set_plan(&self, id: &WorkspaceId, plan: Plan) -> StoreResult<bool>;
 
     async fn update_workspace(&self, ws: &Workspace) -> StoreResult<bool>;
+
+    /// Replaces the workspace's price rules if they are still at `prices.version - 1`; false
+    /// (changing nothing) when another change came first or the workspace does not exist.
+    async fn set_prices(&self, id: &WorkspaceId, prices: &WorkspacePrices) -> StoreResult<bool>;
 
     /// Workspace ids after `after`, in id order, at most `limit`: the reports job walks them.
     async fn workspace_ids(

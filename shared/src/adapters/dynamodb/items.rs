@@ -119,6 +119,12 @@ pub(super) struct WorkspaceItem<'a> {
     members: i64,
     #[serde(default)]
     owners: i64,
+    /// The price rules as JSON (`WorkspacePrices`), read with the workspace by every ingest;
+    /// `pv` is their version, which each change is conditioned on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    prices: Option<String>,
+    #[serde(default)]
+    pv: u64,
 }
 
 fn utc() -> Cow<'static, str> {
@@ -137,6 +143,8 @@ impl<'a> WorkspaceItem<'a> {
             keys: 0,
             members: 0,
             owners: 0,
+            prices: None,
+            pv: 0,
         }
     }
 
@@ -148,6 +156,12 @@ impl<'a> WorkspaceItem<'a> {
             timezone: self.tz.into_owned(),
             created_ms: self.created,
             deleting: self.deleting,
+            // Written only by `set_prices` from a valid value; an unreadable one prices nothing
+            // rather than refusing every event of the workspace.
+            prices: self
+                .prices
+                .and_then(|p| serde_json::from_str(&p).ok())
+                .unwrap_or_default(),
         }
     }
 }

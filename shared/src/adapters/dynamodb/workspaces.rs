@@ -4,6 +4,7 @@ use super::items::{self, Bare, NoticeItem, WorkspaceItem};
 use super::*;
 use crate::domain::ids::WorkspaceId;
 use crate::domain::plan::Plan;
+use crate::domain::pricing::custom::WorkspacePrices;
 use crate::ports::StoreError;
 use crate::ports::StoreResult;
 use crate::ports::Workspace;
@@ -34,6 +35,33 @@ impl Workspaces for DynamoStore {
 
     async fn update_workspace(&self, ws: &Workspace) -> StoreResult<bool> {
         Ok(self.update_workspace_settings(ws).await?)
+    }
+
+    async fn set_prices(&self, id: &WorkspaceId, prices: &WorkspacePrices) -> StoreResult<bool> {
+        let json = serde_json::to_string(prices).map_err(|e| anyhow::anyhow!(e))?;
+        let previous = prices.version.saturating_sub(1);
+        let update = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key(schema::workspace(id))))
+            .update_expression("SET prices = :p, pv = :v")
+            .expression_attribute_values(":p", s(&json))
+            .expression_attribute_values(":v", n(prices.version));
+        // Workspaces made before price rules have no `pv`: version 0.
+        let condition = if previous == 0 {
+            "attribute_exists(pk) AND (attribute_not_exists(pv) OR pv = :old)"
+        } else {
+            "attribute_exists(pk) AND pv = :old"
+        };
+        let update = update
+            .condition_expression(condition)
+            .expression_attribute_values(":old", n(previous));
+        match update.send().await {
+            Ok(_) => Ok(true),
+            Err(e) if is_condition_failed(&e) => Ok(false),
+            Err(e) => Err(err(e).into()),
+        }
     }
 
     async fn set_plan(&self, id: &WorkspaceId, plan: Plan) -> StoreResult<bool> {

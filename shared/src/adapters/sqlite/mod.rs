@@ -46,6 +46,7 @@ use crate::domain::deletion;
 use crate::domain::event::Event;
 use crate::domain::ids::{InvitationId, KeyId, UserId, WorkspaceId};
 use crate::domain::plan::Plan;
+use crate::domain::pricing::custom::WorkspacePrices;
 use crate::domain::retention::{self, EventFate};
 use crate::domain::rollup::{self, Groups, Rollup, RollupKey, Select, View};
 use crate::domain::time::{HOUR_MS, month_of};
@@ -392,6 +393,7 @@ fn test_events(ids: &[&str]) -> Vec<Event> {
         source: "production",
         plan: Plan::Pro,
         prices: PriceTable::bundled(),
+        custom: crate::domain::pricing::custom::Rules::none(),
     };
     ids.iter()
         .map(|id| {

@@ -24,10 +24,20 @@ struct Migration {
 }
 
 /// Every migration, in order: the store's schema is the result of applying them all.
-const MIGRATIONS: &[Migration] = &[Migration {
-    what: "the schema of the last release before numbered migrations; stores it wrote are upgraded",
-    up: baseline,
-}];
+const MIGRATIONS: &[Migration] = &[
+    Migration {
+        what: "the schema of the last release before numbered migrations; stores it wrote are upgraded",
+        up: baseline,
+    },
+    Migration {
+        what: "workspace price rules",
+        up: |tx, _| {
+            // JSON of `WorkspacePrices`; NULL for a workspace that never set one.
+            tx.execute_batch("ALTER TABLE workspaces ADD COLUMN prices TEXT")?;
+            Ok(())
+        },
+    },
+];
 
 /// The schema version this build writes.
 pub const SCHEMA_VERSION: usize = MIGRATIONS.len();

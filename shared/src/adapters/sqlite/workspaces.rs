@@ -21,7 +21,7 @@ impl Workspaces for SqliteStore {
         self.read(move |c| {
             let row = c
                 .query_row(
-                    "SELECT name, plan, timezone, created_ms, deleting FROM workspaces WHERE id = ?1",
+                    "SELECT name, plan, timezone, created_ms, deleting, prices FROM workspaces WHERE id = ?1",
                     [id.as_str()],
                     |r| {
                         Ok((
@@ -30,11 +30,17 @@ impl Workspaces for SqliteStore {
                             r.get::<_, String>(2)?,
                             r.get::<_, i64>(3)?,
                             r.get::<_, Option<String>>(4)?,
+                            r.get::<_, Option<String>>(5)?,
                         ))
                     },
                 )
                 .optional()?;
-            row.map(|(name, plan, timezone, created_ms, deleting)| {
+            row.map(|(name, plan, timezone, created_ms, deleting, prices)| {
+                let prices = match prices {
+                    Some(p) => serde_json::from_str(&p)
+                        .map_err(|e| anyhow!("workspace {id} has unreadable prices: {e}"))?,
+                    None => WorkspacePrices::default(),
+                };
                 let plan = Plan::parse(&plan)
                     .ok_or_else(|| anyhow!("workspace {id} has unknown plan {plan}"))?;
                 Ok(Workspace {
@@ -44,6 +50,7 @@ impl Workspaces for SqliteStore {
                     timezone,
                     created_ms,
                     deleting,
+                    prices,
                 })
             })
             .transpose()
@@ -68,6 +75,22 @@ impl Workspaces for SqliteStore {
             Ok(c.execute(
                 "UPDATE workspaces SET name = ?1, timezone = ?2 WHERE id = ?3",
                 params![ws.name, ws.timezone, ws.id.as_str()],
+            )? == 1)
+        })
+        .await
+    }
+
+    async fn set_prices(&self, id: &WorkspaceId, prices: &WorkspacePrices) -> StoreResult<bool> {
+        let (id, json, previous) = (
+            id.clone(),
+            serde_json::to_string(prices).map_err(|e| anyhow!(e))?,
+            prices.version.saturating_sub(1),
+        );
+        self.write(move |c| {
+            Ok(c.execute(
+                "UPDATE workspaces SET prices = ?1 WHERE id = ?2
+                 AND COALESCE(json_extract(prices, '$.version'), 0) = ?3",
+                params![json, id.as_str(), previous as i64],
             )? == 1)
         })
         .await

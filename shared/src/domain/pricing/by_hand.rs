@@ -5,6 +5,7 @@
 use crate::domain::event::{Context, CostSource, validate};
 use crate::domain::plan::Plan;
 use crate::domain::pricing::PriceTable;
+use crate::domain::pricing::custom::WorkspacePrices;
 
 /// One call: provider, model, extra fields, timestamp (UTC day), expected cost in micro-USD.
 struct Case {
@@ -395,6 +396,16 @@ fn day_ms(day: &str) -> i64 {
 }
 
 fn priced(provider: &str, model: &str, fields: &str, day: &str) -> crate::domain::event::Event {
+    priced_with(&WorkspacePrices::default(), provider, model, fields, day)
+}
+
+fn priced_with(
+    custom: &WorkspacePrices,
+    provider: &str,
+    model: &str,
+    fields: &str,
+    day: &str,
+) -> crate::domain::event::Event {
     let ts = day_ms(day);
     let json =
         format!(r#"{{"provider":"{provider}","model":"{model}","timestamp":{ts},{fields}}}"#);
@@ -404,6 +415,7 @@ fn priced(provider: &str, model: &str, fields: &str, day: &str) -> crate::domain
         source: "test",
         plan: Plan::Team,
         prices: PriceTable::bundled(),
+        custom: &custom.ready(),
     };
     validate(&raw, &ctx).unwrap().0
 }
@@ -464,4 +476,53 @@ fn a_sent_cost_wins_and_the_table_cost_is_kept_beside_it() {
     let unknown = priced("acme", "Acme-Tiny-1", r#""input_tokens":10"#, NOW);
     assert_eq!((unknown.cost_pico, unknown.cost_source), (None, None));
     assert_eq!(unknown.canonical_model(), "acme-tiny-1");
+}
+
+/// The workspace's price comes after a sent cost and before the table: a discount off the
+/// table's price, or its own rates for a model the table does not know, each named in the
+/// event's price reference.
+#[test]
+fn a_workspace_price_comes_between_a_sent_cost_and_the_table() {
+    let json = r#"{"version":1,"rules":[
+      {"id":"pr_discount","provider":"openai","model":"gpt-4o","kind":"discount","percent":20,
+       "effective_from":"2025-01-01","updated_at":"2025-01-01T00:00:00Z"},
+      {"id":"pr_own","provider":"acme","model":"acme-*","kind":"rates",
+       "rates":{"input":0.5,"output":1.5},"updated_at":"2025-02-03T10:00:00Z"}]}"#;
+    let custom: WorkspacePrices = serde_json::from_str(json).unwrap();
+    let tokens = r#""input_tokens":1000,"output_tokens":200"#;
+    // gpt-4o: 1,000 x $2.50/M + 200 x $10/M = $0.0045; 20% off: $0.0036.
+    let discounted = priced_with(&custom, "openai", "gpt-4o", tokens, NOW);
+    assert_eq!(discounted.cost_pico, Some(3_600_000_000));
+    assert_eq!(discounted.cost_source, Some(CostSource::WorkspacePrice));
+    let price = discounted.price.as_ref().unwrap();
+    assert_eq!(price.rule.as_deref(), Some("pr_discount"));
+    assert_eq!(&*price.model, "gpt-4o");
+    // Before the rule took effect: the table.
+    let before = priced_with(&custom, "openai", "gpt-4o", tokens, "2024-12-31");
+    assert_eq!(before.cost_source, Some(CostSource::Table));
+    assert_eq!(before.price.as_ref().unwrap().rule, None);
+    // A sent cost still wins; what the workspace's price gives is kept beside it.
+    let sent = priced_with(
+        &custom,
+        "openai",
+        "gpt-4o",
+        r#""input_tokens":1000,"output_tokens":200,"provider_cost_usd":0.004"#,
+        NOW,
+    );
+    assert_eq!(sent.cost_source, Some(CostSource::Provider));
+    assert_eq!(sent.computed_cost_pico, Some(3_600_000_000));
+    // A model only the workspace prices: 1,000 x $0.50/M + 200 x $1.50/M = $0.0008.
+    let own = priced_with(&custom, "acme", "Acme-Tiny-1", tokens, NOW);
+    assert_eq!(own.cost_pico, Some(800_000_000));
+    assert_eq!(own.cost_source, Some(CostSource::WorkspacePrice));
+    let price = own.price.as_ref().unwrap();
+    assert_eq!(
+        (
+            price.rule.as_deref(),
+            &*price.model,
+            price.provider.as_deref()
+        ),
+        (Some("pr_own"), "acme-tiny-1", None)
+    );
+    assert_eq!(&*price.as_of, "2025-02-03");
 }
