@@ -396,6 +396,40 @@ async function main() {
       await scan(page, 'keys');
     });
 
+    await step('prices: inline validation, a negotiated discount, and an event priced with it', async () => {
+      await page.goto(`${base}/workspaces/${s.ws}/prices`);
+      await settle(page);
+      await page.waitForSelector('text=Every event is priced by the bundled table');
+      await scan(page, 'prices-empty');
+      await page.click('button:has-text("Add a price")');
+      await page.fill('dialog input[name=provider]', 'openai');
+      await page.fill('dialog input[name=model]', 'gpt-4o');
+      await page.fill('dialog input[name=percent]', '150');
+      await page.evaluate(() => document.querySelector('dialog input[name=percent]').removeAttribute('max'));
+      await page.click('dialog button[type=submit]');
+      const err = await page.waitForSelector('dialog .field.invalid .field-error');
+      assert(/percent/.test(await err.textContent()), 'the API message is shown beside the discount field');
+      await scan(page, 'prices-validation');
+      await page.fill('dialog input[name=percent]', '20');
+      await page.fill('dialog input[name=note]', 'Enterprise agreement');
+      await page.click('dialog button[type=submit]');
+      await page.waitForSelector('tr:has-text("gpt-4o") >> text=20% off the table');
+      await scan(page, 'prices');
+      const rules = (await s.owner.get(`/v1/workspaces/${s.ws}/prices`)).rules;
+      eq(rules.length, 1, 'one rule stored');
+      eq(await ingest(base, s.key, [{ id: 'e2e-priced', provider: 'openai', model: 'gpt-4o', input_tokens: 1000, output_tokens: 200 }]), 1, 'event accepted');
+      const log = await s.owner.get(`/v1/events?workspace=${s.ws}&from=last_24h&limit=200`);
+      const e = log.events.find((x) => x.id === 'e2e-priced');
+      eq(e.cost_source, 'workspace_price', 'priced by the workspace rule');
+      eq(e.price.rule, rules[0].id, 'the rule is named on the event');
+      // gpt-4o: 1,000 x $2.50/M + 200 x $10/M = $0.0045; 20% off: $0.0036.
+      assert(Math.abs(e.cost_usd - 0.0036) < 1e-12, `cost ${e.cost_usd}`);
+      // Removed with confirmation: the table prices events again.
+      await page.click('button[aria-label="Remove the price for openai/gpt-4o"]');
+      await page.click('dialog button[type=submit]');
+      await page.waitForSelector('text=Every event is priced by the bundled table');
+    });
+
     await step('alerts: inline validation, create, test, follow the emailed link, delete', async () => {
       await page.goto(`${base}/workspaces/${s.ws}/alerts`);
       await settle(page);
@@ -563,7 +597,7 @@ async function main() {
 
     await step('a viewer sees every page but no button it may not use', async () => {
       const mp = s.mp;
-      const forbidden = ['Create key', 'Deactivate', 'Rotate', 'New alert', 'Send a test notification', 'Send invitation', 'Delete', 'Upgrade to Pro', 'Manage billing', 'Edit', 'Remove', 'Revoke'];
+      const forbidden = ['Create key', 'Add a price', 'Deactivate', 'Rotate', 'New alert', 'Send a test notification', 'Send invitation', 'Delete', 'Upgrade to Pro', 'Manage billing', 'Edit', 'Remove', 'Revoke'];
       const pages = [
         ['', 'viewer-overview'],
         ['/keys', 'viewer-keys'],
@@ -573,6 +607,7 @@ async function main() {
         ['/settings', 'viewer-settings'],
         ['/billing', 'viewer-billing'],
         ['/reports', 'viewer-reports'],
+        ['/prices', 'viewer-prices'],
       ];
       for (const [p, name] of pages) {
         await mp.goto(`${base}/workspaces/${s.ws}${p}`);

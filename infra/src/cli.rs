@@ -249,8 +249,8 @@ enum AdminCommand {
         workspace: String,
     },
     /// Add a price rule: a discount off the table's price (`--discount`), or rates of its own
-    /// (`--input` and `--output`, USD per million tokens). It prices events from now on;
-    /// `POST /v1/workspaces/{id}/repricing` applies it to stored ones.
+    /// (`--input` and `--output`, USD per million tokens). It prices events as they arrive;
+    /// stored events keep their cost.
     AddPrice {
         /// The workspace (ws_…).
         #[arg(long)]
@@ -698,7 +698,7 @@ async fn run_admin(data_dir: &Path, command: AdminCommand, json: bool) -> anyhow
                 println!("{}", serde_json::to_value(&rule)?);
             } else {
                 println!("added {}", rule.summary());
-                println!("It prices events from now on; a repricing applies it to stored events.");
+                println!("It prices events as they arrive; stored events keep their cost.");
             }
         }
         AdminCommand::RemovePrice { workspace, price } => {

@@ -125,6 +125,7 @@ function takePrefetched<T>(path: string): Promise<T> | undefined {
 export const get = <T>(path: string, opts?: RequestOptions) => takePrefetched<T>(path) ?? request<T>('GET', path, undefined, opts);
 export const post = <T>(path: string, body?: unknown, opts?: RequestOptions) => request<T>('POST', path, body ?? {}, opts);
 export const patch = <T>(path: string, body: unknown, opts?: RequestOptions) => request<T>('PATCH', path, body, opts);
+export const put = <T>(path: string, body: unknown, opts?: RequestOptions) => request<T>('PUT', path, body, opts);
 export const del = <T>(path: string, opts?: RequestOptions) => request<T>('DELETE', path, undefined, opts);
 
 /** A path with query parameters. */

@@ -225,3 +225,33 @@ export interface Rule {
   webhook_secret?: string;
   [k: string]: unknown;
 }
+
+/** USD per million tokens; a kind left out is charged at the kind it is part of. */
+export interface UsdRates {
+  input: number;
+  output: number;
+  cached_input?: number;
+  cache_write?: number;
+  cache_write_1h?: number;
+  reasoning?: number;
+  audio_input?: number;
+  audio_output?: number;
+  image_input?: number;
+  image_output?: number;
+}
+
+/** One of a workspace's own prices (GET /v1/workspaces/{id}/prices). */
+export type PriceRule = {
+  id: string;
+  provider: string;
+  model: string;
+  effective_from?: string;
+  effective_to?: string;
+  note?: string;
+  updated_at: string;
+} & ({ kind: 'discount'; percent: number } | { kind: 'rates'; rates: UsdRates; batch_percent?: number });
+
+export interface WorkspacePrices {
+  version: number;
+  rules: PriceRule[];
+}

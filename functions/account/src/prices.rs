@@ -1,7 +1,7 @@
 //! A workspace's own prices: rules that replace the table's rates for some models, or take a
 //! negotiated discount off them, from a date. Members read them; admins and owners change them,
-//! and each change is audited. Events are priced with the rules in force when they arrive; the
-//! repricing job applies a change to events already stored.
+//! and each change is audited. Events are priced with the rules in force when they arrive; stored
+//! events keep the cost they were priced with.
 
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -103,8 +103,8 @@ async fn change(
     .map_err(refused)
 }
 
-/// Add a price rule (admins and owners). Events arriving from now on are priced with it; to
-/// reprice events already stored, run a repricing.
+/// Add a price rule (admins and owners). Events arriving from now on are priced with it;
+/// stored events keep their cost.
 #[utoipa::path(post, path = "/v1/workspaces/{id}/prices", tag = "pricing", params(("id" = String, Path)), request_body = PriceRuleRequest,
     responses((status = 201, body = PriceRule), (status = 400, description = "A field is invalid (the message names it), or the workspace has 100 rules"), (status = 403, description = "Role too low, or cross-site"), (status = 404, description = "No such workspace among yours")))]
 pub(crate) async fn add_price(

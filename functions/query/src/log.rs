@@ -86,8 +86,12 @@ pub struct AppliedPrice {
     pub version: Option<String>,
     /// When the version's prices were last checked against their source.
     pub as_of: String,
-    /// null when this release's table no longer holds that version.
+    /// The table's rates for the version and tier; null when this release's table no longer
+    /// holds that version (or the model is priced by a workspace rule alone).
     pub rates: Option<AppliedRates>,
+    /// The workspace price rule (`pr_…`) that priced the event: its own rates replaced the
+    /// table's, or its discount applied to them (GET /v1/workspaces/{id}/prices).
+    pub rule: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -176,6 +180,7 @@ fn applied(p: &PriceRef, tier: ServiceTier) -> AppliedPrice {
         version: p.version.as_deref().map(str::to_owned),
         as_of: p.as_of.to_string(),
         rates,
+        rule: p.rule.as_deref().map(str::to_owned),
     }
 }
 
