@@ -64,6 +64,10 @@ const ROUTES: &[(&str, &str)] = &[
     ("delete", "/v1/workspaces/{id}/alerts/{rule}"),
     ("get", "/v1/workspaces/{id}/alerts/{rule}/history"),
     ("post", "/v1/workspaces/{id}/alerts/{rule}/test"),
+    ("get", "/v1/workspaces/{id}/prices"),
+    ("post", "/v1/workspaces/{id}/prices"),
+    ("put", "/v1/workspaces/{id}/prices/{price}"),
+    ("delete", "/v1/workspaces/{id}/prices/{price}"),
     ("get", "/v1/archive/{key}"),
 ];
 

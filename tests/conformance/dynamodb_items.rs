@@ -329,6 +329,12 @@ async fn every_item_kind_keeps_its_stored_layout() {
     let mut renamed = ws.clone();
     renamed.name = "Acme Inc".into();
     store.update_workspace(&renamed).await.unwrap();
+    let prices: llmtrack_shared::domain::pricing::custom::WorkspacePrices = serde_json::from_value(
+        serde_json::json!({"version": 1, "rules": [{"id": "pr_1", "provider": "openai", "model": "*",
+            "kind": "discount", "percent": 10, "updated_at": "2023-11-14T22:13:20Z"}]}),
+    )
+    .unwrap();
+    assert!(store.set_prices(&ws.id, &prices).await.unwrap());
     let ws = ws.id;
 
     // People.
@@ -608,7 +614,7 @@ WS#{ws} | KEY#{key} | hash:S={hash}
 WS#{ws} | MEMBER#{user} | email:S=ada@example.com role:S=owner since:N={T} user:S={user} ws:S={ws}
 WS#{ws} | NOTICE#report:2023-11 | at:N={T}
 WS#{ws} | USAGE#{month} | n:N=4
-WS#{ws} | WS | alerts:N=1 created:N={T} keys:N=1 members:N=1 name:S=Acme Inc owners:N=1 plan:S=team tz:S=Europe/Paris
+WS#{ws} | WS | alerts:N=1 created:N={T} keys:N=1 members:N=1 name:S=Acme Inc owners:N=1 plan:S=team prices:S=json pv:N=1 tz:S=Europe/Paris
 WSIDX | {doomed} |
 WSIDX | {ws} |
 "#;

@@ -123,8 +123,12 @@ pub(super) struct WorkspaceItem<'a> {
     /// `pv` is their version, which each change is conditioned on.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     prices: Option<String>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "is_zero")]
     pv: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 fn utc() -> Cow<'static, str> {

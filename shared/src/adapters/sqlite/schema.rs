@@ -32,8 +32,16 @@ const MIGRATIONS: &[Migration] = &[
     Migration {
         what: "workspace price rules",
         up: |tx, _| {
-            // JSON of `WorkspacePrices`; NULL for a workspace that never set one.
-            tx.execute_batch("ALTER TABLE workspaces ADD COLUMN prices TEXT")?;
+            // JSON of `WorkspacePrices`; NULL for a workspace that never set one. (A store the
+            // tests rewind to an earlier release's shape may have it already.)
+            let has: bool = tx.query_row(
+                "SELECT COUNT(*) > 0 FROM pragma_table_info('workspaces') WHERE name = 'prices'",
+                [],
+                |r| r.get(0),
+            )?;
+            if !has {
+                tx.execute_batch("ALTER TABLE workspaces ADD COLUMN prices TEXT")?;
+            }
             Ok(())
         },
     },
