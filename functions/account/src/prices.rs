@@ -58,11 +58,10 @@ fn refused(e: PriceChangeError) -> ApiError {
             ErrorCode::InvalidPriceRule,
             format!("{}: {}", r.field, r.message),
         ),
-        PriceChangeError::TooMany => ApiError::bad_request(
-            ErrorCode::InvalidPriceRule,
-            PriceChangeError::TooMany.to_string(),
-        ),
-        PriceChangeError::Busy => ApiError::Conflict(PriceChangeError::Busy.to_string()),
+        e @ PriceChangeError::TooMany => {
+            ApiError::bad_request(ErrorCode::InvalidPriceRule, e.to_string())
+        }
+        e @ PriceChangeError::Busy => ApiError::Conflict(e.to_string()),
         PriceChangeError::Store(e) => e.into(),
     }
 }

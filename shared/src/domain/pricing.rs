@@ -275,22 +275,22 @@ const HOST_ALIASES: &[(&str, &[&str])] = &[
     ("openrouter", &["openrouter"]),
 ];
 
-/// The spellings of the host a provider string names (`aws`: `aws`, `bedrock`, ...), if any.
-pub fn host_spellings(provider: &str) -> Option<&'static [&'static str]> {
+/// The host a provider string names, with every spelling of it (`aws`: `aws`, `bedrock`, ...).
+fn host_entry(provider: &str) -> Option<&'static (&'static str, &'static [&'static str])> {
     let p = provider.trim();
     HOST_ALIASES
         .iter()
         .find(|(_, names)| names.iter().any(|n| n.eq_ignore_ascii_case(p)))
-        .map(|(_, names)| *names)
+}
+
+/// The spellings of the host a provider string names, if any.
+pub fn host_spellings(provider: &str) -> Option<&'static [&'static str]> {
+    host_entry(provider).map(|(_, names)| *names)
 }
 
 /// The host a provider string names, if any.
 pub fn host_of(provider: &str) -> Option<&'static str> {
-    let p = provider.trim();
-    HOST_ALIASES
-        .iter()
-        .find(|(_, names)| names.iter().any(|n| n.eq_ignore_ascii_case(p)))
-        .map(|(host, _)| *host)
+    host_entry(provider).map(|(host, _)| *host)
 }
 
 /// An event's price: the entry, and the version in force at its time.

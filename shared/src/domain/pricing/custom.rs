@@ -93,13 +93,18 @@ impl WorkspacePrices {
                 any_provider: rule.provider == "*",
                 spellings: host_spellings(&rule.provider).unwrap_or_default(),
                 pattern: Pattern::of(&rule.model),
-                needs_table: matches!(rule.price, RulePrice::Discount { .. }),
-                rates: match &rule.price {
-                    RulePrice::Rates { rates, .. } => Some(Pricing {
-                        rates: rates.rates(),
-                        long_context: None,
-                    }),
-                    RulePrice::Discount { .. } => None,
+                charge: match &rule.price {
+                    RulePrice::Rates {
+                        rates,
+                        batch_percent,
+                    } => Charge::Rates(
+                        Pricing {
+                            rates: rates.rates(),
+                            long_context: None,
+                        },
+                        *batch_percent,
+                    ),
+                    RulePrice::Discount { percent } => Charge::Discount(*percent),
                 },
             })
             .collect();
@@ -127,9 +132,15 @@ pub struct ReadyRule<'a> {
     /// Every spelling of the rule's provider (`bedrock` for `aws`...).
     spellings: &'static [&'static str],
     pattern: Option<Pattern>,
-    needs_table: bool,
-    /// A rates rule's rates, in picodollars per token.
-    rates: Option<Pricing>,
+    charge: Charge,
+}
+
+/// What a ready rule charges: its rates in picodollars per token (with the batch share), or a
+/// percentage off the table.
+#[derive(Debug)]
+enum Charge {
+    Rates(Pricing, Option<f64>),
+    Discount(f64),
 }
 
 /// A model pattern: the common shapes (`*`, `claude-*`) without the general matcher.
@@ -194,7 +205,7 @@ impl<'a> Rules<'a> {
         self.rules.iter().find(|r| {
             ts_ms >= r.from_ms
                 && ts_ms < r.to_ms
-                && (table_priced || !r.needs_table)
+                && (table_priced || matches!(r.charge, Charge::Rates(..)))
                 && (r.any_provider
                     || r.rule.provider.eq_ignore_ascii_case(provider)
                     || r.spellings.iter().any(|s| s.eq_ignore_ascii_case(provider)))
@@ -218,18 +229,15 @@ impl ReadyRule<'_> {
         tokens: &Tokens,
         table: Option<&Pricing>,
     ) -> Option<i128> {
-        match (&self.rule.price, &self.rates) {
-            (RulePrice::Rates { batch_percent, .. }, Some(rates)) => {
+        match &self.charge {
+            Charge::Rates(rates, batch_percent) => {
                 let full = rates.cost_pico(tokens);
                 Some(match (tier, batch_percent) {
                     (ServiceTier::Standard, _) | (_, None) => full,
                     (_, Some(p)) => share(full, *p),
                 })
             }
-            (RulePrice::Discount { percent }, _) => {
-                Some(share(table?.cost_pico(tokens), 100.0 - percent))
-            }
-            (RulePrice::Rates { .. }, None) => None,
+            Charge::Discount(percent) => Some(share(table?.cost_pico(tokens), 100.0 - percent)),
         }
     }
 
