@@ -320,10 +320,10 @@ pub async fn upkeep(parts: &Parts) -> anyhow::Result<()> {
         .await
         .map(drop),
     );
-    // A deletion saves progress every page: one quiet for a minute is not running.
+    // A deletion or a repricing saves progress every page: one quiet for a minute is not running.
     note(
         "deletions",
-        deletion_job::resume(&parts.deletion().deps, 60_000, None)
+        llmtrack_deletion::resume_jobs(&parts.deletion().deps, 60_000, None)
             .await
             .map(drop),
     );
@@ -387,13 +387,17 @@ pub async fn serve(addr: SocketAddr, data_dir: &Path, options: Options) -> anyho
         });
     }
     {
-        // Deletions a previous run left unfinished carry on from their saved progress.
+        // Deletions and repricings a previous run left unfinished carry on from their saved
+        // progress.
         let deps = parts.deletion().deps;
         tokio::spawn(async move {
-            match deletion_job::resume(&deps, 0, None).await {
+            match llmtrack_deletion::resume_jobs(&deps, 0, None).await {
                 Ok(0) => {}
-                Ok(n) => tracing::info!(jobs = n, "resumed unfinished deletions"),
-                Err(e) => tracing::error!(error = format!("{e:#}"), "resuming deletions failed"),
+                Ok(n) => tracing::info!(jobs = n, "resumed unfinished deletions and repricings"),
+                Err(e) => tracing::error!(
+                    error = format!("{e:#}"),
+                    "resuming deletions and repricings failed"
+                ),
             }
         });
     }

@@ -133,6 +133,9 @@ error_codes! {
     InvalidPriceRule = "invalid_price_rule", BAD_REQUEST, Response;
     /// A deletion request is not one that can be carried out; the message names the field.
     InvalidDeletion = "invalid_deletion", BAD_REQUEST, Response;
+    /// A repricing's range is not one that can be repriced (not ended yet, or older than the
+    /// plan's history); the message names the field.
+    InvalidRepricing = "invalid_repricing", BAD_REQUEST, Response;
     /// The plan is free, unknown or not for sale here.
     InvalidPlan = "invalid_plan", BAD_REQUEST, Response;
     /// A Stripe webhook delivery whose `Stripe-Signature` is missing, malformed, wrong or

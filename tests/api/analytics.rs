@@ -270,14 +270,6 @@ fn rfc(ms: i64) -> String {
         .to_rfc3339()
 }
 
-fn urlencode(s: &str) -> String {
-    s.replace('%', "%25")
-        .replace('+', "%2B")
-        .replace(':', "%3A")
-        .replace(' ', "%20")
-        .replace('&', "%26")
-}
-
 async fn get(app: &TestApp, key: &str, path: &str) -> Value {
     let (status, body) = app.get_with_key(key, path).await;
     assert_eq!(status, 200, "{path}: {body}");

@@ -51,6 +51,8 @@ const ROUTES: &[(&str, &str)] = &[
     ("post", "/v1/billing/webhook"),
     ("post", "/v1/workspaces/{id}/deletions"),
     ("get", "/v1/workspaces/{id}/deletions/{job}"),
+    ("post", "/v1/workspaces/{id}/repricing"),
+    ("get", "/v1/workspaces/{id}/repricing/{job}"),
     ("get", "/v1/account/deletion"),
     ("post", "/v1/account/deletion"),
     ("patch", "/v1/me"),

@@ -21,6 +21,7 @@ mod prices;
 mod queries;
 mod quota;
 mod reports;
+mod repricing;
 mod secrets;
 mod server;
 mod summary;

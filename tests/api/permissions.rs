@@ -422,6 +422,13 @@ async fn every_endpoint_answers_by_the_matrix() {
         ),
         ("GET", "/v1/account/deletion", None, Rule::SignedIn),
         (
+            "POST",
+            "/v1/workspaces/{ws}/repricing",
+            // A dry run: it changes nothing.
+            Some(json!({})),
+            Rule::Member(Role::Admin),
+        ),
+        (
             "PATCH",
             "/v1/me",
             Some(json!({"monthly_reports": true})),

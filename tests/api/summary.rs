@@ -102,7 +102,3 @@ async fn summary_clamps_to_the_plan_window_and_rejects_bad_ranges() {
     assert_eq!(status, 400);
     assert!(s["error"]["message"].as_str().unwrap().contains("`from`"));
 }
-
-fn urlencode(s: &str) -> String {
-    s.replace('+', "%2B").replace(':', "%3A")
-}

@@ -36,7 +36,10 @@ use billing::{
     retention_keeps_or_deletes_by_the_plan_window,
 };
 use deletion::deleting_events_takes_them_off_usage_and_rollups;
-use prices::price_rules_change_only_from_the_version_read;
+use prices::{
+    price_rules_change_only_from_the_version_read,
+    repricing_rewrites_costs_and_every_view_of_the_hour,
+};
 mod dynamodb_items;
 mod stream;
 mod upgrade;
@@ -89,6 +92,7 @@ suite!(
     alert_rules_keep_their_limit_version_and_history,
     notices_are_claimed_once,
     price_rules_change_only_from_the_version_read,
+    repricing_rewrites_costs_and_every_view_of_the_hour,
 );
 
 async fn new_workspace(store: &DynStore, plan: Plan) -> WorkspaceId {

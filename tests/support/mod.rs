@@ -566,6 +566,15 @@ pub fn event(i: usize, ts_ms: i64) -> Value {
     e
 }
 
+/// A query-string value, escaped (times carry `:` and `+`).
+pub fn urlencode(s: &str) -> String {
+    s.replace('%', "%25")
+        .replace('+', "%2B")
+        .replace(':', "%3A")
+        .replace(' ', "%20")
+        .replace('&', "%26")
+}
+
 /// A free port on loopback, for a server process the test starts.
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")

@@ -87,11 +87,12 @@ pub struct Progress {
 
 llmtrack_shared::store_ports! {
     /// Deletion reaches everything a workspace has: to count it for the receipt, and to delete
-    /// it.
+    /// it. Repricing, which runs here too, rewrites events' costs and their hours' rollups.
     pub struct DeletionPorts {
         workspaces: Workspaces,
         events: Events,
         erasure: Erasure,
+        repricing: Repricing,
         jobs: Jobs,
         keys: Keys,
         members: Members,

@@ -26,6 +26,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 pub mod job;
+pub mod repricing;
 
 /// The Lambda functions' parts: DynamoDB, S3 and SES. Stripe is the worker's alone
 /// (`with_stripe`), so the HTTP function does not link it.
@@ -69,6 +70,28 @@ pub fn with_stripe(mut deps: Deps) -> anyhow::Result<Deps> {
 
 use job::{Deps, Notify, Spec};
 
+/// Runs a job of either kind this function carries out: a deletion or a repricing.
+pub async fn run_job(
+    deps: &Deps,
+    job: Job,
+    deadline: Option<std::time::Instant>,
+) -> anyhow::Result<job::Ran> {
+    match job.kind.as_str() {
+        llmtrack_shared::domain::repricing::JOB_KIND => repricing::run(deps, job, deadline).await,
+        _ => job::run(deps, job, deadline).await,
+    }
+}
+
+/// Carries on the unfinished jobs of both kinds quiet for `idle_ms` (0: all of them).
+pub async fn resume_jobs(
+    deps: &Deps,
+    idle_ms: i64,
+    deadline: Option<std::time::Instant>,
+) -> anyhow::Result<usize> {
+    Ok(job::resume(deps, idle_ms, deadline).await?
+        + repricing::resume(deps, idle_ms, deadline).await?)
+}
+
 #[derive(Clone)]
 pub struct DeletionState {
     pub gate: Gate,
@@ -84,6 +107,8 @@ fn routes() -> OpenApiRouter<DeletionState> {
         .routes(routes!(create_deletion))
         .routes(routes!(get_deletion))
         .routes(routes!(account_deletion_preview, delete_account))
+        .routes(routes!(repricing::create_repricing))
+        .routes(routes!(repricing::get_repricing))
 }
 
 pub fn router(state: DeletionState) -> OpenApiRouter {
@@ -191,10 +216,10 @@ impl DeletionState {
         }
         let deps = self.deps.clone();
         tokio::spawn(async move {
-            let id = job.id.clone();
-            if let Err(e) = job::run(&deps, job, None).await {
+            let (id, kind) = (job.id.clone(), job.kind.clone());
+            if let Err(e) = run_job(&deps, job, None).await {
                 // Progress is saved: the next start (or upkeep) carries on.
-                tracing::error!(job = %id, error = format!("{e:#}"), "deletion job failed; it will be resumed");
+                tracing::error!(job = %id, kind, error = format!("{e:#}"), "job failed; it will be resumed");
             }
         });
     }

@@ -151,7 +151,7 @@ fn invalid(field: &'static str, message: impl Into<String>) -> Invalid {
     }
 }
 
-fn instant(field: &'static str, v: &serde_json::Value) -> Result<i64, Invalid> {
+pub(crate) fn instant(field: &'static str, v: &serde_json::Value) -> Result<i64, Invalid> {
     match v {
         serde_json::Value::Number(n) => n
             .as_i64()

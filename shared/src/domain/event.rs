@@ -259,6 +259,54 @@ impl Event {
     pub fn idempotent_without_timestamp(&self) -> bool {
         self.dedup == Dedup::Id
     }
+
+    /// Whether its cost is the client's or the provider's, or may be: a cost stored before
+    /// costs recorded their source.
+    pub fn cost_was_sent(&self) -> bool {
+        matches!(
+            (self.cost_source, self.cost_pico),
+            (Some(CostSource::Client | CostSource::Provider), _) | (None, Some(_))
+        )
+    }
+
+    /// The event priced again with `prices` and the workspace's `custom` rules, as if it
+    /// arrived now; None when nothing about its cost would change. A cost the client or the
+    /// provider sent is theirs and stays, as does a cost stored before its source was recorded
+    /// (it may have been sent). A cost now out of range stays too: ingest would have refused it.
+    pub fn repriced(&self, prices: &PriceTable, custom: &Rules) -> Option<Event> {
+        if self.cost_was_sent() {
+            return None;
+        }
+        let now = costed(
+            Call {
+                provider: &self.provider,
+                model: &self.model,
+                service_tier: self.service_tier,
+                tokens: &self.tokens,
+                ts_ms: self.ts_ms,
+            },
+            None,
+            None,
+            prices,
+            custom,
+        )
+        .ok()?;
+        let was = Costed {
+            cost_pico: self.cost_pico,
+            cost_source: self.cost_source,
+            price: self.price.clone(),
+            computed_cost_pico: self.computed_cost_pico,
+            model_canonical: self.model_canonical.clone(),
+        };
+        (now != was).then(|| Event {
+            cost_pico: now.cost_pico,
+            cost_source: now.cost_source,
+            price: now.price,
+            computed_cost_pico: now.computed_cost_pico,
+            model_canonical: now.model_canonical,
+            ..self.clone()
+        })
+    }
 }
 
 /// Why one event was refused: which field, a stable code, and a message for people.
@@ -687,64 +735,25 @@ pub fn validate(raw: &RawValue, ctx: &Context) -> Result<(Event, Vec<Redaction>)
     };
     let client_cost = sent(input.cost_usd, "cost_usd")?;
     let provider_cost = sent(input.provider_cost_usd, "provider_cost_usd")?;
-    let priced = ctx.prices.price(&input.provider, &input.model, ts_ms);
-    let table = priced.map(|p| p.version.pricing(service_tier));
-    let rule = ctx.custom.rule_for(
-        &input.provider,
-        &input.model,
-        priced.map(|p| &*p.model.canonical),
-        table.is_some(),
-        ts_ms,
-    );
-    let computed = computed_cost(
-        |t| match rule {
-            Some(r) => r.cost_pico(service_tier, t, table),
-            None => table.map(|p| p.cost_pico(t)),
+    let Costed {
+        cost_pico,
+        cost_source,
+        price,
+        computed_cost_pico,
+        model_canonical,
+    } = costed(
+        Call {
+            provider: &input.provider,
+            model: &input.model,
+            service_tier,
+            tokens: &tokens,
+            ts_ms,
         },
-        &tokens,
-        client_cost.or(provider_cost).is_none(),
+        client_cost,
+        provider_cost,
+        ctx.prices,
+        ctx.custom,
     )?;
-    let computed_source = if rule.is_some() {
-        CostSource::WorkspacePrice
-    } else {
-        CostSource::Table
-    };
-    let (cost_pico, cost_source, computed_cost_pico) = match (client_cost, provider_cost, computed)
-    {
-        (Some(c), _, computed) => (Some(c), Some(CostSource::Client), computed),
-        (None, Some(c), computed) => (Some(c), Some(CostSource::Provider), computed),
-        (None, None, Some(c)) => (Some(c), Some(computed_source), None),
-        (None, None, None) => (None, None, None),
-    };
-    let price = match (priced, rule) {
-        (Some(p), rule) => Some(PriceRef {
-            provider: Some(p.model.provider.clone()),
-            model: p.model.model.clone(),
-            version: Some(p.version.id_shared()),
-            as_of: p.version.checked.clone(),
-            rule: rule.map(|r| r.id.clone()),
-        }),
-        // A model only the workspace prices: the rule is the whole reference.
-        (None, Some(r)) => Some(PriceRef {
-            provider: None,
-            model: input.model.trim().to_ascii_lowercase().into(),
-            version: r.rule.effective_from.as_deref().map(Arc::from),
-            as_of: Arc::from(r.rule.updated_at.get(..10).unwrap_or(&r.rule.updated_at)),
-            rule: Some(r.id.clone()),
-        }),
-        (None, None) => None,
-    };
-    let model_canonical = match priced {
-        Some(p) if *p.model.canonical != *input.model => Some(p.model.canonical.clone()),
-        Some(_) => None,
-        // Unpriced: still one row whatever the case or spacing it is sent with.
-        None => {
-            let sent = input.model.trim();
-            let folded =
-                sent.bytes().any(|b| b.is_ascii_uppercase()) || sent.len() != input.model.len();
-            folded.then(|| sent.to_ascii_lowercase().into())
-        }
-    };
     let latency_ms = match input.latency_ms {
         Some(l) if !(0.0..=MAX_LATENCY_MS).contains(&l) || !l.is_finite() => {
             return Err(Rejection::new(
@@ -789,6 +798,109 @@ pub fn validate(raw: &RawValue, ctx: &Context) -> Result<(Event, Vec<Redaction>)
         },
         redactions,
     ))
+}
+
+/// What an event's cost depends on, besides the prices.
+struct Call<'a> {
+    provider: &'a str,
+    model: &'a str,
+    service_tier: ServiceTier,
+    tokens: &'a Tokens,
+    ts_ms: i64,
+}
+
+/// How an event is priced: its cost and where it came from, the price used, and the canonical
+/// model it was priced as.
+#[derive(Debug, PartialEq)]
+struct Costed {
+    cost_pico: Option<i64>,
+    cost_source: Option<CostSource>,
+    price: Option<PriceRef>,
+    computed_cost_pico: Option<i64>,
+    model_canonical: Option<Arc<str>>,
+}
+
+/// Prices a call (brief, section 7): the client's cost, then the provider's, then a workspace
+/// rule, then the table. Shared by ingest and repricing, so a repriced event is priced exactly
+/// as it would be if it arrived now.
+fn costed(
+    call: Call,
+    client_cost: Option<i64>,
+    provider_cost: Option<i64>,
+    prices: &PriceTable,
+    custom: &Rules,
+) -> Result<Costed, Rejection> {
+    let Call {
+        provider,
+        model,
+        service_tier,
+        tokens,
+        ts_ms,
+    } = call;
+    let priced = prices.price(provider, model, ts_ms);
+    let table = priced.map(|p| p.version.pricing(service_tier));
+    let rule = custom.rule_for(
+        provider,
+        model,
+        priced.map(|p| &*p.model.canonical),
+        table.is_some(),
+        ts_ms,
+    );
+    let computed = computed_cost(
+        |t| match rule {
+            Some(r) => r.cost_pico(service_tier, t, table),
+            None => table.map(|p| p.cost_pico(t)),
+        },
+        tokens,
+        client_cost.or(provider_cost).is_none(),
+    )?;
+    let computed_source = if rule.is_some() {
+        CostSource::WorkspacePrice
+    } else {
+        CostSource::Table
+    };
+    let (cost_pico, cost_source, computed_cost_pico) = match (client_cost, provider_cost, computed)
+    {
+        (Some(c), _, computed) => (Some(c), Some(CostSource::Client), computed),
+        (None, Some(c), computed) => (Some(c), Some(CostSource::Provider), computed),
+        (None, None, Some(c)) => (Some(c), Some(computed_source), None),
+        (None, None, None) => (None, None, None),
+    };
+    let price = match (priced, rule) {
+        (Some(p), rule) => Some(PriceRef {
+            provider: Some(p.model.provider.clone()),
+            model: p.model.model.clone(),
+            version: Some(p.version.id_shared()),
+            as_of: p.version.checked.clone(),
+            rule: rule.map(|r| r.id.clone()),
+        }),
+        // A model only the workspace prices: the rule is the whole reference.
+        (None, Some(r)) => Some(PriceRef {
+            provider: None,
+            model: model.trim().to_ascii_lowercase().into(),
+            version: r.rule.effective_from.as_deref().map(Arc::from),
+            as_of: Arc::from(r.rule.updated_at.get(..10).unwrap_or(&r.rule.updated_at)),
+            rule: Some(r.id.clone()),
+        }),
+        (None, None) => None,
+    };
+    let model_canonical = match priced {
+        Some(p) if *p.model.canonical != *model => Some(p.model.canonical.clone()),
+        Some(_) => None,
+        // Unpriced: still one row whatever the case or spacing it is sent with.
+        None => {
+            let sent = model.trim();
+            let folded = sent.bytes().any(|b| b.is_ascii_uppercase()) || sent.len() != model.len();
+            folded.then(|| sent.to_ascii_lowercase().into())
+        }
+    };
+    Ok(Costed {
+        cost_pico,
+        cost_source,
+        price,
+        computed_cost_pico,
+        model_canonical,
+    })
 }
 
 /// Each part of a token count is within its whole.
@@ -1080,8 +1192,16 @@ fn metadata(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
+    use crate::domain::pricing::custom::{PriceRule, RulePrice, WorkspacePrices};
+
+    /// An `openai` `gpt-4o` call of 1,000 input and 100 output tokens, priced by the table.
+    pub(crate) fn sample_event() -> Event {
+        check(serde_json::json!({"provider": "openai", "model": "gpt-4o",
+            "timestamp": 1_799_000_000_000i64, "input_tokens": 1000, "output_tokens": 100}))
+        .unwrap()
+    }
 
     fn check(v: serde_json::Value) -> Result<Event, Rejection> {
         let ctx = Context {
@@ -1093,6 +1213,77 @@ mod tests {
         };
         let raw = serde_json::value::to_raw_value(&v).unwrap();
         validate(&raw, &ctx).map(|(e, _)| e)
+    }
+
+    fn workspace(rules: &[(&str, &str, RulePrice)]) -> WorkspacePrices {
+        WorkspacePrices {
+            version: 1,
+            rules: rules
+                .iter()
+                .map(|(id, model, price)| PriceRule {
+                    id: (*id).into(),
+                    provider: "*".into(),
+                    model: (*model).into(),
+                    effective_from: None,
+                    effective_to: None,
+                    price: price.clone(),
+                    note: None,
+                    updated_at: "2026-11-01T00:00:00Z".into(),
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn repricing_prices_an_event_as_ingest_would_now() {
+        let table = PriceTable::bundled();
+        let e = sample_event();
+        assert_eq!(e.cost_source, Some(CostSource::Table));
+        // The same prices: nothing to change.
+        assert_eq!(e.repriced(table, Rules::none()), None);
+
+        let prices = workspace(&[("pr_1", "gpt-4o", RulePrice::Discount { percent: 10.0 })]);
+        let now = e.repriced(table, &prices.ready()).unwrap();
+        assert_eq!(now.cost_source, Some(CostSource::WorkspacePrice));
+        assert_eq!(now.cost_pico, Some(e.cost_pico.unwrap() / 10 * 9));
+        assert_eq!(now.price.as_ref().unwrap().rule.as_deref(), Some("pr_1"));
+        assert_eq!((now.id.as_str(), now.ts_ms), (e.id.as_str(), e.ts_ms));
+        // Undone by repricing without the rule.
+        assert_eq!(now.repriced(table, Rules::none()), Some(e.clone()));
+
+        // A model the table does not know, priced by a rule added since.
+        let own = check(serde_json::json!({"provider": "acme", "model": "Own-Model",
+            "timestamp": 1_799_000_000_000i64, "input_tokens": 2_000_000}))
+        .unwrap();
+        assert_eq!(own.cost_pico, None);
+        let rates: RulePrice = serde_json::from_value(
+            serde_json::json!({"kind": "rates", "rates": {"input": 1.5, "output": 3}}),
+        )
+        .unwrap();
+        let priced = own
+            .repriced(table, &workspace(&[("pr_2", "own-model", rates)]).ready())
+            .unwrap();
+        assert_eq!(priced.cost_pico, Some(3_000_000_000_000));
+        assert_eq!(priced.canonical_model(), "own-model");
+    }
+
+    #[test]
+    fn repricing_leaves_sent_costs_alone() {
+        let table = PriceTable::bundled();
+        let discount = workspace(&[("pr_1", "*", RulePrice::Discount { percent: 50.0 })]);
+        for sent in ["cost_usd", "provider_cost_usd"] {
+            let mut body = serde_json::json!({"provider": "openai", "model": "gpt-4o",
+                "timestamp": 1_799_000_000_000i64, "input_tokens": 1000});
+            body[sent] = serde_json::json!(0.5);
+            let e = check(body).unwrap();
+            assert_eq!(e.repriced(table, &discount.ready()), None, "{sent}");
+        }
+        // Stored before costs carried their source: the cost may have been sent.
+        let old = Event {
+            cost_source: None,
+            ..sample_event()
+        };
+        assert_eq!(old.repriced(table, &discount.ready()), None);
     }
 
     /// Found by the `event` fuzz target: serde_json's default float parser can land one ULP off,

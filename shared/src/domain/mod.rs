@@ -17,6 +17,7 @@ pub mod plan;
 pub mod pricing;
 pub mod privacy;
 pub mod report;
+pub mod repricing;
 pub mod retention;
 pub mod rollup;
 pub mod signature;

@@ -23,6 +23,7 @@ mod keys;
 mod mail;
 mod members;
 mod payments;
+mod repricing;
 mod retention;
 mod workspaces;
 
@@ -40,6 +41,7 @@ pub use keys::Keys;
 pub use mail::{DynMailer, Mail, Mailer};
 pub use members::Members;
 pub use payments::{Checkout, DynPayments, Payments};
+pub use repricing::Repricing;
 pub use retention::{Retained, Retention};
 pub use workspaces::{Workspace, Workspaces, all_workspace_ids};
 
@@ -82,6 +84,7 @@ pub trait Store:
     + Members
     + BillingRecords
     + Erasure
+    + Repricing
     + Retention
     + AlertRules
     + AuditLog
@@ -98,6 +101,7 @@ impl<
         + Members
         + BillingRecords
         + Erasure
+        + Repricing
         + Retention
         + AlertRules
         + AuditLog,
@@ -112,8 +116,8 @@ pub type DynStore = Arc<dyn Store>;
 pub mod prelude {
     pub use super::{
         Accounts as _, AlertRules as _, AuditLog as _, BillingRecords as _, Erasure as _,
-        Events as _, Ingest as _, Jobs as _, Keys as _, Members as _, Retention as _,
-        Workspaces as _,
+        Events as _, Ingest as _, Jobs as _, Keys as _, Members as _, Repricing as _,
+        Retention as _, Workspaces as _,
     };
 }
 

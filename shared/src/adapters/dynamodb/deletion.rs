@@ -276,6 +276,24 @@ impl DynamoStore {
 
     /// Makes every view's rollups of the hour equal a fold of the hour's events, once the
     /// hour has nothing pending in the deltas.
+    /// Rebuilds one hour's rollups, every view, from its events, after events of the hour were
+    /// deleted or repriced: under the compaction lock, the hour's pending deltas stripped (they
+    /// count the events as they were), then every view rewritten.
+    pub(super) async fn rebuild_hour(&self, ws: &WorkspaceId, hour: i64) -> anyhow::Result<()> {
+        let lock = self.take_compaction_lock(ws).await?;
+        let stripped = self.drop_delta_hours(ws, &|h| h == hour).await;
+        if stripped.is_ok() && self.hooks.crashes_at(CrashPoint::BeforeDeletionRollups) {
+            // A crash leaves the lock held: the next compaction takes it over after the lease.
+            return Err(anyhow!("simulated crash before the hour's rollup rewrite"));
+        }
+        let rewritten = match stripped {
+            Ok(()) => self.rewrite_hour(ws, hour, &lock).await,
+            Err(e) => Err(e),
+        };
+        self.release_compaction_lock(ws, &lock).await?;
+        rewritten
+    }
+
     pub(super) async fn rewrite_hour(
         &self,
         ws: &WorkspaceId,
@@ -464,17 +482,7 @@ impl Erasure for DynamoStore {
         self.recover_stale(ws, self.now_ms()).await?;
         let deleted = self.delete_events(ws, hour, lo, hi, source).await?;
         // Runs even when nothing was deleted: a run stopped after its deletes is finished here.
-        let lock = self.take_compaction_lock(ws).await?;
-        let stripped = self.drop_delta_hours(ws, &|h| h == hour).await;
-        if stripped.is_ok() && self.hooks.crashes_at(CrashPoint::BeforeDeletionRollups) {
-            return Err(anyhow!("simulated crash before the deletion's rollup rewrite").into());
-        }
-        let rewritten = match stripped {
-            Ok(()) => self.rewrite_hour(ws, hour, &lock).await,
-            Err(e) => Err(e),
-        };
-        self.release_compaction_lock(ws, &lock).await?;
-        rewritten?;
+        self.rebuild_hour(ws, hour).await?;
         Ok(deleted)
     }
 

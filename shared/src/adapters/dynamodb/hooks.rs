@@ -17,8 +17,8 @@ pub enum CrashPoint {
     AfterFirstRollup,
     /// After a compaction run wrote its rollup items, before it deleted the deltas.
     AfterCompactionRollups,
-    /// After a deletion removed its events and the hour from the pending deltas, before it
-    /// rewrote the hour's rollups (still holding the compaction lock).
+    /// After a deletion or a repricing changed its events and removed the hour from the pending
+    /// deltas, before it rewrote the hour's rollups (still holding the compaction lock).
     BeforeDeletionRollups,
 }
 

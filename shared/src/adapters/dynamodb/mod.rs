@@ -83,6 +83,7 @@ mod keys;
 mod members;
 mod purge;
 mod reads;
+mod repricing;
 mod retention;
 mod rollups;
 mod schema;

@@ -43,25 +43,7 @@ impl Erasure for SqliteStore {
                  ON CONFLICT (workspace_id, month) DO UPDATE SET events = events + excluded.events",
                 params![ws.as_str(), month_of(hour * HOUR_MS), -deleted],
             )?;
-            // Pending deltas still hold the deleted events: fold them first, so the rows
-            // replaced below are the only place the hour is counted.
-            compact(&tx, &ws)?;
-            let left: Vec<Event> = {
-                let mut stmt = tx.prepare(
-                    "SELECT body FROM events WHERE workspace_id = ?1 AND ts_ms >= ?2 AND ts_ms < ?3",
-                )?;
-                let rows = stmt.query_map(
-                    params![ws.as_str(), hour * HOUR_MS, (hour + 1) * HOUR_MS],
-                    |r| r.get::<_, String>(0),
-                )?;
-                rows.map(|b| Ok(serde_json::from_str(&b?)?))
-                    .collect::<anyhow::Result<_>>()?
-            };
-            tx.execute(
-                "DELETE FROM rollups WHERE workspace_id = ?1 AND hour = ?2",
-                params![ws.as_str(), hour],
-            )?;
-            merge_rollups(&tx, &ws, &rollup::fold(&left))?;
+            rebuild_hour(&tx, &ws, hour)?;
             tx.commit()?;
             Ok(deleted as u64)
         })

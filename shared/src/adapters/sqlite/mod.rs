@@ -20,6 +20,7 @@ mod ingest;
 mod jobs;
 mod keys;
 mod members;
+mod repricing;
 mod rollups;
 mod schema;
 mod workspaces;
@@ -52,8 +53,8 @@ use crate::domain::rollup::{self, Groups, Rollup, RollupKey, Select, View};
 use crate::domain::time::{HOUR_MS, month_of};
 use crate::ports::{
     Accounts, AlertRules, AuditLog, BillingRecords, BillingSave, Erasure, Events, Ingest,
-    IngestOutcome, Job, JobState, Jobs, Keys, Members, Purged, Quota, Refusal, Retained, Retention,
-    StoreError, StoreResult, Stored, Workspace, Workspaces,
+    IngestOutcome, Job, JobState, Jobs, Keys, Members, Purged, Quota, Refusal, Repricing, Retained,
+    Retention, StoreError, StoreResult, Stored, Workspace, Workspaces,
 };
 
 const READERS: usize = 4;

@@ -258,6 +258,32 @@ pub(super) fn compact(tx: &rusqlite::Transaction, ws: &WorkspaceId) -> anyhow::R
     Ok(())
 }
 
+/// Rebuilds one hour's rollups, every view, from the events it holds, inside the caller's
+/// transaction: after events of the hour were deleted or repriced. Pending deltas still count
+/// the hour's events as they were: they are folded first, so the rows replaced here are the
+/// only place the hour is counted.
+pub(super) fn rebuild_hour(
+    tx: &rusqlite::Transaction,
+    ws: &WorkspaceId,
+    hour: i64,
+) -> anyhow::Result<()> {
+    compact(tx, ws)?;
+    let events: Vec<Event> = {
+        let mut stmt = tx.prepare_cached(
+            "SELECT body FROM events WHERE workspace_id = ?1 AND ts_ms >= ?2 AND ts_ms < ?3",
+        )?;
+        let rows = stmt.query_map(
+            params![ws.as_str(), hour * HOUR_MS, (hour + 1) * HOUR_MS],
+            |r| r.get::<_, String>(0),
+        )?;
+        rows.map(|b| Ok(serde_json::from_str(&b?)?))
+            .collect::<anyhow::Result<_>>()?
+    };
+    tx.prepare_cached("DELETE FROM rollups WHERE workspace_id = ?1 AND hour = ?2")?
+        .execute(params![ws.as_str(), hour])?;
+    merge_rollups(tx, ws, &rollup::fold(&events))
+}
+
 pub(super) fn pending_groups(c: &Connection, ws: &WorkspaceId) -> anyhow::Result<Vec<Groups>> {
     let mut stmt =
         c.prepare_cached("SELECT data FROM deltas WHERE workspace_id = ?1 ORDER BY seq")?;
