@@ -476,7 +476,13 @@ async fn census(deps: &Deps, ws: &WorkspaceId) -> anyhow::Result<BTreeMap<String
 }
 
 /// Saves the job's progress; false when another worker saved it first.
-async fn save(deps: &Deps, job: &mut Job, progress: &Progress) -> anyhow::Result<bool> {
+/// Saves a job's progress (a deletion's or a repricing's); false when another worker saved it
+/// first.
+pub(crate) async fn save(
+    deps: &Deps,
+    job: &mut Job,
+    progress: &impl Serialize,
+) -> anyhow::Result<bool> {
     if job.state == JobState::Queued {
         job.state = JobState::Running;
     }
@@ -524,17 +530,22 @@ async fn send_receipt(deps: &Deps, job: &Job, scope: &Scope, to: &Notify, receip
 /// Runs every unfinished deletion job that made no progress for `idle_ms` (0: all of them),
 /// until `deadline`. Returns how many it ran.
 pub async fn resume(deps: &Deps, idle_ms: i64, deadline: Option<Instant>) -> anyhow::Result<usize> {
-    let now = deps.clock.now_ms();
-    let jobs: Vec<Job> = unfinished_jobs_of(deps.store.jobs.as_ref(), JOB_KIND)
-        .await?
-        .into_iter()
-        .filter(|j| now - j.updated_ms >= idle_ms)
-        .collect();
+    let jobs = stalled(deps, JOB_KIND, idle_ms).await?;
     let n = jobs.len();
     for job in jobs {
         run(deps, job, deadline).await?;
     }
     Ok(n)
+}
+
+/// Unfinished jobs of `kind` that made no progress for `idle_ms` (0: all of them), oldest first.
+pub(crate) async fn stalled(deps: &Deps, kind: &str, idle_ms: i64) -> anyhow::Result<Vec<Job>> {
+    let now = deps.clock.now_ms();
+    Ok(unfinished_jobs_of(deps.store.jobs.as_ref(), kind)
+        .await?
+        .into_iter()
+        .filter(|j| now - j.updated_ms >= idle_ms)
+        .collect())
 }
 
 /// The hours a usage deletion walks, first and one past the last: the scope's, from no

@@ -34,7 +34,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::DeletionState;
-use crate::job::{Deps, Ran};
+use crate::job::{Deps, Ran, save, stalled};
 
 /// Hours looked at per page: a day.
 const HOURS_PER_PAGE: i64 = 24;
@@ -195,7 +195,7 @@ async fn count_page(
             for e in &events {
                 let now = e.repriced(table, &rules);
                 changes |= now.is_some();
-                page.summary.count(e, now.as_ref(), e.cost_was_sent());
+                page.summary.count(e, now.as_ref());
             }
             if events.len() < READ_PAGE {
                 break;
@@ -208,25 +208,10 @@ async fn count_page(
     Ok(Some(page))
 }
 
-/// Saves the job's progress; false when another worker saved it first.
-async fn save(deps: &Deps, job: &mut Job, progress: &Progress) -> anyhow::Result<bool> {
-    if job.state == JobState::Queued {
-        job.state = JobState::Running;
-    }
-    job.progress = serde_json::to_value(progress)?;
-    job.updated_ms = deps.clock.now_ms();
-    Ok(deps.store.jobs.update_job(job).await?)
-}
-
 /// Runs every unfinished repricing job that made no progress for `idle_ms` (0: all of them),
 /// until `deadline`. Returns how many it ran.
 pub async fn resume(deps: &Deps, idle_ms: i64, deadline: Option<Instant>) -> anyhow::Result<usize> {
-    let now = deps.clock.now_ms();
-    let jobs: Vec<Job> = unfinished_jobs_of(deps.store.jobs.as_ref(), JOB_KIND)
-        .await?
-        .into_iter()
-        .filter(|j| now - j.updated_ms >= idle_ms)
-        .collect();
+    let jobs = stalled(deps, JOB_KIND, idle_ms).await?;
     let n = jobs.len();
     for job in jobs {
         run(deps, job, deadline).await?;

@@ -138,14 +138,14 @@ pub struct Summary {
 
 impl Summary {
     /// Counts one event as it was and, when repricing changes it, as it would be.
-    pub fn count(&mut self, was: &Event, now: Option<&Event>, kept: bool) {
+    pub fn count(&mut self, was: &Event, now: Option<&Event>) {
         let after = now.unwrap_or(was);
         let t = self
             .models
             .entry(after.canonical_model().to_owned())
             .or_default();
         t.events += 1;
-        t.kept += u64::from(kept);
+        t.kept += u64::from(was.cost_was_sent());
         t.unpriced_before += u64::from(was.cost_pico.is_none());
         t.unpriced_after += u64::from(after.cost_pico.is_none());
         t.cost_before_pico = t
@@ -251,13 +251,17 @@ mod tests {
             cost_pico: cost,
             ..crate::domain::event::tests::sample_event()
         };
+        let sent = Event {
+            cost_source: Some(crate::domain::event::CostSource::Client),
+            ..event("gpt-4o", None, Some(10))
+        };
         let mut s = Summary::default();
         let was = event("GPT-4o", None, None);
         let now = event("GPT-4o", Some("gpt-4o"), Some(30));
-        s.count(&was, Some(&now), false);
-        s.count(&event("gpt-4o", None, Some(10)), None, true);
+        s.count(&was, Some(&now));
+        s.count(&sent, None);
         let same = event("gpt-4o", None, Some(10));
-        s.count(&same, Some(&same), false);
+        s.count(&same, Some(&same));
         let t = &s.models["gpt-4o"];
         assert_eq!((t.events, t.changed, t.kept), (3, 1, 1));
         assert_eq!((t.unpriced_before, t.unpriced_after), (1, 0));
