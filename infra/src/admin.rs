@@ -2,6 +2,7 @@
 //! Each change is written to the workspace's audit log with the actor `cli`.
 
 use anyhow::{Context as _, anyhow};
+use llmtrack_deletion::repricing::{self, RepricingView};
 use llmtrack_shared::domain::access::Role;
 use llmtrack_shared::domain::account::{Email, Membership, User};
 use llmtrack_shared::domain::apikey::{ApiKey, KeyState, RawKey, Scope};
@@ -9,6 +10,7 @@ use llmtrack_shared::domain::ids::{KeyId, UserId, WorkspaceId};
 use llmtrack_shared::domain::names;
 use llmtrack_shared::domain::plan::Plan;
 use llmtrack_shared::domain::pricing::custom::{PriceRule, WorkspacePrices};
+use llmtrack_shared::domain::repricing::RepricingRequest;
 use llmtrack_shared::ports::{
     DynClock, DynStore, Job, Refusal, Store, StoreError, SystemClock, Workspace, all_workspace_ids,
 };
@@ -241,4 +243,34 @@ pub async fn change_price(
             }
             other => anyhow!(other),
         })
+}
+
+/// Reprices a range of a workspace's events with today's prices (a dry run unless `apply`),
+/// running the job here to its end, as the deletion worker would. Audited when applied.
+pub async fn reprice(
+    parts: &crate::Parts,
+    workspace_id: &str,
+    request: RepricingRequest,
+) -> anyhow::Result<RepricingView> {
+    let ws = workspace(parts.store.as_ref(), workspace_id).await?;
+    let deps = parts.deletion().deps;
+    let by = repricing::Requester {
+        id: Actor::CLI.id,
+        email: None,
+    };
+    let job = repricing::start(&deps, &ws, &request, by)
+        .await
+        .map_err(|e| match e {
+            // The options the fields come from.
+            repricing::StartError::Invalid(m) => anyhow!("--{m}"),
+            other => anyhow!(other),
+        })?;
+    llmtrack_deletion::run_job(&deps, job.clone(), None).await?;
+    let done = deps
+        .store
+        .jobs
+        .job(&ws.id, &job.id)
+        .await?
+        .context("the repricing job vanished")?;
+    repricing::view(&done)
 }

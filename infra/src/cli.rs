@@ -8,12 +8,14 @@ use std::sync::Arc;
 
 use anyhow::anyhow;
 use clap::{Parser, Subcommand, ValueEnum};
+use llmtrack_deletion::repricing::RepricingView;
 use llmtrack_shared::domain::access::Role;
 use llmtrack_shared::domain::apikey::{ApiKey, Scope};
 use llmtrack_shared::domain::ids::WorkspaceId;
 use llmtrack_shared::domain::plan::Plan;
 use llmtrack_shared::domain::pricing::UsdPerMillion;
 use llmtrack_shared::domain::pricing::custom::{PriceRule, RulePrice};
+use llmtrack_shared::domain::repricing::RepricingRequest;
 use llmtrack_shared::domain::time::rfc3339;
 use llmtrack_shared::usecases::PriceChange;
 use serde_json::json;
@@ -250,7 +252,7 @@ enum AdminCommand {
     },
     /// Add a price rule: a discount off the table's price (`--discount`), or rates of its own
     /// (`--input` and `--output`, USD per million tokens). It prices events as they arrive;
-    /// stored events keep their cost.
+    /// stored events keep their cost until `admin reprice`.
     AddPrice {
         /// The workspace (ws_…).
         #[arg(long)]
@@ -300,6 +302,23 @@ enum AdminCommand {
         /// The rule's id (pr_…, see `admin prices`).
         #[arg(long)]
         price: String,
+    },
+    /// Reprice stored events with today's prices (the bundled table and the workspace's own):
+    /// by default a dry run that counts what would change, by model; `--apply` rewrites the
+    /// events' costs and their hours' rollups. Costs the client or the provider sent stay.
+    Reprice {
+        /// The workspace (ws_…).
+        #[arg(long)]
+        workspace: String,
+        /// First hour (RFC 3339; default: the oldest the plan's history holds whole).
+        #[arg(long, value_name = "TIME")]
+        from: Option<String>,
+        /// End, exclusive (RFC 3339; default: the start of the current hour).
+        #[arg(long, value_name = "TIME")]
+        to: Option<String>,
+        /// Rewrite the events and rollups (audited), instead of only counting.
+        #[arg(long)]
+        apply: bool,
     },
     /// Set a workspace's plan (self-hosters; on AWS, billing sets it). Stored history follows
     /// the new plan's window at once.
@@ -380,9 +399,12 @@ fn existing(data_dir: &Path) -> anyhow::Result<()> {
     ))
 }
 
+/// Where `serve` is reached by default: links in mail point there.
+const DEFAULT_PUBLIC_URL: &str = "http://127.0.0.1:8080";
+
 fn options(public_url: Option<String>, mail: MailArgs) -> anyhow::Result<crate::Options> {
     Ok(crate::Options {
-        public_url: public_url.unwrap_or_else(|| "http://127.0.0.1:8080".to_owned()),
+        public_url: public_url.unwrap_or_else(|| DEFAULT_PUBLIC_URL.to_owned()),
         smtp: mail.smtp()?,
         ..Default::default()
     })
@@ -463,7 +485,7 @@ impl Cli {
                 // Mail the demo causes (its report, alert notices) stays in the outbox: the
                 // members are example.com addresses.
                 let options = crate::Options {
-                    public_url: public_url.unwrap_or_else(|| "http://127.0.0.1:8080".to_owned()),
+                    public_url: public_url.unwrap_or_else(|| DEFAULT_PUBLIC_URL.to_owned()),
                     ..Default::default()
                 };
                 let parts = crate::local_parts(&data_dir, &options)?;
@@ -517,6 +539,53 @@ fn print_demo(demo: &crate::demo::Demo, owner: &str, data_dir: &Path, json: bool
          as {owner}; without SMTP, the sign-in code is mailed to {dir}/outbox/.",
         dir = data_dir.display()
     );
+}
+
+/// A repricing as a table, by model, with what it did or would do.
+fn print_repricing(r: &RepricingView) {
+    let verb = if r.dry_run { "would change" } else { "changed" };
+    println!(
+        "{} {} to {}: {} of {} events {verb}, {} kept (cost sent by the client or provider)",
+        if r.dry_run { "Dry run," } else { "Repriced," },
+        r.from,
+        r.to,
+        r.total.changed,
+        r.total.events,
+        r.total.kept
+    );
+    if r.models.is_empty() {
+        println!("no events in the range");
+        return;
+    }
+    println!(
+        "{:<40} {:>9} {:>9} {:>14} {:>14} {:>14}",
+        "model", "events", "changed", "before USD", "after USD", "difference"
+    );
+    for m in r.models.iter().chain(std::iter::once(&r.total)) {
+        let model = if m.model == "*" {
+            "all models"
+        } else {
+            &m.model
+        };
+        println!(
+            "{model:<40} {:>9} {:>9} {:>14.6} {:>14.6} {:>+14.6}",
+            m.events, m.changed, m.cost_before_usd, m.cost_after_usd, m.difference_usd
+        );
+    }
+    if r.total.unpriced_before != r.total.unpriced_after {
+        println!(
+            "unpriced events: {} before, {} after",
+            r.total.unpriced_before, r.total.unpriced_after
+        );
+    }
+    if r.dry_run {
+        println!("Nothing was changed. Run again with --apply to rewrite these costs.");
+    } else {
+        println!(
+            "{} events rewritten; every rollup of their hours was rebuilt.",
+            r.rewritten
+        );
+    }
 }
 
 async fn run_admin(data_dir: &Path, command: AdminCommand, json: bool) -> anyhow::Result<()> {
@@ -698,7 +767,10 @@ async fn run_admin(data_dir: &Path, command: AdminCommand, json: bool) -> anyhow
                 println!("{}", serde_json::to_value(&rule)?);
             } else {
                 println!("added {}", rule.summary());
-                println!("It prices events as they arrive; stored events keep their cost.");
+                println!(
+                    "It prices events as they arrive; stored events keep their cost until \
+                     `llmtrack admin reprice --workspace {workspace}` rewrites them."
+                );
             }
         }
         AdminCommand::RemovePrice { workspace, price } => {
@@ -709,6 +781,31 @@ async fn run_admin(data_dir: &Path, command: AdminCommand, json: bool) -> anyhow
                 println!("{}", serde_json::to_value(&rule)?);
             } else {
                 println!("removed {}", rule.summary());
+            }
+        }
+        AdminCommand::Reprice {
+            workspace,
+            from,
+            to,
+            apply,
+        } => {
+            existing(data_dir)?;
+            // A repricing mails nothing and links nowhere: the default origin will do.
+            let options = crate::Options {
+                public_url: DEFAULT_PUBLIC_URL.to_owned(),
+                ..Default::default()
+            };
+            let parts = crate::local_parts(data_dir, &options)?;
+            let request = RepricingRequest {
+                from: from.map(serde_json::Value::from),
+                to: to.map(serde_json::Value::from),
+                dry_run: !apply,
+            };
+            let done = admin::reprice(&parts, &workspace, request).await?;
+            if json {
+                println!("{}", serde_json::to_value(&done)?);
+            } else {
+                print_repricing(&done);
             }
         }
         AdminCommand::RevokeKey { workspace, key } => {

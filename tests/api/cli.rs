@@ -668,3 +668,91 @@ fn price_rules_are_added_listed_and_removed_at_the_command_line() {
     let listed = admin(dir.path(), &["prices", "--workspace", ws]);
     assert_eq!(listed["rules"][0]["id"], own["id"], "{listed}");
 }
+
+#[tokio::test]
+async fn a_repricing_at_the_command_line_counts_first_and_rewrites_when_applied() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let out = llmtrack(
+        "demo",
+        &data,
+        &["--owner", "ada@example.com", "--events", "400", "--json"],
+    );
+    let demo: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let ws = demo["workspace"].as_str().unwrap().to_owned();
+    admin(
+        &data,
+        &[
+            "add-price",
+            "--workspace",
+            &ws,
+            "--provider",
+            "openai",
+            "--model",
+            "*",
+            "--discount",
+            "50",
+        ],
+    );
+
+    // A dry run counts the change and changes nothing.
+    let dry = admin(&data, &["reprice", "--workspace", &ws]);
+    assert_eq!(dry["dry_run"], true, "{dry}");
+    assert_eq!(dry["state"], "done", "{dry}");
+    let total = &dry["total"];
+    assert!(total["changed"].as_u64().unwrap() > 0, "{dry}");
+    let before = total["cost_before_usd"].as_f64().unwrap();
+    let after = total["cost_after_usd"].as_f64().unwrap();
+    assert!(after < before, "{dry}");
+    let openai = dry["models"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["model"] == "gpt-4o-mini")
+        .unwrap_or_else(|| panic!("{dry}"));
+    let (b, a) = (
+        openai["cost_before_usd"].as_f64().unwrap(),
+        openai["cost_after_usd"].as_f64().unwrap(),
+    );
+    assert!((a - b / 2.0).abs() < 1e-6, "half off gpt-4o-mini: {openai}");
+    let text = llmtrack("admin", &data, &["reprice", "--workspace", &ws]);
+    assert!(text.contains("Nothing was changed"), "{text}");
+    assert!(text.contains("gpt-4o-mini"), "{text}");
+
+    // Applied, the stored costs are the dry run's "after", and a repeat finds nothing to do.
+    let applied = admin(&data, &["reprice", "--workspace", &ws, "--apply"]);
+    assert_eq!(applied["rewritten"], dry["total"]["changed"], "{applied}");
+    let store = Arc::new(llmtrack::open_store(&data).unwrap());
+    let app = spawn_app_on(store, Arc::new(SystemClock), None).await;
+    let ada = app.sign_in("ada@example.com").await;
+    let range = format!(
+        "workspace={ws}&from={}&to={}",
+        urlencode(dry["from"].as_str().unwrap()),
+        urlencode(dry["to"].as_str().unwrap())
+    );
+    let (status, summary) = ada.get(&format!("/v1/stats/summary?{range}")).await;
+    assert_eq!(status, 200, "{summary}");
+    let stored = summary["metrics"]["cost_usd"].as_f64().unwrap();
+    assert!(
+        (stored - after).abs() < 1e-6,
+        "{stored} != {after}: {summary}"
+    );
+    let again = admin(&data, &["reprice", "--workspace", &ws]);
+    assert_eq!(again["total"]["changed"], 0, "{again}");
+    let (_, audit) = ada.get(&format!("/v1/workspaces/{ws}/audit")).await;
+    assert!(audit.to_string().contains("data.reprice"), "{audit}");
+
+    // A bad range is one error line naming the option.
+    let (code, _, err) = run(&[
+        "admin",
+        "reprice",
+        "--data-dir",
+        path(&data),
+        "--workspace",
+        &ws,
+        "--from",
+        "last week",
+    ]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.starts_with("error: --from: "), "{err}");
+}

@@ -103,7 +103,7 @@ async fn change(
 }
 
 /// Add a price rule (admins and owners). Events arriving from now on are priced with it;
-/// stored events keep their cost.
+/// stored events keep their cost until a repricing (`POST /v1/workspaces/{id}/repricing`).
 #[utoipa::path(post, path = "/v1/workspaces/{id}/prices", tag = "pricing", params(("id" = String, Path)), request_body = PriceRuleRequest,
     responses((status = 201, body = PriceRule), (status = 400, description = "A field is invalid (the message names it), or the workspace has 100 rules"), (status = 403, description = "Role too low, or cross-site"), (status = 404, description = "No such workspace among yours")))]
 pub(crate) async fn add_price(

@@ -21,14 +21,14 @@ use llmtrack_shared::auth::Member;
 use llmtrack_shared::domain::access::Action;
 use llmtrack_shared::domain::audit::AuditEntry;
 use llmtrack_shared::domain::deletion;
-use llmtrack_shared::domain::ids::{UserId, WorkspaceId};
+use llmtrack_shared::domain::ids::WorkspaceId;
 use llmtrack_shared::domain::pricing::PriceTable;
 use llmtrack_shared::domain::pricing::custom::WorkspacePrices;
 use llmtrack_shared::domain::repricing::{JOB_KIND, Range, RepricingRequest, Summary, Tally};
 use llmtrack_shared::domain::rollup::{Dimension, View};
 use llmtrack_shared::domain::time::{HOUR_MS, rfc3339};
 use llmtrack_shared::extract::Json;
-use llmtrack_shared::ports::{Job, JobState, unfinished_jobs_of};
+use llmtrack_shared::ports::{Job, JobState, Workspace, unfinished_jobs_of};
 use llmtrack_shared::{ApiError, ErrorCode};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -46,7 +46,8 @@ const READ_PAGE: usize = 5_000;
 pub struct Spec {
     pub range: Range,
     pub dry_run: bool,
-    pub requested_by: UserId,
+    /// A user id, or `cli`.
+    pub requested_by: String,
     /// The workspace's prices when it was asked.
     pub prices: WorkspacePrices,
 }
@@ -223,20 +224,20 @@ pub async fn resume(deps: &Deps, idle_ms: i64, deadline: Option<Instant>) -> any
 #[derive(Serialize, ToSchema)]
 pub struct ModelChange {
     /// The canonical model, as priced after the repricing.
-    model: String,
+    pub model: String,
     /// Events in the range.
-    events: u64,
+    pub events: u64,
     /// Events whose cost changes.
-    changed: u64,
+    pub changed: u64,
     /// Events whose cost the client or the provider sent: left as they are.
-    kept: u64,
+    pub kept: u64,
     /// Events without a cost, before and after.
-    unpriced_before: u64,
-    unpriced_after: u64,
-    cost_before_usd: f64,
-    cost_after_usd: f64,
+    pub unpriced_before: u64,
+    pub unpriced_after: u64,
+    pub cost_before_usd: f64,
+    pub cost_after_usd: f64,
     /// `cost_after_usd - cost_before_usd`.
-    difference_usd: f64,
+    pub difference_usd: f64,
 }
 
 impl ModelChange {
@@ -258,31 +259,31 @@ impl ModelChange {
 
 #[derive(Serialize, ToSchema)]
 pub struct RepricingView {
-    id: String,
-    workspace: String,
+    pub id: String,
+    pub workspace: String,
     /// `queued`, `running`, `done` or `failed`.
-    state: JobState,
+    pub state: JobState,
     /// A dry run counts; it changes nothing.
-    dry_run: bool,
+    pub dry_run: bool,
     /// The range repriced: whole hours, `to` exclusive.
-    from: String,
-    to: String,
+    pub from: String,
+    pub to: String,
     /// Hours looked at so far, of how many.
-    hours_done: i64,
-    hours_total: i64,
+    pub hours_done: i64,
+    pub hours_total: i64,
     /// What changes, by canonical model, most cost first (so far, until `state` is `done`).
-    models: Vec<ModelChange>,
+    pub models: Vec<ModelChange>,
     /// All models together (`model` is `*`).
-    total: ModelChange,
+    pub total: ModelChange,
     /// Events rewritten although their cost stays: the price that priced them is now named
     /// differently (a newer check date of the same prices, another rule with the same rates).
-    relabelled: u64,
+    pub relabelled: u64,
     /// Events rewritten (applied repricings only).
-    rewritten: u64,
+    pub rewritten: u64,
     /// How many of the workspace's price rules it priced with.
-    price_rules: usize,
-    created_at: String,
-    finished_at: Option<String>,
+    pub price_rules: usize,
+    pub created_at: String,
+    pub finished_at: Option<String>,
 }
 
 pub fn view(job: &Job) -> anyhow::Result<RepricingView> {
@@ -341,13 +342,62 @@ pub(crate) async fn create_repricing(
     let Member {
         who, workspace: ws, ..
     } = s.gate.member(&headers, &id, Action::ManageSettings).await?;
-    let now = s.deps.clock.now_ms();
-    let range = req.check(now, ws.plan.history_ms()).map_err(|e| {
-        ApiError::bad_request(
-            ErrorCode::InvalidRepricing,
-            format!("{}: {}", e.field, e.message),
-        )
-    })?;
+    let requester = Requester {
+        id: who.user.id.as_str(),
+        email: Some(who.user.email.as_str()),
+    };
+    let job = start(&s.deps, &ws, &req, requester)
+        .await
+        .map_err(|e| match e {
+            StartError::Invalid(message) => {
+                ApiError::bad_request(ErrorCode::InvalidRepricing, message)
+            }
+            StartError::Busy(message) => ApiError::Conflict(message),
+            StartError::Unexpected(e) => ApiError::Unexpected(e),
+        })?;
+    let body = view(&job)?;
+    s.spawn(job);
+    Ok((StatusCode::ACCEPTED, axum::Json(body)).into_response())
+}
+
+/// Who asked for a repricing: a member, or the operator at the command line (`cli`).
+#[derive(Debug, Clone, Copy)]
+pub struct Requester<'a> {
+    pub id: &'a str,
+    pub email: Option<&'a str>,
+}
+
+/// Why a repricing was not started.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The range cannot be repriced: `field: why`.
+    #[error("{0}")]
+    Invalid(String),
+    /// An apply while another rewrite of the workspace's history runs.
+    #[error("{0}")]
+    Busy(String),
+    #[error(transparent)]
+    Unexpected(#[from] anyhow::Error),
+}
+
+impl From<llmtrack_shared::ports::StoreError> for StartError {
+    fn from(e: llmtrack_shared::ports::StoreError) -> Self {
+        StartError::Unexpected(e.into())
+    }
+}
+
+/// Checks a repricing request and queues its job (audited when it applies), for the API and
+/// the command line alike. The caller runs the job.
+pub async fn start(
+    deps: &Deps,
+    ws: &Workspace,
+    req: &RepricingRequest,
+    by: Requester<'_>,
+) -> Result<Job, StartError> {
+    let now = deps.clock.now_ms();
+    let range = req
+        .check(now, ws.plan.history_ms())
+        .map_err(|e| StartError::Invalid(format!("{}: {}", e.field, e.message)))?;
     // Two rewrites of the same hours at once would each rebuild its rollups from events the
     // other is changing. A dry run writes nothing: it may run beside anything.
     let kinds: &[&str] = if req.dry_run {
@@ -356,14 +406,14 @@ pub(crate) async fn create_repricing(
         &[JOB_KIND, deletion::JOB_KIND]
     };
     for &kind in kinds {
-        if let Some(running) = unfinished_jobs_of(s.deps.store.jobs.as_ref(), kind)
+        if let Some(running) = unfinished_jobs_of(deps.store.jobs.as_ref(), kind)
             .await?
             .into_iter()
             .find(|j| {
                 j.workspace == ws.id && (kind != JOB_KIND || spec_of(j).is_ok_and(|s| !s.dry_run))
             })
         {
-            return Err(ApiError::Conflict(format!(
+            return Err(StartError::Busy(format!(
                 "{kind} `{}` of this workspace is still running; wait for it to finish",
                 running.id
             )));
@@ -372,7 +422,7 @@ pub(crate) async fn create_repricing(
     let spec = Spec {
         range,
         dry_run: req.dry_run,
-        requested_by: who.user.id.clone(),
+        requested_by: by.id.to_owned(),
         prices: ws.prices.clone(),
     };
     let job = Job::queued(
@@ -387,19 +437,17 @@ pub(crate) async fn create_repricing(
         let entry = AuditEntry::new(
             &ws.id,
             now,
-            who.user.id.as_str(),
-            Some(who.user.email.as_str()),
+            by.id,
+            by.email,
             "data.reprice",
             Some(job.id.clone()),
             None,
         );
-        s.deps.store.audit_log.append_audit(&entry).await?;
+        deps.store.audit_log.append_audit(&entry).await?;
     }
-    s.deps.store.jobs.create_job(&job).await?;
+    deps.store.jobs.create_job(&job).await?;
     tracing::info!(workspace = %ws.id, job = %job.id, dry_run = spec.dry_run, "repricing accepted");
-    let body = view(&job)?;
-    s.spawn(job);
-    Ok((StatusCode::ACCEPTED, axum::Json(body)).into_response())
+    Ok(job)
 }
 
 /// A repricing job: its state, and what it changes (or would), by model, so far.
