@@ -396,7 +396,7 @@ async function main() {
       await scan(page, 'keys');
     });
 
-    await step('prices: inline validation, a negotiated discount, and an event priced with it', async () => {
+    await step('prices: inline validation, a negotiated discount, an event priced with it, and stored events repriced', async () => {
       await page.goto(`${base}/workspaces/${s.ws}/prices`);
       await settle(page);
       await page.waitForSelector('text=Every event is priced by the bundled table');
@@ -424,6 +424,28 @@ async function main() {
       eq(e.price.rule, rules[0].id, 'the rule is named on the event');
       // gpt-4o: 1,000 x $2.50/M + 200 x $10/M = $0.0045; 20% off: $0.0036.
       assert(Math.abs(e.cost_usd - 0.0036) < 1e-12, `cost ${e.cost_usd}`);
+      // The stored gpt-4o events: previewed, then repriced with the discount, with one confirmation.
+      await page.click('button:has-text("Preview the change")');
+      const preview = await page.waitForSelector('[data-repricing=preview]');
+      const dry = await s.owner.get(`/v1/workspaces/${s.ws}/repricing/${await preview.getAttribute('data-job')}`);
+      const g = dry.models.find((m) => m.model === 'gpt-4o');
+      assert(g && g.changed > 0 && g.changed === dry.total.changed, `only gpt-4o changes: ${JSON.stringify(dry.total)}`);
+      assert(Math.abs(g.cost_after_usd - 0.8 * g.cost_before_usd) < 1e-9, `20% off: ${JSON.stringify(g)}`);
+      const row = await page.$eval('[data-repricing=preview] tr:has(code:text-is("gpt-4o"))', (tr) => [...tr.querySelectorAll('td')].map((td) => td.textContent.trim()));
+      eq(row.slice(1, 5).join(' | '), [fmt.count(g.events), fmt.count(g.changed), fmt.usd(g.cost_before_usd), fmt.usd(g.cost_after_usd)].join(' | '), 'the preview row equals the API');
+      await scan(page, 'prices-reprice-preview');
+      await page.click(`button:has-text("Apply to ${fmt.count(g.changed)} events")`);
+      await page.click('dialog button[type=submit]');
+      const applied = await page.waitForSelector('[data-repricing=applied]');
+      const job = await s.owner.get(`/v1/workspaces/${s.ws}/repricing/${await applied.getAttribute('data-job')}`);
+      eq(job.rewritten, g.changed, 'every previewed event rewritten');
+      const q = `workspace=${s.ws}&from=${encodeURIComponent(dry.from)}&to=${encodeURIComponent(dry.to)}`;
+      const by = await s.owner.get(`/v1/stats/breakdown?${q}&by=model&limit=1000`);
+      const now4o = by.rows.find((r) => r.value === 'gpt-4o');
+      assert(Math.abs(now4o.metrics.cost_usd - g.cost_after_usd) < 1e-9, `the breakdown holds the new cost: ${now4o.metrics.cost_usd}`);
+      const audit = await s.owner.get(`/v1/workspaces/${s.ws}/audit`);
+      assert(JSON.stringify(audit).includes('data.reprice'), 'the repricing is in the audit log');
+      await scan(page, 'prices-reprice-applied');
       // Removed with confirmation: the table prices events again.
       await page.click('button[aria-label="Remove the price for openai/gpt-4o"]');
       await page.click('dialog button[type=submit]');

@@ -255,3 +255,34 @@ export interface WorkspacePrices {
   version: number;
   rules: PriceRule[];
 }
+
+/** One model's line of a repricing (costs in USD). */
+export interface ModelChange {
+  model: string;
+  events: number;
+  changed: number;
+  kept: number;
+  unpriced_before: number;
+  unpriced_after: number;
+  cost_before_usd: number;
+  cost_after_usd: number;
+  difference_usd: number;
+}
+
+/** A repricing job (POST/GET /v1/workspaces/{id}/repricing). */
+export interface Repricing {
+  id: string;
+  state: 'queued' | 'running' | 'done' | 'failed';
+  dry_run: boolean;
+  from: string;
+  to: string;
+  hours_done: number;
+  hours_total: number;
+  models: ModelChange[];
+  total: ModelChange;
+  relabelled: number;
+  rewritten: number;
+  price_rules: number;
+  created_at: string;
+  finished_at: string | null;
+}

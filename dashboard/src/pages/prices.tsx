@@ -6,6 +6,7 @@ import { del, describe, get, post, put, wsPath } from '../lib/api';
 import { dateTime } from '../lib/format';
 import { can } from '../lib/store';
 import type { PriceRule, UsdRates, WorkspacePrices } from '../lib/types';
+import { RepricePanel } from './reprice';
 import { AsyncView, ConfirmButton, Empty, Field, Modal, PageHead, Table, toast, useAsync } from '../ui';
 
 const usd = (n: number) => `$${n.toLocaleString('en-US', { maximumFractionDigits: 6 })}`;
@@ -42,7 +43,7 @@ export default function Prices({ ws }: PageProps) {
     <div>
       <PageHead
         title="Prices"
-        sub="Your own prices come before the bundled price table: a negotiated discount, or rates for a model the table does not know. A cost sent with an event (yours or the provider's) still comes first. Rules price events as they arrive."
+        sub="Your own prices come before the bundled price table: a negotiated discount, or rates for a model the table does not know. A cost sent with an event (yours or the provider's) still comes first. Rules price events as they arrive; admins can reprice stored events."
       >
         {manage && (
           <button type="button" class="btn primary" onClick={() => setEditing('new')}>
@@ -84,6 +85,7 @@ export default function Prices({ ws }: PageProps) {
           Of the rules in force at an event's time that cover its provider and model, the most specific one prices it: a model name before a pattern (<code>claude-*</code>), a named provider before any provider, a longer pattern before a shorter, then the one that took effect last. A discount needs the table's price, so it never prices a model the table does not know. Each change is in the audit log.
         </p>
       </section>
+      {manage && a.data && <RepricePanel ws={ws.id} tz={ws.timezone} rulesVersion={a.data.version} />}
       {editing && (
         <RuleForm
           ws={ws.id}
@@ -110,7 +112,7 @@ function RuleActions({ r, onEdit, onRemove }: { r: PriceRule; onEdit: () => void
         label="Remove"
         ariaLabel={`Remove the price for ${r.provider}/${r.model}`}
         title={`Remove the price for ${r.model}?`}
-        message="Events arriving from now on are priced by the next rule that covers them, or the bundled table. Events already stored keep the cost they were priced with."
+        message="Events arriving from now on are priced by the next rule that covers them, or the bundled table. Events already stored keep the cost they were priced with until you reprice them."
         danger
         class="btn small danger"
         onConfirm={onRemove}
