@@ -223,7 +223,9 @@ async function main() {
       const features = ['chat', 'search', 'summarize', undefined];
       const events = [];
       for (let i = 0; i < 160; i++) {
-        const [provider, model] = models[i % models.length];
+        const [provider, sent] = models[i % models.length];
+        // Every other gpt-4o call spelled as some clients send it: one row by model, two as sent.
+        const model = sent === 'gpt-4o' && i % 10 === 0 ? 'GPT-4o' : sent;
         const e = {
           id: `e2e-${i}`,
           timestamp: new Date(now - 60_000 - ((i * 7) % 20) * 3_600_000 - i * 1000).toISOString(),
@@ -306,6 +308,17 @@ async function main() {
         eq(Number(cells[head.indexOf('Requests')]), r.metrics.requests, `CSV row ${i} requests`);
       });
       await scan(page, 'explore');
+      // One click on a model shows the names it was sent as.
+      await page.click('section[aria-labelledby=tbl-h] [aria-label="Filter by Model gpt-4o"]');
+      await page.waitForURL(/by=model_sent/);
+      await settle(page);
+      const sentApi = await s.owner.get(`/v1/stats/breakdown?workspace=${s.ws}&from=last_24h&by=model_sent&model=gpt-4o&sort=cost_usd&order=desc&limit=1000`);
+      eq(sentApi.rows.map((r) => r.value).sort().join(','), 'GPT-4o,gpt-4o', 'gpt-4o as sent');
+      const sentRows = await page.$$eval('section[aria-labelledby=tbl-h] tbody tr', (trs) => trs.map((tr) => [...tr.querySelectorAll('td')].map((td) => td.textContent.trim())));
+      eq(sentRows.map((r) => `${r[0]} ${r[1]}`).join('; '), sentApi.rows.map((r) => `${r.value} ${fmt.usd(r.metrics.cost_usd)}`).join('; '), 'the names as sent equal the API');
+      await scan(page, 'explore-model-sent');
+      await page.goto(`${base}/workspaces/${s.ws}/explore?range=last_24h&by=model`);
+      await settle(page);
       // Sorting by a column keeps the state in the URL.
       await page.click('th >> text=Requests');
       await page.waitForURL(/sort=requests/);

@@ -166,8 +166,22 @@ fn check_metrics(got: &Value, want: &Agg, ctx: &str) {
     }
 }
 
-const MODELS: [(&str, &str); 6] = [
+/// Every dimension the API groups and filters by.
+const DIMENSIONS: [&str; 7] = [
+    "provider",
+    "model",
+    "model_sent",
+    "feature",
+    "source",
+    "status",
+    "user",
+];
+
+/// Three spellings of gpt-4o: one row by model, three by the names as sent.
+const MODELS: [(&str, &str); 8] = [
     ("openai", "gpt-4o"),
+    ("openai", "GPT-4o"),
+    ("openrouter", "openai/gpt-4o"),
     ("openai", "gpt-4o-mini"),
     ("anthropic", "claude-sonnet-4-20250514"),
     ("anthropic", "claude-3-5-haiku-20241022"),
@@ -243,7 +257,8 @@ fn group(
 fn value_of(e: &Event, dimension: &str) -> String {
     match dimension {
         "provider" => e.provider.clone(),
-        "model" => e.model.clone(),
+        "model" => e.canonical_model().to_owned(),
+        "model_sent" => e.model.clone(),
         "feature" => e.feature.clone().unwrap_or_default(),
         "source" => e.source.clone(),
         "status" => e.status.as_str().to_owned(),
@@ -322,7 +337,7 @@ async fn analytics_equal_a_direct_computation(app: &TestApp, read: &str, events:
     // Summaries: no filter, each single filter, feature+source, and a combination folded from
     // raw events (model + user).
     let mut cases: Vec<Vec<(&str, String)>> = vec![vec![]];
-    for d in ["provider", "model", "feature", "source", "status", "user"] {
+    for d in DIMENSIONS {
         let v = value_of(&events[3], d);
         cases.push(vec![(d, v)]);
     }
@@ -361,7 +376,7 @@ async fn analytics_equal_a_direct_computation(app: &TestApp, read: &str, events:
     // Breakdowns by every dimension, alone and for one feature or one source, plus a
     // combination no rollup answers (by feature for one model).
     let mut tables: Vec<(&str, Vec<(&str, &str)>)> = Vec::new();
-    for d in ["provider", "model", "feature", "source", "status", "user"] {
+    for d in DIMENSIONS {
         tables.push((d, vec![]));
         if d != "feature" {
             tables.push((d, vec![("feature", "search")]));
@@ -371,6 +386,18 @@ async fn analytics_equal_a_direct_computation(app: &TestApp, read: &str, events:
         }
     }
     tables.push(("feature", vec![("model", "gpt-4o")]));
+    // One canonical model's names as sent: a view of its own.
+    tables.push(("model_sent", vec![("model", "gpt-4o")]));
+    let spellings = group(
+        events,
+        |e| e.canonical_model() == "gpt-4o",
+        |e| e.model.clone(),
+    );
+    assert_eq!(
+        spellings.keys().collect::<Vec<_>>(),
+        ["GPT-4o", "gpt-4o", "openai/gpt-4o"],
+        "the generated events spell gpt-4o three ways"
+    );
     for (by, filters) in &tables {
         let mut pairs = filters.clone();
         pairs.extend([("by", *by), ("sort", "requests"), ("limit", "1000")]);
@@ -387,6 +414,9 @@ async fn analytics_equal_a_direct_computation(app: &TestApp, read: &str, events:
         );
         let rows = b["rows"].as_array().unwrap();
         assert_eq!(rows.len(), want.len(), "breakdown by {by} {filters:?}: {b}");
+        if *by == "model_sent" && filters.iter().all(|(d, _)| *d == "model") {
+            assert_eq!(b["covered"]["answered_from"], "rollups", "{filters:?}");
+        }
         let mut previous = u64::MAX;
         for row in rows {
             let value = row["value"].as_str().unwrap();

@@ -232,7 +232,7 @@ async fn a_months_report_matches_its_events_is_archived_and_mailed_once() {
     assert_lines(
         "model",
         &r.by_model,
-        &expected_lines(&all, |e| e.model.clone()),
+        &expected_lines(&all, |e| e.canonical_model().to_owned()),
         total.cost_usd,
     );
     assert_lines(

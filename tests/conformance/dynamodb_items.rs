@@ -15,6 +15,19 @@ use super::support::*;
 use super::{ingest_key, quota, validated};
 use llmtrack_shared::ports::prelude::*;
 
+/// A new workspace named Acme, in UTC.
+fn acme(plan: Plan) -> Workspace {
+    Workspace {
+        id: WorkspaceId::generate(now_ms()),
+        name: "Acme".into(),
+        plan,
+        timezone: "UTC".into(),
+        created_ms: now_ms(),
+        deleting: None,
+        prices: Default::default(),
+    }
+}
+
 async fn scan(store: &DynamoStore) -> Vec<std::collections::HashMap<String, AttributeValue>> {
     scan_table(store).await
 }
@@ -184,15 +197,7 @@ async fn assert_expiries(store: &DynamoStore, ws: &WorkspaceId, history_ms: i64)
 #[tokio::test]
 async fn rollups_carry_their_expiry_and_retention_moves_it() {
     let store = dynamo_store().await.with_immediate_compaction();
-    let ws = Workspace {
-        id: WorkspaceId::generate(now_ms()),
-        name: "Acme".into(),
-        plan: Plan::Free,
-        timezone: "UTC".into(),
-        created_ms: now_ms(),
-        deleting: None,
-        prices: Default::default(),
-    };
+    let ws = acme(Plan::Free);
     store.create_workspace(&ws).await.unwrap();
     let now = now_ms();
     let mut raw: Vec<_> = (0..3)
@@ -594,13 +599,13 @@ W#{ws}#AUDIT | {ulid} | action:S=key.created actor:S={user} at:N={T} expires_at:
 W#{ws}#B | cmp | batches:SS={ulid} created:N={13d} id:S=cmp_{ulid}
 W#{ws}#B | wm | upto:S={ulid}
 W#{ws}#B | {ulid} | created:N={13d} hours:NS={6d} month:S={month} reserved:N=1
-W#{ws}#D | {ulid}#000 | d:B expires_at:N={10d}
+W#{ws}#D | {ulid}#000 | d:B expires_at:N={10d} f:N=2
 W#{ws}#E#{6d} | {13d}#evt-1 | b:S={ulid} d:S=json expires_at:N={10d}
 W#{ws}#E#{6d} | {13d}#evt-2 | b:S={ulid} d:S=json expires_at:N={10d}
 W#{ws}#E#{6d} | {13d}#evt-3 | b:S={ulid} d:S=json expires_at:N={10d}
 W#{ws}#E#{6d} | {13d}#no-time | b:S={ulid} d:S=json expires_at:N={10d}
 W#{ws}#ID#no-time | ID | epk:S=W#{ws}#E#{6d} esk:S={13d}#no-time expires_at:N={10d}
-W#{ws}#R#model | {10d}#claude-sonnet-4-{8d} | d:B expires_at:N={10d} p:SS=cmp_{ulid} v:N=1
+W#{ws}#R#model | {10d}#claude-sonnet-4 | d:B expires_at:N={10d} p:SS=cmp_{ulid} v:N=1
 W#{ws}#R#model | {10d}#gpt-4o | d:B expires_at:N={10d} p:SS=cmp_{ulid} v:N=1
 W#{ws}#R#model | {10d}#gpt-4o-mini | d:B expires_at:N={10d} p:SS=cmp_{ulid} v:N=1
 W#{ws}#R#model@feature:search | {10d}#gpt-4o-mini | d:B expires_at:N={10d} p:SS=cmp_{ulid} v:N=1
@@ -618,3 +623,54 @@ WS#{ws} | WS | alerts:N=1 created:N={T} keys:N=1 members:N=1 name:S=Acme Inc own
 WSIDX | {doomed} |
 WSIDX | {ws} |
 "#;
+
+/// Delta items an earlier release wrote (five-part groups, no format attribute) are folded as
+/// that release meant them, once this one compacts.
+#[tokio::test]
+async fn delta_items_of_an_earlier_release_fold_as_they_were_meant() {
+    let store = dynamo_store().await.with_immediate_compaction();
+    let ws = acme(Plan::Pro);
+    store.create_workspace(&ws).await.unwrap();
+    let now = now_ms();
+    // Names the table prices as sent: the earlier release grouped them the same way.
+    let raw: Vec<_> = (0..4i64)
+        .map(|i| {
+            let model = ["gpt-4o", "gpt-4o-mini"][i as usize % 2];
+            serde_json::json!({"id": format!("old-{i}"), "timestamp": now - i * 3_600_000,
+                "provider": "openai", "model": model,
+                "feature": "chat", "input_tokens": 100 + i, "output_tokens": 7})
+        })
+        .collect();
+    store
+        .ingest(&ws.id, &validated_for(Plan::Pro, &raw), &quota(100))
+        .await
+        .unwrap();
+    let deltas: Vec<RawItem> = scan(&store)
+        .await
+        .into_iter()
+        .filter(|i| pk_of(i) == format!("W#{}#D", ws.id))
+        .collect();
+    assert!(!deltas.is_empty(), "the batch's deltas are pending");
+    for mut item in deltas {
+        let AttributeValue::B(d) = &item["d"] else {
+            panic!("a delta holds bytes")
+        };
+        let old = super::upgrade::as_format_1(d.as_ref());
+        item.insert("d".into(), AttributeValue::B(old.into()));
+        assert!(
+            item.remove("f").is_some(),
+            "this release records the format"
+        );
+        store
+            .client()
+            .put_item()
+            .table_name(store.table())
+            .set_item(Some(item))
+            .send()
+            .await
+            .unwrap();
+    }
+    store.compact_now(&ws.id).await.unwrap();
+    let hours = (hour_of(now) - 4) * 3_600_000..(hour_of(now) + 1) * 3_600_000;
+    assert_rollups_match_events_between(&store, &ws.id, hours.start, hours.end).await;
+}

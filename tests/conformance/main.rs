@@ -690,6 +690,21 @@ async fn sqlite_idempotency_keys_of_an_earlier_release_are_migrated() {
             .collect::<Result<_, _>>()
             .unwrap();
         assert_eq!(keys, vec![format!("a@{t}"), "b".to_owned()]);
+        // And its pending deltas in that release's layout.
+        let deltas: Vec<(i64, Vec<u8>)> = c
+            .prepare("SELECT seq, data FROM deltas")
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        for (seq, data) in deltas {
+            c.execute(
+                "UPDATE deltas SET data = ?1 WHERE seq = ?2",
+                rusqlite::params![upgrade::as_format_1(&data), seq],
+            )
+            .unwrap();
+        }
     }
     let store: DynStore =
         std::sync::Arc::new(llmtrack_shared::adapters::sqlite::SqliteStore::open(&path).unwrap());

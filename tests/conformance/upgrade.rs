@@ -129,3 +129,103 @@ async fn a_file_that_is_not_a_store_is_refused() {
     };
     assert!(format!("{e:#}").contains("not an LLMtrack store"), "{e:#}");
 }
+
+/// A store at schema version 2 grouped `model` by the names as sent and had no `model_sent`
+/// views; its pending deltas held five-part groups. Migration 3 gives it the new views from
+/// what it held, folded rollups and pending deltas alike, without reading the events.
+#[tokio::test]
+async fn rollups_of_schema_2_gain_the_names_as_sent() {
+    use llmtrack_shared::domain::rollup::{self, Groups, Select};
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("v2.sqlite3");
+    let t = now_ms() - 3 * 3_600_000;
+    let batch = |ids: std::ops::Range<u32>, hour: i64| -> Vec<serde_json::Value> {
+        ids.map(|i| {
+            let model = ["gpt-4o", "gpt-4o-mini", "claude-sonnet-4-5"][i as usize % 3];
+            json!({"id": format!("e{i}"), "timestamp": t + hour * 3_600_000 + i64::from(i),
+                   "provider": "openai", "model": model, "input_tokens": 100 + i, "output_tokens": 10,
+                   "feature": if i % 2 == 0 { "chat" } else { "search" }})
+        })
+        .collect()
+    };
+    let ws = {
+        let store: DynStore = Arc::new(SqliteStore::open(&path).unwrap());
+        let ws = super::new_workspace(&store, Plan::Pro).await;
+        for (ids, hour) in [(0..9, 0), (9..15, 1)] {
+            store
+                .ingest(
+                    &ws,
+                    &validated(&batch(ids, hour), "production"),
+                    &quota(1_000),
+                )
+                .await
+                .unwrap();
+        }
+        ws
+    };
+    {
+        // What schema 2 held: the first batch folded into rollups without the new views, the
+        // second pending as five-part groups.
+        let c = rusqlite::Connection::open(&path).unwrap();
+        let deltas: Vec<(i64, Vec<u8>)> = c
+            .prepare("SELECT seq, data FROM deltas ORDER BY seq")
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(deltas.len(), 2, "both batches pending");
+        let first = Groups::decode(&deltas[0].1, rollup::GROUPS_FORMAT).unwrap();
+        for (k, r) in first.views(Select::Deferred) {
+            if k.view.by == rollup::Dimension::ModelSent {
+                continue;
+            }
+            c.execute(
+                "INSERT INTO rollups (workspace_id, view, hour, value, data) VALUES (?1, ?2, ?3, ?4, ?5)",
+                rusqlite::params![ws.as_str(), k.view.encode(), k.hour, k.value, r.encode()],
+            )
+            .unwrap();
+        }
+        c.execute_batch(&format!(
+            "DELETE FROM deltas WHERE seq = {}; PRAGMA user_version = 2;",
+            deltas[0].0
+        ))
+        .unwrap();
+        c.execute(
+            "UPDATE deltas SET data = ?1 WHERE seq = ?2",
+            rusqlite::params![as_format_1(&deltas[1].1), deltas[1].0],
+        )
+        .unwrap();
+    }
+    let store = SqliteStore::open(&path).unwrap();
+    assert_eq!(
+        pragma(&path, "user_version"),
+        llmtrack_shared::adapters::sqlite::SCHEMA_VERSION as i64
+    );
+    assert_rollups_match_events_between(&store, &ws, 0, i64::MAX).await;
+}
+
+/// A batch delta of this release as schema 2 stored it: five-part groups, the name as sent
+/// where the model is (the names in these tests are the ones the table prices as sent).
+pub fn as_format_1(delta: &[u8]) -> Vec<u8> {
+    use llmtrack_shared::domain::rollup::{GROUPS_FORMAT, Groups, Rollup};
+    #[derive(serde::Serialize)]
+    struct GroupsV1 {
+        fine: Vec<(i64, [String; 5], Rollup)>,
+        users: Vec<(i64, [String; 3], Rollup)>,
+    }
+    let groups = Groups::decode(delta, GROUPS_FORMAT).unwrap();
+    let old = GroupsV1 {
+        fine: groups
+            .fine
+            .into_iter()
+            .map(|(h, [p, canonical, sent, f, s, st], r)| {
+                assert_eq!(canonical, sent, "a name the table prices as sent");
+                (h, [p, sent, f, s, st], r)
+            })
+            .collect(),
+        users: groups.users,
+    };
+    postcard::to_stdvec(&old).unwrap()
+}

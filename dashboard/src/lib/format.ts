@@ -126,6 +126,8 @@ export function metricLabel(id: string): string {
 
 export const DIMENSIONS: { id: string; label: string }[] = [
   { id: 'model', label: 'Model' },
+  // Second, so a click on a model's row shows the names it was sent as.
+  { id: 'model_sent', label: 'Model as sent' },
   { id: 'provider', label: 'Provider' },
   { id: 'feature', label: 'Feature' },
   { id: 'source', label: 'Source' },

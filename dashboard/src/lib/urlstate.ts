@@ -3,7 +3,7 @@
 
 import { nextDay, parseDate, startOfLocalDay } from './time';
 
-export const FILTER_KEYS = ['provider', 'model', 'feature', 'source', 'user', 'status'] as const;
+export const FILTER_KEYS = ['provider', 'model', 'model_sent', 'feature', 'source', 'user', 'status'] as const;
 export type FilterKey = (typeof FILTER_KEYS)[number];
 
 export const PRESETS = [

@@ -123,8 +123,10 @@ pub struct QueryScope {
     pub workspace: Option<String>,
     /// Only events of this provider.
     pub provider: Option<String>,
-    /// Only events of this model.
+    /// Only events of this canonical model (`gpt-4o` covers `openai/gpt-4o` and `GPT-4o`).
     pub model: Option<String>,
+    /// Only events sent with this model name, exactly as sent.
+    pub model_sent: Option<String>,
     /// Only events of this feature (`""`: events sent without one).
     pub feature: Option<String>,
     /// Only events sent with keys of this source label.
@@ -145,6 +147,7 @@ impl QueryScope {
         for (d, v) in [
             (Dimension::Provider, &self.provider),
             (Dimension::Model, &self.model),
+            (Dimension::ModelSent, &self.model_sent),
             (Dimension::Feature, &self.feature),
             (Dimension::Source, &self.source),
             (Dimension::Status, &self.status),

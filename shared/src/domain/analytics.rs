@@ -529,6 +529,8 @@ mod tests {
 pub enum GroupBy {
     Provider,
     Model,
+    #[schema(rename = "model_sent")]
+    ModelSent,
     Feature,
     Source,
     Status,

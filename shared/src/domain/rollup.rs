@@ -26,7 +26,11 @@ use super::time::hour_of;
 pub enum Dimension {
     Total,
     Provider,
+    /// The canonical model (`gpt-4o` for `openai/gpt-4o` and `GPT-4o`): what it was priced as.
     Model,
+    /// The model name as sent, one canonical model's spellings apart.
+    #[serde(rename = "model_sent")]
+    ModelSent,
     Feature,
     Source,
     Status,
@@ -34,10 +38,11 @@ pub enum Dimension {
 }
 
 impl Dimension {
-    pub const ALL: [Dimension; 7] = [
+    pub const ALL: [Dimension; 8] = [
         Dimension::Total,
         Dimension::Provider,
         Dimension::Model,
+        Dimension::ModelSent,
         Dimension::Feature,
         Dimension::Source,
         Dimension::Status,
@@ -49,6 +54,7 @@ impl Dimension {
             Dimension::Total => "total",
             Dimension::Provider => "provider",
             Dimension::Model => "model",
+            Dimension::ModelSent => "model_sent",
             Dimension::Feature => "feature",
             Dimension::Source => "source",
             Dimension::Status => "status",
@@ -65,7 +71,8 @@ impl Dimension {
         match self {
             Dimension::Total => "",
             Dimension::Provider => &e.provider,
-            Dimension::Model => &e.model,
+            Dimension::Model => e.canonical_model(),
+            Dimension::ModelSent => &e.model,
             Dimension::Feature => e.feature.as_deref().unwrap_or(""),
             Dimension::Source => &e.source,
             Dimension::Status => e.status.as_str(),
@@ -75,13 +82,16 @@ impl Dimension {
 }
 
 /// The views every event is folded into, as (within, by): `within` is `Total` for the
-/// workspace-wide views, or the dimension (feature or source) whose one value the view is for.
-pub const VIEWS: [(Dimension, Dimension); 17] = {
+/// workspace-wide views, or the dimension (feature, source, or model for its names as sent)
+/// whose one value the view is for.
+pub const VIEWS: [(Dimension, Dimension); 19] = {
     use Dimension::*;
     [
         (Total, Total),
         (Total, Provider),
         (Total, Model),
+        (Total, ModelSent),
+        (Model, ModelSent),
         (Total, Feature),
         (Total, Source),
         (Total, Status),
@@ -98,6 +108,11 @@ pub const VIEWS: [(Dimension, Dimension); 17] = {
         (Source, User),
     ]
 };
+
+/// The dimensions whose single values have views of their own (`model@feature:search`,
+/// `model_sent@model:gpt-4o`): a store that keeps a partition per view finds those partitions
+/// through the workspace-wide view of the dimension, which lists its values.
+pub const WITHIN: [Dimension; 3] = [Dimension::Model, Dimension::Feature, Dimension::Source];
 
 /// One view: rollups grouped `by` a dimension, optionally `within` one value of another.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -266,10 +281,10 @@ impl Select<'_> {
     }
 }
 
-/// Events grouped by what the views are made of: identical (hour, provider, model, feature,
-/// source, status), and identical (hour, feature, source, user).
+/// Events grouped by what the views are made of: identical (hour, provider, model, model as
+/// sent, feature, source, status), and identical (hour, feature, source, user).
 ///
-/// Adding an event to 17 views one by one costs 17 sketch insertions; instead each event is
+/// Adding an event to 19 views one by one costs 17 sketch insertions; instead each event is
 /// added to its two groups and the views are merged from the groups, which are far fewer than
 /// events in a real batch. This keeps ingest within its CPU budget. The groups are also the
 /// compact form of a batch's deltas (the stores keep them until they fold them): a view key
@@ -277,8 +292,8 @@ impl Select<'_> {
 /// the events: no allocation per group) and `String` once stored.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Groups<S = String> {
-    /// (hour, [provider, model, feature, source, status])
-    pub fine: Vec<(i64, [S; 5], Rollup)>,
+    /// (hour, [provider, model, model as sent, feature, source, status])
+    pub fine: Vec<(i64, [S; 6], Rollup)>,
     /// (hour, [feature, source, user])
     pub users: Vec<(i64, [S; 3], Rollup)>,
 }
@@ -296,15 +311,19 @@ impl<'a> Groups<&'a str> {
     pub fn of(events: impl IntoIterator<Item = &'a Event>) -> Groups<&'a str> {
         // A fast non-cryptographic hash: keys are the workspace's own values, and this map lives
         // for one batch.
-        let mut fine: FxHashMap<(i64, [&'a str; 5]), Rollup> = FxHashMap::default();
+        let mut fine: FxHashMap<(i64, [&'a str; 6]), Rollup> = FxHashMap::default();
         let mut users: FxHashMap<(i64, [&'a str; 3]), Rollup> = FxHashMap::default();
         for e in events {
             let hour = hour_of(e.ts_ms);
             let f = Dimension::Feature.value_of(e);
             let s = e.source.as_str();
-            fine.entry((hour, [&e.provider, &e.model, f, s, e.status.as_str()]))
-                .or_default()
-                .add_event(e);
+            let model = e.canonical_model();
+            fine.entry((
+                hour,
+                [&e.provider, model, &e.model, f, s, e.status.as_str()],
+            ))
+            .or_default()
+            .add_event(e);
             users
                 .entry((hour, [f, s, Dimension::User.value_of(e)]))
                 .or_default()
@@ -317,7 +336,38 @@ impl<'a> Groups<&'a str> {
     }
 }
 
+/// How stored groups are laid out: 2 since groups hold the canonical model beside the name as
+/// sent; 1 (no format recorded) before, when they held the name as sent alone.
+pub const GROUPS_FORMAT: u8 = 2;
+
+/// Groups as an earlier release stored them: `[provider, model, feature, source, status]`.
+#[derive(Deserialize)]
+struct GroupsV1 {
+    fine: Vec<(i64, [String; 5], Rollup)>,
+    users: Vec<(i64, [String; 3], Rollup)>,
+}
+
 impl Groups<String> {
+    /// Reads groups stored in `format` ([`GROUPS_FORMAT`], or 1). Format 1 knew only the name
+    /// as sent: it stands for the canonical model too, as it did when those groups were written.
+    pub fn decode(bytes: &[u8], format: u8) -> anyhow::Result<Groups> {
+        match format {
+            GROUPS_FORMAT => Ok(postcard::from_bytes(bytes)?),
+            1 => {
+                let old: GroupsV1 = postcard::from_bytes(bytes)?;
+                Ok(Groups {
+                    fine: old
+                        .fine
+                        .into_iter()
+                        .map(|(h, [p, m, f, s, st], r)| (h, [p, m.clone(), m, f, s, st], r))
+                        .collect(),
+                    users: old.users,
+                })
+            }
+            other => anyhow::bail!("groups stored in format {other}, unknown to this release"),
+        }
+    }
+
     /// Adds another set of groups (deltas of several batches folded at once).
     pub fn extend(&mut self, other: Groups<String>) {
         self.fine.extend(other.fine);
@@ -338,8 +388,8 @@ impl<S: AsRef<str>> Groups<S> {
 
     /// Sorts the groups, so the same batch always encodes to the same bytes.
     pub fn sort(&mut self) {
-        let key5 = |k: &[S; 5]| k.each_ref().map(|x| x.as_ref().to_owned());
-        self.fine.sort_by_cached_key(|(h, k, _)| (*h, key5(k)));
+        let key6 = |k: &[S; 6]| k.each_ref().map(|x| x.as_ref().to_owned());
+        self.fine.sort_by_cached_key(|(h, k, _)| (*h, key6(k)));
         let key3 = |k: &[S; 3]| k.each_ref().map(|x| x.as_ref().to_owned());
         self.users.sort_by_cached_key(|(h, k, _)| (*h, key3(k)));
     }
@@ -375,11 +425,13 @@ impl<S: AsRef<str>> Groups<S> {
             out.entry(key).or_default().merge(r);
         };
         for (hour, k, r) in &self.fine {
-            let [provider, model, feature, source, status] = k.each_ref().map(AsRef::as_ref);
+            let [provider, model, model_sent, feature, source, status] =
+                k.each_ref().map(AsRef::as_ref);
             let value = |d: Dimension| match d {
                 Dimension::Total | Dimension::User => "",
                 Dimension::Provider => provider,
                 Dimension::Model => model,
+                Dimension::ModelSent => model_sent,
                 Dimension::Feature => feature,
                 Dimension::Source => source,
                 Dimension::Status => status,
@@ -414,6 +466,54 @@ mod tests {
         cost_pico: i64,
         unpriced: u64,
         latency: LatencySketch,
+    }
+
+    #[test]
+    fn groups_an_earlier_release_stored_read_with_the_name_as_sent_for_the_model() {
+        #[derive(Serialize)]
+        struct GroupsV1 {
+            fine: Vec<(i64, [&'static str; 5], Rollup)>,
+            users: Vec<(i64, [&'static str; 3], Rollup)>,
+        }
+        let r = Rollup {
+            requests: 3,
+            ..Rollup::default()
+        };
+        let old = GroupsV1 {
+            fine: vec![(
+                7,
+                ["openai", "GPT-4o", "chat", "production", "success"],
+                r.clone(),
+            )],
+            users: vec![(7, ["chat", "production", "u1"], r.clone())],
+        };
+        let bytes = postcard::to_stdvec(&old).unwrap();
+        let groups = Groups::decode(&bytes, 1).unwrap();
+        let [_, model, sent, feature, ..] = &groups.fine[0].1;
+        assert_eq!(
+            (model.as_str(), sent.as_str(), feature.as_str()),
+            ("GPT-4o", "GPT-4o", "chat")
+        );
+        let views = groups.views(Select::All);
+        let get = |v: View, value: &str| {
+            views[&RollupKey {
+                hour: 7,
+                view: v,
+                value: value.into(),
+            }]
+                .requests
+        };
+        assert_eq!(get(View::of(Dimension::Model), "GPT-4o"), 3);
+        assert_eq!(get(View::of(Dimension::ModelSent), "GPT-4o"), 3);
+        assert_eq!(
+            get(
+                View::within(Dimension::ModelSent, Dimension::Model, "GPT-4o"),
+                "GPT-4o"
+            ),
+            3
+        );
+        // A format this release does not know is refused, not misread.
+        assert!(Groups::decode(&bytes, 3).is_err());
     }
 
     #[test]

@@ -30,6 +30,7 @@ use crate::domain::rollup::Rollup;
 use crate::domain::rollup::Select;
 use crate::domain::rollup::VIEWS;
 use crate::domain::rollup::View;
+use crate::domain::rollup::WITHIN;
 use crate::domain::time::HOUR_MS;
 use crate::domain::time::month_of;
 use crate::ports::Job;
@@ -326,12 +327,12 @@ impl DynamoStore {
                 }
             }
 
-            // The views within one feature or source have a partition per value: those the
-            // hour's workspace-wide feature and source rollups list, and those of the events
-            // left. Those two wide views are rewritten last, so a run stopped midway still
-            // finds the values again.
+            // The views within one model, feature or source have a partition per value: those
+            // the hour's workspace-wide rollups of the dimension list, and those of the events
+            // left. The wide views are rewritten last, so a run stopped midway still finds the
+            // values again.
             let mut narrow = BTreeSet::new();
-            for within in [Dimension::Feature, Dimension::Source] {
+            for within in WITHIN {
                 let view = View::of(within);
                 let mut values: BTreeSet<String> = wanted
                     .get(&view)

@@ -321,7 +321,14 @@ pub(super) struct RollupItem {
 pub(super) struct DeltaItem {
     #[serde(with = "serde_bytes")]
     pub d: Vec<u8>,
+    /// How `d` is laid out (`rollup::GROUPS_FORMAT`); items written before it was recorded: 1.
+    #[serde(default = "first_format")]
+    pub f: u8,
     pub expires_at: i64,
+}
+
+fn first_format() -> u8 {
+    1
 }
 
 #[derive(Serialize, Deserialize)]

@@ -95,7 +95,6 @@ use accounts::*;
 #[cfg(feature = "test-hooks")]
 pub use hooks::Capacity;
 pub use hooks::CrashPoint;
-use purge::*;
 use rollups::*;
 use schema::Key;
 

@@ -13,7 +13,6 @@
 use super::items::{self, EventBody};
 use super::*;
 use crate::domain::ids::WorkspaceId;
-use crate::domain::rollup::Dimension;
 use crate::ports::Purged;
 use aws_sdk_dynamodb::types::DeleteRequest;
 use aws_sdk_dynamodb::types::WriteRequest;
@@ -22,9 +21,6 @@ use std::time::Duration;
 
 /// BatchWriteItem takes at most 25 requests.
 pub(super) const BATCH: usize = 25;
-
-/// The dimensions whose single values have views of their own (`model@feature:search`).
-pub(super) const WITHIN: [Dimension; 2] = [Dimension::Feature, Dimension::Source];
 
 impl DynamoStore {
     /// Deletes the events of one hour and the id guards of those sent without a timestamp.

@@ -8,9 +8,9 @@ use super::*;
 use crate::domain::ids::WorkspaceId;
 use crate::domain::retention;
 use crate::domain::retention::EventFate;
-use crate::domain::rollup::Dimension;
 use crate::domain::rollup::VIEWS;
 use crate::domain::rollup::View;
+use crate::domain::rollup::{self, Dimension, WITHIN};
 use crate::ports::Retained;
 use crate::ports::StoreResult;
 use futures_util::stream;
@@ -129,11 +129,11 @@ impl DynamoStore {
         now_ms: i64,
     ) -> anyhow::Result<Retained> {
         let range = Some(schema::rollup_hours(from_hour, to_hour));
-        // The partitions of the views within one feature or source are named by its value, and
-        // the workspace-wide feature and source rollups of the same hours list those values.
-        // So those two views go last: a pass stopped midway still finds the values again.
+        // The partitions of the views within one model, feature or source are named by its
+        // value, and the workspace-wide rollups of the dimension for the same hours list those
+        // values. So the wide views go last: a pass stopped midway still finds the values again.
         let mut within_values = Vec::new();
-        for within in [Dimension::Feature, Dimension::Source] {
+        for within in WITHIN {
             let stored = self
                 .query_all(
                     schema::rollup_pk(ws, &View::of(within)),
@@ -276,6 +276,7 @@ impl DynamoStore {
                     }
                     let rewritten = DeltaItem {
                         d: postcard::to_stdvec(&groups)?,
+                        f: rollup::GROUPS_FORMAT,
                         expires_at,
                     };
                     let rewritten = items::item(key, &rewritten)?;

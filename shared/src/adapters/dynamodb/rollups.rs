@@ -25,11 +25,11 @@ use super::*;
 use crate::domain::ids::WorkspaceId;
 use crate::domain::plan::Plan;
 use crate::domain::retention;
-use crate::domain::rollup::Groups;
 use crate::domain::rollup::Rollup;
 use crate::domain::rollup::RollupKey;
 use crate::domain::rollup::Select;
 use crate::domain::rollup::View;
+use crate::domain::rollup::{GROUPS_FORMAT, Groups};
 use anyhow::anyhow;
 use futures_util::stream;
 use std::collections::HashMap;
@@ -57,7 +57,7 @@ impl Delta {
     pub(super) fn read(item: Item) -> anyhow::Result<(Key, Groups, i64)> {
         let key = items::key_of(&item)?;
         let stored: DeltaItem = items::read(item)?;
-        let groups = postcard::from_bytes(&stored.d)
+        let groups = Groups::decode(&stored.d, stored.f)
             .map_err(|e| anyhow!("corrupt delta item {}: {e}", key.1))?;
         Ok((key, groups, stored.expires_at))
     }
@@ -290,7 +290,12 @@ impl DynamoStore {
         let expires_at = items::ttl(self.now_ms() + DELTA_TTL_MS);
         stream::iter(chunks.into_iter().enumerate())
             .map(|(i, d)| async move {
-                let item = items::item(schema::delta(ws, batch, i), &DeltaItem { d, expires_at })?;
+                let delta = DeltaItem {
+                    d,
+                    f: GROUPS_FORMAT,
+                    expires_at,
+                };
+                let item = items::item(schema::delta(ws, batch, i), &delta)?;
                 self.put(item, None).await
             })
             .buffer_unordered(CONCURRENCY)

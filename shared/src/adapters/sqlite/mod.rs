@@ -49,7 +49,7 @@ use crate::domain::ids::{InvitationId, KeyId, UserId, WorkspaceId};
 use crate::domain::plan::Plan;
 use crate::domain::pricing::custom::WorkspacePrices;
 use crate::domain::retention::{self, EventFate};
-use crate::domain::rollup::{self, Groups, Rollup, RollupKey, Select, View};
+use crate::domain::rollup::{self, GROUPS_FORMAT, Groups, Rollup, RollupKey, Select, View};
 use crate::domain::time::{HOUR_MS, month_of};
 use crate::ports::{
     Accounts, AlertRules, AuditLog, BillingRecords, BillingSave, Erasure, Events, Ingest,

@@ -8,8 +8,8 @@ pub(super) const COMPACT_EVERY: i64 = 32;
 
 /// Folds a batch into the rollups: the workspace total at once, every other view through a
 /// delta row, folded later with other batches' by the compactor thread. A batch has one group
-/// per distinct (hour, provider, model, feature, source, status) and per (hour, feature, source,
-/// user); writing each of its 17 views row by row would cost about 2.5 row updates per event,
+/// per distinct (hour, provider, model, model as sent, feature, source, status) and per (hour,
+/// feature, source, user); writing each of its 19 views row by row would cost about 2.5 row updates per event,
 /// folding 32 batches at once a fraction of that. Readers merge the pending rows. Returns how
 /// many delta rows are pending.
 pub(super) fn add_batch(
@@ -44,8 +44,8 @@ pub(super) const COMPACT_STEP_ROWS: usize = 2_000;
 pub(super) const COMPACT_SPLIT_ROWS: usize = 2 * COMPACT_STEP_ROWS;
 
 /// The deferred views of a group kind that one group can touch: a fine group is in every view
-/// but the total and the end-user ones (13), an end-user group in the three end-user views.
-pub(super) const VIEWS_PER_FINE_GROUP: usize = 13;
+/// but the total and the end-user ones (15), an end-user group in the three end-user views.
+pub(super) const VIEWS_PER_FINE_GROUP: usize = 15;
 pub(super) const VIEWS_PER_USER_GROUP: usize = 3;
 
 /// One bounded step of folding a workspace's pending deltas: planned on the compactor's own
@@ -84,8 +84,8 @@ pub(super) fn plan_step(c: &Connection, ws: &WorkspaceId, budget: usize) -> anyh
             step.more = true;
             break;
         }
-        let mut groups: Groups =
-            postcard::from_bytes(&data).map_err(|e| anyhow!("corrupt delta of {ws}: {e}"))?;
+        let mut groups = Groups::decode(&data, GROUPS_FORMAT)
+            .map_err(|e| anyhow!("corrupt delta of {ws}: {e}"))?;
         let bound =
             groups.fine.len() * VIEWS_PER_FINE_GROUP + groups.users.len() * VIEWS_PER_USER_GROUP;
         if bound > COMPACT_SPLIT_ROWS {
@@ -288,8 +288,11 @@ pub(super) fn pending_groups(c: &Connection, ws: &WorkspaceId) -> anyhow::Result
     let mut stmt =
         c.prepare_cached("SELECT data FROM deltas WHERE workspace_id = ?1 ORDER BY seq")?;
     let rows = stmt.query_map(params![ws.as_str()], |r| r.get::<_, Vec<u8>>(0))?;
-    rows.map(|data| postcard::from_bytes(&data?).map_err(|e| anyhow!("corrupt delta of {ws}: {e}")))
-        .collect()
+    // The schema migration that brought format 2 folded every delta stored before it.
+    rows.map(|data| {
+        Groups::decode(&data?, GROUPS_FORMAT).map_err(|e| anyhow!("corrupt delta of {ws}: {e}"))
+    })
+    .collect()
 }
 
 /// Adds deltas to the stored rollups, inside the caller's transaction.

@@ -45,6 +45,10 @@ const MIGRATIONS: &[Migration] = &[
             Ok(())
         },
     },
+    Migration {
+        what: "rollups by canonical model, with the model names as sent",
+        up: names_as_sent,
+    },
 ];
 
 /// The schema version this build writes.
@@ -179,6 +183,38 @@ fn baseline(tx: &Transaction, legacy: &Legacy) -> anyhow::Result<()> {
             };
             merge_rollups(tx, &ws, &rollup::fold(&events))?;
         }
+    }
+    Ok(())
+}
+
+/// Migration 3: the `model` views group by canonical model, and new views (`model_sent`, and
+/// `model_sent` within each model) by the names as sent. Rollups written before knew only the
+/// names as sent, under `model`: each stands for its own canonical model too (what it was
+/// grouped as), so the new views start as copies of it, and those hours read as they did.
+/// Pending deltas are rewritten in the groups' new layout, on the same reading.
+fn names_as_sent(tx: &Transaction, legacy: &Legacy) -> anyhow::Result<()> {
+    if legacy.old_rollups {
+        // Migration 1 rebuilt them from the events, in this layout.
+        return Ok(());
+    }
+    tx.execute_batch(
+        "INSERT OR IGNORE INTO rollups (workspace_id, view, hour, value, data)
+             SELECT workspace_id, 'model_sent', hour, value, data FROM rollups WHERE view = 'model';
+         INSERT OR IGNORE INTO rollups (workspace_id, view, hour, value, data)
+             SELECT workspace_id, 'model_sent@model:' || value, hour, value, data
+             FROM rollups WHERE view = 'model';",
+    )?;
+    let deltas: Vec<(String, i64, Vec<u8>)> = {
+        let mut stmt = tx.prepare("SELECT workspace_id, seq, data FROM deltas")?;
+        stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+            .collect::<Result<_, _>>()?
+    };
+    let mut update =
+        tx.prepare("UPDATE deltas SET data = ?3 WHERE workspace_id = ?1 AND seq = ?2")?;
+    for (ws, seq, data) in deltas {
+        let groups =
+            rollup::Groups::decode(&data, 1).with_context(|| format!("reading a delta of {ws}"))?;
+        update.execute(rusqlite::params![ws, seq, postcard::to_stdvec(&groups)?])?;
     }
     Ok(())
 }
