@@ -240,6 +240,8 @@ async function main() {
           metadata: { region: i % 2 ? 'eu' : 'us', attempt: i % 3 },
         };
         if (features[i % 4]) e.feature = features[i % 4];
+        // Some calls carry the provider's own cost (as OpenRouter reports it).
+        if (provider === 'google' && i % 15 === 3) e.provider_cost_usd = 0.0042;
         // A secret pasted into metadata by mistake: dropped at ingest, listed as redacted.
         if (i === 0) e.metadata.note = 'sk-proj-abcdefghijklmnopqrstuvwxyz012345';
         if (e.status === 'error') e.error_type = 'rate_limit';
@@ -289,12 +291,21 @@ async function main() {
       await settle(page);
       const api = await s.owner.get(`/v1/stats/breakdown?workspace=${s.ws}&from=last_24h&by=model&sort=cost_usd&order=desc&limit=1000`);
       const rows = await page.$$eval('section[aria-labelledby=tbl-h] tbody tr', (trs) => trs.map((tr) => [...tr.querySelectorAll('td')].map((td) => td.textContent.trim())));
+      const heads = await page.$$eval('section[aria-labelledby=tbl-h] thead th', (ths) => ths.map((th) => th.textContent.replace(/[↕▲▼]/g, '').trim()));
+      const col = (name) => heads.indexOf(name);
       eq(rows.length, api.rows.length, 'rows');
       api.rows.forEach((r, i) => {
         eq(rows[i][0], r.value, `row ${i} value`);
-        eq(rows[i][1], fmt.usd(r.metrics.cost_usd), `row ${i} cost`);
-        eq(rows[i][2], fmt.count(r.metrics.requests), `row ${i} requests`);
+        eq(rows[i][col('Cost')], fmt.usd(r.metrics.cost_usd), `row ${i} cost`);
+        eq(rows[i][col('Requests')], fmt.count(r.metrics.requests), `row ${i} requests`);
       });
+      // The provider's reported cost beside LLMtrack's, for the model whose calls carried one.
+      const gemini = api.rows.findIndex((r) => r.value === 'gemini-1.5-pro');
+      const reported = api.rows[gemini].metrics.provider_reported;
+      assert(reported.events > 0 && col('Provider vs computed') > 0, 'the provider column is shown');
+      const shown = rows[gemini][col('Provider vs computed')];
+      assert(shown.startsWith(reported.difference_usd > 0 ? '+' : '-') && shown.includes(fmt.usd(Math.abs(reported.difference_usd))), `provider vs computed: ${shown}`);
+      eq(rows[api.rows.findIndex((r) => r.value === 'gpt-4o-mini')][col('Provider vs computed')], '—', 'no reported cost: a dash');
       const [dl] = await Promise.all([page.waitForEvent('download'), page.click('text=Export CSV')]);
       const file = await dl.path();
       const csv = readFileSync(file, 'utf8').trim().split(/\r?\n/);

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { csvCell, fileName, toCsv, toJsonl, type Column } from '../src/lib/csv';
-import { exportColumns, metricOf, sortRows } from '../src/pages/explore';
+import { exportColumns, metricOf, providerDifference, sortRows } from '../src/pages/explore';
 import type { BreakdownRow } from '../src/lib/types';
 
 const row = (value: string, cost: number, requests: number): BreakdownRow => ({
@@ -13,6 +13,7 @@ const row = (value: string, cost: number, requests: number): BreakdownRow => ({
     cost_usd: cost,
     unpriced: 0,
     latency_ms: { p50: 100, p90: 200, p95: 250, p99: 300, count: requests },
+    provider_reported: { events: 0, cost_usd: 0, computed_usd: 0, difference_usd: 0, difference_rate: null },
   },
 });
 
@@ -61,5 +62,23 @@ describe('CSV export', () => {
   it('makes safe file names', () => {
     expect(fileName(['llmtrack', 'Acme Inc.', 'by', 'model', 'Last 7 days'], 'csv')).toBe('llmtrack-Acme_Inc.-by-model-Last_7_days.csv');
     expect(fileName(['a/b', '../c'], 'jsonl')).toBe('a_b-.._c.jsonl');
+  });
+});
+
+describe('provider vs computed', () => {
+  const p = (events: number, difference_usd: number, computed_usd: number) => ({
+    events,
+    cost_usd: computed_usd + difference_usd,
+    computed_usd,
+    difference_usd,
+    difference_rate: computed_usd === 0 ? null : difference_usd / computed_usd,
+  });
+  it('says how far the provider is from the computed cost, signed', () => {
+    expect(providerDifference(p(3, 0.12, 4))).toBe('+$0.12 (+3%)');
+    expect(providerDifference(p(3, -0.5, 10))).toBe('-$0.50 (-5%)');
+    expect(providerDifference(p(1, 0.002, 0))).toBe('+$0.002');
+  });
+  it('shows a dash where no event carried a reported cost', () => {
+    expect(providerDifference(p(0, 0, 0))).toBe('—');
   });
 });

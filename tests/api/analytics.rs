@@ -10,7 +10,7 @@ use std::sync::Arc;
 use chrono::TimeZone as _;
 use chrono_tz::Tz;
 use llmtrack_shared::domain::apikey::Scope;
-use llmtrack_shared::domain::event::{Event, Status};
+use llmtrack_shared::domain::event::{CostSource, Event, Status};
 use llmtrack_shared::domain::ids::WorkspaceId;
 use llmtrack_shared::domain::plan::Plan;
 use llmtrack_shared::ports::{DynStore, Store};
@@ -38,6 +38,10 @@ struct Agg {
     cost_pico: i64,
     unpriced: u64,
     latencies: Vec<f64>,
+    /// Events with a provider-reported cost that LLMtrack also computed: both sums.
+    reported: u64,
+    reported_pico: i64,
+    computed_pico: i64,
 }
 
 impl Agg {
@@ -56,6 +60,13 @@ impl Agg {
         if let Some(l) = e.latency_ms {
             self.latencies.push(l);
         }
+        if let (Some(CostSource::Provider), Some(cost), Some(computed)) =
+            (e.cost_source, e.cost_pico, e.computed_cost_pico)
+        {
+            self.reported += 1;
+            self.reported_pico += cost;
+            self.computed_pico += computed;
+        }
     }
 
     fn merge(&mut self, o: &Agg) {
@@ -69,6 +80,9 @@ impl Agg {
         self.cost_pico += o.cost_pico;
         self.unpriced += o.unpriced;
         self.latencies.extend(&o.latencies);
+        self.reported += o.reported;
+        self.reported_pico += o.reported_pico;
+        self.computed_pico += o.computed_pico;
     }
 
     /// The exact percentile: the value at rank floor(q·(n−1)) of the sorted latencies.
@@ -155,6 +169,27 @@ fn check_metrics(got: &Value, want: &Agg, ctx: &str) {
         want.metric("error_rate"),
         ctx,
     );
+    let p = &got["provider_reported"];
+    assert_eq!(p["events"].as_u64(), Some(want.reported), "{ctx}: reported");
+    let usd = |pico: i64| Some(pico as f64 / 1e12);
+    close(
+        "reported",
+        p["cost_usd"].as_f64(),
+        usd(want.reported_pico),
+        ctx,
+    );
+    close(
+        "computed",
+        p["computed_usd"].as_f64(),
+        usd(want.computed_pico),
+        ctx,
+    );
+    close(
+        "difference",
+        p["difference_usd"].as_f64(),
+        usd(want.reported_pico - want.computed_pico),
+        ctx,
+    );
     assert_eq!(
         got["latency_ms"]["count"].as_u64(),
         Some(want.latencies.len() as u64),
@@ -218,6 +253,9 @@ fn generate(n: usize, seed: u64) -> Vec<Value> {
             }
             if rng.random_bool(0.2) {
                 e["cost_usd"] = json!(rng.random_range(0..100_000) as f64 / 1e6);
+            } else if rng.random_bool(0.2) {
+                // What OpenRouter reports as `usage.cost`: kept, and set beside the computed cost.
+                e["provider_cost_usd"] = json!(rng.random_range(0..100_000) as f64 / 1e6);
             }
             if rng.random_bool(0.3) {
                 e["cached_input_tokens"] = json!(0);
@@ -397,6 +435,11 @@ async fn analytics_equal_a_direct_computation(app: &TestApp, read: &str, events:
         spellings.keys().collect::<Vec<_>>(),
         ["GPT-4o", "gpt-4o", "openai/gpt-4o"],
         "the generated events spell gpt-4o three ways"
+    );
+    let reported = group(events, |_| true, |_| String::new())[""].reported;
+    assert!(
+        reported > 10,
+        "provider-reported costs to compare: {reported}"
     );
     for (by, filters) in &tables {
         let mut pairs = filters.clone();

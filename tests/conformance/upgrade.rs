@@ -207,13 +207,43 @@ async fn rollups_of_schema_2_gain_the_names_as_sent() {
 }
 
 /// A batch delta of this release as schema 2 stored it: five-part groups, the name as sent
-/// where the model is (the names in these tests are the ones the table prices as sent).
+/// where the model is (the names in these tests are the ones the table prices as sent), and
+/// rollups without what providers reported (none of these events has a reported cost).
 pub fn as_format_1(delta: &[u8]) -> Vec<u8> {
     use llmtrack_shared::domain::rollup::{GROUPS_FORMAT, Groups, Rollup};
+    use llmtrack_shared::domain::sketch::LatencySketch;
+    #[derive(serde::Serialize)]
+    struct RollupV1 {
+        requests: u64,
+        errors: u64,
+        input_tokens: u64,
+        output_tokens: u64,
+        cached_input_tokens: u64,
+        cache_write_tokens: u64,
+        reasoning_tokens: u64,
+        cost_pico: i128,
+        unpriced: u64,
+        latency: LatencySketch,
+    }
+    let v1 = |r: Rollup| {
+        assert_eq!(r.reported.events, 0, "no reported cost in these tests");
+        RollupV1 {
+            requests: r.requests,
+            errors: r.errors,
+            input_tokens: r.input_tokens,
+            output_tokens: r.output_tokens,
+            cached_input_tokens: r.cached_input_tokens,
+            cache_write_tokens: r.cache_write_tokens,
+            reasoning_tokens: r.reasoning_tokens,
+            cost_pico: r.cost_pico,
+            unpriced: r.unpriced,
+            latency: r.latency,
+        }
+    };
     #[derive(serde::Serialize)]
     struct GroupsV1 {
-        fine: Vec<(i64, [String; 5], Rollup)>,
-        users: Vec<(i64, [String; 3], Rollup)>,
+        fine: Vec<(i64, [String; 5], RollupV1)>,
+        users: Vec<(i64, [String; 3], RollupV1)>,
     }
     let groups = Groups::decode(delta, GROUPS_FORMAT).unwrap();
     let old = GroupsV1 {
@@ -222,10 +252,14 @@ pub fn as_format_1(delta: &[u8]) -> Vec<u8> {
             .into_iter()
             .map(|(h, [p, canonical, sent, f, s, st], r)| {
                 assert_eq!(canonical, sent, "a name the table prices as sent");
-                (h, [p, sent, f, s, st], r)
+                (h, [p, sent, f, s, st], v1(r))
             })
             .collect(),
-        users: groups.users,
+        users: groups
+            .users
+            .into_iter()
+            .map(|(h, k, r)| (h, k, v1(r)))
+            .collect(),
     };
     postcard::to_stdvec(&old).unwrap()
 }

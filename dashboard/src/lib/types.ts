@@ -45,6 +45,8 @@ export interface Metrics {
   cost_usd: number;
   unpriced: number;
   latency_ms: { p50: number | null; p90: number | null; p95: number | null; p99: number | null; count: number };
+  /** Events whose cost the provider reported, beside LLMtrack's cost for them. */
+  provider_reported: { events: number; cost_usd: number; computed_usd: number; difference_usd: number; difference_rate: number | null };
 }
 
 export interface Summary {

@@ -7,7 +7,7 @@ import type { PageProps } from '../app';
 import { get, withQuery } from '../lib/api';
 import { type Column, download, fileName, toCsv, toJsonl } from '../lib/csv';
 import { DIMENSIONS, METRICS, count, dimValue, dimensionLabel, metricLabel, metricValue, ms, pct, usd } from '../lib/format';
-import type { Breakdown, BreakdownRow, Timeseries } from '../lib/types';
+import type { Breakdown, BreakdownRow, Metrics, Timeseries } from '../lib/types';
 import { type ViewState, apiParams, rangeDays, rangeLabel, withExtra, withFilter } from '../lib/urlstate';
 import { AsyncView, type Col, Empty, ErrorBox, Loading, PageHead, Table, useAsync } from '../ui';
 import { seriesOf } from './overview';
@@ -199,6 +199,14 @@ export function sortRows(rows: BreakdownRow[], sort: string, desc: boolean): Bre
   });
 }
 
+/** The provider's cost against LLMtrack's for the same events: "+$0.12 (+3.4%)", or "—". */
+export function providerDifference(p: Metrics['provider_reported']): string {
+  if (p.events === 0) return '—';
+  const sign = p.difference_usd > 0 ? '+' : '';
+  const rate = p.difference_rate === null ? '' : ` (${p.difference_rate > 0 ? '+' : ''}${pct(p.difference_rate)})`;
+  return `${sign}${usd(p.difference_usd)}${rate}`;
+}
+
 function BreakdownTable({ rows, by, sort, desc, setSort, onPick }: { rows: BreakdownRow[]; by: string; sort: string; desc: boolean; setSort: (k: string, desc: boolean) => void; onPick: (v: string) => void }) {
   const cols: Col<BreakdownRow>[] = [
     { key: 'value', label: dimensionLabel(by), render: (r) => dimValue(r.value), sort: (r) => r.value },
@@ -213,6 +221,16 @@ function BreakdownTable({ rows, by, sort, desc, setSort, onPick }: { rows: Break
     { key: 'latency_p50', label: 'p50', render: (r) => ms(r.metrics.latency_ms.p50), sort: (r) => r.metrics.latency_ms.p50, numeric: true },
     { key: 'latency_p95', label: 'p95', render: (r) => ms(r.metrics.latency_ms.p95), sort: (r) => r.metrics.latency_ms.p95, numeric: true },
   ];
+  // Shown when some events carry the provider's own cost: how far it is from LLMtrack's.
+  if (rows.some((r) => r.metrics.provider_reported.events > 0)) {
+    cols.splice(2, 0, {
+      key: 'provider_difference',
+      label: 'Provider vs computed',
+      render: (r) => providerDifference(r.metrics.provider_reported),
+      sort: (r) => (r.metrics.provider_reported.events > 0 ? r.metrics.provider_reported.difference_usd : null),
+      numeric: true,
+    });
+  }
   return (
     <Table
       columns={cols}

@@ -51,6 +51,37 @@ pub struct Metrics {
     /// counted as $0.
     pub unpriced: u64,
     pub latency_ms: Latency,
+    pub provider_reported: ProviderReported,
+}
+
+/// The events whose cost the provider reported (`provider_cost_usd`) and whose tokens LLMtrack
+/// prices too: what the provider charged beside what LLMtrack computes for the same events.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ProviderReported {
+    pub events: u64,
+    /// The providers' cost, in USD (part of `cost_usd`).
+    pub cost_usd: f64,
+    /// LLMtrack's cost for the same events, from their tokens and the prices in force.
+    pub computed_usd: f64,
+    /// `cost_usd - computed_usd`: positive when providers charged more.
+    pub difference_usd: f64,
+    /// `difference_usd / computed_usd`; null when nothing was computed.
+    pub difference_rate: Option<f64>,
+}
+
+impl ProviderReported {
+    fn of(r: &Rollup) -> ProviderReported {
+        let p = &r.reported;
+        let difference = p.cost_pico.saturating_sub(p.computed_pico);
+        ProviderReported {
+            events: p.events,
+            cost_usd: p.cost_pico as f64 / 1e12,
+            computed_usd: p.computed_pico as f64 / 1e12,
+            difference_usd: difference as f64 / 1e12,
+            difference_rate: (p.computed_pico != 0)
+                .then(|| difference as f64 / p.computed_pico as f64),
+        }
+    }
 }
 
 impl Metrics {
@@ -76,6 +107,7 @@ impl Metrics {
                 p99: Metric::LatencyP99.value(r),
                 count: r.latency.count(),
             },
+            provider_reported: ProviderReported::of(r),
         }
     }
 }

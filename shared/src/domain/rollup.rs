@@ -13,7 +13,7 @@ use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::event::{Event, Status};
+use super::event::{CostSource, Event, Status};
 use super::sketch::LatencySketch;
 use super::time::hour_of;
 
@@ -187,6 +187,53 @@ pub struct Rollup {
     /// Events whose cost is unknown (no `cost_usd` and no price for the model): never counted as $0.
     pub unpriced: u64,
     pub latency: LatencySketch,
+    /// What providers reported beside what LLMtrack computes (last: rollups stored before it
+    /// end at `latency`, see [`Rollup::decode`]).
+    pub reported: Reported,
+}
+
+/// Events whose cost the provider reported (`provider_cost_usd`, kept as their cost) and whose
+/// tokens LLMtrack can price too: the two sums, so a breakdown shows how far they differ.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Reported {
+    pub events: u64,
+    /// The providers' cost, in picodollars.
+    pub cost_pico: i128,
+    /// The cost computed from the same events' tokens, in picodollars.
+    pub computed_pico: i128,
+}
+
+/// A rollup as stored before [`Reported`]: decoded from older rows and delta items.
+#[derive(Deserialize)]
+struct EarlierRollup {
+    requests: u64,
+    errors: u64,
+    input_tokens: u64,
+    output_tokens: u64,
+    cached_input_tokens: u64,
+    cache_write_tokens: u64,
+    reasoning_tokens: u64,
+    cost_pico: i128,
+    unpriced: u64,
+    latency: LatencySketch,
+}
+
+impl From<EarlierRollup> for Rollup {
+    fn from(r: EarlierRollup) -> Rollup {
+        Rollup {
+            requests: r.requests,
+            errors: r.errors,
+            input_tokens: r.input_tokens,
+            output_tokens: r.output_tokens,
+            cached_input_tokens: r.cached_input_tokens,
+            cache_write_tokens: r.cache_write_tokens,
+            reasoning_tokens: r.reasoning_tokens,
+            cost_pico: r.cost_pico,
+            unpriced: r.unpriced,
+            latency: r.latency,
+            reported: Reported::default(),
+        }
+    }
 }
 
 impl Rollup {
@@ -206,6 +253,14 @@ impl Rollup {
         if let Some(l) = e.latency_ms {
             self.latency.add(l);
         }
+        if let (Some(CostSource::Provider), Some(cost), Some(computed)) =
+            (e.cost_source, e.cost_pico, e.computed_cost_pico)
+        {
+            let r = &mut self.reported;
+            add(&mut r.events, 1);
+            r.cost_pico = r.cost_pico.saturating_add(i128::from(cost));
+            r.computed_pico = r.computed_pico.saturating_add(i128::from(computed));
+        }
     }
 
     pub fn merge(&mut self, o: &Rollup) {
@@ -220,6 +275,10 @@ impl Rollup {
         self.cost_pico = self.cost_pico.saturating_add(o.cost_pico);
         add(&mut self.unpriced, o.unpriced);
         self.latency.merge(&o.latency);
+        let r = &mut self.reported;
+        add(&mut r.events, o.reported.events);
+        r.cost_pico = r.cost_pico.saturating_add(o.reported.cost_pico);
+        r.computed_pico = r.computed_pico.saturating_add(o.reported.computed_pico);
     }
 
     /// Exact equality of counters, distribution equality of the sketch.
@@ -234,6 +293,7 @@ impl Rollup {
             && self.cost_pico == o.cost_pico
             && self.unpriced == o.unpriced
             && self.latency.same_distribution(&o.latency)
+            && self.reported == o.reported
     }
 
     /// Compact binary form for storage (postcard: varints, so small counters take a byte).
@@ -241,8 +301,14 @@ impl Rollup {
         postcard::to_stdvec(self).unwrap_or_default()
     }
 
+    /// Reads a stored rollup, in this layout or the one before [`Reported`]: the earlier one
+    /// ends where this one still expects `reported`, so it never reads as this one.
     pub fn decode(bytes: &[u8]) -> Option<Rollup> {
-        postcard::from_bytes(bytes).ok()
+        postcard::from_bytes(bytes).ok().or_else(|| {
+            postcard::from_bytes::<EarlierRollup>(bytes)
+                .ok()
+                .map(Rollup::from)
+        })
     }
 }
 
@@ -336,32 +402,49 @@ impl<'a> Groups<&'a str> {
     }
 }
 
-/// How stored groups are laid out: 2 since groups hold the canonical model beside the name as
-/// sent; 1 (no format recorded) before, when they held the name as sent alone.
-pub const GROUPS_FORMAT: u8 = 2;
+/// How stored groups are laid out: 3 since their rollups carry [`Reported`]; 2 when groups
+/// held the canonical model beside the name as sent; 1 (no format recorded) before, when they
+/// held the name as sent alone.
+pub const GROUPS_FORMAT: u8 = 3;
 
-/// Groups as an earlier release stored them: `[provider, model, feature, source, status]`.
+/// Groups as earlier releases stored them: format 2 (`K` six names, as today), and format 1
+/// (five: `[provider, model, feature, source, status]`).
 #[derive(Deserialize)]
-struct GroupsV1 {
-    fine: Vec<(i64, [String; 5], Rollup)>,
-    users: Vec<(i64, [String; 3], Rollup)>,
+struct EarlierGroups<K> {
+    fine: Vec<(i64, K, EarlierRollup)>,
+    users: Vec<(i64, [String; 3], EarlierRollup)>,
 }
 
 impl Groups<String> {
-    /// Reads groups stored in `format` ([`GROUPS_FORMAT`], or 1). Format 1 knew only the name
-    /// as sent: it stands for the canonical model too, as it did when those groups were written.
+    /// Reads groups stored in `format` ([`GROUPS_FORMAT`], 2 or 1). Format 1 knew only the
+    /// name as sent: it stands for the canonical model too, as it did when those groups were
+    /// written.
     pub fn decode(bytes: &[u8], format: u8) -> anyhow::Result<Groups> {
+        let users = |u: Vec<(i64, [String; 3], EarlierRollup)>| {
+            u.into_iter().map(|(h, k, r)| (h, k, r.into())).collect()
+        };
         match format {
             GROUPS_FORMAT => Ok(postcard::from_bytes(bytes)?),
-            1 => {
-                let old: GroupsV1 = postcard::from_bytes(bytes)?;
+            2 => {
+                let old: EarlierGroups<[String; 6]> = postcard::from_bytes(bytes)?;
                 Ok(Groups {
                     fine: old
                         .fine
                         .into_iter()
-                        .map(|(h, [p, m, f, s, st], r)| (h, [p, m.clone(), m, f, s, st], r))
+                        .map(|(h, k, r)| (h, k, r.into()))
                         .collect(),
-                    users: old.users,
+                    users: users(old.users),
+                })
+            }
+            1 => {
+                let old: EarlierGroups<[String; 5]> = postcard::from_bytes(bytes)?;
+                Ok(Groups {
+                    fine: old
+                        .fine
+                        .into_iter()
+                        .map(|(h, [p, m, f, s, st], r)| (h, [p, m.clone(), m, f, s, st], r.into()))
+                        .collect(),
+                    users: users(old.users),
                 })
             }
             other => anyhow::bail!("groups stored in format {other}, unknown to this release"),
@@ -453,8 +536,8 @@ impl<S: AsRef<str>> Groups<S> {
 mod tests {
     use super::*;
 
-    /// The form rollups were stored in while cost was an i64.
-    #[derive(Serialize)]
+    /// The form rollups were stored in while cost was an i64 (and before `reported`).
+    #[derive(Serialize, Clone)]
     struct RollupV1 {
         requests: u64,
         errors: u64,
@@ -472,12 +555,20 @@ mod tests {
     fn groups_an_earlier_release_stored_read_with_the_name_as_sent_for_the_model() {
         #[derive(Serialize)]
         struct GroupsV1 {
-            fine: Vec<(i64, [&'static str; 5], Rollup)>,
-            users: Vec<(i64, [&'static str; 3], Rollup)>,
+            fine: Vec<(i64, [&'static str; 5], RollupV1)>,
+            users: Vec<(i64, [&'static str; 3], RollupV1)>,
         }
-        let r = Rollup {
+        let r = RollupV1 {
             requests: 3,
-            ..Rollup::default()
+            errors: 0,
+            input_tokens: 0,
+            output_tokens: 0,
+            cached_input_tokens: 0,
+            cache_write_tokens: 0,
+            reasoning_tokens: 0,
+            cost_pico: 5,
+            unpriced: 0,
+            latency: LatencySketch::default(),
         };
         let old = GroupsV1 {
             fine: vec![(
@@ -513,7 +604,7 @@ mod tests {
             3
         );
         // A format this release does not know is refused, not misread.
-        assert!(Groups::decode(&bytes, 3).is_err());
+        assert!(Groups::decode(&bytes, GROUPS_FORMAT + 1).is_err());
     }
 
     #[test]

@@ -49,6 +49,10 @@ const MIGRATIONS: &[Migration] = &[
         what: "rollups by canonical model, with the model names as sent",
         up: names_as_sent,
     },
+    Migration {
+        what: "rollups with the costs providers reported beside the computed ones",
+        up: |tx, _| fold_deltas(tx, 2),
+    },
 ];
 
 /// The schema version this build writes.
@@ -191,7 +195,7 @@ fn baseline(tx: &Transaction, legacy: &Legacy) -> anyhow::Result<()> {
 /// `model_sent` within each model) by the names as sent. Rollups written before knew only the
 /// names as sent, under `model`: each stands for its own canonical model too (what it was
 /// grouped as), so the new views start as copies of it, and those hours read as they did.
-/// Pending deltas are rewritten in the groups' new layout, on the same reading.
+/// Pending deltas are folded, on the same reading.
 fn names_as_sent(tx: &Transaction, legacy: &Legacy) -> anyhow::Result<()> {
     if legacy.old_rollups {
         // Migration 1 rebuilt them from the events, in this layout.
@@ -204,18 +208,25 @@ fn names_as_sent(tx: &Transaction, legacy: &Legacy) -> anyhow::Result<()> {
              SELECT workspace_id, 'model_sent@model:' || value, hour, value, data
              FROM rollups WHERE view = 'model';",
     )?;
-    let deltas: Vec<(String, i64, Vec<u8>)> = {
-        let mut stmt = tx.prepare("SELECT workspace_id, seq, data FROM deltas")?;
-        stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+    // After the copies: the deltas fold into every view, the new ones included.
+    fold_deltas(tx, 1)
+}
+
+/// Folds every pending delta, stored as groups `format`, into the rollups: a migration that
+/// changes the groups' layout leaves none in the old one.
+fn fold_deltas(tx: &Transaction, format: u8) -> anyhow::Result<()> {
+    let deltas: Vec<(String, Vec<u8>)> = {
+        let mut stmt = tx.prepare("SELECT workspace_id, data FROM deltas ORDER BY seq")?;
+        stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
             .collect::<Result<_, _>>()?
     };
-    let mut update =
-        tx.prepare("UPDATE deltas SET data = ?3 WHERE workspace_id = ?1 AND seq = ?2")?;
-    for (ws, seq, data) in deltas {
-        let groups =
-            rollup::Groups::decode(&data, 1).with_context(|| format!("reading a delta of {ws}"))?;
-        update.execute(rusqlite::params![ws, seq, postcard::to_stdvec(&groups)?])?;
+    for (ws, data) in deltas {
+        let id = WorkspaceId::parse(&ws).ok_or_else(|| anyhow!("bad workspace id {ws}"))?;
+        let groups = rollup::Groups::decode(&data, format)
+            .with_context(|| format!("reading a delta of {ws}"))?;
+        merge_rollups(tx, &id, &groups.views(rollup::Select::Deferred))?;
     }
+    tx.execute_batch("DELETE FROM deltas")?;
     Ok(())
 }
 
