@@ -420,7 +420,7 @@ impl Groups<String> {
     /// name as sent: it stands for the canonical model too, as it did when those groups were
     /// written.
     pub fn decode(bytes: &[u8], format: u8) -> anyhow::Result<Groups> {
-        let users = |u: Vec<(i64, [String; 3], EarlierRollup)>| {
+        let later_users = |u: Vec<(i64, [String; 3], EarlierRollup)>| {
             u.into_iter().map(|(h, k, r)| (h, k, r.into())).collect()
         };
         match format {
@@ -433,7 +433,7 @@ impl Groups<String> {
                         .into_iter()
                         .map(|(h, k, r)| (h, k, r.into()))
                         .collect(),
-                    users: users(old.users),
+                    users: later_users(old.users),
                 })
             }
             1 => {
@@ -444,7 +444,7 @@ impl Groups<String> {
                         .into_iter()
                         .map(|(h, [p, m, f, s, st], r)| (h, [p, m.clone(), m, f, s, st], r.into()))
                         .collect(),
-                    users: users(old.users),
+                    users: later_users(old.users),
                 })
             }
             other => anyhow::bail!("groups stored in format {other}, unknown to this release"),
