@@ -331,6 +331,17 @@ fn first_format() -> u8 {
     1
 }
 
+impl DeltaItem {
+    /// A delta item of groups encoded in this release's layout.
+    pub fn new(d: Vec<u8>, expires_at: i64) -> DeltaItem {
+        DeltaItem {
+            d,
+            f: crate::domain::rollup::GROUPS_FORMAT,
+            expires_at,
+        }
+    }
+}
+
 #[derive(Serialize, Deserialize)]
 pub(super) struct JobItem<'a> {
     pub kind: Cow<'a, str>,

@@ -10,7 +10,7 @@ use crate::domain::retention;
 use crate::domain::retention::EventFate;
 use crate::domain::rollup::VIEWS;
 use crate::domain::rollup::View;
-use crate::domain::rollup::{self, Dimension, WITHIN};
+use crate::domain::rollup::{Dimension, WITHIN};
 use crate::ports::Retained;
 use crate::ports::StoreResult;
 use futures_util::stream;
@@ -274,11 +274,7 @@ impl DynamoStore {
                         self.delete(key, Some("attribute_exists(pk)")).await?;
                         return Ok(());
                     }
-                    let rewritten = DeltaItem {
-                        d: postcard::to_stdvec(&groups)?,
-                        f: rollup::GROUPS_FORMAT,
-                        expires_at,
-                    };
+                    let rewritten = DeltaItem::new(postcard::to_stdvec(&groups)?, expires_at);
                     let rewritten = items::item(key, &rewritten)?;
                     // Not over a delta TTL already deleted.
                     self.put(rewritten, Some("attribute_exists(pk)")).await?;

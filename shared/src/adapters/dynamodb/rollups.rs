@@ -25,11 +25,11 @@ use super::*;
 use crate::domain::ids::WorkspaceId;
 use crate::domain::plan::Plan;
 use crate::domain::retention;
+use crate::domain::rollup::Groups;
 use crate::domain::rollup::Rollup;
 use crate::domain::rollup::RollupKey;
 use crate::domain::rollup::Select;
 use crate::domain::rollup::View;
-use crate::domain::rollup::{GROUPS_FORMAT, Groups};
 use anyhow::anyhow;
 use futures_util::stream;
 use std::collections::HashMap;
@@ -290,12 +290,8 @@ impl DynamoStore {
         let expires_at = items::ttl(self.now_ms() + DELTA_TTL_MS);
         stream::iter(chunks.into_iter().enumerate())
             .map(|(i, d)| async move {
-                let delta = DeltaItem {
-                    d,
-                    f: GROUPS_FORMAT,
-                    expires_at,
-                };
-                let item = items::item(schema::delta(ws, batch, i), &delta)?;
+                let item =
+                    items::item(schema::delta(ws, batch, i), &DeltaItem::new(d, expires_at))?;
                 self.put(item, None).await
             })
             .buffer_unordered(CONCURRENCY)
