@@ -8,6 +8,7 @@ use crate::support::{TestApp, spawn_app};
 /// (utoipa-axum registers both at once) would be missing from the document and fail here.
 const ROUTES: &[(&str, &str)] = &[
     ("post", "/v1/events"),
+    ("post", "/otlp/v1/traces"),
     ("get", "/v1/stats/summary"),
     ("get", "/v1/stats/timeseries"),
     ("get", "/v1/stats/breakdown"),

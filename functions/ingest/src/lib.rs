@@ -12,7 +12,7 @@ use llmtrack_shared::domain::event::{self, Context, MAX_BODY_BYTES, Redaction, R
 use llmtrack_shared::domain::pricing::PriceTable;
 use llmtrack_shared::domain::time::{month_of, next_month_start};
 use llmtrack_shared::error::ErrorDetail;
-use llmtrack_shared::ports::{DynClock, IngestOutcome, Quota, Stored};
+use llmtrack_shared::ports::{DynClock, IngestOutcome, Quota, Stored, Workspace};
 use llmtrack_shared::ratelimit::{self, DynLimits};
 use llmtrack_shared::telemetry;
 use llmtrack_shared::{ApiError, ErrorCode};
@@ -20,6 +20,8 @@ use serde::Serialize;
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
+
+pub mod otlp;
 
 llmtrack_shared::store_ports! {
     /// What ingest may touch: keys (to authenticate), workspaces (plan and deletion mark), and
@@ -41,7 +43,9 @@ pub struct IngestState {
 }
 
 fn routes() -> OpenApiRouter<IngestState> {
-    OpenApiRouter::new().routes(routes!(post_events))
+    OpenApiRouter::new()
+        .routes(routes!(post_events))
+        .routes(routes!(otlp::post_traces))
 }
 
 /// The ingest routes.
@@ -174,23 +178,7 @@ async fn post_events(
     .await?;
     s.limits.caller(&format!("key:{}", key.id))?;
     require_json(&headers)?;
-    let bytes = axum::body::to_bytes(body, MAX_BODY_BYTES)
-        .await
-        .map_err(|e| {
-            if e.into_inner()
-                .downcast_ref::<http_body_util::LengthLimitError>()
-                .is_some()
-            {
-                ApiError::PayloadTooLarge(format!(
-                    "the body is larger than {MAX_BODY_BYTES} bytes; split the batch"
-                ))
-            } else {
-                ApiError::bad_request(
-                    ErrorCode::InvalidBody,
-                    "the body could not be read to its end",
-                )
-            }
-        })?;
+    let bytes = read_body(body).await?;
     let raw = event::split_body(&bytes)
         .map_err(|e| ApiError::bad_request(ErrorCode::InvalidBody, e.to_string()))?;
 
@@ -233,70 +221,23 @@ async fn post_events(
         }
     }
 
-    if !valid.is_empty() {
-        let limit = workspace.plan.limits().events_per_month;
-        let quota = Quota {
-            month: month_of(now),
-            limit,
-        };
-        let outcomes = match s.store.ingest.ingest(&workspace.id, &valid, &quota).await? {
-            IngestOutcome::Stored(outcomes) => outcomes,
-            // A retry of events already acknowledged is answered as such whatever the quota, so
-            // a client that lost an acknowledgement can confirm it.
-            IngestOutcome::QuotaExceeded { stored, .. } if stored.iter().all(|s| *s) => {
-                vec![Stored::Duplicate; valid.len()]
-            }
-            IngestOutcome::QuotaExceeded { used, stored } => {
-                let reset = next_month_start(now);
-                let message = format!(
-                    "the {} plan's limit of {limit} events per month is used up ({used} counted this month); it resets at {}. Upgrade the plan to send more.",
-                    workspace.plan.as_str(),
-                    reset.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-                );
-                let mut stored = stored.into_iter();
-                for r in results
-                    .iter_mut()
-                    .filter(|r| r.status == EventStatus::Accepted)
-                {
-                    if stored.next() == Some(true) {
-                        r.status = EventStatus::Duplicate;
-                    } else {
-                        r.status = EventStatus::Rejected;
-                        r.unpriced = None;
-                        r.error = Some(Rejection::new(
-                            "",
-                            ErrorCode::QuotaExceeded,
-                            "not stored: the monthly event quota is used up",
-                        ));
-                    }
-                }
-                let retry_after_s = ((reset.timestamp_millis() - now) / 1000).max(1);
-                let mut response = (
-                    StatusCode::TOO_MANY_REQUESTS,
-                    Json(IngestResponse::of(
-                        results,
-                        Some(ErrorDetail {
-                            code: ErrorCode::QuotaExceeded,
-                            message,
-                        }),
-                    )),
-                )
-                    .into_response();
-                response
-                    .headers_mut()
-                    .insert(header::RETRY_AFTER, HeaderValue::from(retry_after_s));
-                return Ok(response);
-            }
-        };
-        let mut outcomes = outcomes.into_iter();
-        for r in results
-            .iter_mut()
-            .filter(|r| r.status == EventStatus::Accepted)
-        {
-            if outcomes.next() == Some(Stored::Duplicate) {
-                r.status = EventStatus::Duplicate;
-            }
-        }
+    if let Some(refusal) = store(&s, &workspace, &mut results, &valid, now).await? {
+        let mut response = (
+            StatusCode::TOO_MANY_REQUESTS,
+            Json(IngestResponse::of(
+                results,
+                Some(ErrorDetail {
+                    code: ErrorCode::QuotaExceeded,
+                    message: refusal.message,
+                }),
+            )),
+        )
+            .into_response();
+        response.headers_mut().insert(
+            header::RETRY_AFTER,
+            HeaderValue::from(refusal.retry_after_s),
+        );
+        return Ok(response);
     }
 
     let rejected = results
@@ -339,6 +280,80 @@ async fn post_events(
     Ok((status, Json(response)).into_response())
 }
 
+/// The monthly quota turned events away: nothing new was stored.
+struct QuotaRefusal {
+    message: String,
+    retry_after_s: i64,
+}
+
+/// Stores the valid events (`valid`, in the order of the `Accepted` entries of `results`) and
+/// marks each result with what became of it: accepted, a duplicate, or refused by the quota.
+/// Shared by the JSON and OpenTelemetry paths, so both count and refuse alike.
+async fn store(
+    s: &IngestState,
+    workspace: &Workspace,
+    results: &mut [EventResult],
+    valid: &[event::Event],
+    now: i64,
+) -> Result<Option<QuotaRefusal>, ApiError> {
+    if valid.is_empty() {
+        return Ok(None);
+    }
+    let limit = workspace.plan.limits().events_per_month;
+    let quota = Quota {
+        month: month_of(now),
+        limit,
+    };
+    let outcomes = match s.store.ingest.ingest(&workspace.id, valid, &quota).await? {
+        IngestOutcome::Stored(outcomes) => outcomes,
+        // A retry of events already acknowledged is answered as such whatever the quota, so
+        // a client that lost an acknowledgement can confirm it.
+        IngestOutcome::QuotaExceeded { stored, .. } if stored.iter().all(|s| *s) => {
+            vec![Stored::Duplicate; valid.len()]
+        }
+        IngestOutcome::QuotaExceeded { used, stored } => {
+            let reset = next_month_start(now);
+            let message = format!(
+                "the {} plan's limit of {limit} events per month is used up ({used} counted this month); it resets at {}. Upgrade the plan to send more.",
+                workspace.plan.as_str(),
+                reset.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            );
+            let mut stored = stored.into_iter();
+            for r in results
+                .iter_mut()
+                .filter(|r| r.status == EventStatus::Accepted)
+            {
+                if stored.next() == Some(true) {
+                    r.status = EventStatus::Duplicate;
+                } else {
+                    r.status = EventStatus::Rejected;
+                    r.unpriced = None;
+                    r.error = Some(Rejection::new(
+                        "",
+                        ErrorCode::QuotaExceeded,
+                        "not stored: the monthly event quota is used up",
+                    ));
+                }
+            }
+            let retry_after_s = ((reset.timestamp_millis() - now) / 1000).max(1);
+            return Ok(Some(QuotaRefusal {
+                message,
+                retry_after_s,
+            }));
+        }
+    };
+    let mut outcomes = outcomes.into_iter();
+    for r in results
+        .iter_mut()
+        .filter(|r| r.status == EventStatus::Accepted)
+    {
+        if outcomes.next() == Some(Stored::Duplicate) {
+            r.status = EventStatus::Duplicate;
+        }
+    }
+    Ok(None)
+}
+
 impl IngestResponse {
     fn of(results: Vec<EventResult>, error: Option<ErrorDetail>) -> IngestResponse {
         let count = |st: EventStatus| results.iter().filter(|r| r.status == st).count();
@@ -354,6 +369,27 @@ impl IngestResponse {
             error,
         }
     }
+}
+
+/// The request body, at most [`MAX_BODY_BYTES`].
+async fn read_body(body: Body) -> Result<axum::body::Bytes, ApiError> {
+    axum::body::to_bytes(body, MAX_BODY_BYTES)
+        .await
+        .map_err(|e| {
+            if e.into_inner()
+                .downcast_ref::<http_body_util::LengthLimitError>()
+                .is_some()
+            {
+                ApiError::PayloadTooLarge(format!(
+                    "the body is larger than {MAX_BODY_BYTES} bytes; split the batch"
+                ))
+            } else {
+                ApiError::bad_request(
+                    ErrorCode::InvalidBody,
+                    "the body could not be read to its end",
+                )
+            }
+        })
 }
 
 fn require_json(headers: &HeaderMap) -> Result<(), ApiError> {

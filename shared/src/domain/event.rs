@@ -342,7 +342,7 @@ pub enum BodyError {
 }
 
 /// One usage event as sent to `POST /v1/events`: the public contract (docs/INGEST.md), for the
-/// OpenAPI document. `EventIn` below is what actually reads it, borrowing from the body.
+/// OpenAPI document. `Submitted` below is what actually reads it, borrowing from the body.
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 #[schema(as = UsageEvent)]
@@ -537,48 +537,50 @@ pub struct PriceRef {
     pub rule: Option<Arc<str>>,
 }
 
-#[derive(Deserialize)]
+/// One event as submitted, before validation: read from the JSON contract by [`validate`], or
+/// mapped from another form (an OpenTelemetry span) and checked by [`check`] the same way.
+#[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
-struct EventIn<'a> {
+pub struct Submitted<'a> {
     #[serde(borrow)]
-    id: Option<std::borrow::Cow<'a, str>>,
+    pub id: Option<std::borrow::Cow<'a, str>>,
     #[serde(default, deserialize_with = "timestamp")]
-    timestamp: Option<i64>,
+    pub timestamp: Option<i64>,
     #[serde(borrow)]
-    provider: std::borrow::Cow<'a, str>,
+    pub provider: std::borrow::Cow<'a, str>,
     #[serde(borrow)]
-    model: std::borrow::Cow<'a, str>,
-    feature: Option<String>,
-    user_id: Option<String>,
+    pub model: std::borrow::Cow<'a, str>,
+    pub feature: Option<String>,
+    pub user_id: Option<String>,
     #[serde(default)]
-    input_tokens: u64,
+    pub input_tokens: u64,
     #[serde(default)]
-    output_tokens: u64,
+    pub output_tokens: u64,
     #[serde(default)]
-    cached_input_tokens: u64,
+    pub cached_input_tokens: u64,
     #[serde(default)]
-    cache_write_tokens: u64,
+    pub cache_write_tokens: u64,
     #[serde(default)]
-    reasoning_tokens: u64,
+    pub reasoning_tokens: u64,
     #[serde(default)]
-    cache_write_1h_tokens: u64,
+    pub cache_write_1h_tokens: u64,
     #[serde(default)]
-    audio_input_tokens: u64,
+    pub audio_input_tokens: u64,
     #[serde(default)]
-    audio_output_tokens: u64,
+    pub audio_output_tokens: u64,
     #[serde(default)]
-    image_input_tokens: u64,
+    pub image_input_tokens: u64,
     #[serde(default)]
-    image_output_tokens: u64,
+    pub image_output_tokens: u64,
     #[serde(borrow)]
-    service_tier: Option<std::borrow::Cow<'a, str>>,
-    cost_usd: Option<f64>,
-    provider_cost_usd: Option<f64>,
-    latency_ms: Option<f64>,
-    status: Option<Status>,
-    error_type: Option<String>,
+    pub service_tier: Option<std::borrow::Cow<'a, str>>,
+    pub cost_usd: Option<f64>,
+    pub provider_cost_usd: Option<f64>,
+    pub latency_ms: Option<f64>,
+    pub status: Option<Status>,
+    pub error_type: Option<String>,
     // A BTreeMap, not a HashMap: no hashing of each key, and stored in a stable (sorted) order.
-    metadata: Option<serde_json::Map<String, serde_json::Value>>,
+    pub metadata: Option<serde_json::Map<String, serde_json::Value>>,
 }
 
 /// `timestamp`: RFC 3339 string or epoch milliseconds.
@@ -615,11 +617,15 @@ fn timestamp<'de, D: Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
 /// Parses, validates and prices one raw event. Redactions are reported, never fatal.
 pub fn validate(raw: &RawValue, ctx: &Context) -> Result<(Event, Vec<Redaction>), Rejection> {
     // The fast path parses plainly; only a failure is parsed again to find the field's path.
-    let input: EventIn = match serde_json::from_str(raw.get()) {
-        Ok(input) => input,
-        Err(_) => return Err(explain_parse_error(raw)),
-    };
+    match serde_json::from_str(raw.get()) {
+        Ok(input) => check(input, ctx),
+        Err(_) => Err(explain_parse_error(raw)),
+    }
+}
 
+/// Validates and prices one submitted event, however it arrived. Redactions are reported,
+/// never fatal.
+pub fn check(input: Submitted, ctx: &Context) -> Result<(Event, Vec<Redaction>), Rejection> {
     let id = match input.id {
         Some(id) => {
             text(&id, "id", MAX_ID_CHARS)?;
@@ -996,7 +1002,7 @@ fn computed_cost(
 
 fn explain_parse_error(raw: &RawValue) -> Rejection {
     let mut de = serde_json::Deserializer::from_str(raw.get());
-    let Err(e) = serde_path_to_error::deserialize::<_, EventIn>(&mut de) else {
+    let Err(e) = serde_path_to_error::deserialize::<_, Submitted>(&mut de) else {
         return Rejection::new("", ErrorCode::InvalidEvent, "the event could not be parsed");
     };
     let field = e.path().to_string();
