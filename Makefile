@@ -8,7 +8,7 @@ CARGO ?= cargo
 ADDR ?= 127.0.0.1:8080
 DASH_STAMP := dashboard/node_modules/.installed
 
-.PHONY: dev demo test check test-rust test-dashboard test-infra test-lambdas dashboard lint bench coldstart cost prices fuzz sizes release package deploy clean
+.PHONY: dev demo test check test-rust test-dashboard test-clients test-infra test-lambdas dashboard lint bench coldstart cost prices fuzz sizes release package deploy clean
 
 ## Python tools for the tests (moto's server mode, cfn-lint) in a git-ignored virtualenv.
 $(PY_STAMP): infra/requirements-test.txt
@@ -16,6 +16,16 @@ $(PY_STAMP): infra/requirements-test.txt
 	$(VENV)/bin/pip install --quiet --upgrade pip
 	$(VENV)/bin/pip install --quiet -r infra/requirements-test.txt
 	touch $(PY_STAMP)
+
+## The Python client's test tools (the OpenTelemetry SDK and exporters, the OpenAI
+## instrumentations, the openai, anthropic and litellm packages), pinned, in a git-ignored venv.
+CLIENT_VENV := clients/python/.venv
+CLIENT_STAMP := $(CLIENT_VENV)/.installed
+$(CLIENT_STAMP): clients/python/requirements-test.txt clients/python/constraints.txt
+	python3 -m venv $(CLIENT_VENV)
+	$(CLIENT_VENV)/bin/pip install --quiet --upgrade pip
+	$(CLIENT_VENV)/bin/pip install --quiet -r clients/python/requirements-test.txt -c clients/python/constraints.txt
+	touch $(CLIENT_STAMP)
 
 ## What `make package` adds (cargo-lambda, zig): not needed by `make test`.
 PKG_STAMP := $(VENV)/.package-installed
@@ -46,7 +56,7 @@ demo:
 ## preflight (pytest), unit tests, the conformance suite on SQLite and DynamoDB (moto), API tests,
 ## each benchmark once as a quick smoke run (so they cannot rot), and each Lambda started under a
 ## local Lambda runtime API.
-test: check test-infra test-rust test-dashboard test-lambdas
+test: check test-infra test-rust test-dashboard test-clients test-lambdas
 
 ## Quality gates: formatting, clippy with warnings as errors (the lints in Cargo.toml's
 ## [workspace.lints]), every source file's opening //! comment, and each Lambda crate built on
@@ -75,6 +85,14 @@ test-dashboard: dashboard
 	@# The binary `cargo test` builds (same features: nothing is rebuilt after test-rust).
 	$(CARGO) test --workspace --all-targets --no-run
 	cd dashboard && LLMTRACK_BIN=$(CURDIR)/target/debug/llmtrack npm run e2e
+
+## The Python client (installed as users install it, `pip install ./clients/python`) and the
+## OpenTelemetry ingest with the real SDK and instrumentations, against a real `llmtrack serve`
+## (the debug binary test-rust built) and local fakes of the OpenAI and Anthropic APIs.
+test-clients: $(CLIENT_STAMP)
+	$(CARGO) test --workspace --all-targets --no-run
+	$(CLIENT_VENV)/bin/pip install --quiet --no-deps --force-reinstall ./clients/python
+	cd clients/python && LLMTRACK_BIN=$(CURDIR)/target/debug/llmtrack .venv/bin/pytest -q -p no:cacheprovider
 
 ## Every Lambda binary started as Lambda starts it, with the environment template.yaml gives it,
 ## against a local runtime API (infra/aws/coldstart.py): none fails its init, and each HTTP

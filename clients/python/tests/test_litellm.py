@@ -1,0 +1,50 @@
+"""LiteLLM's calls through the callback, with the real `litellm` package and its
+`mock_response` (no network): each call becomes an event with LiteLLM's usage and provider."""
+
+from __future__ import annotations
+
+import litellm
+import pytest
+
+import llmtrack
+from llmtrack.litellm import LLMtrackLogger
+
+
+@pytest.fixture
+def logger(workspace):
+    tracker = llmtrack.Tracker(workspace.key, workspace.base, flush_interval=0.05)
+    callback = LLMtrackLogger(tracker)
+    litellm.callbacks = [callback]
+    yield callback
+    litellm.callbacks = []
+    tracker.close()
+
+
+def test_litellm_calls_become_events(workspace, logger):
+    messages = [{"role": "user", "content": "Summarize this please"}]
+    response = litellm.completion(
+        model="gpt-4o", messages=messages, mock_response="A summary.", metadata={"feature": "summarize"}, user="u-7"
+    )
+    claude = litellm.completion(model="anthropic/claude-sonnet-4-5", messages=messages, mock_response="Hi.")
+    with pytest.raises(Exception):
+        litellm.completion(model="gpt-4o", messages=messages, mock_response=Exception("boom"))
+    # LiteLLM runs success callbacks on a worker thread: wait for all three to be queued.
+    import time
+
+    deadline = time.monotonic() + 10
+    while logger.tracker.pending + logger.tracker.delivered < 3 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert logger.tracker.flush(10)
+
+    events = workspace.events()
+    assert len(events) == 3, events
+    by_model = {(e["provider"], e["status"]): e for e in events}
+    gpt = by_model[("openai", "success")]
+    assert (gpt["model_canonical"], gpt["feature"], gpt["user_id"]) == ("gpt-4o", "summarize", "u-7")
+    assert (gpt["input_tokens"], gpt["output_tokens"]) == (response.usage.prompt_tokens, response.usage.completion_tokens)
+    assert gpt["cost_source"] == "table" and gpt["cost_usd"] > 0
+    sonnet = by_model[("anthropic", "success")]
+    assert sonnet["model_canonical"] == "claude-sonnet-4-5"
+    assert sonnet["input_tokens"] == claude.usage.prompt_tokens
+    failed = by_model[("openai", "error")]
+    assert failed["model"] == "gpt-4o"
