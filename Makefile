@@ -27,6 +27,12 @@ $(CLIENT_STAMP): clients/python/requirements-test.txt clients/python/constraints
 	$(CLIENT_VENV)/bin/pip install --quiet -r clients/python/requirements-test.txt -c clients/python/constraints.txt
 	touch $(CLIENT_STAMP)
 
+## The TypeScript client's npm packages (exact versions from its package-lock.json).
+TS_STAMP := clients/typescript/node_modules/.installed
+$(TS_STAMP): clients/typescript/package-lock.json
+	cd clients/typescript && npm ci --no-audit --no-fund --ignore-scripts
+	touch $(TS_STAMP)
+
 ## What `make package` adds (cargo-lambda, zig): not needed by `make test`.
 PKG_STAMP := $(VENV)/.package-installed
 $(PKG_STAMP): $(PY_STAMP) infra/requirements-package.txt
@@ -86,13 +92,16 @@ test-dashboard: dashboard
 	$(CARGO) test --workspace --all-targets --no-run
 	cd dashboard && LLMTRACK_BIN=$(CURDIR)/target/debug/llmtrack npm run e2e
 
-## The Python client (installed as users install it, `pip install ./clients/python`) and the
-## OpenTelemetry ingest with the real SDK and instrumentations, against a real `llmtrack serve`
-## (the debug binary test-rust built) and local fakes of the OpenAI and Anthropic APIs.
-test-clients: $(CLIENT_STAMP)
+## The clients against a real `llmtrack serve` (the debug binary test-rust built) and local
+## fakes of the OpenAI and Anthropic APIs: the Python client (installed as users install it,
+## `pip install ./clients/python`) with the OpenTelemetry ingest through the real SDK and
+## instrumentations, then the TypeScript client (type-checked, built, Vitest).
+test-clients: $(CLIENT_STAMP) $(TS_STAMP)
 	$(CARGO) test --workspace --all-targets --no-run
 	$(CLIENT_VENV)/bin/pip install --quiet --no-deps --force-reinstall ./clients/python
 	cd clients/python && LLMTRACK_BIN=$(CURDIR)/target/debug/llmtrack .venv/bin/pytest -q -p no:cacheprovider
+	cd clients/typescript && npm run typecheck && npm run build
+	cd clients/typescript && LLMTRACK_BIN=$(CURDIR)/target/debug/llmtrack npm test
 
 ## Every Lambda binary started as Lambda starts it, with the environment template.yaml gives it,
 ## against a local runtime API (infra/aws/coldstart.py): none fails its init, and each HTTP

@@ -56,7 +56,7 @@ ANSWERED_AS = {
     "gpt-4o": "gpt-4o-2024-08-06",
     "o3": "o3-2025-04-16",
     "o4-mini": "o4-mini-2025-04-16",
-    "claude-sonnet-4-5": "claude-sonnet-4-5-20250929",
+    "claude-sonnet-4-6": "claude-sonnet-4-6",
 }
 
 

@@ -25,7 +25,7 @@ def test_litellm_calls_become_events(workspace, logger):
     response = litellm.completion(
         model="gpt-4o", messages=messages, mock_response="A summary.", metadata={"feature": "summarize"}, user="u-7"
     )
-    claude = litellm.completion(model="anthropic/claude-sonnet-4-5", messages=messages, mock_response="Hi.")
+    claude = litellm.completion(model="anthropic/claude-sonnet-4-6", messages=messages, mock_response="Hi.")
     with pytest.raises(Exception):
         litellm.completion(model="gpt-4o", messages=messages, mock_response=Exception("boom"))
     # LiteLLM runs success callbacks on a worker thread: wait for all three to be queued.
@@ -44,7 +44,7 @@ def test_litellm_calls_become_events(workspace, logger):
     assert (gpt["input_tokens"], gpt["output_tokens"]) == (response.usage.prompt_tokens, response.usage.completion_tokens)
     assert gpt["cost_source"] == "table" and gpt["cost_usd"] > 0
     sonnet = by_model[("anthropic", "success")]
-    assert sonnet["model_canonical"] == "claude-sonnet-4-5"
+    assert sonnet["model_canonical"] == "claude-sonnet-4-6"
     assert sonnet["input_tokens"] == claude.usage.prompt_tokens
     failed = by_model[("openai", "error")]
     assert failed["model"] == "gpt-4o"

@@ -44,10 +44,10 @@ def emit_calls(provider: TracerProvider) -> None:
             "user.id": "u-42",
         }):
             pass
-        with tracer.start_as_current_span("chat claude-sonnet-4-5", kind=SpanKind.CLIENT, attributes={
+        with tracer.start_as_current_span("chat claude-sonnet-4-6", kind=SpanKind.CLIENT, attributes={
             "gen_ai.operation.name": "chat",
             "gen_ai.provider.name": "anthropic",
-            "gen_ai.request.model": "claude-sonnet-4-5",
+            "gen_ai.request.model": "claude-sonnet-4-6",
             "gen_ai.usage.input_tokens": 4050,
             "gen_ai.usage.output_tokens": 120,
             "gen_ai.usage.cache_read.input_tokens": 3000,

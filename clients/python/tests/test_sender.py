@@ -118,7 +118,7 @@ def test_what_is_left_is_sent_when_the_process_exits(workspace):
         import llmtrack
         t = llmtrack.Tracker({workspace.key!r}, {workspace.base!r}, flush_interval=60)
         for i in range(7):
-            t.record({{"provider": "anthropic", "model": "claude-sonnet-4-5", "input_tokens": 5, "output_tokens": 1}})
+            t.record({{"provider": "anthropic", "model": "claude-sonnet-4-6", "input_tokens": 5, "output_tokens": 1}})
         """
     )
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}

@@ -82,8 +82,8 @@ def test_anthropic_calls_count_cache_reads_and_writes_inside_the_input(workspace
     client = llmtrack.instrument_anthropic(
         anthropic.Anthropic(base_url=providers.base, api_key="sk-ant-test", max_retries=0), tracker
     )
-    message = client.messages.create(model="claude-sonnet-4-5", max_tokens=100, messages=MESSAGES)
-    events_seen = list(client.messages.create(model="claude-sonnet-4-5", max_tokens=100, messages=MESSAGES, stream=True))
+    message = client.messages.create(model="claude-sonnet-4-6", max_tokens=100, messages=MESSAGES)
+    events_seen = list(client.messages.create(model="claude-sonnet-4-6", max_tokens=100, messages=MESSAGES, stream=True))
     assert events_seen[-1].type == "message_stop"
     assert tracker.flush(10)
 
@@ -96,7 +96,7 @@ def test_anthropic_calls_count_cache_reads_and_writes_inside_the_input(workspace
     assert len(stored_events) == 2
     for got in stored_events:
         assert stored(got) == {**{k: 0 for k in stored(got)}, **{k: v for k, v in event.items() if k in stored(got)}}
-        assert got["model_canonical"] == "claude-sonnet-4-5"
+        assert got["model_canonical"] == "claude-sonnet-4-6"
     tracker.close()
 
 

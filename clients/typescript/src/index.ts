@@ -1,0 +1,8 @@
+// LLMtrack's TypeScript client: send one usage event per LLM call.
+//
+//   const tracker = new Tracker();                 // LLMTRACK_API_KEY, LLMTRACK_BASE_URL
+//   tracker.record(fromOpenAI(completion, { feature: "summarize" }));
+
+export { Tracker, DEFAULT_BASE_URL, type TrackerOptions } from "./tracker.js";
+export { fromOpenAI, fromAnthropic, type UsageEvent, type Labels } from "./events.js";
+export { fromVercelStep, onFinish } from "./vercel.js";

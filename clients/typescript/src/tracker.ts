@@ -1,0 +1,232 @@
+// The batching sender: `record()` queues an event and returns at once; batches go to
+// `POST /v1/events` on a timer or when full, and are resent with the same ids after a failure,
+// so a retry is never counted twice. Only `fetch` and timers: it runs on Node, Deno, Bun,
+// Cloudflare Workers and Vercel's edge runtime. Nothing here throws into the caller's code.
+
+import type { UsageEvent } from "./events.js";
+
+export interface TrackerOptions {
+  /** An ingest key. Default: the `LLMTRACK_API_KEY` environment variable (where there is one). */
+  apiKey?: string;
+  /** The LLMtrack API. Default: `LLMTRACK_BASE_URL`, else a local `llmtrack serve`. */
+  baseUrl?: string;
+  /** Events per request (at most 1000, the API's limit). */
+  batchSize?: number;
+  /** How long an event may wait before its batch is sent. */
+  flushIntervalMs?: number;
+  /** Events kept while the API cannot be reached; beyond this new ones are dropped and counted. */
+  maxQueue?: number;
+  /** The longest wait between two attempts after failures. */
+  maxBackoffMs?: number;
+  /** Another `fetch` (tests, proxies, runtimes without a global one). */
+  fetch?: typeof fetch;
+  /** Where problems are reported (default: `console.warn`). */
+  onWarning?: (message: string) => void;
+}
+
+export const DEFAULT_BASE_URL = "http://127.0.0.1:8080";
+const MAX_BATCH = 1000;
+
+type Settled = { retryAfterMs: number } | null;
+
+function env(name: string): string | undefined {
+  const p = (globalThis as { process?: { env?: Record<string, string | undefined> } }).process;
+  return p?.env?.[name];
+}
+
+function randomId(): string {
+  const c = (globalThis as { crypto?: { randomUUID?: () => string } }).crypto;
+  if (c?.randomUUID) return "ts_" + c.randomUUID().replace(/-/g, "");
+  return "ts_" + Date.now().toString(36) + Math.random().toString(36).slice(2, 14);
+}
+
+export class Tracker {
+  readonly apiKey: string;
+  readonly baseUrl: string;
+  readonly batchSize: number;
+  readonly flushIntervalMs: number;
+  readonly maxQueue: number;
+  readonly maxBackoffMs: number;
+  /** Events dropped because the queue was full. */
+  dropped = 0;
+  /** Events the API refused (a bad field, a used-up quota, a wrong key): not resent. */
+  rejected = 0;
+  /** Events stored (or recognised as already stored). */
+  delivered = 0;
+
+  private queue: UsageEvent[] = [];
+  private inFlight = 0;
+  private timer: ReturnType<typeof setTimeout> | undefined;
+  private sending: Promise<void> | undefined;
+  private failures = 0;
+  private retryAt = 0;
+  private closed = false;
+  private readonly fetcher: typeof fetch;
+  private readonly warn: (message: string) => void;
+
+  constructor(options: TrackerOptions = {}) {
+    this.apiKey = options.apiKey ?? env("LLMTRACK_API_KEY") ?? "";
+    this.baseUrl = (options.baseUrl ?? env("LLMTRACK_BASE_URL") ?? DEFAULT_BASE_URL).replace(/\/+$/, "");
+    this.batchSize = Math.max(1, Math.min(options.batchSize ?? 500, MAX_BATCH));
+    this.flushIntervalMs = options.flushIntervalMs ?? 1000;
+    this.maxQueue = options.maxQueue ?? 10_000;
+    this.maxBackoffMs = options.maxBackoffMs ?? 30_000;
+    this.fetcher = options.fetch ?? ((...args) => fetch(...args));
+    this.warn = options.onWarning ?? ((m) => console.warn(m));
+    if (!this.apiKey) this.warn("llmtrack: no API key (set LLMTRACK_API_KEY); events will not be sent");
+    // Node: what is queued is sent before the process exits on its own.
+    const p = (globalThis as { process?: { once?: (e: string, f: () => void) => void } }).process;
+    p?.once?.("beforeExit", () => void this.flush(5_000));
+  }
+
+  /** Events queued or being sent. */
+  get pending(): number {
+    return this.queue.length + this.inFlight;
+  }
+
+  /**
+   * Queues one event (the `POST /v1/events` contract) and returns its id, or undefined when it
+   * could not be queued. An id and a timestamp are added when missing, so the event keeps its
+   * identity across retries.
+   */
+  record(event: UsageEvent): string | undefined {
+    try {
+      if (this.closed || typeof event !== "object" || event === null) return undefined;
+      if (this.queue.length + this.inFlight >= this.maxQueue) {
+        this.dropped += 1;
+        if (this.dropped === 1 || this.dropped % 1000 === 0) {
+          this.warn(`llmtrack: queue full (${this.maxQueue} events); ${this.dropped} dropped`);
+        }
+        return undefined;
+      }
+      const e: UsageEvent = { ...event };
+      for (const key of Object.keys(e) as (keyof UsageEvent)[]) if (e[key] === undefined) delete e[key];
+      e.id ??= randomId();
+      e.timestamp ??= Date.now();
+      this.queue.push(e);
+      this.schedule(this.queue.length >= this.batchSize ? 0 : this.flushIntervalMs);
+      return e.id;
+    } catch {
+      return undefined;
+    }
+  }
+
+  /**
+   * Sends everything recorded so far; true once it is delivered (or refused), false if
+   * `timeoutMs` passed first. On edge runtimes, hand it to `waitUntil`.
+   */
+  async flush(timeoutMs = 30_000): Promise<boolean> {
+    const deadline = Date.now() + timeoutMs;
+    while (this.pending > 0) {
+      if (Date.now() >= deadline) return false;
+      const wait = Math.max(0, this.retryAt - Date.now());
+      if (wait > 0) await sleep(Math.min(wait, deadline - Date.now()));
+      if (Date.now() >= deadline) return false;
+      await this.sendOnce();
+    }
+    return true;
+  }
+
+  /** Sends what is left (for up to `timeoutMs`) and stops taking events. */
+  async close(timeoutMs = 5_000): Promise<void> {
+    await this.flush(timeoutMs);
+    this.closed = true;
+    if (this.timer) clearTimeout(this.timer);
+  }
+
+  private schedule(ms: number): void {
+    if (this.timer || this.closed) return;
+    const delay = Math.max(ms, this.retryAt - Date.now());
+    this.timer = setTimeout(() => {
+      this.timer = undefined;
+      void this.sendOnce().then(() => {
+        if (this.queue.length > 0) this.schedule(this.queue.length >= this.batchSize ? 0 : this.flushIntervalMs);
+      });
+    }, delay);
+    // A pending send must not keep a Node process alive: `beforeExit` flushes instead.
+    (this.timer as { unref?: () => void }).unref?.();
+  }
+
+  /** One batch, sent by one caller at a time (the timer and `flush` share it). */
+  private sendOnce(): Promise<void> {
+    if (!this.sending) {
+      this.sending = this.sendBatch().finally(() => {
+        this.sending = undefined;
+      });
+    }
+    return this.sending;
+  }
+
+  private async sendBatch(): Promise<void> {
+    if (this.queue.length === 0 || Date.now() < this.retryAt) return;
+    const batch = this.queue.splice(0, this.batchSize);
+    this.inFlight = batch.length;
+    let settled: Settled;
+    try {
+      settled = await this.send(batch);
+    } catch {
+      settled = { retryAfterMs: 0 };
+    }
+    this.inFlight = 0;
+    if (settled === null) {
+      this.failures = 0;
+      this.retryAt = 0;
+      return;
+    }
+    // Back to the front, in order: the same ids are sent again.
+    this.queue.unshift(...batch);
+    this.failures += 1;
+    const backoff = Math.min(this.maxBackoffMs, 500 * 2 ** Math.min(this.failures, 8)) * (0.5 + Math.random() / 2);
+    this.retryAt = Date.now() + Math.max(backoff, settled.retryAfterMs);
+  }
+
+  private async send(batch: UsageEvent[]): Promise<Settled> {
+    if (!this.apiKey) {
+      this.rejected += batch.length;
+      return null;
+    }
+    let r: Response;
+    try {
+      r = await this.fetcher(`${this.baseUrl}/v1/events`, {
+        method: "POST",
+        headers: { "content-type": "application/json", authorization: `Bearer ${this.apiKey}` },
+        body: JSON.stringify({ events: batch }),
+      });
+    } catch {
+      return { retryAfterMs: 0 };
+    }
+    const body = (await r.json().catch(() => ({}))) as {
+      results?: { index: number; status: string; error?: { field?: string; message?: string } }[];
+      error?: { code?: string; message?: string };
+    };
+    if (r.status === 200 || r.status === 207) {
+      const refused = (body.results ?? []).filter((x) => x.status === "rejected");
+      this.delivered += batch.length - refused.length;
+      this.rejected += refused.length;
+      for (const x of refused.slice(0, 5)) {
+        this.warn(`llmtrack: event ${x.index} rejected: ${x.error?.field ?? ""} ${x.error?.message ?? ""}`);
+      }
+      return null;
+    }
+    if (r.status === 413 && batch.length > 1) {
+      const half = Math.floor(batch.length / 2);
+      const first = await this.send(batch.slice(0, half));
+      if (first) return first;
+      const rest = await this.send(batch.slice(half));
+      if (rest) batch.splice(0, half); // only the unsent half goes back to the queue
+      return rest;
+    }
+    if ((r.status === 429 && body.error?.code !== "quota_exceeded") || r.status >= 500) {
+      const seconds = Number(r.headers.get("retry-after") ?? "0");
+      return { retryAfterMs: Number.isFinite(seconds) ? seconds * 1000 : 0 };
+    }
+    // 400 (nothing valid), 401/403 (the key), a used-up quota: sending again cannot help.
+    this.rejected += batch.length;
+    this.warn(`llmtrack: ${batch.length} events refused (${r.status} ${body.error?.code ?? ""}): ${body.error?.message ?? ""}`);
+    return null;
+  }
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
