@@ -675,6 +675,36 @@ async function main() {
       await page.click('button:has-text("Save")');
       await page.waitForSelector('text=Settings saved.');
       eq((await s.owner.get(`/v1/workspaces/${s.ws}`)).name, 'Acme Inc', 'renamed');
+      // The attributes that name feature and user for OpenTelemetry spans, then a span sent as
+      // an exporter sends it (OTLP/JSON) lands with those labels.
+      await page.fill('input[name=span-feature]', 'app.feature, service.name');
+      await page.fill('input[name=span-user]', 'customer.id');
+      await page.click('button:has-text("Save attributes")');
+      await page.waitForSelector('text=OpenTelemetry attributes saved.');
+      eq(JSON.stringify((await s.owner.get(`/v1/workspaces/${s.ws}`)).span_labels), JSON.stringify({ feature: ['app.feature', 'service.name'], user: ['customer.id'] }), 'span labels saved');
+      const nano = (ms) => String(BigInt(ms) * 1_000_000n);
+      const t = Date.now() - 120_000;
+      const attr = (key, v) => ({ key, value: typeof v === 'number' ? { intValue: String(v) } : { stringValue: v } });
+      const otlp = await fetch(`${base}/otlp/v1/traces`, {
+        method: 'POST',
+        headers: { Authorization: `Bearer ${s.key}`, 'Content-Type': 'application/json' },
+        body: JSON.stringify({
+          resourceSpans: [{
+            resource: { attributes: [attr('service.name', 'billing-api'), attr('customer.id', 'c-9')] },
+            scopeSpans: [{ spans: [{
+              traceId: '5b8efff798038103d269b633813fc60c', spanId: 'eee19b7ec3c1b174', name: 'chat gpt-4o', kind: 3,
+              startTimeUnixNano: nano(t), endTimeUnixNano: nano(t + 900),
+              attributes: [attr('gen_ai.operation.name', 'chat'), attr('gen_ai.provider.name', 'openai'), attr('gen_ai.request.model', 'gpt-4o'),
+                attr('gen_ai.usage.input_tokens', 1000), attr('gen_ai.usage.output_tokens', 100), attr('app.feature', 'otel-invoices')],
+            }] }],
+          }],
+        }),
+      });
+      eq(otlp.status, 200, 'the OTLP export is accepted');
+      const logged = await s.owner.get(`/v1/events?workspace=${s.ws}&from=last_24h&feature=otel-invoices`);
+      eq(logged.events.length, 1, 'the span is one event');
+      eq(`${logged.events[0].user_id} ${logged.events[0].id}`, 'c-9 otel:5b8efff798038103d269b633813fc60c:eee19b7ec3c1b174', 'labelled from the resource, identified by the span');
+      await scan(page, 'settings-otel');
       await visit(page, base, '/account', 'account');
     });
 

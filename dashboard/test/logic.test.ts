@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { bucketTimes, stack } from '../src/chart';
 import { conditionOf, describeRule, formFieldOf } from '../src/pages/alertform';
 import { snippets } from '../src/pages/quickstart';
+import { attributeList } from '../src/pages/settings';
 import { ApiError } from '../src/lib/api';
 
 describe('alert rule form', () => {
@@ -32,14 +33,24 @@ describe('alert rule form', () => {
 describe('quickstart snippets', () => {
   it('carry the key and the server origin in each language', () => {
     const s = snippets('http://127.0.0.1:8080', 'llmt_abc');
-    expect(s.map((x) => x.id)).toEqual(['curl', 'python', 'typescript']);
-    for (const x of s) {
+    expect(s.map((x) => x.id)).toEqual(['curl', 'python', 'typescript', 'opentelemetry']);
+    for (const x of s.slice(0, 3)) {
       expect(x.code).toContain('http://127.0.0.1:8080/v1/events');
       expect(x.code).toContain('Bearer llmt_abc');
     }
+    // The exporter's header list is URL-encoded (the OTLP exporter specification).
+    expect(s[3].code).toContain('OTEL_EXPORTER_OTLP_TRACES_ENDPOINT="http://127.0.0.1:8080/otlp/v1/traces"');
+    expect(s[3].code).toContain('Authorization=Bearer%20llmt_abc');
     // The curl body is valid JSON with the event contract's field names.
     const body = /-d '(.*)'/.exec(s[0].code)![1];
     expect(JSON.parse(body)).toMatchObject({ provider: 'openai', model: 'gpt-4o-mini', input_tokens: 1200 });
+  });
+});
+
+describe('OpenTelemetry attributes', () => {
+  it('are typed as a list split by commas or spaces', () => {
+    expect(attributeList(' app.feature, service.name  enduser.id,,')).toEqual(['app.feature', 'service.name', 'enduser.id']);
+    expect(attributeList('')).toEqual([]);
   });
 });
 

@@ -95,6 +95,8 @@ error_codes! {
     InvalidRole = "invalid_role", BAD_REQUEST, Response;
     /// Not an IANA timezone (the `tz` parameter, or the workspace's own).
     InvalidTimezone = "invalid_timezone", BAD_REQUEST, Response;
+    /// `span_labels` lists too many attributes, or an attribute name that cannot be one.
+    InvalidSpanLabels = "invalid_span_labels", BAD_REQUEST, Response;
     /// `from` or `to` is neither an RFC 3339 time nor a named range.
     InvalidTime = "invalid_time", BAD_REQUEST, Response;
     /// The range is backwards or longer than its granularity allows.

@@ -93,6 +93,7 @@ pub async fn create_workspace(
         created_ms: now_ms,
         deleting: None,
         prices: Default::default(),
+        spans: Default::default(),
     };
     workspaces.create_workspace(&ws).await?;
     if let Some(owner) = new.owner {

@@ -598,3 +598,87 @@ fn rpc_status(bytes: &[u8]) -> String {
         .expect("a google.rpc.Status")
         .message
 }
+
+/// The workspace chooses which attributes name feature and user; a bad choice is refused with
+/// what is wrong and where.
+#[tokio::test]
+async fn the_workspace_chooses_which_attributes_name_feature_and_user() {
+    let app = spawn_app().await;
+    let ada = app.sign_in("ada@example.com").await;
+    let (_, ws) = ada
+        .post("/v1/workspaces", serde_json::json!({"name": "Acme"}))
+        .await;
+    assert_eq!(
+        ws["span_labels"],
+        serde_json::json!({"feature": ["llmtrack.feature"], "user": ["llmtrack.user_id", "enduser.id", "user.id"]})
+    );
+    let id = ws["id"].as_str().unwrap().to_owned();
+    let path = format!("/v1/workspaces/{id}");
+    let (status, resp) = ada
+        .patch(
+            &path,
+            serde_json::json!({"span_labels": {"feature": ["app.feature"], "user": ["bad key"]}}),
+        )
+        .await;
+    assert_eq!(status, 400);
+    assert_eq!(resp["error"]["code"], "invalid_span_labels");
+    assert!(
+        resp["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("span_labels.user[0]"),
+        "{resp}"
+    );
+    let labels =
+        serde_json::json!({"feature": ["app.feature", "service.name"], "user": ["customer.id"]});
+    let (status, resp) = ada
+        .patch(&path, serde_json::json!({"span_labels": labels}))
+        .await;
+    assert_eq!((status, &resp["span_labels"]), (200, &labels), "{resp}");
+
+    let ws = llmtrack_shared::domain::ids::WorkspaceId::parse(&id).unwrap();
+    let key = app.key(&ws, Scope::Ingest, "otel").await;
+    let t = now_ms() - 60_000;
+    let call = |n: u8, extra: Vec<KeyValue>| {
+        let mut attributes = vec![
+            s("gen_ai.provider.name", "openai"),
+            s("gen_ai.request.model", "gpt-4o"),
+            i("gen_ai.usage.input_tokens", 10),
+            i("gen_ai.usage.output_tokens", 5),
+            // The defaults no longer apply.
+            s("user.id", "not-this-one"),
+        ];
+        attributes.extend(extra);
+        span(n, "chat", t, 10, attributes)
+    };
+    let request = export(
+        vec![s("service.name", "billing-api"), s("customer.id", "c-9")],
+        vec![
+            call(1, vec![s("app.feature", "invoice-summary")]),
+            call(2, vec![]),
+        ],
+    );
+    let resp = post(
+        &app,
+        &key,
+        "application/x-protobuf",
+        None,
+        request.encode_to_vec(),
+    )
+    .await;
+    assert_eq!(resp.status(), 200);
+    let events = all_events(app.store.as_ref(), &ws).await;
+    let labels = |n| {
+        let e = by_id(&events, n);
+        (e.feature.clone(), e.user_id.clone())
+    };
+    assert_eq!(
+        labels(1),
+        (Some("invoice-summary".into()), Some("c-9".into()))
+    );
+    assert_eq!(
+        labels(2),
+        (Some("billing-api".into()), Some("c-9".into())),
+        "the second attribute, from the resource"
+    );
+}

@@ -25,6 +25,7 @@ fn acme(plan: Plan) -> Workspace {
         created_ms: now_ms(),
         deleting: None,
         prices: Default::default(),
+        spans: Default::default(),
     }
 }
 
@@ -43,6 +44,7 @@ async fn events_carry_their_plan_expiry_as_ttl() {
         created_ms: now_ms(),
         deleting: None,
         prices: Default::default(),
+        spans: Default::default(),
     };
     store.create_workspace(&ws).await.unwrap();
     let ts = now_ms() - 3_600_000;
@@ -73,6 +75,7 @@ async fn no_raw_key_is_stored() {
         created_ms: now_ms(),
         deleting: None,
         prices: Default::default(),
+        spans: Default::default(),
     };
     store.create_workspace(&ws).await.unwrap();
     let mut raws = Vec::new();
@@ -328,6 +331,7 @@ async fn every_item_kind_keeps_its_stored_layout() {
         created_ms: T,
         deleting: None,
         prices: Default::default(),
+        spans: Default::default(),
     };
     let ws = workspace("Acme");
     store.create_workspace(&ws).await.unwrap();
@@ -619,7 +623,7 @@ WS#{ws} | KEY#{key} | hash:S={hash}
 WS#{ws} | MEMBER#{user} | email:S=ada@example.com role:S=owner since:N={T} user:S={user} ws:S={ws}
 WS#{ws} | NOTICE#report:2023-11 | at:N={T}
 WS#{ws} | USAGE#{month} | n:N=4
-WS#{ws} | WS | alerts:N=1 created:N={T} keys:N=1 members:N=1 name:S=Acme Inc owners:N=1 plan:S=team prices:S=json pv:N=1 tz:S=Europe/Paris
+WS#{ws} | WS | alerts:N=1 created:N={T} keys:N=1 members:N=1 name:S=Acme Inc owners:N=1 plan:S=team prices:S=json pv:N=1 spans:S=json tz:S=Europe/Paris
 WSIDX | {doomed} |
 WSIDX | {ws} |
 "#;

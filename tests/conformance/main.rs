@@ -104,6 +104,7 @@ async fn new_workspace(store: &DynStore, plan: Plan) -> WorkspaceId {
         created_ms: now_ms(),
         deleting: None,
         prices: Default::default(),
+        spans: Default::default(),
     };
     store.create_workspace(&ws).await.unwrap();
     ws.id
@@ -148,6 +149,7 @@ async fn workspaces_round_trip(store: DynStore) {
         created_ms: 1_700_000_000_000,
         deleting: None,
         prices: Default::default(),
+        spans: Default::default(),
     };
     store.create_workspace(&ws).await.unwrap();
     assert_eq!(store.workspace(&ws.id).await.unwrap(), Some(ws.clone()));

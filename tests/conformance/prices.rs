@@ -49,11 +49,22 @@ pub(crate) async fn price_rules_change_only_from_the_version_read(store: DynStor
     skip.version = 4;
     assert!(!store.set_prices(&ws, &skip).await.unwrap());
 
-    // Renaming the workspace keeps its prices; another workspace has none.
+    // Renaming the workspace and choosing its span labels keeps its prices; the labels read
+    // back as set; another workspace has no prices.
     let mut renamed = store.workspace(&ws).await.unwrap().unwrap();
+    assert_eq!(renamed.spans, Default::default());
     renamed.name = "Acme Corp".into();
+    renamed.spans = llmtrack_shared::domain::spans::SpanLabels {
+        feature: vec!["app.feature".into(), "service.name".into()],
+        user: vec!["customer.id".into()],
+    };
     assert!(store.update_workspace(&renamed).await.unwrap());
     assert_eq!(read(store.clone(), ws.clone()).await, a);
+    let read_back = store.workspace(&ws).await.unwrap().unwrap();
+    assert_eq!(
+        (read_back.name.as_str(), &read_back.spans),
+        ("Acme Corp", &renamed.spans)
+    );
     let other = new_workspace(&store, Plan::Pro).await;
     assert_eq!(read(store.clone(), other.clone()).await.rules, vec![]);
     // No workspace: nothing to change.

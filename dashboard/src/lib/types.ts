@@ -16,6 +16,13 @@ export interface Workspace {
   timezone: string;
   created_at: string;
   role: Role;
+  /** Which OpenTelemetry span (then resource) attributes name feature and end-user. */
+  span_labels: SpanLabels;
+}
+
+export interface SpanLabels {
+  feature: string[];
+  user: string[];
 }
 
 export interface Me {

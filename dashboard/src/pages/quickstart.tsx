@@ -25,6 +25,11 @@ export function snippets(origin: string, key: string): { id: string; label: stri
       label: 'TypeScript',
       code: `const res = await fetch("${origin}/v1/events", {\n  method: "POST",\n  headers: {\n    Authorization: "Bearer ${key}",\n    "Content-Type": "application/json",\n  },\n  body: JSON.stringify(${JSON.stringify(event, null, 2).replace(/\n/g, '\n  ')}),\n});\nif (!res.ok) throw new Error(await res.text());`,
     },
+    {
+      id: 'opentelemetry',
+      label: 'OpenTelemetry',
+      code: `# Apps that export OpenTelemetry GenAI spans (the OpenAI instrumentations,\n# OpenLLMetry, OpenInference, the Vercel AI SDK) need no code: point the exporter here.\nexport OTEL_EXPORTER_OTLP_TRACES_ENDPOINT="${origin}/otlp/v1/traces"\nexport OTEL_EXPORTER_OTLP_TRACES_HEADERS="Authorization=Bearer%20${key}"\nexport OTEL_EXPORTER_OTLP_TRACES_PROTOCOL="http/protobuf"`,
+    },
   ];
 }
 
@@ -140,7 +145,8 @@ export default function Quickstart({ ws }: PageProps) {
             </div>
           ))}
           <p class="small muted">
-            Field reference, idempotency and how to map OpenAI, Anthropic and Google usage objects: <code>docs/INGEST.md</code>.
+            Field reference, idempotency, how to map OpenAI, Anthropic and Google usage objects, and which span attributes become which fields: <code>docs/INGEST.md</code>. The Python
+            and TypeScript clients (<code>clients/</code>) batch, retry and read provider responses for you.
           </p>
         </li>
         <li class={arrived ? 'card waiting arrived' : 'card waiting'}>

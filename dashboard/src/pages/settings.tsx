@@ -1,4 +1,5 @@
-// Workspace settings: name, timezone; data deletion (a range, or the whole workspace).
+// Workspace settings: name, timezone, the OpenTelemetry attributes that name feature and user;
+// data deletion (a range, or the whole workspace).
 import { useState } from 'preact/hooks';
 import type { PageProps } from '../app';
 import { describe, patch, post, wsPath } from '../lib/api';
@@ -15,6 +16,7 @@ export default function Settings({ ws }: PageProps) {
     <div>
       <PageHead title="Settings" sub={ws.name} />
       <General ws={ws} manage={manage} />
+      <SpanAttributes ws={ws} manage={manage} />
       {owner && <DeleteData ws={ws} />}
       {owner && <DeleteWorkspace ws={ws} />}
       <section class="card">
@@ -88,6 +90,78 @@ function General({ ws, manage }: { ws: Workspace; manage: boolean }) {
         </p>
         <button type="submit" class="btn primary" disabled={busy}>
           {busy ? 'Saving…' : 'Save'}
+        </button>
+      </form>
+    </section>
+  );
+}
+
+/** Attribute names typed as a list: commas or spaces between them. */
+export function attributeList(text: string): string[] {
+  return text.split(/[\s,]+/).filter(Boolean);
+}
+
+function SpanAttributes({ ws, manage }: { ws: Workspace; manage: boolean }) {
+  const labels = ws.span_labels ?? { feature: [], user: [] };
+  const [feature, setFeature] = useState(labels.feature.join(', '));
+  const [user, setUser] = useState(labels.user.join(', '));
+  const [busy, setBusy] = useState(false);
+  const [error, setError] = useState<string | null>(null);
+  const intro = (
+    <p>
+      Spans sent to <code>{location.origin}/otlp</code> become events. These span attributes (looked up on the span, then on its resource; the first one present wins) name each event's feature
+      and end-user. Events already stored keep their labels.
+    </p>
+  );
+  if (!manage) {
+    return (
+      <section class="card">
+        <h2>OpenTelemetry attributes</h2>
+        {intro}
+        <dl class="kv">
+          <dt>Feature</dt>
+          <dd>{labels.feature.join(', ') || 'none'}</dd>
+          <dt>End-user</dt>
+          <dd>{labels.user.join(', ') || 'none'}</dd>
+        </dl>
+      </section>
+    );
+  }
+  return (
+    <section class="card">
+      <h2>OpenTelemetry attributes</h2>
+      {intro}
+      <form
+        onSubmit={async (e) => {
+          e.preventDefault();
+          setBusy(true);
+          setError(null);
+          try {
+            const w = await patch<Workspace>(wsPath(ws.id), { span_labels: { feature: attributeList(feature), user: attributeList(user) } });
+            updateWorkspace({ ...ws, ...w });
+            toast('OpenTelemetry attributes saved.');
+          } catch (err) {
+            setError(describe(err));
+          } finally {
+            setBusy(false);
+          }
+        }}
+      >
+        <div class="row">
+          <Field label="Feature attributes" hint="e.g. llmtrack.feature, app.feature, service.name">
+            <input name="span-feature" value={feature} onInput={(e) => setFeature((e.target as HTMLInputElement).value)} />
+          </Field>
+          <Field label="End-user attributes" hint="e.g. enduser.id, user.id. Not gen_ai.conversation.id: it names a conversation.">
+            <input name="span-user" value={user} onInput={(e) => setUser((e.target as HTMLInputElement).value)} />
+          </Field>
+        </div>
+        {error && (
+          <p class="field-error" role="alert">
+            {error}
+          </p>
+        )}
+        <button type="submit" class="btn primary" disabled={busy}>
+          {busy ? 'Saving…' : 'Save attributes'}
         </button>
       </form>
     </section>

@@ -1,5 +1,5 @@
 //! Workspaces as their members see them: listing, creating (on the free plan, creator as owner),
-//! reading, renaming and changing the timezone.
+//! reading, renaming, and changing the timezone and the OpenTelemetry span labels.
 
 use std::str::FromStr as _;
 
@@ -9,6 +9,7 @@ use llmtrack_shared::auth;
 use llmtrack_shared::domain::access::{Action, Role};
 use llmtrack_shared::domain::names;
 use llmtrack_shared::domain::plan::Plan;
+use llmtrack_shared::domain::spans::SpanLabels;
 use llmtrack_shared::domain::time::rfc3339;
 use llmtrack_shared::extract::{Json, Peer};
 use llmtrack_shared::ports::Workspace;
@@ -28,6 +29,9 @@ pub struct WorkspaceView {
     created_at: String,
     /// The caller's role in it.
     role: Role,
+    /// Which OpenTelemetry span (then resource) attributes name an event's feature and
+    /// end-user when spans arrive at `POST /otlp/v1/traces`.
+    span_labels: SpanLabels,
 }
 
 pub(crate) fn view(ws: &Workspace, role: Role) -> WorkspaceView {
@@ -38,6 +42,7 @@ pub(crate) fn view(ws: &Workspace, role: Role) -> WorkspaceView {
         timezone: ws.timezone.clone(),
         created_at: rfc3339(ws.created_ms),
         role,
+        span_labels: ws.spans.clone(),
     }
 }
 
@@ -62,6 +67,9 @@ pub struct WorkspaceRequest {
     name: Option<String>,
     /// IANA timezone (e.g. `Europe/Paris`) for day boundaries and reports. Default UTC.
     timezone: Option<String>,
+    /// Which OpenTelemetry attributes name feature and end-user (at most 8 each); events
+    /// already stored keep their labels.
+    span_labels: Option<SpanLabels>,
 }
 
 fn parse_timezone(tz: &str) -> Result<String> {
@@ -141,12 +149,23 @@ pub(crate) async fn update_workspace(
     if let Some(tz) = &req.timezone {
         ws.timezone = parse_timezone(tz)?;
     }
+    if let Some(labels) = req.span_labels {
+        ws.spans = labels
+            .parse()
+            .map_err(|message| ApiError::bad_request(ErrorCode::InvalidSpanLabels, message))?;
+    }
     s.store.workspaces.update_workspace(&ws).await?;
     s.audit(
         &ws.id,
         &who.user,
         "workspace.updated",
-        Some(format!("name={}, timezone={}", ws.name, ws.timezone)),
+        Some(format!(
+            "name={}, timezone={}, span feature={}, span user={}",
+            ws.name,
+            ws.timezone,
+            ws.spans.feature.join(","),
+            ws.spans.user.join(",")
+        )),
         s.addr(&headers, &peer).as_deref(),
     )
     .await;

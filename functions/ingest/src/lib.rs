@@ -97,6 +97,49 @@ pub struct EventResult {
     pub unpriced: Option<Unpriced>,
 }
 
+/// An event checked and priced, with what the privacy guard dropped; or why it was rejected.
+pub type Checked = Result<(event::Event, Vec<Redaction>), Rejection>;
+
+impl EventResult {
+    /// The result of one checked event, and the event to store when it is valid. An event
+    /// whose cost is unknown is logged once per model, workspace and hour.
+    fn checked(
+        index: usize,
+        checked: Checked,
+        workspace: &str,
+        now: i64,
+    ) -> (EventResult, Option<event::Event>) {
+        match checked {
+            Ok((e, redacted)) => {
+                let unpriced = Unpriced::of(&e);
+                if unpriced.is_some() {
+                    telemetry::unpriced_model(workspace, &e.provider, &e.model, now);
+                }
+                let result = EventResult {
+                    index,
+                    status: EventStatus::Accepted,
+                    id: Some(e.id.clone()),
+                    error: None,
+                    redacted,
+                    unpriced,
+                };
+                (result, Some(e))
+            }
+            Err(rejection) => (
+                EventResult {
+                    index,
+                    status: EventStatus::Rejected,
+                    id: None,
+                    error: Some(rejection),
+                    redacted: Vec::new(),
+                    unpriced: None,
+                },
+                None,
+            ),
+        }
+    }
+}
+
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Unpriced {
     pub provider: String,
@@ -194,31 +237,10 @@ async fn post_events(
     let mut results = Vec::with_capacity(raw.len());
     let mut valid = Vec::with_capacity(raw.len());
     for (index, r) in raw.iter().enumerate() {
-        match event::validate(r, &ctx) {
-            Ok((e, redacted)) => {
-                let unpriced = Unpriced::of(&e);
-                if unpriced.is_some() {
-                    telemetry::unpriced_model(workspace.id.as_str(), &e.provider, &e.model, now);
-                }
-                results.push(EventResult {
-                    index,
-                    status: EventStatus::Accepted,
-                    id: Some(e.id.clone()),
-                    error: None,
-                    redacted,
-                    unpriced,
-                });
-                valid.push(e);
-            }
-            Err(rejection) => results.push(EventResult {
-                index,
-                status: EventStatus::Rejected,
-                id: None,
-                error: Some(rejection),
-                redacted: Vec::new(),
-                unpriced: None,
-            }),
-        }
+        let (result, event) =
+            EventResult::checked(index, event::validate(r, &ctx), workspace.id.as_str(), now);
+        results.push(result);
+        valid.extend(event);
     }
 
     if let Some(refusal) = store(&s, &workspace, &mut results, &valid, now).await? {

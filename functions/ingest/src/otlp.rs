@@ -17,15 +17,15 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use llmtrack_shared::domain::apikey::Scope;
 use llmtrack_shared::domain::event::{self, Context, MAX_BATCH_EVENTS, MAX_BODY_BYTES};
-use llmtrack_shared::{ApiError, auth, telemetry};
+use llmtrack_shared::domain::spans::SpanLabels;
+use llmtrack_shared::{ApiError, auth};
 use opentelemetry_proto::tonic::collector::trace::v1::{
     ExportTracePartialSuccess, ExportTraceServiceRequest, ExportTraceServiceResponse,
 };
+use opentelemetry_proto::tonic::trace::v1::Span;
 use prost::Message;
 
-pub use spans::Labels;
-
-use crate::{EventResult, EventStatus, IngestState, Unpriced};
+use crate::{Checked, EventResult, EventStatus, IngestState};
 
 /// Largest body once decompressed: a gzip body may not expand past what an uncompressed one
 /// may be, so a small body cannot become a large one in memory.
@@ -213,56 +213,15 @@ async fn traces(
         prices: s.prices,
         custom: &rules,
     };
-    let labels = Labels::default();
-    let mut results = Vec::new();
-    let mut valid = Vec::new();
+    let checked = check_export(&request, &workspace.spans, &ctx);
     // Which span each result is, for the rejection message.
-    let mut named = Vec::new();
-    for resource_spans in &request.resource_spans {
-        let resource = resource_spans
-            .resource
-            .as_ref()
-            .map(|r| r.attributes.as_slice())
-            .unwrap_or_default();
-        for span in resource_spans.scope_spans.iter().flat_map(|s| &s.spans) {
-            let Some(submitted) = spans::event(span, resource, &labels) else {
-                continue;
-            };
-            let index = results.len();
-            named.push(span);
-            let checked = submitted.and_then(|input| event::check(input, &ctx));
-            results.push(match checked {
-                Ok((e, redacted)) => {
-                    let unpriced = Unpriced::of(&e);
-                    if unpriced.is_some() {
-                        telemetry::unpriced_model(
-                            workspace.id.as_str(),
-                            &e.provider,
-                            &e.model,
-                            now,
-                        );
-                    }
-                    let result = EventResult {
-                        index,
-                        status: EventStatus::Accepted,
-                        id: Some(e.id.clone()),
-                        error: None,
-                        redacted,
-                        unpriced,
-                    };
-                    valid.push(e);
-                    result
-                }
-                Err(rejection) => EventResult {
-                    index,
-                    status: EventStatus::Rejected,
-                    id: None,
-                    error: Some(rejection),
-                    redacted: Vec::new(),
-                    unpriced: None,
-                },
-            });
-        }
+    let named: Vec<&Span> = checked.iter().map(|(span, _)| *span).collect();
+    let mut results = Vec::with_capacity(checked.len());
+    let mut valid = Vec::with_capacity(checked.len());
+    for (index, (_, checked)) in checked.into_iter().enumerate() {
+        let (result, event) = EventResult::checked(index, checked, workspace.id.as_str(), now);
+        results.push(result);
+        valid.extend(event);
     }
     if results.len() > MAX_BATCH_EVENTS {
         return Err(Failure::new(
@@ -306,6 +265,29 @@ async fn traces(
         body,
     )
         .into_response())
+}
+
+/// Each LLM span of an export with its checked, priced event, or why it cannot be counted, in
+/// the order they came; spans that are not LLM calls are left out.
+pub fn check_export<'r>(
+    request: &'r ExportTraceServiceRequest,
+    labels: &SpanLabels,
+    ctx: &Context,
+) -> Vec<(&'r Span, Checked)> {
+    let mut out = Vec::new();
+    for resource_spans in &request.resource_spans {
+        let resource = resource_spans
+            .resource
+            .as_ref()
+            .map(|r| r.attributes.as_slice())
+            .unwrap_or_default();
+        for span in resource_spans.scope_spans.iter().flat_map(|s| &s.spans) {
+            if let Some(submitted) = spans::event(span, resource, labels) {
+                out.push((span, submitted.and_then(|input| event::check(input, ctx))));
+            }
+        }
+    }
+    out
 }
 
 /// The encoding a Content-Type names, if it is one OTLP/HTTP defines.
@@ -376,10 +358,7 @@ fn decode(bytes: &[u8], encoding: Encoding) -> Result<ExportTraceServiceRequest,
 
 /// The partial success's message: how many LLM spans were rejected, and why for the first few,
 /// each named by its span id and name.
-fn rejection_message(
-    rejected: &[&EventResult],
-    spans: &[&opentelemetry_proto::tonic::trace::v1::Span],
-) -> String {
+fn rejection_message(rejected: &[&EventResult], spans: &[&Span]) -> String {
     let mut message = format!(
         "{} LLM span{} rejected",
         rejected.len(),

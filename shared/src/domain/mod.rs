@@ -22,4 +22,5 @@ pub mod retention;
 pub mod rollup;
 pub mod signature;
 pub mod sketch;
+pub mod spans;
 pub mod time;

@@ -4,6 +4,7 @@ use super::StoreResult;
 use crate::domain::ids::WorkspaceId;
 use crate::domain::plan::Plan;
 use crate::domain::pricing::custom::WorkspacePrices;
+use crate::domain::spans::SpanLabels;
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
@@ -22,6 +23,9 @@ pub struct Workspace {
     /// Its own prices, which come before the bundled table's (`domain::pricing::custom`).
     #[serde(default)]
     pub prices: WorkspacePrices,
+    /// Which OpenTelemetry attributes name `feature` and `user_id` (`domain::spans`).
+    #[serde(default)]
+    pub spans: SpanLabels,
 }
 
 #[async_trait]

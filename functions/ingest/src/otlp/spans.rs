@@ -10,30 +10,9 @@ use std::borrow::Cow;
 use llmtrack_shared::ErrorCode;
 use llmtrack_shared::domain::event::{Rejection, Submitted};
 use llmtrack_shared::domain::pricing::ServiceTier;
+use llmtrack_shared::domain::spans::SpanLabels;
 use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value::Value};
 use opentelemetry_proto::tonic::trace::v1::{Span, status::StatusCode};
-
-/// The attributes that name an event's `feature` and `user_id`, first found wins; looked up
-/// on the span, then on its resource.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Labels {
-    pub feature: Vec<String>,
-    pub user: Vec<String>,
-}
-
-impl Default for Labels {
-    fn default() -> Labels {
-        // `gen_ai.conversation.id` names a conversation, not a person: never a user by default.
-        Labels {
-            feature: vec!["llmtrack.feature".into()],
-            user: vec![
-                "llmtrack.user_id".into(),
-                "enduser.id".into(),
-                "user.id".into(),
-            ],
-        }
-    }
-}
 
 /// GenAI operations that are one call to a model; agent and tool spans (`invoke_agent`,
 /// `execute_tool`, ...) wrap such calls and would count them twice.
@@ -171,7 +150,7 @@ impl<'a> Seen<'a> {
 pub fn event<'a>(
     span: &'a Span,
     resource: &'a [KeyValue],
-    labels: &Labels,
+    labels: &SpanLabels,
 ) -> Option<Result<Submitted<'a>, Rejection>> {
     let seen = Seen::read(&span.attributes);
     if !seen.is_model_call() {
@@ -183,7 +162,7 @@ pub fn event<'a>(
 fn submitted<'a>(
     span: &'a Span,
     resource: &'a [KeyValue],
-    labels: &Labels,
+    labels: &SpanLabels,
     seen: &Seen<'a>,
 ) -> Result<Submitted<'a>, Rejection> {
     let provider = seen.provider.value.ok_or_else(|| {

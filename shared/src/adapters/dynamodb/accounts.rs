@@ -182,11 +182,15 @@ impl DynamoStore {
             .update_item()
             .table_name(&self.table)
             .set_key(Some(key(schema::workspace(&ws.id))))
-            .update_expression("SET #n = :n, tz = :tz")
+            .update_expression("SET #n = :n, tz = :tz, spans = :sp")
             .condition_expression("attribute_exists(pk)")
             .expression_attribute_names("#n", "name")
             .expression_attribute_values(":n", s(&ws.name))
             .expression_attribute_values(":tz", s(&ws.timezone))
+            .expression_attribute_values(
+                ":sp",
+                s(&serde_json::to_string(&ws.spans).map_err(|e| anyhow::anyhow!(e))?),
+            )
             .send()
             .await;
         match result {

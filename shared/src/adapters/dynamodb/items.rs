@@ -125,6 +125,9 @@ pub(super) struct WorkspaceItem<'a> {
     prices: Option<String>,
     #[serde(default, skip_serializing_if = "is_zero")]
     pv: u64,
+    /// Which span attributes name feature and user, as JSON (`SpanLabels`); absent: defaults.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    spans: Option<String>,
 }
 
 fn is_zero(n: &u64) -> bool {
@@ -149,6 +152,7 @@ impl<'a> WorkspaceItem<'a> {
             owners: 0,
             prices: None,
             pv: 0,
+            spans: None,
         }
     }
 
@@ -165,6 +169,10 @@ impl<'a> WorkspaceItem<'a> {
             prices: self
                 .prices
                 .and_then(|p| serde_json::from_str(&p).ok())
+                .unwrap_or_default(),
+            spans: self
+                .spans
+                .and_then(|s| serde_json::from_str(&s).ok())
                 .unwrap_or_default(),
         }
     }

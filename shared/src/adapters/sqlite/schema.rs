@@ -31,19 +31,8 @@ const MIGRATIONS: &[Migration] = &[
     },
     Migration {
         what: "workspace price rules",
-        up: |tx, _| {
-            // JSON of `WorkspacePrices`; NULL for a workspace that never set one. (A store the
-            // tests rewind to an earlier release's shape may have it already.)
-            let has: bool = tx.query_row(
-                "SELECT COUNT(*) > 0 FROM pragma_table_info('workspaces') WHERE name = 'prices'",
-                [],
-                |r| r.get(0),
-            )?;
-            if !has {
-                tx.execute_batch("ALTER TABLE workspaces ADD COLUMN prices TEXT")?;
-            }
-            Ok(())
-        },
+        // JSON of `WorkspacePrices`; NULL for a workspace that never set one.
+        up: |tx, _| add_column(tx, "workspaces", "prices", "TEXT"),
     },
     Migration {
         what: "rollups by canonical model, with the model names as sent",
@@ -53,7 +42,26 @@ const MIGRATIONS: &[Migration] = &[
         what: "rollups with the costs providers reported beside the computed ones",
         up: |tx, _| fold_deltas(tx, 2),
     },
+    Migration {
+        what: "which OpenTelemetry attributes name an event's feature and user",
+        // JSON of `SpanLabels`; NULL for a workspace on the defaults.
+        up: |tx, _| add_column(tx, "workspaces", "spans", "TEXT"),
+    },
 ];
+
+/// Adds a column unless the table has it (a store the tests rewind to an earlier release's
+/// shape keeps today's columns).
+fn add_column(tx: &Transaction, table: &str, column: &str, kind: &str) -> anyhow::Result<()> {
+    let has: bool = tx.query_row(
+        "SELECT COUNT(*) > 0 FROM pragma_table_info(?1) WHERE name = ?2",
+        [table, column],
+        |r| r.get(0),
+    )?;
+    if !has {
+        tx.execute_batch(&format!("ALTER TABLE {table} ADD COLUMN {column} {kind}"))?;
+    }
+    Ok(())
+}
 
 /// The schema version this build writes.
 pub const SCHEMA_VERSION: usize = MIGRATIONS.len();

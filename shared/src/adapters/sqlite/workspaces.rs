@@ -1,6 +1,7 @@
 //! Workspaces and the one-time notices sent about them.
 
 use super::*;
+use crate::domain::spans::SpanLabels;
 
 #[async_trait]
 impl Workspaces for SqliteStore {
@@ -21,7 +22,7 @@ impl Workspaces for SqliteStore {
         self.read(move |c| {
             let row = c
                 .query_row(
-                    "SELECT name, plan, timezone, created_ms, deleting, prices FROM workspaces WHERE id = ?1",
+                    "SELECT name, plan, timezone, created_ms, deleting, prices, spans FROM workspaces WHERE id = ?1",
                     [id.as_str()],
                     |r| {
                         Ok((
@@ -31,15 +32,21 @@ impl Workspaces for SqliteStore {
                             r.get::<_, i64>(3)?,
                             r.get::<_, Option<String>>(4)?,
                             r.get::<_, Option<String>>(5)?,
+                            r.get::<_, Option<String>>(6)?,
                         ))
                     },
                 )
                 .optional()?;
-            row.map(|(name, plan, timezone, created_ms, deleting, prices)| {
+            row.map(|(name, plan, timezone, created_ms, deleting, prices, spans)| {
                 let prices = match prices {
                     Some(p) => serde_json::from_str(&p)
                         .map_err(|e| anyhow!("workspace {id} has unreadable prices: {e}"))?,
                     None => WorkspacePrices::default(),
+                };
+                let spans = match spans {
+                    Some(s) => serde_json::from_str(&s)
+                        .map_err(|e| anyhow!("workspace {id} has unreadable span labels: {e}"))?,
+                    None => SpanLabels::default(),
                 };
                 let plan = Plan::parse(&plan)
                     .ok_or_else(|| anyhow!("workspace {id} has unknown plan {plan}"))?;
@@ -51,6 +58,7 @@ impl Workspaces for SqliteStore {
                     created_ms,
                     deleting,
                     prices,
+                    spans,
                 })
             })
             .transpose()
@@ -71,10 +79,15 @@ impl Workspaces for SqliteStore {
 
     async fn update_workspace(&self, ws: &Workspace) -> StoreResult<bool> {
         let ws = ws.clone();
+        // The defaults are stored as NULL, so a later change of the defaults reaches them.
+        let spans = (ws.spans != SpanLabels::default())
+            .then(|| serde_json::to_string(&ws.spans))
+            .transpose()
+            .map_err(|e| anyhow!(e))?;
         self.write(move |c| {
             Ok(c.execute(
-                "UPDATE workspaces SET name = ?1, timezone = ?2 WHERE id = ?3",
-                params![ws.name, ws.timezone, ws.id.as_str()],
+                "UPDATE workspaces SET name = ?1, timezone = ?2, spans = ?3 WHERE id = ?4",
+                params![ws.name, ws.timezone, spans, ws.id.as_str()],
             )? == 1)
         })
         .await
