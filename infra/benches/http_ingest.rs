@@ -6,6 +6,8 @@
 //! transaction per batch) measured in the same run. Budgets: p99 under 50 ms at 4 clients; at least half the bare
 //! insert's rate. Run with `make bench`; under `cargo test` it runs as a quick smoke test.
 //! Request bodies are serialised before the clock starts so the figures are the server's.
+//! The same calls are also sent as OpenTelemetry exports (`POST /otlp/v1/traces`, protobuf):
+//! each LLM span inside its HTTP server span, 100 calls (200 spans) a request.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -46,6 +48,87 @@ fn event(n: usize, now: i64) -> Value {
     })
 }
 
+/// Event `n` as an instrumented app exports it: the HTTP server span, and the chat span
+/// (GenAI attributes) inside it.
+fn spans(n: usize, now: i64) -> [opentelemetry_proto::tonic::trace::v1::Span; 2] {
+    use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value::Value};
+    use opentelemetry_proto::tonic::trace::v1::{Span, Status, status::StatusCode};
+    let kv = |key: &str, value: Value| KeyValue {
+        key: key.into(),
+        value: Some(AnyValue { value: Some(value) }),
+        ..KeyValue::default()
+    };
+    let text = |key: &str, v: &str| kv(key, Value::StringValue(v.into()));
+    let int = |key: &str, v: i64| kv(key, Value::IntValue(v));
+    let e = event(n, now);
+    let start = e["timestamp"].as_i64().unwrap() as u64 * 1_000_000;
+    let trace: Vec<u8> = (n as u128).to_be_bytes().to_vec();
+    let call = Span {
+        trace_id: trace.clone(),
+        span_id: (n as u64 * 2 + 1).to_be_bytes().to_vec(),
+        parent_span_id: (n as u64 * 2).to_be_bytes().to_vec(),
+        name: format!("chat {}", e["model"].as_str().unwrap()),
+        kind: 3,
+        start_time_unix_nano: start,
+        end_time_unix_nano: start + e["latency_ms"].as_f64().unwrap() as u64 * 1_000_000,
+        attributes: vec![
+            text("gen_ai.operation.name", "chat"),
+            text("gen_ai.provider.name", "openai"),
+            text("gen_ai.request.model", e["model"].as_str().unwrap()),
+            int("gen_ai.usage.input_tokens", 1200),
+            int("gen_ai.usage.cache_read.input_tokens", 400),
+            int("gen_ai.usage.output_tokens", 300),
+            text("llmtrack.feature", e["feature"].as_str().unwrap()),
+            text("user.id", e["user_id"].as_str().unwrap()),
+        ],
+        status: (e["status"] == "error").then(|| Status {
+            code: StatusCode::Error as i32,
+            ..Status::default()
+        }),
+        ..Span::default()
+    };
+    let server = Span {
+        trace_id: trace,
+        span_id: (n as u64 * 2).to_be_bytes().to_vec(),
+        name: "POST /answer".into(),
+        kind: 2,
+        start_time_unix_nano: start - 2_000_000,
+        end_time_unix_nano: call.end_time_unix_nano + 1_000_000,
+        attributes: vec![
+            text("http.request.method", "POST"),
+            text("http.route", "/answer"),
+        ],
+        ..Span::default()
+    };
+    [server, call]
+}
+
+/// Events `first..first + BATCH` as one protobuf export.
+fn otlp_body(first: usize, now: i64) -> Vec<u8> {
+    use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+    use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans};
+    use prost::Message as _;
+    ExportTraceServiceRequest {
+        resource_spans: vec![ResourceSpans {
+            scope_spans: vec![ScopeSpans {
+                spans: (first..first + BATCH).flat_map(|n| spans(n, now)).collect(),
+                ..ScopeSpans::default()
+            }],
+            ..ResourceSpans::default()
+        }],
+    }
+    .encode_to_vec()
+}
+
+/// How the calls are sent.
+#[derive(Clone, Copy, PartialEq)]
+enum Wire {
+    /// `POST /v1/events`, a JSON batch.
+    Json,
+    /// `POST /otlp/v1/traces`, a protobuf export.
+    Otlp,
+}
+
 struct Run {
     events: usize,
     elapsed: Duration,
@@ -63,7 +146,8 @@ impl Run {
     }
 }
 
-/// The app on a fresh store, behind the server loop, with a team workspace and an ingest key.
+/// The app on a fresh store, behind the server loop, with a team workspace and an ingest key:
+/// its base URL and the key.
 async fn start() -> (String, String, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let store: DynStore = Arc::new(SqliteStore::open(&dir.path().join("bench.sqlite3")).unwrap());
@@ -109,11 +193,7 @@ async fn start() -> (String, String, tempfile::TempDir) {
         Vec::new(),
         std::future::pending(),
     ));
-    (
-        format!("http://{addr}/v1/events"),
-        key.expose().to_owned(),
-        dir,
-    )
+    (format!("http://{addr}"), key.expose().to_owned(), dir)
 }
 
 /// `clients` concurrent clients, each sending its batches one after another.
@@ -137,8 +217,12 @@ impl Traffic {
     }
 }
 
-async fn http_run(clients: usize, batches_per_client: usize, traffic: Traffic) -> Run {
-    let (url, key, _dir) = start().await;
+async fn http_run(clients: usize, batches_per_client: usize, traffic: Traffic, wire: Wire) -> Run {
+    let (base, key, _dir) = start().await;
+    let (url, content_type) = match wire {
+        Wire::Json => (format!("{base}/v1/events"), "application/json"),
+        Wire::Otlp => (format!("{base}/otlp/v1/traces"), "application/x-protobuf"),
+    };
     let now = chrono::Utc::now().timestamp_millis();
     let bodies: Vec<Vec<Vec<u8>>> = (0..clients)
         .map(|c| {
@@ -149,9 +233,14 @@ async fn http_run(clients: usize, batches_per_client: usize, traffic: Traffic) -
                         Traffic::Backfill => c * batches_per_client + b,
                     };
                     let first = batch * BATCH;
-                    let events: Vec<Value> =
-                        (first..first + BATCH).map(|n| event(n, now)).collect();
-                    serde_json::to_vec(&json!({ "events": events })).unwrap()
+                    match wire {
+                        Wire::Json => {
+                            let events: Vec<Value> =
+                                (first..first + BATCH).map(|n| event(n, now)).collect();
+                            serde_json::to_vec(&json!({ "events": events })).unwrap()
+                        }
+                        Wire::Otlp => otlp_body(first, now),
+                    }
                 })
                 .collect()
         })
@@ -172,7 +261,7 @@ async fn http_run(clients: usize, batches_per_client: usize, traffic: Traffic) -
                     let resp = http
                         .post(&url)
                         .bearer_auth(&key)
-                        .header("content-type", "application/json")
+                        .header("content-type", content_type)
                         .body(body)
                         .send()
                         .await
@@ -292,11 +381,24 @@ async fn main() {
         (4, Traffic::Backfill),
         (16, Traffic::Backfill),
     ] {
-        let run = http_run(clients, total_batches / clients, traffic).await;
+        let run = http_run(clients, total_batches / clients, traffic, Wire::Json).await;
         println!(
             "http_ingest: {} events in batches of {BATCH} from {clients} clients ({}): {:.0} events/s ({:.2}x the bare insert); request p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
             run.events,
             traffic.name(),
+            run.rate(),
+            run.rate() / bare.rate(),
+            ms(run.percentile(0.5)),
+            ms(run.percentile(0.99)),
+            ms(*run.latencies.iter().max().unwrap()),
+        );
+    }
+    for clients in [4, 16] {
+        let run = http_run(clients, total_batches / clients, Traffic::Live, Wire::Otlp).await;
+        println!(
+            "otlp_ingest: {} LLM spans ({} spans) in exports of {BATCH} calls from {clients} clients (live traffic): {:.0} LLM spans/s ({:.2}x the bare insert); request p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
+            run.events,
+            run.events * 2,
             run.rate(),
             run.rate() / bare.rate(),
             ms(run.percentile(0.5)),
