@@ -9,6 +9,7 @@ use crate::support::{TestApp, spawn_app};
 const ROUTES: &[(&str, &str)] = &[
     ("post", "/v1/events"),
     ("post", "/otlp/v1/traces"),
+    ("post", "/v1/integrations/litellm"),
     ("get", "/v1/stats/summary"),
     ("get", "/v1/stats/timeseries"),
     ("get", "/v1/stats/breakdown"),

@@ -16,6 +16,7 @@ mod deletion;
 mod docs;
 mod fake_stripe;
 mod ingest;
+mod litellm;
 mod otlp;
 mod permissions;
 mod prices;

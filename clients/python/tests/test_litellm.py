@@ -48,3 +48,42 @@ def test_litellm_calls_become_events(workspace, logger):
     assert sonnet["input_tokens"] == claude.usage.prompt_tokens
     failed = by_model[("openai", "error")]
     assert failed["model"] == "gpt-4o"
+
+
+def test_litellm_generic_api_logger_needs_no_code(workspace, monkeypatch):
+    """LiteLLM's own generic API logger, configured by its environment variables alone, posts
+    to `/v1/integrations/litellm`: each call is one event, and no prompt text is kept."""
+    import asyncio
+
+    from litellm.integrations.generic_api.generic_api_callback import GenericAPILogger
+
+    monkeypatch.setenv("GENERIC_LOGGER_ENDPOINT", f"{workspace.base}/v1/integrations/litellm")
+    monkeypatch.setenv("GENERIC_LOGGER_HEADERS", f"Authorization=Bearer {workspace.key}")
+    monkeypatch.setattr(litellm, "turn_off_message_logging", True)
+    messages = [{"role": "user", "content": "a secret prompt"}]
+
+    async def calls():
+        # The logger starts its flush task on creation, so it is made inside the event loop.
+        logger = GenericAPILogger()
+        litellm.callbacks = [logger]
+        try:
+            gpt = await litellm.acompletion(model="gpt-4o", messages=messages, mock_response="A summary.")
+            await litellm.acompletion(model="anthropic/claude-sonnet-4-6", messages=messages, mock_response="Hi.")
+            for _ in range(100):
+                if len(logger.log_queue) >= 2:
+                    break
+                await asyncio.sleep(0.05)
+            await logger.flush_queue()
+            return gpt
+        finally:
+            litellm.callbacks = []
+
+    gpt = asyncio.run(calls())
+    events = workspace.events()
+    assert len(events) == 2, events
+    by_provider = {e["provider"]: e for e in events}
+    openai_event = by_provider["openai"]
+    assert (openai_event["id"], openai_event["model_canonical"], openai_event["source"]) == (gpt.id, "gpt-4o", "python")
+    assert (openai_event["input_tokens"], openai_event["output_tokens"]) == (gpt.usage.prompt_tokens, gpt.usage.completion_tokens)
+    assert by_provider["anthropic"]["model_canonical"] == "claude-sonnet-4-6"
+    assert "secret prompt" not in str(events)

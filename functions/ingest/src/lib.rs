@@ -1,5 +1,6 @@
-//! The ingest function: `POST /v1/events`. Parses and validates each event on its own, prices it,
-//! and hands the valid ones to the store, which counts each exactly once and updates rollups.
+//! The ingest function: `POST /v1/events`, and the same events as OpenTelemetry spans (`otlp`)
+//! and LiteLLM logger payloads (`litellm`). Parses and validates each event on its own, prices
+//! it, and hands the valid ones to the store, which counts each exactly once and updates rollups.
 
 use axum::Json;
 use axum::body::Body;
@@ -7,7 +8,7 @@ use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use llmtrack_shared::auth;
-use llmtrack_shared::domain::apikey::Scope;
+use llmtrack_shared::domain::apikey::{ApiKey, Scope};
 use llmtrack_shared::domain::event::{self, Context, MAX_BODY_BYTES, Redaction, Rejection};
 use llmtrack_shared::domain::pricing::PriceTable;
 use llmtrack_shared::domain::time::{month_of, next_month_start};
@@ -21,6 +22,7 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+pub mod litellm;
 pub mod otlp;
 
 llmtrack_shared::store_ports! {
@@ -46,6 +48,7 @@ fn routes() -> OpenApiRouter<IngestState> {
     OpenApiRouter::new()
         .routes(routes!(post_events))
         .routes(routes!(otlp::post_traces))
+        .routes(routes!(post_litellm))
 }
 
 /// The ingest routes.
@@ -224,7 +227,83 @@ async fn post_events(
     let bytes = read_body(body).await?;
     let raw = event::split_body(&bytes)
         .map_err(|e| ApiError::bad_request(ErrorCode::InvalidBody, e.to_string()))?;
+    ingest(&s, &key, &workspace, |ctx| {
+        raw.iter().map(|r| event::validate(r, ctx)).collect()
+    })
+    .await
+}
 
+/// Receive LiteLLM's generic API logger payloads.
+///
+/// What a LiteLLM proxy (or the SDK) with `callbacks: ["generic_api"]` sends when
+/// `GENERIC_LOGGER_ENDPOINT` points here and `GENERIC_LOGGER_HEADERS` carries
+/// `Authorization=Bearer <ingest key>`: its `StandardLoggingPayload` for each call, as a JSON
+/// array (the default), newline-delimited JSON, or one object. Each becomes an event
+/// (docs/INGEST.md, "LiteLLM"); prompts and responses in the payload are ignored. Answers as
+/// `POST /v1/events` does, one result per payload.
+#[utoipa::path(
+    post,
+    path = "/v1/integrations/litellm",
+    tag = "ingest",
+    request_body(content = Vec<Object>, description = "LiteLLM StandardLoggingPayload objects: a JSON array, newline-delimited JSON, or one object; at most 1000, body at most 5 MiB", content_type = "application/json"),
+    responses(
+        (status = 200, description = "Every payload stored or recognised as a duplicate", body = IngestResponse),
+        (status = 207, description = "Some payloads rejected; the others stored", body = IngestResponse),
+        (status = 400, description = "Malformed body (the error shape), or every payload rejected (results with the error)", body = IngestRefusal),
+        (status = 401, description = "Missing, malformed, unknown or deactivated API key", body = llmtrack_shared::error::ErrorBody),
+        (status = 403, description = "The key's scope is not `ingest`", body = llmtrack_shared::error::ErrorBody),
+        (status = 413, description = "Body larger than 5 MiB", body = llmtrack_shared::error::ErrorBody),
+        (status = 415, description = "Content-Type is not application/json or application/x-ndjson", body = llmtrack_shared::error::ErrorBody),
+        (status = 429, description = "Monthly event quota used up, or too many requests; see Retry-After", body = IngestResponse),
+    ),
+    security(("api_key" = []))
+)]
+async fn post_litellm(
+    State(s): State<IngestState>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let (key, workspace) = auth::api_key(
+        s.store.keys.as_ref(),
+        s.store.workspaces.as_ref(),
+        &s.clock,
+        &headers,
+        Scope::Ingest,
+    )
+    .await?;
+    s.limits.caller(&format!("key:{}", key.id))?;
+    if require_json(&headers).is_err() && !content_type_is(&headers, "application/x-ndjson") {
+        return Err(ApiError::UnsupportedMediaType(
+            "send `Content-Type: application/json` (or `application/x-ndjson`)".into(),
+        ));
+    }
+    let bytes = read_body(body).await?;
+    let raw = litellm::split(&bytes)
+        .map_err(|message| ApiError::bad_request(ErrorCode::InvalidBody, message))?;
+    ingest(&s, &key, &workspace, |ctx| {
+        raw.iter()
+            .map(|r| litellm::event(r).and_then(|input| event::check(input, ctx)))
+            .collect()
+    })
+    .await
+}
+
+fn content_type_is(headers: &HeaderMap, expected: &str) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|essence| essence.trim().eq_ignore_ascii_case(expected))
+}
+
+/// Checks each event of a request with `check` (given the workspace's pricing context), stores
+/// the valid ones and answers with each one's result: the tail of every JSON ingest route.
+async fn ingest(
+    s: &IngestState,
+    key: &ApiKey,
+    workspace: &Workspace,
+    check: impl FnOnce(&Context) -> Vec<Checked>,
+) -> Result<Response, ApiError> {
     let now = s.clock.now_ms();
     let rules = workspace.prices.ready();
     let ctx = Context {
@@ -234,16 +313,16 @@ async fn post_events(
         prices: s.prices,
         custom: &rules,
     };
-    let mut results = Vec::with_capacity(raw.len());
-    let mut valid = Vec::with_capacity(raw.len());
-    for (index, r) in raw.iter().enumerate() {
-        let (result, event) =
-            EventResult::checked(index, event::validate(r, &ctx), workspace.id.as_str(), now);
+    let checked = check(&ctx);
+    let mut results = Vec::with_capacity(checked.len());
+    let mut valid = Vec::with_capacity(checked.len());
+    for (index, checked) in checked.into_iter().enumerate() {
+        let (result, event) = EventResult::checked(index, checked, workspace.id.as_str(), now);
         results.push(result);
         valid.extend(event);
     }
 
-    if let Some(refusal) = store(&s, &workspace, &mut results, &valid, now).await? {
+    if let Some(refusal) = store(s, workspace, &mut results, &valid, now).await? {
         let mut response = (
             StatusCode::TOO_MANY_REQUESTS,
             Json(IngestResponse::of(

@@ -228,10 +228,9 @@ fn submitted<'a>(
             .or_else(|| keys.iter().find_map(|k| text_attribute(resource, k)))
             .map(str::to_owned)
     };
+    // The provider's id of the call (to find it in the provider's own logs) and the service
+    // that made it; the operation is implied (only model calls become events).
     let mut metadata = serde_json::Map::new();
-    if let Some(op) = seen.operation {
-        metadata.insert("gen_ai.operation.name".into(), op.into());
-    }
     if let Some(id) = seen.response_id {
         metadata.insert("gen_ai.response.id".into(), id.into());
     }
