@@ -118,6 +118,7 @@ lint: $(PY_STAMP)
 ## Benchmarks; results are recorded in docs/PERFORMANCE.md.
 bench: $(PY_STAMP)
 	$(CARGO) bench -p llmtrack-shared --bench ingest_cpu
+	$(CARGO) bench -p llmtrack-ingest --no-default-features --bench otlp_cpu
 	$(CARGO) bench -p llmtrack --bench http_ingest
 	$(CARGO) bench -p llmtrack --bench query
 	$(CARGO) bench -p llmtrack --bench deletion

@@ -7,7 +7,7 @@
 //! events instead.
 
 use criterion::{Criterion, Throughput, criterion_group};
-use llmtrack_ingest::otlp::check_export;
+use llmtrack_ingest::otlp::{Encoding, check_export, decode};
 use llmtrack_shared::domain::event::{self, Context, Event};
 use llmtrack_shared::domain::plan::Plan;
 use llmtrack_shared::domain::pricing::PriceTable;
@@ -54,7 +54,7 @@ fn kv(key: &str, value: Value) -> KeyValue {
 }
 
 /// The export: 100 chat spans as the OpenAI instrumentations write them, each with its parent.
-fn export(now: i64) -> Vec<u8> {
+fn export(now: i64) -> bytes::Bytes {
     let mut spans = Vec::new();
     for i in 0..100u64 {
         let start = (now as u64 - i * 1000) * 1_000_000;
@@ -134,6 +134,7 @@ fn export(now: i64) -> Vec<u8> {
         }],
     }
     .encode_to_vec()
+    .into()
 }
 
 /// The same calls as a JSON batch for `POST /v1/events`.
@@ -167,8 +168,10 @@ fn rollup_work(events: &[Event]) -> (usize, Vec<u8>) {
     )
 }
 
-fn otlp_path(body: &[u8], labels: &SpanLabels, ctx: &Context) {
-    let request = ExportTraceServiceRequest::decode(body).unwrap();
+fn otlp_path(body: &bytes::Bytes, labels: &SpanLabels, ctx: &Context) {
+    let Ok(request) = decode(body.clone(), Encoding::Protobuf) else {
+        panic!("the export decodes")
+    };
     let events: Vec<Event> = check_export(&request, labels, ctx)
         .into_iter()
         .map(|(_, checked)| checked.unwrap().0)

@@ -8,6 +8,7 @@
 //! span is checked and stored exactly as a `POST /v1/events` event is (`crate::store`).
 
 mod spans;
+pub mod wire;
 
 use std::io::Read;
 
@@ -22,8 +23,8 @@ use llmtrack_shared::{ApiError, auth};
 use opentelemetry_proto::tonic::collector::trace::v1::{
     ExportTracePartialSuccess, ExportTraceServiceRequest, ExportTraceServiceResponse,
 };
-use opentelemetry_proto::tonic::trace::v1::Span;
 use prost::Message;
+use wire::{ExportRequest, Span};
 
 use crate::{Checked, EventResult, EventStatus, IngestState};
 
@@ -187,7 +188,7 @@ async fn traces(
     })?;
     let raw = crate::read_body(body).await?;
     let bytes = decompress(headers, raw)?;
-    let request = decode(&bytes, encoding)?;
+    let request = decode(bytes, encoding)?;
 
     let span_count: usize = request
         .resource_spans
@@ -270,7 +271,7 @@ async fn traces(
 /// Each LLM span of an export with its checked, priced event, or why it cannot be counted, in
 /// the order they came; spans that are not LLM calls are left out.
 pub fn check_export<'r>(
-    request: &'r ExportTraceServiceRequest,
+    request: &'r ExportRequest,
     labels: &SpanLabels,
     ctx: &Context,
 ) -> Vec<(&'r Span, Checked)> {
@@ -339,21 +340,27 @@ fn decompress(headers: &HeaderMap, raw: Bytes) -> Result<Bytes, Failure> {
     }
 }
 
-fn decode(bytes: &[u8], encoding: Encoding) -> Result<ExportTraceServiceRequest, Failure> {
-    match encoding {
-        Encoding::Protobuf => ExportTraceServiceRequest::decode(bytes).map_err(|e| {
-            Failure::new(
-                StatusCode::BAD_REQUEST,
-                format!("the body is not a protobuf ExportTraceServiceRequest: {e}"),
-            )
-        }),
-        Encoding::Json => serde_json::from_slice(bytes).map_err(|e| {
-            Failure::new(
-                StatusCode::BAD_REQUEST,
-                format!("the body is not an OTLP/JSON ExportTraceServiceRequest: {e}"),
-            )
-        }),
-    }
+/// The export, in the wire types ingest reads. OTLP/JSON is read with `opentelemetry-proto`'s
+/// serde mapping and encoded to protobuf first: one decoding path for both encodings.
+pub fn decode(bytes: Bytes, encoding: Encoding) -> Result<ExportRequest, Failure> {
+    let bytes = match encoding {
+        Encoding::Protobuf => bytes,
+        Encoding::Json => serde_json::from_slice::<ExportTraceServiceRequest>(&bytes)
+            .map_err(|e| {
+                Failure::new(
+                    StatusCode::BAD_REQUEST,
+                    format!("the body is not an OTLP/JSON ExportTraceServiceRequest: {e}"),
+                )
+            })?
+            .encode_to_vec()
+            .into(),
+    };
+    ExportRequest::decode(bytes).map_err(|e| {
+        Failure::new(
+            StatusCode::BAD_REQUEST,
+            format!("the body is not a protobuf ExportTraceServiceRequest: {e}"),
+        )
+    })
 }
 
 /// The partial success's message: how many LLM spans were rejected, and why for the first few,
@@ -378,7 +385,7 @@ fn rejection_message(rejected: &[&EventResult], spans: &[&Span]) -> String {
             })
             .unwrap_or_default();
         let id: String = span.span_id.iter().map(|b| format!("{b:02x}")).collect();
-        message.push_str(&format!("; span {id} `{}`: {why}", span.name));
+        message.push_str(&format!("; span {id} `{}`: {why}", span.name()));
     }
     if rejected.len() > NAMED_REJECTIONS {
         message.push_str(&format!("; and {} more", rejected.len() - NAMED_REJECTIONS));

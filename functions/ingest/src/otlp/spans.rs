@@ -7,12 +7,11 @@
 
 use std::borrow::Cow;
 
+use super::wire::{AnyValue, KeyValue, STATUS_ERROR, Span, Value};
 use llmtrack_shared::ErrorCode;
 use llmtrack_shared::domain::event::{Rejection, Submitted};
 use llmtrack_shared::domain::pricing::ServiceTier;
 use llmtrack_shared::domain::spans::SpanLabels;
-use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value::Value};
-use opentelemetry_proto::tonic::trace::v1::{Span, status::StatusCode};
 
 /// GenAI operations that are one call to a model; agent and tool spans (`invoke_agent`,
 /// `execute_tool`, ...) wrap such calls and would count them twice.
@@ -67,51 +66,48 @@ impl<'a> Seen<'a> {
             let Some(value) = kv.value.as_ref() else {
                 continue;
             };
-            let text = || match &value.value {
-                Some(Value::StringValue(v)) if !v.is_empty() => Some(v.as_str()),
-                _ => None,
-            };
-            match kv.key.as_str() {
-                "gen_ai.provider.name" => text().into_iter().for_each(|v| s.provider.offer(0, v)),
-                "gen_ai.system" => text().into_iter().for_each(|v| s.provider.offer(1, v)),
-                "llm.provider" => text().into_iter().for_each(|v| s.provider.offer(2, v)),
-                "llm.system" => text().into_iter().for_each(|v| s.provider.offer(3, v)),
+            let text = || value.text();
+            match kv.key.as_ref() {
+                b"gen_ai.provider.name" => text().into_iter().for_each(|v| s.provider.offer(0, v)),
+                b"gen_ai.system" => text().into_iter().for_each(|v| s.provider.offer(1, v)),
+                b"llm.provider" => text().into_iter().for_each(|v| s.provider.offer(2, v)),
+                b"llm.system" => text().into_iter().for_each(|v| s.provider.offer(3, v)),
                 // The AI SDK names a provider with its API: `openai.chat`, `anthropic.messages`.
-                "ai.model.provider" => text()
+                b"ai.model.provider" => text()
                     .and_then(|v| v.split('.').next())
                     .into_iter()
                     .for_each(|v| s.provider.offer(4, v)),
-                "gen_ai.response.model" => text().into_iter().for_each(|v| s.model.offer(0, v)),
-                "gen_ai.request.model" => text().into_iter().for_each(|v| s.model.offer(1, v)),
-                "llm.model_name" => text().into_iter().for_each(|v| s.model.offer(2, v)),
-                "ai.response.model" => text().into_iter().for_each(|v| s.model.offer(3, v)),
-                "ai.model.id" => text().into_iter().for_each(|v| s.model.offer(4, v)),
-                "gen_ai.usage.input_tokens" => s.input.offer(0, value),
-                "gen_ai.usage.prompt_tokens" => s.input.offer(1, value),
-                "llm.token_count.prompt" => s.input.offer(2, value),
-                "ai.usage.inputTokens" => s.input.offer(3, value),
-                "ai.usage.promptTokens" => s.input.offer(4, value),
-                "gen_ai.usage.output_tokens" => s.output.offer(0, value),
-                "gen_ai.usage.completion_tokens" => s.output.offer(1, value),
-                "llm.token_count.completion" => s.output.offer(2, value),
-                "ai.usage.outputTokens" => s.output.offer(3, value),
-                "ai.usage.completionTokens" => s.output.offer(4, value),
-                "gen_ai.usage.cache_read.input_tokens" => s.cached.offer(0, value),
-                "gen_ai.usage.cache_read_input_tokens" => s.cached.offer(1, value),
-                "llm.token_count.prompt_details.cache_read" => s.cached.offer(2, value),
-                "ai.usage.cachedInputTokens" => s.cached.offer(3, value),
-                "gen_ai.usage.cache_creation.input_tokens" => s.cache_write.offer(0, value),
-                "gen_ai.usage.cache_creation_input_tokens" => s.cache_write.offer(1, value),
-                "llm.token_count.prompt_details.cache_write" => s.cache_write.offer(2, value),
-                "gen_ai.usage.reasoning.output_tokens" => s.reasoning.offer(0, value),
-                "llm.token_count.completion_details.reasoning" => s.reasoning.offer(1, value),
-                "ai.usage.reasoningTokens" => s.reasoning.offer(2, value),
-                "gen_ai.operation.name" => s.operation = text(),
-                "openinference.span.kind" => s.openinference_kind = text(),
-                "ai.operationId" => s.vercel_operation = text(),
-                "error.type" => s.error_type = text(),
-                "gen_ai.response.id" => s.response_id = text(),
-                "openai.response.service_tier" | "gen_ai.openai.response.service_tier" => {
+                b"gen_ai.response.model" => text().into_iter().for_each(|v| s.model.offer(0, v)),
+                b"gen_ai.request.model" => text().into_iter().for_each(|v| s.model.offer(1, v)),
+                b"llm.model_name" => text().into_iter().for_each(|v| s.model.offer(2, v)),
+                b"ai.response.model" => text().into_iter().for_each(|v| s.model.offer(3, v)),
+                b"ai.model.id" => text().into_iter().for_each(|v| s.model.offer(4, v)),
+                b"gen_ai.usage.input_tokens" => s.input.offer(0, value),
+                b"gen_ai.usage.prompt_tokens" => s.input.offer(1, value),
+                b"llm.token_count.prompt" => s.input.offer(2, value),
+                b"ai.usage.inputTokens" => s.input.offer(3, value),
+                b"ai.usage.promptTokens" => s.input.offer(4, value),
+                b"gen_ai.usage.output_tokens" => s.output.offer(0, value),
+                b"gen_ai.usage.completion_tokens" => s.output.offer(1, value),
+                b"llm.token_count.completion" => s.output.offer(2, value),
+                b"ai.usage.outputTokens" => s.output.offer(3, value),
+                b"ai.usage.completionTokens" => s.output.offer(4, value),
+                b"gen_ai.usage.cache_read.input_tokens" => s.cached.offer(0, value),
+                b"gen_ai.usage.cache_read_input_tokens" => s.cached.offer(1, value),
+                b"llm.token_count.prompt_details.cache_read" => s.cached.offer(2, value),
+                b"ai.usage.cachedInputTokens" => s.cached.offer(3, value),
+                b"gen_ai.usage.cache_creation.input_tokens" => s.cache_write.offer(0, value),
+                b"gen_ai.usage.cache_creation_input_tokens" => s.cache_write.offer(1, value),
+                b"llm.token_count.prompt_details.cache_write" => s.cache_write.offer(2, value),
+                b"gen_ai.usage.reasoning.output_tokens" => s.reasoning.offer(0, value),
+                b"llm.token_count.completion_details.reasoning" => s.reasoning.offer(1, value),
+                b"ai.usage.reasoningTokens" => s.reasoning.offer(2, value),
+                b"gen_ai.operation.name" => s.operation = text(),
+                b"openinference.span.kind" => s.openinference_kind = text(),
+                b"ai.operationId" => s.vercel_operation = text(),
+                b"error.type" => s.error_type = text(),
+                b"gen_ai.response.id" => s.response_id = text(),
+                b"openai.response.service_tier" | b"gen_ai.openai.response.service_tier" => {
                     s.service_tier = text()
                 }
                 _ => {}
@@ -179,11 +175,8 @@ fn submitted<'a>(
             "the span has no model: set `gen_ai.response.model` or `gen_ai.request.model`",
         )
     })?;
-    let failed = span
-        .status
-        .as_ref()
-        .is_some_and(|s| s.code == StatusCode::Error as i32)
-        || seen.error_type.is_some();
+    let failed =
+        span.status.as_ref().is_some_and(|s| s.code == STATUS_ERROR) || seen.error_type.is_some();
     // A failed call may have used nothing; a successful one without usage cannot be counted.
     if !seen.has_usage() && !failed {
         return Err(Rejection::new(
@@ -297,18 +290,16 @@ fn push_hex(out: &mut String, bytes: &[u8]) {
 /// and the JSON encoding send those).
 fn tokens(v: &AnyValue) -> Option<u64> {
     match v.value.as_ref()? {
-        Value::IntValue(n) => u64::try_from(*n).ok(),
-        Value::DoubleValue(d) if d.fract() == 0.0 && *d >= 0.0 && *d < 1e18 => Some(*d as u64),
-        Value::StringValue(s) => s.trim().parse().ok(),
-        _ => None,
+        Value::Int(n) => u64::try_from(*n).ok(),
+        Value::Double(d) if d.fract() == 0.0 && *d >= 0.0 && *d < 1e18 => Some(*d as u64),
+        Value::String(_) => v.text()?.trim().parse().ok(),
+        Value::Double(_) | Value::Bool(_) => None,
     }
 }
 
 fn text_attribute<'a>(attributes: &'a [KeyValue], key: &str) -> Option<&'a str> {
-    attributes.iter().find(|kv| kv.key == key).and_then(|kv| {
-        match kv.value.as_ref()?.value.as_ref()? {
-            Value::StringValue(s) if !s.is_empty() => Some(s.as_str()),
-            _ => None,
-        }
-    })
+    attributes
+        .iter()
+        .find(|kv| kv.key.as_ref() == key.as_bytes())
+        .and_then(|kv| kv.value.as_ref()?.text())
 }
