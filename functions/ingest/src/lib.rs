@@ -44,6 +44,42 @@ pub struct IngestState {
     pub limits: DynLimits,
 }
 
+impl IngestState {
+    /// The ingest key a request carries and its workspace, within the key's request rate.
+    async fn sender(&self, headers: &HeaderMap) -> Result<(ApiKey, Workspace), ApiError> {
+        let (key, workspace) = auth::api_key(
+            self.store.keys.as_ref(),
+            self.store.workspaces.as_ref(),
+            &self.clock,
+            headers,
+            Scope::Ingest,
+        )
+        .await?;
+        self.limits.caller(&format!("key:{}", key.id))?;
+        Ok((key, workspace))
+    }
+
+    /// Runs `check` with what pricing needs to know of the workspace and the time (now, which
+    /// it also returns).
+    fn check<T>(
+        &self,
+        key: &ApiKey,
+        workspace: &Workspace,
+        check: impl FnOnce(&Context) -> T,
+    ) -> (T, i64) {
+        let now = self.clock.now_ms();
+        let rules = workspace.prices.ready();
+        let ctx = Context {
+            now_ms: now,
+            source: &key.source,
+            plan: workspace.plan,
+            prices: self.prices,
+            custom: &rules,
+        };
+        (check(&ctx), now)
+    }
+}
+
 fn routes() -> OpenApiRouter<IngestState> {
     OpenApiRouter::new()
         .routes(routes!(post_events))
@@ -214,15 +250,7 @@ async fn post_events(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let (key, workspace) = auth::api_key(
-        s.store.keys.as_ref(),
-        s.store.workspaces.as_ref(),
-        &s.clock,
-        &headers,
-        Scope::Ingest,
-    )
-    .await?;
-    s.limits.caller(&format!("key:{}", key.id))?;
+    let (key, workspace) = s.sender(&headers).await?;
     require_json(&headers)?;
     let bytes = read_body(body).await?;
     let raw = event::split_body(&bytes)
@@ -263,15 +291,7 @@ async fn post_litellm(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let (key, workspace) = auth::api_key(
-        s.store.keys.as_ref(),
-        s.store.workspaces.as_ref(),
-        &s.clock,
-        &headers,
-        Scope::Ingest,
-    )
-    .await?;
-    s.limits.caller(&format!("key:{}", key.id))?;
+    let (key, workspace) = s.sender(&headers).await?;
     if require_json(&headers).is_err() && !content_type_is(&headers, "application/x-ndjson") {
         return Err(ApiError::UnsupportedMediaType(
             "send `Content-Type: application/json` (or `application/x-ndjson`)".into(),
@@ -304,16 +324,7 @@ async fn ingest(
     workspace: &Workspace,
     check: impl FnOnce(&Context) -> Vec<Checked>,
 ) -> Result<Response, ApiError> {
-    let now = s.clock.now_ms();
-    let rules = workspace.prices.ready();
-    let ctx = Context {
-        now_ms: now,
-        source: &key.source,
-        plan: workspace.plan,
-        prices: s.prices,
-        custom: &rules,
-    };
-    let checked = check(&ctx);
+    let (checked, now) = s.check(&key, workspace, check);
     let mut results = Vec::with_capacity(checked.len());
     let mut valid = Vec::with_capacity(checked.len());
     for (index, checked) in checked.into_iter().enumerate() {

@@ -16,10 +16,9 @@ use axum::body::{Body, Bytes};
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use llmtrack_shared::domain::apikey::Scope;
+use llmtrack_shared::ApiError;
 use llmtrack_shared::domain::event::{self, Context, MAX_BATCH_EVENTS, MAX_BODY_BYTES};
 use llmtrack_shared::domain::spans::SpanLabels;
-use llmtrack_shared::{ApiError, auth};
 use opentelemetry_proto::tonic::collector::trace::v1::{
     ExportTracePartialSuccess, ExportTraceServiceRequest, ExportTraceServiceResponse,
 };
@@ -171,15 +170,7 @@ async fn traces(
     body: Body,
     encoding: Option<Encoding>,
 ) -> Result<Response, Failure> {
-    let (key, workspace) = auth::api_key(
-        s.store.keys.as_ref(),
-        s.store.workspaces.as_ref(),
-        &s.clock,
-        headers,
-        Scope::Ingest,
-    )
-    .await?;
-    s.limits.caller(&format!("key:{}", key.id))?;
+    let (key, workspace) = s.sender(headers).await?;
     let encoding = encoding.ok_or_else(|| {
         Failure::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -205,16 +196,9 @@ async fn traces(
         ));
     }
 
-    let now = s.clock.now_ms();
-    let rules = workspace.prices.ready();
-    let ctx = Context {
-        now_ms: now,
-        source: &key.source,
-        plan: workspace.plan,
-        prices: s.prices,
-        custom: &rules,
-    };
-    let checked = check_export(&request, &workspace.spans, &ctx);
+    let (checked, now) = s.check(&key, &workspace, |ctx| {
+        check_export(&request, &workspace.spans, ctx)
+    });
     // Which span each result is, for the rejection message.
     let named: Vec<&Span> = checked.iter().map(|(span, _)| *span).collect();
     let mut results = Vec::with_capacity(checked.len());

@@ -182,26 +182,18 @@ def _failed(tracker: Tracker, provider: str, kwargs: Dict[str, Any], exc: Except
     )
 
 
-class _Stream:
-    """A provider's stream, passed through chunk by chunk; records the call when it ends."""
+class _Passthrough:
+    """What the sync and async streams share: each item is observed on its way to the caller,
+    and the call is recorded once, when the stream ends or is closed."""
 
     def __init__(self, inner: Any, usage: _Usage, tracker: Tracker, start: float) -> None:
         self._inner = inner
-        self._it = iter(inner)
         self._usage = usage
         self._tracker = tracker
         self._start = start
         self._done = False
 
-    def __iter__(self) -> "_Stream":
-        return self
-
-    def __next__(self) -> Any:
-        try:
-            item = next(self._it)
-        except StopIteration:
-            self._finish()
-            raise
+    def _observe(self, item: Any) -> Any:
         try:
             self._usage.observe(item)
         except Exception:
@@ -212,6 +204,28 @@ class _Stream:
         if not self._done:
             self._done = True
             _record(self._tracker, lambda: self._usage.event(_ms(self._start)))
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+
+class _Stream(_Passthrough):
+    """A provider's stream, passed through chunk by chunk."""
+
+    def __init__(self, inner: Any, usage: _Usage, tracker: Tracker, start: float) -> None:
+        super().__init__(inner, usage, tracker, start)
+        self._it = iter(inner)
+
+    def __iter__(self) -> "_Stream":
+        return self
+
+    def __next__(self) -> Any:
+        try:
+            item = next(self._it)
+        except StopIteration:
+            self._finish()
+            raise
+        return self._observe(item)
 
     def close(self) -> None:
         self._finish()
@@ -225,20 +239,13 @@ class _Stream:
     def __exit__(self, *exc: Any) -> None:
         self.close()
 
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._inner, name)
 
-
-class _AsyncStream:
+class _AsyncStream(_Passthrough):
     """The async form of `_Stream`."""
 
     def __init__(self, inner: Any, usage: _Usage, tracker: Tracker, start: float) -> None:
-        self._inner = inner
+        super().__init__(inner, usage, tracker, start)
         self._it = inner.__aiter__()
-        self._usage = usage
-        self._tracker = tracker
-        self._start = start
-        self._done = False
 
     def __aiter__(self) -> "_AsyncStream":
         return self
@@ -249,16 +256,7 @@ class _AsyncStream:
         except StopAsyncIteration:
             self._finish()
             raise
-        try:
-            self._usage.observe(item)
-        except Exception:
-            log.exception("llmtrack: could not read a stream chunk")
-        return item
-
-    def _finish(self) -> None:
-        if not self._done:
-            self._done = True
-            _record(self._tracker, lambda: self._usage.event(_ms(self._start)))
+        return self._observe(item)
 
     async def close(self) -> None:
         self._finish()
@@ -271,6 +269,3 @@ class _AsyncStream:
 
     async def __aexit__(self, *exc: Any) -> None:
         await self.close()
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._inner, name)
