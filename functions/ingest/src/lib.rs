@@ -324,7 +324,7 @@ async fn ingest(
     workspace: &Workspace,
     check: impl FnOnce(&Context) -> Vec<Checked>,
 ) -> Result<Response, ApiError> {
-    let (checked, now) = s.check(&key, workspace, check);
+    let (checked, now) = s.check(key, workspace, check);
     let mut results = Vec::with_capacity(checked.len());
     let mut valid = Vec::with_capacity(checked.len());
     for (index, checked) in checked.into_iter().enumerate() {
