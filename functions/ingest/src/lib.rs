@@ -140,6 +140,22 @@ pub struct EventResult {
 pub type Checked = Result<(event::Event, Vec<Redaction>), Rejection>;
 
 impl EventResult {
+    /// Each checked event's result, in order, and the valid events to store.
+    fn all(
+        checked: impl IntoIterator<Item = Checked>,
+        workspace: &Workspace,
+        now: i64,
+    ) -> (Vec<EventResult>, Vec<event::Event>) {
+        let mut results = Vec::new();
+        let mut valid = Vec::new();
+        for (index, checked) in checked.into_iter().enumerate() {
+            let (result, event) = EventResult::checked(index, checked, workspace.id.as_str(), now);
+            results.push(result);
+            valid.extend(event);
+        }
+        (results, valid)
+    }
+
     /// The result of one checked event, and the event to store when it is valid. An event
     /// whose cost is unknown is logged once per model, workspace and hour.
     fn checked(
@@ -325,13 +341,7 @@ async fn ingest(
     check: impl FnOnce(&Context) -> Vec<Checked>,
 ) -> Result<Response, ApiError> {
     let (checked, now) = s.check(key, workspace, check);
-    let mut results = Vec::with_capacity(checked.len());
-    let mut valid = Vec::with_capacity(checked.len());
-    for (index, checked) in checked.into_iter().enumerate() {
-        let (result, event) = EventResult::checked(index, checked, workspace.id.as_str(), now);
-        results.push(result);
-        valid.extend(event);
-    }
+    let (mut results, valid) = EventResult::all(checked, workspace, now);
 
     if let Some(refusal) = store(s, workspace, &mut results, &valid, now).await? {
         let mut response = (

@@ -199,24 +199,19 @@ async fn traces(
     let (checked, now) = s.check(&key, &workspace, |ctx| {
         check_export(&request, &workspace.spans, ctx)
     });
-    // Which span each result is, for the rejection message.
-    let named: Vec<&Span> = checked.iter().map(|(span, _)| *span).collect();
-    let mut results = Vec::with_capacity(checked.len());
-    let mut valid = Vec::with_capacity(checked.len());
-    for (index, (_, checked)) in checked.into_iter().enumerate() {
-        let (result, event) = EventResult::checked(index, checked, workspace.id.as_str(), now);
-        results.push(result);
-        valid.extend(event);
-    }
-    if results.len() > MAX_BATCH_EVENTS {
+    // Refused before any result is made (an unpriced model is logged with its result).
+    if checked.len() > MAX_BATCH_EVENTS {
         return Err(Failure::new(
             StatusCode::BAD_REQUEST,
             format!(
                 "the export has {} LLM spans; at most {MAX_BATCH_EVENTS} are accepted per request: lower the batch processor's max export batch size",
-                results.len()
+                checked.len()
             ),
         ));
     }
+    // Which span each result is, for the rejection message.
+    let (named, checked): (Vec<&Span>, Vec<_>) = checked.into_iter().unzip();
+    let (mut results, valid) = EventResult::all(checked, &workspace, now);
 
     if let Some(refusal) = crate::store(s, &workspace, &mut results, &valid, now).await? {
         let mut failure = Failure::new(StatusCode::TOO_MANY_REQUESTS, refusal.message);
