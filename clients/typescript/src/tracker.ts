@@ -34,10 +34,17 @@ function env(name: string): string | undefined {
   return p?.env?.[name];
 }
 
-function randomId(): string {
-  const c = (globalThis as { crypto?: { randomUUID?: () => string } }).crypto;
-  if (c?.randomUUID) return "ts_" + c.randomUUID().replace(/-/g, "");
-  return "ts_" + Date.now().toString(36) + Math.random().toString(36).slice(2, 14);
+/**
+ * A random event id of letters only (26 letters, 122 bits): a hex id now and then holds a run of
+ * digits that passes the card-number check LLMtrack applies to ids, and is refused.
+ */
+export function randomId(): string {
+  const bytes = new Uint8Array(26);
+  const c = (globalThis as { crypto?: { getRandomValues?: (a: Uint8Array) => Uint8Array } }).crypto;
+  if (c?.getRandomValues) c.getRandomValues(bytes);
+  else for (let i = 0; i < bytes.length; i++) bytes[i] = Math.floor(Math.random() * 256);
+  // 256 is not a multiple of 26: the first letters are a little likelier, which costs under a bit.
+  return "ts_" + Array.from(bytes, (b) => String.fromCharCode(97 + (b % 26))).join("");
 }
 
 export class Tracker {

@@ -5,6 +5,7 @@ import { createServer, type Server } from "node:http";
 import { afterAll, beforeAll, expect, test } from "vitest";
 
 import { Tracker } from "../src/index.js";
+import { randomId } from "../src/tracker.js";
 import { Serve, freePort } from "./support.js";
 
 const serve = new Serve();
@@ -81,4 +82,10 @@ test("the queue is bounded, refusals are counted, and recording never throws", a
   expect([up.delivered, up.rejected]).toEqual([1, 1]);
   expect(await ws.events()).toHaveLength(1);
   await up.close();
+});
+
+test("generated ids are letters only, so none can look like a card number", () => {
+  const ids = new Set(Array.from({ length: 2000 }, () => randomId()));
+  expect(ids.size).toBe(2000);
+  for (const id of ids) expect(id).toMatch(/^ts_[a-z]{26}$/);
 });
