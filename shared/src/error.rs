@@ -138,6 +138,9 @@ error_codes! {
     /// A repricing's range is not one that can be repriced (not ended yet, or older than the
     /// plan's history); the message names the field.
     InvalidRepricing = "invalid_repricing", BAD_REQUEST, Response;
+    /// A provider connection's field is missing or not valid (the provider, the admin key, a
+    /// scope id, an import range); the message names it.
+    InvalidConnection = "invalid_connection", BAD_REQUEST, Response;
     /// The plan is free, unknown or not for sale here.
     InvalidPlan = "invalid_plan", BAD_REQUEST, Response;
     /// A Stripe webhook delivery whose `Stripe-Signature` is missing, malformed, wrong or
@@ -175,6 +178,9 @@ error_codes! {
     /// The plan's monthly event quota is used up (see `Retry-After`); per event, the event
     /// was not stored for that reason.
     QuotaExceeded = "quota_exceeded", TOO_MANY_REQUESTS, Both;
+    /// The provider refused the connection's admin key (revoked, not an admin key, missing
+    /// the usage scope): the message gives the provider's reason.
+    ProviderKeyRefused = "provider_key_refused", UNPROCESSABLE_ENTITY, Response;
     /// Too many requests for the key, user or address; retry after `Retry-After` seconds.
     RateLimited = "rate_limited", TOO_MANY_REQUESTS, Response;
     /// Something went wrong on our side; the details are in the server's log, not here.
@@ -183,6 +189,9 @@ error_codes! {
     BillingNotConfigured = "billing_not_configured", SERVICE_UNAVAILABLE, Response;
     /// The payment provider did not answer; try again later.
     PaymentProviderUnavailable = "payment_provider_unavailable", SERVICE_UNAVAILABLE, Response;
+    /// The LLM provider's billing API did not answer, or kept failing or rate limiting after
+    /// retries; try again later.
+    ProviderUnavailable = "provider_unavailable", BAD_GATEWAY, Response;
 
     // One event of `POST /v1/events` (`results[].error.code`; `field` names the field).
     /// A field is missing, unknown or of the wrong type.

@@ -9,7 +9,8 @@ pub fn init() {
 /// A one-shot command's logs: warnings and errors on stderr unless `RUST_LOG` says otherwise,
 /// so what it prints on stdout is its answer alone.
 pub fn init_for_command() {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn"));
+    let filter =
+        capped(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn")));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
@@ -17,8 +18,25 @@ pub fn init_for_command() {
         .try_init();
 }
 
+/// HTTP clients at trace level log what they send: the AWS SDK a KMS `Encrypt` body (a provider
+/// admin key, in base64), hyper and reqwest headers. Whatever `RUST_LOG` asks, they stop at debug.
+fn capped(filter: EnvFilter) -> EnvFilter {
+    [
+        "aws_smithy_runtime",
+        "aws_smithy_http",
+        "hyper",
+        "hyper_util",
+        "reqwest",
+        "h2",
+    ]
+    .into_iter()
+    .filter_map(|target| format!("{target}=debug").parse().ok())
+    .fold(filter, EnvFilter::add_directive)
+}
+
 fn init_at(level: &str) {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level));
+    let filter =
+        capped(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level)));
     let builder = tracing_subscriber::fmt().with_env_filter(filter);
     let result = if std::env::var_os("AWS_LAMBDA_FUNCTION_NAME").is_some() {
         // CloudWatch adds its own timestamps; ANSI colours would be noise there.

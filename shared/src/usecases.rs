@@ -334,3 +334,53 @@ pub async fn change_prices(
     }
     Err(PriceChangeError::Busy)
 }
+
+/// The reconciliation of a workspace's imported bills with its events over the UTC days
+/// `[from, to)`: read by the stats route, the alert evaluator and the command line alike.
+pub async fn reconciliation(
+    events: &dyn crate::ports::Events,
+    connections: &dyn crate::ports::Connections,
+    ws: &WorkspaceId,
+    from: chrono::NaiveDate,
+    to: chrono::NaiveDate,
+) -> StoreResult<crate::domain::reconciliation::compare::Reconciliation> {
+    use crate::domain::reconciliation::compare::{Tracked, reconcile};
+    use crate::domain::rollup::{Dimension, View};
+    use crate::domain::time::HOUR_MS;
+
+    let days: Vec<String> = from
+        .iter_days()
+        .take_while(|d| *d < to)
+        .map(|d| d.to_string())
+        .collect();
+    let (first, end) = (from.to_string(), to.to_string());
+    let billed = connections.billed_rows(ws, &first, &end).await?;
+    let hour = |d: chrono::NaiveDate| {
+        d.and_hms_opt(0, 0, 0)
+            .map_or(0, |t| t.and_utc().timestamp_millis() / HOUR_MS)
+    };
+    let rollups = events
+        .rollups(ws, &View::of(Dimension::Model), hour(from), hour(to))
+        .await?;
+    // Hourly rollups summed into UTC days, per model as LLMtrack names it.
+    let mut by_day: std::collections::BTreeMap<(String, String), Tracked> = Default::default();
+    for (key, r) in &rollups {
+        let day = crate::domain::time::to_datetime(key.hour * HOUR_MS)
+            .date_naive()
+            .to_string();
+        by_day
+            .entry((day, key.value.clone()))
+            .or_default()
+            .add(&Tracked::of(r));
+    }
+    let tracked: Vec<(String, String, Tracked)> = by_day
+        .into_iter()
+        .map(|((day, model), t)| (day, model, t))
+        .collect();
+    Ok(reconcile(
+        &billed,
+        &tracked,
+        &days,
+        crate::domain::pricing::PriceTable::bundled(),
+    ))
+}

@@ -1,13 +1,19 @@
 //! Storage adapters. Each is a cargo feature so a binary links only what it uses.
 
-#[cfg(any(feature = "dynamodb", feature = "s3", feature = "ses"))]
+#[cfg(any(feature = "dynamodb", feature = "s3", feature = "ses", feature = "kms"))]
 pub mod aws;
 #[cfg(feature = "dynamodb")]
 pub mod dynamodb;
 #[cfg(feature = "folder")]
 pub mod folder;
+#[cfg(feature = "keyfile")]
+pub mod keyfile;
+#[cfg(feature = "kms")]
+pub mod kms;
 #[cfg(feature = "outbox")]
 pub mod outbox;
+#[cfg(feature = "providers")]
+pub mod providers;
 #[cfg(feature = "s3")]
 pub mod s3;
 #[cfg(feature = "ses")]

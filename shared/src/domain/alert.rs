@@ -50,7 +50,17 @@ pub enum Condition {
     },
     /// p95 latency over a value in the last `window_minutes`.
     LatencyP95 { over_ms: f64, window_minutes: u32 },
+    /// The share of the providers' billed tokens LLMtrack's events carry, over the last `days`
+    /// whole UTC days, under a percentage: an app stopped sending events (needs a provider
+    /// connection, `docs/RECONCILIATION.md`).
+    Coverage { under_pct: f64, days: u32 },
+    /// LLMtrack's computed cost off the billed cost by more than a percentage either way, over
+    /// the last `days` whole UTC days.
+    Drift { over_pct: f64, days: u32 },
 }
+
+/// Days a reconciliation rule may look back over.
+pub const RECONCILIATION_DAYS: std::ops::RangeInclusive<u32> = 1..=31;
 
 fn default_min_requests() -> u64 {
     20
@@ -88,6 +98,13 @@ fn money(field: &'static str, v: f64) -> Result<(), Invalid> {
     Ok(())
 }
 
+fn reconciliation_days(v: u32) -> Result<(), Invalid> {
+    if !RECONCILIATION_DAYS.contains(&v) {
+        return invalid("days", "`days` must be from 1 to 31");
+    }
+    Ok(())
+}
+
 fn window(v: u32) -> Result<(), Invalid> {
     if !WINDOWS_MINUTES.contains(&v) || !v.is_multiple_of(5) {
         return invalid(
@@ -100,12 +117,21 @@ fn window(v: u32) -> Result<(), Invalid> {
 
 impl Condition {
     /// The metric names, for error messages.
-    pub const METRICS: &'static str = "`cost`, `budget`, `forecast`, `error_rate` or `latency_p95`";
+    pub const METRICS: &'static str =
+        "`cost`, `budget`, `forecast`, `error_rate`, `latency_p95`, `coverage` or `drift`";
 
     /// Reads a condition from the request's JSON, naming what is wrong.
     pub fn parse(v: &serde_json::Value) -> Result<Condition, Invalid> {
         let metric = v.get("metric").and_then(|m| m.as_str()).unwrap_or_default();
-        let known = ["cost", "budget", "forecast", "error_rate", "latency_p95"];
+        let known = [
+            "cost",
+            "budget",
+            "forecast",
+            "error_rate",
+            "latency_p95",
+            "coverage",
+            "drift",
+        ];
         if !known.contains(&metric) {
             return Err(Invalid {
                 field: "metric",
@@ -174,6 +200,24 @@ impl Condition {
                 }
                 window(*window_minutes)
             }
+            Condition::Coverage { under_pct, days } => {
+                if !under_pct.is_finite() || *under_pct <= 0.0 || *under_pct > 100.0 {
+                    return invalid(
+                        "under_pct",
+                        "`under_pct` must be more than 0 and at most 100",
+                    );
+                }
+                reconciliation_days(*days)
+            }
+            Condition::Drift { over_pct, days } => {
+                if !over_pct.is_finite() || *over_pct <= 0.0 || *over_pct > 1_000.0 {
+                    return invalid(
+                        "over_pct",
+                        "`over_pct` must be more than 0 and at most 1000",
+                    );
+                }
+                reconciliation_days(*days)
+            }
         }
     }
 
@@ -190,7 +234,10 @@ impl Condition {
     pub fn periodic(&self) -> bool {
         !matches!(
             self,
-            Condition::ErrorRate { .. } | Condition::LatencyP95 { .. }
+            Condition::ErrorRate { .. }
+                | Condition::LatencyP95 { .. }
+                | Condition::Coverage { .. }
+                | Condition::Drift { .. }
         )
     }
 }
@@ -373,6 +420,9 @@ pub struct Measured {
     pub requests: u64,
     pub errors: u64,
     pub p95_ms: Option<f64>,
+    /// Reconciliation over the rule's days; `None` when the providers billed nothing in them.
+    pub coverage_pct: Option<f64>,
+    pub drift_pct: Option<f64>,
 }
 
 /// Where a rule stands: 0 is ok; n > 0 is firing at level n (the nth budget threshold).
@@ -446,6 +496,15 @@ pub fn level(c: &Condition, m: &Measured) -> (u32, f64, f64) {
             let p = m.p95_ms.unwrap_or(0.0);
             (u32::from(p > *over_ms), p, *over_ms)
         }
+        // Nothing billed is nothing to miss: not firing.
+        Condition::Coverage { under_pct, .. } => match m.coverage_pct {
+            Some(c) => (u32::from(c < *under_pct), c, *under_pct),
+            None => (0, 100.0, *under_pct),
+        },
+        Condition::Drift { over_pct, .. } => match m.drift_pct {
+            Some(d) => (u32::from(d.abs() > *over_pct), d, *over_pct),
+            None => (0, 0.0, *over_pct),
+        },
     }
 }
 
@@ -508,6 +567,8 @@ mod tests {
             json!({"metric": "forecast", "budget_usd": 1000}),
             json!({"metric": "error_rate", "over_pct": 5, "window_minutes": 15}),
             json!({"metric": "latency_p95", "over_ms": 2000, "window_minutes": 60}),
+            json!({"metric": "coverage", "under_pct": 80, "days": 3}),
+            json!({"metric": "drift", "over_pct": 10, "days": 7}),
         ];
         for c in ok {
             Condition::parse(&c).unwrap_or_else(|e| panic!("{c}: {e:?}"));
@@ -555,6 +616,22 @@ mod tests {
             (
                 json!({"metric": "latency_p95", "over_ms": 0, "window_minutes": 5}),
                 "over_ms",
+            ),
+            (
+                json!({"metric": "coverage", "under_pct": 0, "days": 3}),
+                "under_pct",
+            ),
+            (
+                json!({"metric": "coverage", "under_pct": 90, "days": 0}),
+                "days",
+            ),
+            (
+                json!({"metric": "drift", "over_pct": 10, "days": 60}),
+                "days",
+            ),
+            (
+                json!({"metric": "drift", "over_pct": -1, "days": 3}),
+                "over_pct",
             ),
             (
                 json!({"metric": "latency_p95", "over_ms": 10, "window_minutes": 10, "extra": 1}),

@@ -16,6 +16,7 @@ pub mod names;
 pub mod plan;
 pub mod pricing;
 pub mod privacy;
+pub mod reconciliation;
 pub mod report;
 pub mod repricing;
 pub mod retention;

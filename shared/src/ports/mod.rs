@@ -15,6 +15,7 @@ mod archive;
 mod audit;
 mod billing;
 mod clock;
+mod connections;
 mod deletion;
 mod events;
 mod ingest;
@@ -23,8 +24,10 @@ mod keys;
 mod mail;
 mod members;
 mod payments;
+mod provider_api;
 mod repricing;
 mod retention;
+mod vault;
 mod workspaces;
 
 pub use accounts::Accounts;
@@ -33,6 +36,7 @@ pub use archive::{Archive, ArchiveWriter, DynArchive};
 pub use audit::AuditLog;
 pub use billing::{BillingRecords, BillingSave};
 pub use clock::{Clock, DynClock, SystemClock};
+pub use connections::{Connections, MAX_CONNECTIONS};
 pub use deletion::{Erasure, Purged};
 pub use events::Events;
 pub use ingest::{Ingest, IngestOutcome, Quota, Stored};
@@ -41,8 +45,10 @@ pub use keys::Keys;
 pub use mail::{DynMailer, Mail, Mailer};
 pub use members::Members;
 pub use payments::{Checkout, DynPayments, Payments};
+pub use provider_api::{DynProviderApi, ProviderApi, ProviderError};
 pub use repricing::Repricing;
 pub use retention::{Retained, Retention};
+pub use vault::{DynVault, Vault};
 pub use workspaces::{Workspace, Workspaces, all_workspace_ids};
 
 #[derive(Debug, thiserror::Error)]
@@ -88,6 +94,7 @@ pub trait Store:
     + Retention
     + AlertRules
     + AuditLog
+    + Connections
 {
 }
 
@@ -104,7 +111,8 @@ impl<
         + Repricing
         + Retention
         + AlertRules
-        + AuditLog,
+        + AuditLog
+        + Connections,
 > Store for T
 {
 }
@@ -115,8 +123,8 @@ pub type DynStore = Arc<dyn Store>;
 /// for code that calls them on a whole [`Store`]: the composition roots and the tests.
 pub mod prelude {
     pub use super::{
-        Accounts as _, AlertRules as _, AuditLog as _, BillingRecords as _, Erasure as _,
-        Events as _, Ingest as _, Jobs as _, Keys as _, Members as _, Repricing as _,
+        Accounts as _, AlertRules as _, AuditLog as _, BillingRecords as _, Connections as _,
+        Erasure as _, Events as _, Ingest as _, Jobs as _, Keys as _, Members as _, Repricing as _,
         Retention as _, Workspaces as _,
     };
 }

@@ -591,6 +591,7 @@ impl Erasure for DynamoStore {
             ("batch_markers", schema::marker_pk(ws)),
             ("audit_entries", schema::audit_pk(ws)),
             ("alert_events", schema::alert_log_pk(ws)),
+            ("billed_days", schema::billed_pk(ws)),
         ]) {
             if !self.purge_partition(&pk, kind, &mut left, &mut out).await? {
                 return Ok(out);
@@ -628,6 +629,7 @@ impl Erasure for DynamoStore {
                 }
                 InWorkspace::Invitation => "invitations",
                 InWorkspace::AlertRule => "alert_rules",
+                InWorkspace::Connection => "provider_connections",
                 InWorkspace::Usage => "usage_counters",
                 InWorkspace::Other => "other",
             };

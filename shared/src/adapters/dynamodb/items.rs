@@ -87,6 +87,17 @@ mod json {
     }
 }
 
+/// An item whose whole body is one JSON document (`d`): provider connections, billed days.
+#[derive(Serialize, Deserialize)]
+#[serde(bound(
+    serialize = "T: Serialize",
+    deserialize = "T: serde::de::DeserializeOwned"
+))]
+pub(super) struct JsonItem<T> {
+    #[serde(with = "json")]
+    pub d: T,
+}
+
 /// An item with nothing but its key (index and queue entries).
 #[derive(Serialize)]
 pub(super) struct Bare {}

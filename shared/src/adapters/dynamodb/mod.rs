@@ -29,6 +29,7 @@
 //! | invitation | `WS#{ws}` | `INV#{invitation}` |
 //! | audit entry | `W#{ws}#AUDIT` | `{ulid}` |
 //! | billing record, customer lookup, due index, Stripe event | see `billing` | |
+//! | provider connection, billed day | see `connections` | |
 //!
 //! Exactly once without transactions (they cost double and conflict on hot rollup items):
 //!
@@ -74,6 +75,7 @@ mod accounts;
 mod alerts;
 mod audit;
 mod billing;
+mod connections;
 mod deletion;
 mod hooks;
 mod ingest;

@@ -30,6 +30,7 @@ pub(super) const INVITATION_PREFIX: &str = "INV#";
 pub(super) const ALERT_PREFIX: &str = "ALERT#";
 const NOTICE_PREFIX: &str = "NOTICE#";
 const USAGE_PREFIX: &str = "USAGE#";
+pub(super) const CONNECTION_PREFIX: &str = "CONN#";
 const BILLING_SK: &str = "BILLING";
 
 pub(super) fn workspace_pk(ws: &WorkspaceId) -> String {
@@ -69,6 +70,29 @@ pub(super) fn alert_rule(ws: &WorkspaceId, id: &str) -> Key {
     (workspace_pk(ws), format!("{ALERT_PREFIX}{id}"))
 }
 
+pub(super) fn connection(ws: &WorkspaceId, id: &str) -> Key {
+    (workspace_pk(ws), format!("{CONNECTION_PREFIX}{id}"))
+}
+
+/// What the provider billed: one item per day and connection, in one partition per workspace.
+pub(super) fn billed_pk(ws: &WorkspaceId) -> String {
+    format!("W#{ws}#BILL")
+}
+
+pub(super) fn billed_day(ws: &WorkspaceId, day: &str, connection: &str) -> Key {
+    (billed_pk(ws), format!("{day}#{connection}"))
+}
+
+/// The sort keys of the days `[from_day, to_day)`: `{to_day}` sorts before every `{to_day}#…`.
+pub(super) fn billed_days(from_day: &str, to_day: &str) -> (String, String) {
+    (from_day.to_owned(), to_day.to_owned())
+}
+
+/// The connection a billed day's sort key names.
+pub(super) fn billed_connection(sk: &str) -> Option<&str> {
+    sk.split_once('#').map(|(_, c)| c)
+}
+
 pub(super) fn notice(ws: &WorkspaceId, key: &str) -> Key {
     (workspace_pk(ws), format!("{NOTICE_PREFIX}{key}"))
 }
@@ -86,6 +110,7 @@ pub(super) enum InWorkspace<'a> {
     Member(&'a str),
     Invitation,
     AlertRule,
+    Connection,
     Usage,
     Billing,
     Other,
@@ -104,6 +129,8 @@ pub(super) fn in_workspace(sk: &str) -> InWorkspace<'_> {
         InWorkspace::Invitation
     } else if sk.starts_with(ALERT_PREFIX) {
         InWorkspace::AlertRule
+    } else if sk.starts_with(CONNECTION_PREFIX) {
+        InWorkspace::Connection
     } else if sk.starts_with(USAGE_PREFIX) {
         InWorkspace::Usage
     } else {

@@ -116,6 +116,8 @@ impl Erasure for SqliteStore {
                 ("notices", "DELETE FROM notices WHERE workspace_id = ?1"),
                 ("alert_rules", "DELETE FROM alert_rules WHERE workspace_id = ?1"),
                 ("alert_events", "DELETE FROM alert_events WHERE workspace_id = ?1"),
+                ("provider_connections", "DELETE FROM connections WHERE workspace_id = ?1"),
+                ("billed_days", "DELETE FROM billed_days WHERE workspace_id = ?1"),
             ] {
                 let n = tx.execute(sql, [ws.as_str()])?;
                 out.count(kind, n as u64);

@@ -13,6 +13,7 @@ mod accounts;
 mod alerts;
 mod audit;
 mod billing;
+mod connections;
 mod erasure;
 mod events;
 mod expiry;

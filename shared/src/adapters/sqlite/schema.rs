@@ -47,6 +47,29 @@ const MIGRATIONS: &[Migration] = &[
         // JSON of `SpanLabels`; NULL for a workspace on the defaults.
         up: |tx, _| add_column(tx, "workspaces", "spans", "TEXT"),
     },
+    Migration {
+        what: "provider connections and the usage and cost they imported",
+        up: |tx, _| {
+            // `body`: JSON of `Connection` (the admin key only sealed); `rows`: JSON of the
+            // day's `BilledRow`s for one connection.
+            tx.execute_batch(
+                "CREATE TABLE IF NOT EXISTS connections (
+                    workspace_id TEXT NOT NULL,
+                    id TEXT NOT NULL,
+                    body TEXT NOT NULL,
+                    PRIMARY KEY (workspace_id, id)
+                ) WITHOUT ROWID;
+                CREATE TABLE IF NOT EXISTS billed_days (
+                    workspace_id TEXT NOT NULL,
+                    day TEXT NOT NULL,
+                    connection_id TEXT NOT NULL,
+                    rows TEXT NOT NULL,
+                    PRIMARY KEY (workspace_id, day, connection_id)
+                ) WITHOUT ROWID;",
+            )?;
+            Ok(())
+        },
+    },
 ];
 
 /// Adds a column unless the table has it (a store the tests rewind to an earlier release's
