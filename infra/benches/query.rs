@@ -209,6 +209,14 @@ async fn main() {
             stripe: None,
             alert_key: b"bench alert signing key, 32 bytes".to_vec(),
             allow_local_webhooks: false,
+            providers: Arc::new(llmtrack_shared::adapters::providers::ProviderClient::new(
+                "http://127.0.0.1:9/v1",
+                "http://127.0.0.1:9",
+            )),
+            vault: Arc::new(
+                llmtrack_shared::adapters::keyfile::KeyFileVault::open_or_create(dir.path())
+                    .unwrap(),
+            ),
         });
         let server = tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
         let http = reqwest::Client::new();

@@ -15,7 +15,12 @@ const ARCHIVE: &str = "archive";
 /// Exports expire two days after they are written: not worth a backup's space.
 const SKIPPED: &[&str] = &["exports"];
 /// The secrets beside the store, relative to the data directory.
-const SECRETS: &[&str] = &[".alert-signing-key", "archive/.link-secret"];
+const SECRETS: &[&str] = &[
+    ".alert-signing-key",
+    "archive/.link-secret",
+    // Provider admin keys are sealed with it: without it, connections must be made again.
+    "secrets.key",
+];
 
 /// What a backup or restore copied.
 #[derive(Debug, Default)]

@@ -162,6 +162,9 @@ enum Job {
     /// Evaluate every workspace's alert rules and plan usage once, and send what is due (what
     /// `serve` does every minute).
     Alerts,
+    /// Import the providers' bills of every connection that is due (what `serve` does twice a
+    /// day).
+    Imports,
 }
 
 #[derive(Subcommand)]
@@ -320,6 +323,12 @@ enum AdminCommand {
         #[arg(long)]
         apply: bool,
     },
+    /// A workspace's provider connections: the OpenAI and Anthropic organisations whose bills
+    /// are imported and reconciled (docs/RECONCILIATION.md).
+    Connections {
+        #[command(subcommand)]
+        command: crate::connections::ConnectionCommand,
+    },
     /// Set a workspace's plan (self-hosters; on AWS, billing sets it). Stored history follows
     /// the new plan's window at once.
     SetPlan {
@@ -470,6 +479,15 @@ impl Cli {
                         println!(
                             "{} alert rules evaluated, {} notifications sent",
                             ran.rules, ran.notifications
+                        );
+                    }
+                    Job::Imports => {
+                        let ran =
+                            llmtrack_reconciliation::import::all(&parts.reconciliation().deps)
+                                .await?;
+                        println!(
+                            "{} provider connections imported ({} days), {} failed",
+                            ran.connections, ran.days, ran.failed
                         );
                     }
                 }
@@ -782,6 +800,16 @@ async fn run_admin(data_dir: &Path, command: AdminCommand, json: bool) -> anyhow
             } else {
                 println!("removed {}", rule.summary());
             }
+        }
+        AdminCommand::Connections { command } => {
+            existing(data_dir)?;
+            // Imports mail nothing and link nowhere: the default origin will do.
+            let options = crate::Options {
+                public_url: DEFAULT_PUBLIC_URL.to_owned(),
+                ..Default::default()
+            };
+            let parts = crate::local_parts(data_dir, &options)?;
+            crate::connections::run(&parts.reconciliation().deps, command, json).await?;
         }
         AdminCommand::Reprice {
             workspace,

@@ -17,7 +17,9 @@ use llmtrack_keys::KeysState;
 use llmtrack_query::QueryState;
 use llmtrack_shared::ApiError;
 use llmtrack_shared::adapters::folder::{self, FolderArchive};
+use llmtrack_shared::adapters::keyfile::KeyFileVault;
 use llmtrack_shared::adapters::outbox::Outbox;
+use llmtrack_shared::adapters::providers::ProviderClient;
 use llmtrack_shared::adapters::smtp::SmtpMailer;
 use llmtrack_shared::adapters::sqlite::SqliteStore;
 use llmtrack_shared::adapters::stripe::StripeApi;
@@ -26,13 +28,16 @@ use llmtrack_shared::config::StripeConfig;
 use llmtrack_shared::config::WebConfig;
 use llmtrack_shared::domain::pricing::PriceTable;
 use llmtrack_shared::ports::Payments;
-use llmtrack_shared::ports::{DynClock, DynMailer, DynStore, SystemClock};
+use llmtrack_shared::ports::{
+    DynClock, DynMailer, DynProviderApi, DynStore, DynVault, SystemClock,
+};
 use llmtrack_shared::ratelimit::RequestLimits;
 use llmtrack_shared::retention_job;
 
 pub mod admin;
 pub mod backup;
 pub mod cli;
+pub mod connections;
 pub mod dashboard;
 pub mod demo;
 pub mod openapi;
@@ -57,6 +62,10 @@ pub struct Parts {
     /// Whether alert webhooks may go to plain-http loopback receivers (development only: any
     /// workspace admin could otherwise reach the server's local ports).
     pub allow_local_webhooks: bool,
+    /// The providers' billing APIs (`OPENAI_API_BASE`, `ANTHROPIC_API_BASE`).
+    pub providers: DynProviderApi,
+    /// Seals provider admin keys with `DATA_DIR/secrets.key`, which the store never holds.
+    pub vault: DynVault,
 }
 
 impl Parts {
@@ -80,6 +89,18 @@ impl Parts {
             archive: self.archive.clone(),
             mailer: self.mailer.clone(),
             public_url: self.web.public_url.clone(),
+        }
+    }
+
+    pub fn reconciliation(&self) -> llmtrack_reconciliation::ReconciliationState {
+        llmtrack_reconciliation::ReconciliationState {
+            gate: Gate::new(&self.store, &self.clock, &self.web),
+            deps: llmtrack_reconciliation::Deps {
+                store: llmtrack_reconciliation::ReconciliationPorts::of(&self.store),
+                clock: self.clock.clone(),
+                providers: self.providers.clone(),
+                vault: self.vault.clone(),
+            },
         }
     }
 
@@ -145,6 +166,7 @@ pub fn app(p: Parts) -> axum::Router {
     let (billing, _) = llmtrack_billing::router(p.billing()).split_for_parts();
     let (deletion, _) = llmtrack_deletion::router(p.deletion()).split_for_parts();
     let (alerts, _) = llmtrack_alerts::router(p.alerts()).split_for_parts();
+    let (reconciliation, _) = llmtrack_reconciliation::router(p.reconciliation()).split_for_parts();
     let (reports, _) = llmtrack_reports::router(llmtrack_reports::ReportsState {
         gate: Gate::new(&p.store, &p.clock, &p.web),
         deps: p.reports(),
@@ -171,6 +193,7 @@ pub fn app(p: Parts) -> axum::Router {
         .merge(deletion)
         .merge(reports)
         .merge(alerts)
+        .merge(reconciliation)
         .merge(llmtrack_docs::router())
         .merge(archive)
         .fallback(not_found);
@@ -289,6 +312,8 @@ pub fn local_parts(data_dir: &Path, options: &Options) -> anyhow::Result<Parts> 
         },
         alert_key: folder::load_or_create_secret(&data_dir.join(".alert-signing-key"))?,
         allow_local_webhooks: options.allow_local_webhooks,
+        providers: Arc::new(ProviderClient::from_env()),
+        vault: Arc::new(KeyFileVault::open_or_create(data_dir)?),
     })
 }
 
@@ -336,6 +361,13 @@ pub async fn upkeep(parts: &Parts) -> anyhow::Result<()> {
     note(
         "alerts",
         llmtrack_alerts::evaluate::all(&parts.alerts().deps)
+            .await
+            .map(drop),
+    );
+    // Provider bills: each connection every 12 hours (daily on AWS), sooner after a failure.
+    note(
+        "provider imports",
+        llmtrack_reconciliation::import::all(&parts.reconciliation().deps)
             .await
             .map(drop),
     );

@@ -14,6 +14,7 @@ pub fn document() -> serde_json::Value {
         llmtrack_deletion::openapi(),
         llmtrack_reports::openapi(),
         llmtrack_alerts::openapi(),
+        llmtrack_reconciliation::openapi(),
         llmtrack_docs::openapi(),
     ]))
 }

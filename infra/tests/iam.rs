@@ -11,13 +11,14 @@
 //!    value: handlers, `service_fn`, middleware), a method call, and a struct literal (which
 //!    makes the type's `Drop` reachable). Paths are resolved through modules and `use`
 //!    declarations. Method calls on `self` resolve to the impl's own type. Calls on a port
-//!    (`Store`, `Archive`, `ArchiveWriter`, `Mailer`: trait objects, so nothing says which impl
-//!    runs) are recognised by the receiver's declared type (a field, parameter or `let` of type
-//!    `DynStore`, `&dyn Store`, `Box<dyn ArchiveWriter>` ...) and resolved by method name
-//!    against the impls of that port whose type the binary constructs (`DynamoStore`,
-//!    `S3Archive`, `S3Writer`, `Ses`), so a function that builds no S3 archive is not charged
-//!    for one. Any other method call resolves by name to the methods of our own non-adapter
-//!    types in scope (an over-approximation: it can only add code, never lose any).
+//!    (`Store`, `Connections`, `Archive`, `ArchiveWriter`, `Mailer`, `Vault`: trait objects, so
+//!    nothing says which impl runs) are recognised by the receiver's declared type (a field,
+//!    parameter or `let` of type `DynStore`, `&dyn Store`, `Box<dyn ArchiveWriter>` ...) and
+//!    resolved by method name against the impls of that port whose type the binary constructs
+//!    (`DynamoStore`, `S3Archive`, `S3Writer`, `Ses`, `KmsVault`), so a function that builds no S3
+//!    archive is not charged for one. Any other method call resolves by name to the methods of
+//!    our own non-adapter types in scope (an over-approximation: it can only add code, never lose
+//!    any).
 //! 3. Handlers registered with `routes!` are reached only when the router is served: a router
 //!    turned into its OpenAPI document (`routes().into_openapi()`, how each function crate's
 //!    `openapi()` describes its routes) runs no handler. A block that runs only when a `bool` field
@@ -37,7 +38,8 @@
 //! `client` values, and calls made only through macros it cannot read (it reads macro arguments
 //! that parse as expressions, and scans the rest for `x.method(` and `path::to::f(`). Policies
 //! must be inline statements; wildcard actions are refused. Resources and conditions
-//! (`dynamodb:LeadingKeys`, S3 prefixes, the SES identity) are narrowed by hand in the template.
+//! (`dynamodb:LeadingKeys`, S3 prefixes, the SES identity, the KMS key) are narrowed by hand in
+//! the template.
 //!
 //! A second test checks the HTTP API: the routes each function's router serves (its handlers'
 //! `#[utoipa::path]`) are exactly the `HttpApi` events that route to it.
@@ -88,6 +90,9 @@ const SDK_ACTIONS: &[(&str, &str, &str)] = &[
     ("aws_sdk_s3",       "get_object_tagging",        "s3:GetObjectTagging"),
     ("aws_sdk_s3",       "create_bucket",             "s3:CreateBucket"),
     ("aws_sdk_sesv2",    "send_email",                "ses:SendEmail"),
+    // The vault (`KmsVault`): sealing and opening provider admin keys.
+    ("aws_sdk_kms",      "encrypt",                   "kms:Encrypt"),
+    ("aws_sdk_kms",      "decrypt",                   "kms:Decrypt"),
 ];
 
 /// `(SDK crate, operation, builder method, extra action)`: a request option that needs a
@@ -144,7 +149,7 @@ fn each_function_policy_allows_exactly_the_aws_calls_its_code_makes() {
         };
         writeln!(
             summary,
-            "  {:<26} {:<18} {}",
+            "  {:<29} {:<22} {}",
             f.logical_id,
             f.binary,
             needed.iter().cloned().collect::<Vec<_>>().join(" ")
@@ -358,7 +363,8 @@ fn read_policy(policies: Option<&Value>) -> Result<Policy, String> {
 
 /// The least privilege the template keeps beyond naming actions (issue 14, item 17): writes to
 /// the table are limited to partitions (`dynamodb:LeadingKeys`), objects to a prefix of the
-/// bucket, listing to prefixes (`s3:prefix`), and email to the configured sender's identity.
+/// bucket, listing to prefixes (`s3:prefix`), email to the configured sender's identity, and KMS
+/// use to the one key named.
 fn too_broad(statement: &Value, actions: &[String]) -> Vec<String> {
     let resources = strings(statement.get("Resource"));
     let condition_keys: BTreeSet<String> = statement
@@ -400,6 +406,9 @@ fn too_broad(statement: &Value, actions: &[String]) -> Vec<String> {
         }
         if a.starts_with("ses:") && resources.iter().any(|r| r.ends_with(":identity/*")) {
             out.push(format!("{a} as any identity: name the sender's"));
+        }
+        if a.starts_with("kms:") && resources.iter().any(|r| r.contains(":key/*")) {
+            out.push(format!("{a} with every key: name the key (!GetAtt ….Arn)"));
         }
     }
     out

@@ -113,7 +113,10 @@ fn period(c: &Condition, now: i64) -> String {
             period: Period::Day,
             ..
         } => to_datetime(now).date_naive().to_string(),
-        Condition::ErrorRate { .. } | Condition::LatencyP95 { .. } => String::new(),
+        Condition::ErrorRate { .. }
+        | Condition::LatencyP95 { .. }
+        | Condition::Coverage { .. }
+        | Condition::Drift { .. } => String::new(),
         _ => month_of(now),
     }
 }
@@ -203,6 +206,23 @@ async fn measure(
             }
             m.p95_ms = sketch.quantile(0.95);
             m
+        }
+        // The last whole UTC days: today's import is partial until the day is over.
+        Condition::Coverage { days, .. } | Condition::Drift { days, .. } => {
+            let today = to_datetime(now).date_naive();
+            let r = llmtrack_shared::usecases::reconciliation(
+                deps.store.events.as_ref(),
+                deps.store.connections.as_ref(),
+                &ws.id,
+                today - Days::days(i64::from(*days)),
+                today,
+            )
+            .await?;
+            Measured {
+                coverage_pct: r.total.coverage_pct,
+                drift_pct: r.total.drift_pct,
+                ..Measured::default()
+            }
         }
     })
 }

@@ -32,6 +32,7 @@ llmtrack_shared::store_ports! {
         events: Events,
         members: Members,
         alert_rules: AlertRules,
+        connections: Connections,
     }
 }
 
@@ -147,7 +148,9 @@ pub struct RuleRequest {
     /// `{"metric": "budget", "budget_usd", "thresholds_pct": [50, 80, 100]}`,
     /// `{"metric": "forecast", "budget_usd"}`,
     /// `{"metric": "error_rate", "over_pct", "window_minutes", "min_requests"?}`,
-    /// `{"metric": "latency_p95", "over_ms", "window_minutes"}`.
+    /// `{"metric": "latency_p95", "over_ms", "window_minutes"}`,
+    /// `{"metric": "coverage", "under_pct", "days"}`, `{"metric": "drift", "over_pct", "days"}`
+    /// (against the providers' bills: `docs/RECONCILIATION.md`).
     #[schema(value_type = Object)]
     condition: Option<serde_json::Value>,
     /// One model, feature, source or end-user: `{"dimension": "model", "value": "gpt-4o"}`;
@@ -220,6 +223,17 @@ impl AlertsState {
                         .to_string(),
                 ),
             };
+        }
+        if rule.filter.is_some()
+            && matches!(
+                rule.condition,
+                Condition::Coverage { .. } | Condition::Drift { .. }
+            )
+        {
+            return Err(ApiError::bad_request(
+                ErrorCode::InvalidRule,
+                "`coverage` and `drift` rules watch the whole bill: leave `filter` out",
+            ));
         }
         if !rule.email && rule.webhook_url.is_none() {
             return Err(ApiError::bad_request(

@@ -67,13 +67,23 @@ pub fn describe(c: &Condition) -> String {
             over_ms,
             window_minutes,
         } => format!("p95 latency over {over_ms} ms (last {window_minutes} min)"),
+        Condition::Coverage { under_pct, days } => format!(
+            "events carry under {under_pct}% of the tokens the providers billed (last {days} \
+             days)"
+        ),
+        Condition::Drift { over_pct, days } => {
+            format!("computed cost off the providers' bill by over {over_pct}% (last {days} days)")
+        }
     }
 }
 
 fn unit(c: &Condition, v: f64) -> String {
     match c {
         Condition::Cost { .. } | Condition::Forecast { .. } => format!("${v:.2}"),
-        Condition::Budget { .. } | Condition::ErrorRate { .. } => format!("{v:.1}%"),
+        Condition::Budget { .. }
+        | Condition::ErrorRate { .. }
+        | Condition::Coverage { .. }
+        | Condition::Drift { .. } => format!("{v:.1}%"),
         Condition::LatencyP95 { .. } => format!("{v:.0} ms"),
     }
 }

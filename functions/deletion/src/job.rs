@@ -99,6 +99,7 @@ llmtrack_shared::store_ports! {
         alert_rules: AlertRules,
         billing_records: BillingRecords,
         audit_log: AuditLog,
+        connections: Connections,
     }
 }
 
@@ -450,6 +451,19 @@ async fn census(deps: &Deps, ws: &WorkspaceId) -> anyhow::Result<BTreeMap<String
     add(
         "alert_rules",
         store.alert_rules.alert_rules(ws).await?.len() as u64,
+    );
+    add(
+        "provider_connections",
+        store.connections.connections(ws).await?.len() as u64,
+    );
+    // Every day a provider's bill was imported for, as far as a date goes.
+    add(
+        "billed_rows",
+        store
+            .connections
+            .billed_rows(ws, "0000-01-01", "9999-12-31")
+            .await?
+            .len() as u64,
     );
     let billing = store.billing_records.billing(ws).await?;
     add("billing_records", u64::from(billing.is_some()));

@@ -24,6 +24,7 @@ use utoipa_axum::routes;
 pub mod export;
 mod forecast;
 mod log;
+mod reconciliation;
 mod stats;
 
 llmtrack_shared::store_ports! {
@@ -32,6 +33,7 @@ llmtrack_shared::store_ports! {
         workspaces: Workspaces,
         events: Events,
         jobs: Jobs,
+        connections: Connections,
     }
 }
 
@@ -59,6 +61,7 @@ fn routes() -> OpenApiRouter<QueryState> {
         .routes(routes!(stats::users))
         .routes(routes!(stats::user))
         .routes(routes!(forecast::forecast))
+        .routes(routes!(reconciliation::reconciliation))
         .routes(routes!(log::events))
         .routes(routes!(export::create))
         .routes(routes!(export::status))
