@@ -427,7 +427,7 @@ async fn a_backup_taken_while_serving_restores_into_a_new_directory() {
     let backups = tempfile::tempdir().unwrap();
     let to = backups.path().join("monday");
     let out = llmtrack("admin", dir.path(), &["backup", "--to", path(&to)]);
-    assert!(out.contains("1 report files, 2 secrets"), "{out}");
+    assert!(out.contains("1 report files, 3 secrets"), "{out}");
     // A backup never lands on top of another.
     let (code, _, err) = run(&[
         "admin",
@@ -442,7 +442,7 @@ async fn a_backup_taken_while_serving_restores_into_a_new_directory() {
 
     let restored = backups.path().join("restored");
     let out = llmtrack("admin", &restored, &["restore", "--from", path(&to)]);
-    assert!(out.contains("1 report files, 2 secrets"), "{out}");
+    assert!(out.contains("1 report files, 3 secrets"), "{out}");
     let back = llmtrack::open_store(&restored).unwrap();
     assert_eq!(back.workspace(&ws).await.unwrap().unwrap().name, "Acme");
     assert_eq!(
@@ -460,7 +460,7 @@ async fn a_backup_taken_while_serving_restores_into_a_new_directory() {
         !restored.join("archive/exports").exists(),
         "exports expire: not backed up"
     );
-    for secret in [".alert-signing-key", "archive/.link-secret"] {
+    for secret in [".alert-signing-key", "archive/.link-secret", "secrets.key"] {
         assert_eq!(
             std::fs::read(restored.join(secret)).unwrap(),
             std::fs::read(dir.path().join(secret)).unwrap(),

@@ -21,6 +21,7 @@ mod accounts;
 mod alerts;
 mod archive;
 mod billing;
+mod connections;
 mod crash;
 mod deletion;
 mod prices;
@@ -35,6 +36,7 @@ use billing::{
     billing_due_lists_records_due_oldest_first, billing_saves_once_per_version_and_event,
     retention_keeps_or_deletes_by_the_plan_window,
 };
+use connections::connections_and_billed_days_round_trip;
 use deletion::deleting_events_takes_them_off_usage_and_rollups;
 use prices::{
     price_rules_change_only_from_the_version_read,
@@ -43,6 +45,7 @@ use prices::{
 mod dynamodb_items;
 mod stream;
 mod upgrade;
+mod vault;
 
 /// Runs each listed test against both adapters.
 macro_rules! suite {
@@ -93,6 +96,7 @@ suite!(
     notices_are_claimed_once,
     price_rules_change_only_from_the_version_read,
     repricing_rewrites_costs_and_every_view_of_the_hour,
+    connections_and_billed_days_round_trip,
 );
 
 async fn new_workspace(store: &DynStore, plan: Plan) -> WorkspaceId {

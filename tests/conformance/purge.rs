@@ -192,6 +192,32 @@ async fn fill(store: &DynStore, archive: &DynArchive, name: &str, shared: &str) 
         .await
         .unwrap();
 
+    // A provider connection and two days of its bill.
+    use llmtrack_shared::domain::reconciliation::{BilledRow, Connection, Provider};
+    let connection = Connection {
+        workspace: ws.clone(),
+        id: format!("pc_{}", ulid::Ulid::new().to_string().to_lowercase()),
+        provider: Provider::OpenAi,
+        sealed_key: vec![1, 2, 3],
+        key_hint: "…wxyz".into(),
+        scope: vec![],
+        created_at_ms: now,
+        imported_through: Some("2026-11-02".into()),
+        last_import: None,
+    };
+    store.save_connection(&connection).await.unwrap();
+    let mut row = BilledRow::new("2026-11-01", Provider::OpenAi, "gpt-4o", "proj_a");
+    row.cost_pico = 1_000_000_000_000;
+    store
+        .replace_billed_days(
+            &ws,
+            &connection.id,
+            &["2026-11-01".into(), "2026-11-02".into()],
+            &[row],
+        )
+        .await
+        .unwrap();
+
     let export = Job {
         id: format!("exp_{}", ulid::Ulid::new().to_string().to_lowercase()),
         workspace: ws.clone(),
@@ -273,6 +299,8 @@ fn assert_receipt(receipt: &Receipt, f: &Filled) {
     assert_eq!(d.get("members"), Some(&3), "{d:?}");
     assert_eq!(d.get("invitations"), Some(&1), "{d:?}");
     assert_eq!(d.get("alert_rules"), Some(&1), "{d:?}");
+    assert_eq!(d.get("provider_connections"), Some(&1), "{d:?}");
+    assert_eq!(d.get("billed_rows"), Some(&1), "{d:?}");
     assert_eq!(d.get("billing_records"), Some(&1), "{d:?}");
     assert_eq!(d.get("archive_objects"), Some(&2), "{d:?}");
     assert!(d.get("audit_entries").is_some_and(|n| *n >= 2), "{d:?}");

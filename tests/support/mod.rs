@@ -241,6 +241,22 @@ pub async fn spawn_app_with(
     dir: Option<tempfile::TempDir>,
     stripe: Option<llmtrack_shared::config::StripeConfig>,
 ) -> TestApp {
+    // No test reaches the real providers: a port nothing listens on, unless a test gives its own.
+    let providers = llmtrack_shared::adapters::providers::ProviderClient::new(
+        "http://127.0.0.1:9/v1",
+        "http://127.0.0.1:9",
+    );
+    spawn_app_full(store, clock, dir, stripe, Arc::new(providers)).await
+}
+
+/// The app with its providers' billing APIs pointed at `providers` (local fakes).
+pub async fn spawn_app_full(
+    store: DynStore,
+    clock: DynClock,
+    dir: Option<tempfile::TempDir>,
+    stripe: Option<llmtrack_shared::config::StripeConfig>,
+    providers: llmtrack_shared::ports::DynProviderApi,
+) -> TestApp {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
@@ -270,6 +286,11 @@ pub async fn spawn_app_with(
         alert_key: b"test alert signing key, 32 bytes..".to_vec(),
         // The alert tests run their webhook receivers on this machine.
         allow_local_webhooks: true,
+        providers,
+        vault: Arc::new(
+            llmtrack_shared::adapters::keyfile::KeyFileVault::open_or_create(mail_dir.path())
+                .expect("vault"),
+        ),
     };
     let app = llmtrack::app(parts.clone()).into_make_service_with_connect_info::<SocketAddr>();
     tokio::spawn(async move { axum::serve(listener, app).await.expect("serve") });
