@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { Api, DASHBOARD, admin, ensureDir, ingest, jobs, launchChromium, linksIn, outbox, seen, sleep, startServer, waitForMail } from './lib.mjs';
+import { startFakeProviders } from './fakeproviders.mjs';
 
 const SHOTS = ensureDir(resolve(DASHBOARD, '../target/screenshots'));
 const started = Date.now();
@@ -155,7 +156,9 @@ async function main() {
     execFileSync('npm', ['run', 'build'], { cwd: DASHBOARD, stdio: 'inherit' });
   }
   const fmt = await loadTs('src/lib/format.ts');
-  const server = await startServer();
+  // The providers' billing APIs, faked locally: the server imports from them (reconciliation).
+  const fake = await startFakeProviders();
+  const server = await startServer({ env: { OPENAI_API_BASE: `${fake.url}/v1`, ANTHROPIC_API_BASE: fake.url } });
   const base = server.url;
   const chrome = await launchChromium();
   const ctx = await chrome.browser.newContext({ viewport: { width: 1280, height: 860 }, acceptDownloads: true, locale: 'en-US' });
@@ -325,6 +328,19 @@ async function main() {
       await settle(page);
       const sentApi = await s.owner.get(`/v1/stats/breakdown?workspace=${s.ws}&from=last_24h&by=model_sent&model=gpt-4o&sort=cost_usd&order=desc&limit=1000`);
       eq(sentApi.rows.map((r) => r.value).sort().join(','), 'GPT-4o,gpt-4o', 'gpt-4o as sent');
+      // The page keeps the last breakdown on screen until the new one arrives (no loading state
+      // to wait out): wait for the rows to change, then compare.
+      const wantSent = sentApi.rows.map((r) => `${r.value} ${fmt.usd(r.metrics.cost_usd)}`).join('; ');
+      await page
+        .waitForFunction(
+          (want) =>
+            [...document.querySelectorAll('section[aria-labelledby=tbl-h] tbody tr')]
+              .map((tr) => [...tr.querySelectorAll('td')].slice(0, 2).map((td) => td.textContent.trim()).join(' '))
+              .join('; ') === want,
+          wantSent,
+          { timeout: 10_000 },
+        )
+        .catch(() => {});
       const sentRows = await page.$$eval('section[aria-labelledby=tbl-h] tbody tr', (trs) => trs.map((tr) => [...tr.querySelectorAll('td')].map((td) => td.textContent.trim())));
       eq(sentRows.map((r) => `${r[0]} ${r[1]}`).join('; '), sentApi.rows.map((r) => `${r.value} ${fmt.usd(r.metrics.cost_usd)}`).join('; '), 'the names as sent equal the API');
       await scan(page, 'explore-model-sent');
@@ -541,6 +557,144 @@ async function main() {
       await scan(page, 'alerts');
     });
 
+    await step('reconciliation: connect OpenAI and Anthropic (a fake of their billing APIs), the chart and tables equal the API, a billed rate becomes a custom price, alerts on coverage and drift', async () => {
+      // Asked as the page asks: a same-origin GET, which browsers send without an Origin header.
+      const probe = await s.owner.req('GET', `/v1/workspaces/${s.ws}/connections`, undefined, { expect: undefined }).catch((e) => e);
+      if (probe instanceof Error && / 404 /.test(probe.message)) return { skip: `the server has no connections route yet (${probe.message.slice(0, 120)})` };
+      if (probe instanceof Error) throw new Error(`the owner cannot list connections the way the page does (a GET without Origin): ${probe.message}`);
+      const [day1, day2] = fake.days;
+      // Some of the billed calls also reached LLMtrack (coverage below 100%).
+      eq(await ingest(base, s.key, [
+        { id: 'rec-1', timestamp: `${day1}T10:00:00Z`, provider: 'openai', model: 'gpt-4o-2024-08-06', input_tokens: 600000, cached_input_tokens: 150000, output_tokens: 125000 },
+        { id: 'rec-2', timestamp: `${day2}T10:00:00Z`, provider: 'openai', model: 'gpt-4o-mini-2024-07-18', input_tokens: 2000000, output_tokens: 300000 },
+        { id: 'rec-3', timestamp: `${day1}T11:00:00Z`, provider: 'anthropic', model: 'claude-sonnet-4-20250514', input_tokens: 800000, output_tokens: 100000 },
+      ]), 3, 'events accepted');
+      await page.goto(`${base}/workspaces/${s.ws}/reconciliation`);
+      await settle(page);
+      await page.waitForSelector('[data-state=no-connection]');
+      await scan(page, 'reconciliation-empty');
+      // An admin key without the usage scope: the provider's own words, beside the key.
+      await page.selectOption('select[name=provider]', 'openai');
+      assert((await page.getAttribute('input[name=admin_key]', 'placeholder')).startsWith('sk-admin-'), 'the OpenAI placeholder');
+      assert((await page.getAttribute('input[name=admin_key]', 'type')) === 'password', 'the key is a password field');
+      await page.fill('input[name=admin_key]', 'sk-admin-e2e-noscope-0000');
+      await page.click('form[data-form=connection] button[type=submit]');
+      const refused = await page.waitForSelector('.field.invalid .field-error', { timeout: 60_000 });
+      assert(/Missing scopes|api\.usage\.read|refused/i.test(await refused.textContent()), `the refusal is shown beside the key: ${await refused.textContent()}`);
+      await scan(page, 'reconciliation-refused');
+      // The real one: checked, then 30 days imported before the answer.
+      await page.fill('input[name=admin_key]', 'sk-admin-e2e-key-wxyz');
+      await page.click('form[data-form=connection] button[type=submit]');
+      await page.waitForSelector('tr[data-connection]', { timeout: 120_000 });
+      await page.click('button:has-text("Add connection")');
+      await page.selectOption('select[name=provider]', 'anthropic');
+      assert((await page.getAttribute('input[name=admin_key]', 'placeholder')).startsWith('sk-ant-admin'), 'the Anthropic placeholder');
+      await page.fill('input[name=admin_key]', 'sk-ant-admin01-e2e-key-1234');
+      await page.fill('input[name=scope]', '');
+      await page.click('form[data-form=connection] button[type=submit]');
+      await page.waitForFunction(() => document.querySelectorAll('tr[data-connection]').length === 2, null, { timeout: 120_000 });
+      const conns = (await s.owner.get(`/v1/workspaces/${s.ws}/connections`)).connections;
+      eq(conns.map((c) => c.provider).sort().join(','), 'anthropic,openai', 'two connections');
+      assert(!JSON.stringify(conns).includes('e2e-key'), 'the API never returns the admin key');
+      assert(!(await page.content()).includes('e2e-key'), 'the page never shows the admin key');
+      for (const c of conns) {
+        assert((await page.textContent(`tr[data-connection="${c.id}"]`)).includes(c.key_hint.replace(/^…/, '')), 'the key hint is listed');
+        eq(await page.getAttribute(`tr[data-connection="${c.id}"] [data-import]`, 'data-import'), 'ok', `${c.provider} imported`);
+      }
+      assert(fake.requests.some((r) => r.path === '/v1/organization/costs' && r.authorization?.startsWith('Bearer sk-admin-')), 'OpenAI was asked with the admin key as a bearer token');
+      assert(fake.requests.some((r) => r.path === '/v1/organizations/cost_report' && r.apiKey?.startsWith('sk-ant-admin') && r.anthropicVersion), 'Anthropic was asked with x-api-key and anthropic-version');
+      // The figures: tiles, chart, tables, as the API answers them for the page's range.
+      await settle(page);
+      const to = new Date().toISOString().slice(0, 10);
+      const from = new Date(Date.parse(`${to}T00:00:00Z`) - 30 * 86400_000).toISOString().slice(0, 10);
+      const api = await s.owner.get(`/v1/stats/reconciliation?workspace=${s.ws}&from=${from}&to=${to}`);
+      // The fixtures' two days: OpenAI $7.03 + $4.9475 less 10% of gpt-4o's output ($0.43),
+      // Anthropic $17.056685 + $12.03085 (README §3).
+      assert(Math.abs(api.total.billed.cost_usd - 40.635035) < 1e-6, `billed total ${api.total.billed.cost_usd}, want 40.635035`);
+      for (const k of ['billed', 'tracked']) {
+        eq(Number(await page.getAttribute(`[data-kpi=${k}]`, 'data-value')), api.total[k].cost_usd, `${k} tile`);
+        eq(await page.textContent(`[data-kpi=${k}] .kpi-value`), fmt.usd(api.total[k].cost_usd), `${k} as shown`);
+      }
+      eq(Number(await page.getAttribute('[data-kpi=drift]', 'data-value')), api.total.drift_usd, 'drift tile');
+      assert(await page.isVisible('section[aria-labelledby=chart-h] .chart-box canvas'), 'the daily chart is drawn');
+      const legend = await page.textContent('section[aria-labelledby=chart-h] .u-legend');
+      assert(legend.includes('Billed by the provider') && legend.includes("LLMtrack's cost"), `both series on one chart: ${legend}`);
+      const models = await page.$$eval('[data-table=models] tbody tr', (trs) => trs.map((tr) => [...tr.querySelectorAll('td')].map((td, i) => (i === 0 ? td.querySelector('code, em').textContent : td.textContent).trim())));
+      const heads = await page.$$eval('[data-table=models] thead th', (ths) => ths.map((th) => th.textContent.replace(/[↕▲▼]/g, '').trim()));
+      eq(models.length, api.models.length, 'model rows');
+      api.models.forEach((m, i) => {
+        eq(models[i][0], m.model === '' ? 'Not tied to a model' : m.model, `model row ${i}`);
+        eq(models[i][heads.indexOf('Billed')], fmt.usd(m.billed.cost_usd), `model row ${i} billed`);
+        eq(models[i][heads.indexOf('Billed tokens')], fmt.count(m.billed.total_tokens), `model row ${i} billed tokens`);
+        eq(models[i][heads.indexOf('LLMtrack')].replace(/\d[\d,]* unpriced$/, ''), fmt.usd(m.tracked.cost_usd), `model row ${i} LLMtrack's cost`);
+      });
+      for (const m of ['gpt-4o-2024-08-06', 'claude-opus-4-6']) assert(api.models.some((x) => x.model === m), `${m} is in the model table`);
+      await page.click('[data-table=days] summary');
+      eq(await page.$$eval('[data-table=days] tbody tr', (t) => t.length), api.days.length, 'one row per day');
+      await scan(page, 'reconciliation');
+      // A billed rate unlike the table's, taken as a workspace price with one confirmation: the
+      // fake bills gpt-4o's output at $9 per million, the table says $10. (Sonnet 4's hour-long
+      // cache writes, billed at their own rate, are no difference.)
+      const offered = api.prices.filter((p) => p.difference_pct !== null && p.table_usd_per_mtok !== null && Math.abs(p.difference_pct) >= 0.05);
+      eq(await page.$$eval('button:has-text("Use as custom price")', (b) => b.length), offered.length, 'one offer per differing rate');
+      assert(!api.prices.some((p) => p.kind === 'cache_write'), `hour-long cache writes are billed at their own rate: ${JSON.stringify(api.prices)}`);
+      const gap = offered.find((p) => p.model === 'gpt-4o-2024-08-06' && p.kind === 'output');
+      assert(gap && Math.abs(gap.billed_usd_per_mtok - 9) < 1e-9, `gpt-4o's output billed at $9 per million: ${JSON.stringify(api.prices)}`);
+      const kindWords = { input: 'input', cached_input: 'cached input', cache_write: 'cache write', output: 'output' };
+      await page.click(`button[aria-label="Use as custom price: the billed ${kindWords[gap.kind]} rate of ${gap.model}"]`);
+      await page.waitForSelector('dialog form[data-plan=post]');
+      eq(Number(await page.inputValue(`dialog input[name=rate-${gap.kind}]`)), gap.billed_usd_per_mtok, 'the dialog shows the billed rate');
+      // Input matches the bill, so the answer does not list it: the rate LLMtrack charged its
+      // latest event of the model (rec-1) fills it.
+      const tracked = api.models.find((m) => m.provider === gap.provider && m.model === gap.model).tracked_model || gap.model;
+      const latest = (await s.owner.get(`/v1/events?workspace=${s.ws}&from=${from}T00:00:00Z&to=${to}T00:00:00Z&provider=${gap.provider}&model=${encodeURIComponent(tracked)}&limit=1`)).events[0];
+      const now = latest?.price?.rates ?? {};
+      assert(typeof now.input === 'number' && typeof now.output === 'number', `the latest ${tracked} event carries the rates it was priced with: ${JSON.stringify(latest?.price)}`);
+      eq(Number(await page.inputValue('dialog input[name=rate-input]')), now.input, 'the input rate as LLMtrack charges it');
+      await scan(page, 'reconciliation-price');
+      await page.click('dialog button[type=submit]');
+      await page.waitForSelector('dialog', { state: 'detached' });
+      const rule = (await s.owner.get(`/v1/workspaces/${s.ws}/prices`)).rules.find((r) => r.model === gap.model);
+      assert(rule && rule.kind === 'rates' && rule.rates[gap.kind] === gap.billed_usd_per_mtok && rule.rates.input === now.input, `the price rule: ${JSON.stringify(rule)}`);
+      await s.owner.req('DELETE', `/v1/workspaces/${s.ws}/prices/${rule.id}`, undefined, { expect: 204 });
+      // Test, Import now, another range, Remove (confirmed).
+      const openai = conns.find((c) => c.provider === 'openai');
+      const anthropic = conns.find((c) => c.provider === 'anthropic');
+      await page.click(`tr[data-connection="${openai.id}"] button:has-text("Test")`);
+      await page.waitForSelector('.toast >> text=OpenAI accepted the admin key');
+      await page.click(`tr[data-connection="${anthropic.id}"] button:has-text("Import now")`);
+      await page.waitForSelector('.toast >> text=/Imported/');
+      await page.selectOption('select[name=range]', '7');
+      await page.waitForURL(/days=7/);
+      await settle(page);
+      await page.click(`tr[data-connection="${anthropic.id}"] button:has-text("Remove")`);
+      await page.click('dialog button[type=submit]');
+      await page.waitForFunction(() => document.querySelectorAll('tr[data-connection]').length === 1);
+      eq((await s.owner.get(`/v1/workspaces/${s.ws}/connections`)).connections.length, 1, 'one connection left');
+      // Alert rules on the bill, from the alert form.
+      for (const [name, metric, fields, words] of [
+        ['Bill coverage', 'coverage', { under_pct: '80', days: '3' }, 'under 80% of the provider'],
+        ['Bill drift', 'drift', { drift_pct: '10', days: '3' }, '10% or more away from the provider'],
+      ]) {
+        await page.goto(`${base}/workspaces/${s.ws}/alerts`);
+        await settle(page);
+        await page.click('text=New alert');
+        await page.fill('input[name=name]', name);
+        await page.selectOption('select[name=metric]', metric);
+        assert(!(await page.isVisible('select[name=dimension]')), 'no "only for" filter on a rule about the bill');
+        for (const [k, v] of Object.entries(fields)) await page.fill(`input[name=${k}]`, v);
+        if (metric === 'coverage') await scan(page, 'alerts-coverage-form');
+        await page.click('button:has-text("Create alert")');
+        await page.waitForURL(/\/alerts\/alr_/);
+        await settle(page);
+        assert((await page.textContent('.page-head')).includes(words), `the rule in words: ${await page.textContent('.page-head')}`);
+        const id = /\/alerts\/([^/?]+)/.exec(page.url())[1];
+        const r = await s.owner.get(`/v1/workspaces/${s.ws}/alerts/${id}`);
+        eq(JSON.stringify(r.condition), JSON.stringify(metric === 'coverage' ? { metric, under_pct: 80, days: 3 } : { metric, over_pct: 10, days: 3 }), `${metric} condition stored`);
+      }
+      await scan(page, 'alert-drift');
+    });
+
     await step('billing and usage pages, with the Stripe return URL', async () => {
       await visit(page, base, `/workspaces/${s.ws}/billing?checkout=cancelled`, 'billing');
       assert(await page.isVisible('text=Checkout was cancelled'), 'the return notice');
@@ -643,7 +797,7 @@ async function main() {
 
     await step('a viewer sees every page but no button it may not use', async () => {
       const mp = s.mp;
-      const forbidden = ['Create key', 'Add a price', 'Deactivate', 'Rotate', 'New alert', 'Send a test notification', 'Send invitation', 'Delete', 'Upgrade to Pro', 'Manage billing', 'Edit', 'Remove', 'Revoke'];
+      const forbidden = ['Create key', 'Add a price', 'Deactivate', 'Rotate', 'New alert', 'Send a test notification', 'Send invitation', 'Delete', 'Upgrade to Pro', 'Manage billing', 'Edit', 'Remove', 'Revoke', 'Add connection', 'Connect', 'Test', 'Import', 'Use as custom price'];
       const pages = [
         ['', 'viewer-overview'],
         ['/keys', 'viewer-keys'],
@@ -654,6 +808,7 @@ async function main() {
         ['/billing', 'viewer-billing'],
         ['/reports', 'viewer-reports'],
         ['/prices', 'viewer-prices'],
+        ['/reconciliation', 'viewer-reconciliation'],
       ];
       for (const [p, name] of pages) {
         await mp.goto(`${base}/workspaces/${s.ws}${p}`);
@@ -768,6 +923,7 @@ async function main() {
   } finally {
     await chrome.close();
     await server.stop();
+    await fake.stop();
   }
 }
 

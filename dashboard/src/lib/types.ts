@@ -218,7 +218,11 @@ export type Condition =
   | { metric: 'budget'; budget_usd: number; thresholds_pct: number[] }
   | { metric: 'forecast'; budget_usd: number }
   | { metric: 'error_rate'; over_pct: number; window_minutes: number; min_requests?: number }
-  | { metric: 'latency_p95'; over_ms: number; window_minutes: number };
+  | { metric: 'latency_p95'; over_ms: number; window_minutes: number }
+  /** Coverage of the provider's bill over the last `days` imported days below `under_pct`. */
+  | { metric: 'coverage'; under_pct: number; days: number }
+  /** Absolute drift from the provider's bill over the last `days` imported days above `over_pct`. */
+  | { metric: 'drift'; over_pct: number; days: number };
 
 export interface Rule {
   id: string;
@@ -294,4 +298,62 @@ export interface Repricing {
   price_rules: number;
   created_at: string;
   finished_at: string | null;
+}
+
+// ---------- reconciliation with the provider's bill ----------
+
+export type BillingProvider = 'openai' | 'anthropic';
+export type TokenKind = 'input' | 'cached_input' | 'cache_write' | 'output';
+
+/** A workspace's link to an OpenAI or Anthropic organisation (the admin key is never returned). */
+export interface Connection {
+  id: string;
+  provider: BillingProvider;
+  /** The admin key's last four characters. */
+  key_hint: string;
+  /** OpenAI project ids or Anthropic workspace ids imported; empty for all. */
+  scope: string[];
+  created_at: string;
+  /** The last UTC day imported whole. */
+  imported_through: string | null;
+  last_import: { at: string; ok: boolean; message: string | null; days: number } | null;
+}
+
+export type TokenCounts = Record<TokenKind, number>;
+
+export type CauseKind = 'unpriced_model' | 'missing_events' | 'price_difference' | 'untracked_model' | 'not_tied_to_model';
+
+/** What the provider billed beside what LLMtrack tracked, for a day, a model or the range. */
+export interface Figures {
+  billed: { tokens: TokenCounts; total_tokens: number; requests: number | null; cost_usd: number };
+  tracked: { tokens: TokenCounts; total_tokens: number; requests: number; cost_usd: number; unpriced_requests: number };
+  /** Share of the provider's tokens LLMtrack saw, in percent. */
+  coverage_pct: number | null;
+  /** LLMtrack's computed cost minus the billed cost. */
+  drift_usd: number;
+  drift_pct: number | null;
+  causes: { kind: CauseKind | string; message: string }[];
+}
+
+export interface PriceDifference {
+  provider: BillingProvider | string;
+  model: string;
+  kind: TokenKind;
+  billed_usd_per_mtok: number;
+  table_usd_per_mtok: number | null;
+  difference_pct: number | null;
+  tokens: number;
+}
+
+/** GET /v1/stats/reconciliation */
+export interface Reconciliation {
+  from: string;
+  /** Exclusive. */
+  to: string;
+  connections: { id: string; provider: BillingProvider; imported_through: string | null }[];
+  total: Figures;
+  days: (Figures & { day: string })[];
+  /** `tracked_model`: the model as LLMtrack's breakdowns name it. */
+  models: (Figures & { provider: BillingProvider | string; model: string; tracked_model?: string })[];
+  prices: PriceDifference[];
 }

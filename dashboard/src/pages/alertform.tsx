@@ -11,7 +11,12 @@ export const KINDS = [
   { id: 'forecast', label: 'Month-end forecast over budget' },
   { id: 'error_rate', label: 'Error rate over a percentage' },
   { id: 'latency_p95', label: 'p95 latency over a value' },
+  { id: 'coverage', label: "Coverage of the provider's bill under a percentage" },
+  { id: 'drift', label: "Cost drifting from the provider's bill" },
 ] as const;
+
+/** Kinds compared with the provider's bill (Reconciliation): whole-workspace, no filter. */
+const BILL_KINDS = ['coverage', 'drift'];
 
 /** A sentence for a rule's condition and filter. */
 export function describeRule(r: Pick<Rule, 'condition' | 'filter'>): string {
@@ -33,11 +38,19 @@ export function describeRule(r: Pick<Rule, 'condition' | 'filter'>): string {
     case 'latency_p95':
       s = `p95 latency over ${c.over_ms} ms in ${c.window_minutes} min`;
       break;
+    case 'coverage':
+      s = `LLMtrack saw under ${c.under_pct}% of the provider's billed tokens over the last ${plural(c.days, 'imported day')}`;
+      break;
+    case 'drift':
+      s = `LLMtrack's cost ${c.over_pct}% or more away from the provider's bill over the last ${plural(c.days, 'imported day')}`;
+      break;
     default:
       s = JSON.stringify(c);
   }
   return r.filter ? `${s}, for ${r.filter.dimension} ${r.filter.value}` : s;
 }
+
+const plural = (n: number, what: string) => (n === 1 ? what : `${n} ${what}s`);
 
 interface Form {
   name: string;
@@ -50,6 +63,9 @@ interface Form {
   window_minutes: string;
   min_requests: string;
   over_ms: string;
+  under_pct: string;
+  drift_pct: string;
+  days: string;
   dimension: string;
   value: string;
   email: boolean;
@@ -65,10 +81,14 @@ function toForm(r?: Rule, kind?: string): Form {
     over_usd: c.over_usd !== undefined ? String(c.over_usd) : '',
     budget_usd: c.budget_usd !== undefined ? String(c.budget_usd) : '',
     thresholds: Array.isArray(c.thresholds_pct) ? (c.thresholds_pct as number[]).join(', ') : '50, 80, 100',
-    over_pct: c.over_pct !== undefined ? String(c.over_pct) : '5',
+    over_pct: c.metric !== 'drift' && c.over_pct !== undefined ? String(c.over_pct) : '5',
     window_minutes: c.window_minutes !== undefined ? String(c.window_minutes) : '15',
     min_requests: c.min_requests !== undefined ? String(c.min_requests) : '20',
     over_ms: c.over_ms !== undefined ? String(c.over_ms) : '',
+    under_pct: c.under_pct !== undefined ? String(c.under_pct) : '80',
+    // Drift's over_pct has its own field: the error rate's default (5) is not a good drift.
+    drift_pct: c.metric === 'drift' && c.over_pct !== undefined ? String(c.over_pct) : '10',
+    days: c.days !== undefined ? String(c.days) : '3',
     dimension: r?.filter?.dimension ?? '',
     value: r?.filter?.value ?? '',
     email: r?.email ?? true,
@@ -79,7 +99,9 @@ function toForm(r?: Rule, kind?: string): Form {
 const num = (s: string): number | string => (s.trim() === '' || Number.isNaN(Number(s)) ? s.trim() : Number(s));
 
 /** The request body for a form: values sent as typed so the API names what is wrong. */
-export function conditionOf(f: Pick<Form, 'metric' | 'period' | 'over_usd' | 'budget_usd' | 'thresholds' | 'over_pct' | 'window_minutes' | 'min_requests' | 'over_ms'>): Record<string, unknown> {
+export function conditionOf(
+  f: Pick<Form, 'metric' | 'period' | 'over_usd' | 'budget_usd' | 'thresholds' | 'over_pct' | 'window_minutes' | 'min_requests' | 'over_ms'> & Partial<Pick<Form, 'under_pct' | 'drift_pct' | 'days'>>,
+): Record<string, unknown> {
   switch (f.metric) {
     case 'cost':
       return { metric: 'cost', period: f.period, over_usd: num(f.over_usd) };
@@ -91,14 +113,20 @@ export function conditionOf(f: Pick<Form, 'metric' | 'period' | 'over_usd' | 'bu
       return { metric: 'error_rate', over_pct: num(f.over_pct), window_minutes: num(f.window_minutes), min_requests: num(f.min_requests) };
     case 'latency_p95':
       return { metric: 'latency_p95', over_ms: num(f.over_ms), window_minutes: num(f.window_minutes) };
+    case 'coverage':
+      return { metric: 'coverage', under_pct: num(f.under_pct ?? ''), days: num(f.days ?? '') };
+    case 'drift':
+      return { metric: 'drift', over_pct: num(f.drift_pct ?? ''), days: num(f.days ?? '') };
   }
   return { metric: f.metric };
 }
 
-/** Which form field an API error is about. */
-export function formFieldOf(e: unknown): string {
+/** Which form field an API error is about (`metric`: the rule's kind, for the fields it shares). */
+export function formFieldOf(e: unknown, metric?: string): string {
   if (!(e instanceof ApiError)) return '';
   const f = (e.field ?? '').split('.').pop() ?? '';
+  if (metric === 'drift' && f === 'over_pct') return 'drift_pct';
+  if (f === 'under_pct' || f === 'days') return f;
   if (f === 'thresholds_pct') return 'thresholds';
   if (f === 'filter' || f === 'dimension') return e.message.includes('value') && f !== 'dimension' ? 'value' : 'dimension';
   if (['name', 'period', 'over_usd', 'budget_usd', 'over_pct', 'window_minutes', 'min_requests', 'over_ms', 'value', 'webhook_url', 'email', 'metric'].includes(f)) return f;
@@ -123,7 +151,7 @@ export function RuleForm({ ws, rule, kind, onDone, onCancel }: { ws: string; rul
     const body: Record<string, unknown> = {
       name: f.name.trim(),
       condition: conditionOf(f),
-      filter: f.dimension ? { dimension: f.dimension, value: f.value } : null,
+      filter: f.dimension && !BILL_KINDS.includes(f.metric) ? { dimension: f.dimension, value: f.value } : null,
       email: f.email,
       webhook_url: f.webhook_url.trim() || null,
     };
@@ -132,7 +160,7 @@ export function RuleForm({ ws, rule, kind, onDone, onCancel }: { ws: string; rul
       if (r.webhook_secret) setSecret(r);
       else onDone(r);
     } catch (x) {
-      setErr({ field: formFieldOf(x), message: describe(x) });
+      setErr({ field: formFieldOf(x, f.metric), message: describe(x) });
     } finally {
       setBusy(false);
     }
@@ -213,28 +241,45 @@ export function RuleForm({ ws, rule, kind, onDone, onCancel }: { ws: string; rul
             <input name="over_ms" aria-invalid={!!fe('over_ms')} inputMode="decimal" value={f.over_ms} onInput={set('over_ms')} />
           </Field>
         )}
+        {m === 'coverage' && (
+          <Field label="Coverage under (%)" error={fe('under_pct')} hint="The share of the tokens the provider billed that LLMtrack's events account for. Under 100%: calls not sent to LLMtrack.">
+            <input name="under_pct" aria-invalid={!!fe('under_pct')} inputMode="decimal" value={f.under_pct} onInput={set('under_pct')} />
+          </Field>
+        )}
+        {m === 'drift' && (
+          <Field label="Drift over (%, either way)" error={fe('drift_pct')} hint="How far LLMtrack's cost may be from the billed cost, above or below, as a share of the bill.">
+            <input name="drift_pct" aria-invalid={!!fe('drift_pct')} inputMode="decimal" value={f.drift_pct} onInput={set('drift_pct')} />
+          </Field>
+        )}
+        {BILL_KINDS.includes(m) && (
+          <Field label="Over the last (imported days)" error={fe('days')} hint="UTC days imported from the provider, the latest first. Needs a connection on the Reconciliation page.">
+            <input name="days" aria-invalid={!!fe('days')} inputMode="numeric" value={f.days} onInput={set('days')} />
+          </Field>
+        )}
         {(m === 'error_rate' || m === 'latency_p95') && (
           <Field label="Window (minutes)" error={fe('window_minutes')} hint="5 to 1,440, a multiple of 5.">
             <input name="window_minutes" aria-invalid={!!fe('window_minutes')} inputMode="numeric" value={f.window_minutes} onInput={set('window_minutes')} />
           </Field>
         )}
       </div>
-      <div class="row">
-        <Field label="Only for" error={fe('dimension')}>
-          <select name="dimension" aria-invalid={!!fe('dimension')} value={f.dimension} onChange={set('dimension')}>
-            <option value="">All traffic</option>
-            <option value="model">One model</option>
-            <option value="feature">One feature</option>
-            <option value="source">One source</option>
-            <option value="user">One end-user</option>
-          </select>
-        </Field>
-        {f.dimension && (
-          <Field label="Value" error={fe('value')}>
-            <input name="value" aria-invalid={!!fe('value')} value={f.value} onInput={set('value')} />
+      {!BILL_KINDS.includes(m) && (
+        <div class="row">
+          <Field label="Only for" error={fe('dimension')}>
+            <select name="dimension" aria-invalid={!!fe('dimension')} value={f.dimension} onChange={set('dimension')}>
+              <option value="">All traffic</option>
+              <option value="model">One model</option>
+              <option value="feature">One feature</option>
+              <option value="source">One source</option>
+              <option value="user">One end-user</option>
+            </select>
           </Field>
-        )}
-      </div>
+          {f.dimension && (
+            <Field label="Value" error={fe('value')}>
+              <input name="value" aria-invalid={!!fe('value')} value={f.value} onInput={set('value')} />
+            </Field>
+          )}
+        </div>
+      )}
       <fieldset>
         <legend>Notify</legend>
         <label class="check">

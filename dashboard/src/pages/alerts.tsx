@@ -17,7 +17,7 @@ export default function Alerts({ ws }: PageProps) {
   const manage = can(ws.role, 'manage_alerts');
   return (
     <div>
-      <PageHead title="Alerts" sub="Be told before a budget is blown, or when errors or latency climb. Checked every minute here, every 5 minutes on AWS.">
+      <PageHead title="Alerts" sub="Be told before a budget is blown, when errors or latency climb, or when LLMtrack drifts from the provider's bill. Checked every minute here, every 5 minutes on AWS.">
         {manage && !creating && (
           <button type="button" class="btn primary" onClick={() => setCreating(true)}>
             New alert
