@@ -53,6 +53,11 @@ SAMPLE_ENV = {
     "STRIPE_PRICE_TEAM": "",
     "ALERT_SIGNING_KEY": "00" * 32,
     "EDGE_SECRET": "coldstart-edge-secret",
+    # Read at start, not called: startup makes no KMS request.
+    "SECRETS_KMS_KEY_ID": "arn:aws:kms:us-east-1:123456789012:key/00000000-0000-0000-0000-000000000000",
+    # Empty: the real providers' APIs (none is called at start).
+    "OPENAI_API_BASE": "",
+    "ANTHROPIC_API_BASE": "",
 }
 
 # What Lambda itself puts in every function's environment.

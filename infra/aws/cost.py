@@ -43,6 +43,8 @@ PRICES = {
     "logs_gb_month": 0.03,
     "alarm_month": 0.10,
     "secret_month": 0.40,  # aws.amazon.com/secrets-manager/pricing
+    "kms_key_month": 1.00,  # aws.amazon.com/kms/pricing (requests: $0.03 per 10,000)
+    "kms_request": 0.03 / 10_000,
     "ses_email": 0.10 / 1000,  # aws.amazon.com/ses/pricing
     "s3_gb_month": 0.023,
 }
@@ -183,6 +185,8 @@ def bill(events: int, profile: dict, template: dict) -> list[Line]:
         Line("CloudFront", f"{query_requests + sessions * 10:,.0f} requests, dashboard and API answers", (query_requests + sessions * 10) * p["cloudfront_https_request"] + (query_requests * a("api_response_bytes") + sessions * a("app_bytes_per_session")) / 1e9 * p["cloudfront_gb_out"]),
         Line("CloudWatch", f"{log_gb:.2f} GB of logs; {alarm_count(template)} alarms", log_gb * (p["logs_gb_ingested"] + a("log_retention_months") * p["logs_gb_month"]) + alarm_count(template) * p["alarm_month"]),
         Line("Secrets Manager", "2 secrets (Stripe, alert signing key)", 2 * p["secret_month"]),
+        # One Decrypt per provider connection and import: 24 hourly runs at most, a few connections.
+        Line("KMS", "1 key (provider admin keys); about 2,000 requests", p["kms_key_month"] + 2_000 * p["kms_request"]),
         Line("SES, S3", f"{a('emails'):.0f} emails; report and export files", a("emails") * p["ses_email"] + 0.1 * p["s3_gb_month"]),
     ]
 
