@@ -10,6 +10,7 @@ import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { Api, DASHBOARD, admin, ensureDir, ingest, jobs, launchChromium, linksIn, outbox, seen, sleep, startServer, waitForMail } from './lib.mjs';
 import { startFakeProviders } from './fakeproviders.mjs';
+import { createServer } from 'node:http';
 
 const SHOTS = ensureDir(resolve(DASHBOARD, '../target/screenshots'));
 const started = Date.now();
@@ -149,6 +150,29 @@ async function sessionApi(context, base) {
   return new Api(base, `llmtrack_session=${c.value}`);
 }
 
+/** Slack's incoming webhooks, as they answer: `ok` for a JSON message with text, `invalid_payload` otherwise. */
+async function startFakeSlack() {
+  const messages = [];
+  const srv = createServer((req, res) => {
+    let body = '';
+    req.on('data', (d) => (body += d));
+    req.on('end', () => {
+      let m = null;
+      try {
+        m = JSON.parse(body);
+      } catch {
+        /* answered below */
+      }
+      const ok = req.method === 'POST' && req.url.startsWith('/services/') && m && typeof m.text === 'string';
+      if (ok) messages.push(m);
+      res.writeHead(ok ? 200 : 400, { 'content-type': 'text/html' }).end(ok ? 'ok' : 'invalid_payload');
+    });
+  });
+  await new Promise((r) => srv.listen(0, '127.0.0.1', r));
+  srv.unref();
+  return { url: `http://127.0.0.1:${srv.address().port}`, messages };
+}
+
 // ---------- the run ----------
 async function main() {
   if (!existsSync(join(DASHBOARD, 'dist/index.html'))) {
@@ -158,7 +182,9 @@ async function main() {
   const fmt = await loadTs('src/lib/format.ts');
   // The providers' billing APIs, faked locally: the server imports from them (reconciliation).
   const fake = await startFakeProviders();
-  const server = await startServer({ env: { OPENAI_API_BASE: `${fake.url}/v1`, ANTHROPIC_API_BASE: fake.url } });
+  const slack = await startFakeSlack();
+  // Local webhooks allowed: the rule's Slack channel posts to the fake on 127.0.0.1.
+  const server = await startServer({ env: { OPENAI_API_BASE: `${fake.url}/v1`, ANTHROPIC_API_BASE: fake.url, LLMTRACK_ALLOW_LOCAL_WEBHOOKS: '1' } });
   const base = server.url;
   const chrome = await launchChromium();
   const ctx = await chrome.browser.newContext({ viewport: { width: 1280, height: 860 }, acceptDownloads: true, locale: 'en-US' });
@@ -555,6 +581,30 @@ async function main() {
       eq(list.length, 1, 'one rule left');
       assert(!(await page.textContent('main')).includes('Errors'), 'the deleted rule is gone');
       await scan(page, 'alerts');
+    });
+
+    await step('alerts to Slack: the form takes an incoming webhook, shows only its hint, and a test message links to the rule', async () => {
+      await page.goto(`${base}/workspaces/${s.ws}/alerts/${s.rule}`);
+      await settle(page);
+      await page.click('button:has-text("Edit")');
+      await page.fill('input[name=slack_url]', 'https://example.com/not-slack');
+      await page.click('button:has-text("Save changes")');
+      const err = await page.waitForSelector('.field.invalid .field-error');
+      assert(/Slack incoming webhook/.test(await err.textContent()), 'the API message is shown beside the Slack field');
+      const url = `${slack.url}/services/T0E2E0001/B0E2E0001/e2eSecretToken9xZ`;
+      await page.fill('input[name=slack_url]', url);
+      await page.click('button:has-text("Save changes")');
+      await page.waitForSelector('dd code:has-text("…9xZ")');
+      assert(!(await page.textContent('main')).includes('e2eSecretToken'), 'only the hint is shown');
+      await page.click('text=Send a test notification');
+      await page.waitForSelector('section[aria-labelledby=hist-h] li:has-text("slack: delivered")');
+      await scan(page, 'alert-slack');
+      eq(slack.messages.length, 1, 'one Slack message');
+      const m = slack.messages[0];
+      assert(m.text.includes('Monthly budget'), `the message names the rule: ${m.text}`);
+      eq(m.blocks[1].elements[0].url, `${base}/workspaces/${s.ws}/alerts/${s.rule}`, 'the button opens the rule');
+      const rule = await s.owner.get(`/v1/workspaces/${s.ws}/alerts/${s.rule}`);
+      assert(!JSON.stringify(rule).includes('e2eSecretToken'), 'the API shows only the hint');
     });
 
     await step('reconciliation: connect OpenAI and Anthropic (a fake of their billing APIs), the chart and tables equal the API, a billed rate becomes a custom price, alerts on coverage and drift', async () => {

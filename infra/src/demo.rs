@@ -429,6 +429,7 @@ async fn add_rules(store: &dyn Store, ws: &WorkspaceId, now_ms: i64) -> anyhow::
             filter: filter.clone(),
             email: true,
             webhook_url: None,
+            slack: None,
             state: RuleState::default(),
             created_ms: now_ms,
             updated_ms: now_ms,

@@ -114,6 +114,7 @@ impl Parts {
                 public_url: self.web.public_url.clone(),
                 signing_key: self.alert_key.clone(),
                 allow_local_http: self.allow_local_webhooks,
+                vault: self.vault.clone(),
             },
             web: self.web.clone(),
         }

@@ -171,6 +171,7 @@ impl World {
                 filter: None,
                 email: true,
                 webhook_url: None,
+                slack: None,
                 state: Default::default(),
                 created_ms: now_ms(),
                 updated_ms: now_ms(),

@@ -21,6 +21,7 @@ fn rule(ws: &WorkspaceId, n: usize) -> AlertRule {
         filter: None,
         email: true,
         webhook_url: Some("https://hooks.example.com/x".into()),
+        slack: None,
         state: RuleState::default(),
         created_ms: now_ms(),
         updated_ms: now_ms(),
@@ -59,6 +60,7 @@ pub async fn alert_rules_keep_their_limit_version_and_history(store: DynStore) {
         level: 1,
         period: "2026-11".into(),
         since_ms: 5,
+        values: Vec::new(),
     };
     assert!(store.update_alert_rule(&mut a).await.unwrap());
     b.name = "stale".into();

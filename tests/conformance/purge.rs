@@ -170,6 +170,7 @@ async fn fill(store: &DynStore, archive: &DynArchive, name: &str, shared: &str) 
         filter: None,
         email: true,
         webhook_url: None,
+        slack: None,
         state: Default::default(),
         created_ms: now,
         updated_ms: now,

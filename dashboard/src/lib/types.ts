@@ -222,7 +222,8 @@ export type Condition =
   /** Coverage of the provider's bill over the last `days` imported days below `under_pct`. */
   | { metric: 'coverage'; under_pct: number; days: number }
   /** Absolute drift from the provider's bill over the last `days` imported days above `over_pct`. */
-  | { metric: 'drift'; over_pct: number; days: number };
+  | { metric: 'drift'; over_pct: number; days: number }
+  | { metric: 'any_value'; dimension: string; over_usd?: number; over_requests?: number; window_hours: number };
 
 export interface Rule {
   id: string;
@@ -231,7 +232,11 @@ export interface Rule {
   filter: { dimension: string; value: string } | null;
   email: boolean;
   webhook_url: string | null;
+  /** What is shown of the sealed Slack webhook URL: `hooks.slack.com/services/T…/B…/…abcd`. */
+  slack: string | null;
   state: 'ok' | 'firing';
+  /** An `any_value` rule's values over its limit now, the largest first. */
+  values?: string[];
   level: number;
   since: string | null;
   created_at: string;

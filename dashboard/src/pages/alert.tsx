@@ -120,9 +120,17 @@ export default function AlertPage({ ws, params }: PageProps) {
                     <RuleState r={r} tz={ws.timezone} />
                   </dd>
                   <dt>Watches</dt>
-                  <dd>{r.filter ? `${r.filter.dimension} = ${r.filter.value}` : 'All traffic'}</dd>
+                  <dd>{r.filter ? `${r.filter.dimension} = ${r.filter.value}` : r.condition.metric === 'any_value' ? `Each ${r.condition.dimension}` : 'All traffic'}</dd>
+                  {r.condition.metric === 'any_value' && (
+                    <>
+                      <dt>Over now</dt>
+                      <dd data-testid="over-now">{r.values?.length ? r.values.slice(0, 20).join(', ') + (r.values.length > 20 ? ` and ${r.values.length - 20} more` : '') : 'None'}</dd>
+                    </>
+                  )}
                   <dt>Email</dt>
                   <dd>{r.email ? 'Owners and admins' : 'Off'}</dd>
+                  <dt>Slack</dt>
+                  <dd>{r.slack ? <code>{r.slack}</code> : 'None'}</dd>
                   <dt>Webhook</dt>
                   <dd>{r.webhook_url ? <code>{r.webhook_url}</code> : 'None'}</dd>
                   <dt>Created</dt>
@@ -156,14 +164,17 @@ export default function AlertPage({ ws, params }: PageProps) {
               <tbody>
                 {history.data.map((h) => {
                   const kind = transitionKind(h.transition);
-                  const t = h.transition ? ((h.transition.kind ? h.transition : Object.values(h.transition)[0]) as { value?: number; threshold?: number }) : null;
+                  const t = h.transition ? ((h.transition.kind ? h.transition : Object.values(h.transition)[0]) as { value?: number; threshold?: number; about?: string; count?: number; values?: string[] }) : null;
                   return (
                     <tr key={h.id}>
                       <td>{dateTime(h.at_ms, ws.timezone)}</td>
                       <td>
                         <Badge kind={kind === 'firing' ? 'bad' : kind === 'resolved' ? 'good' : 'muted'}>{kind}</Badge>
                       </td>
-                      <td>{t && t.value !== undefined ? `${round(t.value)} / ${round(t.threshold)}` : '—'}</td>
+                      <td>
+                        {t?.about && <>{t.about}: </>}
+                        {t && t.value !== undefined ? `${round(t.value)} / ${round(t.threshold)}` : t?.count !== undefined ? `${t.count} more: ${(t.values ?? []).join(', ')}` : '—'}
+                      </td>
                       <td>
                         <ul class="plain">
                           {h.deliveries.map((d, i) => (

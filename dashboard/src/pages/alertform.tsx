@@ -13,10 +13,18 @@ export const KINDS = [
   { id: 'latency_p95', label: 'p95 latency over a value' },
   { id: 'coverage', label: "Coverage of the provider's bill under a percentage" },
   { id: 'drift', label: "Cost drifting from the provider's bill" },
+  { id: 'any_value', label: 'Any user, feature, model or source over a limit' },
 ] as const;
+
+const DIMENSION_NAMES: Record<string, string> = { user: 'end-user', feature: 'feature', model: 'model', source: 'source' };
+
+/** A window of hours in words: "24 h", "7 days". */
+const hours = (h: number) => (h >= 48 && h % 24 === 0 ? `${h / 24} days` : `${h} h`);
 
 /** Kinds compared with the provider's bill (Reconciliation): whole-workspace, no filter. */
 const BILL_KINDS = ['coverage', 'drift'];
+/** Kinds that take no filter: the bill's, and `any_value` (it watches every value itself). */
+const NO_FILTER = [...BILL_KINDS, 'any_value'];
 
 /** A sentence for a rule's condition and filter. */
 export function describeRule(r: Pick<Rule, 'condition' | 'filter'>): string {
@@ -44,6 +52,9 @@ export function describeRule(r: Pick<Rule, 'condition' | 'filter'>): string {
     case 'drift':
       s = `LLMtrack's cost ${c.over_pct}% or more away from the provider's bill over the last ${plural(c.days, 'imported day')}`;
       break;
+    case 'any_value':
+      s = `any ${DIMENSION_NAMES[c.dimension] ?? c.dimension} over ${c.over_usd !== undefined ? usd(c.over_usd) : `${c.over_requests} requests`} in the last ${hours(c.window_hours)}`;
+      break;
     default:
       s = JSON.stringify(c);
   }
@@ -66,10 +77,17 @@ interface Form {
   under_pct: string;
   drift_pct: string;
   days: string;
+  each: string;
+  each_unit: string;
+  each_over: string;
+  window_hours: string;
   dimension: string;
   value: string;
   email: boolean;
   webhook_url: string;
+  /** A new Slack incoming webhook (the saved one is sealed: only its hint comes back). */
+  slack_url: string;
+  remove_slack: boolean;
 }
 
 function toForm(r?: Rule, kind?: string): Form {
@@ -89,10 +107,16 @@ function toForm(r?: Rule, kind?: string): Form {
     // Drift's over_pct has its own field: the error rate's default (5) is not a good drift.
     drift_pct: c.metric === 'drift' && c.over_pct !== undefined ? String(c.over_pct) : '10',
     days: c.days !== undefined ? String(c.days) : '3',
+    each: (c.metric === 'any_value' && (c.dimension as string)) || 'user',
+    each_unit: c.over_requests !== undefined ? 'requests' : 'usd',
+    each_over: c.over_requests !== undefined ? String(c.over_requests) : c.metric === 'any_value' && c.over_usd !== undefined ? String(c.over_usd) : '',
+    window_hours: c.window_hours !== undefined ? String(c.window_hours) : '24',
     dimension: r?.filter?.dimension ?? '',
     value: r?.filter?.value ?? '',
     email: r?.email ?? true,
     webhook_url: r?.webhook_url ?? '',
+    slack_url: '',
+    remove_slack: false,
   };
 }
 
@@ -100,7 +124,8 @@ const num = (s: string): number | string => (s.trim() === '' || Number.isNaN(Num
 
 /** The request body for a form: values sent as typed so the API names what is wrong. */
 export function conditionOf(
-  f: Pick<Form, 'metric' | 'period' | 'over_usd' | 'budget_usd' | 'thresholds' | 'over_pct' | 'window_minutes' | 'min_requests' | 'over_ms'> & Partial<Pick<Form, 'under_pct' | 'drift_pct' | 'days'>>,
+  f: Pick<Form, 'metric' | 'period' | 'over_usd' | 'budget_usd' | 'thresholds' | 'over_pct' | 'window_minutes' | 'min_requests' | 'over_ms'> &
+    Partial<Pick<Form, 'under_pct' | 'drift_pct' | 'days' | 'each' | 'each_unit' | 'each_over' | 'window_hours'>>,
 ): Record<string, unknown> {
   switch (f.metric) {
     case 'cost':
@@ -117,6 +142,13 @@ export function conditionOf(
       return { metric: 'coverage', under_pct: num(f.under_pct ?? ''), days: num(f.days ?? '') };
     case 'drift':
       return { metric: 'drift', over_pct: num(f.drift_pct ?? ''), days: num(f.days ?? '') };
+    case 'any_value':
+      return {
+        metric: 'any_value',
+        dimension: f.each ?? 'user',
+        [f.each_unit === 'requests' ? 'over_requests' : 'over_usd']: num(f.each_over ?? ''),
+        window_hours: num(f.window_hours ?? ''),
+      };
   }
   return { metric: f.metric };
 }
@@ -126,10 +158,13 @@ export function formFieldOf(e: unknown, metric?: string): string {
   if (!(e instanceof ApiError)) return '';
   const f = (e.field ?? '').split('.').pop() ?? '';
   if (metric === 'drift' && f === 'over_pct') return 'drift_pct';
-  if (f === 'under_pct' || f === 'days') return f;
+  if (f === 'under_pct' || f === 'days' || f === 'window_hours') return f;
+  if (metric === 'any_value' && (f === 'over_usd' || f === 'over_requests')) return 'each_over';
+  if (metric === 'any_value' && f === 'dimension') return 'each';
   if (f === 'thresholds_pct') return 'thresholds';
   if (f === 'filter' || f === 'dimension') return e.message.includes('value') && f !== 'dimension' ? 'value' : 'dimension';
   if (['name', 'period', 'over_usd', 'budget_usd', 'over_pct', 'window_minutes', 'min_requests', 'over_ms', 'value', 'webhook_url', 'email', 'metric'].includes(f)) return f;
+  if (f === 'slack_webhook_url') return 'slack_url';
   if (/channel|email/.test(e.message)) return 'email';
   return '';
 }
@@ -151,10 +186,13 @@ export function RuleForm({ ws, rule, kind, onDone, onCancel }: { ws: string; rul
     const body: Record<string, unknown> = {
       name: f.name.trim(),
       condition: conditionOf(f),
-      filter: f.dimension && !BILL_KINDS.includes(f.metric) ? { dimension: f.dimension, value: f.value } : null,
+      filter: f.dimension && !NO_FILTER.includes(f.metric) ? { dimension: f.dimension, value: f.value } : null,
       email: f.email,
       webhook_url: f.webhook_url.trim() || null,
     };
+    // Sent only when changed: the saved URL never comes back to be sent again.
+    if (f.slack_url.trim()) body.slack_webhook_url = f.slack_url.trim();
+    else if (f.remove_slack) body.slack_webhook_url = null;
     try {
       const r = rule ? await patch<Rule>(wsPath(ws, 'alerts', rule.id), body) : await post<Rule>(wsPath(ws, 'alerts'), body);
       if (r.webhook_secret) setSecret(r);
@@ -256,13 +294,37 @@ export function RuleForm({ ws, rule, kind, onDone, onCancel }: { ws: string; rul
             <input name="days" aria-invalid={!!fe('days')} inputMode="numeric" value={f.days} onInput={set('days')} />
           </Field>
         )}
+        {m === 'any_value' && (
+          <>
+            <Field label="Each" error={fe('each')}>
+              <select name="each" aria-invalid={!!fe('each')} value={f.each} onChange={set('each')}>
+                <option value="user">End-user</option>
+                <option value="feature">Feature</option>
+                <option value="model">Model</option>
+                <option value="source">Source</option>
+              </select>
+            </Field>
+            <Field label="Over" error={fe('each_over')}>
+              <input name="each_over" aria-invalid={!!fe('each_over')} inputMode="decimal" value={f.each_over} onInput={set('each_over')} />
+            </Field>
+            <Field label="Unit">
+              <select name="each_unit" value={f.each_unit} onChange={set('each_unit')}>
+                <option value="usd">USD</option>
+                <option value="requests">Requests</option>
+              </select>
+            </Field>
+            <Field label="In the last (hours)" error={fe('window_hours')} hint="1 to 720. Each value over is told once; past five at once, one digest names the rest.">
+              <input name="window_hours" aria-invalid={!!fe('window_hours')} inputMode="numeric" value={f.window_hours} onInput={set('window_hours')} />
+            </Field>
+          </>
+        )}
         {(m === 'error_rate' || m === 'latency_p95') && (
           <Field label="Window (minutes)" error={fe('window_minutes')} hint="5 to 1,440, a multiple of 5.">
             <input name="window_minutes" aria-invalid={!!fe('window_minutes')} inputMode="numeric" value={f.window_minutes} onInput={set('window_minutes')} />
           </Field>
         )}
       </div>
-      {!BILL_KINDS.includes(m) && (
+      {!NO_FILTER.includes(m) && (
         <div class="row">
           <Field label="Only for" error={fe('dimension')}>
             <select name="dimension" aria-invalid={!!fe('dimension')} value={f.dimension} onChange={set('dimension')}>
@@ -287,8 +349,25 @@ export function RuleForm({ ws, rule, kind, onDone, onCancel }: { ws: string; rul
           <span>Email the workspace's owners and admins</span>
         </label>
         {fe('email') && <p class="field-error" role="alert">{fe('email')}</p>}
-        <Field label="Webhook URL (optional)" error={fe('webhook_url')} hint="https only; Slack incoming webhooks work. The signing secret is shown once when you set it.">
-          <input name="webhook_url" aria-invalid={!!fe('webhook_url')} type="url" value={f.webhook_url} onInput={set('webhook_url')} placeholder="https://hooks.slack.com/services/…" />
+        <Field
+          label="Slack incoming webhook (optional)"
+          error={fe('slack_url')}
+          hint={
+            rule?.slack
+              ? `Posting to ${rule.slack}. Paste a new URL to replace it.`
+              : 'In Slack: Apps → Incoming Webhooks → Add to a channel. Stored encrypted; only its last characters are shown.'
+          }
+        >
+          <input name="slack_url" aria-invalid={!!fe('slack_url')} type="url" value={f.slack_url} onInput={set('slack_url')} placeholder="https://hooks.slack.com/services/T…/B…/…" autocomplete="off" />
+        </Field>
+        {rule?.slack && (
+          <label class="check">
+            <input type="checkbox" name="remove_slack" checked={f.remove_slack} onChange={set('remove_slack')} />
+            <span>Stop posting to Slack</span>
+          </label>
+        )}
+        <Field label="Webhook URL (optional)" error={fe('webhook_url')} hint="https only; signed JSON for your own endpoint. The signing secret is shown once when you set it.">
+          <input name="webhook_url" aria-invalid={!!fe('webhook_url')} type="url" value={f.webhook_url} onInput={set('webhook_url')} placeholder="https://example.com/llmtrack-alerts" />
         </Field>
       </fieldset>
       <div class="actions start">

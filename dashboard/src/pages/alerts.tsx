@@ -63,7 +63,7 @@ export default function Alerts({ ws }: PageProps) {
                         <a href={`/workspaces/${ws.id}/alerts/${r.id}`}>{r.name}</a>
                       </td>
                       <td>{describeRule(r)}</td>
-                      <td>{[r.email && 'email', r.webhook_url && 'webhook'].filter(Boolean).join(', ')}</td>
+                      <td>{[r.email && 'email', r.slack && 'Slack', r.webhook_url && 'webhook'].filter(Boolean).join(', ')}</td>
                       <td>
                         <RuleState r={r} tz={ws.timezone} />
                       </td>

@@ -60,6 +60,10 @@ pub async fn workspace(deps: &Deps, ws: &Workspace) -> anyhow::Result<Evaluated>
     out.notifications += plan_usage(deps, ws, now).await?;
     for mut rule in deps.store.alert_rules.alert_rules(&ws.id).await? {
         out.rules += 1;
+        if matches!(rule.condition, Condition::AnyValue { .. }) {
+            out.notifications += each_value(deps, ws, rule, now).await?;
+            continue;
+        }
         let m = measure(deps, ws, &rule, now).await?;
         let (state, t) = alert::step(
             &rule.condition,
@@ -83,6 +87,72 @@ pub async fn workspace(deps: &Deps, ws: &Workspace) -> anyhow::Result<Evaluated>
         }
     }
     Ok(out)
+}
+
+/// An `any_value` rule: every value of its dimension over the threshold in the window, told
+/// once each as it goes over (`alert::fan_out`). Returns the notifications sent.
+async fn each_value(
+    deps: &Deps,
+    ws: &Workspace,
+    mut rule: AlertRule,
+    now: i64,
+) -> anyhow::Result<usize> {
+    let Condition::AnyValue {
+        dimension,
+        over_usd,
+        window_hours,
+        ..
+    } = rule.condition
+    else {
+        return Ok(0);
+    };
+    let to = hour_of(now) + 1;
+    let rows = deps
+        .store
+        .events
+        .rollups(
+            &ws.id,
+            &View::of(dimension),
+            to - i64::from(window_hours),
+            to,
+        )
+        .await?;
+    let mut by_value: std::collections::HashMap<String, (i128, u64)> = Default::default();
+    for (k, r) in rows {
+        // Events without the dimension (no user id) are nobody's spend.
+        if k.value.is_empty() {
+            continue;
+        }
+        let v = by_value.entry(k.value).or_default();
+        v.0 += r.cost_pico;
+        v.1 += r.requests;
+    }
+    let threshold = rule.condition.fan_out_threshold();
+    let over: Vec<(String, f64)> = by_value
+        .into_iter()
+        .map(|(value, (pico, requests))| {
+            let amount = if over_usd.is_some() {
+                pico as f64 / 1e12
+            } else {
+                requests as f64
+            };
+            (value, amount)
+        })
+        .filter(|(_, amount)| *amount > threshold)
+        .collect();
+    let (state, told) = alert::fan_out(&rule.state, over, threshold, dimension, now);
+    if state == rule.state {
+        return Ok(0);
+    }
+    rule.state = state;
+    rule.updated_ms = now;
+    if !deps.store.alert_rules.update_alert_rule(&mut rule).await? {
+        return Ok(0);
+    }
+    for t in &told {
+        record(deps, ws, &rule, Some(t.clone()), now).await?;
+    }
+    Ok(told.len())
 }
 
 /// Sends a rule's notification and adds it to the rule's history.
@@ -116,7 +186,8 @@ fn period(c: &Condition, now: i64) -> String {
         Condition::ErrorRate { .. }
         | Condition::LatencyP95 { .. }
         | Condition::Coverage { .. }
-        | Condition::Drift { .. } => String::new(),
+        | Condition::Drift { .. }
+        | Condition::AnyValue { .. } => String::new(),
         _ => month_of(now),
     }
 }
@@ -224,6 +295,8 @@ async fn measure(
                 ..Measured::default()
             }
         }
+        // Measured value by value (`each_value`).
+        Condition::AnyValue { .. } => Measured::default(),
     })
 }
 

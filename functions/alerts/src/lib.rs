@@ -6,16 +6,18 @@
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
 use llmtrack_shared::auth::Gate;
 use llmtrack_shared::config::WebConfig;
 use llmtrack_shared::domain::access::Action;
 use llmtrack_shared::domain::alert::{
-    self, AlertEvent, AlertRule, Condition, Filter, Invalid, RuleState,
+    self, AlertEvent, AlertRule, Condition, Filter, Invalid, RuleState, SlackChannel,
 };
 use llmtrack_shared::domain::time::rfc3339;
 use llmtrack_shared::domain::{ids, names};
 use llmtrack_shared::extract::Json;
-use llmtrack_shared::ports::{DynClock, DynMailer, Workspace};
+use llmtrack_shared::ports::{DynClock, DynMailer, DynVault, Workspace};
 use llmtrack_shared::{ApiError, ErrorCode};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -48,6 +50,8 @@ pub struct Deps {
     pub signing_key: Vec<u8>,
     /// Webhooks to `http://127.0.0.1` are allowed (a local server, for development).
     pub allow_local_http: bool,
+    /// Seals each rule's Slack webhook URL (the URL is the credential).
+    pub vault: DynVault,
 }
 
 #[derive(Clone)]
@@ -62,6 +66,7 @@ pub struct AlertsState {
 pub async fn lambda_deps(store: &llmtrack_shared::ports::DynStore) -> anyhow::Result<Deps> {
     use std::sync::Arc;
 
+    use llmtrack_shared::adapters::kms::KmsVault;
     use llmtrack_shared::adapters::ses::Ses;
     use llmtrack_shared::config::{MailConfig, required};
     let key = required("ALERT_SIGNING_KEY")?;
@@ -76,6 +81,9 @@ pub async fn lambda_deps(store: &llmtrack_shared::ports::DynStore) -> anyhow::Re
         public_url: WebConfig::from_env()?.public_url,
         signing_key: key.into_bytes(),
         allow_local_http: false,
+        vault: Arc::new(KmsVault::from_env(
+            llmtrack_shared::adapters::aws::sdk_config().await,
+        )?),
     })
 }
 
@@ -110,8 +118,14 @@ pub struct RuleView {
     filter: Option<Filter>,
     email: bool,
     webhook_url: Option<String>,
+    /// What is shown of the Slack webhook URL, which is sealed once saved:
+    /// `hooks.slack.com/services/T…/B…/…abcd`.
+    slack: Option<String>,
     /// `ok` or `firing`.
     state: &'static str,
+    /// An `any_value` rule's values over its threshold now, the largest first.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    values: Vec<String>,
     /// Firing at this budget threshold (1 is the first); 0 when ok.
     level: u32,
     since: Option<String>,
@@ -131,7 +145,9 @@ impl RuleView {
             filter: r.filter.clone(),
             email: r.email,
             webhook_url: r.webhook_url.clone(),
+            slack: r.slack.as_ref().map(|c| c.hint.clone()),
             state: if r.state.level > 0 { "firing" } else { "ok" },
+            values: r.state.values.clone(),
             level: r.state.level,
             since: (r.state.since_ms > 0).then(|| rfc3339(r.state.since_ms)),
             created_at: rfc3339(r.created_ms),
@@ -150,7 +166,9 @@ pub struct RuleRequest {
     /// `{"metric": "error_rate", "over_pct", "window_minutes", "min_requests"?}`,
     /// `{"metric": "latency_p95", "over_ms", "window_minutes"}`,
     /// `{"metric": "coverage", "under_pct", "days"}`, `{"metric": "drift", "over_pct", "days"}`
-    /// (against the providers' bills: `docs/RECONCILIATION.md`).
+    /// (against the providers' bills: `docs/RECONCILIATION.md`),
+    /// `{"metric": "any_value", "dimension": "user"|"feature"|"model"|"source", "over_usd"|"over_requests", "window_hours"}`
+    /// (each value over, told one by one: `docs/ALERTS.md`).
     #[schema(value_type = Object)]
     condition: Option<serde_json::Value>,
     /// One model, feature, source or end-user: `{"dimension": "model", "value": "gpt-4o"}`;
@@ -163,6 +181,10 @@ pub struct RuleRequest {
     /// `https://…` to receive signed JSON notifications; `null` to remove.
     #[serde(default, deserialize_with = "present")]
     webhook_url: Option<Option<String>>,
+    /// A Slack incoming webhook, `https://hooks.slack.com/services/…`, for a readable message
+    /// with a link to the dashboard; `null` to remove. Sealed when saved, never shown again.
+    #[serde(default, deserialize_with = "present")]
+    slack_webhook_url: Option<Option<String>>,
 }
 
 /// Tells a field sent as `null` (Some(None)) from one left out (None).
@@ -185,7 +207,7 @@ impl AlertsState {
     }
 
     /// Applies a request to a rule (a new one, or a copy of the stored one), checking each field.
-    fn apply(&self, rule: &mut AlertRule, req: RuleRequest) -> Result<()> {
+    async fn apply(&self, rule: &mut AlertRule, req: RuleRequest) -> Result<()> {
         if let Some(name) = req.name {
             rule.name = names::display_name("name", &name)
                 .map_err(|m| ApiError::bad_request(ErrorCode::InvalidRule, m))?;
@@ -224,6 +246,12 @@ impl AlertsState {
                 ),
             };
         }
+        if let Some(w) = req.slack_webhook_url {
+            rule.slack = match w {
+                None => None,
+                Some(url) => Some(self.seal_slack(rule, &url).await?),
+            };
+        }
         if rule.filter.is_some()
             && matches!(
                 rule.condition,
@@ -235,10 +263,17 @@ impl AlertsState {
                 "`coverage` and `drift` rules watch the whole bill: leave `filter` out",
             ));
         }
-        if !rule.email && rule.webhook_url.is_none() {
+        if rule.filter.is_some() && matches!(rule.condition, Condition::AnyValue { .. }) {
             return Err(ApiError::bad_request(
                 ErrorCode::InvalidRule,
-                "a rule needs a channel: `email: true`, a `webhook_url`, or both",
+                "an `any_value` rule watches every value of its `dimension`: leave `filter` out",
+            ));
+        }
+        if !rule.email && rule.webhook_url.is_none() && rule.slack.is_none() {
+            return Err(ApiError::bad_request(
+                ErrorCode::InvalidRule,
+                "a rule needs a channel: `email: true`, a `webhook_url`, a `slack_webhook_url`, \
+                 or several",
             ));
         }
         if reset {
@@ -246,6 +281,22 @@ impl AlertsState {
             rule.state = RuleState::default();
         }
         Ok(())
+    }
+
+    /// Checks a Slack webhook URL and seals it to this rule.
+    async fn seal_slack(&self, rule: &AlertRule, url: &str) -> Result<SlackChannel> {
+        let u = alert::slack_webhook_url(url, self.deps.allow_local_http).map_err(bad)?;
+        let context = SlackChannel::context(&rule.workspace, &rule.id);
+        let sealed = self
+            .deps
+            .vault
+            .seal(u.as_str(), &context)
+            .await
+            .map_err(ApiError::Unexpected)?;
+        Ok(SlackChannel {
+            sealed: BASE64.encode(sealed),
+            hint: alert::slack_hint(&u),
+        })
     }
 }
 
@@ -298,12 +349,13 @@ async fn create_rule(
         filter: None,
         email: true,
         webhook_url: None,
+        slack: None,
         state: RuleState::default(),
         created_ms: now,
         updated_ms: now,
         version: 0,
     };
-    s.apply(&mut rule, req)?;
+    s.apply(&mut rule, req).await?;
     s.deps
         .store
         .alert_rules
@@ -351,7 +403,7 @@ async fn update_rule(
         .workspace;
     let mut rule = s.rule(&ws, &rule_id).await?;
     let new_webhook = matches!(req.webhook_url, Some(Some(_)));
-    s.apply(&mut rule, req)?;
+    s.apply(&mut rule, req).await?;
     rule.updated_ms = s.deps.clock.now_ms();
     if !s
         .deps

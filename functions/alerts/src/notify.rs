@@ -1,6 +1,7 @@
-//! Sending a rule's notifications: an email to the workspace's owners and admins, and a JSON
-//! POST to its webhook, signed like Stripe signs its own (`LLMtrack-Signature:
-//! t={unix},v1={hex HMAC-SHA256 of "{t}.{body}"}`), with a Slack-compatible `text` field.
+//! Sending a rule's notifications: an email to the workspace's owners and admins, a JSON POST
+//! to its webhook, signed like Stripe signs its own (`LLMtrack-Signature:
+//! t={unix},v1={hex HMAC-SHA256 of "{t}.{body}"}`), and a Slack message (Block Kit, through an
+//! incoming webhook, whose URL is opened from the vault only to send).
 //!
 //! Each rule's signing secret is derived from the deployment's key and the rule's id, shown
 //! once when the rule is created, and never stored.
@@ -74,6 +75,24 @@ pub fn describe(c: &Condition) -> String {
         Condition::Drift { over_pct, days } => {
             format!("computed cost off the providers' bill by over {over_pct}% (last {days} days)")
         }
+        Condition::AnyValue {
+            dimension,
+            over_usd,
+            over_requests,
+            window_hours,
+        } => format!(
+            "any {} over {} (last {})",
+            dimension.as_str(),
+            match (over_usd, over_requests) {
+                (Some(usd), _) => format!("${usd:.2}"),
+                (None, n) => format!("{} requests", n.unwrap_or(0)),
+            },
+            if *window_hours >= 48 && window_hours % 24 == 0 {
+                format!("{} days", window_hours / 24)
+            } else {
+                format!("{window_hours} h")
+            }
+        ),
     }
 }
 
@@ -85,20 +104,56 @@ fn unit(c: &Condition, v: f64) -> String {
         | Condition::Coverage { .. }
         | Condition::Drift { .. } => format!("{v:.1}%"),
         Condition::LatencyP95 { .. } => format!("{v:.0} ms"),
+        Condition::AnyValue { over_usd, .. } => match over_usd {
+            Some(_) => format!("${v:.2}"),
+            None => format!("{v:.0} requests"),
+        },
+    }
+}
+
+/// The values a digest names, and how many more there are.
+fn digest_list(count: u32, values: &[String]) -> String {
+    let named = values
+        .iter()
+        .map(|v| format!("`{v}`"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let more = count as usize - values.len().min(count as usize);
+    if more > 0 {
+        format!("{named} and {more} more")
+    } else {
+        named
     }
 }
 
 /// The one-line message of a notification (the email's subject, the webhook's `text`).
 pub fn headline(ws: &Workspace, rule: &AlertRule, t: Option<&Transition>) -> String {
-    let scope = rule
+    let mut scope = rule
         .filter
         .as_ref()
         .map(|f| format!(" for {} `{}`", f.dimension.as_str(), f.value))
         .unwrap_or_default();
     let (said, value, threshold) = match t {
         Some(Transition::Firing {
-            value, threshold, ..
-        }) => (("is firing", "at"), value, threshold),
+            value,
+            threshold,
+            about,
+            ..
+        }) => {
+            if let Some(about) = about {
+                scope = format!(" for {about}");
+            }
+            (("is firing", "at"), value, threshold)
+        }
+        Some(Transition::Digest { count, values, .. }) => {
+            return format!(
+                "LLMtrack alert \"{}\" in {}: {count} more over the threshold ({}): {}",
+                rule.name,
+                ws.name,
+                describe(&rule.condition),
+                digest_list(*count, values)
+            );
+        }
         Some(Transition::Resolved { value, threshold }) => {
             (("resolved", "back to"), value, threshold)
         }
@@ -121,6 +176,14 @@ pub fn headline(ws: &Workspace, rule: &AlertRule, t: Option<&Transition>) -> Str
     )
 }
 
+/// The dashboard's page of a rule, for links.
+fn rule_link(deps: &Deps, ws: &Workspace, rule: &AlertRule) -> String {
+    format!(
+        "{}/workspaces/{}/alerts/{}",
+        deps.public_url, ws.id, rule.id
+    )
+}
+
 /// Sends a notification on every channel of the rule; returns how each went.
 pub async fn send(
     deps: &Deps,
@@ -136,6 +199,9 @@ pub async fn send(
     }
     if let Some(url) = &rule.webhook_url {
         out.push(webhook(deps, ws, rule, t, &text, url, at_ms).await);
+    }
+    if let Some(channel) = &rule.slack {
+        out.push(slack(deps, ws, rule, t, &text, channel).await);
     }
     out
 }
@@ -180,14 +246,12 @@ pub async fn email_admins(deps: &Deps, ws: &Workspace, subject: &str, body: &str
 
 async fn email(deps: &Deps, ws: &Workspace, rule: &AlertRule, text: &str) -> Delivery {
     let body = format!(
-        "{text}\n\nRule: {} ({})\nWorkspace: {} ({})\nDashboard: {}/workspaces/{}/alerts/{}\n",
+        "{text}\n\nRule: {} ({})\nWorkspace: {} ({})\nDashboard: {}\n",
         rule.name,
         describe(&rule.condition),
         ws.name,
         ws.id,
-        deps.public_url,
-        ws.id,
-        rule.id
+        rule_link(deps, ws, rule),
     );
     email_admins(deps, ws, text, &body).await
 }
@@ -203,6 +267,7 @@ async fn webhook(
 ) -> Delivery {
     let kind = match t {
         Some(Transition::Firing { .. }) => "alert.firing",
+        Some(Transition::Digest { .. }) => "alert.digest",
         Some(Transition::Resolved { .. }) => "alert.resolved",
         None => "alert.test",
     };
@@ -216,22 +281,163 @@ async fn webhook(
     })
     .to_string();
     let secret = webhook_secret(&deps.signing_key, rule);
+    deliver(deps, ws, rule, "webhook", url, &body, Some(&secret)).await
+}
+
+/// A Slack message: the headline as the notification's text, the measure and a button to the
+/// rule's page as blocks. Slack answers `ok`, or a status with a short reason
+/// (`no_service` when the webhook was removed, `channel_is_archived`), which the history shows.
+async fn slack(
+    deps: &Deps,
+    ws: &Workspace,
+    rule: &AlertRule,
+    t: Option<&Transition>,
+    text: &str,
+    channel: &alert::SlackChannel,
+) -> Delivery {
+    let url = match open_slack(deps, rule, channel).await {
+        Ok(url) => url,
+        Err(e) => {
+            tracing::error!(workspace = %ws.id, rule = %rule.id, error = format!("{e:#}"), "the Slack webhook could not be opened");
+            return Delivery {
+                channel: "slack".into(),
+                ok: false,
+                attempts: 0,
+                detail: "the Slack webhook could not be read: set it again".into(),
+            };
+        }
+    };
+    let body = slack_message(
+        &mrkdwn(text),
+        &describe_for_slack(ws, rule, t),
+        &rule_link(deps, ws, rule),
+    );
+    deliver(deps, ws, rule, "slack", &url, &body.to_string(), None).await
+}
+
+async fn open_slack(
+    deps: &Deps,
+    rule: &AlertRule,
+    channel: &alert::SlackChannel,
+) -> anyhow::Result<String> {
+    use base64::Engine as _;
+    let sealed = base64::engine::general_purpose::STANDARD.decode(&channel.sealed)?;
+    deps.vault
+        .open(
+            &sealed,
+            &alert::SlackChannel::context(&rule.workspace, &rule.id),
+        )
+        .await
+}
+
+/// Escapes what Slack's mrkdwn reads as markup in text people wrote (names, filter values).
+fn mrkdwn(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+}
+
+/// The message's main line, in mrkdwn: what happened, to which rule, in which workspace.
+fn describe_for_slack(ws: &Workspace, rule: &AlertRule, t: Option<&Transition>) -> String {
+    let scope = rule
+        .filter
+        .as_ref()
+        .map(|f| format!(" for {} `{}`", f.dimension.as_str(), mrkdwn(&f.value)))
+        .unwrap_or_default();
+    let what = mrkdwn(&describe(&rule.condition));
+    let (icon, said, detail) = match t {
+        Some(Transition::Digest { count, values, .. }) => (
+            ":rotating_light:",
+            "has more values over",
+            format!(
+                "{what}: {count} more, {}",
+                mrkdwn(&digest_list(*count, values))
+            ),
+        ),
+        Some(Transition::Firing {
+            value,
+            threshold,
+            about,
+            ..
+        }) => (
+            ":rotating_light:",
+            "is firing",
+            format!(
+                "{what}{}: *{}* (threshold {})",
+                about
+                    .as_ref()
+                    .map_or_else(|| scope.clone(), |a| format!(" for {}", mrkdwn(a))),
+                unit(&rule.condition, *value),
+                unit(&rule.condition, *threshold)
+            ),
+        ),
+        Some(Transition::Resolved { value, threshold }) => (
+            ":white_check_mark:",
+            "resolved",
+            format!(
+                "{what}{scope}: back to *{}* (threshold {})",
+                unit(&rule.condition, *value),
+                unit(&rule.condition, *threshold)
+            ),
+        ),
+        None => (
+            ":wave:",
+            "test notification",
+            format!("{what}{scope}: this channel works"),
+        ),
+    };
+    format!(
+        "{icon} *{}* {said} in {}\n{detail}",
+        mrkdwn(&rule.name),
+        mrkdwn(&ws.name)
+    )
+}
+
+/// The JSON Slack's incoming webhooks take: `text` (the notification and the fallback) and
+/// Block Kit blocks.
+pub fn slack_message(text: &str, section: &str, link: &str) -> serde_json::Value {
+    json!({
+        "text": text,
+        "blocks": [
+            {"type": "section", "text": {"type": "mrkdwn", "text": section}},
+            {"type": "actions", "elements": [{
+                "type": "button",
+                "text": {"type": "plain_text", "text": "Open in LLMtrack"},
+                "url": link,
+            }]},
+        ],
+    })
+}
+
+/// POSTs a body with retries (network errors, 429 and 5xx), and says how it went.
+async fn deliver(
+    deps: &Deps,
+    ws: &Workspace,
+    rule: &AlertRule,
+    channel: &str,
+    url: &str,
+    body: &str,
+    secret: Option<&str>,
+) -> Delivery {
     let mut attempts = 0;
     let mut last = String::new();
     for wait in std::iter::once(Duration::ZERO).chain(BACKOFF) {
         tokio::time::sleep(wait).await;
         attempts += 1;
-        match post(deps, url, &body, &secret).await {
-            Ok(status) if status.is_success() => {
+        match post(deps, url, body, secret).await {
+            Ok((status, _)) if status.is_success() => {
                 return Delivery {
-                    channel: "webhook".into(),
+                    channel: channel.into(),
                     ok: true,
                     attempts,
                     detail: format!("HTTP {}", status.as_u16()),
                 };
             }
-            Ok(status) => {
+            Ok((status, reason)) => {
                 last = format!("HTTP {}", status.as_u16());
+                if let Some(reason) = reason {
+                    last = format!("{last} {reason}");
+                }
                 // A 4xx other than 429 will not change on a retry.
                 if status.is_client_error() && status.as_u16() != 429 {
                     break;
@@ -240,14 +446,14 @@ async fn webhook(
             Err(e) => {
                 // The cause (refused, timed out, resolves to a private address) stays in the
                 // log: told to the client, it would map the network behind the server.
-                tracing::info!(workspace = %ws.id, rule = %rule.id, attempts, error = format!("{e:#}"), "webhook attempt failed");
+                tracing::info!(workspace = %ws.id, rule = %rule.id, channel, attempts, error = format!("{e:#}"), "notification attempt failed");
                 last = UNREACHABLE.to_owned();
             }
         }
     }
-    tracing::warn!(workspace = %ws.id, rule = %rule.id, attempts, error = %last, "webhook delivery failed");
+    tracing::warn!(workspace = %ws.id, rule = %rule.id, channel, attempts, error = %last, "notification delivery failed");
     Delivery {
-        channel: "webhook".into(),
+        channel: channel.into(),
         ok: false,
         attempts,
         detail: last,
@@ -258,13 +464,15 @@ async fn webhook(
 pub const UNREACHABLE: &str =
     "the webhook could not be reached (no public address, refused, timed out or not https)";
 
-/// One POST, to an address checked to be public (or the local loopback where allowed).
+/// One POST, to an address checked to be public (or the local loopback where allowed), signed
+/// when a secret is given. Returns the status and, for a refusal, the receiver's reason when it
+/// is a short code (Slack's `no_service`, `invalid_payload`): anything longer is not shown.
 async fn post(
     deps: &Deps,
     url: &str,
     body: &str,
-    secret: &str,
-) -> anyhow::Result<reqwest::StatusCode> {
+    secret: Option<&str>,
+) -> anyhow::Result<(reqwest::StatusCode, Option<String>)> {
     let u =
         alert::webhook_url(url, deps.allow_local_http).map_err(|e| anyhow::anyhow!(e.message))?;
     let port = u.port_or_known_default().unwrap_or(443);
@@ -294,17 +502,26 @@ async fn post(
         .build()?;
     // The receiver checks the signature's time against its own wall clock (as Stripe's
     // receivers do), so this is the real time of sending, not the app's clock.
-    let now_s = chrono::Utc::now().timestamp();
-    let response = client
+    let mut request = client
         .post(u)
         .header("content-type", "application/json")
-        .header("user-agent", "LLMtrack-Webhooks/1")
-        .header(
+        .header("user-agent", "LLMtrack-Webhooks/1");
+    if let Some(secret) = secret {
+        let now_s = chrono::Utc::now().timestamp();
+        request = request.header(
             "llmtrack-signature",
             signature::sign(body.as_bytes(), secret, now_s),
-        )
-        .body(body.to_owned())
-        .send()
-        .await?;
-    Ok(response.status())
+        );
+    }
+    let response = request.body(body.to_owned()).send().await?;
+    let status = response.status();
+    if status.is_success() {
+        return Ok((status, None));
+    }
+    let text = response.text().await.unwrap_or_default();
+    let reason = Some(text.trim())
+        .filter(|r| !r.is_empty() && r.len() <= 40)
+        .filter(|r| r.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'))
+        .map(str::to_owned);
+    Ok((status, reason))
 }

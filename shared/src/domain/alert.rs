@@ -57,7 +57,29 @@ pub enum Condition {
     /// LLMtrack's computed cost off the billed cost by more than a percentage either way, over
     /// the last `days` whole UTC days.
     Drift { over_pct: f64, days: u32 },
+    /// Any one value of a dimension (each end-user, feature, model or source) over an amount, or
+    /// a number of requests, in the last `window_hours`: one notification per value that goes
+    /// over, at most [`FAN_OUT_PER_RUN`] an evaluation and one digest naming the rest ([`fan_out`]).
+    AnyValue {
+        dimension: Dimension,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        over_usd: Option<f64>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        over_requests: Option<u64>,
+        window_hours: u32,
+    },
 }
+
+/// Notifications an `any_value` rule sends in one evaluation, one per value newly over; the rest
+/// go in one digest. A retry loop in a thousand users' sessions is one page, not a thousand.
+pub const FAN_OUT_PER_RUN: usize = 5;
+/// Values an `any_value` rule remembers as over, the largest first: past this many, the smallest
+/// may be told again in a later digest (never more than one digest an evaluation).
+pub const FAN_OUT_TRACKED: usize = 1_000;
+/// Values a digest names; it counts the others.
+pub const DIGEST_NAMES: usize = 10;
+/// The longest window of an `any_value` rule: 30 days.
+pub const FAN_OUT_HOURS: std::ops::RangeInclusive<u32> = 1..=720;
 
 /// Days a reconciliation rule may look back over.
 pub const RECONCILIATION_DAYS: std::ops::RangeInclusive<u32> = 1..=31;
@@ -117,8 +139,8 @@ fn window(v: u32) -> Result<(), Invalid> {
 
 impl Condition {
     /// The metric names, for error messages.
-    pub const METRICS: &'static str =
-        "`cost`, `budget`, `forecast`, `error_rate`, `latency_p95`, `coverage` or `drift`";
+    pub const METRICS: &'static str = "`cost`, `budget`, `forecast`, `error_rate`, `latency_p95`, `coverage`, `drift` or \
+         `any_value`";
 
     /// Reads a condition from the request's JSON, naming what is wrong.
     pub fn parse(v: &serde_json::Value) -> Result<Condition, Invalid> {
@@ -131,6 +153,7 @@ impl Condition {
             "latency_p95",
             "coverage",
             "drift",
+            "any_value",
         ];
         if !known.contains(&metric) {
             return Err(Invalid {
@@ -218,6 +241,45 @@ impl Condition {
                 }
                 reconciliation_days(*days)
             }
+            Condition::AnyValue {
+                dimension,
+                over_usd,
+                over_requests,
+                window_hours,
+            } => {
+                if !matches!(
+                    dimension,
+                    Dimension::Model | Dimension::Feature | Dimension::Source | Dimension::User
+                ) {
+                    return invalid(
+                        "dimension",
+                        "`dimension` must be `model`, `feature`, `source` or `user`",
+                    );
+                }
+                match (over_usd, over_requests) {
+                    (Some(usd), None) => money("over_usd", *usd)?,
+                    (None, Some(n)) if (1..=1_000_000_000).contains(n) => {}
+                    (None, Some(_)) => {
+                        return invalid(
+                            "over_requests",
+                            "`over_requests` must be from 1 to 1000000000",
+                        );
+                    }
+                    _ => {
+                        return invalid(
+                            "over_usd",
+                            "an `any_value` rule needs one of `over_usd` or `over_requests`",
+                        );
+                    }
+                }
+                if !FAN_OUT_HOURS.contains(window_hours) {
+                    return invalid(
+                        "window_hours",
+                        "`window_hours` must be from 1 to 720 (30 days)",
+                    );
+                }
+                Ok(())
+            }
         }
     }
 
@@ -238,6 +300,7 @@ impl Condition {
                 | Condition::LatencyP95 { .. }
                 | Condition::Coverage { .. }
                 | Condition::Drift { .. }
+                | Condition::AnyValue { .. }
         )
     }
 }
@@ -367,6 +430,81 @@ pub fn public_ip(ip: std::net::IpAddr) -> bool {
     }
 }
 
+/// The hosts Slack serves incoming webhooks from (commercial and GovSlack).
+pub const SLACK_HOSTS: [&str; 2] = ["hooks.slack.com", "hooks.slack-gov.com"];
+
+/// Checks a Slack incoming-webhook URL (`https://hooks.slack.com/services/T…/B…/…`): the whole
+/// URL is the credential, so it is sealed before it is stored and only a hint of it is shown.
+/// Plain http to 127.0.0.1 is allowed only where `allow_local_http` (a local stand-in for
+/// Slack, in development and tests).
+pub fn slack_webhook_url(s: &str, allow_local_http: bool) -> Result<url::Url, Invalid> {
+    let bad = |m: &str| Invalid {
+        field: "slack_webhook_url",
+        message: format!("`slack_webhook_url` {m}"),
+    };
+    let u = url::Url::parse(s.trim()).map_err(|e| bad(&format!("is not a URL ({e})")))?;
+    let local = u.scheme() == "http"
+        && allow_local_http
+        && u.host() == Some(url::Host::Ipv4(std::net::Ipv4Addr::LOCALHOST));
+    let slack = u.scheme() == "https"
+        && u.port().is_none()
+        && u.host_str().is_some_and(|h| SLACK_HOSTS.contains(&h));
+    if !local && !slack {
+        return Err(bad(
+            "must be a Slack incoming webhook, https://hooks.slack.com/services/…",
+        ));
+    }
+    let parts: Vec<&str> = u.path_segments().map(Iterator::collect).unwrap_or_default();
+    let token_like =
+        |p: &&str| !p.is_empty() && p.len() <= 100 && p.bytes().all(|b| b.is_ascii_alphanumeric());
+    if parts.len() != 4 || parts[0] != "services" || !parts[1..].iter().all(token_like) {
+        return Err(bad(
+            "must be https://hooks.slack.com/services/T…/B…/… as Slack shows it (Apps → \
+             Incoming Webhooks)",
+        ));
+    }
+    if u.query().is_some() || u.fragment().is_some() || !u.username().is_empty() {
+        return Err(bad("must not carry a query, a fragment or credentials"));
+    }
+    Ok(u)
+}
+
+/// What is shown of a Slack webhook URL once it is sealed: the Slack workspace and channel ids
+/// and the secret's last four characters.
+pub fn slack_hint(u: &url::Url) -> String {
+    let parts: Vec<&str> = u.path_segments().map(Iterator::collect).unwrap_or_default();
+    let host = u.host_str().unwrap_or_default();
+    match parts.as_slice() {
+        [_, team, channel, secret] => {
+            let tail: String = secret
+                .chars()
+                .rev()
+                .take(4)
+                .collect::<Vec<_>>()
+                .into_iter()
+                .rev()
+                .collect();
+            format!("{host}/services/{team}/{channel}/…{tail}")
+        }
+        _ => format!("{host}/…"),
+    }
+}
+
+/// A rule's Slack channel: the incoming-webhook URL sealed by the vault (base64), bound to the
+/// workspace and rule, and the hint shown in its place.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SlackChannel {
+    pub sealed: String,
+    pub hint: String,
+}
+
+impl SlackChannel {
+    /// What a sealed URL is bound to: opened under any other rule, it fails.
+    pub fn context(workspace: &WorkspaceId, rule: &str) -> String {
+        format!("alert-slack:{workspace}/{rule}")
+    }
+}
+
 /// A workspace's alert rule, with where it stands.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AlertRule {
@@ -379,6 +517,9 @@ pub struct AlertRule {
     pub email: bool,
     /// POST a signed JSON notification here.
     pub webhook_url: Option<String>,
+    /// Post a readable message to a Slack channel.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slack: Option<SlackChannel>,
     pub state: RuleState,
     pub created_ms: i64,
     pub updated_ms: i64,
@@ -403,7 +544,7 @@ pub struct AlertEvent {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct Delivery {
-    /// `email` or `webhook`.
+    /// `email`, `webhook` or `slack`.
     pub channel: String,
     pub ok: bool,
     pub attempts: u32,
@@ -434,6 +575,10 @@ pub struct RuleState {
     pub period: String,
     /// Since when the rule has been at this level.
     pub since_ms: i64,
+    /// An `any_value` rule's values over its threshold, the largest first (at most
+    /// [`FAN_OUT_TRACKED`]): each was told once, when it went over.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub values: Vec<String>,
 }
 
 /// A change worth a notification.
@@ -446,6 +591,17 @@ pub enum Transition {
         /// What was measured, in the condition's unit (USD, percent, ms).
         value: f64,
         /// The threshold crossed, in the same unit.
+        threshold: f64,
+        /// What went over, for rules that watch each value: `user \`u_42\``.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        about: Option<String>,
+    },
+    /// More values went over at once than one evaluation tells one by one.
+    Digest {
+        /// How many, beyond those told one by one.
+        count: u32,
+        /// The largest of them, at most [`DIGEST_NAMES`].
+        values: Vec<String>,
         threshold: f64,
     },
     /// Back under the threshold (windows only).
@@ -505,7 +661,80 @@ pub fn level(c: &Condition, m: &Measured) -> (u32, f64, f64) {
             Some(d) => (u32::from(d.abs() > *over_pct), d, *over_pct),
             None => (0, 0.0, *over_pct),
         },
+        // Judged value by value, by `fan_out`.
+        Condition::AnyValue { .. } => (0, 0.0, c.fan_out_threshold()),
     }
+}
+
+impl Condition {
+    /// An `any_value` rule's threshold, in its unit (USD or requests).
+    pub fn fan_out_threshold(&self) -> f64 {
+        match self {
+            Condition::AnyValue {
+                over_usd,
+                over_requests,
+                ..
+            } => over_usd.unwrap_or_else(|| over_requests.unwrap_or(0) as f64),
+            _ => 0.0,
+        }
+    }
+}
+
+/// One evaluation of an `any_value` rule, given every value over its threshold and by how much:
+/// the new state, and a notification for each value newly over (the largest first, at most
+/// [`FAN_OUT_PER_RUN`]) then one digest for the rest. A value that falls back under is dropped
+/// quietly, and is told again if it goes over again.
+pub fn fan_out(
+    state: &RuleState,
+    mut over: Vec<(String, f64)>,
+    threshold: f64,
+    dimension: Dimension,
+    now_ms: i64,
+) -> (RuleState, Vec<Transition>) {
+    over.sort_by(|a, b| b.1.total_cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    let known: std::collections::HashSet<&str> = state.values.iter().map(String::as_str).collect();
+    let new: Vec<&(String, f64)> = over
+        .iter()
+        .filter(|(v, _)| !known.contains(v.as_str()))
+        .collect();
+    let mut told: Vec<Transition> = new
+        .iter()
+        .take(FAN_OUT_PER_RUN)
+        .map(|(v, amount)| Transition::Firing {
+            level: 1,
+            value: *amount,
+            threshold,
+            about: Some(format!("{} `{v}`", dimension.as_str())),
+        })
+        .collect();
+    if new.len() > FAN_OUT_PER_RUN {
+        let rest = &new[FAN_OUT_PER_RUN..];
+        told.push(Transition::Digest {
+            count: rest.len() as u32,
+            values: rest
+                .iter()
+                .take(DIGEST_NAMES)
+                .map(|(v, _)| v.clone())
+                .collect(),
+            threshold,
+        });
+    }
+    let level = u32::from(!over.is_empty());
+    let next = RuleState {
+        level,
+        period: String::new(),
+        since_ms: if level == state.level {
+            state.since_ms
+        } else {
+            now_ms
+        },
+        values: over
+            .into_iter()
+            .take(FAN_OUT_TRACKED)
+            .map(|(v, _)| v)
+            .collect(),
+    };
+    (next, told)
 }
 
 /// One evaluation: the rule's new state, and the notification it calls for, if any. `period`
@@ -533,6 +762,7 @@ pub fn step(
             String::new()
         },
         since_ms: now_ms,
+        values: Vec::new(),
     };
     if next > current {
         return (
@@ -541,6 +771,7 @@ pub fn step(
                 level: next,
                 value,
                 threshold,
+                about: None,
             }),
         );
     }
@@ -758,7 +989,7 @@ mod tests {
             .iter()
             .map(|t| match t {
                 Transition::Firing { level, .. } => *level,
-                Transition::Resolved { .. } => 0,
+                Transition::Resolved { .. } | Transition::Digest { .. } => 0,
             })
             .collect();
         // 50% once, then straight to 100% (80 and 100 crossed together), then 50% next month.
@@ -791,5 +1022,73 @@ mod tests {
         );
         assert!(matches!(sent[1], Transition::Resolved { .. }));
         assert_eq!(s.level, 0);
+    }
+
+    #[test]
+    fn any_value_tells_each_value_once_and_digests_the_rest() {
+        let c = Condition::parse(
+            &json!({"metric": "any_value", "dimension": "user", "over_usd": 5, "window_hours": 24}),
+        )
+        .unwrap();
+        assert_eq!(c.fan_out_threshold(), 5.0);
+        for (bad, field) in [
+            (
+                json!({"metric": "any_value", "dimension": "user", "window_hours": 24}),
+                "over_usd",
+            ),
+            (
+                json!({"metric": "any_value", "dimension": "user", "over_usd": 5, "over_requests": 9, "window_hours": 24}),
+                "over_usd",
+            ),
+            (
+                json!({"metric": "any_value", "dimension": "user", "over_requests": 0, "window_hours": 24}),
+                "over_requests",
+            ),
+            (
+                json!({"metric": "any_value", "dimension": "user", "over_usd": 5, "window_hours": 721}),
+                "window_hours",
+            ),
+            (
+                json!({"metric": "any_value", "dimension": "status", "over_usd": 5, "window_hours": 1}),
+                "dimension",
+            ),
+        ] {
+            let e = Condition::parse(&bad).map(|_| ()).unwrap_err();
+            assert_eq!(e.field, field, "{bad}: {}", e.message);
+        }
+        let over = |n: usize| -> Vec<(String, f64)> {
+            (0..n)
+                .map(|i| (format!("u{i:02}"), 10.0 + i as f64))
+                .collect()
+        };
+        let (s1, told) = fan_out(&RuleState::default(), over(8), 5.0, Dimension::User, 1);
+        assert_eq!(told.len(), FAN_OUT_PER_RUN + 1);
+        assert!(
+            matches!(&told[0], Transition::Firing { about: Some(a), value, .. } if a == "user `u07`" && *value == 17.0),
+            "largest first: {:?}",
+            told[0]
+        );
+        assert!(
+            matches!(&told[5], Transition::Digest { count: 3, values, .. } if values == &["u02", "u01", "u00"])
+        );
+        assert_eq!((s1.level, s1.since_ms, s1.values.len()), (1, 1, 8));
+        // Nothing new: nothing told, the state kept.
+        let (s2, told) = fan_out(&s1, over(8), 5.0, Dimension::User, 2);
+        assert!(told.is_empty());
+        assert_eq!(s2, s1);
+        // One more goes over; one falls back (quietly) and, going over again later, is told again.
+        let mut next = over(9);
+        next.retain(|(v, _)| v != "u03");
+        let (s3, told) = fan_out(&s2, next, 5.0, Dimension::User, 3);
+        assert_eq!(told.len(), 1);
+        assert!(!s3.values.contains(&"u03".to_owned()));
+        let (_, told) = fan_out(&s3, over(9), 5.0, Dimension::User, 4);
+        assert!(
+            matches!(&told[..], [Transition::Firing { about: Some(a), .. }] if a == "user `u03`")
+        );
+        // All back under: ok again, without a notification.
+        let (s5, told) = fan_out(&s3, Vec::new(), 5.0, Dimension::User, 5);
+        assert!(told.is_empty());
+        assert_eq!((s5.level, s5.since_ms, s5.values.len()), (0, 5, 0));
     }
 }
