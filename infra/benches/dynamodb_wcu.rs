@@ -165,6 +165,7 @@ async fn main() {
             created_ms: now,
             deleting: None,
             prices: Default::default(),
+            budgets: Default::default(),
             spans: Default::default(),
         };
         store.create_workspace(&ws).await.unwrap();

@@ -93,6 +93,7 @@ pub async fn create_workspace(
         created_ms: now_ms,
         deleting: None,
         prices: Default::default(),
+        budgets: Default::default(),
         spans: Default::default(),
     };
     workspaces.create_workspace(&ws).await?;
@@ -383,4 +384,140 @@ pub async fn reconciliation(
         &days,
         crate::domain::pricing::PriceTable::bundled(),
     ))
+}
+
+/// One change to a workspace's budgets.
+pub enum BudgetChange {
+    /// A new budget (its id and times are made here).
+    Add(crate::domain::budget::Budget),
+    /// A budget replaced, keeping its id and when it was made.
+    Replace(crate::domain::budget::Budget),
+    Remove(String),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum BudgetChangeError {
+    #[error("{}", .0.message)]
+    Invalid(crate::domain::alert::Invalid),
+    #[error("no such workspace")]
+    NoWorkspace,
+    #[error("no budget `{0}` in this workspace")]
+    NoBudget(String),
+    #[error(
+        "a workspace has at most {} budgets; remove one first",
+        crate::domain::budget::MAX_BUDGETS
+    )]
+    TooMany,
+    #[error("the workspace's budgets changed five times while this change was made; try again")]
+    Busy,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Applies a change to a workspace's budgets and audits it (`budget.created`, `budget.updated`,
+/// `budget.deleted`); the budget as stored (or as it was, for a removal). Of two changes at
+/// once, the second is made again on the first's result, so neither is lost.
+pub async fn change_budgets(
+    workspaces: &dyn Workspaces,
+    audit: &dyn AuditLog,
+    ws: &WorkspaceId,
+    change: BudgetChange,
+    by: Actor<'_>,
+    now_ms: i64,
+) -> Result<crate::domain::budget::Budget, BudgetChangeError> {
+    use crate::domain::budget::{Budget, MAX_BUDGETS};
+    let stamp = |mut b: Budget, id: String| -> Result<Budget, BudgetChangeError> {
+        b.id = id;
+        b.created_at = crate::domain::time::rfc3339(now_ms);
+        b.updated_at = b.created_at.clone();
+        b.checked().map_err(BudgetChangeError::Invalid)
+    };
+    let change = match change {
+        BudgetChange::Add(b) => {
+            BudgetChange::Add(stamp(b, crate::domain::ids::prefixed("bdg", now_ms))?)
+        }
+        BudgetChange::Replace(b) => {
+            let id = b.id.clone();
+            BudgetChange::Replace(stamp(b, id)?)
+        }
+        remove => remove,
+    };
+    for _ in 0..5 {
+        let mut budgets = workspaces
+            .workspace(ws)
+            .await?
+            .ok_or(BudgetChangeError::NoWorkspace)?
+            .budgets;
+        let position = |id: &str| {
+            budgets
+                .items
+                .iter()
+                .position(|x| x.id == id)
+                .ok_or_else(|| BudgetChangeError::NoBudget(id.to_owned()))
+        };
+        let (action, budget) = match &change {
+            BudgetChange::Add(b) => {
+                if budgets.items.len() >= MAX_BUDGETS {
+                    return Err(BudgetChangeError::TooMany);
+                }
+                budgets.items.push(b.clone());
+                ("budget.created", b.clone())
+            }
+            BudgetChange::Replace(b) => {
+                let i = position(&b.id)?;
+                let b = Budget {
+                    created_at: budgets.items[i].created_at.clone(),
+                    ..b.clone()
+                };
+                budgets.items[i] = b.clone();
+                ("budget.updated", b)
+            }
+            BudgetChange::Remove(id) => {
+                let i = position(id)?;
+                ("budget.deleted", budgets.items.remove(i))
+            }
+        };
+        budgets.version += 1;
+        if workspaces.set_budgets(ws, &budgets).await? {
+            by.record(audit, ws, now_ms, action, Some(budget.summary()))
+                .await;
+            return Ok(budget);
+        }
+    }
+    Err(BudgetChangeError::Busy)
+}
+
+/// What a budget's scope (the whole workspace when it has none) cost in USD over `bounds`
+/// (`[start, end)` epoch ms, as `domain::budget::period_bounds` gives), from the hourly rollups
+/// of every hour the bounds touch: the view of the scope's dimension filtered to its value, as
+/// the alert evaluator measures a rule's slice. A model scope is matched by its canonical id,
+/// which is what the `model` view groups by.
+pub async fn budget_spent(
+    events: &dyn crate::ports::Events,
+    ws: &WorkspaceId,
+    b: &crate::domain::budget::Budget,
+    bounds: (i64, i64),
+) -> StoreResult<f64> {
+    use crate::domain::rollup::{Dimension, View};
+    use crate::domain::time::hour_of;
+
+    let (start, end) = bounds;
+    if end <= start {
+        return Ok(0.0);
+    }
+    let scope = b.scope.as_ref();
+    let view = View::of(scope.map_or(Dimension::Total, |f| f.dimension));
+    let value = scope.map(|f| match f.dimension {
+        Dimension::Model => crate::domain::budget::canonical_model(&f.value),
+        _ => f.value.clone(),
+    });
+    let rows = events
+        .rollups(ws, &view, hour_of(start), hour_of(end - 1) + 1)
+        .await?;
+    Ok(rows
+        .iter()
+        .filter(|(k, _)| value.as_ref().is_none_or(|v| k.value == *v))
+        .map(|(_, r)| r.cost_pico)
+        .sum::<i128>() as f64
+        / 1e12)
 }

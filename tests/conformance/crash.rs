@@ -29,6 +29,7 @@ pub async fn setup() -> (DynamoStore, WorkspaceId) {
         created_ms: now_ms(),
         deleting: None,
         prices: Default::default(),
+        budgets: Default::default(),
         spans: Default::default(),
     };
     store.create_workspace(&ws).await.unwrap();

@@ -25,6 +25,7 @@ fn acme(plan: Plan) -> Workspace {
         created_ms: now_ms(),
         deleting: None,
         prices: Default::default(),
+        budgets: Default::default(),
         spans: Default::default(),
     }
 }
@@ -44,6 +45,7 @@ async fn events_carry_their_plan_expiry_as_ttl() {
         created_ms: now_ms(),
         deleting: None,
         prices: Default::default(),
+        budgets: Default::default(),
         spans: Default::default(),
     };
     store.create_workspace(&ws).await.unwrap();
@@ -75,6 +77,7 @@ async fn no_raw_key_is_stored() {
         created_ms: now_ms(),
         deleting: None,
         prices: Default::default(),
+        budgets: Default::default(),
         spans: Default::default(),
     };
     store.create_workspace(&ws).await.unwrap();
@@ -331,6 +334,7 @@ async fn every_item_kind_keeps_its_stored_layout() {
         created_ms: T,
         deleting: None,
         prices: Default::default(),
+        budgets: Default::default(),
         spans: Default::default(),
     };
     let ws = workspace("Acme");
@@ -439,6 +443,7 @@ async fn every_item_kind_keeps_its_stored_layout() {
         filter: None,
         email: true,
         webhook_url: None,
+        slack: None,
         state: RuleState::default(),
         created_ms: T,
         updated_ms: T,

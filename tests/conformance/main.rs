@@ -21,6 +21,7 @@ mod accounts;
 mod alerts;
 mod archive;
 mod billing;
+mod budgets;
 mod connections;
 mod crash;
 mod deletion;
@@ -35,6 +36,10 @@ use alerts::{alert_rules_keep_their_limit_version_and_history, notices_are_claim
 use billing::{
     billing_due_lists_records_due_oldest_first, billing_saves_once_per_version_and_event,
     retention_keeps_or_deletes_by_the_plan_window,
+};
+use budgets::{
+    budgets_change_only_from_the_version_read, budgets_change_through_the_use_case_with_audit,
+    budgets_spend_is_the_cost_of_their_scope,
 };
 use connections::connections_and_billed_days_round_trip;
 use deletion::deleting_events_takes_them_off_usage_and_rollups;
@@ -97,6 +102,9 @@ suite!(
     price_rules_change_only_from_the_version_read,
     repricing_rewrites_costs_and_every_view_of_the_hour,
     connections_and_billed_days_round_trip,
+    budgets_change_only_from_the_version_read,
+    budgets_change_through_the_use_case_with_audit,
+    budgets_spend_is_the_cost_of_their_scope,
 );
 
 async fn new_workspace(store: &DynStore, plan: Plan) -> WorkspaceId {
@@ -108,6 +116,7 @@ async fn new_workspace(store: &DynStore, plan: Plan) -> WorkspaceId {
         created_ms: now_ms(),
         deleting: None,
         prices: Default::default(),
+        budgets: Default::default(),
         spans: Default::default(),
     };
     store.create_workspace(&ws).await.unwrap();
@@ -153,6 +162,7 @@ async fn workspaces_round_trip(store: DynStore) {
         created_ms: 1_700_000_000_000,
         deleting: None,
         prices: Default::default(),
+        budgets: Default::default(),
         spans: Default::default(),
     };
     store.create_workspace(&ws).await.unwrap();

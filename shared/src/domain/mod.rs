@@ -7,6 +7,7 @@ pub mod analytics;
 pub mod apikey;
 pub mod audit;
 pub mod billing;
+pub mod budget;
 pub mod cursor;
 pub mod deletion;
 pub mod event;

@@ -1,6 +1,7 @@
 //! Workspaces: their records, plans and settings, and the one-time notices sent about them.
 
 use super::StoreResult;
+use crate::domain::budget::WorkspaceBudgets;
 use crate::domain::ids::WorkspaceId;
 use crate::domain::plan::Plan;
 use crate::domain::pricing::custom::WorkspacePrices;
@@ -23,6 +24,9 @@ pub struct Workspace {
     /// Its own prices, which come before the bundled table's (`domain::pricing::custom`).
     #[serde(default)]
     pub prices: WorkspacePrices,
+    /// Its budgets (`domain::budget`), versioned like its prices.
+    #[serde(default)]
+    pub budgets: WorkspaceBudgets,
     /// Which OpenTelemetry attributes name `feature` and `user_id` (`domain::spans`).
     #[serde(default)]
     pub spans: SpanLabels,
@@ -42,6 +46,10 @@ pub trait Workspaces: Send + Sync + 'static {
     /// Replaces the workspace's price rules if they are still at `prices.version - 1`; false
     /// (changing nothing) when another change came first or the workspace does not exist.
     async fn set_prices(&self, id: &WorkspaceId, prices: &WorkspacePrices) -> StoreResult<bool>;
+
+    /// Replaces the workspace's budgets if they are still at `budgets.version - 1`; false
+    /// (changing nothing) when another change came first or the workspace does not exist.
+    async fn set_budgets(&self, id: &WorkspaceId, budgets: &WorkspaceBudgets) -> StoreResult<bool>;
 
     /// Workspace ids after `after`, in id order, at most `limit`: the reports job walks them.
     async fn workspace_ids(

@@ -136,6 +136,11 @@ pub(super) struct WorkspaceItem<'a> {
     prices: Option<String>,
     #[serde(default, skip_serializing_if = "is_zero")]
     pv: u64,
+    /// The budgets as JSON (`WorkspaceBudgets`); `bv` is their version, as `pv` is the prices'.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    budgets: Option<String>,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    bv: u64,
     /// Which span attributes name feature and user, as JSON (`SpanLabels`); absent: defaults.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     spans: Option<String>,
@@ -163,6 +168,8 @@ impl<'a> WorkspaceItem<'a> {
             owners: 0,
             prices: None,
             pv: 0,
+            budgets: None,
+            bv: 0,
             spans: None,
         }
     }
@@ -180,6 +187,12 @@ impl<'a> WorkspaceItem<'a> {
             prices: self
                 .prices
                 .and_then(|p| serde_json::from_str(&p).ok())
+                .unwrap_or_default(),
+            // Written only by `set_budgets` from a valid value; an unreadable one is read as no
+            // budgets rather than making the workspace unreadable.
+            budgets: self
+                .budgets
+                .and_then(|b| serde_json::from_str(&b).ok())
                 .unwrap_or_default(),
             spans: self
                 .spans

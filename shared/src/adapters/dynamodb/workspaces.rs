@@ -2,6 +2,7 @@
 
 use super::items::{self, Bare, NoticeItem, WorkspaceItem};
 use super::*;
+use crate::domain::budget::WorkspaceBudgets;
 use crate::domain::ids::WorkspaceId;
 use crate::domain::plan::Plan;
 use crate::domain::pricing::custom::WorkspacePrices;
@@ -53,6 +54,33 @@ impl Workspaces for DynamoStore {
             "attribute_exists(pk) AND (attribute_not_exists(pv) OR pv = :old)"
         } else {
             "attribute_exists(pk) AND pv = :old"
+        };
+        let update = update
+            .condition_expression(condition)
+            .expression_attribute_values(":old", n(previous));
+        match update.send().await {
+            Ok(_) => Ok(true),
+            Err(e) if is_condition_failed(&e) => Ok(false),
+            Err(e) => Err(err(e).into()),
+        }
+    }
+
+    async fn set_budgets(&self, id: &WorkspaceId, budgets: &WorkspaceBudgets) -> StoreResult<bool> {
+        let json = serde_json::to_string(budgets).map_err(|e| anyhow::anyhow!(e))?;
+        let previous = budgets.version.saturating_sub(1);
+        let update = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key(schema::workspace(id))))
+            .update_expression("SET budgets = :b, bv = :v")
+            .expression_attribute_values(":b", s(&json))
+            .expression_attribute_values(":v", n(budgets.version));
+        // Workspaces made before budgets have no `bv`: version 0.
+        let condition = if previous == 0 {
+            "attribute_exists(pk) AND (attribute_not_exists(bv) OR bv = :old)"
+        } else {
+            "attribute_exists(pk) AND bv = :old"
         };
         let update = update
             .condition_expression(condition)

@@ -70,6 +70,11 @@ const MIGRATIONS: &[Migration] = &[
             Ok(())
         },
     },
+    Migration {
+        what: "workspace budgets",
+        // JSON of `WorkspaceBudgets`; NULL for a workspace that never set one.
+        up: |tx, _| add_column(tx, "workspaces", "budgets", "TEXT"),
+    },
 ];
 
 /// Adds a column unless the table has it (a store the tests rewind to an earlier release's

@@ -1,6 +1,7 @@
 //! Workspaces and the one-time notices sent about them.
 
 use super::*;
+use crate::domain::budget::WorkspaceBudgets;
 use crate::domain::spans::SpanLabels;
 
 #[async_trait]
@@ -22,7 +23,7 @@ impl Workspaces for SqliteStore {
         self.read(move |c| {
             let row = c
                 .query_row(
-                    "SELECT name, plan, timezone, created_ms, deleting, prices, spans FROM workspaces WHERE id = ?1",
+                    "SELECT name, plan, timezone, created_ms, deleting, prices, spans, budgets FROM workspaces WHERE id = ?1",
                     [id.as_str()],
                     |r| {
                         Ok((
@@ -33,15 +34,21 @@ impl Workspaces for SqliteStore {
                             r.get::<_, Option<String>>(4)?,
                             r.get::<_, Option<String>>(5)?,
                             r.get::<_, Option<String>>(6)?,
+                            r.get::<_, Option<String>>(7)?,
                         ))
                     },
                 )
                 .optional()?;
-            row.map(|(name, plan, timezone, created_ms, deleting, prices, spans)| {
+            row.map(|(name, plan, timezone, created_ms, deleting, prices, spans, budgets)| {
                 let prices = match prices {
                     Some(p) => serde_json::from_str(&p)
                         .map_err(|e| anyhow!("workspace {id} has unreadable prices: {e}"))?,
                     None => WorkspacePrices::default(),
+                };
+                let budgets = match budgets {
+                    Some(b) => serde_json::from_str(&b)
+                        .map_err(|e| anyhow!("workspace {id} has unreadable budgets: {e}"))?,
+                    None => WorkspaceBudgets::default(),
                 };
                 let spans = match spans {
                     Some(s) => serde_json::from_str(&s)
@@ -58,6 +65,7 @@ impl Workspaces for SqliteStore {
                     created_ms,
                     deleting,
                     prices,
+                    budgets,
                     spans,
                 })
             })
@@ -103,6 +111,22 @@ impl Workspaces for SqliteStore {
             Ok(c.execute(
                 "UPDATE workspaces SET prices = ?1 WHERE id = ?2
                  AND COALESCE(json_extract(prices, '$.version'), 0) = ?3",
+                params![json, id.as_str(), previous as i64],
+            )? == 1)
+        })
+        .await
+    }
+
+    async fn set_budgets(&self, id: &WorkspaceId, budgets: &WorkspaceBudgets) -> StoreResult<bool> {
+        let (id, json, previous) = (
+            id.clone(),
+            serde_json::to_string(budgets).map_err(|e| anyhow!(e))?,
+            budgets.version.saturating_sub(1),
+        );
+        self.write(move |c| {
+            Ok(c.execute(
+                "UPDATE workspaces SET budgets = ?1 WHERE id = ?2
+                 AND COALESCE(json_extract(budgets, '$.version'), 0) = ?3",
                 params![json, id.as_str(), previous as i64],
             )? == 1)
         })
