@@ -4,6 +4,7 @@ pub mod access;
 pub mod account;
 pub mod alert;
 pub mod analytics;
+pub mod anomaly;
 pub mod apikey;
 pub mod audit;
 pub mod billing;
