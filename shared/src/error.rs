@@ -133,6 +133,9 @@ error_codes! {
     /// A workspace price rule's field is missing or out of range, or the workspace already has
     /// as many rules as it may; the message names the field.
     InvalidPriceRule = "invalid_price_rule", BAD_REQUEST, Response;
+    /// A budget's field is missing or out of range, or the workspace already has as many
+    /// budgets as it may; the message names the field.
+    InvalidBudget = "invalid_budget", BAD_REQUEST, Response;
     /// A deletion request is not one that can be carried out; the message names the field.
     InvalidDeletion = "invalid_deletion", BAD_REQUEST, Response;
     /// A repricing's range is not one that can be repriced (not ended yet, or older than the

@@ -16,6 +16,8 @@ const ROUTES: &[(&str, &str)] = &[
     ("get", "/v1/stats/users"),
     ("get", "/v1/stats/users/{user_id}"),
     ("get", "/v1/stats/forecast"),
+    ("get", "/v1/stats/budgets"),
+    ("get", "/v1/budgets/check"),
     ("get", "/v1/stats/reconciliation"),
     ("get", "/v1/events"),
     ("post", "/v1/exports"),
@@ -81,6 +83,10 @@ const ROUTES: &[(&str, &str)] = &[
     ("post", "/v1/workspaces/{id}/prices"),
     ("put", "/v1/workspaces/{id}/prices/{price}"),
     ("delete", "/v1/workspaces/{id}/prices/{price}"),
+    ("get", "/v1/workspaces/{id}/budgets"),
+    ("post", "/v1/workspaces/{id}/budgets"),
+    ("put", "/v1/workspaces/{id}/budgets/{budget}"),
+    ("delete", "/v1/workspaces/{id}/budgets/{budget}"),
     ("get", "/v1/archive/{key}"),
 ];
 

@@ -10,6 +10,7 @@ mod alerts;
 mod analytics;
 mod auth;
 mod billing;
+mod budgets;
 mod cli;
 mod crash;
 mod deletion;

@@ -340,6 +340,9 @@ impl Browser {
     pub async fn patch(&self, path: &str, body: Value) -> (u16, Value) {
         self.send("PATCH", path, Some(body)).await
     }
+    pub async fn put(&self, path: &str, body: Value) -> (u16, Value) {
+        self.send("PUT", path, Some(body)).await
+    }
     pub async fn delete(&self, path: &str) -> (u16, Value) {
         self.send("DELETE", path, None).await
     }

@@ -3,13 +3,14 @@
 //! (`llmtrack_shared::domain::access`); another workspace's ids answer 404.
 //!
 //! One module a resource: `signin`, `me`, `workspaces`, `usage`, `members`, `invitations`,
-//! `prices` and `audit` hold their handlers and the types they take and return; this file holds the state,
+//! `prices`, `budgets` and `audit` hold their handlers and the types they take and return; this file holds the state,
 //! every route in one place, and the helpers several of them share.
 
 mod audit;
 mod invitations;
 mod me;
 mod members;
+mod budgets;
 mod prices;
 mod signin;
 mod usage;
@@ -81,6 +82,8 @@ fn routes() -> OpenApiRouter<AccountState> {
         .routes(routes!(audit::audit_log))
         .routes(routes!(prices::list_prices, prices::add_price))
         .routes(routes!(prices::replace_price, prices::remove_price))
+        .routes(routes!(budgets::list_budgets, budgets::add_budget))
+        .routes(routes!(budgets::replace_budget, budgets::remove_budget))
 }
 
 pub fn router(state: AccountState) -> OpenApiRouter {

@@ -15,6 +15,7 @@ use llmtrack_shared::domain::forecast::{Projection, month_end};
 use llmtrack_shared::domain::rollup::{Dimension, Rollup};
 use llmtrack_shared::domain::time::{HOUR_MS, hour_of, to_datetime};
 use llmtrack_shared::extract::Query;
+use llmtrack_shared::ports::Workspace;
 use serde::Serialize;
 use utoipa::ToSchema;
 
@@ -60,7 +61,17 @@ pub async fn forecast(
     Query(q): Query<WorkspaceParam>,
 ) -> Result<Json<Forecast>, ApiError> {
     let ws = reader(&s, &headers, q.workspace.as_deref()).await?;
-    let tz = zone(&ws, None)?;
+    Ok(Json(project(&s, &ws, &Filters::default()).await?))
+}
+
+/// The month-end projection of a slice of the workspace's traffic (all of it with no filters):
+/// the route's answer, and each month budget's forecast.
+pub(crate) async fn project(
+    s: &QueryState,
+    ws: &Workspace,
+    filters: &Filters,
+) -> Result<Forecast, ApiError> {
+    let tz = zone(ws, None)?;
     let now = s.clock.now_ms();
     let today = to_datetime(now).with_timezone(&tz).date_naive();
     let month_first = to_datetime(month_start(now, tz, 0))
@@ -70,13 +81,13 @@ pub async fn forecast(
         .with_timezone(&tz)
         .date_naive();
     let history_first = month_first - Duration::days(HISTORY_DAYS);
-    let first_hour = first_visible_hour(&ws, now);
+    let first_hour = first_visible_hour(ws, now);
     let wanted_from = hour_of(local_midnight(history_first, tz));
     let from_hour = wanted_from.max(first_hour);
     let (rows, _) = rows_of(
         &s.store,
         &ws.id,
-        &Filters::default(),
+        filters,
         Dimension::Total,
         from_hour,
         hour_of(now) + 1,
@@ -110,7 +121,7 @@ pub async fn forecast(
             next_month_first,
         )
     };
-    Ok(Json(Forecast {
+    Ok(Forecast {
         month: month_first.format("%Y-%m").to_string(),
         timezone: ws.timezone.clone(),
         cost_usd: projected(cost),
@@ -120,5 +131,5 @@ pub async fn forecast(
         history_days,
         clamped: wanted_from < first_hour,
         method: "month so far + per remaining day a robust recent level x weekday factor (damped trend); 80% interval from one-day-ahead errors",
-    }))
+    })
 }

@@ -21,6 +21,7 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+mod budgets;
 pub mod export;
 mod forecast;
 mod log;
@@ -62,6 +63,8 @@ fn routes() -> OpenApiRouter<QueryState> {
         .routes(routes!(stats::user))
         .routes(routes!(forecast::forecast))
         .routes(routes!(reconciliation::reconciliation))
+        .routes(routes!(budgets::budgets))
+        .routes(routes!(budgets::check))
         .routes(routes!(log::events))
         .routes(routes!(export::create))
         .routes(routes!(export::status))

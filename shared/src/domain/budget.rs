@@ -47,7 +47,7 @@ pub struct Budget {
     pub period: BudgetPeriod,
     /// The one model, feature, source or end-user whose spend counts; absent for the whole
     /// workspace.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub scope: Option<Filter>,
     /// The share of the amount, in percent (1 to 100), from which a check warns.
     #[serde(default = "default_warn_pct")]
