@@ -3,6 +3,7 @@
 // so a retry is never counted twice. Only `fetch` and timers: it runs on Node, Deno, Bun,
 // Cloudflare Workers and Vercel's edge runtime. Nothing here throws into the caller's code.
 
+import { BudgetChecker, BudgetExceededError, type BudgetCheck, type BudgetQuery } from "./budget.js";
 import type { UsageEvent } from "./events.js";
 
 export interface TrackerOptions {
@@ -22,6 +23,15 @@ export interface TrackerOptions {
   fetch?: typeof fetch;
   /** Where problems are reported (default: `console.warn`). */
   onWarning?: (message: string) => void;
+  /** How long a budget check's answer is reused for the same model, feature and user (0: ask every time). */
+  budgetCacheTtlMs?: number;
+  /** How long a budget check waits for LLMtrack. */
+  budgetTimeoutMs?: number;
+  /**
+   * When LLMtrack cannot answer a budget check (network error, timeout, 5xx, 429): `true` answers
+   * allow with `error` set; `false` throws `BudgetCheckError`.
+   */
+  failOpen?: boolean;
 }
 
 export const DEFAULT_BASE_URL = "http://127.0.0.1:8080";
@@ -70,6 +80,7 @@ export class Tracker {
   private closed = false;
   private readonly fetcher: typeof fetch;
   private readonly warn: (message: string) => void;
+  private readonly budgets: BudgetChecker;
 
   constructor(options: TrackerOptions = {}) {
     this.apiKey = options.apiKey ?? env("LLMTRACK_API_KEY") ?? "";
@@ -80,10 +91,46 @@ export class Tracker {
     this.maxBackoffMs = options.maxBackoffMs ?? 30_000;
     this.fetcher = options.fetch ?? ((...args) => fetch(...args));
     this.warn = options.onWarning ?? ((m) => console.warn(m));
+    this.budgets = new BudgetChecker({
+      baseUrl: () => this.baseUrl,
+      apiKey: () => this.apiKey,
+      fetch: this.fetcher,
+      warn: this.warn,
+      ttlMs: options.budgetCacheTtlMs ?? 5_000,
+      timeoutMs: options.budgetTimeoutMs ?? 1_000,
+      failOpen: options.failOpen ?? true,
+    });
     if (!this.apiKey) this.warn("llmtrack: no API key (set LLMTRACK_API_KEY); events will not be sent");
     // Node: what is queued is sent before the process exits on its own.
     const p = (globalThis as { process?: { once?: (e: string, f: () => void) => void } }).process;
     p?.once?.("beforeExit", () => void this.flush(5_000));
+  }
+
+  /**
+   * Asks LLMtrack whether a call may go ahead (`GET /v1/budgets/check`): the budgets that apply
+   * to this model, feature and end-user (and to this key's source), and the strictest answer
+   * among them. Answers are reused for `budgetCacheTtlMs` per (model, feature, user). When
+   * LLMtrack cannot answer, resolves to allow with `error` set (or, with `failOpen: false`,
+   * rejects with `BudgetCheckError`). A refusal asking again cannot fix (401 wrong key, 403 key
+   * of another scope, 400) always rejects with `BudgetCheckError`.
+   */
+  checkBudget(query: BudgetQuery = {}): Promise<BudgetCheck> {
+    return this.budgets.check(query);
+  }
+
+  /**
+   * `checkBudget`, rejecting with `BudgetExceededError` (which carries the check) when the
+   * answer is deny; resolves to the check otherwise (its `decision` may be "warn").
+   */
+  async guard(query: BudgetQuery = {}): Promise<BudgetCheck> {
+    const check = await this.budgets.check(query);
+    if (!check.allowed) throw new BudgetExceededError(check);
+    return check;
+  }
+
+  /** Forgets cached budget answers: the next check asks LLMtrack. */
+  clearBudgetCache(): void {
+    this.budgets.clear();
   }
 
   /** Events queued or being sent. */

@@ -3,7 +3,7 @@
 // answering as the real APIs do (the same usage objects as the Python client's tests).
 
 import { execFileSync, spawn, type ChildProcess } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from "node:fs";
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
@@ -88,12 +88,73 @@ export class Serve {
     const id = this.admin("create-workspace", "--name", "typescript client", "--plan", "pro").id;
     const key = this.admin("create-key", "--workspace", id, "--name", "ingest", "--source", "typescript").key;
     const read = this.admin("create-key", "--workspace", id, "--name", "read", "--source", "tests", "--scope", "read").key;
-    return new Workspace(this.base, key, read);
+    return new Workspace(this.base, key, read, id, this);
+  }
+
+  /** The member the tests sign in as, to do what only a session may (budgets). */
+  static readonly ADMIN = "client-tests@example.com";
+  private cookie: Promise<string> | undefined;
+
+  /**
+   * A session cookie for `ADMIN`, signed in by the code the server writes to its outbox, once
+   * for the run: sign-ins are rate limited per address.
+   */
+  session(): Promise<string> {
+    this.cookie ??= this.signIn();
+    return this.cookie;
+  }
+
+  private async signIn(): Promise<string> {
+    const outbox = join(this.dir, "outbox");
+    const mails = () => (existsSync(outbox) ? readdirSync(outbox).filter((f) => f.endsWith(".eml")) : []);
+    const before = new Set(mails());
+    const asked = await fetch(`${this.base}/v1/auth/email`, {
+      method: "POST",
+      headers: { "content-type": "application/json", origin: this.base },
+      body: JSON.stringify({ email: Serve.ADMIN }),
+    });
+    if (asked.status !== 202) throw new Error(`${asked.status} ${await asked.text()}`);
+    let code: string | undefined;
+    for (const deadline = Date.now() + 15_000; !code; await new Promise((r) => setTimeout(r, 50))) {
+      for (const f of mails().filter((m) => !before.has(m))) {
+        const raw = readFileSync(join(outbox, f), "utf8");
+        if (raw.includes(Serve.ADMIN)) code ??= /sign-in code: (\d{6})/.exec(raw)?.[1];
+      }
+      if (!code && Date.now() > deadline) throw new Error("no sign-in code in the outbox");
+    }
+    const r = await fetch(`${this.base}/v1/auth/verify`, {
+      method: "POST",
+      headers: { "content-type": "application/json", origin: this.base },
+      body: JSON.stringify({ email: Serve.ADMIN, code }),
+    });
+    if (r.status !== 200) throw new Error(`${r.status} ${await r.text()}`);
+    return /llmtrack_session=[^;]*/.exec(r.headers.get("set-cookie") ?? "")![0];
   }
 }
 
 export class Workspace {
-  constructor(readonly base: string, readonly key: string, readonly readKey: string) {}
+  constructor(
+    readonly base: string,
+    readonly key: string,
+    readonly readKey: string,
+    readonly id: string,
+    private readonly serve: Serve,
+  ) {}
+
+  /**
+   * Adds a budget (monthly and for the whole workspace unless `fields` say otherwise) through
+   * the API, as a workspace admin signed in.
+   */
+  async addBudget(name: string, amountUsd: number, fields: Record<string, unknown> = {}): Promise<{ id: string }> {
+    this.serve.admin("add-member", "--workspace", this.id, "--email", Serve.ADMIN, "--role", "admin");
+    const r = await fetch(`${this.base}/v1/workspaces/${this.id}/budgets`, {
+      method: "POST",
+      headers: { "content-type": "application/json", origin: this.base, cookie: await this.serve.session() },
+      body: JSON.stringify({ name, amount_usd: amountUsd, period: { kind: "month" }, ...fields }),
+    });
+    if (r.status !== 201) throw new Error(`${r.status} ${await r.text()}`);
+    return (await r.json()) as { id: string };
+  }
 
   async events(): Promise<StoredEvent[]> {
     const r = await fetch(`${this.base}/v1/events?from=last_24h&limit=500`, {

@@ -4,9 +4,12 @@
     tracker = Tracker()                       # LLMTRACK_API_KEY, LLMTRACK_BASE_URL
     tracker.record(from_openai(response, feature="summarize"))
 
-or record every call of a client: `instrument_openai(client, tracker)`.
+or record every call of a client: `instrument_openai(client, tracker)`. Before a call, ask
+whether a budget still allows it: `tracker.guard(feature="summarize")` raises `BudgetExceeded`
+once a budget that applies is used up.
 """
 
+from .budget import BudgetCheck, BudgetCheckError, BudgetExceeded, BudgetScope, BudgetStatus
 from .events import from_anthropic, from_gemini, from_openai
 from .instrument import instrument_anthropic, instrument_openai
 from .sender import Tracker, labels
@@ -19,5 +22,10 @@ __all__ = [
     "from_gemini",
     "instrument_openai",
     "instrument_anthropic",
+    "BudgetCheck",
+    "BudgetStatus",
+    "BudgetScope",
+    "BudgetExceeded",
+    "BudgetCheckError",
 ]
 __version__ = "0.1.0"

@@ -20,6 +20,8 @@ from typing import Any, Deque, Dict, Iterator, List, Mapping, Optional
 
 import httpx
 
+from .budget import BudgetCheck, BudgetChecker, BudgetExceeded
+
 log = logging.getLogger("llmtrack")
 
 DEFAULT_BASE_URL = "http://127.0.0.1:8080"
@@ -52,6 +54,10 @@ class Tracker:
     `dropped` (the application is never slowed or stopped). Events are sent every
     `flush_interval` seconds or as soon as `batch_size` are waiting, and whatever is left is
     sent when the process exits (for up to `shutdown_timeout` seconds).
+
+    Budget checks (`check_budget`, `guard`) are cached for `budget_ttl` seconds per model,
+    feature and user (0: ask every time), wait at most `budget_timeout` seconds for LLMtrack, and
+    answer allow when it cannot answer unless `fail_open` is False.
     """
 
     def __init__(
@@ -65,6 +71,9 @@ class Tracker:
         timeout: float = 10.0,
         max_backoff: float = 30.0,
         shutdown_timeout: float = 5.0,
+        budget_ttl: float = 5.0,
+        budget_timeout: float = 1.0,
+        fail_open: bool = True,
         http: Optional[httpx.Client] = None,
     ) -> None:
         self.api_key = api_key or os.environ.get("LLMTRACK_API_KEY", "")
@@ -79,6 +88,14 @@ class Tracker:
         self.rejected = 0
         self.delivered = 0
         self._http = http or httpx.Client(timeout=timeout)
+        self._budgets = BudgetChecker(
+            self._http,
+            lambda: self.base_url,
+            lambda: self.api_key,
+            ttl=budget_ttl,
+            timeout=budget_timeout,
+            fail_open=fail_open,
+        )
         self._queue: Deque[Dict[str, Any]] = collections.deque()
         # The batch being sent: kept apart so a flush knows it is not delivered yet.
         self._in_flight: List[Dict[str, Any]] = []
@@ -126,6 +143,80 @@ class Tracker:
         except Exception:  # never into the caller's request path
             log.exception("llmtrack: could not record an event")
             return None
+
+    def check_budget(
+        self,
+        *,
+        model: Optional[str] = None,
+        feature: Optional[str] = None,
+        user_id: Optional[str] = None,
+    ) -> BudgetCheck:
+        """Asks LLMtrack whether a call may go ahead (`GET /v1/budgets/check`): the budgets
+        that apply to this model, feature and end-user (and to this key's source), and the
+        strictest answer among them. `feature` and `user_id` default to those of the enclosing
+        `llmtrack.labels(...)` block.
+
+        Answers are cached for `budget_ttl` seconds per (model, feature, user). When LLMtrack
+        cannot answer (network error, timeout, 5xx, 429), the answer is "allow" with `error`
+        set, unless the tracker was made with `fail_open=False`: then `BudgetCheckError` is
+        raised. A refusal asking again cannot fix (401 wrong key, 403 key of another scope, 400)
+        always raises `BudgetCheckError`."""
+        return self._budgets.check(self._budget_key(model, feature, user_id))
+
+    def guard(
+        self,
+        *,
+        model: Optional[str] = None,
+        feature: Optional[str] = None,
+        user_id: Optional[str] = None,
+    ) -> BudgetCheck:
+        """`check_budget`, raising `BudgetExceeded` (which carries the check) when the answer is
+        deny; returns the check otherwise (look at `check.warning` to act on a warn)."""
+        check = self.check_budget(model=model, feature=feature, user_id=user_id)
+        if not check.allowed:
+            raise BudgetExceeded(check)
+        return check
+
+    async def acheck_budget(
+        self,
+        *,
+        model: Optional[str] = None,
+        feature: Optional[str] = None,
+        user_id: Optional[str] = None,
+    ) -> BudgetCheck:
+        """`check_budget` for async code: a cached answer at once, else asked from a worker
+        thread, not on the event loop."""
+        import asyncio
+
+        key = self._budget_key(model, feature, user_id)
+        hit = self._budgets.cached(key)
+        if hit is not None:
+            return hit
+        return await asyncio.to_thread(self._budgets.check, key)
+
+    async def aguard(
+        self,
+        *,
+        model: Optional[str] = None,
+        feature: Optional[str] = None,
+        user_id: Optional[str] = None,
+    ) -> BudgetCheck:
+        """`guard` for async code."""
+        check = await self.acheck_budget(model=model, feature=feature, user_id=user_id)
+        if not check.allowed:
+            raise BudgetExceeded(check)
+        return check
+
+    def clear_budget_cache(self) -> None:
+        """Forgets cached budget answers: the next check asks LLMtrack."""
+        self._budgets.clear()
+
+    @staticmethod
+    def _budget_key(model: Optional[str], feature: Optional[str], user_id: Optional[str]):
+        context = _labels.get()
+        feature = feature if feature is not None else context.get("feature")
+        user_id = user_id if user_id is not None else context.get("user_id")
+        return (model, feature, user_id)
 
     @property
     def pending(self) -> int:
