@@ -184,7 +184,7 @@ async function main() {
   const fake = await startFakeProviders();
   const slack = await startFakeSlack();
   // Local webhooks allowed: the rule's Slack channel posts to the fake on 127.0.0.1.
-  const server = await startServer({ env: { OPENAI_API_BASE: `${fake.url}/v1`, ANTHROPIC_API_BASE: fake.url, LLMTRACK_ALLOW_LOCAL_WEBHOOKS: '1' } });
+  const server = await startServer({ env: { OPENAI_API_BASE: `${fake.url}/v1`, ANTHROPIC_API_BASE: fake.url, LLMTRACK_ALLOW_LOCAL_WEBHOOKS: 'true' } });
   const base = server.url;
   const chrome = await launchChromium();
   const ctx = await chrome.browser.newContext({ viewport: { width: 1280, height: 860 }, acceptDownloads: true, locale: 'en-US' });
@@ -594,7 +594,7 @@ async function main() {
       const url = `${slack.url}/services/T0E2E0001/B0E2E0001/e2eSecretToken9xZ`;
       await page.fill('input[name=slack_url]', url);
       await page.click('button:has-text("Save changes")');
-      await page.waitForSelector('dd code:has-text("…9xZ")');
+      await page.waitForSelector('dd code:has-text("…n9xZ")');
       assert(!(await page.textContent('main')).includes('e2eSecretToken'), 'only the hint is shown');
       await page.click('text=Send a test notification');
       await page.waitForSelector('section[aria-labelledby=hist-h] li:has-text("slack: delivered")');
@@ -605,6 +605,108 @@ async function main() {
       eq(m.blocks[1].elements[0].url, `${base}/workspaces/${s.ws}/alerts/${s.rule}`, 'the button opens the rule');
       const rule = await s.owner.get(`/v1/workspaces/${s.ws}/alerts/${s.rule}`);
       assert(!JSON.stringify(rule).includes('e2eSecretToken'), 'the API shows only the hint');
+    });
+
+    await step('budgets: inline validation, a monthly budget on a feature past its warning, the figures equal the API, the overview panel', async () => {
+      const probe = await s.owner.req('GET', `/v1/stats/budgets?workspace=${s.ws}`, undefined, { expect: undefined }).catch((e) => e);
+      if (probe instanceof Error && / 404 /.test(probe.message)) return { skip: `the server has no budgets yet (${probe.message.slice(0, 120)})` };
+      if (probe instanceof Error) throw probe;
+      // A few calls of the feature now, so that this month (Europe/Paris) has spend even on its first day.
+      eq(await ingest(base, s.key, Array.from({ length: 3 }, (_, i) => ({ id: `budget-${i}`, timestamp: new Date(Date.now() - 30_000 - i * 1000).toISOString(), provider: 'openai', model: 'gpt-4o', feature: 'search', input_tokens: 4000, output_tokens: 800 }))), 3, 'events accepted');
+      const by = await s.owner.get(`/v1/stats/breakdown?workspace=${s.ws}&from=this_month&by=feature&limit=100`);
+      const spent = by.rows.find((r) => r.value === 'search').metrics.cost_usd;
+      assert(spent > 0, `the feature has spend this month: ${spent}`);
+      // Small enough that the spend is 90% of it: past the 80% warning, not yet refused.
+      const amount = Number((spent / 0.9).toPrecision(3));
+      await page.goto(`${base}/workspaces/${s.ws}/budgets`);
+      await settle(page);
+      await page.waitForSelector('text=No budgets yet');
+      await scan(page, 'budgets-empty');
+      // The overview's call to action (admins, no budget yet) opens the form.
+      await page.goto(`${base}/workspaces/${s.ws}`);
+      await settle(page);
+      await page.click('[data-panel=budgets] a:has-text("Set a monthly budget")');
+      await page.waitForURL(/\/budgets\?new=1$/);
+      await page.waitForSelector('dialog form[data-form=budget]');
+      await page.fill('dialog input[name=name]', 'Search');
+      await page.fill('dialog input[name=amount_usd]', '0');
+      await page.selectOption('dialog select[name=dimension]', 'feature');
+      await page.fill('dialog input[name=scope_value]', 'search');
+      assert(await page.isChecked('dialog input[name=period][value=month]'), 'a month budget by default');
+      assert(await page.isChecked('dialog input[name=deny]'), 'refusing at 100% by default');
+      await page.click('dialog button[type=submit]');
+      const err = await page.waitForSelector('dialog .field.invalid .field-error');
+      assert(/amount_usd/.test(await err.textContent()), `the API message is shown beside the amount: ${await err.textContent()}`);
+      assert((await page.$eval('dialog .field.invalid', (f) => f.querySelector('input').name)) === 'amount_usd', 'beside the amount field');
+      await scan(page, 'budgets-validation');
+      await page.fill('dialog input[name=amount_usd]', String(amount));
+      await page.click('dialog button[type=submit]');
+      await page.waitForSelector('dialog', { state: 'detached' });
+      await page.waitForSelector('li[data-budget]');
+      await page.waitForURL((u) => u.pathname.endsWith('/budgets') && u.search === '');
+      const mine = (await s.owner.get(`/v1/workspaces/${s.ws}/budgets`)).items;
+      eq(mine.length, 1, 'one budget stored');
+      eq(JSON.stringify({ ...mine[0], id: 0, created_at: 0, updated_at: 0 }), JSON.stringify({ id: 0, name: 'Search', amount_usd: amount, period: { kind: 'month' }, scope: { dimension: 'feature', value: 'search' }, warn_pct: 80, deny: true, created_at: 0, updated_at: 0 }), 'the budget as made');
+      // A second one, for the whole workspace over a rolling week, that only warns.
+      await s.owner.post(`/v1/workspaces/${s.ws}/budgets`, { name: 'Weekly ceiling', amount_usd: 50, period: { kind: 'rolling', days: 7 }, scope: null, warn_pct: 90, deny: false });
+      await page.reload();
+      await settle(page);
+      await page.waitForFunction(() => document.querySelectorAll('li[data-budget]').length === 2);
+      // The page's figures are the API's.
+      const checkRows = async (p, where) => {
+        const api = (await s.owner.get(`/v1/stats/budgets?workspace=${s.ws}`)).budgets;
+        eq(await p.$$eval('li[data-budget]', (l) => l.length), api.length, `${where}: one row per budget`);
+        for (const { budget: b, status: st } of api) {
+          const row = `li[data-budget="${b.id}"]`;
+          const attr = async (k) => p.getAttribute(row, `data-${k}`);
+          const text = async (k) => (await p.textContent(`${row} [data-figure=${k}]`)).trim();
+          eq(Number(await attr('spent')), st.spent_usd, `${where}: ${b.name} spent`);
+          eq(Number(await attr('remaining')), st.remaining_usd, `${where}: ${b.name} remaining`);
+          eq(await attr('decision'), st.decision, `${where}: ${b.name} decision`);
+          eq(await text('spent'), fmt.usd(st.spent_usd), `${where}: ${b.name} spent as shown`);
+          eq(await text('amount'), fmt.usd(b.amount_usd), `${where}: ${b.name} amount as shown`);
+          eq(await text('remaining'), fmt.usd(st.remaining_usd), `${where}: ${b.name} remaining as shown`);
+          eq(await text('used'), fmt.pct(st.used_pct / 100), `${where}: ${b.name} share as shown`);
+          if (st.forecast_usd === null) assert(!(await p.$(`${row} [data-figure=forecast]`)), `${where}: no forecast for ${b.name}`);
+          else {
+            const d = st.forecast_usd - b.amount_usd;
+            const words = Math.abs(d) <= Math.max(b.amount_usd * 1e-4, 1e-6) ? 'right at the budget' : d > 0 ? `over by ${fmt.usd(d)}` : `under by ${fmt.usd(-d)}`;
+            eq(await text('forecast'), `forecast ${fmt.usd(st.forecast_usd)} — ${words}`, `${where}: ${b.name} forecast`);
+          }
+        }
+        return api;
+      };
+      const api = await checkRows(page, 'budgets page');
+      const search = api.find((x) => x.budget.scope?.value === 'search');
+      assert(search.status.used_pct >= 80 && search.status.used_pct < 100, `the feature's spend is past the warning: ${search.status.used_pct}%`);
+      eq(search.status.decision, 'warn', 'a check would warn');
+      assert(search.status.forecast_usd !== null, 'a month budget has a forecast');
+      eq(api.find((x) => x.budget.period.kind === 'rolling').status.forecast_usd, null, 'a rolling one has none');
+      eq(await page.textContent(`li[data-budget="${search.budget.id}"] [data-figure=scope]`), 'feature = search', 'the scope in words');
+      eq(await page.textContent(`li[data-budget="${search.budget.id}"] [data-figure=period]`), 'This month (Europe/Paris)', 'the period in words');
+      assert((await page.textContent('main')).includes('/v1/budgets/check'), 'how an app checks a budget');
+      await scan(page, 'budgets');
+      // Edit: the form holds the budget; the change is saved.
+      await page.click(`button[aria-label="Edit the budget Weekly ceiling"]`);
+      eq(await page.inputValue('dialog input[name=days]'), '7', 'the form holds the days');
+      assert(!(await page.isChecked('dialog input[name=deny]')), 'and that it only warns');
+      await page.fill('dialog input[name=days]', '14');
+      await page.click('dialog button[type=submit]');
+      await page.waitForSelector('li[data-budget] >> text=Rolling 14 days');
+      // The overview's panel: the same rows.
+      await page.goto(`${base}/workspaces/${s.ws}`);
+      await settle(page);
+      await page.waitForSelector('[data-panel=budgets] li[data-budget]');
+      await checkRows(page, 'overview');
+      assert(await page.isVisible('[data-panel=budgets] a:has-text("Manage budgets")'), 'the panel links to the page');
+      await scan(page, 'overview-budgets');
+      // Delete, confirmed.
+      await page.goto(`${base}/workspaces/${s.ws}/budgets`);
+      await settle(page);
+      await page.click('button[aria-label="Delete the budget Weekly ceiling"]');
+      await page.click('dialog button[type=submit]');
+      await page.waitForFunction(() => document.querySelectorAll('li[data-budget]').length === 1);
+      eq((await s.owner.get(`/v1/workspaces/${s.ws}/budgets`)).items.length, 1, 'one budget left');
     });
 
     await step('reconciliation: connect OpenAI and Anthropic (a fake of their billing APIs), the chart and tables equal the API, a billed rate becomes a custom price, alerts on coverage and drift', async () => {
@@ -847,7 +949,7 @@ async function main() {
 
     await step('a viewer sees every page but no button it may not use', async () => {
       const mp = s.mp;
-      const forbidden = ['Create key', 'Add a price', 'Deactivate', 'Rotate', 'New alert', 'Send a test notification', 'Send invitation', 'Delete', 'Upgrade to Pro', 'Manage billing', 'Edit', 'Remove', 'Revoke', 'Add connection', 'Connect', 'Test', 'Import', 'Use as custom price'];
+      const forbidden = ['Create key', 'Add a price', 'New budget', 'Set a monthly budget', 'Deactivate', 'Rotate', 'New alert', 'Send a test notification', 'Send invitation', 'Delete', 'Upgrade to Pro', 'Manage billing', 'Edit', 'Remove', 'Revoke', 'Add connection', 'Connect', 'Test', 'Import', 'Use as custom price'];
       const pages = [
         ['', 'viewer-overview'],
         ['/keys', 'viewer-keys'],
@@ -858,6 +960,7 @@ async function main() {
         ['/billing', 'viewer-billing'],
         ['/reports', 'viewer-reports'],
         ['/prices', 'viewer-prices'],
+        ['/budgets', 'viewer-budgets'],
         ['/reconciliation', 'viewer-reconciliation'],
       ];
       for (const [p, name] of pages) {

@@ -3,7 +3,7 @@
 import { withQuery, wsPath } from './api';
 import { type ViewState, apiParams, rangeDays } from './urlstate';
 
-export function overviewPaths(ws: string, view: ViewState, tz: string): { summary: string; series: string; usage: string; forecast: string; alerts: string } {
+export function overviewPaths(ws: string, view: ViewState, tz: string): { summary: string; series: string; usage: string; forecast: string; alerts: string; budgets: string } {
   const stackBy = view.extra.stack ?? 'model';
   const gran = rangeDays(view) <= 2 ? 'hour' : 'day';
   return {
@@ -12,5 +12,6 @@ export function overviewPaths(ws: string, view: ViewState, tz: string): { summar
     usage: wsPath(ws, 'usage'),
     forecast: withQuery('/v1/stats/forecast', { workspace: ws }),
     alerts: wsPath(ws, 'alerts'),
+    budgets: withQuery('/v1/stats/budgets', { workspace: ws }),
   };
 }

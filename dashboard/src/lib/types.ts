@@ -362,3 +362,54 @@ export interface Reconciliation {
   models: (Figures & { provider: BillingProvider | string; model: string; tracked_model?: string })[];
   prices: PriceDifference[];
 }
+
+// ---------- budgets ----------
+
+export type BudgetPeriod = { kind: 'month' } | { kind: 'rolling'; days: number };
+export type BudgetDimension = 'model' | 'feature' | 'source' | 'user';
+export type Decision = 'allow' | 'warn' | 'deny';
+
+/** One of a workspace's budgets (GET /v1/workspaces/{id}/budgets). */
+export interface Budget {
+  id: string;
+  name: string;
+  /** The amount for one period. */
+  amount_usd: number;
+  /** A month is the calendar month in the workspace's timezone; rolling ends now. */
+  period: BudgetPeriod;
+  /** The one model, feature, source or end-user whose spend counts; null for the whole workspace. */
+  scope: { dimension: BudgetDimension; value: string } | null;
+  /** From this share of the amount (1 to 100) a check answers `warn`. */
+  warn_pct: number;
+  /** Whether a check answers `deny` once the amount is spent (else only `warn`). */
+  deny: boolean;
+  created_at: string;
+  updated_at: string;
+}
+
+/** What POST and PUT take. */
+export type BudgetInput = Omit<Budget, 'id' | 'created_at' | 'updated_at'>;
+
+export interface WorkspaceBudgets {
+  version: number;
+  items: Budget[];
+}
+
+/** Where a budget stands in its current period. */
+export interface BudgetStatus {
+  spent_usd: number;
+  /** 0 once spent. */
+  remaining_usd: number;
+  /** Past 100 when overspent. */
+  used_pct: number;
+  decision: Decision;
+  period_start: string;
+  period_end: string;
+  /** The month-end forecast of the budget's scope (month budgets only). */
+  forecast_usd: number | null;
+}
+
+/** GET /v1/stats/budgets */
+export interface BudgetsAnswer {
+  budgets: { budget: Budget; status: BudgetStatus }[];
+}

@@ -1,13 +1,15 @@
 // Overview: KPI cards with change, cost over time stacked by a dimension, month-end forecast,
-// plan usage.
+// plan usage, where each budget stands.
 import { Controls, CoveredNote, useView } from '../analytics';
 import { useEffect } from 'preact/hooks';
 import { ChartTable, loadUplot, TimeChart, type ChartSeries } from '../chart';
 import type { PageProps } from '../app';
-import { get } from '../lib/api';
+import { ApiError, get } from '../lib/api';
+import { BudgetLegend, BudgetRow, legendOf } from '../budgetbar';
 import { overviewPaths } from '../lib/overviewq';
 import { DIMENSIONS, change, count, dimValue, dimensionLabel, monthName, ms, pct, usd, usdCompact } from '../lib/format';
-import type { Forecast, Rule, Summary, Timeseries, Usage } from '../lib/types';
+import { can } from '../lib/store';
+import type { BudgetsAnswer, Forecast, Rule, Summary, Timeseries, Usage, Workspace } from '../lib/types';
 import { withExtra } from '../lib/urlstate';
 import { AsyncView, Empty, ErrorBox, Loading, Meter, PageHead, useAsync } from '../ui';
 
@@ -32,6 +34,7 @@ export default function Overview({ ws }: PageProps) {
   const usage = useAsync((signal) => get<Usage>(paths.usage, { signal }), [ws.id]);
   const forecast = useAsync((signal) => get<Forecast>(paths.forecast, { signal }), [ws.id]);
   const rules = useAsync((signal) => get<Rule[] | { rules: Rule[] }>(paths.alerts, { signal }), [ws.id]);
+  const budgets = useAsync((signal) => get<BudgetsAnswer>(paths.budgets, { signal }), [ws.id]);
 
   const noEvents = usage.data && usage.data.events.used === 0 && summary.data && summary.data.metrics.requests === 0;
   return (
@@ -76,7 +79,7 @@ export default function Overview({ ws }: PageProps) {
       <div class="grid-2">
         <section class="card" aria-labelledby="fc-h">
           <h2 id="fc-h">Month-end forecast</h2>
-          <ForecastView f={forecast} rules={rules.data} wsId={ws.id} />
+          <ForecastView f={forecast} rules={rules.data} budgets={budgets.data} wsId={ws.id} />
         </section>
         <section class="card" aria-labelledby="plan-h">
           <h2 id="plan-h">Plan usage</h2>
@@ -93,6 +96,7 @@ export default function Overview({ ws }: PageProps) {
           </AsyncView>
         </section>
       </div>
+      <BudgetsPanel a={budgets} ws={ws} />
       <section class="card" aria-labelledby="cost-h">
         <div class="card-head">
           <h2 id="cost-h">Cost over time</h2>
@@ -133,18 +137,75 @@ function CostChart({ t, tz, by }: { t: Timeseries; tz: string; by: string }) {
   );
 }
 
-function budgetOf(rules: Rule[] | { rules: Rule[] } | undefined): number | null {
+/** The forecast's budget line: the smallest of the whole workspace's monthly budgets and budget alerts. */
+function budgetOf(rules: Rule[] | { rules: Rule[] } | undefined, budgets: BudgetsAnswer | undefined): number | null {
   const list = Array.isArray(rules) ? rules : rules?.rules ?? [];
-  const budgets = list.filter((r) => !r.filter && (r.condition.metric === 'budget' || r.condition.metric === 'forecast')).map((r) => (r.condition as { budget_usd: number }).budget_usd);
-  return budgets.length ? Math.min(...budgets) : null;
+  const fromRules = list.filter((r) => !r.filter && (r.condition.metric === 'budget' || r.condition.metric === 'forecast')).map((r) => (r.condition as { budget_usd: number }).budget_usd);
+  const fromBudgets = (budgets?.budgets ?? []).filter(({ budget: b }) => !b.scope && b.period.kind === 'month').map(({ budget: b }) => b.amount_usd);
+  const all = [...fromRules, ...fromBudgets];
+  return all.length ? Math.min(...all) : null;
 }
 
-function ForecastView({ f, rules, wsId }: { f: ReturnType<typeof useAsync<Forecast>>; rules: Rule[] | { rules: Rule[] } | undefined; wsId: string }) {
+/** Where each budget stands, linking to the Budgets page; a call to action for admins without any. */
+function BudgetsPanel({ a, ws }: { a: ReturnType<typeof useAsync<BudgetsAnswer>>; ws: Workspace }) {
+  const manage = can(ws.role, 'manage_settings');
+  const page = `/workspaces/${ws.id}/budgets`;
+  // A server without budgets (404), or still loading: nothing, rather than a card that jumps.
+  if (a.error) {
+    if (a.error instanceof ApiError && a.error.status === 404) return null;
+    return (
+      <section class="card" aria-labelledby="bud-h" data-panel="budgets">
+        <h2 id="bud-h">Budgets</h2>
+        <ErrorBox error={a.error} retry={a.reload} />
+      </section>
+    );
+  }
+  if (!a.data) return null;
+  const rows = a.data.budgets;
+  if (rows.length === 0) {
+    if (!manage) return null;
+    return (
+      <section class="card budget-cta" aria-labelledby="bud-h" data-panel="budgets">
+        <div>
+          <h2 id="bud-h">Budgets</h2>
+          <p class="small muted">See spend against an amount for the month, and let your apps check it before a call.</p>
+        </div>
+        <a class="btn" href={`${page}?new=1`}>
+          Set a monthly budget
+        </a>
+      </section>
+    );
+  }
+  const shown = rows.slice(0, MAX_PANEL_BUDGETS);
+  return (
+    <section class="card" aria-labelledby="bud-h" data-panel="budgets">
+      <div class="card-head">
+        <h2 id="bud-h">Budgets</h2>
+        <a href={page}>{manage ? 'Manage budgets' : 'All budgets'}</a>
+      </div>
+      <ul class="budgets">
+        {shown.map(({ budget: b, status: s }) => (
+          <BudgetRow key={b.id} b={b} s={s} tz={ws.timezone} />
+        ))}
+      </ul>
+      {rows.length > shown.length && (
+        <p class="small">
+          <a href={page}>and {rows.length - shown.length} more</a>
+        </p>
+      )}
+      <BudgetLegend {...legendOf(shown)} />
+    </section>
+  );
+}
+
+const MAX_PANEL_BUDGETS = 6;
+
+function ForecastView({ f, rules, budgets, wsId }: { f: ReturnType<typeof useAsync<Forecast>>; rules: Rule[] | { rules: Rule[] } | undefined; budgets: BudgetsAnswer | undefined; wsId: string }) {
   if (f.error) return <ErrorBox error={f.error} retry={f.reload} />;
   if (!f.data) return <Loading />;
   const d = f.data;
   const c = d.cost_usd;
-  const budget = budgetOf(rules);
+  const budget = budgetOf(rules, budgets);
   const max = Math.max(c.high, c.expected, budget ?? 0, c.so_far) * 1.1 || 1;
   const x = (v: number) => `${((v / max) * 100).toFixed(2)}%`;
   const over = budget !== null && c.expected > budget;
@@ -176,7 +237,7 @@ function ForecastView({ f, rules, wsId }: { f: ReturnType<typeof useAsync<Foreca
         </p>
       ) : (
         <p class="small muted">
-          No budget set. <a href={`/workspaces/${wsId}/alerts?new=budget`}>Add a budget alert</a> to see it here.
+          No monthly budget for the whole workspace. Set one on the <a href={`/workspaces/${wsId}/budgets`}>Budgets</a> page (or a budget alert) to see it here.
         </p>
       )}
       {(d.history_days < 14 || d.clamped) && <p class="small muted">Based on {d.history_days} days of history{d.clamped ? ' (limited by the plan)' : ''}: the interval is wide until there is more.</p>}
