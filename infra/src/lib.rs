@@ -157,6 +157,7 @@ pub fn app(p: Parts) -> axum::Router {
         run_jobs_here: true,
         web: p.web.clone(),
         limits: RequestLimits::query(p.web.trusted_proxies.clone()),
+        check_limits: RequestLimits::ingest(p.web.trusted_proxies.clone()),
     })
     .split_for_parts();
     let archive = axum::Router::new()

@@ -149,7 +149,7 @@ pub async fn check(
     Query(q): Query<CheckParams>,
 ) -> Result<Json<CheckAnswer>, ApiError> {
     let (key, ws) = s.gate.api_key(&headers, Scope::Ingest).await?;
-    s.limits.caller(&format!("key:{}", key.id))?;
+    s.check_limits.caller(&format!("key:{}", key.id))?;
     let call = CallValues {
         model: q.model,
         feature: q.feature,

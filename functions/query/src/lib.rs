@@ -52,6 +52,9 @@ pub struct QueryState {
     pub web: llmtrack_shared::config::WebConfig,
     /// Request rates per caller and per client address.
     pub limits: llmtrack_shared::ratelimit::DynLimits,
+    /// The budget check's rates: an application may ask before each LLM call, so it gets the
+    /// ingest rates, not a dashboard's (`RequestLimits::ingest`).
+    pub check_limits: llmtrack_shared::ratelimit::DynLimits,
 }
 
 fn routes() -> OpenApiRouter<QueryState> {
@@ -64,28 +67,33 @@ fn routes() -> OpenApiRouter<QueryState> {
         .routes(routes!(forecast::forecast))
         .routes(routes!(reconciliation::reconciliation))
         .routes(routes!(budgets::budgets))
-        .routes(routes!(budgets::check))
         .routes(routes!(log::events))
         .routes(routes!(export::create))
         .routes(routes!(export::status))
 }
 
+/// The budget check, apart: it is limited like ingest (`QueryState::check_limits`).
+fn check_routes() -> OpenApiRouter<QueryState> {
+    OpenApiRouter::new().routes(routes!(budgets::check))
+}
+
 /// The analytics routes.
 pub fn router(state: QueryState) -> OpenApiRouter {
-    let limits = state.limits.clone();
-    llmtrack_shared::openapi::strict_query(routes())
-        .layer(axum::middleware::from_fn_with_state(
-            limits,
-            llmtrack_shared::ratelimit::per_address,
-        ))
-        .with_state(state)
+    let per_address = |limits| {
+        axum::middleware::from_fn_with_state(limits, llmtrack_shared::ratelimit::per_address)
+    };
+    let reads =
+        llmtrack_shared::openapi::strict_query(routes()).layer(per_address(state.limits.clone()));
+    let check = llmtrack_shared::openapi::strict_query(check_routes())
+        .layer(per_address(state.check_limits.clone()));
+    reads.merge(check).with_state(state)
 }
 
 /// The analytics part of the OpenAPI document.
 pub fn openapi() -> utoipa::openapi::OpenApi {
     use llmtrack_shared::domain::analytics::SortOrder;
     use utoipa::{PartialSchema, ToSchema};
-    let mut doc = routes().into_openapi();
+    let mut doc = routes().merge(check_routes()).into_openapi();
     // Schemas named only by a query parameter's `value_type` are not collected by utoipa.
     doc.components
         .get_or_insert_with(Default::default)

@@ -25,6 +25,7 @@ async fn main() -> Result<(), lambda_http::Error> {
         run_jobs_here: false,
         web,
         limits: RequestLimits::query(Vec::new()),
+        check_limits: RequestLimits::ingest(Vec::new()),
     };
     let (app, _) = router(state).split_for_parts();
     llmtrack_shared::lambda::run(app).await
