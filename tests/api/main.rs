@@ -7,6 +7,7 @@ mod support;
 
 mod account;
 mod alerts;
+mod anomalies;
 mod analytics;
 mod auth;
 mod billing;

@@ -61,6 +61,7 @@ pub async fn alert_rules_keep_their_limit_version_and_history(store: DynStore) {
         period: "2026-11".into(),
         since_ms: 5,
         values: Vec::new(),
+        anomaly: None,
     };
     assert!(store.update_alert_rule(&mut a).await.unwrap());
     b.name = "stale".into();

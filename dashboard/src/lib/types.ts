@@ -223,7 +223,9 @@ export type Condition =
   | { metric: 'coverage'; under_pct: number; days: number }
   /** Absolute drift from the provider's bill over the last `days` imported days above `over_pct`. */
   | { metric: 'drift'; over_pct: number; days: number }
-  | { metric: 'any_value'; dimension: string; over_usd?: number; over_requests?: number; window_hours: number };
+  | { metric: 'any_value'; dimension: string; over_usd?: number; over_requests?: number; window_hours: number }
+  /** An hour of the workspace's total unusual for its hour of the week; `dimension` names the contributors (feature when absent). */
+  | { metric: 'anomaly'; on: 'cost' | 'requests' | 'tokens' | 'error_rate'; dimension?: string };
 
 export interface Rule {
   id: string;

@@ -14,17 +14,21 @@ export const KINDS = [
   { id: 'coverage', label: "Coverage of the provider's bill under a percentage" },
   { id: 'drift', label: "Cost drifting from the provider's bill" },
   { id: 'any_value', label: 'Any user, feature, model or source over a limit' },
+  { id: 'anomaly', label: 'An unusual hour for the hour of the week (no threshold)' },
 ] as const;
 
 const DIMENSION_NAMES: Record<string, string> = { user: 'end-user', feature: 'feature', model: 'model', source: 'source' };
+/** What an `anomaly` rule watches, as a sentence says it. */
+const ANOMALY_ON: Record<string, string> = { cost: 'cost', requests: 'requests', tokens: 'tokens', error_rate: 'error rate' };
 
 /** A window of hours in words: "24 h", "7 days". */
 const hours = (h: number) => (h >= 48 && h % 24 === 0 ? `${h / 24} days` : `${h} h`);
 
 /** Kinds compared with the provider's bill (Reconciliation): whole-workspace, no filter. */
 const BILL_KINDS = ['coverage', 'drift'];
-/** Kinds that take no filter: the bill's, and `any_value` (it watches every value itself). */
-const NO_FILTER = [...BILL_KINDS, 'any_value'];
+/** Kinds that take no filter: the bill's, `any_value` (it watches every value itself) and
+ * `anomaly` (it watches the workspace; its dimension only names the contributors). */
+const NO_FILTER = [...BILL_KINDS, 'any_value', 'anomaly'];
 
 /** A sentence for a rule's condition and filter. */
 export function describeRule(r: Pick<Rule, 'condition' | 'filter'>): string {
@@ -55,6 +59,9 @@ export function describeRule(r: Pick<Rule, 'condition' | 'filter'>): string {
     case 'any_value':
       s = `any ${DIMENSION_NAMES[c.dimension] ?? c.dimension} over ${c.over_usd !== undefined ? usd(c.over_usd) : `${c.over_requests} requests`} in the last ${hours(c.window_hours)}`;
       break;
+    case 'anomaly':
+      s = `${ANOMALY_ON[c.on] ?? c.on} unusual for the hour of the week (contributors by ${DIMENSION_NAMES[c.dimension ?? 'feature'] ?? c.dimension})`;
+      break;
     default:
       s = JSON.stringify(c);
   }
@@ -81,6 +88,9 @@ interface Form {
   each_unit: string;
   each_over: string;
   window_hours: string;
+  /** An `anomaly` rule's metric and the dimension its contributors are named by. */
+  anomaly_on: string;
+  anomaly_by: string;
   dimension: string;
   value: string;
   email: boolean;
@@ -111,6 +121,8 @@ function toForm(r?: Rule, kind?: string): Form {
     each_unit: c.over_requests !== undefined ? 'requests' : 'usd',
     each_over: c.over_requests !== undefined ? String(c.over_requests) : c.metric === 'any_value' && c.over_usd !== undefined ? String(c.over_usd) : '',
     window_hours: c.window_hours !== undefined ? String(c.window_hours) : '24',
+    anomaly_on: (c.metric === 'anomaly' && (c.on as string)) || 'cost',
+    anomaly_by: (c.metric === 'anomaly' && (c.dimension as string)) || 'feature',
     dimension: r?.filter?.dimension ?? '',
     value: r?.filter?.value ?? '',
     email: r?.email ?? true,
@@ -125,7 +137,7 @@ const num = (s: string): number | string => (s.trim() === '' || Number.isNaN(Num
 /** The request body for a form: values sent as typed so the API names what is wrong. */
 export function conditionOf(
   f: Pick<Form, 'metric' | 'period' | 'over_usd' | 'budget_usd' | 'thresholds' | 'over_pct' | 'window_minutes' | 'min_requests' | 'over_ms'> &
-    Partial<Pick<Form, 'under_pct' | 'drift_pct' | 'days' | 'each' | 'each_unit' | 'each_over' | 'window_hours'>>,
+    Partial<Pick<Form, 'under_pct' | 'drift_pct' | 'days' | 'each' | 'each_unit' | 'each_over' | 'window_hours' | 'anomaly_on' | 'anomaly_by'>>,
 ): Record<string, unknown> {
   switch (f.metric) {
     case 'cost':
@@ -149,6 +161,8 @@ export function conditionOf(
         [f.each_unit === 'requests' ? 'over_requests' : 'over_usd']: num(f.each_over ?? ''),
         window_hours: num(f.window_hours ?? ''),
       };
+    case 'anomaly':
+      return { metric: 'anomaly', on: f.anomaly_on ?? 'cost', dimension: f.anomaly_by || 'feature' };
   }
   return { metric: f.metric };
 }
@@ -161,6 +175,8 @@ export function formFieldOf(e: unknown, metric?: string): string {
   if (f === 'under_pct' || f === 'days' || f === 'window_hours') return f;
   if (metric === 'any_value' && (f === 'over_usd' || f === 'over_requests')) return 'each_over';
   if (metric === 'any_value' && f === 'dimension') return 'each';
+  if (metric === 'anomaly' && f === 'dimension') return 'anomaly_by';
+  if (metric === 'anomaly' && f === 'condition') return 'anomaly_on';
   if (f === 'thresholds_pct') return 'thresholds';
   if (f === 'filter' || f === 'dimension') return e.message.includes('value') && f !== 'dimension' ? 'value' : 'dimension';
   if (['name', 'period', 'over_usd', 'budget_usd', 'over_pct', 'window_minutes', 'min_requests', 'over_ms', 'value', 'webhook_url', 'email', 'metric'].includes(f)) return f;
@@ -315,6 +331,26 @@ export function RuleForm({ ws, rule, kind, onDone, onCancel }: { ws: string; rul
             </Field>
             <Field label="In the last (hours)" error={fe('window_hours')} hint="1 to 720. Each value over is told once; past five at once, one digest names the rest.">
               <input name="window_hours" aria-invalid={!!fe('window_hours')} inputMode="numeric" value={f.window_hours} onInput={set('window_hours')} />
+            </Field>
+          </>
+        )}
+        {m === 'anomaly' && (
+          <>
+            <Field label="Watch" error={fe('anomaly_on')} hint="The workspace's total, each complete hour against the same hour of the week in earlier weeks. Needs two weeks of history.">
+              <select name="anomaly_on" aria-invalid={!!fe('anomaly_on')} value={f.anomaly_on} onChange={set('anomaly_on')}>
+                <option value="cost">Cost</option>
+                <option value="requests">Requests</option>
+                <option value="tokens">Tokens</option>
+                <option value="error_rate">Error rate</option>
+              </select>
+            </Field>
+            <Field label="Contributors by" error={fe('anomaly_by')} hint="Which values the notification names as explaining the change.">
+              <select name="anomaly_by" aria-invalid={!!fe('anomaly_by')} value={f.anomaly_by} onChange={set('anomaly_by')}>
+                <option value="feature">Feature</option>
+                <option value="model">Model</option>
+                <option value="source">Source</option>
+                <option value="user">End-user</option>
+              </select>
             </Field>
           </>
         )}

@@ -11,7 +11,7 @@ use llmtrack_shared::domain::report::Month;
 use llmtrack_shared::domain::rollup::{Dimension, Rollup, View};
 use llmtrack_shared::domain::sketch::LatencySketch;
 use llmtrack_shared::domain::time::{HOUR_MS, hour_of, month_of, to_datetime};
-use llmtrack_shared::domain::{forecast, ids};
+use llmtrack_shared::domain::{analytics, anomaly, forecast, ids};
 use llmtrack_shared::ports::{Workspace, all_workspace_ids};
 
 use crate::{Deps, notify};
@@ -21,6 +21,16 @@ const DAY_MS: i64 = 24 * HOUR_MS;
 const WINDOW_EVENTS: usize = 50_000;
 /// Days of history behind a forecast rule.
 const FORECAST_HISTORY_DAYS: i64 = 56;
+/// Complete hours an `anomaly` rule judges at most in one run, catching up after a gap (an
+/// evaluator that did not run, a deploy): two days is enough to tell what is still going on
+/// without reading and judging weeks of old news.
+const ANOMALY_CATCH_UP_HOURS: i64 = 48;
+/// Dimension values whose own baseline is computed to name an anomaly's contributors: the
+/// largest this hour. Past 20, a value is too small to explain much of the excess.
+const CONTRIBUTOR_VALUES: usize = 20;
+/// History an hour's baseline reads: the same hour of [`anomaly::MAX_WEEKS`] weeks, plus a week
+/// for the level adjustment (its 24-hour windows of the last 7 days, in earlier weeks too).
+const ANOMALY_HISTORY_HOURS: i64 = (anomaly::MAX_WEEKS + 1) * anomaly::HOURS_PER_WEEK;
 
 /// What one evaluation run did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
@@ -62,6 +72,10 @@ pub async fn workspace(deps: &Deps, ws: &Workspace) -> anyhow::Result<Evaluated>
         out.rules += 1;
         if matches!(rule.condition, Condition::AnyValue { .. }) {
             out.notifications += each_value(deps, ws, rule, now).await?;
+            continue;
+        }
+        if matches!(rule.condition, Condition::Anomaly { .. }) {
+            out.notifications += anomalies(deps, ws, rule, now).await?;
             continue;
         }
         let m = measure(deps, ws, &rule, now).await?;
@@ -155,6 +169,239 @@ async fn each_value(
     Ok(told.len())
 }
 
+/// An `anomaly` rule: its detector steps over every complete hour since the last one it judged
+/// (at most [`ANOMALY_CATCH_UP_HOURS`]), each against the same hour of earlier weeks, and each
+/// anomaly is told once when it opens (with what explains it) and once when it resolves.
+///
+/// The current hour is never judged: ten minutes into an hour it has a sixth of its traffic,
+/// which reads as an outage (and its cost as anything but a spike). A new rule starts with the
+/// last complete hour, so anomalies from before it existed are not news. Hours are UTC epoch
+/// hours (only differences of a week matter to the baseline); the text names the hour in the
+/// workspace's timezone. Returns the notifications sent.
+async fn anomalies(
+    deps: &Deps,
+    ws: &Workspace,
+    mut rule: AlertRule,
+    now: i64,
+) -> anyhow::Result<usize> {
+    let Condition::Anomaly { on, dimension } = rule.condition else {
+        return Ok(0);
+    };
+    let current = hour_of(now);
+    let last = current - 1;
+    let mut detector = rule.state.anomaly.clone().unwrap_or_default();
+    let first = if rule.state.anomaly.is_some() {
+        last - (ANOMALY_CATCH_UP_HOURS - 1)
+    } else {
+        last
+    };
+    let from = first - ANOMALY_HISTORY_HOURS;
+    let rows = deps
+        .store
+        .events
+        .rollups(&ws.id, &View::of(Dimension::Total), from, current)
+        .await?;
+    let values = hourly(
+        rows.iter().map(|(k, r)| (k.hour, amount(on, r))),
+        on,
+        from,
+        current,
+    );
+    let series = anomaly::Hourly {
+        start: from,
+        values: &values,
+    };
+    let mut told = Vec::new();
+    // The detector ignores hours it has judged already (it keeps the last one), so after the
+    // first run only the new complete hours move it; judging a known hour again is a few
+    // thousand lookups, cheaper than a read.
+    for hour in first..=last {
+        let value = series.at(hour).unwrap_or(f64::NAN);
+        let t = match detector.step(hour, anomaly::assess(on, series, hour, value)) {
+            Some(anomaly::Transition::Opened { hour, finding }) => {
+                let by = dimension.unwrap_or(Dimension::Feature);
+                let shares = contributors(deps, ws, by, hour, &finding).await?;
+                let label = anomaly::hour_of_week_label(hour, utc_offset_minutes(ws, hour));
+                Transition::Firing {
+                    level: 1,
+                    value: finding.value,
+                    threshold: finding.usual,
+                    about: Some(anomaly::describe(&finding, &label, &shares)),
+                }
+            }
+            Some(anomaly::Transition::Resolved { hour, peak, .. }) => Transition::Resolved {
+                value,
+                threshold: anomaly::baseline(on, series, hour).map_or(peak.usual, |b| b.usual),
+            },
+            None => continue,
+        };
+        told.push(t);
+    }
+    let level = u32::from(detector.open().is_some());
+    let state = alert::RuleState {
+        level,
+        period: String::new(),
+        since_ms: if level == rule.state.level {
+            rule.state.since_ms
+        } else {
+            now
+        },
+        values: Vec::new(),
+        anomaly: Some(detector),
+    };
+    if state == rule.state {
+        return Ok(0);
+    }
+    rule.state = state;
+    rule.updated_ms = now;
+    // Someone edited the rule meanwhile: the next run judges it afresh.
+    if !deps.store.alert_rules.update_alert_rule(&mut rule).await? {
+        return Ok(0);
+    }
+    for t in &told {
+        record(deps, ws, &rule, Some(t.clone()), now).await?;
+    }
+    Ok(told.len())
+}
+
+/// An hour's amount of a metric, from its rollup.
+fn amount(on: anomaly::Metric, r: &Rollup) -> f64 {
+    match on {
+        anomaly::Metric::Cost => r.cost_pico as f64 / 1e12,
+        anomaly::Metric::Requests => r.requests as f64,
+        anomaly::Metric::Tokens => r.input_tokens.saturating_add(r.output_tokens) as f64,
+        anomaly::Metric::ErrorRate => anomaly::error_rate(r.errors as f64, r.requests as f64),
+    }
+}
+
+/// The hourly series of hours `[from, to)` from (hour, amount) pairs: an hour without a rollup
+/// had no events, so 0 requests, tokens and cost (and no error rate), except before the first
+/// hour with any, where the workspace was not sending yet (missing, NaN: "no traffic yet" must
+/// not become the usual).
+fn hourly(
+    amounts: impl Iterator<Item = (i64, f64)>,
+    on: anomaly::Metric,
+    from: i64,
+    to: i64,
+) -> Vec<f64> {
+    let empty = amount(on, &Rollup::default());
+    let mut values = vec![f64::NAN; usize::try_from(to - from).unwrap_or(0)];
+    let mut first = None;
+    for (hour, v) in amounts {
+        let Some(i) = usize::try_from(hour - from)
+            .ok()
+            .filter(|i| *i < values.len())
+        else {
+            continue;
+        };
+        if first.is_none_or(|f| i < f) {
+            first = Some(i);
+        }
+        values[i] = if values[i].is_nan() { v } else { values[i] + v };
+    }
+    if let Some(first) = first {
+        for v in values[first..].iter_mut().filter(|v| v.is_nan()) {
+            *v = empty;
+        }
+    }
+    values
+}
+
+/// What explains an anomaly: the values of a dimension whose hour departs most from their own
+/// usual for that hour of the week, as shares of the excess (`anomaly::contributors`). Only the
+/// [`CONTRIBUTOR_VALUES`] largest values this hour are looked at. An error rate's excess is
+/// shared out by failed calls (rates of different sizes do not add up).
+async fn contributors(
+    deps: &Deps,
+    ws: &Workspace,
+    by: Dimension,
+    hour: i64,
+    finding: &anomaly::Finding,
+) -> anyhow::Result<Vec<(String, f64)>> {
+    let (metric, total_excess) = match finding.metric {
+        anomaly::Metric::ErrorRate => (anomaly::Metric::Requests, 0.0),
+        m => (m, (finding.value - finding.usual).abs()),
+    };
+    let of = |r: &Rollup| match finding.metric {
+        anomaly::Metric::ErrorRate => r.errors as f64,
+        m => amount(m, r),
+    };
+    let from = hour - ANOMALY_HISTORY_HOURS;
+    let rows = deps
+        .store
+        .events
+        .rollups(&ws.id, &View::of(by), from, hour + 1)
+        .await?;
+    let first = rows.iter().map(|(k, _)| k.hour).min().unwrap_or(hour);
+    let mut now: Vec<(&str, f64)> = rows
+        .iter()
+        .filter(|(k, _)| k.hour == hour)
+        .map(|(k, r)| (k.value.as_str(), of(r)))
+        .collect();
+    // For a drop, the values that fell most: those with the most usual traffic are in the
+    // baseline, not this hour, so the largest values this hour are not the ones to look at.
+    let up = finding.direction == anomaly::Direction::Up;
+    if !up {
+        now = rows
+            .iter()
+            .filter(|(k, _)| k.hour == hour - anomaly::HOURS_PER_WEEK)
+            .map(|(k, r)| (k.value.as_str(), of(r)))
+            .collect();
+    }
+    now.sort_by(|a, b| b.1.total_cmp(&a.1).then_with(|| a.0.cmp(b.0)));
+    now.truncate(CONTRIBUTOR_VALUES);
+    let mut values = Vec::new();
+    for (value, _) in now {
+        let mut series = hourly(
+            rows.iter()
+                .filter(|(k, _)| k.value == value)
+                .map(|(k, r)| (k.hour, of(r))),
+            metric,
+            from,
+            hour + 1,
+        );
+        // Before the workspace's first event, missing; after it, an hour without this value
+        // is 0 (a feature new this hour has a usual of 0).
+        let start = usize::try_from(first - from).unwrap_or(0).min(series.len());
+        series[start..]
+            .iter_mut()
+            .filter(|v| v.is_nan())
+            .for_each(|v| *v = 0.0);
+        let history = anomaly::Hourly {
+            start: from,
+            values: &series,
+        };
+        let (Some(current), Some(usual)) = (
+            history.at(hour),
+            anomaly::baseline(metric, history, hour).map(|b| b.usual),
+        ) else {
+            continue;
+        };
+        let label = if value.is_empty() {
+            format!("no {}", by.as_str())
+        } else {
+            format!("{}={value}", by.as_str())
+        };
+        values.push(if up {
+            (label, current, usual)
+        } else {
+            (label, usual, current)
+        });
+    }
+    Ok(anomaly::contributors(total_excess, &values))
+}
+
+/// The workspace's UTC offset at an hour, in minutes (0 for an unknown timezone).
+fn utc_offset_minutes(ws: &Workspace, hour: i64) -> i32 {
+    use chrono::{Offset as _, TimeZone as _};
+    analytics::timezone(&ws.timezone).map_or(0, |tz| {
+        tz.offset_from_utc_datetime(&to_datetime(hour * HOUR_MS).naive_utc())
+            .fix()
+            .local_minus_utc()
+            / 60
+    })
+}
+
 /// Sends a rule's notification and adds it to the rule's history.
 pub async fn record(
     deps: &Deps,
@@ -187,7 +434,8 @@ fn period(c: &Condition, now: i64) -> String {
         | Condition::LatencyP95 { .. }
         | Condition::Coverage { .. }
         | Condition::Drift { .. }
-        | Condition::AnyValue { .. } => String::new(),
+        | Condition::AnyValue { .. }
+        | Condition::Anomaly { .. } => String::new(),
         _ => month_of(now),
     }
 }
@@ -295,8 +543,8 @@ async fn measure(
                 ..Measured::default()
             }
         }
-        // Measured value by value (`each_value`).
-        Condition::AnyValue { .. } => Measured::default(),
+        // Measured value by value (`each_value`), or hour by hour (`anomalies`).
+        Condition::AnyValue { .. } | Condition::Anomaly { .. } => Measured::default(),
     })
 }
 

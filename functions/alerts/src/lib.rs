@@ -168,7 +168,10 @@ pub struct RuleRequest {
     /// `{"metric": "coverage", "under_pct", "days"}`, `{"metric": "drift", "over_pct", "days"}`
     /// (against the providers' bills: `docs/RECONCILIATION.md`),
     /// `{"metric": "any_value", "dimension": "user"|"feature"|"model"|"source", "over_usd"|"over_requests", "window_hours"}`
-    /// (each value over, told one by one: `docs/ALERTS.md`).
+    /// (each value over, told one by one: `docs/ALERTS.md`),
+    /// `{"metric": "anomaly", "on": "cost"|"requests"|"tokens"|"error_rate", "dimension"?: "feature"|"model"|"source"|"user"}`
+    /// (an hour unusual for its hour of the week, no threshold to set; `dimension` names the
+    /// contributors, feature by default).
     #[schema(value_type = Object)]
     condition: Option<serde_json::Value>,
     /// One model, feature, source or end-user: `{"dimension": "model", "value": "gpt-4o"}`;
@@ -267,6 +270,13 @@ impl AlertsState {
             return Err(ApiError::bad_request(
                 ErrorCode::InvalidRule,
                 "an `any_value` rule watches every value of its `dimension`: leave `filter` out",
+            ));
+        }
+        if rule.filter.is_some() && matches!(rule.condition, Condition::Anomaly { .. }) {
+            return Err(ApiError::bad_request(
+                ErrorCode::InvalidRule,
+                "an `anomaly` rule watches the whole workspace (its `dimension` names where \
+                 contributors are looked for): leave `filter` out",
             ));
         }
         if !rule.email && rule.webhook_url.is_none() && rule.slack.is_none() {

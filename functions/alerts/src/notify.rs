@@ -17,6 +17,7 @@ use std::time::Duration;
 use hmac::{Hmac, Mac};
 use llmtrack_shared::domain::access::Role;
 use llmtrack_shared::domain::alert::{self, AlertRule, Condition, Delivery, Transition};
+use llmtrack_shared::domain::anomaly;
 use llmtrack_shared::domain::signature;
 use llmtrack_shared::domain::time::rfc3339;
 use llmtrack_shared::ports::{Mail, Workspace};
@@ -93,6 +94,14 @@ pub fn describe(c: &Condition) -> String {
                 format!("{window_hours} h")
             }
         ),
+        Condition::Anomaly { on, dimension } => format!(
+            "{} anomaly against the usual for the hour of the week{}",
+            on.label(),
+            dimension.map_or_else(String::new, |d| format!(
+                " (contributors by {})",
+                d.as_str()
+            ))
+        ),
     }
 }
 
@@ -108,6 +117,21 @@ fn unit(c: &Condition, v: f64) -> String {
             Some(_) => format!("${v:.2}"),
             None => format!("{v:.0} requests"),
         },
+        Condition::Anomaly { on, .. } => match on {
+            anomaly::Metric::Cost => format!("${v:.2}"),
+            anomaly::Metric::Requests => format!("{v:.0} requests"),
+            anomaly::Metric::Tokens => format!("{v:.0} tokens"),
+            anomaly::Metric::ErrorRate => format!("{:.1}%", v * 100.0),
+        },
+    }
+}
+
+/// What a notification calls the number it compares with: an anomaly has no threshold, only
+/// what is usual for the hour.
+fn against(c: &Condition) -> &'static str {
+    match c {
+        Condition::Anomaly { .. } => "usually",
+        _ => "threshold",
     }
 }
 
@@ -140,6 +164,14 @@ pub fn headline(ws: &Workspace, rule: &AlertRule, t: Option<&Transition>) -> Str
             about,
             ..
         }) => {
+            if let (Condition::Anomaly { .. }, Some(about)) = (&rule.condition, about) {
+                // The finding says it all: "cost 8.0× usual for Tuesday 14:00 ($84.00,
+                // usually $10.50); 80% from feature=summarize".
+                return format!(
+                    "LLMtrack alert \"{}\" is firing in {}: {about}",
+                    rule.name, ws.name
+                );
+            }
             if let Some(about) = about {
                 scope = format!(" for {about}");
             }
@@ -165,13 +197,14 @@ pub fn headline(ws: &Workspace, rule: &AlertRule, t: Option<&Transition>) -> Str
         }
     };
     format!(
-        "LLMtrack alert \"{}\" {} in {}: {} {} {} (threshold {}){scope}",
+        "LLMtrack alert \"{}\" {} in {}: {} {} {} ({} {}){scope}",
         rule.name,
         said.0,
         ws.name,
         describe(&rule.condition),
         said.1,
         unit(&rule.condition, *value),
+        against(&rule.condition),
         unit(&rule.condition, *threshold)
     )
 }
@@ -362,21 +395,25 @@ fn describe_for_slack(ws: &Workspace, rule: &AlertRule, t: Option<&Transition>) 
         }) => (
             ":rotating_light:",
             "is firing",
-            format!(
-                "{what}{}: *{}* (threshold {})",
-                about
-                    .as_ref()
-                    .map_or_else(|| scope.clone(), |a| format!(" for {}", mrkdwn(a))),
-                unit(&rule.condition, *value),
-                unit(&rule.condition, *threshold)
-            ),
+            match (&rule.condition, about) {
+                (Condition::Anomaly { .. }, Some(a)) => format!("{what}: *{}*", mrkdwn(a)),
+                _ => format!(
+                    "{what}{}: *{}* (threshold {})",
+                    about
+                        .as_ref()
+                        .map_or_else(|| scope.clone(), |a| format!(" for {}", mrkdwn(a))),
+                    unit(&rule.condition, *value),
+                    unit(&rule.condition, *threshold)
+                ),
+            },
         ),
         Some(Transition::Resolved { value, threshold }) => (
             ":white_check_mark:",
             "resolved",
             format!(
-                "{what}{scope}: back to *{}* (threshold {})",
+                "{what}{scope}: back to *{}* ({} {})",
                 unit(&rule.condition, *value),
+                against(&rule.condition),
                 unit(&rule.condition, *threshold)
             ),
         ),

@@ -10,6 +10,7 @@
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use super::anomaly;
 use super::ids::WorkspaceId;
 use super::rollup::Dimension;
 
@@ -67,6 +68,15 @@ pub enum Condition {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         over_requests: Option<u64>,
         window_hours: u32,
+    },
+    /// An hour unusual for its hour of the week, with no threshold to set
+    /// ([`anomaly`]): the workspace's total cost, requests, tokens or error rate, judged each
+    /// complete hour against the same hour of earlier weeks. `dimension` (model, feature, source
+    /// or user; feature when left out) is where the notification looks for what explains it.
+    Anomaly {
+        on: anomaly::Metric,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        dimension: Option<Dimension>,
     },
 }
 
@@ -139,8 +149,8 @@ fn window(v: u32) -> Result<(), Invalid> {
 
 impl Condition {
     /// The metric names, for error messages.
-    pub const METRICS: &'static str = "`cost`, `budget`, `forecast`, `error_rate`, `latency_p95`, `coverage`, `drift` or \
-         `any_value`";
+    pub const METRICS: &'static str = "`cost`, `budget`, `forecast`, `error_rate`, `latency_p95`, `coverage`, `drift`, \
+         `any_value` or `anomaly`";
 
     /// Reads a condition from the request's JSON, naming what is wrong.
     pub fn parse(v: &serde_json::Value) -> Result<Condition, Invalid> {
@@ -154,6 +164,7 @@ impl Condition {
             "coverage",
             "drift",
             "any_value",
+            "anomaly",
         ];
         if !known.contains(&metric) {
             return Err(Invalid {
@@ -280,6 +291,16 @@ impl Condition {
                 }
                 Ok(())
             }
+            Condition::Anomaly { dimension, .. } => match dimension {
+                None
+                | Some(
+                    Dimension::Model | Dimension::Feature | Dimension::Source | Dimension::User,
+                ) => Ok(()),
+                Some(_) => invalid(
+                    "dimension",
+                    "`dimension` must be `model`, `feature`, `source` or `user`",
+                ),
+            },
         }
     }
 
@@ -301,6 +322,7 @@ impl Condition {
                 | Condition::Coverage { .. }
                 | Condition::Drift { .. }
                 | Condition::AnyValue { .. }
+                | Condition::Anomaly { .. }
         )
     }
 }
@@ -567,7 +589,7 @@ pub struct Measured {
 }
 
 /// Where a rule stands: 0 is ok; n > 0 is firing at level n (the nth budget threshold).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct RuleState {
     pub level: u32,
     /// The period the level belongs to (`2026-11` or `2026-11-27`); empty for windows.
@@ -579,6 +601,13 @@ pub struct RuleState {
     /// [`FAN_OUT_TRACKED`]): each was told once, when it went over.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub values: Vec<String>,
+    /// An `anomaly` rule's detector: the open anomaly, the runs being confirmed, the last hour
+    /// judged. One per rule, on the workspace's total: a detector per dimension value would
+    /// need each value's eight weeks read every run and would tell one incident several times
+    /// (a feature, its model, its users); the dimension only names the contributors.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub anomaly: Option<anomaly::Detector>,
 }
 
 /// A change worth a notification.
@@ -663,6 +692,8 @@ pub fn level(c: &Condition, m: &Measured) -> (u32, f64, f64) {
         },
         // Judged value by value, by `fan_out`.
         Condition::AnyValue { .. } => (0, 0.0, c.fan_out_threshold()),
+        // Judged hour by hour by its detector (the alerts function's `anomalies`).
+        Condition::Anomaly { .. } => (0, 0.0, 0.0),
     }
 }
 
@@ -733,6 +764,7 @@ pub fn fan_out(
             .take(FAN_OUT_TRACKED)
             .map(|(v, _)| v)
             .collect(),
+        anomaly: None,
     };
     (next, told)
 }
@@ -763,6 +795,7 @@ pub fn step(
         },
         since_ms: now_ms,
         values: Vec::new(),
+        anomaly: None,
     };
     if next > current {
         return (
@@ -1022,6 +1055,63 @@ mod tests {
         );
         assert!(matches!(sent[1], Transition::Resolved { .. }));
         assert_eq!(s.level, 0);
+    }
+
+    #[test]
+    fn anomaly_rules_name_a_metric_and_maybe_a_dimension() {
+        let c = Condition::parse(&json!({"metric": "anomaly", "on": "cost"})).unwrap();
+        assert_eq!(
+            c,
+            Condition::Anomaly {
+                on: anomaly::Metric::Cost,
+                dimension: None
+            }
+        );
+        assert!(!c.periodic());
+        assert_eq!(
+            level(&c, &Measured::default()).0,
+            0,
+            "judged by its detector"
+        );
+        let c = Condition::parse(
+            &json!({"metric": "anomaly", "on": "error_rate", "dimension": "model"}),
+        )
+        .unwrap();
+        assert!(matches!(
+            c,
+            Condition::Anomaly {
+                on: anomaly::Metric::ErrorRate,
+                dimension: Some(Dimension::Model)
+            }
+        ));
+        for (bad, field) in [
+            (json!({"metric": "anomaly"}), "condition"),
+            (json!({"metric": "anomaly", "on": "latency"}), "condition"),
+            (
+                json!({"metric": "anomaly", "on": "cost", "over_usd": 5}),
+                "condition",
+            ),
+            (
+                json!({"metric": "anomaly", "on": "cost", "dimension": "status"}),
+                "dimension",
+            ),
+            (
+                json!({"metric": "anomaly", "on": "cost", "dimension": "total"}),
+                "dimension",
+            ),
+        ] {
+            let e = Condition::parse(&bad).map(|_| ()).unwrap_err();
+            assert_eq!(e.field, field, "{bad}: {}", e.message);
+        }
+        // The detector is kept with the state, and a state without one reads as before.
+        let s: RuleState = serde_json::from_value(json!({"level": 0, "since_ms": 0})).unwrap();
+        assert_eq!(s.anomaly, None);
+        let s = RuleState {
+            anomaly: Some(anomaly::Detector::default()),
+            ..RuleState::default()
+        };
+        let back: RuleState = serde_json::from_str(&serde_json::to_string(&s).unwrap()).unwrap();
+        assert_eq!(back, s);
     }
 
     #[test]
