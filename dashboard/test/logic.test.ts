@@ -14,6 +14,24 @@ describe('alert rule form', () => {
     expect(conditionOf({ ...base, metric: 'error_rate', over_pct: '5', window_minutes: '15', min_requests: '20' })).toEqual({ metric: 'error_rate', over_pct: 5, window_minutes: 15, min_requests: 20 });
     expect(conditionOf({ ...base, metric: 'latency_p95', over_ms: '2000', window_minutes: '10' })).toEqual({ metric: 'latency_p95', over_ms: 2000, window_minutes: 10 });
   });
+  it('builds per-value and anomaly rules', () => {
+    expect(conditionOf({ ...base, metric: 'any_value', each: 'user', each_unit: 'usd', each_over: '5', window_hours: '24' })).toEqual({
+      metric: 'any_value',
+      dimension: 'user',
+      over_usd: 5,
+      window_hours: 24,
+    });
+    expect(conditionOf({ ...base, metric: 'any_value', each: 'feature', each_unit: 'requests', each_over: '100', window_hours: '1' })).toEqual({
+      metric: 'any_value',
+      dimension: 'feature',
+      over_requests: 100,
+      window_hours: 1,
+    });
+    expect(conditionOf({ ...base, metric: 'anomaly', anomaly_on: 'requests', anomaly_by: 'model' })).toEqual({ metric: 'anomaly', on: 'requests', dimension: 'model' });
+    expect(formFieldOf(new ApiError(400, 'invalid_rule', '`over_requests` must be from 1 to 1000000000'), 'any_value')).toBe('each_over');
+    expect(describeRule({ condition: { metric: 'any_value', dimension: 'user', over_usd: 5, window_hours: 168 }, filter: null })).toBe('any end-user over $5.00 in the last 7 days');
+    expect(describeRule({ condition: { metric: 'any_value', dimension: 'feature', over_requests: 100, window_hours: 24 }, filter: null })).toBe('any feature over 100 requests in the last 24 h');
+  });
   it('sends what was typed when it is not a number, so the API names the field', () => {
     expect(conditionOf({ ...base, metric: 'cost', over_usd: 'ten' })).toEqual({ metric: 'cost', period: 'day', over_usd: 'ten' });
   });
