@@ -154,7 +154,7 @@ fuzz:
 ## Release size of each Lambda binary and of the local binary (with the dashboard embedded).
 sizes: dashboard
 	$(CARGO) build --release -p llmtrack-ingest -p llmtrack-query -p llmtrack-account -p llmtrack-keys -p llmtrack-docs -p llmtrack-billing -p llmtrack-deletion -p llmtrack-reports -p llmtrack-alerts -p llmtrack-reconciliation -p llmtrack
-	@ls -l target/release/ingest target/release/query target/release/jobs target/release/account target/release/keys target/release/docs target/release/billing target/release/billing-sweep target/release/deletion target/release/deletion-worker target/release/reports target/release/reports-api target/release/alerts target/release/alerts-evaluator target/release/reconciliation target/release/reconciliation-import target/release/llmtrack | awk '{printf "%-28s %6.1f MiB\n", $$9, $$5/1048576}'
+	@ls -l target/release/ingest target/release/query target/release/jobs target/release/account target/release/keys target/release/docs target/release/billing target/release/billing-sweep target/release/deletion target/release/deletion-worker target/release/reports target/release/reports-api target/release/digests target/release/alerts target/release/alerts-evaluator target/release/reconciliation target/release/reconciliation-import target/release/llmtrack | awk '{printf "%-28s %6.1f MiB\n", $$9, $$5/1048576}'
 
 ## One file to copy to a server: `llmtrack` with the dashboard inside, linked statically (glibc's
 ## own DNS and /etc/hosts lookups are built in, so it runs on any x86_64 Linux), in dist/.

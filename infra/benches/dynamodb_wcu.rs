@@ -166,6 +166,7 @@ async fn main() {
             deleting: None,
             prices: Default::default(),
             budgets: Default::default(),
+            digest: Default::default(),
             spans: Default::default(),
         };
         store.create_workspace(&ws).await.unwrap();

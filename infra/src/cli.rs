@@ -159,6 +159,8 @@ enum Job {
         #[arg(long)]
         workspace: Option<String>,
     },
+    /// Email the weekly digests that are due and not sent yet (what `serve` does every minute).
+    Digests,
     /// Evaluate every workspace's alert rules and plan usage once, and send what is due (what
     /// `serve` does every minute).
     Alerts,
@@ -473,6 +475,12 @@ impl Cli {
                         for (ws, note) in &ran.notes {
                             println!("{ws}: {note}");
                         }
+                    }
+                    Job::Digests => {
+                        let deps = parts.digests();
+                        let sent =
+                            llmtrack_reports::digest::run(&deps, deps.clock.now_ms()).await?;
+                        println!("{sent} weekly digest emails sent");
                     }
                     Job::Alerts => {
                         let ran = llmtrack_alerts::evaluate::all(&parts.alerts().deps).await?;

@@ -92,6 +92,15 @@ impl Parts {
         }
     }
 
+    pub fn digests(&self) -> llmtrack_reports::digest::DigestDeps {
+        llmtrack_reports::digest::DigestDeps {
+            store: llmtrack_reports::digest::DigestPorts::of(&self.store),
+            clock: self.clock.clone(),
+            mailer: self.mailer.clone(),
+            public_url: self.web.public_url.clone(),
+        }
+    }
+
     pub fn reconciliation(&self) -> llmtrack_reconciliation::ReconciliationState {
         llmtrack_reconciliation::ReconciliationState {
             gate: Gate::new(&self.store, &self.clock, &self.web),
@@ -358,6 +367,13 @@ pub async fn upkeep(parts: &Parts) -> anyhow::Result<()> {
     note(
         "monthly reports",
         llmtrack_reports::run_due(&parts.reports()).await.map(drop),
+    );
+    // The weekly digests due (Monday from 08:00 in each workspace's timezone; hourly on AWS).
+    note(
+        "weekly digests",
+        llmtrack_reports::digest::run(&parts.digests(), parts.clock.now_ms())
+            .await
+            .map(drop),
     );
     // Alert rules, every minute (every 5 on AWS).
     note(

@@ -94,6 +94,7 @@ pub async fn create_workspace(
         deleting: None,
         prices: Default::default(),
         budgets: Default::default(),
+        digest: Default::default(),
         spans: Default::default(),
     };
     workspaces.create_workspace(&ws).await?;
@@ -520,4 +521,29 @@ pub async fn budget_spent(
         .map(|(_, r)| r.cost_pico)
         .sum::<i128>() as f64
         / 1e12)
+}
+
+/// Turns `user`'s weekly digest of workspace `ws` on or off (`Workspace.digest`); retried when
+/// another change came first. False when the workspace does not exist. What the digest route, a
+/// member's removal and an account's deletion share.
+pub async fn set_digest(
+    workspaces: &dyn Workspaces,
+    ws: &WorkspaceId,
+    user: &UserId,
+    on: bool,
+) -> StoreResult<bool> {
+    for _ in 0..5 {
+        let Some(w) = workspaces.workspace(ws).await? else {
+            return Ok(false);
+        };
+        let Some(next) = w.digest.with(user, on) else {
+            return Ok(true);
+        };
+        if workspaces.set_digest(ws, &next).await? {
+            return Ok(true);
+        }
+    }
+    Err(StoreError::Unexpected(anyhow::anyhow!(
+        "the weekly digest's subscribers of {ws} changed five times while this change was made; try again"
+    )))
 }

@@ -87,6 +87,8 @@ const ROUTES: &[(&str, &str)] = &[
     ("post", "/v1/workspaces/{id}/budgets"),
     ("put", "/v1/workspaces/{id}/budgets/{budget}"),
     ("delete", "/v1/workspaces/{id}/budgets/{budget}"),
+    ("get", "/v1/workspaces/{id}/digest"),
+    ("put", "/v1/workspaces/{id}/digest"),
     ("get", "/v1/archive/{key}"),
 ];
 

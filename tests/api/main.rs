@@ -7,14 +7,15 @@ mod support;
 
 mod account;
 mod alerts;
-mod anomalies;
 mod analytics;
+mod anomalies;
 mod auth;
 mod billing;
 mod budgets;
 mod cli;
 mod crash;
 mod deletion;
+mod digest;
 mod docs;
 mod fake_providers;
 mod fake_stripe;

@@ -30,6 +30,7 @@ pub async fn setup() -> (DynamoStore, WorkspaceId) {
         deleting: None,
         prices: Default::default(),
         budgets: Default::default(),
+        digest: Default::default(),
         spans: Default::default(),
     };
     store.create_workspace(&ws).await.unwrap();

@@ -26,6 +26,7 @@ fn acme(plan: Plan) -> Workspace {
         deleting: None,
         prices: Default::default(),
         budgets: Default::default(),
+        digest: Default::default(),
         spans: Default::default(),
     }
 }
@@ -46,6 +47,7 @@ async fn events_carry_their_plan_expiry_as_ttl() {
         deleting: None,
         prices: Default::default(),
         budgets: Default::default(),
+        digest: Default::default(),
         spans: Default::default(),
     };
     store.create_workspace(&ws).await.unwrap();
@@ -78,6 +80,7 @@ async fn no_raw_key_is_stored() {
         deleting: None,
         prices: Default::default(),
         budgets: Default::default(),
+        digest: Default::default(),
         spans: Default::default(),
     };
     store.create_workspace(&ws).await.unwrap();
@@ -335,6 +338,7 @@ async fn every_item_kind_keeps_its_stored_layout() {
         deleting: None,
         prices: Default::default(),
         budgets: Default::default(),
+        digest: Default::default(),
         spans: Default::default(),
     };
     let ws = workspace("Acme");

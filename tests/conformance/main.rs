@@ -25,6 +25,7 @@ mod budgets;
 mod connections;
 mod crash;
 mod deletion;
+mod digest;
 mod prices;
 mod purge;
 
@@ -43,6 +44,7 @@ use budgets::{
 };
 use connections::connections_and_billed_days_round_trip;
 use deletion::deleting_events_takes_them_off_usage_and_rollups;
+use digest::digest_subscribers_change_only_from_the_version_read;
 use prices::{
     price_rules_change_only_from_the_version_read,
     repricing_rewrites_costs_and_every_view_of_the_hour,
@@ -105,6 +107,7 @@ suite!(
     budgets_change_only_from_the_version_read,
     budgets_change_through_the_use_case_with_audit,
     budgets_spend_is_the_cost_of_their_scope,
+    digest_subscribers_change_only_from_the_version_read,
 );
 
 async fn new_workspace(store: &DynStore, plan: Plan) -> WorkspaceId {
@@ -117,6 +120,7 @@ async fn new_workspace(store: &DynStore, plan: Plan) -> WorkspaceId {
         deleting: None,
         prices: Default::default(),
         budgets: Default::default(),
+        digest: Default::default(),
         spans: Default::default(),
     };
     store.create_workspace(&ws).await.unwrap();
@@ -163,6 +167,7 @@ async fn workspaces_round_trip(store: DynStore) {
         deleting: None,
         prices: Default::default(),
         budgets: Default::default(),
+        digest: Default::default(),
         spans: Default::default(),
     };
     store.create_workspace(&ws).await.unwrap();

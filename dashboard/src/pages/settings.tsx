@@ -1,13 +1,13 @@
 // Workspace settings: name, timezone, the OpenTelemetry attributes that name feature and user;
-// data deletion (a range, or the whole workspace).
+// your weekly digest email; data deletion (a range, or the whole workspace).
 import { useState } from 'preact/hooks';
 import type { PageProps } from '../app';
-import { describe, patch, post, wsPath } from '../lib/api';
+import { describe, get, patch, post, put, wsPath } from '../lib/api';
 import { navigate } from '../lib/router';
 import { can, loadMe, updateWorkspace } from '../lib/store';
 import { localDate, nextDay, startOfLocalDay, timezones } from '../lib/time';
 import type { Workspace } from '../lib/types';
-import { ConfirmButton, Field, PageHead, toast } from '../ui';
+import { ConfirmButton, Field, PageHead, toast, useAsync } from '../ui';
 
 export default function Settings({ ws }: PageProps) {
   const manage = can(ws.role, 'manage_settings');
@@ -17,6 +17,7 @@ export default function Settings({ ws }: PageProps) {
       <PageHead title="Settings" sub={ws.name} />
       <General ws={ws} manage={manage} />
       <SpanAttributes ws={ws} manage={manage} />
+      <WeeklyDigest ws={ws} />
       {owner && <DeleteData ws={ws} />}
       {owner && <DeleteWorkspace ws={ws} />}
       <section class="card">
@@ -26,6 +27,51 @@ export default function Settings({ ws }: PageProps) {
         </p>
       </section>
     </div>
+  );
+}
+
+interface DigestSubscription {
+  subscribed: boolean;
+}
+
+/** Each member's own opt-in to the weekly digest email (off by default). */
+function WeeklyDigest({ ws }: { ws: Workspace }) {
+  const sub = useAsync((signal) => get<DigestSubscription>(wsPath(ws.id, 'digest'), { signal }), [ws.id]);
+  const [busy, setBusy] = useState(false);
+  const on = sub.data?.subscribed ?? false;
+  return (
+    <section class="card">
+      <h2>Weekly digest</h2>
+      <p>
+        Every Monday morning ({ws.timezone}): last week's cost and its change, the features and models that moved most, the alerts that
+        fired and where each budget stands. Only to you, and only while you are a member.
+      </p>
+      <label class="check">
+        <input
+          type="checkbox"
+          checked={on}
+          disabled={busy || sub.loading || sub.error !== undefined}
+          onChange={async (e) => {
+            const want = (e.target as HTMLInputElement).checked;
+            setBusy(true);
+            try {
+              sub.set(await put<DigestSubscription>(wsPath(ws.id, 'digest'), { subscribed: want }));
+              toast(want ? 'You will get the weekly digest.' : 'Weekly digest emails are off.');
+            } catch (err) {
+              toast(describe(err), 'error');
+            } finally {
+              setBusy(false);
+            }
+          }}
+        />
+        <span>Email me a weekly digest</span>
+      </label>
+      {sub.error !== undefined && (
+        <p class="field-error" role="alert">
+          {describe(sub.error)}
+        </p>
+      )}
+    </section>
   );
 }
 

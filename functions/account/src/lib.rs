@@ -7,10 +7,11 @@
 //! every route in one place, and the helpers several of them share.
 
 mod audit;
+mod budgets;
+mod digest;
 mod invitations;
 mod me;
 mod members;
-mod budgets;
 mod prices;
 mod signin;
 mod usage;
@@ -84,6 +85,7 @@ fn routes() -> OpenApiRouter<AccountState> {
         .routes(routes!(prices::replace_price, prices::remove_price))
         .routes(routes!(budgets::list_budgets, budgets::add_budget))
         .routes(routes!(budgets::replace_budget, budgets::remove_budget))
+        .routes(routes!(digest::get_digest, digest::set_digest))
 }
 
 pub fn router(state: AccountState) -> OpenApiRouter {

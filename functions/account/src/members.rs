@@ -10,6 +10,7 @@ use llmtrack_shared::domain::account::Membership;
 use llmtrack_shared::domain::ids::{UserId, WorkspaceId};
 use llmtrack_shared::domain::time::rfc3339;
 use llmtrack_shared::extract::{Json, Peer};
+use llmtrack_shared::usecases;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -127,6 +128,8 @@ pub(crate) async fn remove_member(
         .remove_member(&ws.id, &target.user_id)
         .await
         .map_err(|e| refusal(e, ws.plan))?;
+    // Someone who is no longer a member gets no digest.
+    usecases::set_digest(s.store.workspaces.as_ref(), &ws.id, &target.user_id, false).await?;
     let action = if leaving {
         "member.left"
     } else {

@@ -512,7 +512,16 @@ async fn delete_account(
             .remove_member(&ws.id, &who.user.id)
             .await
         {
-            Ok(_) => {}
+            // Someone who is no longer a member gets no digest.
+            Ok(_) => {
+                llmtrack_shared::usecases::set_digest(
+                    s.deps.store.workspaces.as_ref(),
+                    &ws.id,
+                    &who.user.id,
+                    false,
+                )
+                .await?;
+            }
             // Another owner left meanwhile: the workspace is now theirs alone to delete.
             Err(StoreError::Refused(r)) => {
                 return Err(ApiError::Conflict(format!(

@@ -25,6 +25,7 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+pub mod digest;
 pub mod render;
 
 /// The Lambda functions' parts: DynamoDB, S3 and SES.

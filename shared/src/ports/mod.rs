@@ -49,7 +49,7 @@ pub use provider_api::{DynProviderApi, ProviderApi, ProviderError};
 pub use repricing::Repricing;
 pub use retention::{Retained, Retention};
 pub use vault::{DynVault, Vault};
-pub use workspaces::{Workspace, Workspaces, all_workspace_ids};
+pub use workspaces::{DigestSubscribers, Workspace, Workspaces, all_workspace_ids};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {

@@ -2,7 +2,7 @@
 
 use super::StoreResult;
 use crate::domain::budget::WorkspaceBudgets;
-use crate::domain::ids::WorkspaceId;
+use crate::domain::ids::{UserId, WorkspaceId};
 use crate::domain::plan::Plan;
 use crate::domain::pricing::custom::WorkspacePrices;
 use crate::domain::spans::SpanLabels;
@@ -30,6 +30,42 @@ pub struct Workspace {
     /// Which OpenTelemetry attributes name `feature` and `user_id` (`domain::spans`).
     #[serde(default)]
     pub spans: SpanLabels,
+    /// The members who asked for the weekly digest email, versioned like the budgets.
+    #[serde(default)]
+    pub digest: DigestSubscribers,
+}
+
+/// Who gets a workspace's weekly digest email (opt-in, so empty by default). `version` goes up
+/// by one with each change, which is conditioned on the one before (`Workspaces::set_digest`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DigestSubscribers {
+    #[serde(default)]
+    pub version: u64,
+    #[serde(default)]
+    pub users: Vec<UserId>,
+}
+
+impl DigestSubscribers {
+    pub fn contains(&self, user: &UserId) -> bool {
+        self.users.contains(user)
+    }
+
+    /// The next version with `user` in (`on`) or out; `None` when that changes nothing.
+    pub fn with(&self, user: &UserId, on: bool) -> Option<DigestSubscribers> {
+        if self.contains(user) == on {
+            return None;
+        }
+        let mut users = self.users.clone();
+        if on {
+            users.push(user.clone());
+        } else {
+            users.retain(|u| u != user);
+        }
+        Some(DigestSubscribers {
+            version: self.version + 1,
+            users,
+        })
+    }
 }
 
 #[async_trait]
@@ -50,6 +86,10 @@ pub trait Workspaces: Send + Sync + 'static {
     /// Replaces the workspace's budgets if they are still at `budgets.version - 1`; false
     /// (changing nothing) when another change came first or the workspace does not exist.
     async fn set_budgets(&self, id: &WorkspaceId, budgets: &WorkspaceBudgets) -> StoreResult<bool>;
+
+    /// Replaces the digest's subscribers if they are still at `digest.version - 1`; false
+    /// (changing nothing) when another change came first or the workspace does not exist.
+    async fn set_digest(&self, id: &WorkspaceId, digest: &DigestSubscribers) -> StoreResult<bool>;
 
     /// Workspace ids after `after`, in id order, at most `limit`: the reports job walks them.
     async fn workspace_ids(

@@ -141,6 +141,11 @@ pub(super) struct WorkspaceItem<'a> {
     budgets: Option<String>,
     #[serde(default, skip_serializing_if = "is_zero")]
     bv: u64,
+    /// The digest's subscribers as JSON (`DigestSubscribers`); `dv` is their version.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    digest: Option<String>,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    dv: u64,
     /// Which span attributes name feature and user, as JSON (`SpanLabels`); absent: defaults.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     spans: Option<String>,
@@ -170,6 +175,8 @@ impl<'a> WorkspaceItem<'a> {
             pv: 0,
             budgets: None,
             bv: 0,
+            digest: None,
+            dv: 0,
             spans: None,
         }
     }
@@ -197,6 +204,11 @@ impl<'a> WorkspaceItem<'a> {
             spans: self
                 .spans
                 .and_then(|s| serde_json::from_str(&s).ok())
+                .unwrap_or_default(),
+            // Written only by `set_digest`; an unreadable one is read as nobody subscribed.
+            digest: self
+                .digest
+                .and_then(|d| serde_json::from_str(&d).ok())
                 .unwrap_or_default(),
         }
     }

@@ -6,6 +6,7 @@ use crate::domain::budget::WorkspaceBudgets;
 use crate::domain::ids::WorkspaceId;
 use crate::domain::plan::Plan;
 use crate::domain::pricing::custom::WorkspacePrices;
+use crate::ports::DigestSubscribers;
 use crate::ports::StoreError;
 use crate::ports::StoreResult;
 use crate::ports::Workspace;
@@ -81,6 +82,33 @@ impl Workspaces for DynamoStore {
             "attribute_exists(pk) AND (attribute_not_exists(bv) OR bv = :old)"
         } else {
             "attribute_exists(pk) AND bv = :old"
+        };
+        let update = update
+            .condition_expression(condition)
+            .expression_attribute_values(":old", n(previous));
+        match update.send().await {
+            Ok(_) => Ok(true),
+            Err(e) if is_condition_failed(&e) => Ok(false),
+            Err(e) => Err(err(e).into()),
+        }
+    }
+
+    async fn set_digest(&self, id: &WorkspaceId, digest: &DigestSubscribers) -> StoreResult<bool> {
+        let json = serde_json::to_string(digest).map_err(|e| anyhow::anyhow!(e))?;
+        let previous = digest.version.saturating_sub(1);
+        let update = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key(schema::workspace(id))))
+            .update_expression("SET digest = :d, dv = :v")
+            .expression_attribute_values(":d", s(&json))
+            .expression_attribute_values(":v", n(digest.version));
+        // Workspaces nobody subscribed in have no `dv`: version 0.
+        let condition = if previous == 0 {
+            "attribute_exists(pk) AND (attribute_not_exists(dv) OR dv = :old)"
+        } else {
+            "attribute_exists(pk) AND dv = :old"
         };
         let update = update
             .condition_expression(condition)

@@ -75,6 +75,11 @@ const MIGRATIONS: &[Migration] = &[
         // JSON of `WorkspaceBudgets`; NULL for a workspace that never set one.
         up: |tx, _| add_column(tx, "workspaces", "budgets", "TEXT"),
     },
+    Migration {
+        what: "weekly digest subscribers",
+        // JSON of `DigestSubscribers`; NULL for a workspace nobody subscribed in.
+        up: |tx, _| add_column(tx, "workspaces", "digest", "TEXT"),
+    },
 ];
 
 /// Adds a column unless the table has it (a store the tests rewind to an earlier release's

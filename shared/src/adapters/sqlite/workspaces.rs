@@ -3,6 +3,7 @@
 use super::*;
 use crate::domain::budget::WorkspaceBudgets;
 use crate::domain::spans::SpanLabels;
+use crate::ports::DigestSubscribers;
 
 #[async_trait]
 impl Workspaces for SqliteStore {
@@ -23,7 +24,7 @@ impl Workspaces for SqliteStore {
         self.read(move |c| {
             let row = c
                 .query_row(
-                    "SELECT name, plan, timezone, created_ms, deleting, prices, spans, budgets FROM workspaces WHERE id = ?1",
+                    "SELECT name, plan, timezone, created_ms, deleting, prices, spans, budgets, digest FROM workspaces WHERE id = ?1",
                     [id.as_str()],
                     |r| {
                         Ok((
@@ -35,11 +36,12 @@ impl Workspaces for SqliteStore {
                             r.get::<_, Option<String>>(5)?,
                             r.get::<_, Option<String>>(6)?,
                             r.get::<_, Option<String>>(7)?,
+                            r.get::<_, Option<String>>(8)?,
                         ))
                     },
                 )
                 .optional()?;
-            row.map(|(name, plan, timezone, created_ms, deleting, prices, spans, budgets)| {
+            row.map(|(name, plan, timezone, created_ms, deleting, prices, spans, budgets, digest)| {
                 let prices = match prices {
                     Some(p) => serde_json::from_str(&p)
                         .map_err(|e| anyhow!("workspace {id} has unreadable prices: {e}"))?,
@@ -49,6 +51,11 @@ impl Workspaces for SqliteStore {
                     Some(b) => serde_json::from_str(&b)
                         .map_err(|e| anyhow!("workspace {id} has unreadable budgets: {e}"))?,
                     None => WorkspaceBudgets::default(),
+                };
+                let digest = match digest {
+                    Some(d) => serde_json::from_str(&d)
+                        .map_err(|e| anyhow!("workspace {id} has unreadable digest subscribers: {e}"))?,
+                    None => DigestSubscribers::default(),
                 };
                 let spans = match spans {
                     Some(s) => serde_json::from_str(&s)
@@ -67,6 +74,7 @@ impl Workspaces for SqliteStore {
                     prices,
                     budgets,
                     spans,
+                    digest,
                 })
             })
             .transpose()
@@ -127,6 +135,22 @@ impl Workspaces for SqliteStore {
             Ok(c.execute(
                 "UPDATE workspaces SET budgets = ?1 WHERE id = ?2
                  AND COALESCE(json_extract(budgets, '$.version'), 0) = ?3",
+                params![json, id.as_str(), previous as i64],
+            )? == 1)
+        })
+        .await
+    }
+
+    async fn set_digest(&self, id: &WorkspaceId, digest: &DigestSubscribers) -> StoreResult<bool> {
+        let (id, json, previous) = (
+            id.clone(),
+            serde_json::to_string(digest).map_err(|e| anyhow!(e))?,
+            digest.version.saturating_sub(1),
+        );
+        self.write(move |c| {
+            Ok(c.execute(
+                "UPDATE workspaces SET digest = ?1 WHERE id = ?2
+                 AND COALESCE(json_extract(digest, '$.version'), 0) = ?3",
                 params![json, id.as_str(), previous as i64],
             )? == 1)
         })
