@@ -40,84 +40,18 @@ impl Workspaces for DynamoStore {
     }
 
     async fn set_prices(&self, id: &WorkspaceId, prices: &WorkspacePrices) -> StoreResult<bool> {
-        let json = serde_json::to_string(prices).map_err(|e| anyhow::anyhow!(e))?;
-        let previous = prices.version.saturating_sub(1);
-        let update = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .set_key(Some(key(schema::workspace(id))))
-            .update_expression("SET prices = :p, pv = :v")
-            .expression_attribute_values(":p", s(&json))
-            .expression_attribute_values(":v", n(prices.version));
-        // Workspaces made before price rules have no `pv`: version 0.
-        let condition = if previous == 0 {
-            "attribute_exists(pk) AND (attribute_not_exists(pv) OR pv = :old)"
-        } else {
-            "attribute_exists(pk) AND pv = :old"
-        };
-        let update = update
-            .condition_expression(condition)
-            .expression_attribute_values(":old", n(previous));
-        match update.send().await {
-            Ok(_) => Ok(true),
-            Err(e) if is_condition_failed(&e) => Ok(false),
-            Err(e) => Err(err(e).into()),
-        }
+        self.set_versioned(id, "prices", "pv", prices, prices.version)
+            .await
     }
 
     async fn set_budgets(&self, id: &WorkspaceId, budgets: &WorkspaceBudgets) -> StoreResult<bool> {
-        let json = serde_json::to_string(budgets).map_err(|e| anyhow::anyhow!(e))?;
-        let previous = budgets.version.saturating_sub(1);
-        let update = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .set_key(Some(key(schema::workspace(id))))
-            .update_expression("SET budgets = :b, bv = :v")
-            .expression_attribute_values(":b", s(&json))
-            .expression_attribute_values(":v", n(budgets.version));
-        // Workspaces made before budgets have no `bv`: version 0.
-        let condition = if previous == 0 {
-            "attribute_exists(pk) AND (attribute_not_exists(bv) OR bv = :old)"
-        } else {
-            "attribute_exists(pk) AND bv = :old"
-        };
-        let update = update
-            .condition_expression(condition)
-            .expression_attribute_values(":old", n(previous));
-        match update.send().await {
-            Ok(_) => Ok(true),
-            Err(e) if is_condition_failed(&e) => Ok(false),
-            Err(e) => Err(err(e).into()),
-        }
+        self.set_versioned(id, "budgets", "bv", budgets, budgets.version)
+            .await
     }
 
     async fn set_digest(&self, id: &WorkspaceId, digest: &DigestSubscribers) -> StoreResult<bool> {
-        let json = serde_json::to_string(digest).map_err(|e| anyhow::anyhow!(e))?;
-        let previous = digest.version.saturating_sub(1);
-        let update = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .set_key(Some(key(schema::workspace(id))))
-            .update_expression("SET digest = :d, dv = :v")
-            .expression_attribute_values(":d", s(&json))
-            .expression_attribute_values(":v", n(digest.version));
-        // Workspaces nobody subscribed in have no `dv`: version 0.
-        let condition = if previous == 0 {
-            "attribute_exists(pk) AND (attribute_not_exists(dv) OR dv = :old)"
-        } else {
-            "attribute_exists(pk) AND dv = :old"
-        };
-        let update = update
-            .condition_expression(condition)
-            .expression_attribute_values(":old", n(previous));
-        match update.send().await {
-            Ok(_) => Ok(true),
-            Err(e) if is_condition_failed(&e) => Ok(false),
-            Err(e) => Err(err(e).into()),
-        }
+        self.set_versioned(id, "digest", "dv", digest, digest.version)
+            .await
     }
 
     async fn set_plan(&self, id: &WorkspaceId, plan: Plan) -> StoreResult<bool> {
@@ -168,5 +102,45 @@ impl Workspaces for DynamoStore {
     async fn claim_notice(&self, ws: &WorkspaceId, key: &str, now_ms: i64) -> StoreResult<bool> {
         let item = items::item(schema::notice(ws, key), &NoticeItem { at: now_ms })?;
         Ok(self.put(item, Some("attribute_not_exists(pk)")).await?)
+    }
+}
+
+impl DynamoStore {
+    /// Writes one of the workspace's versioned JSON attributes (price rules, budgets, digest
+    /// subscribers) if its version attribute is still `version - 1`; false when another change
+    /// came first or the workspace does not exist. Workspaces made before the attribute have no
+    /// version attribute: version 0.
+    async fn set_versioned<T: serde::Serialize>(
+        &self,
+        id: &WorkspaceId,
+        attr: &str,
+        version_attr: &str,
+        value: &T,
+        version: u64,
+    ) -> StoreResult<bool> {
+        let json = serde_json::to_string(value).map_err(|e| anyhow::anyhow!(e))?;
+        let previous = version.saturating_sub(1);
+        let condition = if previous == 0 {
+            "attribute_exists(pk) AND (attribute_not_exists(#v) OR #v = :old)"
+        } else {
+            "attribute_exists(pk) AND #v = :old"
+        };
+        let update = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key(schema::workspace(id))))
+            .update_expression("SET #a = :a, #v = :v")
+            .expression_attribute_names("#a", attr)
+            .expression_attribute_names("#v", version_attr)
+            .expression_attribute_values(":a", s(&json))
+            .expression_attribute_values(":v", n(version))
+            .condition_expression(condition)
+            .expression_attribute_values(":old", n(previous));
+        match update.send().await {
+            Ok(_) => Ok(true),
+            Err(e) if is_condition_failed(&e) => Ok(false),
+            Err(e) => Err(err(e).into()),
+        }
     }
 }

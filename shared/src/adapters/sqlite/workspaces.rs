@@ -110,51 +110,18 @@ impl Workspaces for SqliteStore {
     }
 
     async fn set_prices(&self, id: &WorkspaceId, prices: &WorkspacePrices) -> StoreResult<bool> {
-        let (id, json, previous) = (
-            id.clone(),
-            serde_json::to_string(prices).map_err(|e| anyhow!(e))?,
-            prices.version.saturating_sub(1),
-        );
-        self.write(move |c| {
-            Ok(c.execute(
-                "UPDATE workspaces SET prices = ?1 WHERE id = ?2
-                 AND COALESCE(json_extract(prices, '$.version'), 0) = ?3",
-                params![json, id.as_str(), previous as i64],
-            )? == 1)
-        })
-        .await
+        self.set_versioned(id, Versioned::Prices, prices, prices.version)
+            .await
     }
 
     async fn set_budgets(&self, id: &WorkspaceId, budgets: &WorkspaceBudgets) -> StoreResult<bool> {
-        let (id, json, previous) = (
-            id.clone(),
-            serde_json::to_string(budgets).map_err(|e| anyhow!(e))?,
-            budgets.version.saturating_sub(1),
-        );
-        self.write(move |c| {
-            Ok(c.execute(
-                "UPDATE workspaces SET budgets = ?1 WHERE id = ?2
-                 AND COALESCE(json_extract(budgets, '$.version'), 0) = ?3",
-                params![json, id.as_str(), previous as i64],
-            )? == 1)
-        })
-        .await
+        self.set_versioned(id, Versioned::Budgets, budgets, budgets.version)
+            .await
     }
 
     async fn set_digest(&self, id: &WorkspaceId, digest: &DigestSubscribers) -> StoreResult<bool> {
-        let (id, json, previous) = (
-            id.clone(),
-            serde_json::to_string(digest).map_err(|e| anyhow!(e))?,
-            digest.version.saturating_sub(1),
-        );
-        self.write(move |c| {
-            Ok(c.execute(
-                "UPDATE workspaces SET digest = ?1 WHERE id = ?2
-                 AND COALESCE(json_extract(digest, '$.version'), 0) = ?3",
-                params![json, id.as_str(), previous as i64],
-            )? == 1)
-        })
-        .await
+        self.set_versioned(id, Versioned::Digest, digest, digest.version)
+            .await
     }
 
     async fn workspace_ids(
@@ -185,6 +152,56 @@ impl Workspaces for SqliteStore {
                 "INSERT INTO notices (workspace_id, key, at_ms) VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING",
                 params![ws.as_str(), key, now_ms],
             )? == 1)
+        })
+        .await
+    }
+}
+
+/// The workspace's versioned JSON columns. A closed set, so no column name is ever built from
+/// input.
+#[derive(Clone, Copy)]
+enum Versioned {
+    Prices,
+    Budgets,
+    Digest,
+}
+
+impl Versioned {
+    fn update(self) -> &'static str {
+        match self {
+            Versioned::Prices => {
+                "UPDATE workspaces SET prices = ?1 WHERE id = ?2
+                 AND COALESCE(json_extract(prices, '$.version'), 0) = ?3"
+            }
+            Versioned::Budgets => {
+                "UPDATE workspaces SET budgets = ?1 WHERE id = ?2
+                 AND COALESCE(json_extract(budgets, '$.version'), 0) = ?3"
+            }
+            Versioned::Digest => {
+                "UPDATE workspaces SET digest = ?1 WHERE id = ?2
+                 AND COALESCE(json_extract(digest, '$.version'), 0) = ?3"
+            }
+        }
+    }
+}
+
+impl SqliteStore {
+    /// Writes one of the workspace's versioned JSON columns if its stored version is still
+    /// `version - 1`; false when another change came first or the workspace does not exist.
+    async fn set_versioned<T: serde::Serialize>(
+        &self,
+        id: &WorkspaceId,
+        column: Versioned,
+        value: &T,
+        version: u64,
+    ) -> StoreResult<bool> {
+        let (id, json, previous) = (
+            id.clone(),
+            serde_json::to_string(value).map_err(|e| anyhow!(e))?,
+            version.saturating_sub(1),
+        );
+        self.write(move |c| {
+            Ok(c.execute(column.update(), params![json, id.as_str(), previous as i64])? == 1)
         })
         .await
     }
