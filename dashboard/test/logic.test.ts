@@ -11,6 +11,9 @@ describe('alert rule form', () => {
     expect(conditionOf({ ...base, metric: 'cost', period: 'month', over_usd: '25' })).toEqual({ metric: 'cost', period: 'month', over_usd: 25 });
     expect(conditionOf({ ...base, metric: 'budget', budget_usd: '500', thresholds: '50, 80 100' })).toEqual({ metric: 'budget', budget_usd: 500, thresholds_pct: [50, 80, 100] });
     expect(conditionOf({ ...base, metric: 'forecast', budget_usd: '1e3' })).toEqual({ metric: 'forecast', budget_usd: 1000 });
+    // A rule following a budget keeps following it when edited: no amount of its own.
+    expect(conditionOf({ ...base, metric: 'budget', budget_id: 'bdg_1', budget_usd: '0', thresholds: '' })).toEqual({ metric: 'budget', budget_id: 'bdg_1' });
+    expect(conditionOf({ ...base, metric: 'budget', budget_id: 'bdg_1', budget_usd: '0', thresholds: '90, 100' })).toEqual({ metric: 'budget', budget_id: 'bdg_1', thresholds_pct: [90, 100] });
     expect(conditionOf({ ...base, metric: 'error_rate', over_pct: '5', window_minutes: '15', min_requests: '20' })).toEqual({ metric: 'error_rate', over_pct: 5, window_minutes: 15, min_requests: 20 });
     expect(conditionOf({ ...base, metric: 'latency_p95', over_ms: '2000', window_minutes: '10' })).toEqual({ metric: 'latency_p95', over_ms: 2000, window_minutes: 10 });
   });
@@ -28,6 +31,13 @@ describe('alert rule form', () => {
       window_hours: 1,
     });
     expect(conditionOf({ ...base, metric: 'anomaly', anomaly_on: 'requests', anomaly_by: 'model' })).toEqual({ metric: 'anomaly', on: 'requests', dimension: 'model' });
+    expect(conditionOf({ ...base, metric: 'anomaly', anomaly_on: 'cost', anomaly_by: 'model', anomaly_each: 'feature' })).toEqual({ metric: 'anomaly', on: 'cost', dimension: 'model', each: 'feature' });
+    expect(conditionOf({ ...base, metric: 'anomaly', anomaly_on: 'cost', anomaly_by: 'feature', anomaly_each: '' })).toEqual({ metric: 'anomaly', on: 'cost', dimension: 'feature' });
+    expect(formFieldOf(new ApiError(400, 'invalid_rule', '`each` (feature) cannot be watched within a `model` filter'), 'anomaly')).toBe('anomaly_each');
+    expect(describeRule({ condition: { metric: 'anomaly', on: 'cost', each: 'feature' }, filter: null })).toBe('cost of any feature unusual for the hour of the week');
+    expect(describeRule({ condition: { metric: 'anomaly', on: 'requests' }, filter: { dimension: 'feature', value: 'search' } })).toBe(
+      'requests unusual for the hour of the week (contributors by feature), for feature search',
+    );
     expect(formFieldOf(new ApiError(400, 'invalid_rule', '`over_requests` must be from 1 to 1000000000'), 'any_value')).toBe('each_over');
     expect(describeRule({ condition: { metric: 'any_value', dimension: 'user', over_usd: 5, window_hours: 168 }, filter: null })).toBe('any end-user over $5.00 in the last 7 days');
     expect(describeRule({ condition: { metric: 'any_value', dimension: 'feature', over_requests: 100, window_hours: 24 }, filter: null })).toBe('any feature over 100 requests in the last 24 h');

@@ -3,7 +3,8 @@
 //! rows each query reads (must be equal at both sizes: aggregate on write) and its latency
 //! (budget: 50 ms at 10 million), plus one page of the request log, and the budget check an
 //! application makes before a call (`/v1/budgets/check` with an ingest key, three budgets that
-//! apply: budget p99 10 ms). Run with `make bench`; under `cargo test` it runs at small sizes
+//! apply: budget p99 10 ms). Run with `make bench` (the budget check alone:
+//! `cargo bench -p llmtrack --bench query -- budget`); under `cargo test` it runs at small sizes
 //! as a smoke test.
 
 use std::sync::Arc;
@@ -151,6 +152,9 @@ async fn measure(
 #[tokio::main]
 async fn main() {
     let full = std::env::args().any(|a| a == "--bench");
+    // `cargo bench -p llmtrack --bench query -- budget`: the budget check only (the fill is the
+    // same, the dashboard queries are skipped).
+    let budget_only = std::env::args().skip(1).any(|a| a == "budget");
     let (sizes, runs, check_runs): (&[u64], usize, usize) = if full {
         (&[10_000, 10_000_000], 50, 2_000)
     } else {
@@ -179,6 +183,11 @@ async fn main() {
             format!("/v1/events?{range}&limit=50"),
         ),
     ];
+    let queries = if budget_only {
+        &queries[..0]
+    } else {
+        &queries[..]
+    };
     let mut results: Vec<(u64, Vec<Measure>)> = Vec::new();
     let mut checks: Vec<(u64, Measure)> = Vec::new();
     for &n in sizes {
@@ -237,7 +246,7 @@ async fn main() {
         let server = tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
         let http = reqwest::Client::new();
         let mut measures = Vec::new();
-        for (_, path) in &queries {
+        for (_, path) in queries {
             // One warm-up request so the first measurement does not pay for cold caches.
             measure(
                 &http,

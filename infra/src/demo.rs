@@ -390,6 +390,7 @@ async fn add_rules(store: &dyn Store, ws: &WorkspaceId, now_ms: i64) -> anyhow::
             Condition::Budget {
                 budget_usd: 300.0,
                 thresholds_pct: vec![50, 80, 100],
+                budget_id: None,
             },
             None,
         ),

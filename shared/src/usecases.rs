@@ -95,6 +95,7 @@ pub async fn create_workspace(
         prices: Default::default(),
         budgets: Default::default(),
         digest: Default::default(),
+        tags: Default::default(),
         spans: Default::default(),
     };
     workspaces.create_workspace(&ws).await?;
@@ -490,8 +491,9 @@ pub async fn change_budgets(
 
 /// What a budget's scope (the whole workspace when it has none) cost in USD over `bounds`
 /// (`[start, end)` epoch ms, as `domain::budget::period_bounds` gives), from the hourly rollups
-/// of every hour the bounds touch: the view of the scope's dimension filtered to its value, as
-/// the alert evaluator measures a rule's slice. A model scope is matched by its canonical id,
+/// of every hour the bounds touch: the rows of the scope's value in the view of its dimension
+/// (`Events::value_rollups`: on SQLite one row an hour, not every end-user's), as the alert
+/// evaluator measures a rule's slice. A model scope is matched by its canonical id,
 /// which is what the `model` view groups by.
 pub async fn budget_spent(
     events: &dyn crate::ports::Events,
@@ -512,15 +514,16 @@ pub async fn budget_spent(
         Dimension::Model => crate::domain::budget::canonical_model(&f.value),
         _ => f.value.clone(),
     });
-    let rows = events
-        .rollups(ws, &view, hour_of(start), hour_of(end - 1) + 1)
-        .await?;
-    Ok(rows
-        .iter()
-        .filter(|(k, _)| value.as_ref().is_none_or(|v| k.value == *v))
-        .map(|(_, r)| r.cost_pico)
-        .sum::<i128>() as f64
-        / 1e12)
+    let (from_hour, to_hour) = (hour_of(start), hour_of(end - 1) + 1);
+    let rows = match &value {
+        None => events.rollups(ws, &view, from_hour, to_hour).await?,
+        Some(v) => {
+            events
+                .value_rollups(ws, &view, v, from_hour, to_hour)
+                .await?
+        }
+    };
+    Ok(rows.iter().map(|(_, r)| r.cost_pico).sum::<i128>() as f64 / 1e12)
 }
 
 /// Turns `user`'s weekly digest of workspace `ws` on or off (`Workspace.digest`); retried when

@@ -1,7 +1,10 @@
 //! `anomaly` alert rules over HTTP, driven by a test clock: three weeks of hourly traffic with
 //! a daily and weekly rhythm, then a normal day (nothing told), a cost spike (told once, with
 //! the hour of the week and the feature behind it, then resolved once) and an outage of
-//! requests (told once, resolved once) — on SQLite.
+//! requests (told once, resolved once) — on SQLite. Then per-value rules: one feature's cost
+//! spikes while the workspace's total barely moves, and the rules watching that feature (a
+//! filter) and each feature (`each`) tell it once and its end once; the total's stays quiet —
+//! on SQLite and on DynamoDB (there with each hour's calls of a feature merged into one event).
 
 use std::sync::Arc;
 
@@ -127,8 +130,13 @@ impl World {
     /// Sends an hour's traffic during it, then evaluates just after it is over; returns the
     /// notifications sent.
     async fn hour(&self, hour: i64, kind: Hour) -> usize {
+        self.hour_of(hour, events_of(hour, kind)).await
+    }
+
+    /// [`World::hour`] with the hour's events given.
+    async fn hour_of(&self, hour: i64, events: Vec<Value>) -> usize {
         self.clock.set(hour * HOUR + 58 * 60_000);
-        self.post(events_of(hour, kind)).await;
+        self.post(events).await;
         self.clock.set((hour + 1) * HOUR + 60_000);
         self.evaluate().await
     }
@@ -195,12 +203,13 @@ async fn anomaly_rules_tell_a_spike_and_an_outage_once_each_on_sqlite() {
         .collect();
     w.post(history).await;
 
-    // A filter is refused; a bad dimension is named.
+    // Each feature within one model is not kept by the rollups: refused, naming `each`; a bad
+    // dimension is named.
     let (status, body) = w
         .owner
         .post(
             &format!("/v1/workspaces/{}/alerts", w.ws),
-            json!({"name": "x", "condition": {"metric": "anomaly", "on": "cost"},
+            json!({"name": "x", "condition": {"metric": "anomaly", "on": "cost", "each": "feature"},
                    "filter": {"dimension": "model", "value": "gpt-4o"}}),
         )
         .await;
@@ -209,7 +218,22 @@ async fn anomaly_rules_tell_a_spike_and_an_outage_once_each_on_sqlite() {
         body["error"]["message"]
             .as_str()
             .unwrap()
-            .contains("leave `filter` out"),
+            .contains("`each` (feature) cannot be watched within a `model` filter"),
+        "{body}"
+    );
+    let (status, body) = w
+        .owner
+        .post(
+            &format!("/v1/workspaces/{}/alerts", w.ws),
+            json!({"name": "x", "condition": {"metric": "anomaly", "on": "cost", "each": "status"}}),
+        )
+        .await;
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("`each`"),
         "{body}"
     );
     let (status, body) = w
@@ -305,4 +329,173 @@ async fn anomaly_rules_tell_a_spike_and_an_outage_once_each_on_sqlite() {
         .map(|e| e["transition"]["kind"].as_str().unwrap())
         .collect();
     assert_eq!(kinds, ["resolved", "firing"]);
+}
+
+/// An hour's events at $0.30 a call, with a smaller `translate` feature beside `chat` and
+/// `search`: a fifth as many calls at $0.20 each ($2.40 a weekday office hour of $20.40), or at
+/// $0.80 in a spike of that feature, which moves the workspace's total by about a third (under
+/// the 1.5× an anomaly needs). Translate's usual office hour stays over the $1 under which an
+/// hour is too small to tell, so its anomaly can resolve.
+fn with_translate(hour: i64, spike: bool) -> Vec<Value> {
+    let mut events = events_of(hour, Hour::Usual);
+    for e in &mut events {
+        e["cost_usd"] = json!(0.30);
+    }
+    let cost = if spike { 0.80 } else { 0.20 };
+    for i in 0..usual_calls(hour) / 5 {
+        events.push(json!({"provider": "openai", "model": "gpt-4o",
+            "timestamp": hour * HOUR + 52 * 60_000 + i as i64 * 1_000,
+            "input_tokens": 100, "output_tokens": 50, "cost_usd": cost, "feature": "translate"}));
+    }
+    events
+}
+
+/// One event per feature for an hour's calls of that feature, costing what they cost together:
+/// the same cost series with a fraction of the writes (DynamoDB through moto is slow).
+fn merged(events: Vec<Value>) -> Vec<Value> {
+    let mut by_feature: std::collections::BTreeMap<String, Value> = Default::default();
+    for e in events {
+        let feature = e["feature"].as_str().unwrap().to_owned();
+        match by_feature.get_mut(&feature) {
+            None => {
+                by_feature.insert(feature, e);
+            }
+            Some(m) => {
+                let cost = m["cost_usd"].as_f64().unwrap() + e["cost_usd"].as_f64().unwrap();
+                m["cost_usd"] = json!(cost);
+                for t in ["input_tokens", "output_tokens"] {
+                    m[t] = json!(m[t].as_u64().unwrap() + e[t].as_u64().unwrap());
+                }
+            }
+        }
+    }
+    by_feature.into_values().collect()
+}
+
+/// The start of the per-value tests: today 06:10 UTC (or yesterday's), so the spike comes in
+/// office hours, 10:00 to 13:00.
+fn per_value_start() -> i64 {
+    let now = now_ms();
+    let mut start = now.div_euclid(DAY) * DAY + 6 * HOUR + 10 * 60_000;
+    if start > now {
+        start -= DAY;
+    }
+    start
+}
+
+#[tokio::test]
+async fn anomaly_rules_watch_one_value_or_each_value_on_sqlite() {
+    let start = per_value_start();
+    let (store, dir) = sqlite_store();
+    let w = world(Arc::new(store), Some(dir), start).await;
+    per_value_rules(&w, start / HOUR, false).await;
+}
+
+/// The same on DynamoDB, with each hour's calls of a feature merged into one event (the costs,
+/// which the rules watch, unchanged).
+#[tokio::test]
+async fn anomaly_rules_watch_one_value_or_each_value_on_dynamodb() {
+    let start = per_value_start();
+    let w = world(Arc::new(dynamo_store().await), None, start).await;
+    per_value_rules(&w, start / HOUR, true).await;
+}
+
+async fn per_value_rules(w: &World, h0: i64, merge: bool) {
+    let with_translate = |h: i64, spike: bool| {
+        let events = with_translate(h, spike);
+        if merge { merged(events) } else { events }
+    };
+    let history: Vec<Value> = (h0 - 21 * 24..h0)
+        .flat_map(|h| with_translate(h, false))
+        .collect();
+    w.post(history).await;
+
+    let total = w
+        .rule(json!({"name": "Total", "condition": {"metric": "anomaly", "on": "cost"}}))
+        .await;
+    let one = w
+        .rule(json!({"name": "Translate", "condition": {"metric": "anomaly", "on": "cost", "dimension": "model"},
+                     "filter": {"dimension": "feature", "value": "translate"}}))
+        .await;
+    let each = w
+        .rule(json!({"name": "Any feature", "condition": {"metric": "anomaly", "on": "cost", "each": "feature"}}))
+        .await;
+    let (_, rule) = w
+        .owner
+        .get(&format!("/v1/workspaces/{}/alerts/{each}", w.ws))
+        .await;
+    assert_eq!(rule["condition"]["each"], "feature", "{rule}");
+    assert_eq!(w.evaluate().await, 0, "the last complete hour was usual");
+    for h in h0..h0 + 4 {
+        assert_eq!(
+            w.hour_of(h, with_translate(h, false)).await,
+            0,
+            "{}",
+            label(h)
+        );
+    }
+
+    // Translate costs 4× its usual for three hours: the two rules watching it tell it once
+    // each, naming the feature; the total is quiet.
+    let spike = h0 + 4;
+    let mut sent = 0;
+    for h in spike..spike + 3 {
+        sent += w.hour_of(h, with_translate(h, true)).await;
+    }
+    assert_eq!(sent, 2, "{:?}", w.alert_mails());
+    let mails = w.alert_mails();
+    let firing = |name: &str| -> Vec<&String> {
+        mails
+            .iter()
+            .filter(|m| m.contains(&format!("\"{name}\" is firing")))
+            .collect()
+    };
+    assert!(firing("Total").is_empty(), "{mails:?}");
+    for name in ["Translate", "Any feature"] {
+        let told = firing(name);
+        assert_eq!(told.len(), 1, "{name}: {mails:?}");
+        assert!(told[0].contains("is firing in Acme: cost "), "{}", told[0]);
+        assert!(told[0].contains(" on feature=translate ($"), "{}", told[0]);
+    }
+    assert_eq!(w.state(&one).await, "firing");
+    assert_eq!(w.state(&each).await, "firing");
+    assert_eq!(w.state(&total).await, "ok");
+    let (_, rule) = w
+        .owner
+        .get(&format!("/v1/workspaces/{}/alerts/{each}", w.ws))
+        .await;
+    assert_eq!(rule["values"], json!(["translate"]), "{rule}");
+
+    // Back to usual: each resolves once, after two usual hours, naming the feature.
+    let mut sent = 0;
+    for h in spike + 3..spike + 6 {
+        sent += w.hour_of(h, with_translate(h, false)).await;
+    }
+    assert_eq!(sent, 2, "{:?}", w.alert_mails());
+    let mails = w.alert_mails();
+    assert_eq!(mails.len(), 4, "{mails:?}");
+    let resolved: Vec<&String> = mails.iter().filter(|m| m.contains("resolved")).collect();
+    assert_eq!(resolved.len(), 2, "{mails:?}");
+    for m in resolved {
+        assert!(m.contains("for feature `translate`"), "{m}");
+    }
+    for id in [&one, &each] {
+        assert_eq!(w.state(id).await, "ok");
+        let (_, history) = w
+            .owner
+            .get(&format!("/v1/workspaces/{}/alerts/{id}/history", w.ws))
+            .await;
+        let kinds: Vec<&str> = history
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["transition"]["kind"].as_str().unwrap())
+            .collect();
+        assert_eq!(kinds, ["resolved", "firing"]);
+    }
+    let (_, history) = w
+        .owner
+        .get(&format!("/v1/workspaces/{}/alerts/{each}/history", w.ws))
+        .await;
+    assert_eq!(history[0]["transition"]["about"], "feature `translate`");
 }

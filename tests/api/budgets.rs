@@ -331,3 +331,123 @@ async fn budgets_on_dynamodb() {
     let w = world(Arc::new(store), None).await;
     budgets_answer_as_spend_grows(&w).await;
 }
+
+/// An alert rule that follows a budget (`budget_id`): the budget's amount, month (Auckland's)
+/// and end-user scope; thresholds the budget's `warn_pct` and 100, each told once. An unknown
+/// budget or a filter beside it is refused naming the field; once the budget is deleted the rule
+/// says so and is not evaluated.
+async fn a_rule_following_a_budget_tells_warn_and_100_once_each(w: &World) {
+    let budget = w
+        .add(
+            json!({"name": "Power user", "amount_usd": 10, "period": {"kind": "month"},
+                    "scope": {"dimension": "user", "value": "u_7"}, "warn_pct": 80}),
+        )
+        .await;
+    let id = budget["id"].as_str().unwrap();
+    let rules = format!("/v1/workspaces/{}/alerts", w.ws);
+    for (body, needle) in [
+        (
+            json!({"name": "x", "condition": {"metric": "budget", "budget_id": "bdg_nope"}}),
+            "budget_id",
+        ),
+        (
+            json!({"name": "x", "condition": {"metric": "budget", "budget_id": id},
+                   "filter": {"dimension": "feature", "value": "search"}}),
+            "filter",
+        ),
+        (
+            json!({"name": "x", "condition": {"metric": "budget", "budget_id": id, "budget_usd": 5}}),
+            "budget_usd",
+        ),
+    ] {
+        let (status, err) = w.owner.post(&rules, body.clone()).await;
+        assert_eq!(status, 400, "{body}: {err}");
+        assert!(
+            err["error"]["message"].as_str().unwrap().contains(needle),
+            "{err}"
+        );
+    }
+    let (status, rule) = w
+        .owner
+        .post(
+            &rules,
+            json!({"name": "Power user", "condition": {"metric": "budget", "budget_id": id}}),
+        )
+        .await;
+    assert_eq!(status, 201, "{rule}");
+    let rule_path = format!("{rules}/{}", rule["id"].as_str().unwrap());
+    let evaluate = || async {
+        llmtrack_alerts::evaluate::all(&w.app.parts.alerts().deps)
+            .await
+            .unwrap()
+            .notifications
+    };
+    let alert_mails = || {
+        w.app
+            .mails_to("owner@example.com")
+            .into_iter()
+            .filter(|m| m.contains("LLMtrack alert"))
+            .collect::<Vec<_>>()
+    };
+
+    // Auckland's November and another end-user do not count: $5 of $10.
+    w.spend(
+        &w.ingest,
+        &[
+            (AUCKLAND_NOVEMBER, "chat", "u_7", 40.0),
+            (AUCKLAND_DECEMBER, "chat", "u_7", 2.0),
+            (NOW - 60_000, "search", "u_7", 3.0),
+            (NOW - 60_000, "search", "u_8", 30.0),
+        ],
+    )
+    .await;
+    assert_eq!(evaluate().await, 0);
+    // $8.50: past the budget's warn_pct (80), told once.
+    w.spend(&w.ingest, &[(NOW - 30_000, "chat", "u_7", 3.5)])
+        .await;
+    assert_eq!(evaluate().await, 1);
+    assert_eq!(evaluate().await, 0);
+    // $10.50: past 100, told once.
+    w.spend(&w.ingest, &[(NOW - 20_000, "chat", "u_7", 2.0)])
+        .await;
+    assert_eq!(evaluate().await, 1);
+    assert_eq!(evaluate().await, 0);
+    let mails = alert_mails();
+    assert_eq!(mails.len(), 2, "{mails:?}");
+    assert!(mails[0].contains("85.0%"), "{}", mails[0]);
+    assert!(mails[1].contains("105.0%"), "{}", mails[1]);
+    let (_, r) = w.owner.get(&rule_path).await;
+    assert_eq!(
+        (r["state"].as_str(), r["level"].as_u64()),
+        (Some("firing"), Some(2)),
+        "{r}"
+    );
+    assert!(r.get("problem").is_none(), "{r}");
+
+    // The budget deleted: the rule says so, and is not evaluated (nor does it fail the run).
+    let (status, _) = w.owner.delete(&w.path(&format!("/{id}"))).await;
+    assert_eq!(status, 204);
+    w.spend(&w.ingest, &[(NOW - 10_000, "chat", "u_7", 20.0)])
+        .await;
+    assert_eq!(evaluate().await, 0);
+    assert_eq!(alert_mails().len(), 2);
+    let (_, r) = w.owner.get(&rule_path).await;
+    assert!(
+        r["problem"].as_str().is_some_and(|p| p.contains("deleted")),
+        "{r}"
+    );
+}
+
+#[tokio::test]
+async fn budget_rules_on_sqlite() {
+    let (store, dir) = sqlite_store();
+    let w = world(Arc::new(store), Some(dir)).await;
+    a_rule_following_a_budget_tells_warn_and_100_once_each(&w).await;
+}
+
+#[tokio::test]
+async fn budget_rules_on_dynamodb() {
+    let store = dynamo_store().await;
+    let w = world(Arc::new(store), None).await;
+    a_rule_following_a_budget_tells_warn_and_100_once_each(&w).await;
+}

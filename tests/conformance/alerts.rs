@@ -62,6 +62,7 @@ pub async fn alert_rules_keep_their_limit_version_and_history(store: DynStore) {
         since_ms: 5,
         values: Vec::new(),
         anomaly: None,
+        each: Default::default(),
     };
     assert!(store.update_alert_rule(&mut a).await.unwrap());
     b.name = "stale".into();
@@ -77,6 +78,7 @@ pub async fn alert_rules_keep_their_limit_version_and_history(store: DynStore) {
         Some(Transition::Resolved {
             value: 1.0,
             threshold: 2.0,
+            about: None,
         }),
     ]
     .into_iter()

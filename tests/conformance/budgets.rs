@@ -306,3 +306,92 @@ pub(crate) async fn budgets_spend_is_the_cost_of_their_scope(store: DynStore) {
         0.0
     );
 }
+
+/// What a budget scoped to one value reads (`Events::value_rollups`) is exactly that value's rows
+/// of the view, as `rollups` gives them, and nothing else: for the `user` view (a range of its own
+/// index on SQLite) and a view of a few values, over a range that cuts hours off either end,
+/// with batches folded into the rollups and batches still pending as deltas (SQLite's compactor
+/// is asked to fold once 32 batches wait: of 40 single-event batches, the first 36 are folded
+/// and the last 4, sent after another workspace's, wait as deltas), and none of another
+/// workspace's rows of the same value.
+pub(crate) async fn one_values_rollups_are_exactly_its_rows(store: DynStore) {
+    use llmtrack_shared::domain::rollup::{self, Rollup, RollupKey};
+    use llmtrack_shared::domain::time::HOUR_MS;
+    let ws = new_workspace(&store, Plan::Pro).await;
+    let other = new_workspace(&store, Plan::Pro).await;
+    // 40 events over the 20 hours before the last whole hour, one batch each.
+    let first = (now_ms() / HOUR_MS - 21) * HOUR_MS;
+    let raw: Vec<serde_json::Value> = (0..40)
+        .map(|i| event(i, first + i as i64 * HOUR_MS / 2 + 7))
+        .collect();
+    let events = validated(&raw, "production");
+    let batches = [
+        (&ws, &events[..36]),
+        (&other, &events[..5]),
+        (&ws, &events[36..]),
+    ];
+    for (w, events) in batches {
+        for e in events {
+            let quota = Quota {
+                month: month_of(e.ts_ms),
+                limit: 10_000,
+            };
+            let batch = std::slice::from_ref(e);
+            assert!(
+                stored(store.ingest(w, batch, &quota).await.unwrap())
+                    .iter()
+                    .all(|s| *s == Stored::Accepted)
+            );
+        }
+    }
+    let h = hour_of(first);
+    for (from, to) in [(h - 1, h + 21), (h + 3, h + 17)] {
+        let cases = [
+            (Dimension::User, "user-3"),
+            (Dimension::User, "user-0"),
+            (Dimension::Feature, "search"),
+            (Dimension::Model, "gpt-4o"),
+        ];
+        for (dimension, value) in cases {
+            let view = View::of(dimension);
+            let expected: Vec<(RollupKey, Rollup)> = rollup::fold(&events)
+                .into_iter()
+                .filter(|(k, _)| k.view == view && k.value == value && (from..to).contains(&k.hour))
+                .collect::<std::collections::BTreeMap<_, _>>()
+                .into_iter()
+                .collect();
+            assert!(!expected.is_empty(), "{value}");
+            let all = store.rollups(&ws, &view, from, to).await.unwrap();
+            let got = store
+                .value_rollups(&ws, &view, value, from, to)
+                .await
+                .unwrap();
+            let keys = |rows: &[(RollupKey, Rollup)]| {
+                rows.iter().map(|(k, _)| k.clone()).collect::<Vec<_>>()
+            };
+            assert_eq!(keys(&got), keys(&expected), "{value} {from}..{to}");
+            let of_value: Vec<_> = all.into_iter().filter(|(k, _)| k.value == value).collect();
+            assert_eq!(keys(&got), keys(&of_value), "{value} {from}..{to}");
+            for ((k, r), ((_, e), (_, a))) in got.iter().zip(expected.iter().zip(&of_value)) {
+                assert!(r.same_as(e), "{k:?}: {r:?} against the events' {e:?}");
+                assert!(r.same_as(a), "{k:?}: {r:?} against rollups' {a:?}");
+            }
+        }
+    }
+    // A value nobody has, and an empty range, read nothing.
+    let users = View::of(Dimension::User);
+    assert!(
+        store
+            .value_rollups(&ws, &users, "nobody", h - 1, h + 21)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        store
+            .value_rollups(&ws, &users, "user-3", h + 5, h + 5)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}

@@ -463,6 +463,7 @@ async fn every_item_kind_keeps_its_stored_layout() {
             transition: Some(Transition::Resolved {
                 value: 1.0,
                 threshold: 2.0,
+                about: None,
             }),
             deliveries: vec![Delivery {
                 channel: "email".into(),

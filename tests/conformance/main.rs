@@ -40,7 +40,7 @@ use billing::{
 };
 use budgets::{
     budgets_change_only_from_the_version_read, budgets_change_through_the_use_case_with_audit,
-    budgets_spend_is_the_cost_of_their_scope,
+    budgets_spend_is_the_cost_of_their_scope, one_values_rollups_are_exactly_its_rows,
 };
 use connections::connections_and_billed_days_round_trip;
 use deletion::deleting_events_takes_them_off_usage_and_rollups;
@@ -107,6 +107,7 @@ suite!(
     budgets_change_only_from_the_version_read,
     budgets_change_through_the_use_case_with_audit,
     budgets_spend_is_the_cost_of_their_scope,
+    one_values_rollups_are_exactly_its_rows,
     digest_subscribers_change_only_from_the_version_read,
 );
 

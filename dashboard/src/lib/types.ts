@@ -215,7 +215,8 @@ export interface AuditEntry {
 
 export type Condition =
   | { metric: 'cost'; period: 'day' | 'month'; over_usd: number }
-  | { metric: 'budget'; budget_usd: number; thresholds_pct: number[] }
+  /** With `budget_id`, it follows one of the workspace's budgets (amount, period, scope): `budget_usd` is 0 and `thresholds_pct` may be empty (the budget's warn_pct and 100). */
+  | { metric: 'budget'; budget_usd: number; thresholds_pct: number[]; budget_id?: string }
   | { metric: 'forecast'; budget_usd: number }
   | { metric: 'error_rate'; over_pct: number; window_minutes: number; min_requests?: number }
   | { metric: 'latency_p95'; over_ms: number; window_minutes: number }
@@ -225,7 +226,7 @@ export type Condition =
   | { metric: 'drift'; over_pct: number; days: number }
   | { metric: 'any_value'; dimension: string; over_usd?: number; over_requests?: number; window_hours: number }
   /** An hour of the workspace's total unusual for its hour of the week; `dimension` names the contributors (feature when absent). */
-  | { metric: 'anomaly'; on: 'cost' | 'requests' | 'tokens' | 'error_rate'; dimension?: string };
+  | { metric: 'anomaly'; on: 'cost' | 'requests' | 'tokens' | 'error_rate'; dimension?: string; each?: string };
 
 export interface Rule {
   id: string;
@@ -243,6 +244,8 @@ export interface Rule {
   since: string | null;
   created_at: string;
   webhook_secret?: string;
+  /** Why it is not evaluated: the budget it follows was deleted. */
+  problem?: string;
   [k: string]: unknown;
 }
 

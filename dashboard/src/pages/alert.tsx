@@ -97,6 +97,11 @@ export default function AlertPage({ ws, params }: PageProps) {
                 </>
               )}
             </PageHead>
+            {r.problem && (
+              <p class="notice" role="status">
+                {r.problem}
+              </p>
+            )}
             {editing ? (
               <section class="card">
                 <h2>Edit</h2>
@@ -120,10 +125,18 @@ export default function AlertPage({ ws, params }: PageProps) {
                     <RuleState r={r} tz={ws.timezone} />
                   </dd>
                   <dt>Watches</dt>
-                  <dd>{r.filter ? `${r.filter.dimension} = ${r.filter.value}` : r.condition.metric === 'any_value' ? `Each ${r.condition.dimension}` : 'All traffic'}</dd>
-                  {r.condition.metric === 'any_value' && (
+                  <dd>
+                    {r.condition.metric === 'anomaly' && r.condition.each
+                      ? `Each ${r.condition.each}${r.filter ? ` in ${r.filter.dimension} = ${r.filter.value}` : ''}`
+                      : r.filter
+                        ? `${r.filter.dimension} = ${r.filter.value}`
+                        : r.condition.metric === 'any_value'
+                          ? `Each ${r.condition.dimension}`
+                          : 'All traffic'}
+                  </dd>
+                  {(r.condition.metric === 'any_value' || (r.condition.metric === 'anomaly' && r.condition.each)) && (
                     <>
-                      <dt>Over now</dt>
+                      <dt>{r.condition.metric === 'anomaly' ? 'Unusual now' : 'Over now'}</dt>
                       <dd data-testid="over-now">{r.values?.length ? r.values.slice(0, 20).join(', ') + (r.values.length > 20 ? ` and ${r.values.length - 20} more` : '') : 'None'}</dd>
                     </>
                   )}

@@ -26,9 +26,9 @@ const hours = (h: number) => (h >= 48 && h % 24 === 0 ? `${h / 24} days` : `${h}
 
 /** Kinds compared with the provider's bill (Reconciliation): whole-workspace, no filter. */
 const BILL_KINDS = ['coverage', 'drift'];
-/** Kinds that take no filter: the bill's, `any_value` (it watches every value itself) and
- * `anomaly` (it watches the workspace; its dimension only names the contributors). */
-const NO_FILTER = [...BILL_KINDS, 'any_value', 'anomaly'];
+/** Kinds that take no filter: the bill's and `any_value` (it watches every value itself). An
+ * `anomaly` rule takes one: it then watches that value's own series. */
+const NO_FILTER = [...BILL_KINDS, 'any_value'];
 
 /** A sentence for a rule's condition and filter. */
 export function describeRule(r: Pick<Rule, 'condition' | 'filter'>): string {
@@ -39,7 +39,9 @@ export function describeRule(r: Pick<Rule, 'condition' | 'filter'>): string {
       s = `cost of the ${c.period} (UTC) over ${usd(c.over_usd)}`;
       break;
     case 'budget':
-      s = `${c.thresholds_pct.join('%, ')}% of a ${usd(c.budget_usd)} monthly budget`;
+      s = c.budget_id
+        ? `${c.thresholds_pct?.length ? `${c.thresholds_pct.join('%, ')}%` : 'the warning threshold and 100%'} of the budget ${c.budget_id}`
+        : `${c.thresholds_pct.join('%, ')}% of a ${usd(c.budget_usd)} monthly budget`;
       break;
     case 'forecast':
       s = `month-end forecast over ${usd(c.budget_usd)}`;
@@ -60,7 +62,9 @@ export function describeRule(r: Pick<Rule, 'condition' | 'filter'>): string {
       s = `any ${DIMENSION_NAMES[c.dimension] ?? c.dimension} over ${c.over_usd !== undefined ? usd(c.over_usd) : `${c.over_requests} requests`} in the last ${hours(c.window_hours)}`;
       break;
     case 'anomaly':
-      s = `${ANOMALY_ON[c.on] ?? c.on} unusual for the hour of the week (contributors by ${DIMENSION_NAMES[c.dimension ?? 'feature'] ?? c.dimension})`;
+      s = c.each
+        ? `${ANOMALY_ON[c.on] ?? c.on} of any ${DIMENSION_NAMES[c.each] ?? c.each} unusual for the hour of the week`
+        : `${ANOMALY_ON[c.on] ?? c.on} unusual for the hour of the week (contributors by ${DIMENSION_NAMES[c.dimension ?? 'feature'] ?? c.dimension})`;
       break;
     default:
       s = JSON.stringify(c);
@@ -76,6 +80,8 @@ interface Form {
   period: string;
   over_usd: string;
   budget_usd: string;
+  /** The budget a `budget` rule follows ('' for a fixed amount): kept as it is when edited. */
+  budget_id?: string;
   thresholds: string;
   over_pct: string;
   window_minutes: string;
@@ -88,9 +94,11 @@ interface Form {
   each_unit: string;
   each_over: string;
   window_hours: string;
-  /** An `anomaly` rule's metric and the dimension its contributors are named by. */
+  /** An `anomaly` rule's metric, the dimension its contributors are named by, and the
+   * dimension whose values it judges one by one ('' for the total, or the filter's value). */
   anomaly_on: string;
   anomaly_by: string;
+  anomaly_each: string;
   dimension: string;
   value: string;
   email: boolean;
@@ -108,6 +116,7 @@ function toForm(r?: Rule, kind?: string): Form {
     period: (c.period as string) ?? 'day',
     over_usd: c.over_usd !== undefined ? String(c.over_usd) : '',
     budget_usd: c.budget_usd !== undefined ? String(c.budget_usd) : '',
+    budget_id: (c.metric === 'budget' && (c.budget_id as string)) || '',
     thresholds: Array.isArray(c.thresholds_pct) ? (c.thresholds_pct as number[]).join(', ') : '50, 80, 100',
     over_pct: c.metric !== 'drift' && c.over_pct !== undefined ? String(c.over_pct) : '5',
     window_minutes: c.window_minutes !== undefined ? String(c.window_minutes) : '15',
@@ -123,6 +132,7 @@ function toForm(r?: Rule, kind?: string): Form {
     window_hours: c.window_hours !== undefined ? String(c.window_hours) : '24',
     anomaly_on: (c.metric === 'anomaly' && (c.on as string)) || 'cost',
     anomaly_by: (c.metric === 'anomaly' && (c.dimension as string)) || 'feature',
+    anomaly_each: (c.metric === 'anomaly' && (c.each as string)) || '',
     dimension: r?.filter?.dimension ?? '',
     value: r?.filter?.value ?? '',
     email: r?.email ?? true,
@@ -137,13 +147,17 @@ const num = (s: string): number | string => (s.trim() === '' || Number.isNaN(Num
 /** The request body for a form: values sent as typed so the API names what is wrong. */
 export function conditionOf(
   f: Pick<Form, 'metric' | 'period' | 'over_usd' | 'budget_usd' | 'thresholds' | 'over_pct' | 'window_minutes' | 'min_requests' | 'over_ms'> &
-    Partial<Pick<Form, 'under_pct' | 'drift_pct' | 'days' | 'each' | 'each_unit' | 'each_over' | 'window_hours' | 'anomaly_on' | 'anomaly_by'>>,
+    Partial<Pick<Form, 'budget_id' | 'under_pct' | 'drift_pct' | 'days' | 'each' | 'each_unit' | 'each_over' | 'window_hours' | 'anomaly_on' | 'anomaly_by' | 'anomaly_each'>>,
 ): Record<string, unknown> {
   switch (f.metric) {
     case 'cost':
       return { metric: 'cost', period: f.period, over_usd: num(f.over_usd) };
-    case 'budget':
-      return { metric: 'budget', budget_usd: num(f.budget_usd), thresholds_pct: f.thresholds.split(/[\s,;]+/).filter(Boolean).map(num) };
+    case 'budget': {
+      const thresholds_pct = f.thresholds.split(/[\s,;]+/).filter(Boolean).map(num);
+      // A rule following a budget takes its amount from it; no thresholds: the budget's.
+      if (f.budget_id) return { metric: 'budget', budget_id: f.budget_id, ...(thresholds_pct.length ? { thresholds_pct } : {}) };
+      return { metric: 'budget', budget_usd: num(f.budget_usd), thresholds_pct };
+    }
     case 'forecast':
       return { metric: 'forecast', budget_usd: num(f.budget_usd) };
     case 'error_rate':
@@ -162,7 +176,7 @@ export function conditionOf(
         window_hours: num(f.window_hours ?? ''),
       };
     case 'anomaly':
-      return { metric: 'anomaly', on: f.anomaly_on ?? 'cost', dimension: f.anomaly_by || 'feature' };
+      return { metric: 'anomaly', on: f.anomaly_on ?? 'cost', dimension: f.anomaly_by || 'feature', ...(f.anomaly_each ? { each: f.anomaly_each } : {}) };
   }
   return { metric: f.metric };
 }
@@ -176,6 +190,7 @@ export function formFieldOf(e: unknown, metric?: string): string {
   if (metric === 'any_value' && (f === 'over_usd' || f === 'over_requests')) return 'each_over';
   if (metric === 'any_value' && f === 'dimension') return 'each';
   if (metric === 'anomaly' && f === 'dimension') return 'anomaly_by';
+  if (metric === 'anomaly' && f === 'each') return 'anomaly_each';
   if (metric === 'anomaly' && f === 'condition') return 'anomaly_on';
   if (f === 'thresholds_pct') return 'thresholds';
   if (f === 'filter' || f === 'dimension') return e.message.includes('value') && f !== 'dimension' ? 'value' : 'dimension';
@@ -270,7 +285,12 @@ export function RuleForm({ ws, rule, kind, onDone, onCancel }: { ws: string; rul
             </Field>
           </>
         )}
-        {(m === 'budget' || m === 'forecast') && (
+        {m === 'budget' && f.budget_id && (
+          <p class="muted">
+            Follows the budget <code>{f.budget_id}</code>: its amount, period and scope are the budget's (edit them on the Budgets page).
+          </p>
+        )}
+        {(m === 'forecast' || (m === 'budget' && !f.budget_id)) && (
           <Field label="Monthly budget (USD)" error={fe('budget_usd')}>
             <input name="budget_usd" aria-invalid={!!fe('budget_usd')} inputMode="decimal" value={f.budget_usd} onInput={set('budget_usd')} />
           </Field>
@@ -336,7 +356,7 @@ export function RuleForm({ ws, rule, kind, onDone, onCancel }: { ws: string; rul
         )}
         {m === 'anomaly' && (
           <>
-            <Field label="Watch" error={fe('anomaly_on')} hint="The workspace's total, each complete hour against the same hour of the week in earlier weeks. Needs two weeks of history.">
+            <Field label="Watch" error={fe('anomaly_on')} hint="Each complete hour against the same hour of the week in earlier weeks. Needs two weeks of history.">
               <select name="anomaly_on" aria-invalid={!!fe('anomaly_on')} value={f.anomaly_on} onChange={set('anomaly_on')}>
                 <option value="cost">Cost</option>
                 <option value="requests">Requests</option>
@@ -350,6 +370,15 @@ export function RuleForm({ ws, rule, kind, onDone, onCancel }: { ws: string; rul
                 <option value="model">Model</option>
                 <option value="source">Source</option>
                 <option value="user">End-user</option>
+              </select>
+            </Field>
+            <Field label="Judge" error={fe('anomaly_each')} hint="The total (or the one value below), or each value on its own: the 20 carrying the most; past five at once, one digest names the rest.">
+              <select name="anomaly_each" aria-invalid={!!fe('anomaly_each')} value={f.anomaly_each} onChange={set('anomaly_each')}>
+                <option value="">The total</option>
+                <option value="feature">Each feature</option>
+                <option value="model">Each model</option>
+                <option value="source">Each source</option>
+                <option value="user">Each end-user</option>
               </select>
             </Field>
           </>

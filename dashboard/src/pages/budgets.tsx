@@ -14,6 +14,7 @@ import { AsyncView, ConfirmButton, Empty, Field, Modal, PageHead, toast, useAsyn
 export default function Budgets({ ws }: PageProps) {
   const a = useAsync((signal) => get<BudgetsAnswer>(withQuery('/v1/stats/budgets', { workspace: ws.id }), { signal }), [ws.id]);
   const manage = can(ws.role, 'manage_settings');
+  const alerts = can(ws.role, 'manage_alerts');
   // `?new=1` (the overview's call to action) opens the form.
   const [editing, setEditing] = useState<Budget | 'new' | null>(() => (manage && new URLSearchParams(search.value).has('new') ? 'new' : null));
   const close = () => {
@@ -24,6 +25,16 @@ export default function Budgets({ ws }: PageProps) {
     await del(wsPath(ws.id, 'budgets', b.id));
     toast(`Budget “${b.name}” deleted.`);
     a.reload();
+  };
+  // An alert rule that follows the budget: its amount, period and scope, told at its warning
+  // threshold and at 100% on the rule's default channel (email).
+  const notify = async (b: Budget) => {
+    try {
+      await post(wsPath(ws.id, 'alerts'), { name: `Budget: ${b.name}`.slice(0, 64), condition: { metric: 'budget', budget_id: b.id } });
+      toast(`Alert rule added: you will be emailed at ${b.warn_pct < 100 ? `${b.warn_pct}% and ` : ''}100% of “${b.name}”.`);
+    } catch (e) {
+      toast(describe(e), 'error');
+    }
   };
   return (
     <div>
@@ -54,20 +65,29 @@ export default function Budgets({ ws }: PageProps) {
                     s={s}
                     tz={ws.timezone}
                     actions={
-                      manage && (
+                      (manage || alerts) && (
                         <>
-                          <button type="button" class="btn small" aria-label={`Edit the budget ${b.name}`} onClick={() => setEditing(b)}>
-                            Edit
-                          </button>
-                          <ConfirmButton
-                            label="Delete"
-                            ariaLabel={`Delete the budget ${b.name}`}
-                            title={`Delete the budget “${b.name}”?`}
-                            message="Checks stop counting it at once: an app refused by it is allowed again (unless another budget refuses). Events are not touched."
-                            danger
-                            class="btn small danger"
-                            onConfirm={() => remove(b)}
-                          />
+                          {alerts && (
+                            <button type="button" class="btn small" aria-label={`Notify me as the budget ${b.name} fills`} onClick={() => notify(b)}>
+                              Notify me
+                            </button>
+                          )}
+                          {manage && (
+                            <>
+                              <button type="button" class="btn small" aria-label={`Edit the budget ${b.name}`} onClick={() => setEditing(b)}>
+                                Edit
+                              </button>
+                              <ConfirmButton
+                                label="Delete"
+                                ariaLabel={`Delete the budget ${b.name}`}
+                                title={`Delete the budget “${b.name}”?`}
+                                message="Checks stop counting it at once: an app refused by it is allowed again (unless another budget refuses), and alert rules following it stop. Events are not touched."
+                                danger
+                                class="btn small danger"
+                                onConfirm={() => remove(b)}
+                              />
+                            </>
+                          )}
                         </>
                       )
                     }

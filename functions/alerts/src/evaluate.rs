@@ -78,6 +78,11 @@ pub async fn workspace(deps: &Deps, ws: &Workspace) -> anyhow::Result<Evaluated>
             out.notifications += anomalies(deps, ws, rule, now).await?;
             continue;
         }
+        if let Some(id) = rule.condition.budget_id() {
+            let id = id.to_owned();
+            out.notifications += followed_budget(deps, ws, rule, &id, now).await?;
+            continue;
+        }
         let m = measure(deps, ws, &rule, now).await?;
         let (state, t) = alert::step(
             &rule.condition,
@@ -101,6 +106,65 @@ pub async fn workspace(deps: &Deps, ws: &Workspace) -> anyhow::Result<Evaluated>
         }
     }
     Ok(out)
+}
+
+/// A `budget` rule following one of the workspace's budgets (`budget_id`): the budget's spend as
+/// the budget check measures it (its period, in the workspace's timezone; its scope), judged
+/// against its amount at the rule's thresholds or the budget's `warn_pct` and 100
+/// (`Condition::following`), each told once. A month budget starts over each month, quietly; a
+/// rolling one goes back down quietly as spend leaves its window, so it can warn again. A budget
+/// since deleted is never judged: the rule does not fire, and its view says why
+/// (`RuleView.problem`). Returns the notifications sent.
+async fn followed_budget(
+    deps: &Deps,
+    ws: &Workspace,
+    mut rule: AlertRule,
+    id: &str,
+    now: i64,
+) -> anyhow::Result<usize> {
+    use llmtrack_shared::domain::budget::{BudgetPeriod, period_bounds};
+    let Some(b) = ws.budgets.items.iter().find(|b| b.id == id) else {
+        tracing::warn!(workspace = %ws.id, rule = %rule.id, budget = id, "alert rule follows a deleted budget: not evaluated");
+        return Ok(0);
+    };
+    let bounds = period_bounds(&b.period, &ws.timezone, now);
+    let spent =
+        llmtrack_shared::usecases::budget_spent(deps.store.events.as_ref(), &ws.id, b, bounds)
+            .await?;
+    let condition = rule.condition.following(b);
+    let m = Measured {
+        cost_usd: spent,
+        ..Measured::default()
+    };
+    let rolling = matches!(b.period, BudgetPeriod::Rolling { .. });
+    // A month is keyed by its start (the workspace's local midnight of the 1st).
+    let period = if rolling {
+        String::new()
+    } else {
+        llmtrack_shared::domain::time::rfc3339(bounds.0)
+    };
+    let (mut state, t) = alert::step(&condition, &rule.state, &m, &period, now);
+    if rolling {
+        let (level, _, _) = alert::level(&condition, &m);
+        if level < state.level {
+            state.level = level;
+            state.since_ms = now;
+        }
+    }
+    if state == rule.state {
+        return Ok(0);
+    }
+    rule.state = state;
+    rule.updated_ms = now;
+    // Someone edited the rule meanwhile: the next run measures it afresh.
+    if !deps.store.alert_rules.update_alert_rule(&mut rule).await? {
+        return Ok(0);
+    }
+    let Some(t) = t else { return Ok(0) };
+    // Told with the budget's amount and the thresholds judged.
+    let told = AlertRule { condition, ..rule };
+    record(deps, ws, &told, Some(t), now).await?;
+    Ok(1)
 }
 
 /// An `any_value` rule: every value of its dimension over the threshold in the window, told
@@ -171,7 +235,9 @@ async fn each_value(
 
 /// An `anomaly` rule: its detector steps over every complete hour since the last one it judged
 /// (at most [`ANOMALY_CATCH_UP_HOURS`]), each against the same hour of earlier weeks, and each
-/// anomaly is told once when it opens (with what explains it) and once when it resolves.
+/// anomaly is told once when it opens (with what explains it) and once when it resolves. It
+/// watches the workspace's total, or the filter value's own series (from the filter dimension's
+/// view); with `each`, every value on its own ([`each_value_anomalies`]).
 ///
 /// The current hour is never judged: ten minutes into an hour it has a sixth of its traffic,
 /// which reads as an outage (and its cost as anything but a spike). A new rule starts with the
@@ -181,12 +247,20 @@ async fn each_value(
 async fn anomalies(
     deps: &Deps,
     ws: &Workspace,
-    mut rule: AlertRule,
+    rule: AlertRule,
     now: i64,
 ) -> anyhow::Result<usize> {
-    let Condition::Anomaly { on, dimension } = rule.condition else {
+    let Condition::Anomaly {
+        on,
+        dimension,
+        each,
+    } = rule.condition
+    else {
         return Ok(0);
     };
+    if let Some(each) = each {
+        return each_value_anomalies(deps, ws, rule, on, dimension, each, now).await;
+    }
     let current = hour_of(now);
     let last = current - 1;
     let mut detector = rule.state.anomaly.clone().unwrap_or_default();
@@ -196,13 +270,10 @@ async fn anomalies(
         last
     };
     let from = first - ANOMALY_HISTORY_HOURS;
-    let rows = deps
-        .store
-        .events
-        .rollups(&ws.id, &View::of(Dimension::Total), from, current)
-        .await?;
+    // The workspace's total, or the filter value's own hours.
+    let rows = slice(deps, ws, rule.filter.as_ref(), from, current).await?;
     let values = hourly(
-        rows.iter().map(|(k, r)| (k.hour, amount(on, r))),
+        rows.iter().map(|(hour, r)| (*hour, amount(on, r))),
         on,
         from,
         current,
@@ -217,11 +288,24 @@ async fn anomalies(
     // thousand lookups, cheaper than a read.
     for hour in first..=last {
         let value = series.at(hour).unwrap_or(f64::NAN);
-        let t = match detector.step(hour, anomaly::assess(on, series, hour, value)) {
+        // A filter value's series is often small: back to its small usual is usual.
+        let verdict = if rule.filter.is_some() {
+            alert::value_verdict(&detector, on, series, hour, value)
+        } else {
+            anomaly::assess(on, series, hour, value)
+        };
+        let t = match detector.step(hour, verdict) {
             Some(anomaly::Transition::Opened { hour, finding }) => {
                 let by = dimension.unwrap_or(Dimension::Feature);
-                let shares = contributors(deps, ws, by, hour, &finding).await?;
-                let label = anomaly::hour_of_week_label(hour, utc_offset_minutes(ws, hour));
+                // Within a filter value, only where the rollups keep `by` within it.
+                let shares = match alert::anomaly_view(by, rule.filter.as_ref()) {
+                    Some(view) => contributors(deps, ws, &view, hour, &finding).await?,
+                    None => Vec::new(),
+                };
+                let mut label = anomaly::hour_of_week_label(hour, utc_offset_minutes(ws, hour));
+                if let Some(f) = &rule.filter {
+                    label = format!("{label} on {}={}", f.dimension.as_str(), f.value);
+                }
                 Transition::Firing {
                     level: 1,
                     value: finding.value,
@@ -232,6 +316,7 @@ async fn anomalies(
             Some(anomaly::Transition::Resolved { hour, peak, .. }) => Transition::Resolved {
                 value,
                 threshold: anomaly::baseline(on, series, hour).map_or(peak.usual, |b| b.usual),
+                about: None,
             },
             None => continue,
         };
@@ -248,13 +333,182 @@ async fn anomalies(
         },
         values: Vec::new(),
         anomaly: Some(detector),
+        each: Default::default(),
     };
+    save_and_tell(deps, ws, rule, state, told, now).await
+}
+
+/// An `anomaly` rule with `each`: a detector per value of the dimension (within the filter's
+/// value, if any), for the [`alert::EACH_VALUES`] values carrying the most of the metric over
+/// the last week and those with an anomaly open; each judged as [`anomalies`] judges the total,
+/// on the value's own hours against its own usual. Openings beyond [`alert::FAN_OUT_PER_RUN`]
+/// in a run go in one digest (`alert::each_tell`). A value seen for the first time starts with
+/// the last complete hour, as a new rule does; one no longer watched is forgotten. Returns the
+/// notifications sent.
+async fn each_value_anomalies(
+    deps: &Deps,
+    ws: &Workspace,
+    rule: AlertRule,
+    on: anomaly::Metric,
+    dimension: Option<Dimension>,
+    each: Dimension,
+    now: i64,
+) -> anyhow::Result<usize> {
+    // Refused when the rule is written: no view of `each` within the filter's dimension.
+    let Some(view) = alert::anomaly_view(each, rule.filter.as_ref()) else {
+        return Ok(0);
+    };
+    let current = hour_of(now);
+    let last = current - 1;
+    let from = last - (ANOMALY_CATCH_UP_HOURS - 1) - ANOMALY_HISTORY_HOURS;
+    let rows = deps
+        .store
+        .events
+        .rollups(&ws.id, &view, from, current)
+        .await?;
+    // What ranks the values: the metric over the last week (requests for an error rate, which
+    // does not add up).
+    let weight = |r: &Rollup| match on {
+        anomaly::Metric::ErrorRate => r.requests as f64,
+        m => amount(m, r),
+    };
+    let mut by_value: std::collections::HashMap<&str, Vec<(i64, f64)>> = Default::default();
+    let mut volumes: std::collections::HashMap<&str, f64> = Default::default();
+    for (k, r) in &rows {
+        // Events without the dimension (no feature, no user id) are no value's.
+        if k.value.is_empty() {
+            continue;
+        }
+        by_value
+            .entry(k.value.as_str())
+            .or_default()
+            .push((k.hour, amount(on, r)));
+        if k.hour >= current - anomaly::HOURS_PER_WEEK {
+            *volumes.entry(k.value.as_str()).or_default() += weight(r);
+        }
+    }
+    let volumes: Vec<(String, f64)> = volumes
+        .into_iter()
+        .map(|(v, amount)| (v.to_owned(), amount))
+        .collect();
+    let watched = alert::each_watched(&rule.state.each, &volumes);
+    let mut detectors = std::collections::BTreeMap::new();
+    let mut moves = Vec::new();
+    for value in &watched {
+        // Open but gone from the whole history read: nothing left to judge it by.
+        let Some(hours) = by_value.get(value.as_str()) else {
+            continue;
+        };
+        let known = rule.state.each.get(value).cloned();
+        let first = if known.is_some() {
+            last - (ANOMALY_CATCH_UP_HOURS - 1)
+        } else {
+            last
+        };
+        let mut d = known.unwrap_or_default();
+        let values = hourly(hours.iter().copied(), on, from, current);
+        let series = anomaly::Hourly {
+            start: from,
+            values: &values,
+        };
+        for hour in first..=last {
+            let amount = series.at(hour).unwrap_or(f64::NAN);
+            let verdict = alert::value_verdict(&d.detector, on, series, hour, amount);
+            match d.detector.step(hour, verdict) {
+                Some(anomaly::Transition::Opened { hour, finding }) => {
+                    moves.push((value.clone(), hour, alert::ValueMove::Opened(finding)));
+                }
+                Some(anomaly::Transition::Resolved { hour, peak, .. }) => moves.push((
+                    value.clone(),
+                    hour,
+                    alert::ValueMove::Resolved {
+                        value: amount,
+                        usual: anomaly::baseline(on, series, hour).map_or(peak.usual, |b| b.usual),
+                    },
+                )),
+                None => {}
+            }
+        }
+        detectors.insert(value.clone(), d);
+    }
+    let mut told = Vec::new();
+    for t in alert::each_tell(&mut detectors, moves, each) {
+        told.push(match t {
+            alert::EachTell::Opened {
+                value,
+                hour,
+                finding,
+            } => {
+                // What explains it within the value, where the rollups keep `dimension` within
+                // it (by model, source or user within one feature or source; not within a filter).
+                let by = dimension.unwrap_or(Dimension::Feature);
+                let within = Filter {
+                    dimension: each,
+                    value: value.clone(),
+                };
+                let shares = match alert::anomaly_view(by, Some(&within)) {
+                    Some(view) if rule.filter.is_none() => {
+                        contributors(deps, ws, &view, hour, &finding).await?
+                    }
+                    _ => Vec::new(),
+                };
+                let mut label = format!(
+                    "{} on {}={value}",
+                    anomaly::hour_of_week_label(hour, utc_offset_minutes(ws, hour)),
+                    each.as_str()
+                );
+                if let Some(f) = &rule.filter {
+                    label = format!("{label} in {}={}", f.dimension.as_str(), f.value);
+                }
+                Transition::Firing {
+                    level: 1,
+                    value: finding.value,
+                    threshold: finding.usual,
+                    about: Some(anomaly::describe(&finding, &label, &shares)),
+                }
+            }
+            alert::EachTell::Other(t) => t,
+        });
+    }
+    let open: Vec<String> = watched
+        .into_iter()
+        .filter(|v| {
+            detectors
+                .get(v)
+                .is_some_and(|d| d.detector.open().is_some())
+        })
+        .collect();
+    let level = u32::from(!open.is_empty());
+    let state = alert::RuleState {
+        level,
+        period: String::new(),
+        since_ms: if level == rule.state.level {
+            rule.state.since_ms
+        } else {
+            now
+        },
+        values: open,
+        anomaly: None,
+        each: detectors,
+    };
+    save_and_tell(deps, ws, rule, state, told, now).await
+}
+
+/// Saves an anomaly rule's new state, then sends what it tells (nothing when someone edited
+/// the rule meanwhile: the next run judges it afresh). Returns the notifications sent.
+async fn save_and_tell(
+    deps: &Deps,
+    ws: &Workspace,
+    mut rule: AlertRule,
+    state: alert::RuleState,
+    told: Vec<Transition>,
+    now: i64,
+) -> anyhow::Result<usize> {
     if state == rule.state {
         return Ok(0);
     }
     rule.state = state;
     rule.updated_ms = now;
-    // Someone edited the rule meanwhile: the next run judges it afresh.
     if !deps.store.alert_rules.update_alert_rule(&mut rule).await? {
         return Ok(0);
     }
@@ -307,17 +561,19 @@ fn hourly(
     values
 }
 
-/// What explains an anomaly: the values of a dimension whose hour departs most from their own
-/// usual for that hour of the week, as shares of the excess (`anomaly::contributors`). Only the
+/// What explains an anomaly: the values of a view's dimension (over the workspace, or within
+/// the one value a rule watches) whose hour departs most from their own usual for that hour of
+/// the week, as shares of the excess (`anomaly::contributors`). Only the
 /// [`CONTRIBUTOR_VALUES`] largest values this hour are looked at. An error rate's excess is
 /// shared out by failed calls (rates of different sizes do not add up).
 async fn contributors(
     deps: &Deps,
     ws: &Workspace,
-    by: Dimension,
+    view: &View,
     hour: i64,
     finding: &anomaly::Finding,
 ) -> anyhow::Result<Vec<(String, f64)>> {
+    let by = view.by;
     let (metric, total_excess) = match finding.metric {
         anomaly::Metric::ErrorRate => (anomaly::Metric::Requests, 0.0),
         m => (m, (finding.value - finding.usual).abs()),
@@ -330,7 +586,7 @@ async fn contributors(
     let rows = deps
         .store
         .events
-        .rollups(&ws.id, &View::of(by), from, hour + 1)
+        .rollups(&ws.id, view, from, hour + 1)
         .await?;
     let first = rows.iter().map(|(k, _)| k.hour).min().unwrap_or(hour);
     let mut now: Vec<(&str, f64)> = rows
@@ -449,15 +705,17 @@ async fn slice(
     to_hour: i64,
 ) -> anyhow::Result<Vec<(i64, Rollup)>> {
     let view = View::of(filter.map_or(Dimension::Total, |f| f.dimension));
-    Ok(deps
-        .store
-        .events
-        .rollups(&ws.id, &view, from_hour, to_hour)
-        .await?
-        .into_iter()
-        .filter(|(k, _)| filter.is_none_or(|f| k.value == f.value))
-        .map(|(k, r)| (k.hour, r))
-        .collect())
+    let events = &deps.store.events;
+    // One value's rows only: an end-user's, not every end-user's (`Events::value_rollups`).
+    let rows = match filter {
+        None => events.rollups(&ws.id, &view, from_hour, to_hour).await?,
+        Some(f) => {
+            events
+                .value_rollups(&ws.id, &view, &f.value, from_hour, to_hour)
+                .await?
+        }
+    };
+    Ok(rows.into_iter().map(|(k, r)| (k.hour, r)).collect())
 }
 
 fn cost(rows: &[(i64, Rollup)]) -> f64 {

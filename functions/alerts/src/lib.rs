@@ -123,7 +123,8 @@ pub struct RuleView {
     slack: Option<String>,
     /// `ok` or `firing`.
     state: &'static str,
-    /// An `any_value` rule's values over its threshold now, the largest first.
+    /// An `any_value` rule's values over its threshold now, the largest first; an `anomaly`
+    /// rule's with `each`, the values with an anomaly open.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     values: Vec<String>,
     /// Firing at this budget threshold (1 is the first); 0 when ok.
@@ -134,10 +135,22 @@ pub struct RuleView {
     /// webhook) and never again.
     #[serde(skip_serializing_if = "Option::is_none")]
     webhook_secret: Option<String>,
+    /// Why the rule is not evaluated: the budget it follows (`budget_id`) was deleted.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    problem: Option<String>,
 }
 
 impl RuleView {
-    fn of(r: &AlertRule) -> RuleView {
+    /// `r` as shown, in workspace `ws` (whose budgets a rule may follow).
+    fn of(ws: &Workspace, r: &AlertRule) -> RuleView {
+        let problem = r.condition.budget_id().and_then(|id| {
+            (!ws.budgets.items.iter().any(|b| b.id == id)).then(|| {
+                format!(
+                    "the budget `{id}` this rule follows was deleted: it is not evaluated; \
+                     follow another budget or delete the rule"
+                )
+            })
+        });
         RuleView {
             id: r.id.clone(),
             name: r.name.clone(),
@@ -152,6 +165,7 @@ impl RuleView {
             since: (r.state.since_ms > 0).then(|| rfc3339(r.state.since_ms)),
             created_at: rfc3339(r.created_ms),
             webhook_secret: None,
+            problem,
         }
     }
 }
@@ -161,7 +175,8 @@ impl RuleView {
 pub struct RuleRequest {
     name: Option<String>,
     /// `{"metric": "cost", "period": "day"|"month", "over_usd"}`,
-    /// `{"metric": "budget", "budget_usd", "thresholds_pct": [50, 80, 100]}`,
+    /// `{"metric": "budget", "budget_usd", "thresholds_pct": [50, 80, 100]}`, or following one
+    /// of the workspace's budgets `{"metric": "budget", "budget_id", "thresholds_pct"?}`,
     /// `{"metric": "forecast", "budget_usd"}`,
     /// `{"metric": "error_rate", "over_pct", "window_minutes", "min_requests"?}`,
     /// `{"metric": "latency_p95", "over_ms", "window_minutes"}`,
@@ -169,9 +184,10 @@ pub struct RuleRequest {
     /// (against the providers' bills: `docs/RECONCILIATION.md`),
     /// `{"metric": "any_value", "dimension": "user"|"feature"|"model"|"source", "over_usd"|"over_requests", "window_hours"}`
     /// (each value over, told one by one: `docs/ALERTS.md`),
-    /// `{"metric": "anomaly", "on": "cost"|"requests"|"tokens"|"error_rate", "dimension"?: "feature"|"model"|"source"|"user"}`
+    /// `{"metric": "anomaly", "on": "cost"|"requests"|"tokens"|"error_rate", "dimension"?: "feature"|"model"|"source"|"user", "each"?: "feature"|"model"|"source"|"user"}`
     /// (an hour unusual for its hour of the week, no threshold to set; `dimension` names the
-    /// contributors, feature by default).
+    /// contributors, feature by default; `each` judges every value of that dimension on its
+    /// own, the 20 largest; with a `filter`, the filter value's own series).
     #[schema(value_type = Object)]
     condition: Option<serde_json::Value>,
     /// One model, feature, source or end-user: `{"dimension": "model", "value": "gpt-4o"}`;
@@ -210,7 +226,7 @@ impl AlertsState {
     }
 
     /// Applies a request to a rule (a new one, or a copy of the stored one), checking each field.
-    async fn apply(&self, rule: &mut AlertRule, req: RuleRequest) -> Result<()> {
+    async fn apply(&self, ws: &Workspace, rule: &mut AlertRule, req: RuleRequest) -> Result<()> {
         if let Some(name) = req.name {
             rule.name = names::display_name("name", &name)
                 .map_err(|m| ApiError::bad_request(ErrorCode::InvalidRule, m))?;
@@ -272,13 +288,24 @@ impl AlertsState {
                 "an `any_value` rule watches every value of its `dimension`: leave `filter` out",
             ));
         }
-        if rule.filter.is_some() && matches!(rule.condition, Condition::Anomaly { .. }) {
-            return Err(ApiError::bad_request(
-                ErrorCode::InvalidRule,
-                "an `anomaly` rule watches the whole workspace (its `dimension` names where \
-                 contributors are looked for): leave `filter` out",
-            ));
+        if let Some(id) = rule.condition.budget_id() {
+            if !ws.budgets.items.iter().any(|b| b.id == id) {
+                return Err(ApiError::bad_request(
+                    ErrorCode::InvalidRule,
+                    format!("`budget_id`: this workspace has no budget `{id}`"),
+                ));
+            }
+            if rule.filter.is_some() {
+                return Err(ApiError::bad_request(
+                    ErrorCode::InvalidRule,
+                    "a rule following a budget (`budget_id`) watches the budget's scope: leave \
+                     `filter` out",
+                ));
+            }
         }
+        // An `anomaly` rule with a filter watches that value's own series; with `each` too,
+        // the values of `each` within it, where the rollups keep them.
+        alert::anomaly_filter(&rule.condition, rule.filter.as_ref()).map_err(bad)?;
         if !rule.email && rule.webhook_url.is_none() && rule.slack.is_none() {
             return Err(ApiError::bad_request(
                 ErrorCode::InvalidRule,
@@ -322,7 +349,9 @@ async fn list_rules(
 ) -> Result<axum::Json<Vec<RuleView>>> {
     let ws = s.gate.member(&headers, &id, Action::Read).await?.workspace;
     let rules = s.deps.store.alert_rules.alert_rules(&ws.id).await?;
-    Ok(axum::Json(rules.iter().map(RuleView::of).collect()))
+    Ok(axum::Json(
+        rules.iter().map(|r| RuleView::of(&ws, r)).collect(),
+    ))
 }
 
 /// Create a rule (admins), within the plan's limit of rules.
@@ -365,13 +394,13 @@ async fn create_rule(
         updated_ms: now,
         version: 0,
     };
-    s.apply(&mut rule, req).await?;
+    s.apply(&ws, &mut rule, req).await?;
     s.deps
         .store
         .alert_rules
         .create_alert_rule(&rule, ws.plan.limits().alert_rules)
         .await?;
-    let mut view = RuleView::of(&rule);
+    let mut view = RuleView::of(&ws, &rule);
     view.webhook_secret = rule
         .webhook_url
         .as_ref()
@@ -390,7 +419,7 @@ async fn get_rule(
     Path((id, rule)): Path<(String, String)>,
 ) -> Result<axum::Json<RuleView>> {
     let ws = s.gate.member(&headers, &id, Action::Read).await?.workspace;
-    Ok(axum::Json(RuleView::of(&s.rule(&ws, &rule).await?)))
+    Ok(axum::Json(RuleView::of(&ws, &s.rule(&ws, &rule).await?)))
 }
 
 /// Change a rule (admins). Changing what it watches starts it over at ok.
@@ -413,7 +442,7 @@ async fn update_rule(
         .workspace;
     let mut rule = s.rule(&ws, &rule_id).await?;
     let new_webhook = matches!(req.webhook_url, Some(Some(_)));
-    s.apply(&mut rule, req).await?;
+    s.apply(&ws, &mut rule, req).await?;
     rule.updated_ms = s.deps.clock.now_ms();
     if !s
         .deps
@@ -426,7 +455,7 @@ async fn update_rule(
             "the rule changed meanwhile (it may have just fired): read it again and retry".into(),
         ));
     }
-    let mut view = RuleView::of(&rule);
+    let mut view = RuleView::of(&ws, &rule);
     if new_webhook {
         view.webhook_secret = Some(notify::webhook_secret(&s.deps.signing_key, &rule));
     }

@@ -49,8 +49,13 @@ pub fn describe(c: &Condition) -> String {
         Condition::Budget {
             budget_usd,
             thresholds_pct,
+            budget_id,
         } => format!(
-            "monthly budget of ${budget_usd:.2} ({} % thresholds)",
+            "{} of ${budget_usd:.2} ({} % thresholds)",
+            budget_id.as_ref().map_or_else(
+                || "monthly budget".to_owned(),
+                |id| format!("budget `{id}`")
+            ),
             thresholds_pct
                 .iter()
                 .map(u32::to_string)
@@ -94,9 +99,14 @@ pub fn describe(c: &Condition) -> String {
                 format!("{window_hours} h")
             }
         ),
-        Condition::Anomaly { on, dimension } => format!(
-            "{} anomaly against the usual for the hour of the week{}",
+        Condition::Anomaly {
+            on,
+            dimension,
+            each,
+        } => format!(
+            "{} anomaly{} against the usual for the hour of the week{}",
             on.label(),
+            each.map_or_else(String::new, |d| format!(" of any {}", d.as_str())),
             dimension.map_or_else(String::new, |d| format!(
                 " (contributors by {})",
                 d.as_str()
@@ -132,6 +142,14 @@ fn against(c: &Condition) -> &'static str {
     match c {
         Condition::Anomaly { .. } => "usually",
         _ => "threshold",
+    }
+}
+
+/// What the values of a digest are: over a threshold, or unusual (an anomaly rule's).
+fn digest_what(c: &Condition) -> &'static str {
+    match c {
+        Condition::Anomaly { .. } => "unusual",
+        _ => "over the threshold",
     }
 }
 
@@ -179,14 +197,22 @@ pub fn headline(ws: &Workspace, rule: &AlertRule, t: Option<&Transition>) -> Str
         }
         Some(Transition::Digest { count, values, .. }) => {
             return format!(
-                "LLMtrack alert \"{}\" in {}: {count} more over the threshold ({}): {}",
+                "LLMtrack alert \"{}\" in {}: {count} more {} ({}): {}",
                 rule.name,
                 ws.name,
+                digest_what(&rule.condition),
                 describe(&rule.condition),
                 digest_list(*count, values)
             );
         }
-        Some(Transition::Resolved { value, threshold }) => {
+        Some(Transition::Resolved {
+            value,
+            threshold,
+            about,
+        }) => {
+            if let Some(about) = about {
+                scope = format!(" for {about}");
+            }
             (("resolved", "back to"), value, threshold)
         }
         None => {
@@ -407,11 +433,18 @@ fn describe_for_slack(ws: &Workspace, rule: &AlertRule, t: Option<&Transition>) 
                 ),
             },
         ),
-        Some(Transition::Resolved { value, threshold }) => (
+        Some(Transition::Resolved {
+            value,
+            threshold,
+            about,
+        }) => (
             ":white_check_mark:",
             "resolved",
             format!(
-                "{what}{scope}: back to *{}* ({} {})",
+                "{what}{}: back to *{}* ({} {})",
+                about
+                    .as_ref()
+                    .map_or_else(|| scope.clone(), |a| format!(" for {}", mrkdwn(a))),
                 unit(&rule.condition, *value),
                 against(&rule.condition),
                 unit(&rule.condition, *threshold)

@@ -12,7 +12,7 @@ use utoipa::ToSchema;
 
 use super::anomaly;
 use super::ids::WorkspaceId;
-use super::rollup::Dimension;
+use super::rollup::{Dimension, VIEWS, View};
 
 /// The most a money threshold may be: past this it is a typo, not a budget.
 pub const MAX_USD: f64 = 1e9;
@@ -35,9 +35,19 @@ pub enum Condition {
     /// Cost of the current UTC day or month over an amount.
     Cost { period: Period, over_usd: f64 },
     /// A share of a monthly budget reached; fires at each threshold, in percent (50, 80, 100).
+    /// With `budget_id`, the rule follows one of the workspace's budgets (`Workspace.budgets`):
+    /// its amount, period (the month in the workspace's timezone, or its rolling days) and scope
+    /// are the budget's, measured as the budget check measures them, and `thresholds_pct`
+    /// defaults to the budget's `warn_pct` and 100 ([`Condition::following`]).
     Budget {
+        /// Absent (0) when following a budget.
+        #[serde(default)]
         budget_usd: f64,
+        /// May be left out when following a budget.
+        #[serde(default)]
         thresholds_pct: Vec<u32>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        budget_id: Option<String>,
     },
     /// The month-end forecast over a monthly budget.
     Forecast { budget_usd: f64 },
@@ -70,15 +80,27 @@ pub enum Condition {
         window_hours: u32,
     },
     /// An hour unusual for its hour of the week, with no threshold to set
-    /// ([`anomaly`]): the workspace's total cost, requests, tokens or error rate, judged each
-    /// complete hour against the same hour of earlier weeks. `dimension` (model, feature, source
-    /// or user; feature when left out) is where the notification looks for what explains it.
+    /// ([`anomaly`]): the workspace's total cost, requests, tokens or error rate (or the rule's
+    /// `filter` value's own), judged each complete hour against the same hour of earlier weeks.
+    /// `dimension` (model, feature, source or user; feature when left out) is where the
+    /// notification looks for what explains it. With `each`, every value of that dimension
+    /// (the [`EACH_VALUES`] carrying the most of the metric) is judged on its own series.
     Anomaly {
         on: anomaly::Metric,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         dimension: Option<Dimension>,
+        /// One detector per value of this dimension ("any feature whose cost is unusual").
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        each: Option<Dimension>,
     },
 }
+
+/// Values an `anomaly` rule with `each` watches, each with its own detector: those carrying the
+/// most of the metric over the last week, plus those with an anomaly open (so it can resolve).
+/// Every run judges each watched value's hours against its own eight weeks; past 20, a value
+/// carries too little of the traffic for its hours to be told apart from noise, the run's work
+/// stays bounded, and so does the rule's state (one small detector per value, a few kilobytes).
+pub const EACH_VALUES: usize = 20;
 
 /// Notifications an `any_value` rule sends in one evaluation, one per value newly over; the rest
 /// go in one digest. A retry loop in a thousand users' sessions is one page, not a thousand.
@@ -186,8 +208,26 @@ impl Condition {
             Condition::Budget {
                 budget_usd,
                 thresholds_pct,
+                budget_id,
             } => {
-                money("budget_usd", *budget_usd)?;
+                match budget_id {
+                    None => money("budget_usd", *budget_usd)?,
+                    Some(id) => {
+                        if id.is_empty() || id.len() > 64 {
+                            return invalid("budget_id", "`budget_id` must be a budget's id");
+                        }
+                        if *budget_usd != 0.0 {
+                            return invalid(
+                                "budget_usd",
+                                "a rule following a budget (`budget_id`) takes its amount from \
+                                 the budget: leave `budget_usd` out",
+                            );
+                        }
+                        if thresholds_pct.is_empty() {
+                            return Ok(());
+                        }
+                    }
+                }
                 if thresholds_pct.is_empty() || thresholds_pct.len() > MAX_THRESHOLDS {
                     return invalid(
                         "thresholds_pct",
@@ -291,16 +331,59 @@ impl Condition {
                 }
                 Ok(())
             }
-            Condition::Anomaly { dimension, .. } => match dimension {
-                None
-                | Some(
-                    Dimension::Model | Dimension::Feature | Dimension::Source | Dimension::User,
-                ) => Ok(()),
-                Some(_) => invalid(
-                    "dimension",
-                    "`dimension` must be `model`, `feature`, `source` or `user`",
-                ),
-            },
+            Condition::Anomaly {
+                dimension, each, ..
+            } => {
+                let named = |d: &Option<Dimension>| {
+                    matches!(
+                        d,
+                        None | Some(
+                            Dimension::Model
+                                | Dimension::Feature
+                                | Dimension::Source
+                                | Dimension::User
+                        )
+                    )
+                };
+                if !named(dimension) {
+                    return invalid(
+                        "dimension",
+                        "`dimension` must be `model`, `feature`, `source` or `user`",
+                    );
+                }
+                if !named(each) {
+                    return invalid(
+                        "each",
+                        "`each` must be `model`, `feature`, `source` or `user`",
+                    );
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// The budget a `budget` rule follows (`budget_id`), if any.
+    pub fn budget_id(&self) -> Option<&str> {
+        match self {
+            Condition::Budget { budget_id, .. } => budget_id.as_deref(),
+            _ => None,
+        }
+    }
+
+    /// A rule following budget `b` as it is judged: `b`'s amount, and the rule's thresholds or,
+    /// when it set none, `b`'s `warn_pct` and 100 (only 100 when it warns at 100).
+    pub fn following(&self, b: &super::budget::Budget) -> Condition {
+        let thresholds = match self {
+            Condition::Budget { thresholds_pct, .. } if !thresholds_pct.is_empty() => {
+                thresholds_pct.clone()
+            }
+            _ if b.warn_pct < 100 => vec![b.warn_pct, 100],
+            _ => vec![100],
+        };
+        Condition::Budget {
+            budget_usd: b.amount_usd,
+            thresholds_pct: thresholds,
+            budget_id: Some(b.id.clone()),
         }
     }
 
@@ -344,6 +427,46 @@ impl Filter {
         }
         Ok(())
     }
+}
+
+/// The view an `anomaly` rule reads values of `by` from: the workspace-wide one, or the one
+/// within the rule's filter value where the rollups have it (`model` within feature `search`).
+/// `None` where they do not (nothing is kept by model within an end-user), and for `by` the
+/// filter's own dimension (it has one value there).
+pub fn anomaly_view(by: Dimension, filter: Option<&Filter>) -> Option<View> {
+    match filter {
+        None => Some(View::of(by)),
+        Some(f) => VIEWS
+            .contains(&(f.dimension, by))
+            .then(|| View::within(by, f.dimension, f.value.clone())),
+    }
+}
+
+/// Checks an `anomaly` rule's `each` against its `filter`: the values of `each` are read within
+/// the filter's value, which the rollups hold only within one feature or one source.
+pub fn anomaly_filter(c: &Condition, filter: Option<&Filter>) -> Result<(), Invalid> {
+    let (
+        Condition::Anomaly {
+            each: Some(each), ..
+        },
+        Some(f),
+    ) = (c, filter)
+    else {
+        return Ok(());
+    };
+    if anomaly_view(*each, Some(f)).is_none() {
+        return invalid(
+            "each",
+            format!(
+                "`each` ({}) cannot be watched within a `{}` filter: per-value series exist \
+                 within one `feature` or one `source`, by another dimension (leave `filter` or \
+                 `each` out)",
+                each.as_str(),
+                f.dimension.as_str()
+            ),
+        );
+    }
+    Ok(())
 }
 
 /// Checks a webhook URL: https, to a public host. Plain http is allowed only to 127.0.0.1 and
@@ -602,12 +725,26 @@ pub struct RuleState {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub values: Vec<String>,
     /// An `anomaly` rule's detector: the open anomaly, the runs being confirmed, the last hour
-    /// judged. One per rule, on the workspace's total: a detector per dimension value would
-    /// need each value's eight weeks read every run and would tell one incident several times
-    /// (a feature, its model, its users); the dimension only names the contributors.
+    /// judged. One per rule, on the workspace's total (or the filter's value): the dimension
+    /// only names the contributors. Per-value detectors are opt-in (`each`, below): they read
+    /// each value's eight weeks every run and can tell one incident several times (a feature,
+    /// its model, its users).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<Object>)]
     pub anomaly: Option<anomaly::Detector>,
+    /// An `anomaly` rule with `each`: a detector per value watched (at most [`EACH_VALUES`]).
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    #[schema(value_type = Option<Object>)]
+    pub each: std::collections::BTreeMap<String, ValueDetector>,
+}
+
+/// One value's detector in an `anomaly` rule with `each`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ValueDetector {
+    pub detector: anomaly::Detector,
+    /// Its open anomaly was told on its own (not in a digest), so its end is told too.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub told: bool,
 }
 
 /// A change worth a notification.
@@ -634,7 +771,13 @@ pub enum Transition {
         threshold: f64,
     },
     /// Back under the threshold (windows only).
-    Resolved { value: f64, threshold: f64 },
+    Resolved {
+        value: f64,
+        threshold: f64,
+        /// The value that is back, for rules that watch each value: `feature \`summarize\``.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        about: Option<String>,
+    },
 }
 
 /// The level a measurement puts a condition at, and the value and threshold behind it.
@@ -646,6 +789,7 @@ pub fn level(c: &Condition, m: &Measured) -> (u32, f64, f64) {
         Condition::Budget {
             budget_usd,
             thresholds_pct,
+            ..
         } => {
             let pct = m.cost_usd / budget_usd * 100.0;
             let reached = thresholds_pct
@@ -765,8 +909,164 @@ pub fn fan_out(
             .map(|(v, _)| v)
             .collect(),
         anomaly: None,
+        each: Default::default(),
     };
     (next, told)
+}
+
+/// The values an `anomaly` rule with `each` watches in an evaluation, given each value's amount
+/// of the metric over the last week (requests for an error rate): those with an anomaly open
+/// first, so that it can resolve even once the value has gone quiet, then the largest; at most
+/// [`EACH_VALUES`]. A value with nothing in the week and nothing open is not watched.
+pub fn each_watched(
+    each: &std::collections::BTreeMap<String, ValueDetector>,
+    volumes: &[(String, f64)],
+) -> Vec<String> {
+    let open = |v: &str| each.get(v).is_some_and(|d| d.detector.open().is_some());
+    let mut all: std::collections::HashMap<&str, f64> = volumes
+        .iter()
+        .filter(|(_, amount)| *amount > 0.0)
+        .map(|(v, amount)| (v.as_str(), *amount))
+        .collect();
+    for v in each.keys().filter(|v| open(v)) {
+        all.entry(v.as_str()).or_insert(0.0);
+    }
+    let mut ranked: Vec<(bool, f64, &str)> = all
+        .into_iter()
+        .map(|(v, amount)| (open(v), amount, v))
+        .collect();
+    ranked.sort_by(|a, b| {
+        b.0.cmp(&a.0)
+            .then_with(|| b.1.total_cmp(&a.1))
+            .then_with(|| a.2.cmp(b.2))
+    });
+    ranked
+        .into_iter()
+        .take(EACH_VALUES)
+        .map(|(_, _, v)| v.to_owned())
+        .collect()
+}
+
+/// An hour's verdict on one value's own series (a `filter`'s, or each value's of `each`):
+/// [`anomaly::assess`], except that an hour too small to tell (value and usual both under the
+/// metric's minimum size: $1, 20 requests, 20,000 tokens) counts as usual for an anomaly that
+/// opened on a usual that small. Most features, models and end-users are small: without this,
+/// one whose hours all stay under the minimum would keep its first anomaly open for good (the
+/// rule stuck firing, its next spike never told). An anomaly that opened on busy hours still
+/// waits through quiet ones, as on the total.
+pub fn value_verdict(
+    detector: &anomaly::Detector,
+    metric: anomaly::Metric,
+    history: anomaly::Hourly<'_>,
+    hour: i64,
+    value: f64,
+) -> anomaly::Verdict {
+    let Some(baseline) = anomaly::baseline(metric, history, hour) else {
+        return anomaly::Verdict::Unknown;
+    };
+    let verdict = anomaly::verdict(metric, &baseline, value);
+    let small = |x: f64| x < metric.min_size();
+    let back_to_small = verdict == anomaly::Verdict::Unknown
+        && metric != anomaly::Metric::ErrorRate
+        && detector.open().is_some_and(|o| small(o.first.usual))
+        && value.is_finite()
+        && small(value)
+        && small(baseline.usual);
+    if back_to_small {
+        anomaly::Verdict::Normal
+    } else {
+        verdict
+    }
+}
+
+/// What one value's detector did at an hour, in an `anomaly` rule with `each`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum ValueMove {
+    /// An anomaly opened on the value.
+    Opened(anomaly::Finding),
+    /// Its anomaly is over: the hour's amount and what is usual for it.
+    Resolved { value: f64, usual: f64 },
+}
+
+/// What an `anomaly` rule with `each` tells of an evaluation.
+#[derive(Debug, Clone, PartialEq)]
+pub enum EachTell {
+    /// An anomaly opened on a value, told on its own: the caller writes its text (the finding,
+    /// the value, what explains it).
+    Opened {
+        value: String,
+        hour: i64,
+        finding: anomaly::Finding,
+    },
+    /// A value's anomaly resolved, or the digest of the values beyond those told one by one.
+    Other(Transition),
+}
+
+/// Which of an evaluation's per-value moves an `anomaly` rule with `each` tells, as `fan_out`
+/// does for `any_value`: in hour order, the largest change first within an hour, at most
+/// [`FAN_OUT_PER_RUN`] openings one by one and one digest naming the rest (an outage touches
+/// every feature at once: one page, not twenty). A resolution is told only when its opening was
+/// told on its own; one from a digest resolves quietly. Marks in `each` which open anomalies
+/// were told (their values must be in it).
+pub fn each_tell(
+    each: &mut std::collections::BTreeMap<String, ValueDetector>,
+    mut moves: Vec<(String, i64, ValueMove)>,
+    dimension: Dimension,
+) -> Vec<EachTell> {
+    let size = |m: &ValueMove| match m {
+        ValueMove::Opened(f) => (f.value - f.usual).abs(),
+        ValueMove::Resolved { .. } => f64::INFINITY,
+    };
+    moves.sort_by(|a, b| {
+        a.1.cmp(&b.1)
+            .then_with(|| size(&b.2).total_cmp(&size(&a.2)))
+            .then_with(|| a.0.cmp(&b.0))
+    });
+    let mut out = Vec::new();
+    let mut opened = 0;
+    let mut digest = Vec::new();
+    for (value, hour, m) in moves {
+        let told = each.get(&value).is_some_and(|d| d.told);
+        let now_told = match m {
+            ValueMove::Opened(finding) if opened < FAN_OUT_PER_RUN => {
+                opened += 1;
+                out.push(EachTell::Opened {
+                    value: value.clone(),
+                    hour,
+                    finding,
+                });
+                true
+            }
+            ValueMove::Opened(_) => {
+                digest.push(value.clone());
+                false
+            }
+            ValueMove::Resolved {
+                value: amount,
+                usual,
+            } => {
+                if told {
+                    out.push(EachTell::Other(Transition::Resolved {
+                        value: amount,
+                        threshold: usual,
+                        about: Some(format!("{} `{value}`", dimension.as_str())),
+                    }));
+                }
+                false
+            }
+        };
+        if let Some(d) = each.get_mut(&value) {
+            d.told = now_told;
+        }
+    }
+    if !digest.is_empty() {
+        out.push(EachTell::Other(Transition::Digest {
+            count: digest.len() as u32,
+            values: digest.into_iter().take(DIGEST_NAMES).collect(),
+            threshold: 0.0,
+        }));
+    }
+    out
 }
 
 /// One evaluation: the rule's new state, and the notification it calls for, if any. `period`
@@ -796,6 +1096,7 @@ pub fn step(
         since_ms: now_ms,
         values: Vec::new(),
         anomaly: None,
+        each: Default::default(),
     };
     if next > current {
         return (
@@ -809,7 +1110,14 @@ pub fn step(
         );
     }
     if next < current && !periodic {
-        return (moved(next), Some(Transition::Resolved { value, threshold }));
+        return (
+            moved(next),
+            Some(Transition::Resolved {
+                value,
+                threshold,
+                about: None,
+            }),
+        );
     }
     if current != state.level || (periodic && state.period != period) {
         // The period rolled over: quietly at its level for the new one.
@@ -998,10 +1306,74 @@ mod tests {
     }
 
     #[test]
+    fn a_rule_following_a_budget_takes_its_amount_and_warns_at_its_warn_pct() {
+        let parse = |v: serde_json::Value| Condition::parse(&v).map_err(|e| e.field);
+        let follow = parse(serde_json::json!({"metric": "budget", "budget_id": "bdg_a"})).unwrap();
+        assert_eq!(follow.budget_id(), Some("bdg_a"));
+        for (v, field) in [
+            (
+                serde_json::json!({"metric": "budget", "budget_id": "bdg_a", "budget_usd": 5}),
+                "budget_usd",
+            ),
+            (
+                serde_json::json!({"metric": "budget", "budget_id": ""}),
+                "budget_id",
+            ),
+            (
+                serde_json::json!({"metric": "budget", "budget_id": "bdg_a", "thresholds_pct": [80, 50]}),
+                "thresholds_pct",
+            ),
+            // Without a budget to follow, an amount is needed as before.
+            (
+                serde_json::json!({"metric": "budget", "thresholds_pct": [50]}),
+                "budget_usd",
+            ),
+        ] {
+            assert_eq!(parse(v.clone()), Err(field), "{v}");
+        }
+        let mut b = crate::domain::budget::Budget {
+            id: "bdg_a".into(),
+            name: "Search".into(),
+            amount_usd: 200.0,
+            period: crate::domain::budget::BudgetPeriod::Month,
+            scope: None,
+            warn_pct: 80,
+            deny: true,
+            created_at: String::new(),
+            updated_at: String::new(),
+        };
+        let judged = follow.following(&b);
+        assert_eq!(
+            judged,
+            Condition::Budget {
+                budget_usd: 200.0,
+                thresholds_pct: vec![80, 100],
+                budget_id: Some("bdg_a".into()),
+            }
+        );
+        let m = |usd| Measured {
+            cost_usd: usd,
+            ..Measured::default()
+        };
+        assert_eq!(level(&judged, &m(150.0)).0, 0);
+        assert_eq!(level(&judged, &m(160.0)).0, 1);
+        assert_eq!(level(&judged, &m(200.0)).0, 2);
+        b.warn_pct = 100;
+        assert_eq!(follow.levels(), 0);
+        assert_eq!(follow.following(&b).levels(), 1);
+        let own = parse(
+            serde_json::json!({"metric": "budget", "budget_id": "bdg_a", "thresholds_pct": [50]}),
+        )
+        .unwrap();
+        assert_eq!(own.following(&b).levels(), 1);
+    }
+
+    #[test]
     fn a_budget_notifies_once_per_threshold_and_starts_over_each_month() {
         let c = Condition::Budget {
             budget_usd: 100.0,
             thresholds_pct: vec![50, 80, 100],
+            budget_id: None,
         };
         let mut s = RuleState::default();
         let mut sent = Vec::new();
@@ -1064,7 +1436,8 @@ mod tests {
             c,
             Condition::Anomaly {
                 on: anomaly::Metric::Cost,
-                dimension: None
+                dimension: None,
+                each: None,
             }
         );
         assert!(!c.periodic());
@@ -1081,7 +1454,8 @@ mod tests {
             c,
             Condition::Anomaly {
                 on: anomaly::Metric::ErrorRate,
-                dimension: Some(Dimension::Model)
+                dimension: Some(Dimension::Model),
+                each: None,
             }
         ));
         for (bad, field) in [
@@ -1180,5 +1554,234 @@ mod tests {
         let (s5, told) = fan_out(&s3, Vec::new(), 5.0, Dimension::User, 5);
         assert!(told.is_empty());
         assert_eq!((s5.level, s5.since_ms, s5.values.len()), (0, 5, 0));
+    }
+
+    #[test]
+    fn anomaly_rules_watch_a_value_or_each_value() {
+        // Stored rules and states without the new fields read back as before.
+        let c: Condition =
+            serde_json::from_value(json!({"metric": "anomaly", "on": "cost"})).unwrap();
+        assert!(matches!(c, Condition::Anomaly { each: None, .. }));
+        assert_eq!(
+            serde_json::to_value(&c).unwrap(),
+            json!({"metric": "anomaly", "on": "cost"})
+        );
+        let s: RuleState = serde_json::from_value(json!({"level": 1, "since_ms": 3})).unwrap();
+        assert!(s.each.is_empty());
+        assert!(!serde_json::to_string(&s).unwrap().contains("each"));
+        let t: Transition =
+            serde_json::from_value(json!({"kind": "resolved", "value": 1.0, "threshold": 2.0}))
+                .unwrap();
+        assert!(matches!(t, Transition::Resolved { about: None, .. }));
+
+        let each = Condition::parse(&json!({"metric": "anomaly", "on": "cost", "each": "feature"}))
+            .unwrap();
+        assert!(matches!(
+            each,
+            Condition::Anomaly {
+                each: Some(Dimension::Feature),
+                ..
+            }
+        ));
+        let e = Condition::parse(&json!({"metric": "anomaly", "on": "cost", "each": "status"}))
+            .unwrap_err();
+        assert_eq!(e.field, "each", "{}", e.message);
+
+        // A filter: the value's own series; `each` within it where the rollups have the view.
+        let f = |d: Dimension, v: &str| Filter {
+            dimension: d,
+            value: v.into(),
+        };
+        let feature = f(Dimension::Feature, "summarize");
+        assert_eq!(
+            anomaly_view(Dimension::Total, None),
+            Some(View::of(Dimension::Total))
+        );
+        assert_eq!(
+            anomaly_view(Dimension::Model, Some(&feature)),
+            Some(View::within(
+                Dimension::Model,
+                Dimension::Feature,
+                "summarize"
+            ))
+        );
+        assert_eq!(anomaly_view(Dimension::Feature, Some(&feature)), None);
+        assert_eq!(
+            anomaly_view(Dimension::Feature, Some(&f(Dimension::Model, "gpt-4o"))),
+            None
+        );
+        assert_eq!(
+            anomaly_view(Dimension::Model, Some(&f(Dimension::User, "u1"))),
+            None
+        );
+        let plain = Condition::parse(&json!({"metric": "anomaly", "on": "cost"})).unwrap();
+        assert!(anomaly_filter(&plain, Some(&f(Dimension::User, "u1"))).is_ok());
+        let by_model =
+            Condition::parse(&json!({"metric": "anomaly", "on": "cost", "each": "model"})).unwrap();
+        assert!(anomaly_filter(&by_model, Some(&feature)).is_ok());
+        assert!(anomaly_filter(&by_model, None).is_ok());
+        for bad in [f(Dimension::Model, "gpt-4o"), f(Dimension::User, "u1")] {
+            let e = anomaly_filter(&by_model, Some(&bad)).unwrap_err();
+            assert_eq!(e.field, "each", "{}", e.message);
+        }
+        assert_eq!(
+            anomaly_filter(&each, Some(&feature)).unwrap_err().field,
+            "each"
+        );
+    }
+
+    fn finding(value: f64, usual: f64) -> anomaly::Finding {
+        anomaly::Finding {
+            metric: anomaly::Metric::Cost,
+            direction: if value >= usual {
+                anomaly::Direction::Up
+            } else {
+                anomaly::Direction::Down
+            },
+            value,
+            usual,
+            ratio: value / usual,
+            score: (value - usual) / 0.25,
+        }
+    }
+
+    fn opened(usual: f64) -> ValueDetector {
+        let mut detector = anomaly::Detector::default();
+        let t = detector.step(1, Some(finding(usual * 8.0, usual)));
+        assert!(matches!(t, Some(anomaly::Transition::Opened { .. })));
+        ValueDetector {
+            detector,
+            told: true,
+        }
+    }
+
+    #[test]
+    fn each_value_watches_the_largest_and_keeps_the_open_ones() {
+        let volumes: Vec<(String, f64)> = (0..30)
+            .map(|i| (format!("f{i:02}"), f64::from(i)))
+            .collect();
+        let mut each = std::collections::BTreeMap::new();
+        // f01 is small but has an anomaly open; "gone" sent nothing this week but is open too;
+        // f05 is remembered but quiet, so it only counts by its size.
+        each.insert("f01".to_owned(), opened(1.0));
+        each.insert("gone".to_owned(), opened(1.0));
+        each.insert("f05".to_owned(), ValueDetector::default());
+        let watched = each_watched(&each, &volumes);
+        assert_eq!(watched.len(), EACH_VALUES);
+        assert_eq!(&watched[..3], ["f01", "gone", "f29"]);
+        assert!(!watched.contains(&"f05".to_owned()));
+        assert!(!watched.contains(&"f00".to_owned()), "nothing in the week");
+        assert_eq!(watched.last().unwrap(), "f12");
+        assert!(each_watched(&Default::default(), &[("x".into(), 0.0)]).is_empty());
+    }
+
+    #[test]
+    fn each_value_tells_openings_up_to_the_cap_and_resolves_only_those_told() {
+        let mut each: std::collections::BTreeMap<String, ValueDetector> = (0..8)
+            .map(|i| (format!("f{i}"), ValueDetector::default()))
+            .collect();
+        // Eight features open in the same hour (an incident touching them all), f7 the largest.
+        let moves = (0..8)
+            .map(|i| {
+                (
+                    format!("f{i}"),
+                    10,
+                    ValueMove::Opened(finding(10.0 + f64::from(i), 1.0)),
+                )
+            })
+            .collect();
+        let told = each_tell(&mut each, moves, Dimension::Feature);
+        assert_eq!(told.len(), FAN_OUT_PER_RUN + 1);
+        assert!(
+            matches!(&told[0], EachTell::Opened { value, hour: 10, .. } if value == "f7"),
+            "largest first: {told:?}"
+        );
+        assert!(matches!(
+            &told[5],
+            EachTell::Other(Transition::Digest { count: 3, values, .. }) if values == &["f2", "f1", "f0"]
+        ));
+        assert!(each["f7"].told && each["f3"].told && !each["f2"].told);
+        // Later, f7 (told) and f0 (in the digest) resolve, and f7 opens again.
+        let moves = vec![
+            (
+                "f0".to_owned(),
+                12,
+                ValueMove::Resolved {
+                    value: 1.0,
+                    usual: 1.0,
+                },
+            ),
+            (
+                "f7".to_owned(),
+                12,
+                ValueMove::Resolved {
+                    value: 1.1,
+                    usual: 1.0,
+                },
+            ),
+            ("f7".to_owned(), 14, ValueMove::Opened(finding(9.0, 1.0))),
+        ];
+        let told = each_tell(&mut each, moves, Dimension::Feature);
+        assert_eq!(told.len(), 2, "{told:?}");
+        assert!(matches!(
+            &told[0],
+            EachTell::Other(Transition::Resolved { about: Some(a), value, threshold })
+                if a == "feature `f7`" && *value == 1.1 && *threshold == 1.0
+        ));
+        assert!(matches!(&told[1], EachTell::Opened { value, hour: 14, .. } if value == "f7"));
+        assert!(each["f7"].told && !each["f0"].told);
+    }
+
+    #[test]
+    fn a_small_value_back_to_usual_resolves_its_anomaly() {
+        // Three weeks at $0.50 an hour (under the $1 minimum size), then $3.00: opened at once.
+        let weeks = 3 * anomaly::HOURS_PER_WEEK;
+        let mut values = vec![0.5; usize::try_from(weeks).unwrap() + 4];
+        values[usize::try_from(weeks).unwrap()] = 3.0;
+        let history = anomaly::Hourly {
+            start: 0,
+            values: &values,
+        };
+        let metric = anomaly::Metric::Cost;
+        let mut d = anomaly::Detector::default();
+        let v = value_verdict(&d, metric, history, weeks, 3.0);
+        assert!(matches!(
+            d.step(weeks, v),
+            Some(anomaly::Transition::Opened { .. })
+        ));
+        // Back at $0.50: too small to tell for the detector alone, usual here.
+        assert_eq!(
+            anomaly::assess(metric, history, weeks + 1, 0.5),
+            anomaly::Verdict::Unknown
+        );
+        let v = value_verdict(&d, metric, history, weeks + 1, 0.5);
+        assert_eq!(v, anomaly::Verdict::Normal);
+        assert_eq!(d.step(weeks + 1, v), None);
+        let v = value_verdict(&d, metric, history, weeks + 2, 0.5);
+        assert!(matches!(
+            d.step(weeks + 2, v),
+            Some(anomaly::Transition::Resolved { .. })
+        ));
+
+        // Busy even hours ($5), quiet odd ones ($0.50): an anomaly of a busy hour waits through
+        // a quiet one, as on the total.
+        let mut values: Vec<f64> = (0..weeks + 4)
+            .map(|h| if h % 2 == 0 { 5.0 } else { 0.5 })
+            .collect();
+        values[usize::try_from(weeks).unwrap()] = 30.0;
+        let history = anomaly::Hourly {
+            start: 0,
+            values: &values,
+        };
+        let mut d = anomaly::Detector::default();
+        let v = value_verdict(&d, metric, history, weeks, 30.0);
+        assert!(matches!(
+            d.step(weeks, v),
+            Some(anomaly::Transition::Opened { .. })
+        ));
+        assert_eq!(
+            value_verdict(&d, metric, history, weeks + 1, 0.5),
+            anomaly::Verdict::Unknown
+        );
     }
 }

@@ -20,6 +20,19 @@ pub trait Events: Send + Sync + 'static {
         to_hour: i64,
     ) -> StoreResult<Vec<(RollupKey, Rollup)>>;
 
+    /// The rollups of one value of a view (`user-42` of `user`) for hours in
+    /// `[from_hour, to_hour)`, sorted by hour, pending deltas merged as [`Events::rollups`]
+    /// merges them: exactly the rows of `rollups` whose value is `value`, read without the
+    /// view's other values where the store can (what a budget scoped to one end-user measures).
+    async fn value_rollups(
+        &self,
+        ws: &WorkspaceId,
+        view: &View,
+        value: &str,
+        from_hour: i64,
+        to_hour: i64,
+    ) -> StoreResult<Vec<(RollupKey, Rollup)>>;
+
     /// Raw events with `from_ms <= ts < to_ms`, oldest first, at most `limit` after `after`
     /// (the last `(ts_ms, id)` of the previous page).
     async fn events(

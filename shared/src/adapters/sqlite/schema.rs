@@ -80,6 +80,21 @@ const MIGRATIONS: &[Migration] = &[
         // JSON of `DigestSubscribers`; NULL for a workspace nobody subscribed in.
         up: |tx, _| add_column(tx, "workspaces", "digest", "TEXT"),
     },
+    Migration {
+        what: "one end-user's rollups read without the others'",
+        // What a budget scoped to an end-user reads (`Events::value_rollups`): a range over
+        // (workspace, user, hour) instead of every end-user's row of every hour. Partial, so
+        // ingest and the compactor write it only for the `user` view's rows, and only when a row
+        // is created (an update changes `data`, which it does not hold); a query uses it only
+        // with the literal `view = 'user'` (`events::USER_VALUE_ROLLUPS`).
+        up: |tx, _| {
+            tx.execute_batch(
+                "CREATE INDEX IF NOT EXISTS rollups_by_user
+                    ON rollups (workspace_id, view, value, hour) WHERE view = 'user'",
+            )?;
+            Ok(())
+        },
+    },
 ];
 
 /// Adds a column unless the table has it (a store the tests rewind to an earlier release's
