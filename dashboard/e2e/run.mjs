@@ -1016,6 +1016,66 @@ async function main() {
       await visit(page, base, '/account', 'account');
     });
 
+    await step('cost allocation tags: declare a key in settings, events carry it, explore groups by it, FOCUS export', async () => {
+      await page.goto(`${base}/workspaces/${s.ws}/settings`);
+      await settle(page);
+      const tagsCard = 'section[aria-labelledby=tags-h]';
+      await page.waitForSelector(`${tagsCard} [data-no-tags]`);
+      // A key the API refuses: its message inline, naming the key.
+      await page.fill('input[name=tag-key]', 'bad key');
+      await page.click(`${tagsCard} button:has-text("Add key")`);
+      await page.click(`${tagsCard} button:has-text("Save tag keys")`);
+      await page.waitForSelector(`${tagsCard} .field-error:has-text("“bad key”")`);
+      await page.click(`${tagsCard} button:has-text("Undo changes")`);
+      await page.fill('input[name=tag-key]', 'team');
+      await page.click(`${tagsCard} button:has-text("Add key")`);
+      await page.click(`${tagsCard} button:has-text("Save tag keys")`);
+      await page.waitForSelector('text=Tag keys saved.');
+      await page.waitForSelector(`${tagsCard} [data-tag-values=team]`);
+      eq((await s.owner.get(`/v1/workspaces/${s.ws}/tags`)).keys.map((k) => k.key).join(','), 'team', 'the key is declared');
+      await scan(page, 'settings-tags');
+      // Events carry it in their metadata (from the hour it was declared).
+      const at = new Date().toISOString();
+      const tagged = [['growth', 'gpt-4o-mini'], ['growth', 'gpt-4o'], ['search', 'gpt-4o-mini'], [undefined, 'gpt-4o-mini']].map(([team, model], i) => ({
+        id: `tag-${i}`, timestamp: at, provider: 'openai', model, input_tokens: 1000, output_tokens: 200, metadata: team ? { team, region: 'eu' } : { region: 'eu' },
+      }));
+      eq(await ingest(base, s.key, tagged), 4, 'tagged events accepted');
+      // Explore offers the key as a grouping; the URL keeps it.
+      await page.goto(`${base}/workspaces/${s.ws}/explore?range=last_24h`);
+      await settle(page);
+      await page.waitForSelector('select[name=by] option[value="tag:team"]', { state: 'attached' });
+      eq((await page.textContent('select[name=by] option[value="tag:team"]')).trim(), 'team', 'the option is labelled by the key');
+      await page.selectOption('select[name=by]', 'tag:team');
+      await page.waitForURL(/by=tag%3Ateam/);
+      await settle(page);
+      const api = await s.owner.get(`/v1/stats/breakdown?workspace=${s.ws}&from=last_24h&by=tag:team&sort=cost_usd&order=desc&limit=1000`);
+      eq(api.tag.key, 'team', 'the API names the key');
+      const want = api.rows.map((r) => `${fmt.dimValue(r.value)} ${fmt.usd(r.metrics.cost_usd)}`).join('; ');
+      await page.waitForFunction(
+        (w) => [...document.querySelectorAll('section[aria-labelledby=tbl-h] tbody tr')].map((tr) => [...tr.querySelectorAll('td')].slice(0, 2).map((td) => td.textContent.trim()).join(' ')).join('; ') === w,
+        want,
+        { timeout: 10_000 },
+      );
+      const byValue = Object.fromEntries(api.rows.map((r) => [r.value, r.metrics.requests]));
+      eq(`${byValue.growth} ${byValue.search}`, '2 1', 'requests by team');
+      eq((await page.textContent('#tbl-h')).trim(), 'By team', 'the table is headed by the key');
+      const head = await page.$$eval('section[aria-labelledby=tbl-h] thead th', (ths) => ths.map((th) => th.textContent.replace(/[↕▲▼]/g, '').trim()));
+      eq(head[0], 'team', 'the first column is the key');
+      assert((await page.textContent('#ts-h')).includes('by team'), 'the chart is headed by the key');
+      assert(!(await page.textContent('main')).includes('tag1'), 'the internal slot is never shown');
+      assert(await page.isVisible('[data-tag-since]'), 'since when events carry the key is said');
+      await scan(page, 'explore-tag');
+      // FOCUS: cost rows for finance tools, the key among the tags.
+      const focus = page.locator('section[aria-labelledby=tbl-h] button:has-text("FOCUS (CSV)")');
+      assert(/FOCUS 1\.2/.test((await focus.getAttribute('title')) ?? ''), 'the FOCUS button says what it is');
+      const [dl] = await Promise.all([page.waitForEvent('download'), focus.click()]);
+      assert(dl.suggestedFilename().endsWith('.csv') && /focus/.test(dl.suggestedFilename()), `a FOCUS .csv file: ${dl.suggestedFilename()}`);
+      const text = readFileSync(await dl.path(), 'utf8');
+      const header = text.split(/\r?\n/)[0].split(',');
+      assert(header.includes('BilledCost') && header.includes('Tags'), `FOCUS columns: ${header.join(',')}`);
+      assert(/team"*:\s*"*growth/.test(text), 'a row tagged team=growth');
+    });
+
     await step('the plan usage link of a usage alert opens the usage page', async () => {
       // The evaluator runs every minute inside serve; run it once now rather than wait
       // (servers without that command still evaluate within a minute).

@@ -11,6 +11,11 @@
 //! last run, so the figure depends on how many batches one run folds: reported for 1 (a workspace
 //! sending one batch a minute), 10 and 100.
 //!
+//! The batch-size runs are made again with three cost-allocation tag keys declared (`team`, 5
+//! values; `project`, 12; `customer`, 300, past the bound of 100 kept values), tagged as the
+//! ingest function tags them: three more workspace-wide views, and the writes that admit new
+//! values to the workspace record.
+//!
 //! Then three traffic profiles for docs/COST.md (1, 10 and 100 million events a month, clients
 //! flushing every few seconds, compaction once a minute): write units per event at the batch
 //! size each volume gives, and the process CPU time per batch (the adapter, the AWS SDK and the
@@ -37,6 +42,7 @@ async fn ingest_batches(
     batches: usize,
     per_compaction: usize,
     now: i64,
+    tagged: bool,
 ) -> usize {
     let ctx = Context {
         now_ms: now,
@@ -74,11 +80,25 @@ async fn ingest_batches(
                     "status": if n.is_multiple_of(20) { "error" } else { "success" },
                     "metadata": {"region": "eu-west-1", "attempt": 1}
                 });
+                let mut v = v;
+                if tagged {
+                    v["metadata"]["team"] = json!(format!("team-{}", n % 5));
+                    v["metadata"]["project"] = json!(format!("project-{}", n % 12));
+                    v["metadata"]["customer"] = json!(format!("customer-{}", (n * 7) % 300));
+                }
                 event::validate(&serde_json::value::to_raw_value(&v).unwrap(), &ctx)
                     .unwrap()
                     .0
             })
             .collect();
+        let mut events = events;
+        if tagged {
+            // As the ingest function does: the record as read with the key, values admitted.
+            let keys = store.workspace(ws).await.unwrap().unwrap().tags;
+            llmtrack_shared::usecases::tag_events(store, ws, &keys, &mut events)
+                .await
+                .unwrap();
+        }
         event_bytes += events
             .iter()
             .map(|e| DynamoStore::event_item_bytes(ws, e))
@@ -114,6 +134,8 @@ struct Run {
     batch: usize,
     batches: usize,
     per_compaction: usize,
+    /// With three tag keys declared.
+    tagged: bool,
 }
 
 #[tokio::main]
@@ -125,12 +147,20 @@ async fn main() {
         batch,
         batches,
         per_compaction,
+        tagged: false,
+    };
+    let tagged = |batch, batches, per_compaction| Run {
+        tagged: true,
+        ..run(0, batch, batches, per_compaction)
     };
     let runs: Vec<Run> = if bench {
         vec![
             run(0, 100, 10, 1),
             run(0, 100, 30, 10),
             run(0, 100, 100, 100),
+            tagged(100, 10, 1),
+            tagged(100, 30, 10),
+            tagged(100, 100, 100),
             // Profiles: events a second = monthly / 2.59 million; clients send a batch every
             // 13, 6.5 and 2.6 seconds, so a once-a-minute compaction folds 5, 9 and 23 batches.
             run(1_000_000, 5, 50, 5),
@@ -138,7 +168,11 @@ async fn main() {
             run(100_000_000, 100, 46, 23),
         ]
     } else {
-        vec![run(0, 100, 1, 1), run(1_000_000, 5, 2, 2)]
+        vec![
+            run(0, 100, 1, 1),
+            tagged(100, 2, 1),
+            run(1_000_000, 5, 2, 2),
+        ]
     };
     let endpoint = std::env::var("MOTO_ENDPOINT").expect("MOTO_ENDPOINT: run with `make bench`");
     let config = aws_sdk_dynamodb::Config::builder()
@@ -167,13 +201,31 @@ async fn main() {
             prices: Default::default(),
             budgets: Default::default(),
             digest: Default::default(),
+            tags: Default::default(),
             spans: Default::default(),
         };
         store.create_workspace(&ws).await.unwrap();
+        if r.tagged {
+            let keys = ["team", "project", "customer"].map(str::to_owned);
+            let declared = ws
+                .tags
+                .declare(&keys, now - 2 * 3_600_000)
+                .unwrap()
+                .unwrap();
+            assert!(store.set_tags(&ws.id, &declared).await.unwrap());
+        }
         store.capacity().reset();
         let cpu = cpu_seconds();
-        let event_bytes =
-            ingest_batches(&store, &ws.id, r.batch, r.batches, r.per_compaction, now).await;
+        let event_bytes = ingest_batches(
+            &store,
+            &ws.id,
+            r.batch,
+            r.batches,
+            r.per_compaction,
+            now,
+            r.tagged,
+        )
+        .await;
         let cpu_ms_per_batch = (cpu_seconds() - cpu) * 1000.0 / r.batches as f64;
         let events = (r.batch * r.batches) as f64;
         let c = store.capacity();
@@ -181,8 +233,9 @@ async fn main() {
         let requests = c.write_requests() as f64 / r.batches as f64;
         if r.monthly == 0 {
             println!(
-                "dynamodb_wcu: {events} events in batches of {}, compaction every {} batches: {} write requests; reported {:.1} WCU ({:.3}/event); sized {} WCU ({sized:.3}/event)",
+                "dynamodb_wcu: {events} events in batches of {}{}, compaction every {} batches: {} write requests; reported {:.1} WCU ({:.3}/event); sized {} WCU ({sized:.3}/event)",
                 r.batch,
+                if r.tagged { " with 3 tag keys" } else { "" },
                 r.per_compaction,
                 c.write_requests(),
                 c.reported_write_units(),

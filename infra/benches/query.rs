@@ -72,6 +72,7 @@ fn event(i: u64, n: u64, now: i64) -> Event {
         error_type: None,
         metadata: Vec::new(),
         redactions: Vec::new(),
+        tags: Vec::new(),
         expires_ms: ts + 365 * DAY,
     }
 }

@@ -136,6 +136,9 @@ error_codes! {
     /// A budget's field is missing or out of range, or the workspace already has as many
     /// budgets as it may; the message names the field.
     InvalidBudget = "invalid_budget", BAD_REQUEST, Response;
+    /// The workspace's tag keys: too many, listed twice, or not a valid key; the message names
+    /// the one.
+    InvalidTags = "invalid_tags", BAD_REQUEST, Response;
     /// A deletion request is not one that can be carried out; the message names the field.
     InvalidDeletion = "invalid_deletion", BAD_REQUEST, Response;
     /// A repricing's range is not one that can be repriced (not ended yet, or older than the

@@ -550,3 +550,132 @@ pub async fn set_digest(
         "the weekly digest's subscribers of {ws} changed five times while this change was made; try again"
     )))
 }
+
+#[derive(Debug, thiserror::Error)]
+pub enum TagChangeError {
+    #[error("no such workspace")]
+    NoWorkspace,
+    #[error(transparent)]
+    Invalid(#[from] crate::domain::tags::InvalidTags),
+    #[error("the tag keys changed five times while this change was being made; try again")]
+    Busy,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Declares exactly `keys` as the workspace's cost-allocation tag keys (`domain::tags`) and
+/// audits the change (`tags.changed`); the keys as stored. Retried on the latest keys when ingest
+/// admitted a value meanwhile, so neither change is lost.
+pub async fn declare_tags(
+    workspaces: &dyn Workspaces,
+    audit: &dyn AuditLog,
+    ws: &WorkspaceId,
+    keys: &[String],
+    by: Actor<'_>,
+    now_ms: i64,
+) -> Result<crate::domain::tags::TagKeys, TagChangeError> {
+    for _ in 0..5 {
+        let current = workspaces
+            .workspace(ws)
+            .await?
+            .ok_or(TagChangeError::NoWorkspace)?
+            .tags;
+        let Some(next) = current.declare(keys, now_ms)? else {
+            return Ok(current);
+        };
+        if workspaces.set_tags(ws, &next).await? {
+            by.record(audit, ws, now_ms, "tags.changed", Some(keys.join(", ")))
+                .await;
+            return Ok(next);
+        }
+    }
+    Err(TagChangeError::Busy)
+}
+
+/// Sets the tags of events about to be stored: keys' values already kept as they are, new ones
+/// first admitted on the workspace record (a conditional write, retried on the latest keys, so
+/// concurrent ingests keep the same first [`MAX_TAG_VALUES`] values), the rest as
+/// `tags::OTHER`. Costs a write only for a request that brings a value never seen.
+///
+/// [`MAX_TAG_VALUES`]: crate::domain::tags::MAX_TAG_VALUES
+pub async fn tag_events(
+    workspaces: &dyn Workspaces,
+    ws: &WorkspaceId,
+    keys: &crate::domain::tags::TagKeys,
+    events: &mut [crate::domain::event::Event],
+) -> StoreResult<()> {
+    if keys.is_empty() {
+        return Ok(());
+    }
+    let mut keys = std::borrow::Cow::Borrowed(keys);
+    let unseen = keys.unseen(events);
+    if !unseen.is_empty() {
+        for _ in 0..5 {
+            let Some(next) = keys.admit(&unseen) else {
+                break;
+            };
+            if workspaces.set_tags(ws, &next).await? {
+                keys = std::borrow::Cow::Owned(next);
+                break;
+            }
+            match workspaces.workspace(ws).await? {
+                Some(w) => keys = std::borrow::Cow::Owned(w.tags),
+                None => break,
+            }
+        }
+    }
+    keys.assign(events);
+    Ok(())
+}
+
+/// Drops from the workspace's tag keys the values no event left in its history carries, after a
+/// deletion of usage data: the kept values are derived from the events, and go with them (and
+/// free room for new ones). A key's `overflowed` mark goes when nothing counts under `(other)`.
+pub async fn prune_tag_values(
+    workspaces: &dyn Workspaces,
+    events: &dyn crate::ports::Events,
+    ws: &WorkspaceId,
+    now_ms: i64,
+) -> StoreResult<()> {
+    use crate::domain::rollup::View;
+    use crate::domain::tags::OTHER;
+    use crate::domain::time::hour_of;
+    for _ in 0..5 {
+        let Some(w) = workspaces.workspace(ws).await? else {
+            return Ok(());
+        };
+        if w.tags.is_empty() {
+            return Ok(());
+        }
+        // What the plan shows: older rollups are not shown, and the events are gone.
+        let first = hour_of(now_ms - w.plan.history_ms());
+        let mut next = w.tags.clone();
+        for k in &mut next.keys {
+            let rows = events
+                .rollups(
+                    ws,
+                    &View::of(k.dimension()),
+                    first.max(k.since_hour),
+                    hour_of(now_ms) + 1,
+                )
+                .await?;
+            let present: std::collections::HashSet<String> = rows
+                .into_iter()
+                .filter(|(_, r)| r.requests > 0)
+                .map(|(key, _)| key.value)
+                .collect();
+            k.values.retain(|v| present.contains(v));
+            k.overflowed &= present.contains(OTHER);
+        }
+        if next.keys == w.tags.keys {
+            return Ok(());
+        }
+        next.version += 1;
+        if workspaces.set_tags(ws, &next).await? {
+            return Ok(());
+        }
+    }
+    Err(StoreError::Unexpected(anyhow::anyhow!(
+        "the tag keys of {ws} changed five times while their values were pruned"
+    )))
+}

@@ -89,6 +89,8 @@ const ROUTES: &[(&str, &str)] = &[
     ("delete", "/v1/workspaces/{id}/budgets/{budget}"),
     ("get", "/v1/workspaces/{id}/digest"),
     ("put", "/v1/workspaces/{id}/digest"),
+    ("get", "/v1/workspaces/{id}/tags"),
+    ("put", "/v1/workspaces/{id}/tags"),
     ("get", "/v1/archive/{key}"),
 ];
 

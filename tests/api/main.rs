@@ -35,3 +35,4 @@ mod secrets;
 mod server;
 mod slack;
 mod summary;
+mod tags;

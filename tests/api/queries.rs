@@ -492,6 +492,7 @@ async fn an_export_job_on_dynamodb_writes_to_s3_behind_a_presigned_link() {
         filters: Vec::new(),
         meta: None,
         by: None,
+        tag: None,
         sort: None,
     };
     let job = Job {

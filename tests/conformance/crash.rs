@@ -31,6 +31,7 @@ pub async fn setup() -> (DynamoStore, WorkspaceId) {
         prices: Default::default(),
         budgets: Default::default(),
         digest: Default::default(),
+        tags: Default::default(),
         spans: Default::default(),
     };
     store.create_workspace(&ws).await.unwrap();

@@ -27,6 +27,7 @@ fn acme(plan: Plan) -> Workspace {
         prices: Default::default(),
         budgets: Default::default(),
         digest: Default::default(),
+        tags: Default::default(),
         spans: Default::default(),
     }
 }
@@ -48,6 +49,7 @@ async fn events_carry_their_plan_expiry_as_ttl() {
         prices: Default::default(),
         budgets: Default::default(),
         digest: Default::default(),
+        tags: Default::default(),
         spans: Default::default(),
     };
     store.create_workspace(&ws).await.unwrap();
@@ -81,6 +83,7 @@ async fn no_raw_key_is_stored() {
         prices: Default::default(),
         budgets: Default::default(),
         digest: Default::default(),
+        tags: Default::default(),
         spans: Default::default(),
     };
     store.create_workspace(&ws).await.unwrap();
@@ -339,6 +342,7 @@ async fn every_item_kind_keeps_its_stored_layout() {
         prices: Default::default(),
         budgets: Default::default(),
         digest: Default::default(),
+        tags: Default::default(),
         spans: Default::default(),
     };
     let ws = workspace("Acme");
@@ -352,6 +356,11 @@ async fn every_item_kind_keeps_its_stored_layout() {
     )
     .unwrap();
     assert!(store.set_prices(&ws.id, &prices).await.unwrap());
+    let tags = llmtrack_shared::domain::tags::TagKeys::default()
+        .declare(&["team".to_owned()], T)
+        .unwrap()
+        .unwrap();
+    assert!(store.set_tags(&ws.id, &tags).await.unwrap());
     let ws = ws.id;
 
     // People.
@@ -613,7 +622,7 @@ W#{ws}#AUDIT | {ulid} | action:S=key.created actor:S={user} at:N={T} expires_at:
 W#{ws}#B | cmp | batches:SS={ulid} created:N={13d} id:S=cmp_{ulid}
 W#{ws}#B | wm | upto:S={ulid}
 W#{ws}#B | {ulid} | created:N={13d} hours:NS={6d} month:S={month} reserved:N=1
-W#{ws}#D | {ulid}#000 | d:B expires_at:N={10d} f:N=3
+W#{ws}#D | {ulid}#000 | d:B expires_at:N={10d} f:N=4
 W#{ws}#E#{6d} | {13d}#evt-1 | b:S={ulid} d:S=json expires_at:N={10d}
 W#{ws}#E#{6d} | {13d}#evt-2 | b:S={ulid} d:S=json expires_at:N={10d}
 W#{ws}#E#{6d} | {13d}#evt-3 | b:S={ulid} d:S=json expires_at:N={10d}
@@ -633,7 +642,7 @@ WS#{ws} | KEY#{key} | hash:S={hash}
 WS#{ws} | MEMBER#{user} | email:S=ada@example.com role:S=owner since:N={T} user:S={user} ws:S={ws}
 WS#{ws} | NOTICE#report:2023-11 | at:N={T}
 WS#{ws} | USAGE#{month} | n:N=4
-WS#{ws} | WS | alerts:N=1 created:N={T} keys:N=1 members:N=1 name:S=Acme Inc owners:N=1 plan:S=team prices:S=json pv:N=1 spans:S=json tz:S=Europe/Paris
+WS#{ws} | WS | alerts:N=1 created:N={T} keys:N=1 members:N=1 name:S=Acme Inc owners:N=1 plan:S=team prices:S=json pv:N=1 spans:S=json tags:S=json tv:N=1 tz:S=Europe/Paris
 WSIDX | {doomed} |
 WSIDX | {ws} |
 "#;

@@ -28,6 +28,7 @@ mod deletion;
 mod digest;
 mod prices;
 mod purge;
+mod tags;
 
 use accounts::{
     active_keys_stay_within_the_limit, audit_pages_newest_first,
@@ -49,6 +50,7 @@ use prices::{
     price_rules_change_only_from_the_version_read,
     repricing_rewrites_costs_and_every_view_of_the_hour,
 };
+use tags::tag_values_are_admitted_once_and_fold_into_their_views;
 mod dynamodb_items;
 mod stream;
 mod upgrade;
@@ -109,6 +111,7 @@ suite!(
     budgets_spend_is_the_cost_of_their_scope,
     one_values_rollups_are_exactly_its_rows,
     digest_subscribers_change_only_from_the_version_read,
+    tag_values_are_admitted_once_and_fold_into_their_views,
 );
 
 async fn new_workspace(store: &DynStore, plan: Plan) -> WorkspaceId {
@@ -122,6 +125,7 @@ async fn new_workspace(store: &DynStore, plan: Plan) -> WorkspaceId {
         prices: Default::default(),
         budgets: Default::default(),
         digest: Default::default(),
+        tags: Default::default(),
         spans: Default::default(),
     };
     store.create_workspace(&ws).await.unwrap();
@@ -169,6 +173,7 @@ async fn workspaces_round_trip(store: DynStore) {
         prices: Default::default(),
         budgets: Default::default(),
         digest: Default::default(),
+        tags: Default::default(),
         spans: Default::default(),
     };
     store.create_workspace(&ws).await.unwrap();

@@ -135,8 +135,15 @@ export const DIMENSIONS: { id: string; label: string }[] = [
   { id: 'status', label: 'Status' },
 ];
 
+/** A dimension's label; a tag dimension (`tag:team`) is labelled by its key (`team`). */
 export function dimensionLabel(id: string): string {
+  if (id.startsWith('tag:') && id.length > 4) return id.slice(4);
   return DIMENSIONS.find((d) => d.id === id)?.label ?? id;
+}
+
+/** A dimension's label inside a sentence: "by model", but a tag key as it is spelled ("by costCenter"). */
+export function dimensionNoun(id: string): string {
+  return id.startsWith('tag:') && id.length > 4 ? id.slice(4) : dimensionLabel(id).toLowerCase();
 }
 
 /** A dimension value for display: the empty value (events sent without one) is "(none)". */

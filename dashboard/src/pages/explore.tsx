@@ -1,15 +1,17 @@
 // Explore: a breakdown by any dimension, a second dimension as stacked bars or a pivot table,
 // a time chart, sortable tables and exports of what is on screen. All state is in the URL.
 import { Controls, CoveredNote, useView } from '../analytics';
-import { useEffect } from 'preact/hooks';
+import { useEffect, useState } from 'preact/hooks';
 import { ChartTable, loadUplot, PALETTE, TimeChart } from '../chart';
 import type { PageProps } from '../app';
-import { get, withQuery } from '../lib/api';
+import { describe, get, withQuery, wsPath } from '../lib/api';
 import { type Column, download, fileName, toCsv, toJsonl } from '../lib/csv';
-import { DIMENSIONS, METRICS, count, dimValue, dimensionLabel, metricLabel, metricValue, ms, pct, usd } from '../lib/format';
-import type { Breakdown, BreakdownRow, Metrics, Timeseries } from '../lib/types';
+import { FOCUS_DESCRIPTION, exportBody, runExport } from '../lib/exports';
+import { DIMENSIONS, METRICS, count, dateTime, dimValue, dimensionLabel, dimensionNoun, metricLabel, metricValue, ms, pct, usd } from '../lib/format';
+import { type Tagged, type WorkspaceTags, groupByOptions, isTagDimension, overflowNote } from '../lib/tags';
+import type { Breakdown, BreakdownRow, Metrics, Timeseries, Workspace } from '../lib/types';
 import { type ViewState, apiParams, rangeDays, rangeLabel, withExtra, withFilter } from '../lib/urlstate';
-import { AsyncView, type Col, Empty, ErrorBox, Loading, PageHead, Table, useAsync } from '../ui';
+import { AsyncView, type Col, Empty, ErrorBox, Loading, PageHead, Table, toast, useAsync } from '../ui';
 import { seriesOf } from './overview';
 
 /** Every metric of a breakdown row, by metric id. */
@@ -62,14 +64,20 @@ export default function Explore({ ws }: PageProps) {
   useEffect(() => void loadUplot().catch(() => {}), []);
   const [view, setView] = useView();
   const by = view.extra.by ?? 'model';
-  const by2 = view.extra.by2 && view.extra.by2 !== by ? view.extra.by2 : undefined;
+  const byTag = isTagDimension(by);
+  // A second dimension splits each value of the first by filtering on it: not for a tag (no tag filter).
+  const by2 = !byTag && view.extra.by2 && view.extra.by2 !== by ? view.extra.by2 : undefined;
+  // The workspace's tag keys are group-by choices too (any member may read them).
+  const tags = useAsync((signal) => get<WorkspaceTags>(wsPath(ws.id, 'tags'), { signal }), [ws.id]);
+  const options = groupByOptions(tags.data?.keys, by);
+  const options2 = groupByOptions(tags.data?.keys, view.extra.by2).filter((d) => d.id !== by);
   const metric = METRICS.some((m) => m.id === view.extra.metric) ? view.extra.metric! : 'cost_usd';
   const mode = view.extra.view === 'pivot' ? 'pivot' : 'stack';
   const sort = TABLE_METRICS.includes(view.extra.sort ?? '') || view.extra.sort === 'value' ? view.extra.sort! : 'cost_usd';
   const desc = view.extra.order !== 'asc';
   const key = `${ws.id}|${ws.timezone}|${JSON.stringify(view.filters)}|${view.range}|${view.from}|${view.to}`;
   const table = useAsync(
-    (signal) => get<Breakdown>(withQuery('/v1/stats/breakdown', apiParams(ws.id, view, ws.timezone, { by, sort: sort === 'value' ? undefined : sort, order: sort === 'value' ? undefined : desc ? 'desc' : 'asc', limit: 1000 })), { signal }),
+    (signal) => get<Tagged<Breakdown>>(withQuery('/v1/stats/breakdown', apiParams(ws.id, view, ws.timezone, { by, sort: sort === 'value' ? undefined : sort, order: sort === 'value' ? undefined : desc ? 'desc' : 'asc', limit: 1000 })), { signal }),
     [key, by, sort === 'value' ? '' : sort, desc],
   );
   const gran = rangeDays(view) <= 2 ? 'hour' : 'day';
@@ -88,24 +96,18 @@ export default function Explore({ ws }: PageProps) {
           <label class="inline">
             <span>Break down by</span>
             <select name="by" value={by} onChange={(e) => set('by', (e.target as HTMLSelectElement).value)}>
-              {DIMENSIONS.map((d) => (
-                <option key={d.id} value={d.id}>
-                  {d.label}
-                </option>
-              ))}
+              <DimensionOptions options={options} />
             </select>
           </label>
-          <label class="inline">
-            <span>Then by</span>
-            <select name="by2" value={by2 ?? ''} onChange={(e) => set('by2', (e.target as HTMLSelectElement).value || undefined)}>
-              <option value="">(nothing)</option>
-              {DIMENSIONS.filter((d) => d.id !== by).map((d) => (
-                <option key={d.id} value={d.id}>
-                  {d.label}
-                </option>
-              ))}
-            </select>
-          </label>
+          {!byTag && (
+            <label class="inline">
+              <span>Then by</span>
+              <select name="by2" value={by2 ?? ''} onChange={(e) => set('by2', (e.target as HTMLSelectElement).value || undefined)}>
+                <option value="">(nothing)</option>
+                <DimensionOptions options={options2} />
+              </select>
+            </label>
+          )}
           {by2 && (
             <fieldset class="inline radios">
               <legend>Show as</legend>
@@ -135,7 +137,7 @@ export default function Explore({ ws }: PageProps) {
       ) : (
         <section class="card" aria-labelledby="ts-h">
           <h2 id="ts-h">
-            {metricLabel(metric)} over time by {dimensionLabel(by).toLowerCase()}
+            {metricLabel(metric)} over time by {dimensionNoun(by)}
           </h2>
           <AsyncView a={series}>
             {(t) =>
@@ -154,17 +156,20 @@ export default function Explore({ ws }: PageProps) {
 
       <section class="card" aria-labelledby="tbl-h">
         <div class="card-head">
-          <h2 id="tbl-h">By {dimensionLabel(by).toLowerCase()}</h2>
-          {table.data && table.data.rows.length > 0 && (
-            <div class="btn-group">
-              <button type="button" class="btn" onClick={() => download(fileName(['llmtrack', ws.name, 'by', by, rangeLabel(view)], 'csv'), toCsv(exportColumns(by), sortRows(table.data!.rows, sort, desc)), 'text/csv')}>
-                Export CSV
-              </button>
-              <button type="button" class="btn" onClick={() => download(fileName(['llmtrack', ws.name, 'by', by, rangeLabel(view)], 'jsonl'), toJsonl(exportColumns(by), sortRows(table.data!.rows, sort, desc)), 'application/x-ndjson')}>
-                Export JSON Lines
-              </button>
-            </div>
-          )}
+          <h2 id="tbl-h">By {dimensionNoun(by)}</h2>
+          <div class="btn-group">
+            {table.data && table.data.rows.length > 0 && (
+              <>
+                <button type="button" class="btn" onClick={() => download(fileName(['llmtrack', ws.name, 'by', by, rangeLabel(view)], 'csv'), toCsv(exportColumns(by), sortRows(table.data!.rows, sort, desc)), 'text/csv')}>
+                  Export CSV
+                </button>
+                <button type="button" class="btn" onClick={() => download(fileName(['llmtrack', ws.name, 'by', by, rangeLabel(view)], 'jsonl'), toJsonl(exportColumns(by), sortRows(table.data!.rows, sort, desc)), 'application/x-ndjson')}>
+                  Export JSON Lines
+                </button>
+              </>
+            )}
+            <FocusExport ws={ws} view={view} />
+          </div>
         </div>
         <AsyncView a={table}>
           {(t) =>
@@ -172,11 +177,19 @@ export default function Explore({ ws }: PageProps) {
               <Empty title="No events match">Widen the range or remove a filter.</Empty>
             ) : (
               <>
-                <BreakdownTable rows={t.rows} by={by} sort={sort} desc={desc} setSort={(k, d) => setView(withExtra(withExtra(view, 'sort', k === 'cost_usd' ? undefined : k), 'order', d ? undefined : 'asc'))} onPick={(v) => setView(withExtra(withFilter(view, by as never, v), 'by', DIMENSIONS.find((d) => d.id !== by && view.filters[d.id as never] === undefined)?.id))} />
+                <BreakdownTable
+                  rows={t.rows}
+                  by={by}
+                  sort={sort}
+                  desc={desc}
+                  setSort={(k, d) => setView(withExtra(withExtra(view, 'sort', k === 'cost_usd' ? undefined : k), 'order', d ? undefined : 'asc'))}
+                  onPick={byTag ? undefined : (v) => setView(withExtra(withFilter(view, by as never, v), 'by', DIMENSIONS.find((d) => d.id !== by && view.filters[d.id as never] === undefined)?.id))}
+                />
                 <p class="small muted">
                   {t.total_rows > t.rows.length ? `Showing ${t.rows.length} of ${t.total_rows} rows. ` : `${t.rows.length} rows. `}
-                  Select a value to filter by it. Answered from {t.covered.answered_from}.
+                  {byTag ? '' : 'Select a value to filter by it. '}Answered from {t.covered.answered_from}.
                 </p>
+                {t.tag && <TagNotes tag={t.tag} from={t.covered.from} tz={ws.timezone} />}
                 <CoveredNote covered={t.covered} ws={ws} />
               </>
             )
@@ -207,7 +220,70 @@ export function providerDifference(p: Metrics['provider_reported']): string {
   return `${sign}${usd(p.difference_usd)}${rate}`;
 }
 
-function BreakdownTable({ rows, by, sort, desc, setSort, onPick }: { rows: BreakdownRow[]; by: string; sort: string; desc: boolean; setSort: (k: string, desc: boolean) => void; onPick: (v: string) => void }) {
+/** The built-in dimensions, then the workspace's tag keys in their own group. */
+function DimensionOptions({ options }: { options: { id: string; label: string; tag?: boolean }[] }) {
+  const opt = (d: { id: string; label: string }) => (
+    <option key={d.id} value={d.id}>
+      {d.label}
+    </option>
+  );
+  const tags = options.filter((d) => d.tag);
+  return (
+    <>
+      {options.filter((d) => !d.tag).map(opt)}
+      {tags.length > 0 && <optgroup label="Cost allocation tags">{tags.map(opt)}</optgroup>}
+    </>
+  );
+}
+
+/** Under a table grouped by a tag: since when events carry it, and the "(other)" note when its values overflowed. */
+function TagNotes({ tag, from, tz }: { tag: NonNullable<Tagged<Breakdown>['tag']>; from: string; tz: string }) {
+  const note = overflowNote(tag);
+  const late = tag.since && new Date(tag.since).getTime() > new Date(from).getTime();
+  return (
+    <>
+      {late && (
+        <p class="small muted" data-tag-since>
+          Events are tagged with “{tag.key}” from {dateTime(tag.since, tz)}, when the key was declared; earlier events are not in this table.
+        </p>
+      )}
+      {note && (
+        <p class="small warn" data-tag-overflow>
+          <span aria-hidden="true">⚠ </span>
+          {note}
+        </p>
+      )}
+    </>
+  );
+}
+
+/** The FinOps FOCUS export of the range and filters on screen (every dimension, tags included). */
+function FocusExport({ ws, view }: { ws: Workspace; view: ViewState }) {
+  const [busy, setBusy] = useState(false);
+  const run = async () => {
+    setBusy(true);
+    try {
+      const body = exportBody('focus', 'csv', apiParams(ws.id, view, ws.timezone));
+      await runExport(ws.id, body, fileName(['llmtrack', ws.name, 'focus', rangeLabel(view)], 'csv'), () => toast('A large export is being prepared; the download starts when it is ready.'));
+    } catch (e) {
+      toast(describe(e), 'error');
+    } finally {
+      setBusy(false);
+    }
+  };
+  return (
+    <>
+      <button type="button" class="btn" disabled={busy} title={FOCUS_DESCRIPTION} aria-describedby="focus-hint" onClick={() => void run()}>
+        {busy ? 'Exporting…' : 'FOCUS (CSV)'}
+      </button>
+      <span id="focus-hint" class="sr-only">
+        {FOCUS_DESCRIPTION}, for this range and these filters.
+      </span>
+    </>
+  );
+}
+
+function BreakdownTable({ rows, by, sort, desc, setSort, onPick }: { rows: BreakdownRow[]; by: string; sort: string; desc: boolean; setSort: (k: string, desc: boolean) => void; onPick?: (v: string) => void }) {
   const cols: Col<BreakdownRow>[] = [
     { key: 'value', label: dimensionLabel(by), render: (r) => dimValue(r.value), sort: (r) => r.value },
     { key: 'cost_usd', label: 'Cost', render: (r) => usd(r.metrics.cost_usd), sort: (r) => r.metrics.cost_usd, numeric: true },
@@ -235,11 +311,11 @@ function BreakdownTable({ rows, by, sort, desc, setSort, onPick }: { rows: Break
     <Table
       columns={cols}
       rows={rows}
-      caption={`Usage by ${dimensionLabel(by).toLowerCase()}`}
+      caption={`Usage by ${dimensionNoun(by)}`}
       captionHidden
       rowKey={(r) => r.value}
       sortState={{ key: sort, desc, set: setSort }}
-      onRowClick={(r) => onPick(r.value)}
+      onRowClick={onPick && ((r) => onPick(r.value))}
       rowLabel={(r) => `Filter by ${dimensionLabel(by)} ${dimValue(r.value)}`}
     />
   );
@@ -279,7 +355,7 @@ function Pivot({ ws, tz, view, t, by, by2, metric, mode }: { ws: string; tz: str
     <section class="card" aria-labelledby="pv-h">
       <div class="card-head">
         <h2 id="pv-h">
-          {metricLabel(metric)} by {dimensionLabel(by).toLowerCase()} and {dimensionLabel(by2).toLowerCase()}
+          {metricLabel(metric)} by {dimensionNoun(by)} and {dimensionNoun(by2)}
         </h2>
         {data.data && (
           <div class="btn-group">
@@ -306,7 +382,7 @@ function Pivot({ ws, tz, view, t, by, by2, metric, mode }: { ws: string; tz: str
           )}
           {mode === 'stack' && <StackedBars d={data.data} metric={metric} />}
           <PivotTable d={data.data} by={by} by2={by2} metric={metric} hidden={mode === 'stack'} />
-          {t.rows.length > PIVOT_ROWS && <p class="small muted">The {PIVOT_ROWS} largest {dimensionLabel(by).toLowerCase()} values of {t.rows.length}.</p>}
+          {t.rows.length > PIVOT_ROWS && <p class="small muted">The {PIVOT_ROWS} largest {dimensionNoun(by)} values of {t.rows.length}.</p>}
         </>
       )}
     </section>
@@ -368,7 +444,7 @@ function PivotTable({ d, by, by2, metric, hidden }: { d: PivotData; by: string; 
     <div class="table-wrap">
       <table class="pivot">
         <caption>
-          {metricLabel(metric)}: rows by {dimensionLabel(by).toLowerCase()}, columns by {dimensionLabel(by2).toLowerCase()}
+          {metricLabel(metric)}: rows by {dimensionNoun(by)}, columns by {dimensionNoun(by2)}
         </caption>
         <thead>
           <tr>

@@ -2,7 +2,8 @@
 import { useEffect, useState } from 'preact/hooks';
 import { Controls, useView } from '../analytics';
 import type { PageProps } from '../app';
-import { ApiError, describe, get, request, withQuery } from '../lib/api';
+import { ApiError, describe, get, withQuery } from '../lib/api';
+import { FOCUS_DESCRIPTION, exportBody, runExport } from '../lib/exports';
 import { type Column, download, fileName, toCsv, toJsonl } from '../lib/csv';
 import { count, dateTime, dateTimeSeconds, dimValue, ms, usd } from '../lib/format';
 import type { EventPage, LoggedEvent, Workspace } from '../lib/types';
@@ -71,7 +72,7 @@ function MetaFilter({ view, setView }: { view: ViewState; setView: (v: ViewState
 export function RequestLog({ ws, view, title = 'Request log' }: { ws: Workspace; view: ViewState; title?: string }) {
   const [cursors, setCursors] = useState<(string | null)[]>([null]);
   const [open, setOpen] = useState<LoggedEvent | null>(null);
-  const [exporting, setExporting] = useState(false);
+  const [exporting, setExporting] = useState<'events' | 'focus' | null>(null);
   const cursor = cursors[cursors.length - 1];
   const key = `${ws.id}|${ws.timezone}|${JSON.stringify(view.filters)}|${view.range}|${view.from}|${view.to}|${view.extra.meta ?? ''}`;
   useEffect(() => setCursors([null]), [key]);
@@ -80,39 +81,16 @@ export function RequestLog({ ws, view, title = 'Request log' }: { ws: Workspace;
     [key, cursor],
   );
   const params = apiParams(ws.id, view, ws.timezone);
-  const exportAll = async (format: 'csv' | 'jsonl') => {
-    setExporting(true);
+  const exportAll = async (kind: 'events' | 'focus', format: 'csv' | 'jsonl') => {
+    setExporting(kind);
     try {
-      const body: Record<string, string> = { kind: 'events', format };
-      for (const [k, v] of params) body[k] = v;
-      if (view.extra.meta) body.meta = view.extra.meta;
-      const res = await request<Response>('POST', '/v1/exports', body, { raw: true });
-      const name = fileName(['llmtrack', ws.name, 'events', rangeLabel(view)], format);
-      if (res.status === 202) {
-        const job = (await res.json()) as { id: string };
-        toast('A large export is being prepared; the download starts when it is ready.');
-        for (let i = 0; i < 600; i++) {
-          await new Promise((r) => setTimeout(r, 2000));
-          const j = await get<{ state: string; url?: string; download_url?: string; error?: string }>(withQuery(`/v1/exports/${encodeURIComponent(job.id)}`, { workspace: ws.id }));
-          if (j.state === 'done') {
-            const url = j.url ?? j.download_url;
-            if (url) {
-              const a = document.createElement('a');
-              a.href = url;
-              a.download = name;
-              a.click();
-            }
-            break;
-          }
-          if (j.state === 'failed') throw new Error(j.error ?? 'the export failed');
-        }
-      } else {
-        download(name, await res.blob(), format === 'csv' ? 'text/csv' : 'application/x-ndjson');
-      }
+      const body = exportBody(kind, format, params, kind === 'events' ? { meta: view.extra.meta } : {});
+      const name = fileName(['llmtrack', ws.name, kind, rangeLabel(view)], format);
+      await runExport(ws.id, body, name, () => toast('A large export is being prepared; the download starts when it is ready.'));
     } catch (e) {
       toast(describe(e), 'error');
     } finally {
-      setExporting(false);
+      setExporting(null);
     }
   };
   const events = page.data?.events ?? [];
@@ -131,9 +109,15 @@ export function RequestLog({ ws, view, title = 'Request log' }: { ws: Workspace;
               </button>
             </>
           )}
-          <button type="button" class="btn" disabled={exporting} onClick={() => void exportAll('csv')}>
-            {exporting ? 'Exporting…' : 'Export all matching (CSV)'}
+          <button type="button" class="btn" disabled={exporting !== null} onClick={() => void exportAll('events', 'csv')}>
+            {exporting === 'events' ? 'Exporting…' : 'Export all matching (CSV)'}
           </button>
+          <button type="button" class="btn" disabled={exporting !== null} title={FOCUS_DESCRIPTION} aria-describedby="focus-hint-log" onClick={() => void exportAll('focus', 'csv')}>
+            {exporting === 'focus' ? 'Exporting…' : 'FOCUS (CSV)'}
+          </button>
+          <span id="focus-hint-log" class="sr-only">
+            {FOCUS_DESCRIPTION}, for this range and these filters.
+          </span>
         </div>
       </div>
       {page.error ? (

@@ -1,13 +1,16 @@
 // Workspace settings: name, timezone, the OpenTelemetry attributes that name feature and user;
+// the cost-allocation tag keys;
 // your weekly digest email; data deletion (a range, or the whole workspace).
 import { useState } from 'preact/hooks';
 import type { PageProps } from '../app';
 import { describe, get, patch, post, put, wsPath } from '../lib/api';
 import { navigate } from '../lib/router';
 import { can, loadMe, updateWorkspace } from '../lib/store';
+import { dateTime } from '../lib/format';
+import { type TagKeyInfo, type WorkspaceTags, OTHER_VALUE, addTagKey, tagDimension, tagErrorMessage, tagKeysChanged } from '../lib/tags';
 import { localDate, nextDay, startOfLocalDay, timezones } from '../lib/time';
 import type { Workspace } from '../lib/types';
-import { ConfirmButton, Field, PageHead, toast, useAsync } from '../ui';
+import { Badge, ConfirmButton, ErrorBox, Field, Loading, PageHead, Table, toast, useAsync } from '../ui';
 
 export default function Settings({ ws }: PageProps) {
   const manage = can(ws.role, 'manage_settings');
@@ -17,6 +20,7 @@ export default function Settings({ ws }: PageProps) {
       <PageHead title="Settings" sub={ws.name} />
       <General ws={ws} manage={manage} />
       <SpanAttributes ws={ws} manage={manage} />
+      <CostTags ws={ws} manage={manage} />
       <WeeklyDigest ws={ws} />
       {owner && <DeleteData ws={ws} />}
       {owner && <DeleteWorkspace ws={ws} />}
@@ -210,6 +214,193 @@ function SpanAttributes({ ws, manage }: { ws: Workspace; manage: boolean }) {
           {busy ? 'Saving…' : 'Save attributes'}
         </button>
       </form>
+    </section>
+  );
+}
+
+/** The declared tag keys: since when each tags events, how many values it keeps, and whether it is full. */
+function TagKeyTable({ ws, keys, max }: { ws: Workspace; keys: TagKeyInfo[]; max: number }) {
+  return (
+    <Table
+      caption="Declared tag keys"
+      captionHidden
+      rows={keys}
+      rowKey={(k) => k.key}
+      columns={[
+        {
+          key: 'key',
+          label: 'Key',
+          render: (k) => (
+            <a href={`/workspaces/${ws.id}/explore?by=${encodeURIComponent(k.dimension || tagDimension(k.key))}`} title={`Break cost down by ${k.key}`}>
+              <code>{k.key}</code>
+            </a>
+          ),
+        },
+        { key: 'since', label: `Tagging since (${ws.timezone})`, render: (k) => dateTime(k.since, ws.timezone) },
+        {
+          key: 'values',
+          label: 'Values kept',
+          render: (k) => (
+            <span data-tag-values={k.key}>
+              {k.values.length} / {k.max_values || max}
+              {k.overflowed && (
+                <>
+                  {' '}
+                  <Badge kind="warn">over the limit</Badge>
+                </>
+              )}
+            </span>
+          ),
+        },
+      ]}
+    />
+  );
+}
+
+/** Cost-allocation tags: metadata keys whose values become breakdown dimensions and FOCUS tags. */
+function CostTags({ ws, manage }: { ws: Workspace; manage: boolean }) {
+  const tags = useAsync((signal) => get<WorkspaceTags>(wsPath(ws.id, 'tags'), { signal }), [ws.id]);
+  const [draft, setDraft] = useState<string[] | null>(null);
+  const [typed, setTyped] = useState('');
+  const [addError, setAddError] = useState<string | null>(null);
+  const [error, setError] = useState<string | null>(null);
+  const [busy, setBusy] = useState(false);
+  const t = tags.data;
+  const saved = t?.keys.map((k) => k.key) ?? [];
+  const keys = draft ?? saved;
+  const maxKeys = t?.max_keys ?? 3;
+  const maxValues = t?.max_values ?? 100;
+  const example = saved[0] ?? 'team';
+  const intro = (
+    <>
+      <p>
+        Up to {maxKeys} metadata keys (such as <code>team</code>, <code>project</code> or <code>customer</code>) whose values become breakdown dimensions in{' '}
+        <a href={`/workspaces/${ws.id}/explore`}>Explore</a> and tags in the FOCUS export. Each key keeps its first {maxValues} values; later new values are counted under “{OTHER_VALUE}”.
+      </p>
+      <p class="small muted">
+        Events carry them in their metadata: <code>{`"metadata": {"${example}": "search"}`}</code>
+      </p>
+    </>
+  );
+  const body = tags.error ? (
+    <ErrorBox error={tags.error} retry={tags.reload} />
+  ) : !t ? (
+    <Loading />
+  ) : t.keys.length === 0 ? (
+    <p class="muted" data-no-tags>
+      No tag keys declared yet.
+    </p>
+  ) : (
+    <TagKeyTable ws={ws} keys={t.keys} max={maxValues} />
+  );
+  if (!manage) {
+    return (
+      <section class="card" aria-labelledby="tags-h">
+        <h2 id="tags-h">Cost allocation tags</h2>
+        {intro}
+        {body}
+        <p class="small muted">Admins and owners can change the tag keys.</p>
+      </section>
+    );
+  }
+  const save = async () => {
+    setBusy(true);
+    setError(null);
+    try {
+      tags.set(await put<WorkspaceTags>(wsPath(ws.id, 'tags'), { keys }));
+      setDraft(null);
+      toast('Tag keys saved.');
+    } catch (err) {
+      setError(tagErrorMessage(describe(err), keys));
+    } finally {
+      setBusy(false);
+    }
+  };
+  const changed = tagKeysChanged(saved, keys);
+  return (
+    <section class="card" aria-labelledby="tags-h">
+      <h2 id="tags-h">Cost allocation tags</h2>
+      {intro}
+      {body}
+      {t && (
+        <>
+          <h3 id="tag-draft-h">Keys to declare</h3>
+          <ul class="chips tag-draft" aria-labelledby="tag-draft-h">
+            {keys.length === 0 && <li class="muted small">None: tagging is off.</li>}
+            {keys.map((k) => (
+              <li key={k} class="chip">
+                <code>{k}</code>
+                {!saved.includes(k) && <span class="small"> (new)</span>}
+                <button
+                  type="button"
+                  class="chip-x"
+                  aria-label={`Remove tag key ${k}`}
+                  onClick={() => {
+                    setDraft(keys.filter((x) => x !== k));
+                    setError(null);
+                  }}
+                >
+                  ✕
+                </button>
+              </li>
+            ))}
+          </ul>
+          <form
+            class="control-row tag-editor"
+            onSubmit={(e) => {
+              e.preventDefault();
+              const r = addTagKey(keys, typed, maxKeys);
+              if ('error' in r) setAddError(r.error);
+              else {
+                setDraft(r.keys);
+                setTyped('');
+                setAddError(null);
+                setError(null);
+              }
+            }}
+          >
+            <label class="inline">
+              <span>Add a tag key</span>
+              <input name="tag-key" value={typed} maxLength={64} autoComplete="off" placeholder="e.g. team" aria-invalid={addError ? true : undefined} onInput={(e) => setTyped((e.target as HTMLInputElement).value)} />
+            </label>
+            <button type="submit" class="btn">
+              Add key
+            </button>
+          </form>
+          {addError && (
+            <p class="field-error" role="alert">
+              <span aria-hidden="true">⚠ </span>
+              {addError}
+            </p>
+          )}
+          <p class="small muted">A new key tags events from the current hour on; a removed key's values are no longer shown.</p>
+          {error && (
+            <p class="field-error" role="alert">
+              <span aria-hidden="true">⚠ </span>
+              {error}
+            </p>
+          )}
+          <div class="actions start">
+            <button type="button" class="btn primary" disabled={busy || !changed} onClick={() => void save()}>
+              {busy ? 'Saving…' : 'Save tag keys'}
+            </button>
+            {changed && (
+              <button
+                type="button"
+                class="btn ghost"
+                disabled={busy}
+                onClick={() => {
+                  setDraft(null);
+                  setError(null);
+                  setAddError(null);
+                }}
+              >
+                Undo changes
+              </button>
+            )}
+          </div>
+        </>
+      )}
     </section>
   );
 }

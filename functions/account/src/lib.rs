@@ -14,6 +14,7 @@ mod me;
 mod members;
 mod prices;
 mod signin;
+mod tags;
 mod usage;
 mod workspaces;
 
@@ -86,6 +87,7 @@ fn routes() -> OpenApiRouter<AccountState> {
         .routes(routes!(budgets::list_budgets, budgets::add_budget))
         .routes(routes!(budgets::replace_budget, budgets::remove_budget))
         .routes(routes!(digest::get_digest, digest::set_digest))
+        .routes(routes!(tags::get_tags, tags::set_tags))
 }
 
 pub fn router(state: AccountState) -> OpenApiRouter {

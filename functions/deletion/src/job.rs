@@ -225,6 +225,15 @@ pub async fn run(deps: &Deps, mut job: Job, deadline: Option<Instant>) -> anyhow
                     return Ok(Ran::Overtaken);
                 }
             }
+            // Tag values seen only in the deleted events are derived data too. Idempotent, so
+            // a job resumed after this point does it again harmlessly.
+            llmtrack_shared::usecases::prune_tag_values(
+                deps.store.workspaces.as_ref(),
+                deps.store.events.as_ref(),
+                &ws,
+                deps.clock.now_ms(),
+            )
+            .await?;
         }
         Scope::Workspace => {
             // Writes begun before the acceptance may still land: wait them out.

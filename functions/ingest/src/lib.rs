@@ -341,9 +341,9 @@ async fn ingest(
     check: impl FnOnce(&Context) -> Vec<Checked>,
 ) -> Result<Response, ApiError> {
     let (checked, now) = s.check(key, workspace, check);
-    let (mut results, valid) = EventResult::all(checked, workspace, now);
+    let (mut results, mut valid) = EventResult::all(checked, workspace, now);
 
-    if let Some(refusal) = store(s, workspace, &mut results, &valid, now).await? {
+    if let Some(refusal) = store(s, workspace, &mut results, &mut valid, now).await? {
         let mut response = (
             StatusCode::TOO_MANY_REQUESTS,
             Json(IngestResponse::of(
@@ -408,19 +408,26 @@ struct QuotaRefusal {
     retry_after_s: i64,
 }
 
-/// Stores the valid events (`valid`, in the order of the `Accepted` entries of `results`) and
-/// marks each result with what became of it: accepted, a duplicate, or refused by the quota.
-/// Shared by the JSON and OpenTelemetry paths, so both count and refuse alike.
+/// Tags and stores the valid events (`valid`, in the order of the `Accepted` entries of
+/// `results`) and marks each result with what became of it: accepted, a duplicate, or refused
+/// by the quota. Shared by the JSON and OpenTelemetry paths, so both count and refuse alike.
 async fn store(
     s: &IngestState,
     workspace: &Workspace,
     results: &mut [EventResult],
-    valid: &[event::Event],
+    valid: &mut [event::Event],
     now: i64,
 ) -> Result<Option<QuotaRefusal>, ApiError> {
     if valid.is_empty() {
         return Ok(None);
     }
+    llmtrack_shared::usecases::tag_events(
+        s.store.workspaces.as_ref(),
+        &workspace.id,
+        &workspace.tags,
+        valid,
+    )
+    .await?;
     let limit = workspace.plan.limits().events_per_month;
     let quota = Quota {
         month: month_of(now),

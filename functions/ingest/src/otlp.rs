@@ -211,9 +211,9 @@ async fn traces(
     }
     // Which span each result is, for the rejection message.
     let (named, checked): (Vec<&Span>, Vec<_>) = checked.into_iter().unzip();
-    let (mut results, valid) = EventResult::all(checked, &workspace, now);
+    let (mut results, mut valid) = EventResult::all(checked, &workspace, now);
 
-    if let Some(refusal) = crate::store(s, &workspace, &mut results, &valid, now).await? {
+    if let Some(refusal) = crate::store(s, &workspace, &mut results, &mut valid, now).await? {
         let mut failure = Failure::new(StatusCode::TOO_MANY_REQUESTS, refusal.message);
         failure.headers.push((
             header::RETRY_AFTER,

@@ -18,6 +18,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use llmtrack_shared::domain::analytics::{self, Filters, Metric};
 use llmtrack_shared::domain::event::Event;
+use llmtrack_shared::domain::focus;
 use llmtrack_shared::domain::ids::WorkspaceId;
 use llmtrack_shared::domain::rollup::{Dimension, Rollup};
 use llmtrack_shared::domain::time::{HOUR_MS, rfc3339};
@@ -29,7 +30,7 @@ use utoipa::ToSchema;
 
 use crate::log::{LoggedEvent, meta_matches, parse_meta, visible_range};
 use crate::stats::{TableAsk, TableParams, TableRow};
-use crate::{QueryScope, QueryState, reader};
+use crate::{Pages, QueryScope, QueryState, reader};
 
 /// Largest export answered in the response.
 pub const INLINE_LIMIT_BYTES: usize = 5_000_000;
@@ -52,6 +53,9 @@ pub const JOB_KIND: &str = "export";
 pub enum ExportKind {
     Events,
     Breakdown,
+    /// Cost and usage as FOCUS 1.2 rows (`domain::focus`): one per day, provider, model, key
+    /// source, feature and tag values, for chargeback in finance tools.
+    Focus,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -84,8 +88,9 @@ pub struct ExportRequest {
     pub scope: QueryScope,
     /// Events: only those whose metadata has this `key:value`.
     pub meta: Option<String>,
-    /// Breakdown: the dimension of the rows.
-    #[schema(value_type = Option<llmtrack_shared::domain::analytics::GroupBy>)]
+    /// Breakdown: the dimension of the rows (as `by` of `/v1/stats/breakdown`, `tag:<key>`
+    /// included).
+    #[schema(example = "model")]
     pub by: Option<String>,
     /// Breakdown: the metric rows are sorted by (default `cost_usd`).
     #[schema(value_type = Option<llmtrack_shared::domain::analytics::Metric>)]
@@ -102,6 +107,9 @@ pub struct ExportSpec {
     pub filters: Vec<(Dimension, String)>,
     pub meta: Option<(String, String)>,
     pub by: Option<Dimension>,
+    /// The tag key `by` is, if a tag: the column's name.
+    #[serde(default)]
+    pub tag: Option<String>,
     pub sort: Option<Metric>,
 }
 
@@ -167,6 +175,18 @@ pub async fn create(
             filters: filters.0.into_iter().collect(),
             meta: parse_meta(req.meta.as_deref())?,
             by: None,
+            tag: None,
+            sort: None,
+        },
+        ExportKind::Focus => ExportSpec {
+            kind: req.kind,
+            format: req.format,
+            from_ms,
+            to_ms,
+            filters: filters.0.into_iter().collect(),
+            meta: None,
+            by: None,
+            tag: None,
             sort: None,
         },
         ExportKind::Breakdown => {
@@ -182,8 +202,9 @@ pub async fn create(
                 },
                 1,
             )?;
+            let g = t.by.resolve(&ws)?;
             // Rollup hours, as the breakdown endpoint reads them.
-            let first = crate::first_visible_hour(&ws, s.clock.now_ms());
+            let first = g.first_hour(crate::first_visible_hour(&ws, s.clock.now_ms()));
             ExportSpec {
                 kind: req.kind,
                 format: req.format,
@@ -191,7 +212,8 @@ pub async fn create(
                 to_ms: ((to_ms - 1).div_euclid(HOUR_MS) + 1).max(first) * HOUR_MS,
                 filters: filters.0.into_iter().collect(),
                 meta: None,
-                by: Some(t.by),
+                by: Some(g.dimension),
+                tag: g.tag.map(|t| t.key),
                 sort: Some(t.sort),
             }
         }
@@ -424,7 +446,11 @@ pub async fn resume(
 fn filename(ws: &Workspace, spec: &ExportSpec, at_ms: i64) -> String {
     let kind = match spec.kind {
         ExportKind::Events => "events".to_owned(),
-        ExportKind::Breakdown => format!("by-{}", spec.by.map_or("total", |d| d.as_str())),
+        ExportKind::Breakdown => match &spec.tag {
+            Some(key) => format!("by-tag-{}", key.replace(['/', '.'], "-")),
+            None => format!("by-{}", spec.by.map_or("total", |d| d.as_str())),
+        },
+        ExportKind::Focus => "focus".to_owned(),
     };
     let date = rfc3339(at_ms).get(..10).unwrap_or_default().to_owned();
     format!(
@@ -448,7 +474,7 @@ impl<E: Into<ApiError>> From<E> for Produce {
 
 /// The encoded file, buffered; flushed to `sink` a megabyte at a time when there is one.
 struct Output {
-    header: Vec<&'static str>,
+    header: Vec<String>,
     csv: Option<csv::Writer<Vec<u8>>>,
     jsonl: Vec<u8>,
     limit: Option<usize>,
@@ -458,7 +484,7 @@ struct Output {
 const FLUSH_BYTES: usize = 1 << 20;
 
 impl Output {
-    fn new(format: Format, limit: Option<usize>, header: Vec<&'static str>) -> Output {
+    fn new(format: Format, limit: Option<usize>, header: Vec<String>) -> Output {
         Output {
             header,
             csv: (format == Format::Csv).then(|| csv::Writer::from_writer(Vec::new())),
@@ -600,13 +626,31 @@ fn event_cells(e: &Event, l: &LoggedEvent) -> Vec<String> {
     ]
 }
 
-fn header(spec: &ExportSpec) -> Vec<&'static str> {
+fn header(spec: &ExportSpec) -> Vec<String> {
     match (spec.kind, spec.by) {
-        (ExportKind::Events, _) => EVENT_HEADER.to_vec(),
-        (ExportKind::Breakdown, by) => std::iter::once(by.unwrap_or(Dimension::Model).as_str())
-            .chain(Metric::ALL.iter().map(|m| m.as_str()))
-            .collect(),
+        (ExportKind::Events, _) => EVENT_HEADER.map(str::to_owned).to_vec(),
+        (ExportKind::Breakdown, by) => {
+            let first = match &spec.tag {
+                Some(key) => format!("tag:{key}"),
+                None => by.unwrap_or(Dimension::Model).as_str().to_owned(),
+            };
+            std::iter::once(first)
+                .chain(Metric::ALL.iter().map(|m| m.as_str().to_owned()))
+                .collect()
+        }
+        (ExportKind::Focus, _) => focus::HEADER.map(str::to_owned).to_vec(),
     }
+}
+
+/// FOCUS rows an export sums in memory: a day of 100 models × 10 sources × 100 features is
+/// 100 thousand; past this the range is too wide to sum at once.
+pub const MAX_FOCUS_ROWS: usize = 500_000;
+
+/// FOCUS columns holding numbers: written as they are (the others go through [`cell`]).
+fn focus_numeric(column: &str) -> bool {
+    column.ends_with("Cost")
+        || column.ends_with("Quantity")
+        || column.starts_with("x_") && column != "x_Feature"
 }
 
 /// Writes the export's rows into `out` (and through `sink`, for jobs). Returns the row count.
@@ -621,14 +665,8 @@ async fn produce(
     let mut rows = 0u64;
     match spec.kind {
         ExportKind::Events => {
-            let mut after = None;
-            loop {
-                let page = store
-                    .events
-                    .events(&ws.id, spec.from_ms, spec.to_ms, after.take(), 1000)
-                    .await?;
-                let full = page.len() == 1000;
-                after = page.last().map(|e| (e.ts_ms, e.id.clone()));
+            let mut pages = Pages::new(store, &ws.id, spec.from_ms, spec.to_ms);
+            while let Some(page) = pages.next().await? {
                 for e in page
                     .iter()
                     .filter(|e| filters.matches(e) && meta_matches(e, &spec.meta))
@@ -646,9 +684,51 @@ async fn produce(
                     }
                 }
                 out.spill(&mut sink).await?;
-                if !full {
-                    break;
+            }
+        }
+        ExportKind::Focus => {
+            let mut sums = focus::Rows::default();
+            let mut scanned = 0u64;
+            let mut pages = Pages::new(store, &ws.id, spec.from_ms, spec.to_ms);
+            while let Some(page) = pages.next().await? {
+                for e in page.iter().filter(|e| filters.matches(e)) {
+                    scanned += 1;
+                    if scanned > MAX_EXPORT_EVENTS || !sums.add(e, &ws.tags, MAX_FOCUS_ROWS) {
+                        return Err(Produce::Failed(ApiError::bad_request(
+                            ErrorCode::ExportTooLarge,
+                            format!(
+                                "a FOCUS export sums at most {MAX_EXPORT_EVENTS} events into at most {MAX_FOCUS_ROWS} rows: narrow the range or add filters"
+                            ),
+                        )));
+                    }
                 }
+            }
+            let account = focus::Account {
+                id: ws.id.as_str(),
+                name: &ws.name,
+            };
+            for (k, r) in &sums.rows {
+                let cells: Vec<String> = focus::HEADER
+                    .iter()
+                    .zip(focus::cells(&account, k, r))
+                    .map(|(column, v)| if focus_numeric(column) { v } else { cell(&v) })
+                    .collect();
+                let json: serde_json::Map<String, serde_json::Value> = focus::HEADER
+                    .iter()
+                    .zip(&cells)
+                    .map(|(column, v)| {
+                        let v = match (focus_numeric(column), v.parse::<f64>()) {
+                            (true, Ok(n)) => serde_json::json!(n),
+                            _ if v.is_empty() => serde_json::Value::Null,
+                            _ if *column == "Tags" => serde_json::from_str(v).unwrap_or_default(),
+                            _ => serde_json::Value::String(v.clone()),
+                        };
+                        ((*column).to_owned(), v)
+                    })
+                    .collect();
+                out.row(cells, &json)?;
+                rows += 1;
+                out.spill(&mut sink).await?;
             }
         }
         ExportKind::Breakdown => {

@@ -334,16 +334,9 @@ pub(crate) async fn rows_of(
         );
         return Ok((rows, "rollups"));
     }
-    let (from_ms, to_ms) = (from_hour * HOUR_MS, to_hour * HOUR_MS);
     let mut events = Vec::new();
-    let mut after = None;
-    loop {
-        let page = store
-            .events
-            .events(ws, from_ms, to_ms, after.take(), 1000)
-            .await?;
-        let full = page.len() == 1000;
-        after = page.last().map(|e| (e.ts_ms, e.id.clone()));
+    let mut pages = Pages::new(store, ws, from_hour * HOUR_MS, to_hour * HOUR_MS);
+    while let Some(page) = pages.next().await? {
         events.extend(page.into_iter().filter(|e| filters.matches(e)));
         if events.len() > MAX_SCANNED_EVENTS {
             return Err(ApiError::bad_request(
@@ -353,11 +346,57 @@ pub(crate) async fn rows_of(
                 ),
             ));
         }
-        if !full {
-            break;
-        }
     }
     Ok((analytics::fold_events(by, filters, &events), "events"))
+}
+
+/// The raw events of `[from_ms, to_ms)`, oldest first, a page of 1,000 at a time: what folds
+/// and exports read.
+pub(crate) struct Pages<'a> {
+    store: &'a QueryPorts,
+    ws: &'a WorkspaceId,
+    from_ms: i64,
+    to_ms: i64,
+    after: Option<(i64, String)>,
+    done: bool,
+}
+
+impl<'a> Pages<'a> {
+    pub const SIZE: usize = 1000;
+
+    pub fn new(store: &'a QueryPorts, ws: &'a WorkspaceId, from_ms: i64, to_ms: i64) -> Self {
+        Pages {
+            store,
+            ws,
+            from_ms,
+            to_ms,
+            after: None,
+            done: false,
+        }
+    }
+
+    pub async fn next(
+        &mut self,
+    ) -> llmtrack_shared::ports::StoreResult<Option<Vec<llmtrack_shared::domain::event::Event>>>
+    {
+        if self.done {
+            return Ok(None);
+        }
+        let page = self
+            .store
+            .events
+            .events(
+                self.ws,
+                self.from_ms,
+                self.to_ms,
+                self.after.take(),
+                Self::SIZE,
+            )
+            .await?;
+        self.done = page.len() < Self::SIZE;
+        self.after = page.last().map(|e| (e.ts_ms, e.id.clone()));
+        Ok(Some(page))
+    }
 }
 
 /// The workspace an analytics request reads: a read key's own, or, with a session, the
@@ -391,13 +430,78 @@ pub(crate) async fn reader(
     Ok(ws)
 }
 
-pub(crate) fn parse_dimension(field: &str, value: &str) -> Result<Dimension, ApiError> {
+/// What a request groups by: a built-in dimension, or one of the workspace's tag keys
+/// (`tag:team`), which is known only once the workspace is.
+#[derive(Debug, Clone)]
+pub(crate) enum By {
+    Dimension(Dimension),
+    Tag(String),
+}
+
+/// A grouping resolved against the workspace: its dimension, and for a tag its key (whose view
+/// starts at `since_hour`).
+#[derive(Debug, Clone)]
+pub(crate) struct Grouping {
+    pub dimension: Dimension,
+    pub tag: Option<llmtrack_shared::domain::tags::TagKey>,
+}
+
+impl Grouping {
+    /// The first hour to read: a tag's view holds nothing of this key before it was declared
+    /// (and may hold an earlier key's values).
+    pub fn first_hour(&self, from_hour: i64) -> i64 {
+        self.tag
+            .as_ref()
+            .map_or(from_hour, |t| from_hour.max(t.since_hour))
+    }
+
+    pub fn tag_view(&self) -> Option<llmtrack_shared::domain::tags::TagKeyView> {
+        self.tag
+            .as_ref()
+            .map(llmtrack_shared::domain::tags::TagKeyView::of)
+    }
+}
+
+impl By {
+    pub fn resolve(&self, ws: &Workspace) -> Result<Grouping, ApiError> {
+        match self {
+            By::Dimension(d) => Ok(Grouping {
+                dimension: *d,
+                tag: None,
+            }),
+            By::Tag(key) => {
+                let t = ws.tags.get(key).ok_or_else(|| {
+                    let declared: Vec<String> =
+                        ws.tags.keys.iter().map(|k| format!("tag:{}", k.key)).collect();
+                    ApiError::bad_request(
+                        ErrorCode::InvalidDimension,
+                        if declared.is_empty() {
+                            format!("`tag:{key}`: this workspace declares no tag keys (settings, or PUT /v1/workspaces/{{id}}/tags)")
+                        } else {
+                            format!("`tag:{key}` is not one of this workspace's tag keys: {}", declared.join(", "))
+                        },
+                    )
+                })?;
+                Ok(Grouping {
+                    dimension: t.dimension(),
+                    tag: Some(t.clone()),
+                })
+            }
+        }
+    }
+}
+
+pub(crate) fn parse_dimension(field: &str, value: &str) -> Result<By, ApiError> {
+    if let Some(key) = value.strip_prefix("tag:") {
+        return Ok(By::Tag(key.to_owned()));
+    }
     Dimension::parse(value)
-        .filter(|d| *d != Dimension::Total)
+        .filter(|d| Dimension::BUILT_IN.contains(d) && *d != Dimension::Total)
+        .map(By::Dimension)
         .ok_or_else(|| {
             ApiError::bad_request(
                 ErrorCode::InvalidDimension,
-                format!("`{field}` must be one of provider, model, feature, source, status, user; got `{value}`"),
+                format!("`{field}` must be one of provider, model, model_sent, feature, source, status, user, or tag:<key> for a tag key; got `{value}`"),
             )
         })
 }

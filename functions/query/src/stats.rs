@@ -14,7 +14,10 @@ use llmtrack_shared::{ApiError, ErrorCode};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use crate::{Covered, QueryScope, QueryState, ask, parse_dimension, parse_metric, rows};
+use crate::{
+    By, Covered, Grouping, QueryScope, QueryState, ask, parse_dimension, parse_metric, rows,
+};
+use llmtrack_shared::domain::tags::TagKeyView;
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Tokens {
@@ -196,8 +199,9 @@ pub struct SeriesParams {
     /// Default: `hour` for ranges up to 2 days, else `day`.
     #[param(value_type = Option<Granularity>)]
     pub granularity: Option<String>,
-    /// Split into one series per value of this dimension.
-    #[param(value_type = Option<llmtrack_shared::domain::analytics::GroupBy>)]
+    /// Split into one series per value of this dimension: `provider`, `model`, `model_sent`,
+    /// `feature`, `source`, `status`, `user`, or `tag:<key>` for one of the workspace's tag keys.
+    #[param(example = "model")]
     pub by: Option<String>,
     /// With `by`: how many series to keep, ranked by the metric over the range (default 5, at
     /// most 20); the rest are folded into `other`.
@@ -219,7 +223,11 @@ pub struct Timeseries {
     pub covered: Covered,
     pub metric: Metric,
     pub granularity: Granularity,
+    /// The dimension split by; `tag1` to `tag3` for a tag key (see `tag`).
     pub by: Option<Dimension>,
+    /// When split by a tag key: the key, its values and whether some counted under `(other)`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tag: Option<TagKeyView>,
     /// Bucket labels: RFC 3339 hour starts (UTC), or local dates `YYYY-MM-DD`.
     pub buckets: Vec<String>,
     pub series: Vec<Series>,
@@ -272,11 +280,15 @@ pub async fn timeseries(
     };
     let a = ask(&s, &headers, &q, granularity).await?;
     let granularity = a.granularity;
+    let grouping = by.map(|b| b.resolve(&a.ws)).transpose()?;
+    let by = grouping.as_ref().map(|g| g.dimension);
     let (rows, answered) = rows(
         &s,
         &a,
         by.unwrap_or(Dimension::Total),
-        a.from_hour,
+        grouping
+            .as_ref()
+            .map_or(a.from_hour, |g| g.first_hour(a.from_hour)),
         a.to_hour,
     )
     .await?;
@@ -340,6 +352,7 @@ pub async fn timeseries(
         metric,
         granularity,
         by,
+        tag: grouping.as_ref().and_then(Grouping::tag_view),
         buckets: buckets.iter().map(analytics::Bucket::label).collect(),
         series,
         other,
@@ -349,8 +362,9 @@ pub async fn timeseries(
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct TableParams {
-    /// The dimension of the rows (`provider`, `model`, `feature`, `source`, `status`, `user`).
-    #[param(value_type = llmtrack_shared::domain::analytics::GroupBy)]
+    /// The dimension of the rows: `provider`, `model`, `model_sent`, `feature`, `source`,
+    /// `status`, `user`, or `tag:<key>` for one of the workspace's tag keys.
+    #[param(example = "feature")]
     pub by: String,
     /// The metric rows are sorted by (default `cost_usd`).
     #[param(value_type = Option<Metric>)]
@@ -372,7 +386,12 @@ pub struct TableRow {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Breakdown {
     pub covered: Covered,
+    /// The rows' dimension; `tag1` to `tag3` for a tag key (see `tag`).
     pub by: Dimension,
+    /// When by a tag key: the key, its values and whether some counted under `(other)` (past
+    /// the key's bound of values); `""` is events without the tag.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tag: Option<TagKeyView>,
     pub sort: Metric,
     pub rows: Vec<TableRow>,
     /// How many values there were before `limit`.
@@ -382,7 +401,7 @@ pub struct Breakdown {
 pub const MAX_TABLE_ROWS: usize = 1000;
 
 pub(crate) struct TableAsk {
-    pub by: Dimension,
+    pub by: By,
     pub sort: Metric,
     pub descending: bool,
     pub limit: usize,
@@ -421,11 +440,12 @@ pub(crate) async fn table(
     q: &QueryScope,
     headers: &HeaderMap,
     t: &TableAsk,
-) -> Result<(crate::Ask, Vec<(String, Rollup)>, &'static str), ApiError> {
+) -> Result<(crate::Ask, Grouping, Vec<(String, Rollup)>, &'static str), ApiError> {
     let a = ask(s, headers, q, Some(Granularity::Day)).await?;
-    let (rows, answered) = rows(s, &a, t.by, a.from_hour, a.to_hour).await?;
+    let g = t.by.resolve(&a.ws)?;
+    let (rows, answered) = rows(s, &a, g.dimension, g.first_hour(a.from_hour), a.to_hour).await?;
     let ranked = analytics::ranked(analytics::by_value(&rows), t.sort, t.descending);
-    Ok((a, ranked, answered))
+    Ok((a, g, ranked, answered))
 }
 
 /// A table by one dimension, sorted by any metric, with every metric per row.
@@ -447,10 +467,11 @@ pub async fn breakdown(
     Query(p): Query<TableParams>,
 ) -> Result<Json<Breakdown>, ApiError> {
     let t = TableAsk::parse(&p, 100)?;
-    let (a, ranked, answered) = table(&s, &q, &headers, &t).await?;
+    let (a, g, ranked, answered) = table(&s, &q, &headers, &t).await?;
     Ok(Json(Breakdown {
         covered: a.covered(answered),
-        by: t.by,
+        by: g.dimension,
+        tag: g.tag_view(),
         sort: t.sort,
         total_rows: ranked.len(),
         rows: ranked

@@ -159,6 +159,10 @@ pub struct Event {
     /// Fields the privacy guard dropped, as reported to the client.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub redactions: Vec<Redaction>,
+    /// Its cost-allocation tags, by slot (`domain::tags`): each of the workspace's tag keys' value
+    /// from the metadata when it was stored, `tags::OTHER` past the key's bound of values.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<(u8, String)>,
     /// When the store may delete it: its time plus the plan's history window.
     pub expires_ms: i64,
 }
@@ -196,6 +200,8 @@ struct StoredEvent {
     metadata: Vec<(String, MetaValue)>,
     #[serde(default)]
     redactions: Vec<Redaction>,
+    #[serde(default)]
+    tags: Vec<(u8, String)>,
     expires_ms: i64,
 }
 
@@ -228,6 +234,7 @@ impl From<StoredEvent> for Event {
             error_type: s.error_type,
             metadata: s.metadata,
             redactions: s.redactions,
+            tags: s.tags,
             expires_ms: s.expires_ms,
         }
     }
@@ -800,6 +807,7 @@ pub fn check(input: Submitted, ctx: &Context) -> Result<(Event, Vec<Redaction>),
             error_type,
             metadata,
             redactions: redactions.clone(),
+            tags: Vec::new(),
             expires_ms: ts_ms + history_ms,
         },
         redactions,
@@ -1566,7 +1574,7 @@ mod props {
                 provider: "p".into(), model: "m".into(), feature: None, user_id: None, source: "s".into(),
                 model_canonical: None, service_tier: ServiceTier::Standard,
                 tokens: Tokens::default(), cost_pico: None, cost_source: None, price: None, computed_cost_pico: None, latency_ms: None,
-                status: Status::Success, error_type: None, metadata: vec![], redactions: vec![], expires_ms: 0,
+                status: Status::Success, error_type: None, metadata: vec![], redactions: vec![], tags: vec![], expires_ms: 0,
             };
             let (x, y) = (event(&a, ta, da), event(&b, tb, db));
             if let (Some(kx), Some(ky)) = (x.idempotency_key(), y.idempotency_key()) {

@@ -35,10 +35,16 @@ pub enum Dimension {
     Source,
     Status,
     User,
+    /// The workspace's cost-allocation tag keys, by slot (`domain::tags`): which key a slot
+    /// holds, and from which hour, is on the workspace record. Only workspace-wide views.
+    Tag1,
+    Tag2,
+    Tag3,
 }
 
 impl Dimension {
-    pub const ALL: [Dimension; 8] = [
+    /// The dimensions every event has, whatever its workspace declared.
+    pub const BUILT_IN: [Dimension; 8] = [
         Dimension::Total,
         Dimension::Provider,
         Dimension::Model,
@@ -48,6 +54,22 @@ impl Dimension {
         Dimension::Status,
         Dimension::User,
     ];
+    pub const TAGS: [Dimension; super::tags::MAX_TAG_KEYS] =
+        [Dimension::Tag1, Dimension::Tag2, Dimension::Tag3];
+
+    pub const ALL: [Dimension; 11] = {
+        let mut all = [Dimension::Total; 11];
+        let mut i = 0;
+        while i < all.len() {
+            all[i] = if i < Self::BUILT_IN.len() {
+                Self::BUILT_IN[i]
+            } else {
+                Self::TAGS[i - Self::BUILT_IN.len()]
+            };
+            i += 1;
+        }
+        all
+    };
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -59,7 +81,26 @@ impl Dimension {
             Dimension::Source => "source",
             Dimension::Status => "status",
             Dimension::User => "user",
+            Dimension::Tag1 => "tag1",
+            Dimension::Tag2 => "tag2",
+            Dimension::Tag3 => "tag3",
         }
+    }
+
+    /// The tag slot (1 to 3) this dimension is, if a tag.
+    pub fn tag_slot(self) -> Option<u8> {
+        match self {
+            Dimension::Tag1 => Some(1),
+            Dimension::Tag2 => Some(2),
+            Dimension::Tag3 => Some(3),
+            _ => None,
+        }
+    }
+
+    pub fn of_tag_slot(slot: u8) -> Option<Dimension> {
+        Dimension::TAGS
+            .get(usize::from(slot).checked_sub(1)?)
+            .copied()
     }
 
     pub fn parse(s: &str) -> Option<Dimension> {
@@ -77,6 +118,13 @@ impl Dimension {
             Dimension::Source => &e.source,
             Dimension::Status => e.status.as_str(),
             Dimension::User => e.user_id.as_deref().unwrap_or(""),
+            Dimension::Tag1 | Dimension::Tag2 | Dimension::Tag3 => {
+                let slot = self.tag_slot();
+                e.tags
+                    .iter()
+                    .find(|(s, _)| Some(*s) == slot)
+                    .map_or("", |(_, v)| v.as_str())
+            }
         }
     }
 }
@@ -84,7 +132,7 @@ impl Dimension {
 /// The views every event is folded into, as (within, by): `within` is `Total` for the
 /// workspace-wide views, or the dimension (feature, source, or model for its names as sent)
 /// whose one value the view is for.
-pub const VIEWS: [(Dimension, Dimension); 19] = {
+pub const VIEWS: [(Dimension, Dimension); 22] = {
     use Dimension::*;
     [
         (Total, Total),
@@ -106,6 +154,9 @@ pub const VIEWS: [(Dimension, Dimension); 19] = {
         (Source, Feature),
         (Source, Status),
         (Source, User),
+        (Total, Tag1),
+        (Total, Tag2),
+        (Total, Tag3),
     ]
 };
 
@@ -365,6 +416,8 @@ pub struct Groups<S = String> {
     pub fine: Vec<(i64, [S; 6], Rollup)>,
     /// (hour, [feature, source, user])
     pub users: Vec<(i64, [S; 3], Rollup)>,
+    /// (hour, tag slot, value): one group per tag an event carries (`Event::tags`).
+    pub tags: Vec<(i64, u8, S, Rollup)>,
 }
 
 impl<S> Default for Groups<S> {
@@ -372,6 +425,7 @@ impl<S> Default for Groups<S> {
         Groups {
             fine: Vec::new(),
             users: Vec::new(),
+            tags: Vec::new(),
         }
     }
 }
@@ -382,6 +436,7 @@ impl<'a> Groups<&'a str> {
         // for one batch.
         let mut fine: FxHashMap<(i64, [&'a str; 6]), Rollup> = FxHashMap::default();
         let mut users: FxHashMap<(i64, [&'a str; 3]), Rollup> = FxHashMap::default();
+        let mut tags: FxHashMap<(i64, u8, &'a str), Rollup> = FxHashMap::default();
         for e in events {
             let hour = hour_of(e.ts_ms);
             let f = Dimension::Feature.value_of(e);
@@ -397,18 +452,34 @@ impl<'a> Groups<&'a str> {
                 .entry((hour, [f, s, Dimension::User.value_of(e)]))
                 .or_default()
                 .add_event(e);
+            for (slot, value) in &e.tags {
+                tags.entry((hour, *slot, value.as_str()))
+                    .or_default()
+                    .add_event(e);
+            }
         }
         Groups {
             fine: fine.into_iter().map(|((h, k), r)| (h, k, r)).collect(),
             users: users.into_iter().map(|((h, k), r)| (h, k, r)).collect(),
+            tags: tags
+                .into_iter()
+                .map(|((h, s, v), r)| (h, s, v, r))
+                .collect(),
         }
     }
 }
 
-/// How stored groups are laid out: 3 since their rollups carry [`Reported`]; 2 when groups
-/// held the canonical model beside the name as sent; 1 (no format recorded) before, when they
-/// held the name as sent alone.
-pub const GROUPS_FORMAT: u8 = 3;
+/// How stored groups are laid out: 4 since they carry tags; 3 when their rollups carried
+/// [`Reported`]; 2 when groups held the canonical model beside the name as sent; 1 (no format
+/// recorded) before, when they held the name as sent alone.
+pub const GROUPS_FORMAT: u8 = 4;
+
+/// Groups as format 3 stored them: no tags.
+#[derive(Deserialize)]
+struct UntaggedGroups {
+    fine: Vec<(i64, [String; 6], Rollup)>,
+    users: Vec<(i64, [String; 3], Rollup)>,
+}
 
 /// Groups as earlier releases stored them: format 2 (`K` six names, as today), and format 1
 /// (five: `[provider, model, feature, source, status]`).
@@ -419,7 +490,7 @@ struct EarlierGroups<K> {
 }
 
 impl Groups<String> {
-    /// Reads groups stored in `format` ([`GROUPS_FORMAT`], 2 or 1). Format 1 knew only the
+    /// Reads groups stored in `format` ([`GROUPS_FORMAT`], 3, 2 or 1). Format 1 knew only the
     /// name as sent: it stands for the canonical model too, as it did when those groups were
     /// written.
     pub fn decode(bytes: &[u8], format: u8) -> anyhow::Result<Groups> {
@@ -428,6 +499,14 @@ impl Groups<String> {
         };
         match format {
             GROUPS_FORMAT => Ok(postcard::from_bytes(bytes)?),
+            3 => {
+                let old: UntaggedGroups = postcard::from_bytes(bytes)?;
+                Ok(Groups {
+                    fine: old.fine,
+                    users: old.users,
+                    tags: Vec::new(),
+                })
+            }
             2 => {
                 let old: EarlierGroups<[String; 6]> = postcard::from_bytes(bytes)?;
                 Ok(Groups {
@@ -437,6 +516,7 @@ impl Groups<String> {
                         .map(|(h, k, r)| (h, k, r.into()))
                         .collect(),
                     users: later_users(old.users),
+                    tags: Vec::new(),
                 })
             }
             1 => {
@@ -448,6 +528,7 @@ impl Groups<String> {
                         .map(|(h, [p, m, f, s, st], r)| (h, [p, m.clone(), m, f, s, st], r.into()))
                         .collect(),
                     users: later_users(old.users),
+                    tags: Vec::new(),
                 })
             }
             other => anyhow::bail!("groups stored in format {other}, unknown to this release"),
@@ -458,18 +539,20 @@ impl Groups<String> {
     pub fn extend(&mut self, other: Groups<String>) {
         self.fine.extend(other.fine);
         self.users.extend(other.users);
+        self.tags.extend(other.tags);
     }
 
     /// Keeps only the groups of these hours.
     pub fn retain_hours(&mut self, hours: std::ops::Range<i64>) {
         self.fine.retain(|(h, _, _)| hours.contains(h));
         self.users.retain(|(h, _, _)| hours.contains(h));
+        self.tags.retain(|(h, _, _, _)| hours.contains(h));
     }
 }
 
 impl<S: AsRef<str>> Groups<S> {
     pub fn is_empty(&self) -> bool {
-        self.fine.is_empty() && self.users.is_empty()
+        self.fine.is_empty() && self.users.is_empty() && self.tags.is_empty()
     }
 
     /// Sorts the groups, so the same batch always encodes to the same bytes.
@@ -478,6 +561,8 @@ impl<S: AsRef<str>> Groups<S> {
         self.fine.sort_by_cached_key(|(h, k, _)| (*h, key6(k)));
         let key3 = |k: &[S; 3]| k.each_ref().map(|x| x.as_ref().to_owned());
         self.users.sort_by_cached_key(|(h, k, _)| (*h, key3(k)));
+        self.tags
+            .sort_by_cached_key(|(h, slot, v, _)| (*h, *slot, v.as_ref().to_owned()));
     }
 
     /// The deltas of the selected views.
@@ -514,7 +599,11 @@ impl<S: AsRef<str>> Groups<S> {
             let [provider, model, model_sent, feature, source, status] =
                 k.each_ref().map(AsRef::as_ref);
             let value = |d: Dimension| match d {
-                Dimension::Total | Dimension::User => "",
+                Dimension::Total
+                | Dimension::User
+                | Dimension::Tag1
+                | Dimension::Tag2
+                | Dimension::Tag3 => "",
                 Dimension::Provider => provider,
                 Dimension::Model => model,
                 Dimension::ModelSent => model_sent,
@@ -522,7 +611,10 @@ impl<S: AsRef<str>> Groups<S> {
                 Dimension::Source => source,
                 Dimension::Status => status,
             };
-            for (within, by) in VIEWS.iter().filter(|(_, by)| *by != Dimension::User) {
+            for (within, by) in VIEWS
+                .iter()
+                .filter(|(_, by)| *by != Dimension::User && by.tag_slot().is_none())
+            {
                 put(*hour, *within, value(*within), *by, value(*by), r);
             }
         }
@@ -531,6 +623,11 @@ impl<S: AsRef<str>> Groups<S> {
             put(*hour, Dimension::Total, "", Dimension::User, user, r);
             put(*hour, Dimension::Feature, feature, Dimension::User, user, r);
             put(*hour, Dimension::Source, source, Dimension::User, user, r);
+        }
+        for (hour, slot, value, r) in &self.tags {
+            if let Some(by) = Dimension::of_tag_slot(*slot) {
+                put(*hour, Dimension::Total, "", by, value.as_ref(), r);
+            }
         }
     }
 }
@@ -657,6 +754,42 @@ mod tests {
             ..Rollup::default()
         });
         assert_eq!(a.cost_pico, i128::MAX);
+    }
+
+    #[test]
+    fn tags_fold_into_their_slots_view_and_untagged_groups_still_read() {
+        let mut e: Event = serde_json::from_value(serde_json::json!({
+            "id": "e", "dedup": "none", "ts_ms": 7 * 3_600_000, "provider": "openai",
+            "model": "gpt-4o", "feature": "chat", "user_id": null, "source": "production",
+            "tokens": {"input": 1, "output": 1, "cached_input": 0, "cache_write": 0, "reasoning": 0},
+            "cost_pico": 5, "latency_ms": null, "status": "success", "error_type": null,
+            "metadata": [], "expires_ms": 0,
+        }))
+        .unwrap();
+        e.tags = vec![(1, "growth".into()), (3, "".into())];
+        let views = fold([&e, &e]);
+        let get = |v: View, value: &str| {
+            views
+                .get(&RollupKey {
+                    hour: 7,
+                    view: v,
+                    value: value.into(),
+                })
+                .map(|r| r.requests)
+        };
+        assert_eq!(get(View::of(Dimension::Tag1), "growth"), Some(2));
+        assert_eq!(get(View::of(Dimension::Tag3), ""), Some(2));
+        assert_eq!(get(View::of(Dimension::Tag2), ""), None);
+        assert_eq!(get(View::of(Dimension::Feature), "chat"), Some(2));
+        assert_eq!(Dimension::Tag1.value_of(&e), "growth");
+
+        // Groups stored before tags (format 3) read back with none.
+        let mut groups = Groups::of([&e]);
+        groups.tags.clear();
+        let old = postcard::to_stdvec(&(&groups.fine, &groups.users)).unwrap();
+        let back = Groups::decode(&old, 3).unwrap();
+        assert!(back.tags.is_empty());
+        assert_eq!(back.fine.len(), 1);
     }
 
     #[test]

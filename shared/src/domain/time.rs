@@ -3,6 +3,7 @@
 use chrono::{DateTime, Datelike, TimeZone, Utc};
 
 pub const HOUR_MS: i64 = 3_600_000;
+pub const DAY_MS: i64 = 24 * HOUR_MS;
 
 /// Epoch hours: the rollup bucket of a timestamp.
 pub fn hour_of(ts_ms: i64) -> i64 {

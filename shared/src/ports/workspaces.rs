@@ -6,6 +6,7 @@ use crate::domain::ids::{UserId, WorkspaceId};
 use crate::domain::plan::Plan;
 use crate::domain::pricing::custom::WorkspacePrices;
 use crate::domain::spans::SpanLabels;
+use crate::domain::tags::TagKeys;
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
@@ -33,6 +34,9 @@ pub struct Workspace {
     /// The members who asked for the weekly digest email, versioned like the budgets.
     #[serde(default)]
     pub digest: DigestSubscribers,
+    /// Its cost-allocation tag keys and the values each keeps (`domain::tags`), versioned.
+    #[serde(default)]
+    pub tags: TagKeys,
 }
 
 /// Who gets a workspace's weekly digest email (opt-in, so empty by default). `version` goes up
@@ -90,6 +94,10 @@ pub trait Workspaces: Send + Sync + 'static {
     /// Replaces the digest's subscribers if they are still at `digest.version - 1`; false
     /// (changing nothing) when another change came first or the workspace does not exist.
     async fn set_digest(&self, id: &WorkspaceId, digest: &DigestSubscribers) -> StoreResult<bool>;
+
+    /// Replaces the tag keys if they are still at `tags.version - 1`; false (changing nothing)
+    /// when another change came first or the workspace does not exist.
+    async fn set_tags(&self, id: &WorkspaceId, tags: &TagKeys) -> StoreResult<bool>;
 
     /// Workspace ids after `after`, in id order, at most `limit`: the reports job walks them.
     async fn workspace_ids(

@@ -146,6 +146,12 @@ pub(super) struct WorkspaceItem<'a> {
     digest: Option<String>,
     #[serde(default, skip_serializing_if = "is_zero")]
     dv: u64,
+    /// The tag keys as JSON (`TagKeys`), read with the workspace by every ingest; `tv` is
+    /// their version.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    tags: Option<String>,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    tv: u64,
     /// Which span attributes name feature and user, as JSON (`SpanLabels`); absent: defaults.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     spans: Option<String>,
@@ -177,6 +183,8 @@ impl<'a> WorkspaceItem<'a> {
             bv: 0,
             digest: None,
             dv: 0,
+            tags: None,
+            tv: 0,
             spans: None,
         }
     }
@@ -209,6 +217,12 @@ impl<'a> WorkspaceItem<'a> {
             digest: self
                 .digest
                 .and_then(|d| serde_json::from_str(&d).ok())
+                .unwrap_or_default(),
+            // Written only by `set_tags`; an unreadable one is read as no tags rather than
+            // refusing every event of the workspace.
+            tags: self
+                .tags
+                .and_then(|t| serde_json::from_str(&t).ok())
                 .unwrap_or_default(),
         }
     }

@@ -264,10 +264,14 @@ impl DynamoStore {
                         return Ok::<_, anyhow::Error>(());
                     }
                     let (key, mut groups, expires_at) = Delta::read(item)?;
-                    let before = groups.fine.len() + groups.users.len();
+                    let size = |g: &crate::domain::rollup::Groups| {
+                        g.fine.len() + g.users.len() + g.tags.len()
+                    };
+                    let before = size(&groups);
                     groups.fine.retain(|(hour, _, _)| !drop(*hour));
                     groups.users.retain(|(hour, _, _)| !drop(*hour));
-                    if groups.fine.len() + groups.users.len() == before {
+                    groups.tags.retain(|(hour, _, _, _)| !drop(*hour));
+                    if size(&groups) == before {
                         return Ok(());
                     }
                     if groups.is_empty() {

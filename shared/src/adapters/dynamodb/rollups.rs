@@ -286,6 +286,10 @@ impl DynamoStore {
             cut(&mut current, &mut size, postcard::to_stdvec(&g)?.len())?;
             current.users.push(g);
         }
+        for g in groups.tags {
+            cut(&mut current, &mut size, postcard::to_stdvec(&g)?.len())?;
+            current.tags.push(g);
+        }
         chunks.push(postcard::to_stdvec(&current)?);
         let expires_at = items::ttl(self.now_ms() + DELTA_TTL_MS);
         stream::iter(chunks.into_iter().enumerate())

@@ -6,6 +6,7 @@ use crate::domain::budget::WorkspaceBudgets;
 use crate::domain::ids::WorkspaceId;
 use crate::domain::plan::Plan;
 use crate::domain::pricing::custom::WorkspacePrices;
+use crate::domain::tags::TagKeys;
 use crate::ports::DigestSubscribers;
 use crate::ports::StoreError;
 use crate::ports::StoreResult;
@@ -51,6 +52,11 @@ impl Workspaces for DynamoStore {
 
     async fn set_digest(&self, id: &WorkspaceId, digest: &DigestSubscribers) -> StoreResult<bool> {
         self.set_versioned(id, "digest", "dv", digest, digest.version)
+            .await
+    }
+
+    async fn set_tags(&self, id: &WorkspaceId, tags: &TagKeys) -> StoreResult<bool> {
+        self.set_versioned(id, "tags", "tv", tags, tags.version)
             .await
     }
 

@@ -86,8 +86,9 @@ pub(super) fn plan_step(c: &Connection, ws: &WorkspaceId, budget: usize) -> anyh
         }
         let mut groups = Groups::decode(&data, GROUPS_FORMAT)
             .map_err(|e| anyhow!("corrupt delta of {ws}: {e}"))?;
-        let bound =
-            groups.fine.len() * VIEWS_PER_FINE_GROUP + groups.users.len() * VIEWS_PER_USER_GROUP;
+        let bound = groups.fine.len() * VIEWS_PER_FINE_GROUP
+            + groups.users.len() * VIEWS_PER_USER_GROUP
+            + groups.tags.len();
         if bound > COMPACT_SPLIT_ROWS {
             if !step.folded.is_empty() {
                 step.more = true;
@@ -101,9 +102,18 @@ pub(super) fn plan_step(c: &Connection, ws: &WorkspaceId, budget: usize) -> anyh
             let take_users = (room / VIEWS_PER_USER_GROUP)
                 .max(usize::from(take_fine == 0))
                 .min(groups.users.len());
+            // Tags (one view each) once the others are all taken, at least one if nothing else.
+            let room = room.saturating_sub(take_users * VIEWS_PER_USER_GROUP);
+            let take_tags = if take_fine == groups.fine.len() && take_users == groups.users.len() {
+                room.max(usize::from(take_fine + take_users == 0))
+                    .min(groups.tags.len())
+            } else {
+                0
+            };
             let rest = Groups {
                 fine: groups.fine.split_off(take_fine),
                 users: groups.users.split_off(take_users),
+                tags: groups.tags.split_off(take_tags),
             };
             groups.views_into(Select::Deferred, &mut step.deltas);
             step.split = Some((seq, data, postcard::to_stdvec(&rest)?));

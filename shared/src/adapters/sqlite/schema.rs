@@ -95,6 +95,11 @@ const MIGRATIONS: &[Migration] = &[
             Ok(())
         },
     },
+    Migration {
+        what: "cost-allocation tag keys",
+        // JSON of `TagKeys`; NULL for a workspace that never declared one.
+        up: |tx, _| add_column(tx, "workspaces", "tags", "TEXT"),
+    },
 ];
 
 /// Adds a column unless the table has it (a store the tests rewind to an earlier release's

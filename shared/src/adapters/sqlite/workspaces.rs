@@ -3,6 +3,7 @@
 use super::*;
 use crate::domain::budget::WorkspaceBudgets;
 use crate::domain::spans::SpanLabels;
+use crate::domain::tags::TagKeys;
 use crate::ports::DigestSubscribers;
 
 #[async_trait]
@@ -24,7 +25,7 @@ impl Workspaces for SqliteStore {
         self.read(move |c| {
             let row = c
                 .query_row(
-                    "SELECT name, plan, timezone, created_ms, deleting, prices, spans, budgets, digest FROM workspaces WHERE id = ?1",
+                    "SELECT name, plan, timezone, created_ms, deleting, prices, spans, budgets, digest, tags FROM workspaces WHERE id = ?1",
                     [id.as_str()],
                     |r| {
                         Ok((
@@ -37,11 +38,17 @@ impl Workspaces for SqliteStore {
                             r.get::<_, Option<String>>(6)?,
                             r.get::<_, Option<String>>(7)?,
                             r.get::<_, Option<String>>(8)?,
+                            r.get::<_, Option<String>>(9)?,
                         ))
                     },
                 )
                 .optional()?;
-            row.map(|(name, plan, timezone, created_ms, deleting, prices, spans, budgets, digest)| {
+            row.map(|(name, plan, timezone, created_ms, deleting, prices, spans, budgets, digest, tags)| {
+                let tags = match tags {
+                    Some(t) => serde_json::from_str(&t)
+                        .map_err(|e| anyhow!("workspace {id} has unreadable tag keys: {e}"))?,
+                    None => TagKeys::default(),
+                };
                 let prices = match prices {
                     Some(p) => serde_json::from_str(&p)
                         .map_err(|e| anyhow!("workspace {id} has unreadable prices: {e}"))?,
@@ -75,6 +82,7 @@ impl Workspaces for SqliteStore {
                     budgets,
                     spans,
                     digest,
+                    tags,
                 })
             })
             .transpose()
@@ -124,6 +132,11 @@ impl Workspaces for SqliteStore {
             .await
     }
 
+    async fn set_tags(&self, id: &WorkspaceId, tags: &TagKeys) -> StoreResult<bool> {
+        self.set_versioned(id, Versioned::Tags, tags, tags.version)
+            .await
+    }
+
     async fn workspace_ids(
         &self,
         after: Option<&WorkspaceId>,
@@ -164,6 +177,7 @@ enum Versioned {
     Prices,
     Budgets,
     Digest,
+    Tags,
 }
 
 impl Versioned {
@@ -180,6 +194,10 @@ impl Versioned {
             Versioned::Digest => {
                 "UPDATE workspaces SET digest = ?1 WHERE id = ?2
                  AND COALESCE(json_extract(digest, '$.version'), 0) = ?3"
+            }
+            Versioned::Tags => {
+                "UPDATE workspaces SET tags = ?1 WHERE id = ?2
+                 AND COALESCE(json_extract(tags, '$.version'), 0) = ?3"
             }
         }
     }
