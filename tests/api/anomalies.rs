@@ -236,6 +236,23 @@ async fn anomaly_rules_tell_a_spike_and_an_outage_once_each_on_sqlite() {
             .contains("`each`"),
         "{body}"
     );
+    // Each end-user would read every end-user's eight weeks every run: refused, with the ways
+    // that are bounded named.
+    let (status, body) = w
+        .owner
+        .post(
+            &format!("/v1/workspaces/{}/alerts", w.ws),
+            json!({"name": "x", "condition": {"metric": "anomaly", "on": "cost", "each": "user"}}),
+        )
+        .await;
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("`any_value`"),
+        "{body}"
+    );
     let (status, body) = w
         .owner
         .post(

@@ -378,7 +378,6 @@ export function RuleForm({ ws, rule, kind, onDone, onCancel }: { ws: string; rul
                 <option value="feature">Each feature</option>
                 <option value="model">Each model</option>
                 <option value="source">Each source</option>
-                <option value="user">Each end-user</option>
               </select>
             </Field>
           </>

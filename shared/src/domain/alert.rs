@@ -351,10 +351,17 @@ impl Condition {
                         "`dimension` must be `model`, `feature`, `source` or `user`",
                     );
                 }
-                if !named(each) {
+                // Not `user`: each run reads the dimension's view over eight weeks, which for
+                // end-users grows with them (thousands of rows an hour on a busy workspace, every
+                // five minutes). One end-user's series is a `filter`; any end-user over an amount
+                // is an `any_value` rule.
+                if !matches!(
+                    each,
+                    None | Some(Dimension::Model | Dimension::Feature | Dimension::Source)
+                ) {
                     return invalid(
                         "each",
-                        "`each` must be `model`, `feature`, `source` or `user`",
+                        "`each` must be `model`, `feature` or `source` (for end-users, watch one with a `filter`, or any over an amount with an `any_value` rule)",
                     );
                 }
                 Ok(())
