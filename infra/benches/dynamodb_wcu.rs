@@ -62,6 +62,9 @@ async fn ingest_batches(
         month: month_of(now),
         limit: 10_000_000,
     };
+    // Fixed in the hour, so runs compare: 50 minutes of events from :55 two hours ago, every
+    // value in both hours they cross (the costlier case: each is a rollup item in each hour).
+    let start = (now.div_euclid(3_600_000) - 2) * 3_600_000 + 55 * 60_000;
     let mut event_bytes = 0;
     for b in 0..batches {
         let events: Vec<_> = (0..batch)
@@ -70,7 +73,7 @@ async fn ingest_batches(
                 let v = json!({
                     "id": format!("0f8c2b1e-4a7d-4c1b-9e3f-{n:012}"),
                     // A steady stream: each batch covers half a minute, so it touches one hour or two.
-                    "timestamp": now - 3_600_000 + (n as i64) * 300,
+                    "timestamp": start + (n as i64) * 300,
                     "provider": "openai",
                     "model": models[n % models.len()],
                     "feature": FEATURES[n % 3],
@@ -209,7 +212,7 @@ async fn main() {
             let keys = ["team", "project", "customer"].map(str::to_owned);
             let declared = ws
                 .tags
-                .declare(&keys, now - 2 * 3_600_000)
+                .declare(&keys, now - 3 * 3_600_000)
                 .unwrap()
                 .unwrap();
             assert!(store.set_tags(&ws.id, &declared).await.unwrap());

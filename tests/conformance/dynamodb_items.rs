@@ -622,7 +622,7 @@ W#{ws}#AUDIT | {ulid} | action:S=key.created actor:S={user} at:N={T} expires_at:
 W#{ws}#B | cmp | batches:SS={ulid} created:N={13d} id:S=cmp_{ulid}
 W#{ws}#B | wm | upto:S={ulid}
 W#{ws}#B | {ulid} | created:N={13d} hours:NS={6d} month:S={month} reserved:N=1
-W#{ws}#D | {ulid}#000 | d:B expires_at:N={10d} f:N=4
+W#{ws}#D | {ulid}#000 | d:B expires_at:N={10d} f:N=5
 W#{ws}#E#{6d} | {13d}#evt-1 | b:S={ulid} d:S=json expires_at:N={10d}
 W#{ws}#E#{6d} | {13d}#evt-2 | b:S={ulid} d:S=json expires_at:N={10d}
 W#{ws}#E#{6d} | {13d}#evt-3 | b:S={ulid} d:S=json expires_at:N={10d}

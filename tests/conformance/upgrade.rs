@@ -168,13 +168,7 @@ async fn rollups_of_schema_2_gain_the_names_as_sent() {
         // What schema 2 held: the first batch folded into rollups without the new views, the
         // second pending as five-part groups.
         let c = rusqlite::Connection::open(&path).unwrap();
-        let deltas: Vec<(i64, Vec<u8>)> = c
-            .prepare("SELECT seq, data FROM deltas ORDER BY seq")
-            .unwrap()
-            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
-            .unwrap()
-            .collect::<Result<_, _>>()
-            .unwrap();
+        let deltas = pending_deltas(&c);
         assert_eq!(deltas.len(), 2, "both batches pending");
         let first = Groups::decode(&deltas[0].1, rollup::GROUPS_FORMAT).unwrap();
         for (k, r) in first.views(Select::Deferred) {
@@ -204,6 +198,16 @@ async fn rollups_of_schema_2_gain_the_names_as_sent() {
         llmtrack_shared::adapters::sqlite::SCHEMA_VERSION as i64
     );
     assert_rollups_match_events_between(&store, &ws, 0, i64::MAX).await;
+}
+
+/// The store's pending batch deltas (seq, data), oldest first.
+fn pending_deltas(c: &rusqlite::Connection) -> Vec<(i64, Vec<u8>)> {
+    c.prepare("SELECT seq, data FROM deltas ORDER BY seq")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap()
 }
 
 /// A batch delta of this release as schema 2 stored it: five-part groups, the name as sent
@@ -262,4 +266,76 @@ pub fn as_format_1(delta: &[u8]) -> Vec<u8> {
             .collect(),
     };
     postcard::to_stdvec(&old).unwrap()
+}
+
+/// Pending deltas record no format. A store of the release before tags held them as format 3
+/// (no tags, whole sketches), one of the release with tags as format 4 (whole sketches): opened
+/// by this release, both are folded by the migration to format 5, nothing lost or counted twice.
+#[tokio::test]
+async fn pending_deltas_of_the_two_layouts_before_are_folded_on_upgrade() {
+    use llmtrack_shared::adapters::sqlite::SCHEMA_VERSION;
+    use llmtrack_shared::domain::rollup::{GROUPS_FORMAT, Groups};
+
+    let t = now_ms() - 3 * 3_600_000;
+    // (schema version of that release, the groups format it wrote)
+    for (version, format) in [(SCHEMA_VERSION - 3, 3u8), (SCHEMA_VERSION - 1, 4)] {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.sqlite3");
+        let ws = {
+            let store: DynStore = Arc::new(SqliteStore::open(&path).unwrap());
+            let ws = super::new_workspace(&store, Plan::Pro).await;
+            for hour in 0..3i64 {
+                let raw: Vec<_> = (0..7i64)
+                    .map(|i| {
+                        let model = ["gpt-4o", "gpt-4o-mini"][i as usize % 2];
+                        let feature = ["chat", "search", "summarize"][i as usize % 3];
+                        json!({"timestamp": t + hour * 3_600_000 + i, "provider": "openai",
+                               "model": model, "feature": feature,
+                               "user_id": format!("u{}", i % 4), "input_tokens": 100 + i,
+                               "output_tokens": 10, "latency_ms": 120.5 * (i + 1) as f64})
+                    })
+                    .collect();
+                let mut events = validated(&raw, "production");
+                if format == 4 {
+                    for (i, e) in events.iter_mut().enumerate() {
+                        e.tags = vec![(1, ["growth", "core"][i % 2].to_owned())];
+                    }
+                }
+                store.ingest(&ws, &events, &quota(1_000)).await.unwrap();
+            }
+            ws
+        };
+        {
+            // What that release held: the same deltas in its layout.
+            let c = rusqlite::Connection::open(&path).unwrap();
+            let deltas = pending_deltas(&c);
+            assert_eq!(deltas.len(), 3, "every batch pending");
+            for (seq, data) in deltas {
+                let g = Groups::decode(&data, GROUPS_FORMAT).unwrap();
+                let old = if format == 3 {
+                    assert!(g.tags.is_empty());
+                    postcard::to_stdvec(&(&g.fine, &g.users)).unwrap()
+                } else {
+                    assert!(!g.tags.is_empty());
+                    postcard::to_stdvec(&(&g.fine, &g.users, &g.tags)).unwrap()
+                };
+                assert!(old.len() > data.len(), "format 5 is the smaller");
+                c.execute(
+                    "UPDATE deltas SET data = ?1 WHERE seq = ?2",
+                    rusqlite::params![old, seq],
+                )
+                .unwrap();
+            }
+            c.pragma_update(None, "user_version", version as i64)
+                .unwrap();
+        }
+        let store = SqliteStore::open(&path).unwrap();
+        assert_eq!(pragma(&path, "user_version"), SCHEMA_VERSION as i64);
+        let pending: i64 = rusqlite::Connection::open(&path)
+            .unwrap()
+            .query_row("SELECT COUNT(*) FROM deltas", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(pending, 0, "format {format}: folded by the migration");
+        assert_rollups_match_events_between(&store, &ws, 0, i64::MAX).await;
+    }
 }

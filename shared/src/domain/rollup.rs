@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::event::{CostSource, Event, Status};
-use super::sketch::LatencySketch;
+use super::sketch::{LatencySketch, Slim};
 use super::time::hour_of;
 
 /// A property of an event that usage can be grouped or filtered by. `Total` has one value (the
@@ -410,7 +410,7 @@ impl Select<'_> {
 /// compact form of a batch's deltas (the stores keep them until they fold them): a view key
 /// repeats its group's values in up to five views. `S` is `&str` while ingesting (borrowed from
 /// the events: no allocation per group) and `String` once stored.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone)]
 pub struct Groups<S = String> {
     /// (hour, [provider, model, model as sent, feature, source, status])
     pub fine: Vec<(i64, [S; 6], Rollup)>,
@@ -469,10 +469,133 @@ impl<'a> Groups<&'a str> {
     }
 }
 
-/// How stored groups are laid out: 4 since they carry tags; 3 when their rollups carried
-/// [`Reported`]; 2 when groups held the canonical model beside the name as sent; 1 (no format
-/// recorded) before, when they held the name as sent alone.
-pub const GROUPS_FORMAT: u8 = 4;
+/// How stored groups are laid out: 5 since a sketch of one value is stored as the value
+/// ([`Slim`]); 4 when they first carried tags; 3 when their rollups carried [`Reported`]; 2 when
+/// groups held the canonical model beside the name as sent; 1 (no format recorded) before, when
+/// they held the name as sent alone.
+pub const GROUPS_FORMAT: u8 = 5;
+
+/// A group's rollup as groups store it: a [`Rollup`] whose sketch is slim (fields in
+/// [`Rollup`]'s order: postcard is positional).
+#[derive(Serialize)]
+struct SlimRef<'a> {
+    requests: u64,
+    errors: u64,
+    input_tokens: u64,
+    output_tokens: u64,
+    cached_input_tokens: u64,
+    cache_write_tokens: u64,
+    reasoning_tokens: u64,
+    cost_pico: i128,
+    unpriced: u64,
+    latency: Slim<&'a LatencySketch>,
+    reported: &'a Reported,
+}
+
+impl<'a> From<&'a Rollup> for SlimRef<'a> {
+    fn from(r: &'a Rollup) -> SlimRef<'a> {
+        SlimRef {
+            requests: r.requests,
+            errors: r.errors,
+            input_tokens: r.input_tokens,
+            output_tokens: r.output_tokens,
+            cached_input_tokens: r.cached_input_tokens,
+            cache_write_tokens: r.cache_write_tokens,
+            reasoning_tokens: r.reasoning_tokens,
+            cost_pico: r.cost_pico,
+            unpriced: r.unpriced,
+            latency: r.latency.slim(),
+            reported: &r.reported,
+        }
+    }
+}
+
+/// [`SlimRef`] read back.
+#[derive(Deserialize)]
+struct SlimRollup {
+    requests: u64,
+    errors: u64,
+    input_tokens: u64,
+    output_tokens: u64,
+    cached_input_tokens: u64,
+    cache_write_tokens: u64,
+    reasoning_tokens: u64,
+    cost_pico: i128,
+    unpriced: u64,
+    latency: Slim<LatencySketch>,
+    reported: Reported,
+}
+
+impl From<SlimRollup> for Rollup {
+    fn from(r: SlimRollup) -> Rollup {
+        Rollup {
+            requests: r.requests,
+            errors: r.errors,
+            input_tokens: r.input_tokens,
+            output_tokens: r.output_tokens,
+            cached_input_tokens: r.cached_input_tokens,
+            cache_write_tokens: r.cache_write_tokens,
+            reasoning_tokens: r.reasoning_tokens,
+            cost_pico: r.cost_pico,
+            unpriced: r.unpriced,
+            latency: r.latency.into(),
+            reported: r.reported,
+        }
+    }
+}
+
+/// The bytes one group takes in its stored [`Groups`] (`key`: its names, or a tag's slot and
+/// value), where a store cuts a batch's groups into items of bounded size.
+pub fn stored_len<K: Serialize>(hour: i64, key: &K, r: &Rollup) -> postcard::Result<usize> {
+    Ok(postcard::to_stdvec(&(hour, key, SlimRef::from(r)))?.len())
+}
+
+/// One kind of group (a field of [`Groups`]), written with slim rollups and no copy.
+struct SlimGroups<'a, T>(&'a [T]);
+
+impl<K: Serialize> Serialize for SlimGroups<'_, (i64, K, Rollup)> {
+    fn serialize<Z: serde::Serializer>(&self, z: Z) -> Result<Z::Ok, Z::Error> {
+        z.collect_seq(self.0.iter().map(|(h, k, r)| (h, k, SlimRef::from(r))))
+    }
+}
+
+impl<S: Serialize> Serialize for SlimGroups<'_, (i64, u8, S, Rollup)> {
+    fn serialize<Z: serde::Serializer>(&self, z: Z) -> Result<Z::Ok, Z::Error> {
+        z.collect_seq(
+            self.0
+                .iter()
+                .map(|(h, slot, v, r)| (h, slot, v, SlimRef::from(r))),
+        )
+    }
+}
+
+/// The stored form ([`GROUPS_FORMAT`]); read back by [`Groups::decode`].
+impl<S: Serialize> Serialize for Groups<S> {
+    fn serialize<Z: serde::Serializer>(&self, z: Z) -> Result<Z::Ok, Z::Error> {
+        (
+            SlimGroups(&self.fine),
+            SlimGroups(&self.users),
+            SlimGroups(&self.tags),
+        )
+            .serialize(z)
+    }
+}
+
+/// Groups as format 5 stores them.
+#[derive(Deserialize)]
+struct SlimStored {
+    fine: Vec<(i64, [String; 6], SlimRollup)>,
+    users: Vec<(i64, [String; 3], SlimRollup)>,
+    tags: Vec<(i64, u8, String, SlimRollup)>,
+}
+
+/// Groups as format 4 stored them: rollups with whole sketches.
+#[derive(Deserialize)]
+struct TaggedGroups {
+    fine: Vec<(i64, [String; 6], Rollup)>,
+    users: Vec<(i64, [String; 3], Rollup)>,
+    tags: Vec<(i64, u8, String, Rollup)>,
+}
 
 /// Groups as format 3 stored them: no tags.
 #[derive(Deserialize)]
@@ -490,7 +613,7 @@ struct EarlierGroups<K> {
 }
 
 impl Groups<String> {
-    /// Reads groups stored in `format` ([`GROUPS_FORMAT`], 3, 2 or 1). Format 1 knew only the
+    /// Reads groups stored in `format` ([`GROUPS_FORMAT`], 4, 3, 2 or 1). Format 1 knew only the
     /// name as sent: it stands for the canonical model too, as it did when those groups were
     /// written.
     pub fn decode(bytes: &[u8], format: u8) -> anyhow::Result<Groups> {
@@ -498,7 +621,34 @@ impl Groups<String> {
             u.into_iter().map(|(h, k, r)| (h, k, r.into())).collect()
         };
         match format {
-            GROUPS_FORMAT => Ok(postcard::from_bytes(bytes)?),
+            GROUPS_FORMAT => {
+                let g: SlimStored = postcard::from_bytes(bytes)?;
+                Ok(Groups {
+                    fine: g
+                        .fine
+                        .into_iter()
+                        .map(|(h, k, r)| (h, k, r.into()))
+                        .collect(),
+                    users: g
+                        .users
+                        .into_iter()
+                        .map(|(h, k, r)| (h, k, r.into()))
+                        .collect(),
+                    tags: g
+                        .tags
+                        .into_iter()
+                        .map(|(h, slot, v, r)| (h, slot, v, r.into()))
+                        .collect(),
+                })
+            }
+            4 => {
+                let g: TaggedGroups = postcard::from_bytes(bytes)?;
+                Ok(Groups {
+                    fine: g.fine,
+                    users: g.users,
+                    tags: g.tags,
+                })
+            }
             3 => {
                 let old: UntaggedGroups = postcard::from_bytes(bytes)?;
                 Ok(Groups {
@@ -790,6 +940,77 @@ mod tests {
         let back = Groups::decode(&old, 3).unwrap();
         assert!(back.tags.is_empty());
         assert_eq!(back.fine.len(), 1);
+    }
+
+    #[test]
+    fn stored_groups_read_back_as_the_same_views_in_this_format_and_the_one_before() {
+        let events: Vec<Event> = (0..40)
+            .map(|i| {
+                let model = ["gpt-4o", "gpt-4o-mini"][i as usize % 2];
+                let latency = if i % 7 == 0 {
+                    None
+                } else {
+                    Some(12.5 * i as f64)
+                };
+                let mut e: Event = serde_json::from_value(serde_json::json!({
+                    "id": format!("e{i}"), "dedup": "none", "ts_ms": (7 + i % 2) * 3_600_000,
+                    "provider": "openai", "model": model,
+                    "feature": "chat", "user_id": format!("u{}", i % 9), "source": "production",
+                    "tokens": {"input": 10 + i, "output": 1, "cached_input": 0, "cache_write": 0,
+                               "reasoning": 0},
+                    "cost_pico": 5 * i,
+                    // Some groups with no latency, most with one, a few with several.
+                    "latency_ms": latency,
+                    "status": "success", "error_type": null, "metadata": [], "expires_ms": 0,
+                }))
+                .unwrap();
+                e.tags = vec![(2, format!("c{i}"))];
+                e
+            })
+            .collect();
+        let groups = Groups::of(&events);
+        let expected = groups.views(Select::All);
+        let same = |back: Groups| {
+            let views = back.views(Select::All);
+            assert_eq!(views.len(), expected.len());
+            for (k, r) in &expected {
+                assert!(views[k].same_as(r), "{k:?}");
+            }
+        };
+        let slim = postcard::to_stdvec(&groups).unwrap();
+        same(Groups::decode(&slim, GROUPS_FORMAT).unwrap());
+        let whole = postcard::to_stdvec(&(&groups.fine, &groups.users, &groups.tags)).unwrap();
+        same(Groups::decode(&whole, 4).unwrap());
+        assert!(
+            slim.len() < whole.len(),
+            "{} vs {}",
+            slim.len(),
+            whole.len()
+        );
+        // A group of one event (each tag group here) is about 28 bytes smaller.
+        for (h, s, v, r) in &groups.tags {
+            let whole = postcard::to_stdvec(&(h, s, v, r)).unwrap().len();
+            assert!(stored_len(*h, &(s, v), r).unwrap() + 25 < whole);
+        }
+        // One group's share, as a store cuts by it, adds up to the whole.
+        let shares: usize = groups
+            .fine
+            .iter()
+            .map(|(h, k, r)| stored_len(*h, k, r).unwrap())
+            .chain(
+                groups
+                    .users
+                    .iter()
+                    .map(|(h, k, r)| stored_len(*h, k, r).unwrap()),
+            )
+            .chain(
+                groups
+                    .tags
+                    .iter()
+                    .map(|(h, s, v, r)| stored_len(*h, &(s, v), r).unwrap()),
+            )
+            .sum();
+        assert_eq!(shares + 3, slim.len(), "three lengths besides the groups");
     }
 
     #[test]

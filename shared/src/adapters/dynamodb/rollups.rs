@@ -25,11 +25,11 @@ use super::*;
 use crate::domain::ids::WorkspaceId;
 use crate::domain::plan::Plan;
 use crate::domain::retention;
-use crate::domain::rollup::Groups;
 use crate::domain::rollup::Rollup;
 use crate::domain::rollup::RollupKey;
 use crate::domain::rollup::Select;
 use crate::domain::rollup::View;
+use crate::domain::rollup::{self, Groups};
 use anyhow::anyhow;
 use futures_util::stream;
 use std::collections::HashMap;
@@ -279,15 +279,27 @@ impl DynamoStore {
                 Ok(())
             };
         for g in groups.fine {
-            cut(&mut current, &mut size, postcard::to_stdvec(&g)?.len())?;
+            cut(
+                &mut current,
+                &mut size,
+                rollup::stored_len(g.0, &g.1, &g.2)?,
+            )?;
             current.fine.push(g);
         }
         for g in groups.users {
-            cut(&mut current, &mut size, postcard::to_stdvec(&g)?.len())?;
+            cut(
+                &mut current,
+                &mut size,
+                rollup::stored_len(g.0, &g.1, &g.2)?,
+            )?;
             current.users.push(g);
         }
         for g in groups.tags {
-            cut(&mut current, &mut size, postcard::to_stdvec(&g)?.len())?;
+            cut(
+                &mut current,
+                &mut size,
+                rollup::stored_len(g.0, &(g.1, g.2), &g.3)?,
+            )?;
             current.tags.push(g);
         }
         chunks.push(postcard::to_stdvec(&current)?);

@@ -40,7 +40,7 @@ const MIGRATIONS: &[Migration] = &[
     },
     Migration {
         what: "rollups with the costs providers reported beside the computed ones",
-        up: |tx, _| fold_deltas(tx, 2),
+        up: |tx, _| fold_deltas(tx, &[2]),
     },
     Migration {
         what: "which OpenTelemetry attributes name an event's feature and user",
@@ -99,6 +99,12 @@ const MIGRATIONS: &[Migration] = &[
         what: "cost-allocation tag keys",
         // JSON of `TagKeys`; NULL for a workspace that never declared one.
         up: |tx, _| add_column(tx, "workspaces", "tags", "TEXT"),
+    },
+    Migration {
+        what: "batch deltas that store a sketch of one latency as the latency",
+        // Deltas record no format: those pending are format 4, or format 3 when the store comes
+        // from a release before tags (whose migration left them as they were).
+        up: |tx, _| fold_deltas(tx, &[4, 3]),
     },
 ];
 
@@ -270,12 +276,13 @@ fn names_as_sent(tx: &Transaction, legacy: &Legacy) -> anyhow::Result<()> {
              FROM rollups WHERE view = 'model';",
     )?;
     // After the copies: the deltas fold into every view, the new ones included.
-    fold_deltas(tx, 1)
+    fold_deltas(tx, &[1])
 }
 
-/// Folds every pending delta, stored as groups `format`, into the rollups: a migration that
-/// changes the groups' layout leaves none in the old one.
-fn fold_deltas(tx: &Transaction, format: u8) -> anyhow::Result<()> {
+/// Folds every pending delta into the rollups, each read in the first of `formats` it is stored
+/// in (a later format has fields an earlier one ends before): a migration that changes the
+/// groups' layout leaves none in the old one.
+fn fold_deltas(tx: &Transaction, formats: &[u8]) -> anyhow::Result<()> {
     let deltas: Vec<(String, Vec<u8>)> = {
         let mut stmt = tx.prepare("SELECT workspace_id, data FROM deltas ORDER BY seq")?;
         stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
@@ -283,8 +290,10 @@ fn fold_deltas(tx: &Transaction, format: u8) -> anyhow::Result<()> {
     };
     for (ws, data) in deltas {
         let id = WorkspaceId::parse(&ws).ok_or_else(|| anyhow!("bad workspace id {ws}"))?;
-        let groups = rollup::Groups::decode(&data, format)
-            .with_context(|| format!("reading a delta of {ws}"))?;
+        let groups = formats
+            .iter()
+            .find_map(|f| rollup::Groups::decode(&data, *f).ok())
+            .ok_or_else(|| anyhow!("a delta of {ws} is in none of the formats {formats:?}"))?;
         merge_rollups(tx, &id, &groups.views(rollup::Select::Deferred))?;
     }
     tx.execute_batch("DELETE FROM deltas")?;
