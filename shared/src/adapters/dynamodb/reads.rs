@@ -28,30 +28,8 @@ impl Events for DynamoStore {
         from_hour: i64,
         to_hour: i64,
     ) -> StoreResult<Vec<(RollupKey, Rollup)>> {
-        // `{to:010}` sorts before every `{to:010}#value`, so hour `to` is excluded.
-        let stored = self
-            .query_all(
-                schema::rollup_pk(ws, view),
-                Some(schema::rollup_hours(from_hour, to_hour)),
-                None,
-            )
-            .await?;
-        let mut out = Vec::with_capacity(stored.len());
-        for item in stored {
-            let stored = StoredRollup::read(item)?;
-            let (hour, value) = schema::parse_rollup_sk(&stored.key.1)?;
-            let key = RollupKey {
-                hour,
-                view: view.clone(),
-                value: value.to_owned(),
-            };
-            out.push((key, stored.rollup, stored.pending));
-        }
-        if view.is_core() {
-            return Ok(out.into_iter().map(|(k, r, _)| (k, r)).collect());
-        }
         Ok(self
-            .merge_pending(ws, view, from_hour, to_hour, out)
+            .read_rollups(ws, view, from_hour, to_hour, |_| true)
             .await?)
     }
 
@@ -73,34 +51,10 @@ impl Events for DynamoStore {
         from_hour: i64,
         to_hour: i64,
     ) -> StoreResult<Vec<(RollupKey, Rollup)>> {
-        let stored = self
-            .query_all(
-                schema::rollup_pk(ws, view),
-                Some(schema::rollup_hours(from_hour, to_hour)),
-                None,
-            )
-            .await?;
-        let mut out = Vec::new();
-        for item in stored {
-            let sk = items::sort_key_of(&item)?;
-            let (hour, v) = schema::parse_rollup_sk(&sk)?;
-            if v != value {
-                continue;
-            }
-            let stored = StoredRollup::read(item)?;
-            let key = RollupKey {
-                hour,
-                view: view.clone(),
-                value: value.to_owned(),
-            };
-            out.push((key, stored.rollup, stored.pending));
-        }
-        if view.is_core() {
-            return Ok(out.into_iter().map(|(k, r, _)| (k, r)).collect());
-        }
         let mut merged = self
-            .merge_pending(ws, view, from_hour, to_hour, out)
+            .read_rollups(ws, view, from_hour, to_hour, |v| v == value)
             .await?;
+        // Pending deltas bring the view's other values.
         merged.retain(|(k, _)| k.value == value);
         Ok(merged)
     }
@@ -229,5 +183,46 @@ impl Events for DynamoStore {
             }
         }
         Ok(out)
+    }
+}
+
+impl DynamoStore {
+    /// A view's rollup items for the hours, decoded only for the values `keep` accepts, with the
+    /// deltas not yet folded merged in (deferred views).
+    async fn read_rollups(
+        &self,
+        ws: &WorkspaceId,
+        view: &View,
+        from_hour: i64,
+        to_hour: i64,
+        keep: impl Fn(&str) -> bool,
+    ) -> anyhow::Result<Vec<(RollupKey, Rollup)>> {
+        // `{to:010}` sorts before every `{to:010}#value`, so hour `to` is excluded.
+        let stored = self
+            .query_all(
+                schema::rollup_pk(ws, view),
+                Some(schema::rollup_hours(from_hour, to_hour)),
+                None,
+            )
+            .await?;
+        let mut out = Vec::with_capacity(stored.len());
+        for item in stored {
+            let sk = items::sort_key_of(&item)?;
+            let (hour, value) = schema::parse_rollup_sk(&sk)?;
+            if !keep(value) {
+                continue;
+            }
+            let key = RollupKey {
+                hour,
+                view: view.clone(),
+                value: value.to_owned(),
+            };
+            let stored = StoredRollup::read(item)?;
+            out.push((key, stored.rollup, stored.pending));
+        }
+        if view.is_core() {
+            return Ok(out.into_iter().map(|(k, r, _)| (k, r)).collect());
+        }
+        self.merge_pending(ws, view, from_hour, to_hour, out).await
     }
 }
